@@ -1,0 +1,153 @@
+"""Shared fixtures: a private store, real git repositories, and yanex run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Git must not read the developer's own configuration (signing, hooks, templates).
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user shell: no YANEX_* left over from the outside, our store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+    env.update(GIT_ENV)
+    env["YANEX_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Project:
+    """A real folder (a git repository unless made with ``git=False``) to run yanex in."""
+
+    path: Path
+    home: Path
+
+    def write(self, name: str, text: str) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def commit(self, message: str = "commit") -> str:
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "-m", message)
+        return git(self.path, "rev-parse", "HEAD").strip()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(self.home, **extra)
+
+    def yanex(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120, **extra: str
+    ) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "yanex", *args],
+            cwd=self.path,
+            env=env if env is not None else self.env(**extra),
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+    def experiments(self) -> list[Path]:
+        root = self.home / "experiments"
+        if not root.exists():
+            return []
+        return sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+
+    def store_entries(self) -> list[str]:
+        """Everything under the store's experiments folder (to prove nothing was created)."""
+        root = self.home / "experiments"
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+    def only_experiment(self) -> Path:
+        found = self.experiments()
+        assert len(found) == 1, found
+        return found[0]
+
+
+def metadata(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "metadata.json").read_text())
+
+
+def results(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "yanex-home"
+
+
+@pytest.fixture
+def project(tmp_path: Path, home: Path) -> Project:
+    """An empty git repository with one commit (a README), ready for scripts."""
+    path = tmp_path / "proj"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    proj = Project(path, home)
+    proj.write("README.md", "test project\n")
+    proj.commit("init")
+    return proj
+
+
+@pytest.fixture
+def plain_dir(tmp_path: Path, home: Path) -> Project:
+    """A folder outside any git repository."""
+    path = tmp_path / "plain"
+    path.mkdir()
+    return Project(path, home)
+
+
+def assert_usage_error(result: Result, *needles: str) -> None:
+    """Exit 2, a short ``Error:`` message naming the problem, and never a traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Error" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
+
+
+def run_python(code: str, *, cwd: Path, env: dict[str, str], args: Sequence[str] = ()) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, timeout=60
+    )
+    return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())

@@ -1,0 +1,80 @@
+"""Bad input: a short message naming the problem, exit code 2, no traceback, nothing created."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Project, assert_usage_error
+
+CASES = [
+    # (what, args, extra files, extra env, text the message must contain)
+    ("missing script", ["run", "nope.py"], {}, {}, "nope.py"),
+    ("script is a folder", ["run", "pkg"], {"pkg/__init__.py": ""}, {}, "pkg"),
+    ("no script", ["run"], {}, {}, "SCRIPT"),
+    ("param without =", ["run", "s.py", "--param", "lr"], {}, {}, "neither KEY=VALUE nor ~KEY"),
+    ("param without key", ["run", "s.py", "-p", "=3"], {}, {}, "no key"),
+    ("unclosed list", ["run", "s.py", "-p", "x=[1,2"], {}, {}, "x=[1,2"),
+    ("unclosed dict", ["run", "s.py", "-p", "x={a: 1"], {}, {}, "cannot be parsed"),
+    ("unquoted special chars", ["run", "s.py", "-p", "u=http://h/?a=b"], {}, {}, "Quote"),
+    ("sweep without staging", ["run", "s.py", "-p", "x=choice(1,2)"], {}, {}, "sweeps"),
+    ("remove a missing key", ["run", "s.py", "-p", "~nothere"], {}, {}, "nothere"),
+    (
+        "add an existing key",
+        ["run", "s.py", "-p", "+a=2"],
+        {"config.yaml": "a: 1\n"},
+        {},
+        "already set",
+    ),
+    ("missing config", ["run", "s.py", "--config", "nope.yaml"], {}, {}, "nope.yaml"),
+    ("config is a folder", ["run", "s.py", "-c", "conf"], {"conf/x.yaml": "a: 1\n"}, {}, "conf"),
+    ("invalid YAML", ["run", "s.py"], {"config.yaml": "a: [1\n"}, {}, "not valid YAML"),
+    ("YAML list at top", ["run", "s.py"], {"config.yaml": "- 1\n- 2\n"}, {}, "mapping"),
+    ("YAML scalar at top", ["run", "s.py"], {"config.yaml": "just text\n"}, {}, "mapping"),
+    ("NUL in config", ["run", "s.py"], {"config.yaml": "a: 1\x00\n"}, {}, "NUL"),
+    (
+        "bad interpolation",
+        ["run", "s.py"],
+        {"config.yaml": "a: ${missing}\n"},
+        {},
+        "cannot be resolved",
+    ),
+    ("bad env value", ["run", "s.py"], {}, {"YANEX_PARAM_x": "[1,"}, "YANEX_PARAM_x"),
+    ("env without key", ["run", "s.py"], {}, {"YANEX_PARAM_": "1"}, "names no parameter"),
+    ("unknown option", ["run", "s.py", "--bogus"], {}, {}, "--bogus"),
+    ("unknown command", ["launch-rockets"], {}, {}, "launch-rockets"),
+    ("empty tag", ["run", "s.py", "--tag", ""], {}, {}, "tag"),
+    (
+        "dotted into a scalar",
+        ["run", "s.py", "-p", "a.b=1"],
+        {"config.yaml": "a: [1]\n"},
+        {},
+        "a.b=1",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "env", "needle"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_bad_input_is_refused_cleanly(
+    project: Project, args: list[str], files: dict[str, str], env: dict[str, str], needle: str
+) -> None:
+    project.write("s.py", "print('ran')\n")
+    for name, text in files.items():
+        project.write(name, text)
+    project.commit()
+    r = project.yanex(*args, env=project.env(**env))
+    assert_usage_error(r, needle)
+    assert "ran" not in r.stdout
+    assert project.store_entries() == []
+
+
+def test_unwritable_store_is_a_clear_error(project: Project) -> None:
+    project.write("s.py", "print('ran')\n")
+    project.commit()
+    blocker = project.path.parent / "not-a-folder"
+    blocker.write_text("a file where the store should be\n")
+    r = project.yanex("run", "s.py", env=project.env(YANEX_HOME=str(blocker)))
+    assert_usage_error(r, "cannot create an experiment folder")
+    assert "ran" not in r.stdout

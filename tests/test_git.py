@@ -1,0 +1,142 @@
+"""Git state: what is recorded, what is refused, and that commit + patch rebuild a dirty run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import Project, assert_usage_error, git, metadata
+
+from yanex.gitstate import strip_credentials
+
+SCRIPT = "print('hello')\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("https://user:token@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://ghp_abc123@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("http://u:p@host:8080/r", "http://host:8080/r"),
+        ("ssh://git:secret@host/r.git", "ssh://git@host/r.git"),
+        ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("/srv/git/repo.git", "/srv/git/repo.git"),
+    ],
+)
+def test_credentials_are_stripped_from_remote_urls(url: str, stored: str) -> None:
+    assert strip_credentials(url) == stored
+
+
+def test_clean_run_records_commit_branch_and_remote(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    commit = project.commit()
+    git(project.path, "remote", "add", "origin", "https://alice:s3cret@example.com/lab/proj.git")
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    assert metadata(folder)["git"] == {
+        "commit": commit,
+        "branch": "main",
+        "dirty": False,
+        "remote_url": "https://example.com/lab/proj.git",
+    }
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert "s3cret" not in path.read_text(errors="replace"), path
+
+
+def test_detached_head_records_commit_without_branch(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    commit = project.commit()
+    git(project.path, "checkout", "-q", "--detach", "HEAD")
+    assert project.yanex("run", "s.py").returncode == 0
+    recorded = metadata(project.only_experiment())["git"]
+    assert recorded["branch"] is None and recorded["commit"] == commit
+
+
+@pytest.mark.parametrize("change", ["modified", "staged", "untracked_script", "deleted"])
+def test_dirty_tree_is_refused_naming_files_and_the_flag(project: Project, change: str) -> None:
+    project.write("s.py", SCRIPT)
+    project.write("lib.py", "X = 1\n")
+    project.commit()
+    script = "s.py"
+    if change == "modified":
+        project.write("lib.py", "X = 2\n")
+        named = "lib.py"
+    elif change == "staged":
+        project.write("lib.py", "X = 3\n")
+        git(project.path, "add", "lib.py")
+        named = "lib.py"
+    elif change == "deleted":
+        (project.path / "lib.py").unlink()
+        named = "lib.py"
+    else:
+        project.write("new.py", SCRIPT)
+        script = named = "new.py"
+    r = project.yanex("run", script)
+    assert_usage_error(r, named, "--ignore-dirty", "uncommitted changes")
+    assert project.store_entries() == []
+
+
+def test_untracked_files_other_than_the_script_do_not_make_it_dirty(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    project.commit()
+    project.write("notes.txt", "scratch\n")
+    assert project.yanex("run", "s.py").returncode == 0
+    assert metadata(project.only_experiment())["git"]["dirty"] is False
+
+
+def test_ignore_dirty_runs_and_commit_plus_patch_rebuild_the_code(
+    project: Project, tmp_path
+) -> None:
+    project.write("s.py", "from lib import X\nprint('X is', X)\n")
+    project.write("lib.py", "X = 1\n")
+    commit = project.commit()
+    project.write("lib.py", "X = 2\n")  # modified tracked file
+    project.write("tool.py", "from lib import X\nprint('tool', X)\n")  # untracked script
+    r = project.yanex("run", "tool.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "tool 2\n"
+    folder = project.only_experiment()
+    recorded = metadata(folder)["git"]
+    assert recorded["dirty"] is True and recorded["commit"] == commit
+    patch = (folder / "git.patch").read_bytes()
+    assert b"lib.py" in patch and b"tool.py" in patch
+
+    # rebuild: a fresh clone at the recorded commit, plus the patch, gives the code that ran
+    rebuilt = tmp_path / "rebuilt"
+    git(tmp_path, "clone", "-q", str(project.path), str(rebuilt))
+    git(rebuilt, "checkout", "-q", commit)
+    git(rebuilt, "apply", str(folder / "git.patch"))
+    assert (rebuilt / "lib.py").read_text() == "X = 2\n"
+    assert (rebuilt / "tool.py").read_text() == (project.path / "tool.py").read_text()
+    out = subprocess.run([sys.executable, "tool.py"], cwd=rebuilt, capture_output=True, text=True)
+    assert out.stdout == "tool 2\n"
+
+
+def test_repository_without_commits(tmp_path, home) -> None:
+    from conftest import Project
+
+    path = tmp_path / "fresh"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    proj = Project(path, home)
+    proj.write("s.py", SCRIPT)
+    assert_usage_error(proj.yanex("run", "s.py"), "s.py", "--ignore-dirty")
+    r = proj.yanex("run", "s.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    folder = proj.only_experiment()
+    recorded = metadata(folder)["git"]
+    assert recorded["commit"] is None and recorded["dirty"] is True
+    assert b"s.py" in (folder / "git.patch").read_bytes()
+
+
+def test_outside_a_repository_runs_with_one_warning(plain_dir: Project) -> None:
+    plain_dir.write("s.py", SCRIPT)
+    r = plain_dir.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning:") == 1 and "not in a git repository" in r.stderr
+    assert metadata(plain_dir.only_experiment())["git"] is None

@@ -1,0 +1,28 @@
+"""yanex: run Python scripts as tracked, reproducible experiments.
+
+In a script::
+
+    import yanex
+    lr = yanex.get_param("model.lr", 0.001)
+    yanex.log_results({"loss": 0.3})
+
+``import yanex`` is paid by every tracked script, so it loads the standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yanex import api
+from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
+from yanex.errors import YanexError as YanexError
+
+__all__ = ["YanexError", *api.__all__]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("yanex")
+    raise AttributeError(f"module 'yanex' has no attribute {name!r}")

@@ -1,0 +1,395 @@
+"""The script side of yanex: read parameters, log results and artifacts.
+
+A tracked script finds its experiment through ``YANEX_EXPERIMENT_DIR`` (set by the launcher),
+reads its parameters from ``params.json`` there, appends to ``results.jsonl`` and copies into
+``artifacts/``. Run with plain ``python script.py`` every call still works: parameters come
+from the defaults and ``YANEX_PARAM_*``, and logging is a no-op that warns once.
+
+Every tracked script pays for ``import yanex``: this module uses the standard library only;
+the libraries a format needs (numpy, matplotlib, torch) are imported only when it is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+import pickle
+import shutil
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from yanex import store
+
+__all__ = [
+    "copy_artifact",
+    "experiment_dir",
+    "experiment_id",
+    "get_experiment_dir",
+    "get_experiment_id",
+    "get_param",
+    "get_params",
+    "is_standalone",
+    "load_artifact",
+    "log_artifact",
+    "log_metrics",
+    "log_results",
+    "save_artifact",
+]
+
+ENV_EXPERIMENT_ID = "YANEX_EXPERIMENT_ID"
+ENV_EXPERIMENT_DIR = "YANEX_EXPERIMENT_DIR"
+
+_MISSING = object()
+
+
+class _Context:
+    """The experiment this process belongs to (or none), found once per process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.dir: Path | None = None
+        self.id: str | None = None
+        self.params: dict[str, Any] | None = None
+        self.results_fd: int | None = None
+        self.next_step = 0
+        self.warned = False
+        raw = os.environ.get(ENV_EXPERIMENT_DIR)
+        if raw:
+            self.dir = _checked_experiment_dir(raw)
+            self.id = self.dir.name
+
+
+def _checked_experiment_dir(raw: str) -> Path:
+    """Accept only a folder of this store named by a valid ID: the env cannot point elsewhere."""
+    path = Path(raw)
+    root = store.experiments_root().resolve()
+    resolved = path.resolve()
+    if resolved.parent != root or not store.is_valid_id(resolved.name):
+        raise RuntimeError(
+            f"{ENV_EXPERIMENT_DIR}={raw!r} is not an experiment folder of the store {root}; "
+            "run the script with `yanex run`, or unset the variable to run it standalone"
+        )
+    if not (resolved / store.METADATA).is_file():
+        raise RuntimeError(f"{ENV_EXPERIMENT_DIR}={raw!r}: no such experiment")
+    return resolved
+
+
+_context: _Context | None = None
+_context_lock = threading.Lock()
+
+
+def _ctx() -> _Context:
+    global _context
+    if _context is None:
+        with _context_lock:
+            if _context is None:
+                _context = _Context()
+    return _context
+
+
+def _warn_standalone(what: str) -> None:
+    ctx = _ctx()
+    if not ctx.warned:
+        ctx.warned = True
+        warnings.warn(
+            f"yanex: not running under `yanex run`; {what} and later logging calls are no-ops",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+# --- context -----------------------------------------------------------------------------
+
+
+def is_standalone() -> bool:
+    """True when the script runs without ``yanex run`` (nothing is tracked)."""
+    return _ctx().dir is None
+
+
+def experiment_id() -> str | None:
+    """This experiment's ID, or None when standalone."""
+    return _ctx().id
+
+
+def experiment_dir() -> Path | None:
+    """This experiment's folder, or None when standalone."""
+    return _ctx().dir
+
+
+# --- parameters --------------------------------------------------------------------------
+
+
+def _load_params(ctx: _Context) -> dict[str, Any]:
+    if ctx.params is None:
+        if ctx.dir is not None:
+            ctx.params = store.read_json(ctx.dir / store.PARAMS)
+        elif any(name.startswith("YANEX_PARAM_") for name in os.environ):
+            # Standalone with YANEX_PARAM_*: typed by the same grammar as under `yanex run`.
+            from yanex.params import env_params
+
+            ctx.params = env_params(os.environ)
+        else:
+            ctx.params = {}
+    return ctx.params
+
+
+def get_params() -> dict[str, Any]:
+    """All parameters of this run as a plain dict (a copy: changing it changes nothing)."""
+    return copy.deepcopy(_load_params(_ctx()))
+
+
+def get_param(key: str, default: Any = None) -> Any:
+    """One parameter by dotted key (``"model.lr"``, ``"layers.0"``), else ``default``."""
+    node: Any = _load_params(_ctx())
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif (
+            isinstance(node, list)
+            and part.lstrip("-").isdigit()
+            and -len(node) <= int(part) < len(node)
+        ):
+            node = node[int(part)]
+        else:
+            return default
+    return copy.deepcopy(node)
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+def _json_default(obj: Any) -> Any:
+    """Numpy scalars and arrays (and anything with ``tolist``/``item``) become plain values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
+    """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
+
+    ``step=None`` means one more than the last step this process logged (0 at first).
+    Safe from several threads and processes at once.
+    """
+    if not isinstance(results, Mapping):
+        raise TypeError(
+            f"log_results takes a mapping of names to values, not {type(results).__name__}"
+        )
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
+        raise TypeError(f"step must be an int or None, not {type(step).__name__}")
+    ctx = _ctx()
+    if ctx.dir is None:
+        _warn_standalone("log_results")
+        return
+    with ctx.lock:
+        if step is None:
+            step = ctx.next_step
+        ctx.next_step = step + 1
+        line = json.dumps(
+            {"step": step, "timestamp": store.now_iso(), "results": dict(results)},
+            ensure_ascii=False,
+            default=_json_default,
+        )
+        if ctx.results_fd is None:
+            ctx.results_fd = os.open(
+                ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
+        store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+
+
+log_metrics = log_results
+
+
+# --- artifacts ---------------------------------------------------------------------------
+
+
+def _artifact_path(name: str) -> Path | None:
+    ctx = _ctx()
+    if ctx.dir is None:
+        return None
+    return store.path_inside(ctx.dir / store.ARTIFACTS, str(name))
+
+
+def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write an artifact through a temp file and a rename: no half-written artifact is seen."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
+    """Copy the file at ``path`` into ``artifacts/`` (as ``name``, else its own name)."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"log_artifact: no such file: {source}")
+    target = _artifact_path(name if name is not None else source.name)
+    if target is None:
+        _warn_standalone("log_artifact")
+        return
+    with open(source, "rb") as src:
+        _write_via_temp(target, lambda f: shutil.copyfileobj(src, f))
+
+
+def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None) -> None:
+    """yanex 0.6 name of :func:`log_artifact`."""
+    log_artifact(src_path, filename)
+
+
+def _save_csv(obj: Any, f: IO[bytes]) -> None:
+    if hasattr(obj, "to_csv"):  # a pandas DataFrame
+        obj.to_csv(f, index=False)
+        return
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    rows = list(obj)
+    if rows and isinstance(rows[0], Mapping):
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        csv.writer(text).writerows(rows)
+    text.flush()
+    text.detach()
+
+
+def _save_npy(obj: Any, f: IO[bytes]) -> None:
+    import numpy
+
+    numpy.save(f, obj)
+
+
+def _save_npz(obj: Any, f: IO[bytes]) -> None:
+    import numpy
+
+    if isinstance(obj, Mapping):
+        numpy.savez(f, **obj)
+    else:
+        numpy.savez(f, obj)
+
+
+def _save_figure(fmt: str) -> Callable[[Any, IO[bytes]], None]:
+    def save(fig: Any, f: IO[bytes]) -> None:
+        if not hasattr(fig, "savefig"):
+            raise TypeError(f"save_artifact: a .{fmt} artifact takes a matplotlib figure")
+        fig.savefig(f, format=fmt)
+
+    return save
+
+
+def _save_torch(obj: Any, f: IO[bytes]) -> None:
+    import torch
+
+    torch.save(obj, f)
+
+
+_SAVERS: dict[str, Callable[[Any, IO[bytes]], None]] = {
+    ".txt": lambda obj, f: f.write(str(obj).encode("utf-8")),
+    ".json": lambda obj, f: f.write(
+        (json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode()
+    ),
+    ".csv": _save_csv,
+    ".npy": _save_npy,
+    ".npz": _save_npz,
+    ".pkl": lambda obj, f: pickle.dump(obj, f),
+    ".pickle": lambda obj, f: pickle.dump(obj, f),
+    ".png": _save_figure("png"),
+    ".svg": _save_figure("svg"),
+    ".pdf": _save_figure("pdf"),
+    ".pt": _save_torch,
+    ".pth": _save_torch,
+}
+
+
+def save_artifact(obj: Any, name: str) -> None:
+    """Save ``obj`` into ``artifacts/name``; the format follows the extension.
+
+    .txt (str), .json, .csv (rows, dicts or a DataFrame), .npy/.npz (numpy), .pkl,
+    .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch).
+    """
+    suffix = Path(name).suffix.lower()
+    saver = _SAVERS.get(suffix)
+    if saver is None:
+        raise ValueError(
+            f"save_artifact: no format for {suffix or 'a name without extension'!r}; "
+            f"use one of {', '.join(_SAVERS)} or write the file and call log_artifact"
+        )
+    target = _artifact_path(name)
+    if target is None:
+        _warn_standalone("save_artifact")
+        return
+    _write_via_temp(target, lambda f: saver(obj, f))
+
+
+def _load_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _load_npy(path: Path) -> Any:
+    import numpy
+
+    return numpy.load(path, allow_pickle=False)
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    import numpy
+
+    with numpy.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _load_pickle(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _load_torch(path: Path) -> Any:
+    import torch
+
+    return torch.load(path)
+
+
+_LOADERS: dict[str, Callable[[Path], Any]] = {
+    ".txt": lambda p: p.read_text(encoding="utf-8"),
+    ".json": lambda p: json.loads(p.read_text(encoding="utf-8")),
+    ".csv": _load_csv,
+    ".npy": _load_npy,
+    ".npz": _load_npz,
+    ".pkl": _load_pickle,
+    ".pickle": _load_pickle,
+    ".pt": _load_torch,
+    ".pth": _load_torch,
+}
+
+
+def load_artifact(name: str) -> Any:
+    """Load ``artifacts/name`` by its extension (.csv gives a list of row dicts; other
+    extensions give bytes); None when it does not exist or when standalone."""
+    target = _artifact_path(name)
+    if target is None or not target.is_file():
+        return None
+    loader = _LOADERS.get(target.suffix.lower(), lambda p: p.read_bytes())
+    return loader(target)
+
+
+# yanex 0.6 names, kept so that scripts written for it run unchanged.
+get_experiment_id = experiment_id
+get_experiment_dir = experiment_dir

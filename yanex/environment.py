@@ -1,0 +1,73 @@
+"""The software environment a run used: Python, platform, host and installed package versions.
+
+Listing installed distributions takes a few hundred milliseconds on a large environment, and
+every run pays for it, so the list is cached per interpreter and refreshed whenever a
+site-packages folder changes (installing or removing a package changes its mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from yanex import store
+
+
+def _package_dirs() -> list[str]:
+    return [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
+
+
+def _cache_key() -> str:
+    parts = [sys.executable]
+    for folder in _package_dirs():
+        try:
+            parts.append(f"{folder}:{os.stat(folder).st_mtime_ns}")
+        except OSError:
+            parts.append(f"{folder}:-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _scan_packages() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name and name not in found:  # the first on sys.path is the one imported
+            found[name] = dist.version
+    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+
+
+def installed_packages(cache_dir: Path) -> dict[str, str]:
+    """``{name: version}`` of the distributions this interpreter sees, from the cache if fresh."""
+    cache = cache_dir / f"packages-{_cache_key()}.json"
+    try:
+        return store.read_json(cache)
+    except (OSError, ValueError):
+        pass
+    packages = _scan_packages()
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store.write_json_atomic(cache, packages)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return packages
+
+
+def snapshot(cache_dir: Path) -> dict[str, Any]:
+    uname = platform.uname()
+    return {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "platform": f"{uname.system}-{uname.release}-{uname.machine}",
+        "hostname": socket.gethostname(),
+        "packages": installed_packages(cache_dir),
+    }

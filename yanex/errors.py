@@ -1,0 +1,40 @@
+"""Errors a user can cause: one small hierarchy, shown once by the CLI as a short message.
+
+Every ``YanexError`` is a refusal made before anything is created or changed; the CLI prints
+``Error: <message>`` on stderr and exits with ``exit_code`` (2). Any other exception is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class YanexError(Exception):
+    """Base of the errors a user can cause; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def format_message(self) -> str:
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class ParamError(YanexError):
+    """A ``--param``, ``YANEX_PARAM_*`` value or config file that cannot be used."""
+
+
+class GitStateError(YanexError):
+    """The repository is not in a state the run may start from (e.g. a dirty tree)."""
+
+
+class StoreError(YanexError):
+    """The experiment store cannot be written or read as needed."""
+
+
+class ScriptError(YanexError):
+    """The script to run does not exist or is not a file."""

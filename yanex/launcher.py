@@ -1,0 +1,456 @@
+"""The launcher: validate a run, write its experiment folder, run the script, record the end.
+
+One run goes through three steps, each its own method so that dry runs, staging and other
+executors can stop after any of them:
+
+- ``prepare``: resolve parameters, snapshot git, check the script. Nothing is created; every
+  problem a user can fix is raised as a ``YanexError``.
+- ``create``: reserve the ID and write ``config.yaml``, ``params.json``, ``git.patch`` and
+  ``metadata.json`` (status ``running``), each atomically. A failure removes the folder.
+- ``execute``: run the script with ``sys.executable`` as a child process, tee its output to the
+  terminal and to ``stdout.txt``/``stderr.txt``, forward signals, and record how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from yanex import environment, gitstate, params, store
+from yanex.errors import ScriptError
+
+# How long a script may take to stop after a forwarded signal before it is killed.
+DEFAULT_GRACE_PERIOD = 10.0
+GRACE_PERIOD_ENV = "YANEX_GRACE_PERIOD"
+
+# How many bytes of stderr are kept for the ``error`` of a failed run, and how many lines shown.
+_STDERR_TAIL_BYTES = 8192
+_ERROR_LINES = 10
+
+# How long the output pipes may stay open after the script exited (a background process it
+# started may hold them) before yanex stops waiting for them.
+_DRAIN_TIMEOUT = 5.0
+
+_SI_KERNEL = 0x80  # si_code of a signal the kernel sent, e.g. Ctrl-C from the terminal
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class RunRequest:
+    """Everything a user asked for one run, as given; nothing is validated yet."""
+
+    script: Path
+    script_args: list[str] = field(default_factory=list)
+    config_path: Path | None = None
+    params: list[str] = field(default_factory=list)
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    ignore_dirty: bool = False
+    cwd: Path = field(default_factory=Path.cwd)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class Prepared:
+    """A validated run: the resolved parameters and the git state it starts from."""
+
+    request: RunRequest
+    script: Path
+    resolved: params.ResolvedParams
+    git: gitstate.GitSnapshot | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Experiment:
+    """An experiment folder written by ``create``, with the metadata held in memory."""
+
+    id: str
+    dir: Path
+    metadata: dict[str, Any]
+
+    def save_metadata(self) -> None:
+        store.write_json_atomic(self.dir / store.METADATA, self.metadata)
+
+
+@dataclass
+class Outcome:
+    """How a run ended: its status, the script's exit code and the code yanex exits with."""
+
+    id: str
+    dir: Path
+    status: str
+    exit_code: int | None
+    cli_exit_code: int
+    error: str | None
+
+
+def _grace_period(environ: Mapping[str, str]) -> float:
+    raw = environ.get(GRACE_PERIOD_ENV)
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_GRACE_PERIOD
+    except ValueError:
+        return DEFAULT_GRACE_PERIOD
+
+
+class _Tee(threading.Thread):
+    """Copy one output pipe of the script, as bytes, to a log file and to the terminal."""
+
+    def __init__(
+        self, pipe: IO[bytes], log_path: Path, terminal: IO[bytes] | None, keep_tail: bool
+    ):
+        super().__init__(daemon=True, name=f"yanex-tee-{log_path.name}")
+        self.pipe = pipe
+        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.terminal = terminal
+        self.tail = bytearray() if keep_tail else None
+        self.write_error: OSError | None = None
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                self._write_log(chunk)
+                self._write_terminal(chunk)
+                if self.tail is not None:
+                    self.tail += chunk
+                    del self.tail[:-_STDERR_TAIL_BYTES]
+        finally:
+            os.close(self.log_fd)
+
+    def _write_log(self, chunk: bytes) -> None:
+        if self.write_error is not None:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self.log_fd, view) :]
+        except OSError as exc:  # e.g. a full disk: keep the script's output flowing to the terminal
+            self.write_error = exc
+
+    def _write_terminal(self, chunk: bytes) -> None:
+        if self.terminal is None:
+            return
+        try:
+            self.terminal.write(chunk)
+            self.terminal.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) must not stop the run
+            self.terminal = None
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
+    """What the child runs between fork and exec: its own signal mask, and death with yanex."""
+
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() != parent_pid:  # yanex died before prctl took effect
+                os._exit(1)
+
+    return setup
+
+
+def _failure_reason(returncode: int, stderr_tail: bytes | None) -> str:
+    if returncode < 0:
+        try:
+            head = f"killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            head = f"killed by signal {-returncode}"
+    else:
+        head = f"exited with code {returncode}"
+    lines = [
+        line
+        for line in (stderr_tail or b"").decode("utf-8", "replace").splitlines()
+        if line.strip()
+    ]
+    if not lines:
+        return head
+    return head + ":\n" + "\n".join(lines[-_ERROR_LINES:])
+
+
+def config_yaml(config: Mapping[str, Any]) -> str:
+    """The resolved parameters as YAML text (block style, keys in their given order)."""
+    if not config:
+        return "{}\n"
+    import yaml
+
+    return yaml.safe_dump(
+        dict(config), sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
+
+
+class Launcher:
+    """Runs one experiment: ``prepare`` (validate), ``create`` (write the folder), ``execute``.
+
+    ``stdout``/``stderr`` receive the script's output as it comes (None: the files only);
+    ``echo`` receives yanex's own short messages (warnings, the experiment ID).
+    """
+
+    def __init__(
+        self,
+        *,
+        stdout: IO[bytes] | None = None,
+        stderr: IO[bytes] | None = None,
+        echo: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.echo = echo
+
+    def run(self, request: RunRequest) -> Outcome:
+        """Prepare, create and execute one run."""
+        prepared = self.prepare(request)
+        for warning in prepared.warnings:
+            self.echo(f"warning: {warning}")
+        experiment = self.create(prepared)
+        return self.execute(experiment, prepared)
+
+    def prepare(self, request: RunRequest) -> Prepared:
+        """Validate everything a run needs; create nothing."""
+        script = request.script if request.script.is_absolute() else request.cwd / request.script
+        if not script.is_file():
+            raise ScriptError(
+                f"script not found: {request.script}", hint="Give the path of a Python file."
+            )
+        config_path = request.config_path
+        if config_path is not None and not config_path.is_absolute():
+            config_path = request.cwd / config_path
+        resolved = params.resolve(
+            cwd=request.cwd,
+            config_path=config_path,
+            param_texts=list(request.params),
+            environ=request.environ,
+        )
+        warnings: list[str] = []
+        try:
+            git = gitstate.snapshot(script)
+        except gitstate.NotARepository as exc:
+            git = None
+            warnings.append(f"{exc}; the code of this run is not recorded (git: null)")
+        else:
+            if not request.ignore_dirty:
+                gitstate.require_clean(git)
+        return Prepared(
+            request=request, script=script.resolve(), resolved=resolved, git=git, warnings=warnings
+        )
+
+    def create(self, prepared: Prepared, status: str = "running") -> Experiment:
+        """Reserve an ID and write the experiment folder; on any failure, remove it again."""
+        request = prepared.request
+        experiment_id, folder = store.create_experiment_dir()
+        try:
+            config = prepared.resolved.config
+            store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
+            store.write_json_atomic(folder / store.PARAMS, config)
+            git = prepared.git
+            if git is not None and git.dirty:
+                store.write_bytes_atomic(folder / store.GIT_PATCH, gitstate.patch(git))
+            now = store.now_iso()
+            metadata: dict[str, Any] = {
+                "id": experiment_id,
+                "name": request.name,
+                "description": request.description,
+                "tags": list(dict.fromkeys(request.tags)),
+                "status": status,
+                "script": str(prepared.script),
+                "args": list(request.script_args),
+                "cwd": str(request.cwd.resolve()),
+                "config_file": str(prepared.resolved.config_file)
+                if prepared.resolved.config_file
+                else None,
+                "overrides": prepared.resolved.overrides,
+                "created_at": now,
+                "started_at": None,
+                "ended_at": None,
+                "duration": None,
+                "exit_code": None,
+                "error": None,
+                "git": git.to_metadata() if git is not None else None,
+                "environment": environment.snapshot(store.yanex_home() / "cache"),
+                "launcher": {"pid": os.getpid(), "hostname": None},
+            }
+            metadata["launcher"]["hostname"] = metadata["environment"]["hostname"]
+            experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
+            experiment.save_metadata()
+        except BaseException as exc:
+            store.remove_experiment_dir(folder)
+            if isinstance(exc, OSError):
+                raise store.StoreError(
+                    f"cannot write experiment {experiment_id} in {folder.parent}: "
+                    f"{exc.strerror or exc}",
+                    hint="Check the disk's free space and that YANEX_HOME is writable; "
+                    "nothing was kept.",
+                ) from exc
+            raise
+        return experiment
+
+    def execute(self, experiment: Experiment, prepared: Prepared) -> Outcome:
+        """Run the script as a child process and record how it ended; every ending is recorded.
+
+        Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
+        group), so yanex does not send it again; a SIGINT, SIGTERM or SIGHUP sent to yanex alone is
+        forwarded. Either way the run is ``cancelled``; a script still alive after the grace period
+        (or at a second signal) is killed.
+        """
+        request, script = prepared.request, prepared.script
+        meta = experiment.metadata
+        env = dict(request.environ)
+        env.update(
+            {
+                "YANEX_EXPERIMENT_ID": experiment.id,
+                "YANEX_EXPERIMENT_DIR": str(experiment.dir),
+                "YANEX_HOME": str(store.yanex_home()),
+                "PYTHONUNBUFFERED": "1",  # so output is streamed, not held in the script's buffers
+            }
+        )
+        grace = _grace_period(request.environ)
+        waited = {*_FORWARDED, signal.SIGCHLD}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+        tees: list[_Tee] = []
+        received: signal.Signals | None = None
+        returncode: int | None = None
+        started = time.monotonic()
+        try:
+            import subprocess
+
+            meta["started_at"] = store.now_iso()
+            meta["status"] = "running"
+            experiment.save_metadata()
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, str(script), *request.script_args],
+                    cwd=request.cwd,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=_child_setup(os.getpid(), _libc_prctl()),
+                )
+            except OSError as exc:
+                return _finish(
+                    experiment,
+                    "failed",
+                    None,
+                    f"the script could not be started: {exc}",
+                    1,
+                    started,
+                )
+            tees = [
+                _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, keep_tail=False),  # type: ignore[arg-type]
+                _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, keep_tail=True),  # type: ignore[arg-type]
+            ]
+            for tee in tees:
+                tee.start()
+            self.echo(
+                f"yanex: experiment {experiment.id} running {script.name} (folder {experiment.dir})"
+            )
+
+            kill_at: float | None = None
+            while returncode is None:
+                timeout = 1.0 if kill_at is None else max(0.0, kill_at - time.monotonic())
+                info = signal.sigtimedwait(waited, timeout)
+                if info is not None and info.si_signo != signal.SIGCHLD:
+                    sig = signal.Signals(info.si_signo)
+                    if received is not None:
+                        proc.kill()  # a second signal: stop now
+                    else:
+                        received = sig
+                        kill_at = time.monotonic() + grace
+                        if not (sig == signal.SIGINT and info.si_code == _SI_KERNEL):
+                            proc.send_signal(sig)
+                returncode = proc.poll()
+                if returncode is None and kill_at is not None and time.monotonic() >= kill_at:
+                    proc.kill()
+                    returncode = proc.wait()
+            for tee in tees:
+                tee.join(_DRAIN_TIMEOUT)
+        except BaseException:
+            # A bug in yanex itself: record it, never leave the run "running".
+            with contextlib.suppress(Exception):
+                if returncode is None and "proc" in locals():
+                    proc.kill()
+                    proc.wait()
+                _finish(
+                    experiment,
+                    "failed",
+                    returncode,
+                    "yanex failed while running the script",
+                    1,
+                    started,
+                )
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+        stderr_tail = bytes(tees[1].tail or b"")
+        if received is not None:
+            return _finish(
+                experiment,
+                "cancelled",
+                returncode,
+                f"cancelled by {received.name}",
+                128 + received,
+                started,
+            )
+        if returncode == 0:
+            return _finish(experiment, "completed", 0, None, 0, started)
+        cli_code = returncode if returncode > 0 else 128 - returncode
+        return _finish(
+            experiment,
+            "failed",
+            returncode,
+            _failure_reason(returncode, stderr_tail),
+            cli_code,
+            started,
+        )
+
+
+def _finish(
+    experiment: Experiment,
+    status: str,
+    exit_code: int | None,
+    error: str | None,
+    cli_exit_code: int,
+    started: float,
+) -> Outcome:
+    meta = experiment.metadata
+    meta.update(
+        {
+            "status": status,
+            "ended_at": store.now_iso(),
+            "duration": round(time.monotonic() - started, 3),
+            "exit_code": exit_code,
+            "error": error,
+        }
+    )
+    experiment.save_metadata()
+    return Outcome(
+        id=experiment.id,
+        dir=experiment.dir,
+        status=status,
+        exit_code=exit_code,
+        cli_exit_code=cli_exit_code,
+        error=error,
+    )

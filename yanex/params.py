@@ -1,0 +1,277 @@
+"""Parameter resolution: config file < ``YANEX_PARAM_*`` < ``--param``, merged by OmegaConf.
+
+Values given as text (``--param`` and the environment) are typed by one grammar, Hydra's
+override parser: ``3`` int, ``1e-3`` float, ``true`` bool, ``null``, ``[1, 2]`` list, a quoted
+value stays a string. A bare comma never makes a sweep here (``title=Hello, world`` is one
+string). A script's own defaults (``yanex.get_param(key, default)``) stay in its code.
+
+OmegaConf and the parser are imported inside the functions that need them: a run with no
+config and no parameters pays for neither.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from yanex.errors import ParamError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig
+
+ENV_PREFIX = "YANEX_PARAM_"
+DEFAULT_CONFIG = "config.yaml"
+
+Op = Literal["set", "add", "force_add", "delete"]
+
+
+@dataclass(frozen=True)
+class ParamOverride:
+    """One override, typed: ``op`` on dotted ``key`` with ``value``; ``text`` as given."""
+
+    op: Op
+    key: str
+    value: Any
+    has_value: bool
+    text: str
+    source: str  # where it came from, for messages: "--param" or "YANEX_PARAM_x"
+
+
+@dataclass
+class ResolvedParams:
+    """The parameters of one run and where they came from."""
+
+    config: dict[str, Any]
+    config_file: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
+_parser: OverridesParser | None = None
+
+
+def _get_parser() -> OverridesParser:
+    global _parser
+    if _parser is None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        _parser = OverridesParser.create()
+    return _parser
+
+
+_QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
+
+
+def parse_override(text: str, source: str = "--param") -> ParamOverride:
+    """Parse ``KEY=VALUE``, ``+KEY=VALUE``, ``++KEY=VALUE``, ``~KEY`` or ``~KEY=VALUE``."""
+    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.errors import HydraException
+
+    shown = f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
+    if "=" not in text and not text.startswith("~"):
+        raise ParamError(f"{shown} is neither KEY=VALUE nor ~KEY", hint="Example: --param lr=0.01")
+    if "\x00" in text:
+        raise ParamError(f"{shown} contains a NUL byte")
+    try:
+        override = _get_parser().parse_override(text)
+    except HydraException as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParamError(f"{shown} cannot be parsed: {reason}", hint=_QUOTE_HINT) from exc
+
+    key = override.key_or_group
+    if not key:
+        raise ParamError(f"{shown} has no key before '='")
+    if override.package is not None:
+        raise ParamError(
+            f"{shown}: 'group@package' overrides need a Hydra conf/ folder",
+            hint="Use a dotted key instead: --param model.width=128",
+        )
+    if "/" in key:
+        raise ParamError(
+            f"{shown}: 'group/option' keys need a Hydra conf/ folder",
+            hint="Use a dotted key instead: --param model.width=128",
+        )
+
+    op: Op = {
+        OverrideType.CHANGE: "set",
+        OverrideType.ADD: "add",
+        OverrideType.FORCE_ADD: "force_add",
+        OverrideType.DEL: "delete",
+    }[override.type]
+    has_value = override.value_type is not None
+    value: Any = None
+    if override.value_type == ValueType.SIMPLE_CHOICE_SWEEP:
+        # A bare comma is text, never a sweep: keep the value exactly as typed.
+        value = text.split("=", 1)[1]
+    elif override.value_type in (None, ValueType.ELEMENT):
+        value = override.value()
+    else:
+        raise ParamError(
+            f"{shown}: sweeps ({text.split('=', 1)[1]}) are not supported by `yanex run` yet",
+            hint="Give one value per run.",
+        )
+    return ParamOverride(op=op, key=key, value=value, has_value=has_value, text=text, source=source)
+
+
+def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``YANEX_PARAM_model__lr=0.1`` -> ``("YANEX_PARAM_model__lr", "model.lr=0.1")``, by name."""
+    texts = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].replace("__", ".")
+        if not key:
+            raise ParamError(
+                f"environment variable {name} names no parameter",
+                hint="Write YANEX_PARAM_<key>=<value>, e.g. YANEX_PARAM_model__lr=0.01",
+            )
+        texts.append((name, f"{key}={environ[name]}"))
+    return texts
+
+
+def parse_env(environ: Mapping[str, str]) -> list[ParamOverride]:
+    return [parse_override(text, source=name) for name, text in env_override_texts(environ)]
+
+
+def load_config_file(path: Path) -> DictConfig:
+    """Load a YAML config file whose top level is a mapping (an empty file is ``{}``)."""
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        raise ParamError(
+            f"config file not found: {path}", hint="Give an existing file to --config."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamError(f"config file {path} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise ParamError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    if "\x00" in text:
+        raise ParamError(f"config file {path} contains a NUL byte; it is not a YAML file")
+    try:
+        # OmegaConf's own YAML loader (1e-3 is a float, duplicate keys are errors), then a
+        # check of the top level: OmegaConf.create("text") would make it a key.
+        data = yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamError(f"config file {path} is not valid YAML{where}: {problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamError(
+            f"config file {path} must hold a mapping of names to values at its top level, "
+            f"not a {type(data).__name__}"
+        )
+    try:
+        cfg = OmegaConf.create(data)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise ParamError(f"config file {path} cannot be loaded: {exc}".splitlines()[0]) from exc
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def _yaml_loader() -> Any:
+    try:
+        from omegaconf._utils import get_yaml_loader  # private, stable across omegaconf 2.x
+
+        return get_yaml_loader()
+    except ImportError:  # pragma: no cover - a future omegaconf without it
+        import yaml
+
+        return yaml.SafeLoader
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[ParamOverride]) -> None:
+    """Apply overrides in order, as Hydra does for a plain config (``key=`` also adds)."""
+    from omegaconf import ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    missing = object()
+    for ov in overrides:
+        shown = (
+            f"{ov.source} {ov.text!r}" if ov.source == "--param" else f"{ov.source}: {ov.text!r}"
+        )
+        try:
+            current = OmegaConf.select(cfg, ov.key, default=missing, throw_on_missing=False)
+            if ov.op == "delete":
+                if current is missing:
+                    raise ParamError(f"{shown}: there is no '{ov.key}' to remove")
+                if ov.has_value and current != ov.value:
+                    raise ParamError(f"{shown}: '{ov.key}' is {current!r}, not {ov.value!r}")
+                parent_key, _, leaf = ov.key.rpartition(".")
+                parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+                del parent[int(leaf) if isinstance(parent, ListConfig) else leaf]
+                continue
+            if ov.op == "add" and current is not missing:
+                raise ParamError(
+                    f"{shown}: '{ov.key}' is already set ({current!r})",
+                    hint=f"Use {ov.key}=... to change it, or ++{ov.key}=... to set it either way.",
+                )
+            OmegaConf.update(cfg, ov.key, ov.value, merge=True, force_add=True)
+        except OmegaConfBaseException as exc:
+            raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve interpolations into a plain dict that JSON and YAML can both hold."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ParamError(f"parameters cannot be resolved: {str(exc).splitlines()[0]}") from exc
+
+
+def resolve(
+    *,
+    cwd: Path,
+    config_path: Path | None,
+    param_texts: list[str],
+    environ: Mapping[str, str],
+) -> ResolvedParams:
+    """Merge config file, environment and ``--param`` into the run's parameters.
+
+    ``config_path`` None means ``./config.yaml`` when present.
+    """
+    if config_path is None and (cwd / DEFAULT_CONFIG).is_file():
+        config_path = cwd / DEFAULT_CONFIG
+    env_texts = env_override_texts(environ)
+    if config_path is None and not env_texts and not param_texts:
+        return ResolvedParams(config={})  # nothing to merge: skip OmegaConf and the parser
+
+    from omegaconf import OmegaConf
+
+    overrides = [parse_override(text, source=name) for name, text in env_texts]
+    overrides += [parse_override(text) for text in param_texts]
+    cfg = load_config_file(config_path) if config_path is not None else OmegaConf.create({})
+    apply_overrides(cfg, overrides)
+    return ResolvedParams(
+        config=to_container(cfg),
+        config_file=config_path.resolve() if config_path is not None else None,
+        overrides=[_as_given(ov) for ov in overrides],
+    )
+
+
+def _as_given(ov: ParamOverride) -> str:
+    """The override as the user wrote it: ``lr=0.1`` or ``YANEX_PARAM_lr=0.1``."""
+    if ov.source == "--param":
+        return ov.text
+    return f"{ov.source}={ov.text.split('=', 1)[1]}"
+
+
+def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The parameters ``YANEX_PARAM_*`` give a script run standalone (``python script.py``)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({})
+    apply_overrides(cfg, parse_env(environ))
+    return to_container(cfg)

@@ -1,0 +1,157 @@
+"""The experiment store: where experiments live on disk, their IDs, and safe writes to them.
+
+Layout: ``$YANEX_HOME/experiments/<id>/`` (``YANEX_HOME`` defaults to ``~/.yanex``), created
+user-only (0700). Files written whole are written atomically (temp file + rename), so a
+reader or a crash never sees torn JSON; logs are appended. A folder without
+``metadata.json`` is not an experiment (it is being created, or its creation failed).
+
+Imported by the script-side API, so it stays cheap: standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from yanex.errors import StoreError
+
+# File names inside one experiment folder.
+METADATA = "metadata.json"
+CONFIG = "config.yaml"
+PARAMS = "params.json"
+STDOUT = "stdout.txt"
+STDERR = "stderr.txt"
+RESULTS = "results.jsonl"
+ARTIFACTS = "artifacts"
+GIT_PATCH = "git.patch"
+
+# Statuses an experiment can have; every way a run ends maps to one of the last three.
+STATUSES = ("staged", "running", "completed", "failed", "cancelled")
+
+ID_LENGTH = 8
+_ID_RE = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
+
+
+def yanex_home() -> Path:
+    """The store's root: ``$YANEX_HOME`` or ``~/.yanex``."""
+    home = os.environ.get("YANEX_HOME")
+    return Path(home).expanduser().absolute() if home else Path.home() / ".yanex"
+
+
+def experiments_root() -> Path:
+    return yanex_home() / "experiments"
+
+
+def now_iso() -> str:
+    """The local time, ISO 8601 with its UTC offset: ``2026-11-27T20:10:45.123+00:00``."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def is_valid_id(experiment_id: str) -> bool:
+    return bool(_ID_RE.fullmatch(experiment_id))
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create ``path`` and missing parents user-only (0700); existing folders are left alone."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+            folder.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
+def create_experiment_dir() -> tuple[str, Path]:
+    """Reserve a new, unique experiment ID by creating its folder (0700)."""
+    root = experiments_root()
+    try:
+        _make_private_dirs(root)
+        for _ in range(100):
+            experiment_id = secrets.token_hex(ID_LENGTH // 2)
+            path = root / experiment_id
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            return experiment_id, path
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create an experiment folder in {root}: {exc.strerror or exc}",
+            hint="Check that the disk has space and YANEX_HOME is writable.",
+        ) from exc
+    raise StoreError(f"no free experiment ID found in {root}")
+
+
+def remove_experiment_dir(path: Path) -> None:
+    """Remove a folder whose creation failed, so no half-written experiment remains."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def append_locked(fd: int, data: bytes) -> None:
+    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, in one write.
+
+    Threads and processes of one experiment share ``results.jsonl``: the lock and the single
+    write keep every line whole.
+    """
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def path_inside(root: Path, name: str) -> Path:
+    """``root / name``, refusing names that would leave ``root`` (``..``, absolute, symlinks)."""
+    if not name or "\x00" in name or os.path.isabs(name):
+        raise ValueError(f"invalid name {name!r}: use a relative path inside the folder")
+    candidate = root / name
+    resolved_root = root.resolve()
+    resolved = candidate.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise ValueError(f"invalid name {name!r}: it leaves {root}")
+    return candidate
