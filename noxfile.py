@@ -1,5 +1,7 @@
 """Sessions: `nox -s tests`, `nox -s lint`, `nox -s bench` (see benchmarks/)."""
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint"]
@@ -16,3 +18,16 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Start-up and logging costs, against bare Python and yanex 0.6.1 in its own venv."""
+    session.install(".")  # as users install it: an editable install adds an import hook
+    old = Path(session.create_tmp()).resolve() / "yanex-0.6.1"
+    if not (old / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(old))
+        session.run(str(old / "bin" / "pip"), "install", "-q", "yanex==0.6.1", external=True)
+    session.run(
+        "python", "benchmarks/bench_run.py", "--old", str(old / "bin" / "python"), *session.posargs
+    )

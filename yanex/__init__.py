@@ -11,13 +11,15 @@ In a script::
 
 from __future__ import annotations
 
-from typing import Any
-
 from yanex import api
 from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
 from yanex.errors import YanexError as YanexError
 
 __all__ = ["YanexError", *api.__all__]
+
+TYPE_CHECKING = False  # typing itself costs more to import than yanex
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def __getattr__(name: str) -> Any:

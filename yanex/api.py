@@ -12,19 +12,19 @@ the libraries a format needs (numpy, matplotlib, torch) are imported only when i
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
 import os
-import pickle
-import shutil
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
 
 from yanex import store
+
+TYPE_CHECKING = False  # typing itself costs more to import than this whole module
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any
 
 __all__ = [
     "copy_artifact",
@@ -177,6 +177,10 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
+# Built once: json.dumps with options builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+
+
 def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
@@ -197,10 +201,8 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
         if step is None:
             step = ctx.next_step
         ctx.next_step = step + 1
-        line = json.dumps(
-            {"step": step, "timestamp": store.now_iso(), "results": dict(results)},
-            ensure_ascii=False,
-            default=_json_default,
+        line = _ENCODER.encode(
+            {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
         )
         if ctx.results_fd is None:
             ctx.results_fd = os.open(
@@ -244,6 +246,8 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
     if target is None:
         _warn_standalone("log_artifact")
         return
+    import shutil
+
     with open(source, "rb") as src:
         _write_via_temp(target, lambda f: shutil.copyfileobj(src, f))
 
@@ -254,6 +258,9 @@ def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None)
 
 
 def _save_csv(obj: Any, f: IO[bytes]) -> None:
+    import csv
+    import io
+
     if hasattr(obj, "to_csv"):  # a pandas DataFrame
         obj.to_csv(f, index=False)
         return
@@ -294,6 +301,12 @@ def _save_figure(fmt: str) -> Callable[[Any, IO[bytes]], None]:
     return save
 
 
+def _save_pickle(obj: Any, f: IO[bytes]) -> None:
+    import pickle
+
+    pickle.dump(obj, f)
+
+
 def _save_torch(obj: Any, f: IO[bytes]) -> None:
     import torch
 
@@ -308,8 +321,8 @@ _SAVERS: dict[str, Callable[[Any, IO[bytes]], None]] = {
     ".csv": _save_csv,
     ".npy": _save_npy,
     ".npz": _save_npz,
-    ".pkl": lambda obj, f: pickle.dump(obj, f),
-    ".pickle": lambda obj, f: pickle.dump(obj, f),
+    ".pkl": _save_pickle,
+    ".pickle": _save_pickle,
     ".png": _save_figure("png"),
     ".svg": _save_figure("svg"),
     ".pdf": _save_figure("pdf"),
@@ -339,6 +352,8 @@ def save_artifact(obj: Any, name: str) -> None:
 
 
 def _load_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
@@ -357,6 +372,8 @@ def _load_npz(path: Path) -> dict[str, Any]:
 
 
 def _load_pickle(path: Path) -> Any:
+    import pickle
+
     with open(path, "rb") as f:
         return pickle.load(f)
 

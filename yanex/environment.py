@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,14 +59,14 @@ def installed_packages(cache_dir: Path) -> dict[str, str]:
 
 
 def snapshot(cache_dir: Path) -> dict[str, Any]:
-    uname = platform.uname()
+    uname = os.uname()  # platform.uname() would also probe the processor; this is enough
     return {
         "python": {
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
             "executable": sys.executable,
         },
-        "platform": f"{uname.system}-{uname.release}-{uname.machine}",
-        "hostname": socket.gethostname(),
+        "platform": f"{uname.sysname}-{uname.release}-{uname.machine}",
+        "hostname": uname.nodename,
         "packages": installed_packages(cache_dir),
     }

@@ -15,13 +15,15 @@ import fcntl
 import json
 import os
 import re
-import secrets
-import shutil
-from datetime import datetime
+import time
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
 
 from yanex.errors import StoreError
+
+TYPE_CHECKING = False  # typing itself costs more to import than this whole module
+if TYPE_CHECKING:
+    from typing import Any
 
 # File names inside one experiment folder.
 METADATA = "metadata.json"
@@ -50,9 +52,22 @@ def experiments_root() -> Path:
     return yanex_home() / "experiments"
 
 
+_local_tz: tzinfo | None = None
+_local_tz_until = 0.0
+
+
 def now_iso() -> str:
-    """The local time, ISO 8601 with its UTC offset: ``2026-11-27T20:10:45.123+00:00``."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+    """The local time, ISO 8601 with its UTC offset: ``2026-11-27T20:10:45.123+00:00``.
+
+    Called for every logged result, so the local offset is looked up once a minute (offsets
+    change on minute boundaries) rather than at every call.
+    """
+    global _local_tz, _local_tz_until
+    now = time.time()
+    if now >= _local_tz_until or _local_tz is None:
+        _local_tz = datetime.fromtimestamp(now).astimezone().tzinfo
+        _local_tz_until = (now // 60 + 1) * 60
+    return datetime.fromtimestamp(now, _local_tz).isoformat(timespec="milliseconds")
 
 
 def is_valid_id(experiment_id: str) -> bool:
@@ -78,7 +93,7 @@ def create_experiment_dir() -> tuple[str, Path]:
     try:
         _make_private_dirs(root)
         for _ in range(100):
-            experiment_id = secrets.token_hex(ID_LENGTH // 2)
+            experiment_id = os.urandom(ID_LENGTH // 2).hex()
             path = root / experiment_id
             try:
                 path.mkdir(mode=0o700)
@@ -95,12 +110,14 @@ def create_experiment_dir() -> tuple[str, Path]:
 
 def remove_experiment_dir(path: Path) -> None:
     """Remove a folder whose creation failed, so no half-written experiment remains."""
+    import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
