@@ -6,7 +6,9 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
+import time as _time
 from datetime import datetime
 
 from conftest import Project, metadata, results
@@ -220,3 +222,55 @@ def test_environment_of_the_child_is_the_users(project: Project) -> None:
     r = project.yanex("run", "env.py", env=project.env(MY_SETTING="kept"))
     assert r.stdout == "kept\n"
     assert os.environ.get("YANEX_EXPERIMENT_ID") is None
+
+
+def test_folder_is_written_before_the_script_starts(project: Project) -> None:
+    project.write(
+        "peek.py",
+        """
+        import json, os, pathlib
+        folder = pathlib.Path(os.environ["YANEX_EXPERIMENT_DIR"])
+        meta = json.loads((folder / "metadata.json").read_text())
+        print(meta["status"], meta["started_at"] is not None, meta["git"]["dirty"])
+        print((folder / "config.yaml").read_text().strip())
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "peek.py", "-p", "lr=0.5")
+    assert r.stdout.splitlines() == ["running True False", "lr: 0.5"]
+
+
+def test_output_is_in_the_files_while_the_script_runs(project: Project) -> None:
+    project.write(
+        "slow.py",
+        """
+        import pathlib, time
+        print("first line")
+        while not pathlib.Path("go-on").exists():
+            time.sleep(0.05)
+        print("second line")
+        """,
+    )
+    project.commit()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yanex", "run", "slow.py"],
+        cwd=project.path,
+        env=project.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = _time.monotonic() + 30
+        seen = ""
+        while _time.monotonic() < deadline and seen != "first line\n":
+            folders = project.experiments()
+            if folders and (folders[0] / "stdout.txt").exists():
+                seen = (folders[0] / "stdout.txt").read_text()
+            _time.sleep(0.05)
+        assert seen == "first line\n"  # written while the script still runs
+        assert metadata(project.only_experiment())["status"] == "running"
+    finally:
+        (project.path / "go-on").write_text("")
+        out, _ = proc.communicate(timeout=30)
+    assert out == b"first line\nsecond line\n"
+    assert metadata(project.only_experiment())["status"] == "completed"
