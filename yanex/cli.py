@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from yanex.errors import YanexError
+
+if TYPE_CHECKING:
+    from yanex.launcher import Prepared
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -37,8 +41,8 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _describe_git(prepared: object) -> str:
-    git = getattr(prepared, "git", None)
+def _describe_git(prepared: Prepared) -> str:
+    git = prepared.git
     if git is None:
         return "no git repository"
     commit = (git.commit or "no commit")[:12]

@@ -23,10 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from yanex import environment, gitstate, params, store
 from yanex.errors import ScriptError
+
+if TYPE_CHECKING:
+    import subprocess  # imported when a script runs
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
@@ -269,6 +272,7 @@ class Launcher:
             if git is not None and git.dirty:
                 store.write_bytes_atomic(folder / store.GIT_PATCH, gitstate.patch(git))
             now = store.now_iso()
+            env_snapshot = environment.snapshot(store.yanex_home() / "cache")
             metadata: dict[str, Any] = {
                 "id": experiment_id,
                 "name": request.name,
@@ -289,10 +293,10 @@ class Launcher:
                 "exit_code": None,
                 "error": None,
                 "git": git.to_metadata() if git is not None else None,
-                "environment": environment.snapshot(store.yanex_home() / "cache"),
-                "launcher": {"pid": os.getpid(), "hostname": None},
+                "environment": env_snapshot,
+                # who runs it: a later reader can tell a dead launcher from a running one
+                "launcher": {"pid": os.getpid(), "hostname": env_snapshot["hostname"]},
             }
-            metadata["launcher"]["hostname"] = metadata["environment"]["hostname"]
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
             experiment.save_metadata()
         except BaseException as exc:
@@ -311,120 +315,111 @@ class Launcher:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
-        group), so yanex does not send it again; a SIGINT, SIGTERM or SIGHUP sent to yanex alone is
-        forwarded. Either way the run is ``cancelled``; a script still alive after the grace period
-        (or at a second signal) is killed.
+        group), so yanex does not send it again; a SIGINT, SIGTERM or SIGHUP sent to yanex
+        alone is forwarded. Either way the run is ``cancelled``; a script still alive after the
+        grace period (or at a second signal) is killed.
         """
+        import subprocess
+
         request, script = prepared.request, prepared.script
-        meta = experiment.metadata
-        env = dict(request.environ)
-        env.update(
-            {
-                "YANEX_EXPERIMENT_ID": experiment.id,
-                "YANEX_EXPERIMENT_DIR": str(experiment.dir),
-                "YANEX_HOME": str(store.yanex_home()),
-                "PYTHONUNBUFFERED": "1",  # so output is streamed, not held in the script's buffers
-            }
-        )
-        grace = _grace_period(request.environ)
         waited = {*_FORWARDED, signal.SIGCHLD}
+        # Signals are taken synchronously (sigtimedwait) so that none is lost between the
+        # script's start and the wait; the child unblocks them before exec.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-        tees: list[_Tee] = []
-        received: signal.Signals | None = None
+        proc: subprocess.Popen[bytes] | None = None
         returncode: int | None = None
         started = time.monotonic()
         try:
-            import subprocess
-
-            meta["started_at"] = store.now_iso()
-            meta["status"] = "running"
+            experiment.metadata.update(status="running", started_at=store.now_iso())
             experiment.save_metadata()
             try:
                 proc = subprocess.Popen(
                     [sys.executable, str(script), *request.script_args],
                     cwd=request.cwd,
-                    env=env,
+                    env=_child_env(experiment, request.environ),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     preexec_fn=_child_setup(os.getpid(), _libc_prctl()),
                 )
             except OSError as exc:
-                return _finish(
-                    experiment,
-                    "failed",
-                    None,
-                    f"the script could not be started: {exc}",
-                    1,
-                    started,
-                )
-            tees = [
-                _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, keep_tail=False),  # type: ignore[arg-type]
-                _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, keep_tail=True),  # type: ignore[arg-type]
-            ]
-            for tee in tees:
-                tee.start()
+                reason = f"the script could not be started: {exc}"
+                return _finish(experiment, "failed", None, reason, 1, started)
+            assert proc.stdout is not None and proc.stderr is not None
+            out = _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, keep_tail=False)
+            err = _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, keep_tail=True)
+            out.start()
+            err.start()
             self.echo(
                 f"yanex: experiment {experiment.id} running {script.name} (folder {experiment.dir})"
             )
-
-            kill_at: float | None = None
-            while returncode is None:
-                timeout = 1.0 if kill_at is None else max(0.0, kill_at - time.monotonic())
-                info = signal.sigtimedwait(waited, timeout)
-                if info is not None and info.si_signo != signal.SIGCHLD:
-                    sig = signal.Signals(info.si_signo)
-                    if received is not None:
-                        proc.kill()  # a second signal: stop now
-                    else:
-                        received = sig
-                        kill_at = time.monotonic() + grace
-                        if not (sig == signal.SIGINT and info.si_code == _SI_KERNEL):
-                            proc.send_signal(sig)
-                returncode = proc.poll()
-                if returncode is None and kill_at is not None and time.monotonic() >= kill_at:
-                    proc.kill()
-                    returncode = proc.wait()
-            for tee in tees:
-                tee.join(_DRAIN_TIMEOUT)
+            returncode, received = _wait(proc, waited, _grace_period(request.environ))
+            out.join(_DRAIN_TIMEOUT)
+            err.join(_DRAIN_TIMEOUT)
         except BaseException:
             # A bug in yanex itself: record it, never leave the run "running".
             with contextlib.suppress(Exception):
-                if returncode is None and "proc" in locals():
+                if proc is not None and returncode is None:
                     proc.kill()
-                    proc.wait()
-                _finish(
-                    experiment,
-                    "failed",
-                    returncode,
-                    "yanex failed while running the script",
-                    1,
-                    started,
-                )
+                    returncode = proc.wait()
+                reason = "yanex failed while running the script"
+                _finish(experiment, "failed", returncode, reason, 1, started)
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
-        stderr_tail = bytes(tees[1].tail or b"")
         if received is not None:
-            return _finish(
-                experiment,
-                "cancelled",
-                returncode,
-                f"cancelled by {received.name}",
-                128 + received,
-                started,
-            )
+            reason = f"cancelled by {received.name}"
+            return _finish(experiment, "cancelled", returncode, reason, 128 + received, started)
         if returncode == 0:
             return _finish(experiment, "completed", 0, None, 0, started)
         cli_code = returncode if returncode > 0 else 128 - returncode
-        return _finish(
-            experiment,
-            "failed",
-            returncode,
-            _failure_reason(returncode, stderr_tail),
-            cli_code,
-            started,
-        )
+        reason = _failure_reason(returncode, bytes(err.tail or b""))
+        return _finish(experiment, "failed", returncode, reason, cli_code, started)
+
+
+def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, str]:
+    """The user's environment plus the ``YANEX_*`` variables the script API reads."""
+    env = dict(environ)
+    env.update(
+        {
+            "YANEX_EXPERIMENT_ID": experiment.id,
+            "YANEX_EXPERIMENT_DIR": str(experiment.dir),
+            "YANEX_HOME": str(store.yanex_home()),
+            "PYTHONUNBUFFERED": "1",  # so output is streamed, not held in the script's buffers
+        }
+    )
+    return env
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], waited: set[signal.Signals], grace: float
+) -> tuple[int, signal.Signals | None]:
+    """Wait for the script, forwarding signals; return its exit code and the signal received.
+
+    The first SIGINT/SIGTERM/SIGHUP is forwarded (unless it is the terminal's Ctrl-C, which
+    the script got itself) and starts the grace period; a second one, or the end of the grace
+    period, kills the script.
+    """
+    received: signal.Signals | None = None
+    kill_at: float | None = None
+    while True:
+        timeout = 1.0 if kill_at is None else max(0.0, kill_at - time.monotonic())
+        info = signal.sigtimedwait(waited, timeout)
+        if info is not None and info.si_signo != signal.SIGCHLD:
+            sig = signal.Signals(info.si_signo)
+            if received is not None:
+                proc.kill()
+            else:
+                received = sig
+                kill_at = time.monotonic() + grace
+                if not (sig == signal.SIGINT and info.si_code == _SI_KERNEL):
+                    proc.send_signal(sig)
+        returncode = proc.poll()
+        if returncode is not None:
+            return returncode, received
+        if kill_at is not None and time.monotonic() >= kill_at:
+            proc.kill()
+            return proc.wait(), received
 
 
 def _finish(

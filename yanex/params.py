@@ -40,6 +40,18 @@ class ParamOverride:
     text: str
     source: str  # where it came from, for messages: "--param" or "YANEX_PARAM_x"
 
+    @property
+    def shown(self) -> str:
+        """How messages name this override: ``--param 'x=1'`` or ``YANEX_PARAM_x: 'x=1'``."""
+        return _shown(self.text, self.source)
+
+    @property
+    def as_given(self) -> str:
+        """The override as the user wrote it: ``lr=0.1`` or ``YANEX_PARAM_lr=0.1``."""
+        if self.source == "--param":
+            return self.text
+        return f"{self.source}={self.text.split('=', 1)[1]}"
+
 
 @dataclass
 class ResolvedParams:
@@ -62,6 +74,10 @@ def _get_parser() -> OverridesParser:
     return _parser
 
 
+def _shown(text: str, source: str) -> str:
+    return f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
+
+
 _QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
 
 
@@ -70,7 +86,7 @@ def parse_override(text: str, source: str = "--param") -> ParamOverride:
     from hydra.core.override_parser.types import OverrideType, ValueType
     from hydra.errors import HydraException
 
-    shown = f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
+    shown = _shown(text, source)
     if "=" not in text and not text.startswith("~"):
         raise ParamError(f"{shown} is neither KEY=VALUE nor ~KEY", hint="Example: --param lr=0.01")
     if "\x00" in text:
@@ -257,15 +273,8 @@ def resolve(
     return ResolvedParams(
         config=to_container(cfg),
         config_file=config_path.resolve() if config_path is not None else None,
-        overrides=[_as_given(ov) for ov in overrides],
+        overrides=[ov.as_given for ov in overrides],
     )
-
-
-def _as_given(ov: ParamOverride) -> str:
-    """The override as the user wrote it: ``lr=0.1`` or ``YANEX_PARAM_lr=0.1``."""
-    if ov.source == "--param":
-        return ov.text
-    return f"{ov.source}={ov.text.split('=', 1)[1]}"
 
 
 def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
