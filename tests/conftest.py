@@ -86,6 +86,19 @@ class Project:
             proc.stderr.decode("utf-8", "replace"),
         )
 
+    def popen(
+        self, *args: str, env: dict[str, str] | None = None, **kwargs: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start ``yanex ARGS`` without waiting, its output on pipes."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "yanex", *args],
+            cwd=self.path,
+            env=env if env is not None else self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **kwargs,
+        )
+
     def experiments(self) -> list[Path]:
         root = self.home / "experiments"
         if not root.exists():

@@ -27,8 +27,8 @@ WAITS_FOR_SIGNALS = """
     signal.signal(signal.SIGHUP, note)
     with open("pid.txt", "w") as f:
         f.write(str(os.getpid()))
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)  # inside try: a signal may come as soon as it is read
         time.sleep(60)
     except KeyboardInterrupt:
         time.sleep(1.0)  # time for a second, unwanted copy of the signal to arrive
@@ -38,12 +38,10 @@ WAITS_FOR_SIGNALS = """
 
 
 def start(project: Project, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "yanex", "run", *args],
-        cwd=project.path,
+    proc = project.popen(
+        "run",
+        *args,
         env=project.env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # a signal for yanex alone, as `kill PID` sends it
     )
@@ -244,13 +242,7 @@ def test_a_closed_terminal_pipe_does_not_stop_the_run(project: Project) -> None:
         """,
     )
     project.commit()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "yanex", "run", "many.py"],
-        cwd=project.path,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = project.popen("run", "many.py")
     assert proc.stdout is not None
     proc.stdout.read(10)
     proc.stdout.close()  # like `yanex run many.py | head -1`

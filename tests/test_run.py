@@ -6,7 +6,6 @@ import json
 import os
 import re
 import stat
-import subprocess
 import sys
 import time as _time
 from datetime import datetime
@@ -252,13 +251,7 @@ def test_output_is_in_the_files_while_the_script_runs(project: Project) -> None:
         """,
     )
     project.commit()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "yanex", "run", "slow.py"],
-        cwd=project.path,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = project.popen("run", "slow.py")
     try:
         deadline = _time.monotonic() + 30
         seen = ""
