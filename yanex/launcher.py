@@ -14,7 +14,6 @@ executors can stop after any of them:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -23,13 +22,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from yanex import environment, gitstate, params, store
+from yanex import environment, gitstate, params, processes, store
 from yanex.errors import ScriptError
-
-if TYPE_CHECKING:
-    import subprocess  # imported when a script runs
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
@@ -42,9 +38,6 @@ _ERROR_LINES = 10
 # How long the output pipes may stay open after the script exited (a background process it
 # started may hold them) before yanex stops waiting for them.
 _DRAIN_TIMEOUT = 5.0
-
-_SI_KERNEL = 0x80  # si_code of a signal the kernel sent, e.g. Ctrl-C from the terminal
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -149,31 +142,6 @@ class _Tee(threading.Thread):
             self.terminal.flush()
         except (OSError, ValueError):  # a closed pipe (`| head`) must not stop the run
             self.terminal = None
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: its own signal mask, and death with yanex."""
-
-    def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent_pid:  # yanex died before prctl took effect
-                os._exit(1)
-
-    return setup
 
 
 def _failure_reason(returncode: int, stderr_tail: bytes | None) -> str:
@@ -322,50 +290,46 @@ class Launcher:
         import subprocess
 
         request, script = prepared.request, prepared.script
-        waited = {*_FORWARDED, signal.SIGCHLD}
-        # Signals are taken synchronously (sigtimedwait) so that none is lost between the
-        # script's start and the wait; the child unblocks them before exec.
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
         proc: subprocess.Popen[bytes] | None = None
         returncode: int | None = None
         started = time.monotonic()
-        try:
-            experiment.metadata.update(status="running", started_at=store.now_iso())
-            experiment.save_metadata()
+        with processes.signals_blocked():
             try:
-                proc = subprocess.Popen(
-                    [sys.executable, str(script), *request.script_args],
-                    cwd=request.cwd,
-                    env=_child_env(experiment, request.environ),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    preexec_fn=_child_setup(os.getpid(), _libc_prctl()),
+                experiment.metadata.update(status="running", started_at=store.now_iso())
+                experiment.save_metadata()
+                try:
+                    proc = processes.spawn(
+                        [sys.executable, str(script), *request.script_args],
+                        cwd=request.cwd,
+                        env=_child_env(experiment, request.environ),
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    )
+                except OSError as exc:
+                    reason = f"the script could not be started: {exc}"
+                    return _finish(experiment, "failed", None, reason, 1, started)
+                assert proc.stdout is not None and proc.stderr is not None
+                out = _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, False)
+                err = _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, True)
+                out.start()
+                err.start()
+                self.echo(
+                    f"yanex: experiment {experiment.id} running {script.name} "
+                    f"(folder {experiment.dir})"
                 )
-            except OSError as exc:
-                reason = f"the script could not be started: {exc}"
-                return _finish(experiment, "failed", None, reason, 1, started)
-            assert proc.stdout is not None and proc.stderr is not None
-            out = _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, keep_tail=False)
-            err = _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, keep_tail=True)
-            out.start()
-            err.start()
-            self.echo(
-                f"yanex: experiment {experiment.id} running {script.name} (folder {experiment.dir})"
-            )
-            returncode, received = _wait(proc, waited, _grace_period(request.environ))
-            out.join(_DRAIN_TIMEOUT)
-            err.join(_DRAIN_TIMEOUT)
-        except BaseException:
-            # A bug in yanex itself: record it, never leave the run "running".
-            with contextlib.suppress(Exception):
-                if proc is not None and returncode is None:
-                    proc.kill()
-                    returncode = proc.wait()
-                reason = "yanex failed while running the script"
-                _finish(experiment, "failed", returncode, reason, 1, started)
-            raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                grace = _grace_period(request.environ)
+                returncode, received = processes.wait_forwarding(proc, grace)
+                out.join(_DRAIN_TIMEOUT)
+                err.join(_DRAIN_TIMEOUT)
+            except BaseException:
+                # A bug in yanex itself: record it, never leave the run "running".
+                with contextlib.suppress(Exception):
+                    if proc is not None and returncode is None:
+                        proc.kill()
+                        returncode = proc.wait()
+                    reason = "yanex failed while running the script"
+                    _finish(experiment, "failed", returncode, reason, 1, started)
+                raise
 
         if received is not None:
             reason = f"cancelled by {received.name}"
@@ -389,37 +353,6 @@ def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, 
         }
     )
     return env
-
-
-def _wait(
-    proc: subprocess.Popen[bytes], waited: set[signal.Signals], grace: float
-) -> tuple[int, signal.Signals | None]:
-    """Wait for the script, forwarding signals; return its exit code and the signal received.
-
-    The first SIGINT/SIGTERM/SIGHUP is forwarded (unless it is the terminal's Ctrl-C, which
-    the script got itself) and starts the grace period; a second one, or the end of the grace
-    period, kills the script.
-    """
-    received: signal.Signals | None = None
-    kill_at: float | None = None
-    while True:
-        timeout = 1.0 if kill_at is None else max(0.0, kill_at - time.monotonic())
-        info = signal.sigtimedwait(waited, timeout)
-        if info is not None and info.si_signo != signal.SIGCHLD:
-            sig = signal.Signals(info.si_signo)
-            if received is not None:
-                proc.kill()
-            else:
-                received = sig
-                kill_at = time.monotonic() + grace
-                if not (sig == signal.SIGINT and info.si_code == _SI_KERNEL):
-                    proc.send_signal(sig)
-        returncode = proc.poll()
-        if returncode is not None:
-            return returncode, received
-        if kill_at is not None and time.monotonic() >= kill_at:
-            proc.kill()
-            return proc.wait(), received
 
 
 def _finish(
