@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,25 @@ def test_example_runs_standalone_too(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("epoch ") == 3
     assert project.store_entries() == []
+
+
+def readme_block_after(heading: str) -> list[list[str]]:
+    """The commands of the first bash block under ``heading`` (continuations joined,
+    comments dropped)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(heading, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line.split("#", 1)[0]) for line in lines if line.strip()]
+
+
+def test_readme_sweep_example_runs(project: Project) -> None:
+    copy_examples(project)
+    stage_cmd, run_cmd = readme_block_after("### Sweeps and staging")
+    r = project.yanex(*stage_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.split()) == 6
+    r = project.yanex(*run_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    done = [metadata(folder) for folder in project.experiments()]
+    assert sorted(m["status"] for m in done) == ["completed"] * 6
+    assert {m["sweep_values"]["model.lr"] for m in done} == {0.001, 0.01, 0.1}

@@ -8,12 +8,14 @@ a hint) with exit code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from yanex.errors import YanexError
+from yanex.sweeps import CONFIRM_GRID
 
 if TYPE_CHECKING:
     from yanex.launcher import Prepared
@@ -51,49 +53,89 @@ def _describe_git(prepared: Prepared) -> str:
     return f"git {commit} on {where} ({state})"
 
 
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `yanex run` and `yanex stage` share, in the order --help shows them."""
+    options = [
+        click.argument(
+            "script",
+            required=False,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        ),
+        click.argument(
+            "script_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCRIPT_ARGS...]"
+        ),
+        click.option(
+            "-c",
+            "--config",
+            "config_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="YAML config file (default: ./config.yaml when present; this replaces it).",
+        ),
+        click.option(
+            "-p",
+            "--param",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set a parameter (repeatable): model.lr=0.005, +new=1, ~remove. "
+            "Values are typed: 3, 1e-3, true, null, [1, 2], 'quoted text'. "
+            "Sweeps: list(a, b), range(start, end, step), linspace(a, b, n), logspace(a, b, n).",
+        ),
+        click.option("-n", "--name", help="Name of the experiment."),
+        click.option("-d", "--description", help="Description of the experiment."),
+        click.option("-t", "--tag", "tags", multiple=True, help="Tag the experiment (repeatable)."),
+        click.option(
+            "--ignore-dirty",
+            is_flag=True,
+            help="Run even with uncommitted changes; they are saved in the experiment's "
+            "git.patch. With --staged: run experiments whose code changed since staging.",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Check everything (script, config, values, git) and print the resolved config "
+            "(or the grid of a sweep); create nothing.",
+        ),
+        click.option(
+            "-y",
+            "--yes",
+            is_flag=True,
+            help=f"Stage grids of more than {CONFIRM_GRID:,} experiments without asking.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("script_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCRIPT_ARGS...]")
+@_run_options
 @click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML config file (default: ./config.yaml when present; this replaces it).",
-)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a parameter (repeatable): model.lr=0.005, +new=1, ~remove. "
-    "Values are typed: 3, 1e-3, true, null, [1, 2], 'quoted text'.",
-)
-@click.option("-n", "--name", help="Name of the experiment.")
-@click.option("-d", "--description", help="Description of the experiment.")
-@click.option("-t", "--tag", "tags", multiple=True, help="Tag the experiment (repeatable).")
-@click.option(
-    "--ignore-dirty",
+    "--stage",
     is_flag=True,
-    help="Run even with uncommitted changes; they are saved in the experiment's git.patch.",
+    help="Stage the experiment (or every member of a sweep) to run later with --staged.",
 )
 @click.option(
-    "--dry-run",
+    "--staged",
     is_flag=True,
-    help="Check everything (script, config, values, git) and print the resolved config; "
-    "create nothing.",
+    help="Run the staged experiments of this project (its git repository, else this folder), "
+    "oldest first.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="With --staged: how many experiments run at once (0: one per CPU).",
 )
 def run(
-    script: Path,
+    script: Path | None,
     script_args: tuple[str, ...],
-    config_path: Path | None,
-    params: tuple[str, ...],
-    name: str | None,
-    description: str | None,
-    tags: tuple[str, ...],
-    ignore_dirty: bool,
-    dry_run: bool,
+    stage: bool,
+    staged: bool,
+    jobs: int,
+    **options: Any,
 ) -> None:
     """Run SCRIPT as a tracked experiment.
 
@@ -108,14 +150,68 @@ def run(
     yanex exits with the script's exit code (130 after Ctrl-C, 143 after SIGTERM).
 
     \b
+    A sweep value (list, range, linspace, logspace) makes a grid of experiments, one per
+    combination; grids are staged with --stage and run later with --staged:
+      yanex run train.py -p "lr=logspace(-4, -1, 4)" -p "bs=list(32, 64)" --stage
+      yanex run --staged -j 4
+
+    \b
     Examples:
       yanex run train.py --param model.lr=0.005 --tag baseline
       yanex run train.py -c configs/big.yaml -p epochs=50 -n big-run
       yanex run train.py --dry-run -p "title='Hello, world'"
       yanex run train.py -- --data ./data --verbose
     """
-    from yanex.launcher import Launcher, RunRequest, config_yaml
+    if staged:
+        given = [
+            f"--{k.replace('_', '-')}" for k, v in options.items() if v and k != "ignore_dirty"
+        ]
+        if script is not None or script_args or stage or given:
+            extra = ", ".join(
+                ([str(script)] if script else []) + given + (["--stage"] if stage else [])
+            )
+            raise click.UsageError(f"--staged runs what was staged; it takes no {extra}")
+        from yanex.executors import run_staged
 
+        try:
+            code = run_staged(jobs=jobs, ignore_dirty=options["ignore_dirty"], echo=_echo_err)
+        except YanexError as exc:
+            raise UserError(exc.format_message()) from exc
+        sys.exit(code)
+    if jobs != 1:
+        raise click.UsageError("-j/--jobs applies to --staged")
+    _launch(script, script_args, stage=stage, **options)
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@_run_options
+def stage(script: Path | None, script_args: tuple[str, ...], **options: Any) -> None:
+    """Stage SCRIPT (or every member of a sweep) to run later with `yanex run --staged`.
+
+    The same as `yanex run SCRIPT ... --stage`: config, metadata and git state are written
+    now, with status `staged`; nothing runs.
+    """
+    _launch(script, script_args, stage=True, **options)
+
+
+def _launch(
+    script: Path | None,
+    script_args: tuple[str, ...],
+    *,
+    stage: bool,
+    config_path: Path | None,
+    params: tuple[str, ...],
+    name: str | None,
+    description: str | None,
+    tags: tuple[str, ...],
+    ignore_dirty: bool,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    from yanex.launcher import Launcher, RunRequest
+
+    if script is None:
+        raise click.UsageError("Missing argument 'SCRIPT'.")
     for tag in tags:
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--tag'")
@@ -129,20 +225,27 @@ def run(
         description=description,
         tags=list(tags),
         ignore_dirty=ignore_dirty,
+        stage=stage,
     )
     launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=_echo_err)
     try:
+        prepared = launcher.prepare(request)
+        for warning in prepared.warnings:
+            _echo_err(f"warning: {warning}")
+        if prepared.is_sweep:
+            _confirm_grid(prepared.grid.size, yes)
         if dry_run:
-            prepared = launcher.prepare(request)
-            for warning in prepared.warnings:
-                _echo_err(f"warning: {warning}")
-            click.echo(config_yaml(prepared.resolved.config), nl=False)
-            _echo_err(
-                f"dry run: {prepared.script.name} is ready to run with {_describe_git(prepared)}; "
-                "nothing was created."
-            )
+            _show_dry_run(prepared)
             return
-        outcome = launcher.run(request)
+        if stage:
+            experiments = launcher.stage(prepared)
+            for experiment in experiments:
+                click.echo(experiment.id)
+            sweep = experiments[0].metadata["sweep"]
+            what = f"{len(experiments):,} experiments (sweep {sweep})" if sweep else "1 experiment"
+            _echo_err(f"yanex: staged {what}; run with `yanex run --staged`")
+            return
+        outcome = launcher.launch(prepared)
     except YanexError as exc:
         raise UserError(exc.format_message()) from exc
 
@@ -152,4 +255,56 @@ def run(
         "cancelled": f"cancelled ({outcome.error})",
     }[outcome.status]
     _echo_err(f"yanex: experiment {outcome.id} {summary}")
+    sys.exit(outcome.cli_exit_code)
+
+
+def _confirm_grid(size: int, yes: bool) -> None:
+    """Ask before a grid of more than CONFIRM_GRID experiments; without a terminal, refuse."""
+    if size <= CONFIRM_GRID or yes:
+        return
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"the sweeps make {size:,} experiments, more than {CONFIRM_GRID:,}; "
+            "pass --yes to stage them all"
+        )
+    click.confirm(f"Stage {size:,} experiments?", abort=True, err=True)
+
+
+def _show_dry_run(prepared: Prepared) -> None:
+    from yanex.launcher import config_yaml
+
+    members = prepared.expand()
+    if prepared.is_sweep:
+        click.echo(f"grid of {len(members):,} experiments:")
+        for index, member in enumerate(members, 1):
+            click.echo(f"  {index:>{len(str(len(members)))}}. {member.label}")
+    else:
+        click.echo(config_yaml(members[0].config), nl=False)
+    _echo_err(
+        f"dry run: {prepared.script.name} is ready to "
+        f"{'stage' if prepared.request.stage else 'run'} with {_describe_git(prepared)}; "
+        "nothing was created."
+    )
+
+
+@main.command("_execute", hidden=True, context_settings=CONTEXT_SETTINGS)
+@click.argument("experiment_id")
+@click.option("--stream", is_flag=True, help="Show the script's output in the terminal too.")
+def execute_staged(experiment_id: str, stream: bool) -> None:
+    """Run one claimed, staged experiment (started by `yanex run --staged`)."""
+    from yanex.launcher import Experiment, Launcher, RunRequest
+
+    try:
+        experiment = Experiment.load(experiment_id)
+    except YanexError as exc:
+        raise UserError(exc.format_message()) from exc
+    meta = experiment.metadata
+    request = RunRequest(
+        script=Path(meta["script"]), script_args=list(meta["args"]), cwd=Path(meta["cwd"])
+    )
+    if stream:
+        launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=_echo_err)
+    else:
+        launcher = Launcher()
+    outcome = launcher.execute(experiment, request, request.script)
     sys.exit(outcome.cli_exit_code)

@@ -128,6 +128,19 @@ def snapshot(script: Path) -> GitSnapshot:
     )
 
 
+def repo_root(path: Path) -> Path | None:
+    """The working tree that holds ``path``, or None outside a git repository."""
+    try:
+        import git
+    except ImportError:
+        return None
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    return Path(repo.working_tree_dir).resolve() if repo.working_tree_dir else None
+
+
 def require_clean(snap: GitSnapshot) -> None:
     """Refuse a dirty tree with a message that names what changed and how to go on."""
     if not snap.dirty:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import environment, gitstate, params, processes, store
-from yanex.errors import ScriptError
+from yanex import environment, gitstate, params, processes, store, sweeps
+from yanex.errors import ParamError, ScriptError
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
@@ -52,19 +52,33 @@ class RunRequest:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     ignore_dirty: bool = False
+    stage: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
 @dataclass
 class Prepared:
-    """A validated run: the resolved parameters and the git state it starts from."""
+    """A validated run: its parameters (one member, or a grid of them) and git state."""
 
     request: RunRequest
     script: Path
     resolved: params.ResolvedParams
+    grid: sweeps.Grid
     git: gitstate.GitSnapshot | None
+    project: Path
     warnings: list[str] = field(default_factory=list)
+    members: list[sweeps.Member] = field(default_factory=list)
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.grid.sweeps)
+
+    def expand(self) -> list[sweeps.Member]:
+        """Every member of the grid, each config resolved (a bad one raises ParamError)."""
+        if not self.members:
+            self.members = list(self.grid.members())
+        return self.members
 
 
 @dataclass
@@ -77,6 +91,11 @@ class Experiment:
 
     def save_metadata(self) -> None:
         store.write_json_atomic(self.dir / store.METADATA, self.metadata)
+
+    @classmethod
+    def load(cls, experiment_id: str) -> Experiment:
+        folder = store.experiment_dir(experiment_id)
+        return cls(id=experiment_id, dir=folder, metadata=store.read_metadata(folder))
 
 
 @dataclass
@@ -196,8 +215,12 @@ class Launcher:
         prepared = self.prepare(request)
         for warning in prepared.warnings:
             self.echo(f"warning: {warning}")
-        experiment = self.create(prepared)
-        return self.execute(experiment, prepared)
+        return self.launch(prepared)
+
+    def launch(self, prepared: Prepared) -> Outcome:
+        """Create and execute a prepared run of one experiment."""
+        experiment = self.create(prepared, prepared.expand()[0])
+        return self.execute(experiment, prepared.request, prepared.script)
 
     def prepare(self, request: RunRequest) -> Prepared:
         """Validate everything a run needs; create nothing."""
@@ -215,6 +238,14 @@ class Launcher:
             param_texts=list(request.params),
             environ=request.environ,
         )
+        grid = sweeps.find(resolved.cfg, resolve=params.to_container)
+        if grid.sweeps and not request.stage:
+            varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
+            raise ParamError(
+                f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
+                "which must be staged",
+                hint="Add --stage, then run them with `yanex run --staged`.",
+            )
         warnings: list[str] = []
         try:
             git = gitstate.snapshot(script)
@@ -224,26 +255,68 @@ class Launcher:
         else:
             if not request.ignore_dirty:
                 gitstate.require_clean(git)
-        return Prepared(
-            request=request, script=script.resolve(), resolved=resolved, git=git, warnings=warnings
+        prepared = Prepared(
+            request=request,
+            script=script.resolve(),
+            resolved=resolved,
+            grid=grid,
+            git=git,
+            project=git.root if git is not None else request.cwd.resolve(),
+            warnings=warnings,
         )
+        if not grid.sweeps:
+            prepared.expand()  # one member: resolve it now, so a bad config fails here
+        return prepared
 
-    def create(self, prepared: Prepared, status: str = "running") -> Experiment:
-        """Reserve an ID and write the experiment folder; on any failure, remove it again."""
+    def stage(self, prepared: Prepared) -> list[Experiment]:
+        """Write every member of the grid as a ``staged`` experiment; all or none."""
+        members = prepared.expand()
+        sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
+        patch = gitstate.patch(prepared.git) if prepared.git and prepared.git.dirty else None
+        created: list[Experiment] = []
+        try:
+            for index, member in enumerate(members):
+                sweep = (sweep_id, index) if sweep_id is not None else None
+                created.append(self.create(prepared, member, "staged", sweep=sweep, patch=patch))
+        except BaseException:
+            for experiment in created:
+                store.remove_experiment_dir(experiment.dir)
+            raise
+        return created
+
+    def create(
+        self,
+        prepared: Prepared,
+        member: sweeps.Member,
+        status: str = "running",
+        *,
+        sweep: tuple[str, int] | None = None,
+        patch: bytes | None = None,
+    ) -> Experiment:
+        """Reserve an ID and write the experiment folder; on any failure, remove it again.
+
+        ``sweep`` is the grid's id and this member's index; ``patch`` the uncommitted changes
+        (computed once per grid; None means compute them here when the tree is dirty).
+        """
         request = prepared.request
         experiment_id, folder = store.create_experiment_dir()
         try:
-            config = prepared.resolved.config
+            config = member.config
             store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
             store.write_json_atomic(folder / store.PARAMS, config)
             git = prepared.git
             if git is not None and git.dirty:
-                store.write_bytes_atomic(folder / store.GIT_PATCH, gitstate.patch(git))
+                if patch is None:
+                    patch = gitstate.patch(git)
+                store.write_bytes_atomic(folder / store.GIT_PATCH, patch)
             now = store.now_iso()
             env_snapshot = environment.snapshot(store.yanex_home() / "cache")
+            name = request.name
+            if member.varied:
+                name = f"{name}-{member.label}" if name else member.label
             metadata: dict[str, Any] = {
                 "id": experiment_id,
-                "name": request.name,
+                "name": name,
                 "description": request.description,
                 "tags": list(dict.fromkeys(request.tags)),
                 "status": status,
@@ -254,6 +327,10 @@ class Launcher:
                 if prepared.resolved.config_file
                 else None,
                 "overrides": prepared.resolved.overrides,
+                "project": str(prepared.project),
+                "sweep": sweep[0] if sweep else None,
+                "sweep_index": sweep[1] if sweep else None,
+                "sweep_values": member.varied or None,
                 "created_at": now,
                 "started_at": None,
                 "ended_at": None,
@@ -279,7 +356,7 @@ class Launcher:
             raise
         return experiment
 
-    def execute(self, experiment: Experiment, prepared: Prepared) -> Outcome:
+    def execute(self, experiment: Experiment, request: RunRequest, script: Path) -> Outcome:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
@@ -289,7 +366,6 @@ class Launcher:
         """
         import subprocess
 
-        request, script = prepared.request, prepared.script
         proc: subprocess.Popen[bytes] | None = None
         returncode: int | None = None
         started = time.monotonic()

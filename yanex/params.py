@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from yanex import sweeps
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class ParamOverride:
     has_value: bool
     text: str
     source: str  # where it came from, for messages: "--param" or "YANEX_PARAM_x"
+    sweep: sweeps.Sweep | None = None  # set when the value is a sweep (list(...), range(...))
 
     @property
     def shown(self) -> str:
@@ -55,9 +57,12 @@ class ParamOverride:
 
 @dataclass
 class ResolvedParams:
-    """The parameters of one run and where they came from."""
+    """The merged parameters of a run (sweeps not yet expanded) and where they came from.
 
-    config: dict[str, Any]
+    ``cfg`` is an unresolved OmegaConf config, or None when there was nothing to merge.
+    """
+
+    cfg: DictConfig | None
     config_file: Path | None = None
     overrides: list[str] = field(default_factory=list)
 
@@ -70,7 +75,9 @@ def _get_parser() -> OverridesParser:
     if _parser is None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        _parser = OverridesParser.create()
+        parser = OverridesParser.create()
+        sweeps.install(parser)
+        _parser = parser
     return _parser
 
 
@@ -94,6 +101,8 @@ def parse_override(text: str, source: str = "--param") -> ParamOverride:
     try:
         override = _get_parser().parse_override(text)
     except HydraException as exc:
+        if isinstance(exc.__cause__, sweeps.SweepValueError):
+            raise ParamError(f"{shown}: {exc.__cause__}") from exc
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParamError(f"{shown} cannot be parsed: {reason}", hint=_QUOTE_HINT) from exc
 
@@ -119,17 +128,22 @@ def parse_override(text: str, source: str = "--param") -> ParamOverride:
     }[override.type]
     has_value = override.value_type is not None
     value: Any = None
+    sweep: sweeps.Sweep | None = None
     if override.value_type == ValueType.SIMPLE_CHOICE_SWEEP:
         # A bare comma is text, never a sweep: keep the value exactly as typed.
         value = text.split("=", 1)[1]
     elif override.value_type in (None, ValueType.ELEMENT):
         value = override.value()
+    elif override.value_type == ValueType.CHOICE_SWEEP and op != "delete":
+        expr = text.split("=", 1)[1].strip()
+        sweep = sweeps.Sweep(expr=expr, values=tuple(override.value().list))
+        if not sweep.values:
+            raise ParamError(f"{shown}: {expr} has no values")
     else:
-        raise ParamError(
-            f"{shown}: sweeps ({text.split('=', 1)[1]}) are not supported by `yanex run` yet",
-            hint="Give one value per run.",
-        )
-    return ParamOverride(op=op, key=key, value=value, has_value=has_value, text=text, source=source)
+        raise ParamError(f"{shown}: this kind of value cannot be used here")
+    return ParamOverride(
+        op=op, key=key, value=value, has_value=has_value, text=text, source=source, sweep=sweep
+    )
 
 
 def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -231,7 +245,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[ParamOverride]) -> None:
                     f"{shown}: '{ov.key}' is already set ({current!r})",
                     hint=f"Use {ov.key}=... to change it, or ++{ov.key}=... to set it either way.",
                 )
-            OmegaConf.update(cfg, ov.key, ov.value, merge=True, force_add=True)
+            value = sweeps.placeholder(ov.sweep) if ov.sweep is not None else ov.value
+            OmegaConf.update(cfg, ov.key, value, merge=ov.sweep is None, force_add=True)
         except OmegaConfBaseException as exc:
             raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
@@ -262,25 +277,58 @@ def resolve(
         config_path = cwd / DEFAULT_CONFIG
     env_texts = env_override_texts(environ)
     if config_path is None and not env_texts and not param_texts:
-        return ResolvedParams(config={})  # nothing to merge: skip OmegaConf and the parser
+        return ResolvedParams(cfg=None)  # nothing to merge: skip OmegaConf and the parser
 
     from omegaconf import OmegaConf
 
+    sweeps.register_resolvers()
     overrides = [parse_override(text, source=name) for name, text in env_texts]
     overrides += [parse_override(text) for text in param_texts]
-    cfg = load_config_file(config_path) if config_path is not None else OmegaConf.create({})
+    if config_path is not None:
+        cfg = load_config_file(config_path)
+        _mark_plain_sweeps(cfg, config_path)
+    else:
+        cfg = OmegaConf.create({})
     apply_overrides(cfg, overrides)
     return ResolvedParams(
-        config=to_container(cfg),
+        cfg=cfg,
         config_file=config_path.resolve() if config_path is not None else None,
         overrides=[ov.as_given for ov in overrides],
     )
+
+
+def _mark_plain_sweeps(cfg: DictConfig, path: Path) -> None:
+    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps, parsed by the grammar."""
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=False)
+    for key, leaf in sweeps.leaves(container):
+        if not (isinstance(leaf, str) and sweeps.is_plain_sweep(leaf)):
+            continue
+        shown = f"config file {path}: '{key}: {leaf}'"
+        try:
+            parsed = _get_parser().parse_rule(leaf.strip(), "value")
+        except HydraException as exc:
+            if isinstance(exc.__cause__, sweeps.SweepValueError):
+                raise ParamError(f"{shown}: {exc.__cause__}") from exc
+            reason = str(exc).strip().splitlines()[0]
+            raise ParamError(f"{shown} cannot be parsed: {reason}") from exc
+        if not isinstance(parsed, ChoiceSweep) or not parsed.list:
+            raise ParamError(f"{shown} is not a sweep with values")
+        sweep = sweeps.Sweep(expr=leaf.strip(), values=tuple(parsed.list))
+        OmegaConf.update(cfg, key, sweeps.placeholder(sweep), merge=False)
 
 
 def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The parameters ``YANEX_PARAM_*`` give a script run standalone (``python script.py``)."""
     from omegaconf import OmegaConf
 
+    overrides = parse_env(environ)
+    for ov in overrides:
+        if ov.sweep is not None:
+            raise ParamError(f"{ov.shown} is a sweep; sweeps run only under `yanex run --stage`")
     cfg = OmegaConf.create({})
-    apply_overrides(cfg, parse_env(environ))
+    apply_overrides(cfg, overrides)
     return to_container(cfg)

@@ -23,6 +23,7 @@ from yanex.errors import StoreError
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 # File names inside one experiment folder.
@@ -34,6 +35,8 @@ STDERR = "stderr.txt"
 RESULTS = "results.jsonl"
 ARTIFACTS = "artifacts"
 GIT_PATCH = "git.patch"
+GIT_PATCH_AT_STAGING = "git.staged.patch"
+CLAIM = "claim.json"  # who runs a staged experiment
 
 # Statuses an experiment can have; every way a run ends maps to one of the last three.
 STATUSES = ("staged", "running", "completed", "failed", "cancelled")
@@ -106,6 +109,92 @@ def create_experiment_dir() -> tuple[str, Path]:
             hint="Check that the disk has space and YANEX_HOME is writable.",
         ) from exc
     raise StoreError(f"no free experiment ID found in {root}")
+
+
+def experiment_dir(experiment_id: str) -> Path:
+    """The folder of an existing experiment; the ID cannot address anything outside the store."""
+    if not is_valid_id(experiment_id):
+        raise StoreError(
+            f"{experiment_id!r} is not an experiment ID",
+            hint=f"IDs are {ID_LENGTH} hexadecimal digits, e.g. 3f9a1c07.",
+        )
+    folder = experiments_root() / experiment_id
+    if not (folder / METADATA).is_file():
+        raise StoreError(f"no experiment {experiment_id} in {experiments_root()}")
+    return folder
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    return read_json(folder / METADATA)
+
+
+def iter_experiments() -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every experiment of the store with its metadata; folders being created are skipped."""
+    root = experiments_root()
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if not (entry.is_dir() and is_valid_id(entry.name)):
+            continue
+        folder = Path(entry.path)
+        try:
+            yield folder, read_metadata(folder)
+        except (OSError, ValueError):
+            continue  # no metadata yet (being created) or unreadable: not an experiment
+
+
+def claim(folder: Path, hostname: str) -> bool:
+    """Take an experiment for this process, atomically: of two runners only one gets it.
+
+    A claim left by a process that no longer exists on this host is taken over.
+    """
+    path = folder / CLAIM
+    record = json.dumps({"pid": os.getpid(), "hostname": hostname, "at": now_iso()}).encode()
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if not _claim_is_stale(path, hostname):
+                return False
+            with contextlib.suppress(FileNotFoundError):  # another runner may take it over first
+                os.rename(path, folder / f".{CLAIM}.stale-{os.urandom(4).hex()}")
+            continue
+        try:
+            os.write(fd, record)
+        finally:
+            os.close(fd)
+        return True
+    return False
+
+
+def _claim_is_stale(path: Path, hostname: str) -> bool:
+    try:
+        owner = read_json(path)
+    except (OSError, ValueError):
+        return False  # being written right now
+    if owner.get("hostname") != hostname:
+        return False  # another host's process: we cannot tell whether it lives
+    return not pid_alive(int(owner.get("pid", 0)))
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release(folder: Path) -> None:
+    """Give back a claim (the experiment stays staged for a later runner)."""
+    with contextlib.suppress(FileNotFoundError):
+        (folder / CLAIM).unlink()
 
 
 def remove_experiment_dir(path: Path) -> None:

@@ -1,0 +1,228 @@
+"""`yanex run --staged`: claimed once, checked against the code, N at a time, never lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import Project, assert_usage_error, git, metadata
+
+# Appends its experiment ID to runs.log (outside the git index: untracked files are fine).
+RECORDS = """
+import os, sys, time, yanex
+with open(os.path.join(os.environ["RUNS_LOG"]), "a") as log:
+    log.write(yanex.experiment_id() + "\\n")
+time.sleep(yanex.get_param("sleep", 0))
+x = yanex.get_param("x", 0)
+print("x is", x, "cwd", os.getcwd())
+if x == yanex.get_param("fail_at", -1):
+    sys.exit(7)
+"""
+
+
+def setup(project: Project) -> dict[str, str]:
+    project.write("job.py", RECORDS)
+    project.commit()
+    return project.env(RUNS_LOG=str(project.path.parent / "runs.log"))
+
+
+def stage(project: Project, env: dict[str, str], *params: str) -> list[str]:
+    args = [arg for p in params for arg in ("-p", p)]
+    r = project.yanex("stage", "job.py", *args, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def runs_log(project: Project) -> list[str]:
+    path = project.path.parent / "runs.log"
+    return path.read_text().split() if path.exists() else []
+
+
+def statuses(project: Project, ids: list[str]) -> list[str]:
+    return [metadata(project.home / "experiments" / i)["status"] for i in ids]
+
+
+def test_staged_experiments_run_once_oldest_first(project: Project) -> None:
+    env = setup(project)
+    first = stage(project, env, "x=list(1, 2, 3)")
+    second = stage(project, env, "x=4")
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0, r.stderr
+    assert runs_log(project) == first + second  # oldest first, a grid in its order
+    assert statuses(project, first + second) == ["completed"] * 4
+    assert "x is 1" in r.stdout  # with -j 1 the output streams as in a direct run
+    assert "4 completed, 0 failed, 0 cancelled, 0 refused" in r.stderr
+    meta = metadata(project.home / "experiments" / first[0])
+    assert meta["started_at"] > meta["created_at"] and meta["exit_code"] == 0
+    again = project.yanex("run", "--staged", env=env)
+    assert again.returncode == 0 and "nothing is staged" in again.stderr
+    assert len(runs_log(project)) == 4
+
+
+def test_parallel_runs_keep_each_output_in_its_own_files(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(6)", "sleep=0.3")
+    r = project.yanex("run", "--staged", "-j", "3", env=env)
+    assert r.returncode == 0, r.stderr
+    assert statuses(project, ids) == ["completed"] * 6
+    assert "x is" not in r.stdout + r.stderr  # no interleaved script output
+    for index, experiment_id in enumerate(ids):
+        out = (project.home / "experiments" / experiment_id / "stdout.txt").read_text()
+        assert out.startswith(f"x is {index} ")
+    assert sorted(runs_log(project)) == sorted(ids)
+
+
+def test_two_runners_at_once_run_each_experiment_once(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(10)", "sleep=0.2")
+    runners = [
+        project.popen("run", "--staged", "-j", "2", env=env, stdin=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    for runner in runners:
+        runner.communicate(timeout=120)
+        assert runner.returncode == 0
+    log = runs_log(project)
+    assert sorted(log) == sorted(ids)  # every experiment ran, none twice
+    assert statuses(project, ids) == ["completed"] * 10
+
+
+def test_a_failure_does_not_stop_the_others(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=list(1, 2, 3)", "fail_at=2")
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 1
+    assert statuses(project, ids) == ["completed", "failed", "completed"]
+    assert "2 completed, 1 failed, 0 cancelled, 0 refused" in r.stderr
+
+
+def test_each_runs_in_the_folder_it_was_staged_from(project: Project) -> None:
+    env = setup(project)
+    (project.path / "sub").mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "yanex", "stage", "../job.py"],
+        cwd=project.path / "sub",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"cwd {project.path / 'sub'}" in r.stdout
+
+
+def test_only_the_current_project_is_run(project: Project, tmp_path: Path) -> None:
+    env = setup(project)
+    ours = stage(project, env, "x=1")
+    other = Project(tmp_path / "other", project.home)
+    other.path.mkdir()
+    git(other.path, "init", "-q", "-b", "main")
+    other.write("job.py", RECORDS)
+    other.commit()
+    theirs = stage(other, env, "x=2")
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0
+    assert statuses(project, ours) == ["completed"]
+    assert statuses(other, theirs) == ["staged"]
+
+
+def test_changed_code_is_refused_and_stays_staged(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    staged_commit = metadata(project.home / "experiments" / ids[0])["git"]["commit"]
+    project.write("job.py", RECORDS + "\n# changed\n")
+    new_commit = project.commit("change the code")
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 1
+    assert "refused" in r.stderr and new_commit[:12] in r.stderr and "--ignore-dirty" in r.stderr
+    assert statuses(project, ids) == ["staged"] and runs_log(project) == []
+
+    r = project.yanex("run", "--staged", "--ignore-dirty", env=env)
+    assert r.returncode == 0, r.stderr
+    meta = metadata(project.home / "experiments" / ids[0])
+    assert meta["status"] == "completed"
+    assert meta["git"]["commit"] == new_commit  # the code it really ran with
+    assert meta["git_at_staging"]["commit"] == staged_commit
+
+
+def test_a_tree_dirtied_after_clean_staging_is_refused(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    project.write("job.py", RECORDS + "\n# uncommitted\n")
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 1 and "uncommitted changes" in r.stderr
+    assert statuses(project, ids) == ["staged"]
+
+
+def test_staged_dirty_runs_when_the_changes_are_the_same(project: Project) -> None:
+    env = setup(project)
+    project.write("job.py", RECORDS + "\n# uncommitted\n")
+    r = project.yanex("stage", "job.py", "--ignore-dirty", env=env)
+    ids = r.stdout.split()
+    assert (project.home / "experiments" / ids[0] / "git.patch").exists()
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0, r.stderr
+    assert statuses(project, ids) == ["completed"]
+
+
+def test_interrupted_runner_leaves_the_rest_staged_and_a_rerun_picks_them_up(
+    project: Project,
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)", "sleep=30")
+    runner = project.popen(
+        "run", "--staged", env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 30
+    while not runs_log(project) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert runs_log(project) == ids[:1]
+    runner.send_signal(signal.SIGINT)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert statuses(project, ids) == ["cancelled", "staged", "staged"]
+
+    # Make the remaining ones quick: parameters were fixed at staging, so edit them there.
+    for experiment_id in ids[1:]:
+        params = project.home / "experiments" / experiment_id / "params.json"
+        params.write_text(json.dumps({"x": 9, "sleep": 0}))
+    r2 = project.yanex("run", "--staged", env=env)
+    assert r2.returncode == 0, r2.stderr
+    assert statuses(project, ids) == ["cancelled", "completed", "completed"]
+    assert runs_log(project) == ids  # each ran exactly once
+
+
+def test_a_claim_left_by_a_dead_runner_is_taken_over(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim = project.home / "experiments" / ids[0] / "claim.json"
+    claim.write_text(json.dumps({"pid": dead.pid, "hostname": os.uname().nodename}))
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0, r.stderr
+    assert statuses(project, ids) == ["completed"]
+
+
+def test_a_claim_held_by_a_live_runner_is_left_alone(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    claim = project.home / "experiments" / ids[0] / "claim.json"
+    claim.write_text(json.dumps({"pid": os.getpid(), "hostname": os.uname().nodename}))
+    r = project.yanex("run", "--staged", env=env)
+    assert r.returncode == 0
+    assert statuses(project, ids) == ["staged"]
+
+
+def test_staged_takes_no_script_or_params(project: Project) -> None:
+    setup(project)
+    assert_usage_error(project.yanex("run", "--staged", "job.py"), "SCRIPT")
+    assert_usage_error(project.yanex("run", "--staged", "-p", "x=1"), "--param")
+    assert_usage_error(project.yanex("run", "job.py", "-j", "2"), "--staged")
+    assert_usage_error(project.yanex("run"), "SCRIPT")

@@ -1,0 +1,229 @@
+"""Sweep functions, the grid they span, and staging it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from conftest import Project, assert_usage_error, metadata
+
+from yanex import sweeps
+from yanex.errors import ParamError
+from yanex.params import parse_override
+
+SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("list(1, 2, 3)", [1, 2, 3]),
+        ("list(0.01, adam, 'two words', [1, 2])", [0.01, "adam", "two words", [1, 2]]),
+        ("range(4)", [0, 1, 2, 3]),
+        ("range(2, 5)", [2, 3, 4]),
+        ("range(0, 10, 3)", [0, 3, 6, 9]),
+        ("range(5, 0, -2)", [5, 3, 1]),
+        ("range(0, 1, 0.1)", [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]),  # exact
+        ("range(0.5, 2)", [0.5, 1.5]),
+        ("linspace(0, 1, 5)", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("linspace(0, 100, 3)", [0, 50, 100]),  # ints stay ints
+        ("linspace(0.001, 0.1, 3)", [0.001, 0.0505, 0.1]),
+        ("linspace(3, 3, 1)", [3]),
+        ("logspace(0, 3, 4)", [1, 10, 100, 1000]),
+        ("logspace(-3, -1, 3)", [0.001, 0.01, 0.1]),
+        ("sort(list(3, 1, 2))", [1, 2, 3]),  # Hydra's own helpers still work
+    ],
+)
+def test_sweep_values(text: str, values: list[Any]) -> None:
+    ov = parse_override(f"x={text}")
+    assert ov.sweep is not None
+    assert list(ov.sweep.values) == values
+    assert [type(v) for v in ov.sweep.values] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("range(0, 10, 0)", "step cannot be 0"),
+        ("range(0, 10, -1)", "never reaches 10"),
+        ("range(5, 5)", "is empty"),
+        ("range()", "give end"),
+        ("range(1, 2, 3, 4)", "give end"),
+        ("linspace(0, 1, 0)", "num must be at least 1"),
+        ("linspace(0, 1, 2.5)", "cannot be parsed"),
+        ("list()", "at least one value"),
+        ("range(a, 5)", "cannot be parsed"),
+        ("linspace(0, b, 3)", "cannot be parsed"),
+        ("nosuch(1, 2)", "Unknown function 'nosuch'"),
+        ("range(0, 1e12)", "at most"),
+    ],
+)
+def test_bad_sweeps_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ParamError) as info:
+        parse_override(f"x={text}")
+    assert message in info.value.format_message()
+
+
+def test_a_huge_range_is_refused_before_it_is_made() -> None:
+    start = time.perf_counter()
+    with pytest.raises(ParamError):
+        parse_override("x=range(0, 1e12)")
+    assert time.perf_counter() - start < 5  # generous: 10**12 values would never finish
+
+
+def test_plain_comma_is_never_a_sweep() -> None:
+    ov = parse_override("title=Hello, world")
+    assert ov.sweep is None and ov.value == "Hello, world"
+
+
+def test_sweeps_without_stage_are_refused_naming_the_grid(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.commit()
+    r = project.yanex("run", "show.py", "-p", "lr=list(0.1, 0.01)", "-p", "bs=range(3)")
+    assert_usage_error(r, "6 experiments", "--stage")
+    assert project.store_entries() == []
+
+
+def test_dry_run_shows_the_grid_and_creates_nothing(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.commit()
+    r = project.yanex(
+        "run",
+        "show.py",
+        "-p",
+        "lr=list(0.1, 0.01)",
+        "-p",
+        "bs=list(32, 64)",
+        "--stage",
+        "--dry-run",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "grid of 4 experiments:",
+        "  1. lr=0.1,bs=32",
+        "  2. lr=0.1,bs=64",
+        "  3. lr=0.01,bs=32",
+        "  4. lr=0.01,bs=64",
+    ]
+    assert project.store_entries() == []
+
+
+def staged(project: Project) -> list[dict[str, Any]]:
+    metas = [metadata(folder) for folder in project.experiments()]
+    return sorted(metas, key=lambda m: m["sweep_index"] if m["sweep_index"] is not None else -1)
+
+
+def params_of(project: Project, experiment_id: str) -> dict[str, Any]:
+    return json.loads((project.home / "experiments" / experiment_id / "params.json").read_text())
+
+
+def test_stage_writes_one_staged_experiment_per_grid_member(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.write(
+        "config.yaml",
+        "model:\n  lr: linspace(0.001, 0.1, 3)\n  depth: 2\ndata:\n  seed: ${range:0,2}\n",
+    )
+    commit = project.commit()
+    r = project.yanex("run", "show.py", "-p", "model.depth=list(2, 4)", "--stage", "-n", "grid")
+    assert r.returncode == 0, r.stderr
+    ids = r.stdout.split()
+    assert len(ids) == 12 and "12 experiments" in r.stderr
+    metas = staged(project)
+    assert [m["id"] for m in metas] == ids
+    assert {m["status"] for m in metas} == {"staged"}
+    assert len({m["sweep"] for m in metas}) == 1 and metas[0]["sweep"]
+    assert metas[0]["name"] == "grid-model.lr=0.001,model.depth=2,data.seed=0"
+    assert metas[0]["git"]["commit"] == commit and metas[0]["started_at"] is None
+    assert metas[0]["project"] == str(project.path)
+    grid = {
+        (p["model"]["lr"], p["model"]["depth"], p["data"]["seed"])
+        for p in (params_of(project, i) for i in ids)
+    }
+    assert grid == {
+        (lr, depth, seed) for lr in (0.001, 0.0505, 0.1) for depth in (2, 4) for seed in (0, 1)
+    }
+    assert (project.home / "experiments" / ids[0] / "config.yaml").read_text() == (
+        "model:\n  lr: 0.001\n  depth: 2\ndata:\n  seed: 0\n"
+    )
+
+
+def test_param_overrides_a_sweep_from_the_config_and_interpolations_follow(
+    project: Project,
+) -> None:
+    project.write("show.py", SHOW)
+    project.write("config.yaml", "lr: list(0.1, 0.2)\nwarmup_lr: ${lr}\nbs: list(1, 2)\n")
+    project.commit()
+    r = project.yanex("stage", "show.py", "-p", "lr=0.5")
+    assert r.returncode == 0, r.stderr
+    configs = [params_of(project, i) for i in r.stdout.split()]
+    assert configs == [
+        {"lr": 0.5, "warmup_lr": 0.5, "bs": 1},
+        {"lr": 0.5, "warmup_lr": 0.5, "bs": 2},
+    ]
+    r = project.yanex("stage", "show.py", "-p", "bs=3")
+    configs = [params_of(project, i) for i in r.stdout.split()]
+    assert [(c["lr"], c["warmup_lr"]) for c in configs] == [(0.1, 0.1), (0.2, 0.2)]
+
+
+def test_sweeps_from_the_environment(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.commit()
+    r = project.yanex("stage", "show.py", env=project.env(YANEX_PARAM_model__lr="list(0.1, 0.2)"))
+    assert r.returncode == 0, r.stderr
+    assert [params_of(project, i) for i in r.stdout.split()] == [
+        {"model": {"lr": 0.1}},
+        {"model": {"lr": 0.2}},
+    ]
+
+
+def test_stage_a_single_experiment(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.commit()
+    r = project.yanex("run", "show.py", "-p", "lr=3", "--stage", "-t", "later")
+    assert r.returncode == 0, r.stderr
+    (meta,) = staged(project)
+    assert meta["status"] == "staged" and meta["sweep"] is None and meta["tags"] == ["later"]
+    assert not (project.home / "experiments" / meta["id"] / "stdout.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "params", "message"),
+    [
+        ("lr: range(0, 10, 0)\n", [], "step cannot be 0"),
+        ("lr: ${linspace:0,1,0}\n", [], "num must be at least 1"),
+        ("lr: list()\n", [], "at least one value"),
+        ("lr: linspace(a, 1, 3)\n", [], "cannot be parsed"),
+        ("", ["lr=range(0, 1e12)"], "at most"),
+        ("", ["a=range(1000)", "b=range(1000)"], "1,000,000 experiments"),
+        ("", ["x=bogus(1)"], "Unknown function"),
+    ],
+)
+def test_bad_sweeps_exit_2_and_create_nothing(
+    project: Project, config: str, params: list[str], message: str
+) -> None:
+    project.write("show.py", SHOW)
+    if config:
+        project.write("config.yaml", config)
+    project.commit()
+    args = [arg for p in params for arg in ("-p", p)]
+    r = project.yanex("run", "show.py", *args, "--stage")
+    assert_usage_error(r, message)
+    assert project.store_entries() == []
+
+
+def test_big_grid_needs_yes_without_a_terminal(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.commit()
+    args = ("run", "show.py", "-p", "a=range(101)", "-p", "b=range(100)", "--stage")
+    r = project.yanex(*args, "--dry-run")
+    assert_usage_error(r, "10,100 experiments", "--yes")
+    assert project.store_entries() == []
+    r = project.yanex(*args, "--dry-run", "--yes")
+    assert r.returncode == 0 and r.stdout.startswith("grid of 10,100 experiments:")
+
+
+def test_grid_member_label_and_size() -> None:
+    member = sweeps.Member(config={}, varied={"lr": 0.01, "opt": "adam", "layers": [1, 2]})
+    assert member.label == "lr=0.01,opt=adam,layers=[1, 2]"

@@ -1,0 +1,309 @@
+"""Parameter sweeps: ``list()``, ``range()``, ``linspace()``, ``logspace()`` and their grid.
+
+A sweep is a value: in ``--param`` or ``YANEX_PARAM_*`` (``lr=linspace(0.001, 0.1, 5)``), or
+in a config file as a plain string (``lr: linspace(0.001, 0.1, 5)``) or an OmegaConf resolver
+(``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written, it ends up in the config as a
+resolver interpolation whose value is a :class:`Sweep`; the grid is the cartesian product of
+all sweeps, enumerated with numpy, and each member is the config with one value per sweep.
+
+Each function counts its values before making them, so ``range(0, 1e12)`` is refused at once.
+This module does not use ``from __future__ import annotations``: Hydra's parser checks the
+arguments of registered functions against their real annotations.
+"""
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Union
+
+from yanex.errors import ParamError
+
+# Grids larger than this need a confirmation (``--yes``); larger than MAX_GRID are refused.
+CONFIRM_GRID = 10_000
+MAX_GRID = 100_000
+
+FUNCTIONS = ("list", "range", "linspace", "logspace")
+_PLACEHOLDER_RESOLVER = "yanex.sweep"
+# A config value that is one sweep resolver call, e.g. ``${linspace:0,1,5}``.
+_RESOLVER_NAMES = "|".join(re.escape(n) for n in (*FUNCTIONS, _PLACEHOLDER_RESOLVER))
+_RESOLVER_SWEEP = re.compile(rf"^\$\{{(?:{_RESOLVER_NAMES}):.*\}}$", re.DOTALL)
+# A config value that is one sweep function call written as plain text, e.g. ``list(1, 2)``.
+_PLAIN_SWEEP = re.compile(rf"^\s*(?:{'|'.join(FUNCTIONS)})\s*\(.*\)\s*$", re.DOTALL)
+
+Number = Union[int, float]  # noqa: UP007  (Hydra's argument check needs a typing.Union)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The values one parameter takes across the grid, in order, and how they were written."""
+
+    expr: str
+    values: tuple[Any, ...]
+
+
+class SweepValueError(ValueError):
+    """A sweep that cannot be expanded; the message names it and why."""
+
+
+def _expr(name: str, args: tuple[Any, ...]) -> str:
+    return f"{name}({', '.join(repr(a) for a in args)})"
+
+
+def _number(expr: str, what: str, value: Any) -> Number:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SweepValueError(f"{expr}: {what} must be a number, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepValueError(f"{expr}: {what} must be finite, not {value!r}")
+    return value
+
+
+def _check_count(expr: str, count: int) -> None:
+    if count > MAX_GRID:
+        raise SweepValueError(
+            f"{expr} has {count:,} values; a grid holds at most {MAX_GRID:,} experiments"
+        )
+
+
+def sweep_list(*values: Any) -> tuple[Any, ...]:
+    """``list(a, b, ...)``: the values as given."""
+    if not values:
+        raise SweepValueError("list() needs at least one value: list(0.01, 0.1)")
+    return values
+
+
+def sweep_range(*args: Any) -> tuple[Any, ...]:
+    """``range([start,] end[, step])``: as Python's, end excluded, exact for decimal steps.
+
+    ``range(0, 1, 0.1)`` is 0.0, 0.1, ..., 0.9 (computed in decimal, not by adding floats).
+    Ints stay ints when every argument is an int.
+    """
+    expr = _expr("range", args)
+    if not 1 <= len(args) <= 3:
+        raise SweepValueError(f"{expr}: give end, start and end, or start, end and step")
+    names = {1: ("end",), 2: ("start", "end"), 3: ("start", "end", "step")}[len(args)]
+    nums = [_number(expr, name, a) for name, a in zip(names, args, strict=True)]
+    if len(nums) == 1:
+        start, end, step = 0, nums[0], 1
+    elif len(nums) == 2:
+        start, end, step = nums[0], nums[1], 1
+    else:
+        start, end, step = nums
+    if step == 0:
+        raise SweepValueError(f"{expr}: step cannot be 0")
+    # repr() is the shortest text that round-trips: Decimal(repr(0.1)) is exactly 0.1.
+    d_start, d_end, d_step = (Decimal(repr(x)) for x in (start, end, step))
+    count = max(0, math.ceil((d_end - d_start) / d_step))
+    if count == 0:
+        raise SweepValueError(
+            f"{expr} is empty: from {start} in steps of {step} it never reaches {end}"
+        )
+    _check_count(expr, count)
+    as_int = all(isinstance(x, int) for x in (start, end, step))
+    cast = int if as_int else float
+    return tuple(cast(d_start + i * d_step) for i in range(count))
+
+
+def _spaced(name: str, start: Any, end: Any, num: Any) -> tuple[Any, ...]:
+    expr = _expr(name, (start, end, num))
+    _number(expr, "start", start)
+    _number(expr, "end", end)
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise SweepValueError(f"{expr}: num must be a whole number, not {num!r}")
+    if num < 1:
+        raise SweepValueError(f"{expr}: num must be at least 1")
+    _check_count(expr, num)
+    import numpy
+
+    values = (numpy.linspace if name == "linspace" else numpy.logspace)(start, end, num).tolist()
+    # Ints stay ints: integer bounds whose values are all whole numbers give ints.
+    if isinstance(start, int) and isinstance(end, int) and all(v.is_integer() for v in values):
+        return tuple(int(v) for v in values)
+    # 15 significant digits: 0.02575, not 0.025750000000000002, in configs and names.
+    return tuple(float(f"{v:.15g}") for v in values)
+
+
+def sweep_linspace(start: Any, end: Any, num: Any) -> tuple[Any, ...]:
+    """``linspace(start, end, num)``: ``num`` evenly spaced values, end included (numpy)."""
+    return _spaced("linspace", start, end, num)
+
+
+def sweep_logspace(start: Any, end: Any, num: Any) -> tuple[Any, ...]:
+    """``logspace(start, end, num)``: 10**start .. 10**end, ``num`` values (numpy)."""
+    return _spaced("logspace", start, end, num)
+
+
+_COMPUTE = {
+    "list": sweep_list,
+    "range": sweep_range,
+    "linspace": sweep_linspace,
+    "logspace": sweep_logspace,
+}
+
+
+def make(name: str, args: tuple[Any, ...]) -> Sweep:
+    """The sweep ``name(*args)``; raises SweepValueError for a bad one."""
+    return Sweep(expr=_expr(name, args), values=_COMPUTE[name](*args))
+
+
+# --- Hydra's override parser ----------------------------------------------------------------
+
+
+def install(parser: Any) -> None:
+    """Register the sweep functions in a Hydra ``OverridesParser`` (Hydra's inexact ``range``
+    is replaced). Each returns a ``ChoiceSweep``, so the parser reports a sweep override."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    def h_list(*values: Any) -> ChoiceSweep:
+        return ChoiceSweep(list=list(sweep_list(*values)))
+
+    def h_range(*args: Number) -> ChoiceSweep:
+        return ChoiceSweep(list=list(sweep_range(*args)))
+
+    def h_linspace(start: Number, end: Number, num: int) -> ChoiceSweep:
+        return ChoiceSweep(list=list(sweep_linspace(start, end, num)))
+
+    def h_logspace(start: Number, end: Number, num: int) -> ChoiceSweep:
+        return ChoiceSweep(list=list(sweep_logspace(start, end, num)))
+
+    functions = parser.functions
+    for name in ("range", "interval", "glob"):  # replaced, or not enumerable without groups
+        functions.definitions.pop(name, None)
+        functions.functions.pop(name, None)
+    for name, fn in (
+        ("list", h_list),
+        ("range", h_range),
+        ("linspace", h_linspace),
+        ("logspace", h_logspace),
+    ):
+        functions.register(name, fn)
+
+
+def is_plain_sweep(text: str) -> bool:
+    """Does a config string read as one sweep call, like ``linspace(0.001, 0.1, 5)``?"""
+    return bool(_PLAIN_SWEEP.match(text))
+
+
+# --- OmegaConf resolvers --------------------------------------------------------------------
+
+# Sweeps given on the command line or as plain text wait here; the config holds a
+# ``${yanex.sweep:N}`` interpolation in their place until the grid is expanded.
+_pending: list[Sweep] = []
+
+
+def placeholder(sweep: Sweep) -> str:
+    """An interpolation that stands for ``sweep`` in a config until the grid is expanded."""
+    _pending.append(sweep)
+    return f"${{{_PLACEHOLDER_RESOLVER}:{len(_pending) - 1}}}"
+
+
+def register_resolvers() -> None:
+    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
+    placeholders) resolve to :class:`Sweep` objects. Safe to call more than once."""
+    from omegaconf import OmegaConf
+
+    for name in FUNCTIONS:
+        OmegaConf.register_new_resolver(
+            name, lambda *args, _name=name: make(_name, args), replace=True, use_cache=False
+        )
+    OmegaConf.register_new_resolver(
+        _PLACEHOLDER_RESOLVER, lambda index: _pending[int(index)], replace=True, use_cache=False
+    )
+
+
+# --- the grid -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """One experiment of a grid: its resolved parameters and the values its sweeps chose."""
+
+    config: dict[str, Any]
+    varied: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """``lr=0.01,batch_size=64``: what tells this member from the others."""
+        return ",".join(
+            f"{key}={value if isinstance(value, str) else repr(value)}"
+            for key, value in self.varied.items()
+        )
+
+
+def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted.path, value)`` for every leaf of a plain container (list items by index)."""
+    if isinstance(node, dict):
+        items = ((str(k), v) for k, v in node.items())
+    elif isinstance(node, list):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        yield prefix, node
+        return
+    for key, value in items:
+        yield from leaves(value, f"{prefix}.{key}" if prefix else key)
+
+
+@dataclass
+class Grid:
+    """The sweeps of one config, found before any member is made."""
+
+    cfg: Any  # an OmegaConf DictConfig, or None for a run without parameters
+    sweeps: list[tuple[str, Sweep]]
+    resolve: Callable[[Any], dict[str, Any]]  # a config with one value per sweep -> plain dict
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(sweep.values) for _, sweep in self.sweeps)
+
+    def check_size(self) -> None:
+        if self.size > MAX_GRID:
+            described = " x ".join(f"{len(s.values):,} ({path})" for path, s in self.sweeps)
+            raise ParamError(
+                f"the sweeps make a grid of {self.size:,} experiments ({described}); "
+                f"at most {MAX_GRID:,} can be staged"
+            )
+
+    def members(self) -> Iterator[Member]:
+        """Each member in order (the last sweep varies fastest), its config fully resolved."""
+        if self.cfg is None:
+            yield Member(config={}, varied={})
+            return
+        if not self.sweeps:
+            yield Member(config=self.resolve(self.cfg), varied={})
+            return
+        import numpy
+        from omegaconf import OmegaConf
+
+        shape = tuple(len(sweep.values) for _, sweep in self.sweeps)
+        for index in numpy.ndindex(*shape):
+            cfg = self.cfg.copy()
+            varied = {}
+            for (path, sweep), i in zip(self.sweeps, index, strict=True):
+                value = sweep.values[i]
+                OmegaConf.update(cfg, path, value, merge=False, force_add=True)
+                varied[path] = value
+            yield Member(config=self.resolve(cfg), varied=varied)
+
+
+def find(cfg: Any, resolve: Callable[[Any], dict[str, Any]]) -> Grid:
+    """The sweeps in ``cfg`` (an unresolved OmegaConf config), each with all its values;
+    ``resolve`` turns a config without sweeps into a plain dict."""
+    if cfg is None:
+        return Grid(cfg=None, sweeps=[], resolve=resolve)
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    found: list[tuple[str, Sweep]] = []
+    for path, leaf in leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(leaf, str) and _RESOLVER_SWEEP.match(leaf):
+            try:
+                value = OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
+            except OmegaConfBaseException as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, SweepValueError) else exc
+                raise ParamError(f"'{path}: {leaf}' cannot be expanded: {cause}") from exc
+            if isinstance(value, Sweep):
+                found.append((path, value))
+    grid = Grid(cfg=cfg, sweeps=found, resolve=resolve)
+    grid.check_size()
+    return grid
