@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import Project, assert_usage_error, git, metadata
@@ -226,3 +227,77 @@ def test_staged_takes_no_script_or_params(project: Project) -> None:
     assert_usage_error(project.yanex("run", "--staged", "-p", "x=1"), "--param")
     assert_usage_error(project.yanex("run", "job.py", "-j", "2"), "--staged")
     assert_usage_error(project.yanex("run"), "SCRIPT")
+
+
+def run_in_terminal(
+    project: Project,
+    args: list[str],
+    env: dict[str, str],
+    answer: bytes | None,
+    until: Callable[[bytes], bool] | None = None,
+    then: bytes | None = None,
+) -> tuple[int, bytes]:
+    """Run yanex with a pseudo-terminal as its controlling terminal, as a user at a shell."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", *args], env)
+    output = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if answer is not None and not sent and b"?" in output:
+            os.write(fd, answer)
+            sent = True
+        if until is not None and then is not None and until(output):
+            os.write(fd, then)
+            until = None
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_big_grid_asks_at_a_terminal(project: Project) -> None:
+    env = setup(project)
+    args = ["stage", "job.py", "-p", "a=range(101)", "-p", "b=range(100)"]
+    code, output = run_in_terminal(project, args, env, answer=b"n\n")
+    assert b"Stage 10,100 experiments?" in output and code == 1
+    assert project.store_entries() == []
+    code, output = run_in_terminal(project, [*args, "--dry-run"], env, answer=b"y\n")
+    assert code == 0 and b"grid of 10,100 experiments" in output
+
+
+def test_parallel_run_at_a_terminal_shows_progress_and_ctrl_c_leaves_the_rest(
+    project: Project,
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)", "sleep=30")
+    code, output = run_in_terminal(
+        project,
+        ["run", "--staged", "-j", "2"],
+        {**env, "COLUMNS": "120"},
+        answer=None,
+        until=lambda _: len(runs_log(project)) == 2,  # both scripts have started
+        then=b"\x03",
+    )
+    assert code == 130, output
+    assert b"staged runs" in output  # the live progress line
+    assert sorted(statuses(project, ids)) == ["cancelled", "cancelled", "staged"]
+    assert len(runs_log(project)) == 2
+
+
+def test_jobs_zero_means_one_per_cpu(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)")
+    r = project.yanex("run", "--staged", "-j", "0", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(os.sched_getaffinity(0))} at a time" in r.stderr
+    assert statuses(project, ids) == ["completed"] * 3

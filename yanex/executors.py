@@ -110,6 +110,7 @@ class StagedRunner:
         self.hostname = os.uname().nodename
         self.counts: Counter[str] = Counter()
         self.stopped_by: signal.Signals | None = None
+        self.not_started = 0
 
     def run(self, queue: list[tuple[Path, dict[str, Any]]]) -> int:
         pending = deque(queue)
@@ -130,11 +131,11 @@ class StagedRunner:
                     running.remove(job)
                     self._finished(job, progress)
                 progress.update(self.counts, len(running))
-        left = sum(1 for folder, _ in pending if self._still_staged(folder))
+        left = self.not_started + sum(1 for folder, _ in pending if self._still_staged(folder))
         self._summary(left, time.monotonic() - started)
         if self.stopped_by is not None:
             return 128 + self.stopped_by
-        return 1 if self.counts["failed"] or self.counts["refused"] else 0
+        return 1 if self.counts["failed"] or self.counts["refused"] or self.not_started else 0
 
     def _start(self, folder: Path, meta: dict[str, Any]) -> _Running | None:
         if not store.claim(folder, self.hostname):
@@ -184,12 +185,13 @@ class StagedRunner:
             meta = {}
         status = meta.get("status")
         if status not in ("completed", "failed", "cancelled"):
-            # The worker ended before its run started: it stays staged for a later runner.
+            # The worker ended before its run started (e.g. Ctrl-C during its start-up): the
+            # experiment stays staged for a later runner.
             store.release(job.folder)
-            status = "failed" if self.stopped_by is None else "cancelled"
-            self.counts[status] += 1
+            self.not_started += 1
             progress.line(
-                f"yanex: {job.folder.name} did not start (worker exit {job.proc.returncode})"
+                f"yanex: {job.folder.name} did not start (worker exit {job.proc.returncode}); "
+                "it stays staged"
             )
             return
         self.counts[status] += 1
