@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def quick_start_commands() -> list[list[str]]:
-    """The `yanex run ...` lines of the README's quick start."""
+    """The commands of the README's quick start, as a user types them."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    return [line.split()[1:] for line in section.splitlines() if line.startswith("yanex run ")]
+    blocks = [part.split("```", 1)[0] for part in section.split("```bash\n")[1:]]
+    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.strip()]
 
 
 def copy_examples(project: Project) -> None:
@@ -29,24 +30,44 @@ def copy_examples(project: Project) -> None:
 def test_readme_quick_start_runs(project: Project) -> None:
     copy_examples(project)
     commands = quick_start_commands()
-    assert commands, "the README has a quick start with `yanex run` lines"
-    for args in commands:
-        r = project.yanex(*args)
-        assert r.returncode == 0, (args, r.stderr)
-        if "--dry-run" in args:
-            assert "training:\n  epochs: 5\n" in r.stdout
-        else:
-            assert re.search(r"final loss \d", r.stdout)
-    folder = project.only_experiment()  # the dry run created nothing
+    assert [c[:2] for c in commands] == [
+        ["yanex", "run"],
+        ["yanex", "run"],
+        ["python", "examples/kfold.py"],
+    ]
+    run, dry_run, kfold = commands
+
+    r = project.yanex(*run[1:])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"final val_loss \d", r.stdout)
+    folder = project.only_experiment()
     meta = metadata(folder)
     assert meta["status"] == "completed" and meta["git"]["dirty"] is False
+    assert meta["hydra"]["choices"] == {"model": "poly", "optimizer": "sgd"}
     params = json.loads((folder / "params.json").read_text())
+    assert params["optimizer"]["lr"] == 0.05 and params["model"]["degree"] == 2
     lines = results(folder)
     assert len(lines) == params["training"]["epochs"]
     assert lines[-1]["results"]["loss"] < lines[0]["results"]["loss"]  # it learns
     summary = json.loads((folder / "artifacts" / "summary.json").read_text())
-    assert summary["final_loss"] == lines[-1]["results"]["loss"]
+    assert summary["final_val_loss"] == lines[-1]["results"]["val_loss"]
     assert (folder / "artifacts" / "weights.npy").exists()
+
+    r = project.yanex(*dry_run[1:])
+    assert r.returncode == 0, r.stderr
+    assert "name: momentum" in r.stdout and "epochs: 5" in r.stdout
+    assert len(project.experiments()) == 1  # the dry run created nothing
+
+    r = run_python(
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')",
+        cwd=project.path,
+        env=project.env(),
+        args=kfold[1:],
+    )
+    assert r.returncode == 0, r.stderr
+    assert "3/3 folds completed" in r.stdout
+    assert len(project.experiments()) == 4
 
 
 def test_example_runs_standalone_too(project: Project) -> None:
@@ -80,4 +101,5 @@ def test_readme_sweep_example_runs(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     done = [metadata(folder) for folder in project.experiments()]
     assert sorted(m["status"] for m in done) == ["completed"] * 6
-    assert {m["sweep_values"]["model.lr"] for m in done} == {0.001, 0.01, 0.1}
+    assert {m["sweep_values"]["optimizer.lr"] for m in done} == {0.001, 0.01, 0.1}
+    assert {m["sweep_values"]["model"] for m in done} == {"linear", "poly"}

@@ -10,7 +10,7 @@ import pytest
 from conftest import Project
 
 from yanex.errors import ParamError
-from yanex.params import parse_override, resolve, to_container
+from yanex.params import parse_override, resolve
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
 
@@ -157,7 +157,8 @@ def test_yaml_config_values_keep_their_yaml_types(project: Project) -> None:
 
 def test_resolve_without_any_source_is_empty(tmp_path: Path) -> None:
     got = resolve(cwd=tmp_path, config_path=None, param_texts=[], environ={})
-    assert got.cfg is None and got.config_file is None
+    assert got.config_file is None and got.config_dir is None
+    assert next(iter(got.grid.members())).config == {}
 
 
 @pytest.mark.parametrize(
@@ -173,5 +174,6 @@ def test_overrides_that_do_not_fit_the_config(
     tmp_path: Path, params: list[str], message: str
 ) -> None:
     with pytest.raises(ParamError) as info:
-        to_container(resolve(cwd=tmp_path, config_path=None, param_texts=params, environ={}).cfg)
+        resolved = resolve(cwd=tmp_path, config_path=None, param_texts=params, environ={})
+        list(resolved.grid.members())
     assert message in info.value.format_message()

@@ -15,14 +15,21 @@ from yanex import api
 from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
 from yanex.errors import YanexError as YanexError
 
-__all__ = ["YanexError", *api.__all__]
+__all__ = ["Result", "YanexError", "launch", *api.__all__]
 
 TYPE_CHECKING = False  # typing itself costs more to import than yanex
 if TYPE_CHECKING:
     from typing import Any
 
+    from yanex.launcher import Result, launch
+
 
 def __getattr__(name: str) -> Any:
+    # The launcher (and what it imports) is loaded only by scripts that launch runs.
+    if name in ("launch", "Result"):
+        from yanex import launcher
+
+        return getattr(launcher, name)
     if name == "__version__":
         from importlib.metadata import version
 

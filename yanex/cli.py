@@ -69,7 +69,18 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             "--config",
             "config_path",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="YAML config file (default: ./config.yaml when present; this replaces it).",
+            help="YAML config file (default: a Hydra tree in ./conf, else ./config.yaml; "
+            "this replaces them).",
+        ),
+        click.option(
+            "--config-dir",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="A Hydra config tree to compose (default: ./conf when it holds config.yaml).",
+        ),
+        click.option(
+            "--config-name",
+            metavar="NAME",
+            help="The primary config of the tree (default: config, i.e. config.yaml).",
         ),
         click.option(
             "-p",
@@ -142,7 +153,8 @@ def run(
     \b
     Parameters are merged, lowest to highest priority:
       the script's defaults (yanex.get_param(key, default))
-      < the config file (--config, else ./config.yaml)
+      < the config: --config FILE, else a Hydra tree (./conf/config.yaml, composed with its
+        config groups; --param model=large picks an option), else ./config.yaml
       < YANEX_PARAM_<key>=<value> environment variables (nested: YANEX_PARAM_model__lr)
       < --param KEY=VALUE
     The script runs with this Python interpreter, in the current folder; arguments after
@@ -200,6 +212,8 @@ def _launch(
     *,
     stage: bool,
     config_path: Path | None,
+    config_dir: Path | None,
+    config_name: str | None,
     params: tuple[str, ...],
     name: str | None,
     description: str | None,
@@ -220,6 +234,8 @@ def _launch(
         script=script,
         script_args=list(script_args),
         config_path=config_path,
+        config_dir=config_dir,
+        config_name=config_name,
         params=list(params),
         name=name,
         description=description,

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -47,6 +47,8 @@ class RunRequest:
     script: Path
     script_args: list[str] = field(default_factory=list)
     config_path: Path | None = None
+    config_dir: Path | None = None  # a Hydra conf/ tree (default: ./conf when it exists)
+    config_name: str | None = None  # its primary config (default: config)
     params: list[str] = field(default_factory=list)
     name: str | None = None
     description: str | None = None
@@ -64,11 +66,14 @@ class Prepared:
     request: RunRequest
     script: Path
     resolved: params.ResolvedParams
-    grid: sweeps.Grid
     git: gitstate.GitSnapshot | None
     project: Path
     warnings: list[str] = field(default_factory=list)
     members: list[sweeps.Member] = field(default_factory=list)
+
+    @property
+    def grid(self) -> sweeps.Grid:
+        return self.resolved.grid
 
     @property
     def is_sweep(self) -> bool:
@@ -181,6 +186,10 @@ def _failure_reason(returncode: int, stderr_tail: bytes | None) -> str:
     return head + ":\n" + "\n".join(lines[-_ERROR_LINES:])
 
 
+def _absolute(path: Path | None, cwd: Path) -> Path | None:
+    return path if path is None or path.is_absolute() else cwd / path
+
+
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The resolved parameters as YAML text (block style, keys in their given order)."""
     if not config:
@@ -190,6 +199,12 @@ def config_yaml(config: Mapping[str, Any]) -> str:
     return yaml.safe_dump(
         dict(config), sort_keys=False, allow_unicode=True, default_flow_style=False
     )
+
+
+def _yaml_list(items: list[str]) -> str:
+    import yaml
+
+    return yaml.safe_dump(list(items), default_flow_style=False, allow_unicode=True)
 
 
 class Launcher:
@@ -229,16 +244,15 @@ class Launcher:
             raise ScriptError(
                 f"script not found: {request.script}", hint="Give the path of a Python file."
             )
-        config_path = request.config_path
-        if config_path is not None and not config_path.is_absolute():
-            config_path = request.cwd / config_path
         resolved = params.resolve(
             cwd=request.cwd,
-            config_path=config_path,
+            config_path=_absolute(request.config_path, request.cwd),
+            config_dir=_absolute(request.config_dir, request.cwd),
+            config_name=request.config_name,
             param_texts=list(request.params),
             environ=request.environ,
         )
-        grid = sweeps.find(resolved.cfg, resolve=params.to_container)
+        grid = resolved.grid
         if grid.sweeps and not request.stage:
             varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
             raise ParamError(
@@ -259,7 +273,6 @@ class Launcher:
             request=request,
             script=script.resolve(),
             resolved=resolved,
-            grid=grid,
             git=git,
             project=git.root if git is not None else request.cwd.resolve(),
             warnings=warnings,
@@ -304,6 +317,13 @@ class Launcher:
             config = member.config
             store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
             store.write_json_atomic(folder / store.PARAMS, config)
+            hydra = member.extra.get("hydra")
+            if hydra is not None:  # what Hydra tooling reads in a run folder
+                (folder / ".hydra").mkdir(mode=0o700)
+                store.write_text_atomic(folder / ".hydra" / "config.yaml", config_yaml(config))
+                store.write_text_atomic(
+                    folder / ".hydra" / "overrides.yaml", _yaml_list(hydra["overrides"])
+                )
             git = prepared.git
             if git is not None and git.dirty:
                 if patch is None:
@@ -325,6 +345,14 @@ class Launcher:
                 "cwd": str(request.cwd.resolve()),
                 "config_file": str(prepared.resolved.config_file)
                 if prepared.resolved.config_file
+                else None,
+                "hydra": {
+                    "config_dir": hydra["config_dir"],
+                    "config_name": hydra["config_name"],
+                    "choices": hydra["choices"],
+                    "overrides": hydra["overrides"],
+                }
+                if hydra
                 else None,
                 "overrides": prepared.resolved.overrides,
                 "project": str(prepared.project),
@@ -458,3 +486,145 @@ def _finish(
         cli_exit_code=cli_exit_code,
         error=error,
     )
+
+
+# --- yanex.launch: the same runs, driven from Python ------------------------------------------
+
+
+@dataclass
+class Result:
+    """One experiment started by :func:`launch`: how it ended (or ``staged``) and where it is."""
+
+    id: str
+    status: str
+    exit_code: int | None
+    dir: Path
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """The lines the script logged with ``log_results``, oldest first."""
+        import json
+
+        path = self.dir / store.RESULTS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _render(value: Any) -> str:
+    """A Python value as override text that Hydra's grammar reads back as the same value;
+    a string holding a sweep (``list(1, 2)``, ``${linspace:0,1,5}``) stays a sweep."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        if sweeps.is_plain_sweep(value) or sweeps.is_resolver_sweep(value):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_render(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"launch: {type(value).__name__} values cannot be parameters")
+
+
+def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str]:
+    """``{"model": "large", "opt": {"lr": 0.1}}`` -> ``["model=large", "++opt.lr=0.1"]``:
+    a config group's key selects an option; other keys are set, or added when missing."""
+    from yanex import groups
+
+    texts = []
+    for key, value in sweeps.leaves(dict(cfg), dicts_only=True):
+        if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
+            is_sweep = sweeps.is_plain_sweep(value) or sweeps.is_resolver_sweep(value)
+            texts.append(f"{key}={value if is_sweep else groups.render_option(value)}")
+        else:
+            texts.append(f"++{key}={_render(value)}")
+    return texts
+
+
+class _TextSink:
+    """Bytes from the script to a text stream (a notebook's stdout has no ``.buffer``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _sink(stream: Any) -> Any:
+    return getattr(stream, "buffer", None) or _TextSink(stream)
+
+
+def launch(
+    cfg: Mapping[str, Any] | Any,
+    script: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    stage: bool = False,
+    ignore_dirty: bool = False,
+    args: Sequence[str] = (),
+    cwd: str | os.PathLike[str] | None = None,
+) -> Result | list[Result]:
+    """Run ``script`` as a tracked experiment with the parameters ``cfg`` (a dict or an
+    OmegaConf config), as ``yanex run`` would with ``cfg`` given as ``--param`` values.
+
+    The project's config (a ``conf/`` tree or ``config.yaml`` in ``cwd``) is the base and
+    ``cfg`` is merged over it; a config group's key (``{"model": "large"}``) selects an
+    option. Sweep values (``"lr": "list(0.1, 0.01)"``) make a grid: each member runs in turn
+    (or is staged) and a list of results is returned. Bad input raises ``YanexError``.
+    """
+    folder = Path(cwd) if cwd is not None else Path.cwd()
+    if type(cfg).__module__.startswith("omegaconf"):  # a DictConfig (itself a Mapping)
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
+    from yanex import groups
+
+    tree = folder / groups.DEFAULT_DIR
+    config_dir = tree if (tree / f"{groups.DEFAULT_NAME}.yaml").is_file() else None
+    request = RunRequest(
+        script=Path(script),
+        script_args=list(args),
+        params=_override_texts(cfg, config_dir),
+        name=name,
+        description=description,
+        tags=list(tags),
+        ignore_dirty=ignore_dirty,
+        stage=True,  # a grid is allowed here: it runs member by member unless staged
+        cwd=folder,
+        environ={k: v for k, v in os.environ.items() if not k.startswith(params.ENV_PREFIX)},
+    )
+    launcher = Launcher(stdout=_sink(sys.stdout), stderr=_sink(sys.stderr), echo=_print_err)
+    prepared = launcher.prepare(request)
+    for warning in prepared.warnings:
+        _print_err(f"warning: {warning}")
+    if stage:
+        staged = launcher.stage(prepared)
+        found = [Result(e.id, "staged", None, e.dir) for e in staged]
+        return found if prepared.is_sweep else found[0]
+    prepared.request.stage = False
+    outcomes = []
+    members = prepared.expand()
+    sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
+    for index, member in enumerate(members):
+        sweep = (sweep_id, index) if sweep_id is not None else None
+        experiment = launcher.create(prepared, member, sweep=sweep)
+        outcome = launcher.execute(experiment, prepared.request, prepared.script)
+        outcomes.append(Result(outcome.id, outcome.status, outcome.exit_code, outcome.dir))
+    return outcomes if prepared.is_sweep else outcomes[0]
+
+
+def _print_err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -41,6 +41,7 @@ class ParamOverride:
     text: str
     source: str  # where it came from, for messages: "--param" or "YANEX_PARAM_x"
     sweep: sweeps.Sweep | None = None  # set when the value is a sweep (list(...), range(...))
+    package: str | None = None  # `group@package=option` (config groups only)
 
     @property
     def shown(self) -> str:
@@ -57,13 +58,12 @@ class ParamOverride:
 
 @dataclass
 class ResolvedParams:
-    """The merged parameters of a run (sweeps not yet expanded) and where they came from.
+    """The merged parameters of a run, as a grid whose members are not made yet, and where
+    they came from (a config file, or a Hydra conf/ folder)."""
 
-    ``cfg`` is an unresolved OmegaConf config, or None when there was nothing to merge.
-    """
-
-    cfg: DictConfig | None
+    grid: sweeps.Grid
     config_file: Path | None = None
+    config_dir: Path | None = None
     overrides: list[str] = field(default_factory=list)
 
 
@@ -88,8 +88,9 @@ def _shown(text: str, source: str) -> str:
 _QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
 
 
-def parse_override(text: str, source: str = "--param") -> ParamOverride:
-    """Parse ``KEY=VALUE``, ``+KEY=VALUE``, ``++KEY=VALUE``, ``~KEY`` or ``~KEY=VALUE``."""
+def parse_override(text: str, source: str = "--param", groups: bool = False) -> ParamOverride:
+    """Parse ``KEY=VALUE``, ``+KEY=VALUE``, ``++KEY=VALUE``, ``~KEY`` or ``~KEY=VALUE``
+    (and, with ``groups``, Hydra's ``group/sub=option`` and ``group@package=option``)."""
     from hydra.core.override_parser.types import OverrideType, ValueType
     from hydra.errors import HydraException
 
@@ -109,12 +110,12 @@ def parse_override(text: str, source: str = "--param") -> ParamOverride:
     key = override.key_or_group
     if not key:
         raise ParamError(f"{shown} has no key before '='")
-    if override.package is not None:
+    if override.package is not None and not groups:
         raise ParamError(
             f"{shown}: 'group@package' overrides need a Hydra conf/ folder",
             hint="Use a dotted key instead: --param model.width=128",
         )
-    if "/" in key:
+    if "/" in key and not groups:
         raise ParamError(
             f"{shown}: 'group/option' keys need a Hydra conf/ folder",
             hint="Use a dotted key instead: --param model.width=128",
@@ -142,7 +143,14 @@ def parse_override(text: str, source: str = "--param") -> ParamOverride:
     else:
         raise ParamError(f"{shown}: this kind of value cannot be used here")
     return ParamOverride(
-        op=op, key=key, value=value, has_value=has_value, text=text, source=source, sweep=sweep
+        op=op,
+        key=key,
+        value=value,
+        has_value=has_value,
+        text=text,
+        source=source,
+        sweep=sweep,
+        package=override.package,
     )
 
 
@@ -268,16 +276,41 @@ def resolve(
     config_path: Path | None,
     param_texts: list[str],
     environ: Mapping[str, str],
+    config_dir: Path | None = None,
+    config_name: str | None = None,
 ) -> ResolvedParams:
-    """Merge config file, environment and ``--param`` into the run's parameters.
+    """Merge the config, environment and ``--param`` into the run's grid of parameters.
 
-    ``config_path`` None means ``./config.yaml`` when present.
+    The config is ``config_path`` when given; else a Hydra tree (``config_dir``, or
+    ``./conf`` when it exists) composed from ``config_name`` (default ``config``); else
+    ``./config.yaml`` when present.
     """
+    from yanex import groups
+
+    name = config_name or groups.DEFAULT_NAME
+    if (
+        config_path is None
+        and config_dir is None
+        and (cwd / groups.DEFAULT_DIR / f"{name}.yaml").is_file()
+    ):
+        config_dir = cwd / groups.DEFAULT_DIR  # a Hydra tree: conf/ with its primary config
+    if config_path is not None and (config_dir is not None or config_name is not None):
+        raise ParamError(
+            "--config names one YAML file; it cannot be combined with --config-dir or --config-name"
+        )
+    if config_dir is not None:
+        return _resolve_groups(config_dir, name, param_texts, environ)
+    if config_name is not None:
+        raise ParamError(
+            f"no {groups.DEFAULT_DIR}/{config_name}.yaml in {cwd}",
+            hint="--config-name names the primary config of a conf/ folder (or --config-dir).",
+        )
     if config_path is None and (cwd / DEFAULT_CONFIG).is_file():
         config_path = cwd / DEFAULT_CONFIG
     env_texts = env_override_texts(environ)
     if config_path is None and not env_texts and not param_texts:
-        return ResolvedParams(cfg=None)  # nothing to merge: skip OmegaConf and the parser
+        # Nothing to merge: skip OmegaConf and the parser.
+        return ResolvedParams(grid=sweeps.Grid([sweeps.Base(None, [])], resolve=to_container))
 
     from omegaconf import OmegaConf
 
@@ -286,39 +319,68 @@ def resolve(
     overrides += [parse_override(text) for text in param_texts]
     if config_path is not None:
         cfg = load_config_file(config_path)
-        _mark_plain_sweeps(cfg, config_path)
+        mark_plain_sweeps(cfg, f"config file {config_path}")
     else:
         cfg = OmegaConf.create({})
     apply_overrides(cfg, overrides)
+    grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
+    grid.check_size()
     return ResolvedParams(
-        cfg=cfg,
+        grid=grid,
         config_file=config_path.resolve() if config_path is not None else None,
         overrides=[ov.as_given for ov in overrides],
     )
 
 
-def _mark_plain_sweeps(cfg: DictConfig, path: Path) -> None:
-    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps, parsed by the grammar."""
+def _resolve_groups(
+    config_dir: Path, config_name: str, param_texts: list[str], environ: Mapping[str, str]
+) -> ResolvedParams:
+    from yanex import groups
+
+    if not config_dir.is_dir():
+        raise ParamError(f"config folder not found: {config_dir}")
+    sweeps.register_resolvers()
+    overrides = [parse_override(t, source=n, groups=True) for n, t in env_override_texts(environ)]
+    overrides += [parse_override(text, groups=True) for text in param_texts]
+    compositions, group_sweeps = groups.compose_grid(config_dir.resolve(), config_name, overrides)
+    bases = []
+    for cfg, varied, info in compositions:
+        mark_plain_sweeps(cfg, f"the config in {config_dir}")
+        bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
+    grid = sweeps.Grid(bases, resolve=to_container, group_sweeps=group_sweeps)
+    grid.check_size()
+    return ResolvedParams(
+        grid=grid,
+        config_dir=config_dir.resolve(),
+        overrides=[ov.as_given for ov in overrides],
+    )
+
+
+def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
+    """A sweep written as plain text in a config (``linspace(0.001, 0.1, 5)``), by the grammar."""
     from hydra.core.override_parser.types import ChoiceSweep
     from hydra.errors import HydraException
+
+    try:
+        parsed = _get_parser().parse_rule(text.strip(), "value")
+    except HydraException as exc:
+        if isinstance(exc.__cause__, sweeps.SweepValueError):
+            raise ParamError(f"{shown}: {exc.__cause__}") from exc
+        reason = str(exc).strip().splitlines()[0]
+        raise ParamError(f"{shown} cannot be parsed: {reason}") from exc
+    if not isinstance(parsed, ChoiceSweep) or not parsed.list:
+        raise ParamError(f"{shown} is not a sweep with values")
+    return sweeps.Sweep(expr=text.strip(), values=tuple(parsed.list))
+
+
+def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:
+    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps."""
     from omegaconf import OmegaConf
 
-    container = OmegaConf.to_container(cfg, resolve=False)
-    for key, leaf in sweeps.leaves(container):
-        if not (isinstance(leaf, str) and sweeps.is_plain_sweep(leaf)):
-            continue
-        shown = f"config file {path}: '{key}: {leaf}'"
-        try:
-            parsed = _get_parser().parse_rule(leaf.strip(), "value")
-        except HydraException as exc:
-            if isinstance(exc.__cause__, sweeps.SweepValueError):
-                raise ParamError(f"{shown}: {exc.__cause__}") from exc
-            reason = str(exc).strip().splitlines()[0]
-            raise ParamError(f"{shown} cannot be parsed: {reason}") from exc
-        if not isinstance(parsed, ChoiceSweep) or not parsed.list:
-            raise ParamError(f"{shown} is not a sweep with values")
-        sweep = sweeps.Sweep(expr=leaf.strip(), values=tuple(parsed.list))
-        OmegaConf.update(cfg, key, sweeps.placeholder(sweep), merge=False)
+    for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(leaf, str) and sweeps.is_plain_sweep(leaf):
+            sweep = parse_sweep_text(leaf, f"{where}: '{key}: {leaf}'")
+            OmegaConf.update(cfg, key, sweeps.placeholder(sweep), merge=False)
 
 
 def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:

@@ -14,7 +14,7 @@ arguments of registered functions against their real annotations.
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Union
 
@@ -180,6 +180,11 @@ def install(parser: Any) -> None:
         functions.register(name, fn)
 
 
+def is_resolver_sweep(text: str) -> bool:
+    """Is a config string one sweep resolver call, like ``${linspace:0.001,0.1,5}``?"""
+    return bool(_RESOLVER_SWEEP.match(text))
+
+
 def is_plain_sweep(text: str) -> bool:
     """Does a config string read as one sweep call, like ``linspace(0.001, 0.1, 5)``?"""
     return bool(_PLAIN_SWEEP.match(text))
@@ -217,10 +222,14 @@ def register_resolvers() -> None:
 
 @dataclass(frozen=True)
 class Member:
-    """One experiment of a grid: its resolved parameters and the values its sweeps chose."""
+    """One experiment of a grid: its resolved parameters and the values its sweeps chose.
+
+    ``extra`` carries what the composition adds (Hydra's group choices and overrides).
+    """
 
     config: dict[str, Any]
     varied: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -231,30 +240,52 @@ class Member:
         )
 
 
-def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted.path, value)`` for every leaf of a plain container (list items by index)."""
-    if isinstance(node, dict):
+def leaves(node: Any, prefix: str = "", dicts_only: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(dotted.path, value)`` for every leaf of a plain container: list items by index, or
+    (``dicts_only``) each list as one leaf. An empty dict is a leaf too."""
+    if isinstance(node, dict) and (node or not prefix):
         items = ((str(k), v) for k, v in node.items())
-    elif isinstance(node, list):
+    elif isinstance(node, list) and not dicts_only:
         items = ((str(i), v) for i, v in enumerate(node))
     else:
         yield prefix, node
         return
     for key, value in items:
-        yield from leaves(value, f"{prefix}.{key}" if prefix else key)
+        yield from leaves(value, f"{prefix}.{key}" if prefix else key, dicts_only)
 
 
 @dataclass
-class Grid:
-    """The sweeps of one config, found before any member is made."""
+class Base:
+    """One composed config of a grid: the sweeps in it, and what was fixed to compose it
+    (a config group's option, when a group was swept)."""
 
-    cfg: Any  # an OmegaConf DictConfig, or None for a run without parameters
+    cfg: Any
     sweeps: list[tuple[str, Sweep]]
-    resolve: Callable[[Any], dict[str, Any]]  # a config with one value per sweep -> plain dict
+    varied: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return math.prod(len(sweep.values) for _, sweep in self.sweeps)
+
+
+@dataclass
+class Grid:
+    """The sweeps of a run, found before any member is made: one or more composed configs
+    (one per option of a swept config group), each with the value sweeps in it."""
+
+    bases: list[Base]
+    resolve: Callable[[Any], dict[str, Any]]  # a config with one value per sweep -> plain dict
+    group_sweeps: list[tuple[str, Sweep]] = field(default_factory=list)
+
+    @property
+    def sweeps(self) -> list[tuple[str, Sweep]]:
+        """Every sweep: the swept groups, then the value sweeps (of the first composition)."""
+        return self.group_sweeps + (self.bases[0].sweeps if self.bases else [])
+
+    @property
+    def size(self) -> int:
+        return sum(base.size for base in self.bases)
 
     def check_size(self) -> None:
         if self.size > MAX_GRID:
@@ -266,31 +297,31 @@ class Grid:
 
     def members(self) -> Iterator[Member]:
         """Each member in order (the last sweep varies fastest), its config fully resolved."""
-        if self.cfg is None:
-            yield Member(config={}, varied={})
-            return
-        if not self.sweeps:
-            yield Member(config=self.resolve(self.cfg), varied={})
-            return
-        import numpy
-        from omegaconf import OmegaConf
+        for base in self.bases:
+            if base.cfg is None:
+                yield Member(config={}, varied=dict(base.varied), extra=base.extra)
+                continue
+            if not base.sweeps:
+                yield Member(self.resolve(base.cfg), dict(base.varied), base.extra)
+                continue
+            import numpy
+            from omegaconf import OmegaConf
 
-        shape = tuple(len(sweep.values) for _, sweep in self.sweeps)
-        for index in numpy.ndindex(*shape):
-            cfg = self.cfg.copy()
-            varied = {}
-            for (path, sweep), i in zip(self.sweeps, index, strict=True):
-                value = sweep.values[i]
-                OmegaConf.update(cfg, path, value, merge=False, force_add=True)
-                varied[path] = value
-            yield Member(config=self.resolve(cfg), varied=varied)
+            shape = tuple(len(sweep.values) for _, sweep in base.sweeps)
+            for index in numpy.ndindex(*shape):
+                cfg = base.cfg.copy()
+                varied = dict(base.varied)
+                for (path, sweep), i in zip(base.sweeps, index, strict=True):
+                    value = sweep.values[i]
+                    OmegaConf.update(cfg, path, value, merge=False, force_add=True)
+                    varied[path] = value
+                yield Member(config=self.resolve(cfg), varied=varied, extra=base.extra)
 
 
-def find(cfg: Any, resolve: Callable[[Any], dict[str, Any]]) -> Grid:
-    """The sweeps in ``cfg`` (an unresolved OmegaConf config), each with all its values;
-    ``resolve`` turns a config without sweeps into a plain dict."""
+def find_in(cfg: Any) -> list[tuple[str, Sweep]]:
+    """The sweeps in ``cfg`` (an unresolved OmegaConf config), each with all its values."""
     if cfg is None:
-        return Grid(cfg=None, sweeps=[], resolve=resolve)
+        return []
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -304,6 +335,4 @@ def find(cfg: Any, resolve: Callable[[Any], dict[str, Any]]) -> Grid:
                 raise ParamError(f"'{path}: {leaf}' cannot be expanded: {cause}") from exc
             if isinstance(value, Sweep):
                 found.append((path, value))
-    grid = Grid(cfg=cfg, sweeps=found, resolve=resolve)
-    grid.check_size()
-    return grid
+    return found
