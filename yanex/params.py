@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 ENV_PREFIX = "YANEX_PARAM_"
 DEFAULT_CONFIG = "config.yaml"
 
+# Limits that turn hostile configs into clear errors instead of a crash or a full memory:
+# how deep parameters may nest, and how many values a config may expand to (YAML aliases
+# can make a small file expand to billions).
+MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
+
 Op = Literal["set", "add", "force_add", "delete"]
 
 
@@ -85,6 +91,34 @@ def _shown(text: str, source: str) -> str:
     return f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
 
 
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_plain(value: Any, shown: str) -> None:
+    """Refuse values that are not plain data: a sweep nested inside a value, or a config
+    deeper or larger than the limits (checked without recursion, aliases counted each time)."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ParamError(f"{_clip(shown)} expands to more than {MAX_VALUES:,} values")
+        if depth > MAX_DEPTH:
+            raise ParamError(f"{_clip(shown)} nests more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif not (node is None or isinstance(node, (str, int, float, bool))):
+            what = getattr(node, "list", None)
+            if what is not None:  # a ChoiceSweep inside a list, dict or another sweep
+                raise ParamError(f"{_clip(shown)}: a sweep can only be a whole value")
+            raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
+
+
 _QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
 
 
@@ -101,6 +135,8 @@ def parse_override(text: str, source: str = "--param", groups: bool = False) -> 
         raise ParamError(f"{shown} contains a NUL byte")
     try:
         override = _get_parser().parse_override(text)
+    except RecursionError as exc:
+        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
         if isinstance(exc.__cause__, sweeps.SweepValueError):
             raise ParamError(f"{shown}: {exc.__cause__}") from exc
@@ -110,6 +146,8 @@ def parse_override(text: str, source: str = "--param", groups: bool = False) -> 
     key = override.key_or_group
     if not key:
         raise ParamError(f"{shown} has no key before '='")
+    if key.count(".") >= MAX_DEPTH:
+        raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
     if override.package is not None and not groups:
         raise ParamError(
             f"{shown}: 'group@package' overrides need a Hydra conf/ folder",
@@ -135,11 +173,14 @@ def parse_override(text: str, source: str = "--param", groups: bool = False) -> 
         value = text.split("=", 1)[1]
     elif override.value_type in (None, ValueType.ELEMENT):
         value = override.value()
+        check_plain(value, shown)
     elif override.value_type == ValueType.CHOICE_SWEEP and op != "delete":
         expr = text.split("=", 1)[1].strip()
         sweep = sweeps.Sweep(expr=expr, values=tuple(override.value().list))
         if not sweep.values:
             raise ParamError(f"{shown}: {expr} has no values")
+        for item in sweep.values:
+            check_plain(item, shown)
     else:
         raise ParamError(f"{shown}: this kind of value cannot be used here")
     return ParamOverride(
@@ -196,6 +237,8 @@ def load_config_file(path: Path) -> DictConfig:
         # OmegaConf's own YAML loader (1e-3 is a float, duplicate keys are errors), then a
         # check of the top level: OmegaConf.create("text") would make it a key.
         data = yaml.load(text, Loader=_yaml_loader())
+    except RecursionError as exc:
+        raise ParamError(f"config file {path} nests too deeply to be read") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -208,6 +251,7 @@ def load_config_file(path: Path) -> DictConfig:
             f"config file {path} must hold a mapping of names to values at its top level, "
             f"not a {type(data).__name__}"
         )
+    check_plain(data, f"config file {path}")
     try:
         cfg = OmegaConf.create(data)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
@@ -255,7 +299,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[ParamOverride]) -> None:
                 )
             value = sweeps.placeholder(ov.sweep) if ov.sweep is not None else ov.value
             OmegaConf.update(cfg, ov.key, value, merge=ov.sweep is None, force_add=True)
-        except OmegaConfBaseException as exc:
+        except (OmegaConfBaseException, ValueError, TypeError) as exc:
             raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
@@ -265,7 +309,11 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except RecursionError as exc:
+        raise ParamError(
+            "parameters cannot be resolved: an interpolation refers to itself"
+        ) from exc
     except OmegaConfBaseException as exc:
         raise ParamError(f"parameters cannot be resolved: {str(exc).splitlines()[0]}") from exc
 

@@ -116,7 +116,11 @@ def _spaced(name: str, start: Any, end: Any, num: Any) -> tuple[Any, ...]:
     _check_count(expr, num)
     import numpy
 
-    values = (numpy.linspace if name == "linspace" else numpy.logspace)(start, end, num).tolist()
+    with numpy.errstate(all="ignore"):
+        space = numpy.linspace if name == "linspace" else numpy.logspace
+        values = space(start, end, num).tolist()
+    if not all(math.isfinite(v) for v in values):
+        raise SweepValueError(f"{expr}: the values overflow a float")
     # Ints stay ints: integer bounds whose values are all whole numbers give ints.
     if isinstance(start, int) and isinstance(end, int) and all(v.is_integer() for v in values):
         return tuple(int(v) for v in values)
@@ -143,7 +147,9 @@ _COMPUTE = {
 
 
 def make(name: str, args: tuple[Any, ...]) -> Sweep:
-    """The sweep ``name(*args)``; raises SweepValueError for a bad one."""
+    """The sweep ``name(*args)`` (as a resolver gives it); raises SweepValueError for a bad one."""
+    if name in ("linspace", "logspace") and len(args) != 3:
+        raise SweepValueError(f"{_expr(name, args)}: give start, end and num")
     return Sweep(expr=_expr(name, args), values=_COMPUTE[name](*args))
 
 

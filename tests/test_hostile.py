@@ -1,0 +1,151 @@
+"""Hostile input: each case gives a clear error and exit 2 (or a clean run), never a
+traceback and never a partial experiment."""
+
+from __future__ import annotations
+
+import math
+import string
+
+import pytest
+from conftest import Project, assert_usage_error
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from yanex import sweeps
+from yanex.errors import ParamError
+from yanex.params import parse_override
+
+DEEP_YAML = "".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "v: 1\n"
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+    for i in range(8)
+)
+
+# (what, config.yaml text or None, --param values, extra env, text the error must contain)
+REFUSED = [
+    ("deeply nested YAML", DEEP_YAML, [], {}, "nests too deeply"),
+    ("deep flow YAML", "a: " + "[" * 5000 + "]" * 5000 + "\n", [], {}, "nests too deeply"),
+    ("billion laughs", LAUGHS, [], {}, "more than 1,000,000 values"),
+    ("interpolation cycle", "a: ${b}\nb: ${a}\n", [], {}, "Recursive interpolation"),
+    ("python object tag", "a: !!python/object/apply:os.system ['echo pwned']\n", [], {}, "YAML"),
+    ("binary value", "a: !!binary aGVsbG8=\n", [], {}, "bytes values"),
+    ("tab indentation", "a:\n\tb: 1\n", [], {}, "not valid YAML"),
+    ("null key", "null: 1\n", [], {}, "cannot be loaded"),
+    ("unhashable key", "? [1, 2]\n: v\n", [], {}, "unhashable"),
+    ("missing env var", "x: ${oc.env:YANEX_TEST_NOT_SET}\n", [], {}, "YANEX_TEST_NOT_SET"),
+    ("mandatory value", "x: ???\n", [], {}, "cannot be resolved"),
+    ("duplicate keys", "a: 1\na: 2\n", [], {}, "duplicate key"),
+    ("deep key", None, ["a" + ".a" * 300 + "=1"], {}, "more than 100 levels"),
+    ("deep value", None, ["x=" + "[" * 3000 + "]" * 3000], {}, "nests too deeply"),
+    ("nested sweep", None, ["x=list(list(1, 2))"], {}, "whole value"),
+    ("sweep in a list", None, ["x=[list(1, 2)]"], {}, "whole value"),
+    ("empty key part", None, ["a..b=1"], {}, "cannot be parsed"),
+    ("leading dot", None, [".a=1"], {}, "cannot be parsed"),
+    ("unknown resolver", None, ["x=${nope:1}"], {}, "nope"),
+    ("unquoted url", None, ["u=http://h/?a=b"], {}, "Quote"),
+    ("shell metacharacters", None, ["x=$(rm -rf /)"], {}, "cannot be parsed"),
+    ("tiny step", None, ["x=range(0, 1, 1e-20)"], {}, "at most"),
+    ("infinite bound", None, ["x=range(1e308, 1e309)"], {}, "finite"),
+    ("huge linspace", None, ["x=linspace(0, 1, 1000000000)"], {}, "at most"),
+    ("grid too large", None, ["a=range(100)", "b=range(100)", "c=range(100)"], {}, "100,000"),
+    ("string bounds", None, ["x=range('a', 'z')"], {}, "cannot be parsed"),
+    ("env deep key", None, [], {"YANEX_PARAM_" + "a__" * 150 + "b": "1"}, "100 levels"),
+    ("env bad value", None, [], {"YANEX_PARAM_x": "{a: [1,"}, "YANEX_PARAM_x"),
+    ("env unknown function", None, [], {"YANEX_PARAM_x": "evil(1)"}, "Unknown function"),
+    ("env sweep too large", None, [], {"YANEX_PARAM_x": "range(10**9)"}, "cannot be parsed"),
+    ("huge value text", None, ["x=[" + "1," * 40000 + "]"], {}, "cannot be parsed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "params", "env", "needle"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+def test_hostile_input_is_refused_cleanly(
+    project: Project, config: str | None, params: list[str], env: dict[str, str], needle: str
+) -> None:
+    project.write("s.py", "print('ran')\n")
+    if config is not None:
+        (project.path / "config.yaml").write_text(config)
+    project.commit()
+    args = [arg for p in params for arg in ("--param", p)]
+    r = project.yanex("run", "s.py", *args, "--stage", env=project.env(**env), timeout=120)
+    assert_usage_error(r, needle)
+    assert project.store_entries() == []
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("1: a\n2: b\n", "1: a\n2: b\n"),
+        ("a: 123456789012345678901234567890\n", "a: 123456789012345678901234567890\n"),
+        ("base: &b {x: 1}\nd:\n  <<: *b\n  y: 2\n", "base:\n  x: 1\nd:\n  x: 1\n  y: 2\n"),
+        ('text: "caf\\u00e9 \\U0001F600"\n', "text: café 😀\n"),
+    ],
+    ids=["int keys", "huge int", "merge key", "unicode"],
+)
+def test_odd_but_valid_configs_run_cleanly(project: Project, config: str, expected: str) -> None:
+    project.write("s.py", "print('ran')\n")
+    (project.path / "config.yaml").write_text(config)
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert (project.only_experiment() / "config.yaml").read_text() == expected
+
+
+@pytest.mark.parametrize(
+    "experiment_id", ["../../etc", "/etc/passwd", "deadbeef/../..", "DEADBEEF", "deadbee", ""]
+)
+def test_experiment_ids_cannot_address_paths_outside_the_store(
+    project: Project, experiment_id: str
+) -> None:
+    r = project.yanex("_execute", experiment_id)
+    assert_usage_error(r)
+    assert "Traceback" not in r.stderr
+
+
+def test_a_nul_byte_in_the_script_path_or_config_is_refused(project: Project) -> None:
+    project.write("s.py", "print('ran')\n")
+    (project.path / "config.yaml").write_bytes(b"a: 1\x00\n")
+    project.commit()
+    assert_usage_error(project.yanex("run", "s.py"), "NUL")
+    assert project.store_entries() == []
+
+
+# --- property tests: the parser and the sweep functions never fail in another way ---------
+
+TEXT = st.text(alphabet=st.sampled_from(string.printable + "éü😀\u00a0"), min_size=0, max_size=40)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXT)
+def test_any_override_text_parses_or_gives_a_param_error(text: str) -> None:
+    for candidate in (text, f"x={text}", f"x=list({text})", f"x=range({text})"):
+        try:
+            ov = parse_override(candidate)
+        except ParamError as exc:
+            assert exc.format_message()
+        else:
+            assert ov.key
+
+
+NUMBER = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.text(max_size=3),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(NUMBER, max_size=4), st.sampled_from(sorted(sweeps.FUNCTIONS)))
+def test_sweep_functions_give_values_or_a_sweep_error(args: list, name: str) -> None:
+    try:
+        sweep = sweeps.make(name, tuple(args))
+    except sweeps.SweepValueError as exc:
+        assert str(exc)
+    else:
+        assert 1 <= len(sweep.values) <= sweeps.MAX_GRID
+        if name != "list":
+            assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in sweep.values)
