@@ -266,6 +266,11 @@ class _Progress:
 
 def run_staged(*, jobs: int, ignore_dirty: bool, echo: Callable[[str], None]) -> int:
     """``yanex run --staged``: run this project's staged experiments; the exit code."""
+    for experiment_id in store.reap_dead_launchers(os.uname().nodename):
+        echo(
+            f"yanex: experiment {experiment_id} was left running by a launcher that died; "
+            "recorded as failed"
+        )
     project = current_project(Path.cwd())
     queue = staged_experiments(project)
     if not queue:

@@ -8,6 +8,7 @@ when a run starts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,3 +179,41 @@ def patch(snap: GitSnapshot) -> bytes:
             strip_newline_in_stdout=False,
         )
     return out
+
+
+# Likely secrets in uncommitted changes, which git.patch would keep: (what, pattern).
+_SECRETS = [
+    ("a private key", re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("an AWS access key", re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}")),
+    ("a GitLab token", re.compile(rb"\bglpat-[A-Za-z0-9_\-]{20,}")),
+    ("a Slack token", re.compile(rb"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
+    (
+        "a password or API key",
+        re.compile(
+            rb"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"'][^\"'\s]{8,}[\"']"
+        ),
+    ),
+]
+
+
+def find_secrets(patch: bytes) -> list[tuple[str, int, str]]:
+    """``(file, line, what)`` for each added line of ``patch`` that looks like a secret."""
+    found = []
+    path, line_no = "?", 0
+    for raw in patch.split(b"\n"):
+        if raw.startswith(b"+++ "):
+            name = raw[4:].decode("utf-8", "replace")
+            path = name[2:] if name.startswith("b/") else name
+        elif raw.startswith(b"@@"):
+            start = re.search(rb"\+(\d+)", raw)
+            line_no = int(start.group(1)) - 1 if start else 0
+        elif raw.startswith(b"+"):
+            line_no += 1
+            for what, pattern in _SECRETS:
+                if pattern.search(raw):
+                    found.append((path, line_no, what))
+                    break
+        elif raw.startswith(b" "):
+            line_no += 1
+    return found

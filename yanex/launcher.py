@@ -132,6 +132,7 @@ class _Tee(threading.Thread):
         super().__init__(daemon=True, name=f"yanex-tee-{log_path.name}")
         self.pipe = pipe
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.log_name = log_path.name
         self.terminal = terminal
         self.tail = bytearray() if keep_tail else None
         self.write_error: OSError | None = None
@@ -285,7 +286,7 @@ class Launcher:
         """Write every member of the grid as a ``staged`` experiment; all or none."""
         members = prepared.expand()
         sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
-        patch = gitstate.patch(prepared.git) if prepared.git and prepared.git.dirty else None
+        patch = self._patch(prepared.git) if prepared.git and prepared.git.dirty else None
         created: list[Experiment] = []
         try:
             for index, member in enumerate(members):
@@ -296,6 +297,16 @@ class Launcher:
                 store.remove_experiment_dir(experiment.dir)
             raise
         return created
+
+    def _patch(self, git: gitstate.GitSnapshot) -> bytes:
+        """The uncommitted changes for git.patch, with a warning for what looks like a secret."""
+        patch = gitstate.patch(git)
+        for path, line, what in gitstate.find_secrets(patch):
+            self.echo(
+                f"warning: {path}:{line} may hold {what}; the uncommitted change is saved in "
+                "the experiment's git.patch"
+            )
+        return patch
 
     def create(
         self,
@@ -327,7 +338,7 @@ class Launcher:
             git = prepared.git
             if git is not None and git.dirty:
                 if patch is None:
-                    patch = gitstate.patch(git)
+                    patch = self._patch(git)
                 store.write_bytes_atomic(folder / store.GIT_PATCH, patch)
             now = store.now_iso()
             env_snapshot = environment.snapshot(store.yanex_home() / "cache")
@@ -399,7 +410,12 @@ class Launcher:
         started = time.monotonic()
         with processes.signals_blocked():
             try:
-                experiment.metadata.update(status="running", started_at=store.now_iso())
+                experiment.metadata.update(
+                    status="running",
+                    started_at=store.now_iso(),
+                    # this process runs it now: a reader can tell a dead launcher from a live one
+                    launcher={"pid": os.getpid(), "hostname": os.uname().nodename},
+                )
                 experiment.save_metadata()
                 try:
                     proc = processes.spawn(
@@ -425,6 +441,11 @@ class Launcher:
                 returncode, received = processes.wait_forwarding(proc, grace)
                 out.join(_DRAIN_TIMEOUT)
                 err.join(_DRAIN_TIMEOUT)
+                for tee in (out, err):
+                    if tee.write_error is not None:  # e.g. a full disk: say so, keep the run
+                        problem = f"{tee.log_name} is incomplete: {tee.write_error.strerror}"
+                        experiment.metadata.setdefault("warnings", []).append(problem)
+                        self.echo(f"warning: experiment {experiment.id}: {problem}")
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
@@ -477,7 +498,16 @@ def _finish(
             "error": error,
         }
     )
-    experiment.save_metadata()
+    try:
+        experiment.save_metadata()
+    except OSError as exc:
+        # The store cannot be written (a full disk): the metadata keeps its last whole state
+        # ("running"), which the next store reader records as failed once this process ends.
+        print(
+            f"yanex: error: cannot record that experiment {experiment.id} {status}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
     return Outcome(
         id=experiment.id,
         dir=experiment.dir,

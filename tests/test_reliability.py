@@ -1,0 +1,202 @@
+"""Every way a run can end is recorded truthfully; concurrency and faults lose nothing."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import Project, assert_usage_error, metadata
+
+from yanex.gitstate import find_secrets
+
+SLEEPER = """
+import os, time
+open("pid.txt", "w").write(str(os.getpid()))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def wait_for(predicate, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not alive: read its state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_launcher_leaves_no_orphan_and_is_recorded_failed(project: Project) -> None:
+    project.write("sleepy.py", SLEEPER)
+    project.commit()
+    launcher = project.popen("run", "sleepy.py", stdin=subprocess.DEVNULL, start_new_session=True)
+    assert launcher.stdout is not None and launcher.stdout.readline() == b"ready\n"
+    script_pid = int((project.path / "pid.txt").read_text())
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=30)
+    assert wait_for(lambda: not alive(script_pid)), "the script lived on as an orphan"
+    folder = project.only_experiment()
+    assert metadata(folder)["status"] == "running"  # nobody could record the end yet
+
+    r = project.yanex("run", "--staged")  # the next command that reads the store
+    assert r.returncode == 0, r.stderr
+    meta = metadata(folder)
+    assert meta["status"] == "failed" and meta["error"].startswith("launcher died")
+    assert meta["ended_at"] is not None
+    assert "recorded as failed" in r.stderr
+
+
+def test_a_live_launcher_is_not_reaped(project: Project) -> None:
+    project.write("sleepy.py", SLEEPER)
+    project.commit()
+    launcher = project.popen("run", "sleepy.py", stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert launcher.stdout is not None and launcher.stdout.readline() == b"ready\n"
+        assert project.yanex("run", "--staged").returncode == 0
+        assert metadata(project.only_experiment())["status"] == "running"
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.communicate(timeout=30)
+    assert metadata(project.only_experiment())["status"] == "cancelled"
+
+
+def test_eight_runs_started_at_once(project: Project) -> None:
+    project.write("quick.py", "import yanex\nyanex.log_results({'ok': True})\n")
+    project.commit()
+    procs = [project.popen("run", "quick.py", stdin=subprocess.DEVNULL) for _ in range(8)]
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    folders = project.experiments()
+    assert len(folders) == 8 and len({f.name for f in folders}) == 8
+    assert {metadata(f)["status"] for f in folders} == {"completed"}
+
+
+def test_four_processes_log_fifty_results_each(project: Project) -> None:
+    project.write(
+        "many.py",
+        """
+        import multiprocessing, yanex
+
+        def work(worker):
+            for i in range(50):
+                yanex.log_results({"worker": worker, "i": i})
+
+        if __name__ == "__main__":
+            procs = [multiprocessing.Process(target=work, args=(w,)) for w in range(4)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+        """,
+    )
+    project.commit()
+    assert project.yanex("run", "many.py").returncode == 0
+    import json
+
+    lines = (project.only_experiment() / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 200
+    pairs = {(json.loads(x)["results"]["worker"], json.loads(x)["results"]["i"]) for x in lines}
+    assert len(pairs) == 200
+
+
+def limited_files(max_bytes: int):
+    """What a full disk looks like to a process: writes past ``max_bytes`` fail (EFBIG)."""
+
+    def setup() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return setup
+
+
+def test_a_full_disk_at_creation_leaves_no_half_experiment(project: Project) -> None:
+    project.write("s.py", "print('ran')\n")
+    project.commit()
+    assert project.yanex("run", "s.py").returncode == 0
+    (first,) = project.experiments()
+    before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
+    r = subprocess.run(
+        [sys.executable, "-m", "yanex", "run", "s.py"],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited_files(1000),  # metadata.json is larger than this
+    )
+    assert_usage_error(r, "cannot write experiment")
+    assert "ran" not in r.stdout
+    assert project.experiments() == [first]  # no half-written experiment
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == before
+
+
+def test_a_full_disk_during_the_run_is_reported_and_the_run_recorded(project: Project) -> None:
+    project.write("loud.py", "print('x' * 200_000)\n")
+    project.commit()
+    r = subprocess.run(
+        [sys.executable, "-m", "yanex", "run", "loud.py"],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited_files(100_000),  # stdout.txt cannot hold it all
+    )
+    assert r.returncode == 0
+    assert len(r.stdout) == 200_001  # the terminal still got everything
+    meta = metadata(project.only_experiment())
+    assert meta["status"] == "completed"
+    assert meta["warnings"] == ["stdout.txt is incomplete: File too large"]
+    assert "stdout.txt is incomplete" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "a private key"),
+        ("-----BEGIN RSA PRIVATE KEY-----", "a private key"),
+        ("aws_key = AKIAABCDEFGHIJKLMNOP", "an AWS access key"),
+        ("token: ghp_" + "a" * 36, "a GitHub token"),
+        ("GITLAB=glpat-abcdefghijklmnopqrst", "a GitLab token"),
+        ('API_KEY = "sk-live-1234567890"', "a password or API key"),
+        ("password: 'hunter2hunter2'", "a password or API key"),
+    ],
+)
+def test_secret_patterns(line: str, what: str) -> None:
+    patch = (
+        "diff --git a/cfg.py b/cfg.py\n--- a/cfg.py\n+++ b/cfg.py\n@@ -1,2 +1,3 @@\n"
+        f" x = 1\n+{line}\n y = 2\n"
+    ).encode()
+    assert find_secrets(patch) == [("cfg.py", 2, what)]
+
+
+def test_ordinary_changes_are_not_secrets() -> None:
+    patch = b"+++ b/train.py\n@@ -1 +1,2 @@\n+lr = 0.01\n+token_count = len(tokens)\n"
+    assert find_secrets(patch) == []
+
+
+def test_a_secret_in_the_patch_is_warned_about_with_file_and_line(project: Project) -> None:
+    project.write("s.py", "print('ran')\n")
+    project.write("settings.py", "DEBUG = True\n")
+    project.commit()
+    project.write("settings.py", "DEBUG = True\nAWS = 'AKIAABCDEFGHIJKLMNOP'\n")
+    r = project.yanex("run", "s.py", "--ignore-dirty")
+    assert r.returncode == 0
+    assert "settings.py:2 may hold an AWS access key" in r.stderr
