@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import Project, metadata, results, run_python
@@ -103,3 +106,20 @@ def test_readme_sweep_example_runs(project: Project) -> None:
     assert sorted(m["status"] for m in done) == ["completed"] * 6
     assert {m["sweep_values"]["optimizer.lr"] for m in done} == {0.001, 0.01, 0.1}
     assert {m["sweep_values"]["model"] for m in done} == {"linear", "poly"}
+
+
+def test_sweep_script_example_runs(project: Project) -> None:
+    copy_examples(project)
+    env = project.env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    r = subprocess.run(
+        ["bash", "examples/sweep.sh"],
+        cwd=project.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    done = [metadata(folder) for folder in project.experiments()]
+    assert len(done) == 6 and {m["status"] for m in done} == {"completed"}
+    assert {m["tags"][0] for m in done} == {"sweep-example"}
