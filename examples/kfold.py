@@ -28,4 +28,5 @@ runs = [
 val_losses = [run.results[-1]["results"]["val_loss"] for run in runs if run.status == "completed"]
 print(f"{len(val_losses)}/{options.folds} folds completed: " + ", ".join(run.id for run in runs))
 if val_losses:
-    print(f"mean val_loss {statistics.mean(val_losses):.4f} (sd {statistics.pstdev(val_losses):.4f})")
+    mean, sd = statistics.mean(val_losses), statistics.pstdev(val_losses)
+    print(f"mean val_loss {mean:.4f} (sd {sd:.4f})")

@@ -70,8 +70,14 @@ class Project:
         return clean_env(self.home, **extra)
 
     def yanex(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120, **extra: str
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        preexec_fn: Any = None,
+        **extra: str,
     ) -> Result:
+        """Run ``yanex ARGS`` as a user would, and wait for it."""
         proc = subprocess.run(
             [sys.executable, "-m", "yanex", *args],
             cwd=self.path,
@@ -79,6 +85,7 @@ class Project:
             capture_output=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            preexec_fn=preexec_fn,
         )
         return Result(
             proc.returncode,
@@ -157,6 +164,19 @@ def assert_usage_error(result: Result, *needles: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     for needle in needles:
         assert needle in result.stderr, (needle, result.stderr)
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def run_python(code: str, *, cwd: Path, env: dict[str, str], args: Sequence[str] = ()) -> Result:

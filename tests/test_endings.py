@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Project, metadata
+from conftest import Project, metadata, process_gone
 
 WAITS_FOR_SIGNALS = """
     import os, signal, sys, time
@@ -48,14 +48,6 @@ def start(project: Project, *args: str, **env: str) -> subprocess.Popen[bytes]:
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
     return proc
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_failing_script_is_failed_with_its_exit_code_and_stderr_tail(project: Project) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import Project, assert_usage_error, metadata
+from conftest import Project, assert_usage_error, metadata, process_gone
 
 from yanex.gitstate import find_secrets
 
@@ -31,19 +29,6 @@ def wait_for(predicate, timeout: float = 30) -> bool:
     return False
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is not alive: read its state
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_a_killed_launcher_leaves_no_orphan_and_is_recorded_failed(project: Project) -> None:
     project.write("sleepy.py", SLEEPER)
     project.commit()
@@ -52,7 +37,7 @@ def test_a_killed_launcher_leaves_no_orphan_and_is_recorded_failed(project: Proj
     script_pid = int((project.path / "pid.txt").read_text())
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=30)
-    assert wait_for(lambda: not alive(script_pid)), "the script lived on as an orphan"
+    assert wait_for(lambda: process_gone(script_pid)), "the script lived on as an orphan"
     folder = project.only_experiment()
     assert metadata(folder)["status"] == "running"  # nobody could record the end yet
 
@@ -134,14 +119,7 @@ def test_a_full_disk_at_creation_leaves_no_half_experiment(project: Project) -> 
     assert project.yanex("run", "s.py").returncode == 0
     (first,) = project.experiments()
     before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
-    r = subprocess.run(
-        [sys.executable, "-m", "yanex", "run", "s.py"],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        preexec_fn=limited_files(1000),  # metadata.json is larger than this
-    )
+    r = project.yanex("run", "s.py", preexec_fn=limited_files(1000))  # metadata.json is larger
     assert_usage_error(r, "cannot write experiment")
     assert "ran" not in r.stdout
     assert project.experiments() == [first]  # no half-written experiment
@@ -151,14 +129,7 @@ def test_a_full_disk_at_creation_leaves_no_half_experiment(project: Project) -> 
 def test_a_full_disk_during_the_run_is_reported_and_the_run_recorded(project: Project) -> None:
     project.write("loud.py", "print('x' * 200_000)\n")
     project.commit()
-    r = subprocess.run(
-        [sys.executable, "-m", "yanex", "run", "loud.py"],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        preexec_fn=limited_files(100_000),  # stdout.txt cannot hold it all
-    )
+    r = project.yanex("run", "loud.py", preexec_fn=limited_files(100_000))  # too much for a log
     assert r.returncode == 0
     assert len(r.stdout) == 200_001  # the terminal still got everything
     meta = metadata(project.only_experiment())
