@@ -318,3 +318,15 @@ def test_version_attribute() -> None:
 
     assert isinstance(yanex.__version__, str) and yanex.__version__
     assert sys.modules["yanex"] is yanex
+
+
+def test_timestamps_match_the_clock_and_zone() -> None:
+    from datetime import datetime
+
+    from yanex import store
+
+    before = datetime.now().astimezone()
+    stamp = datetime.fromisoformat(store.now_iso())
+    after = datetime.now().astimezone()
+    assert stamp.utcoffset() == before.utcoffset()
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= stamp <= after

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 
 from yanex.errors import StoreError
@@ -55,22 +55,27 @@ def experiments_root() -> Path:
     return yanex_home() / "experiments"
 
 
-_local_tz: tzinfo | None = None
-_local_tz_until = 0.0
+# now_iso's cache: the text of the current second ("2026-11-27T20:10:45") and its offset.
+_second = -1
+_second_text = ""
+_offset_text = ""
 
 
 def now_iso() -> str:
     """The local time, ISO 8601 with its UTC offset: ``2026-11-27T20:10:45.123+00:00``.
 
-    Called for every logged result, so the local offset is looked up once a minute (offsets
-    change on minute boundaries) rather than at every call.
+    Called for every logged result, so the date, time and offset are formatted once a second
+    (an offset changes only on a minute boundary) and only the milliseconds at every call.
     """
-    global _local_tz, _local_tz_until
+    global _second, _second_text, _offset_text
     now = time.time()
-    if now >= _local_tz_until or _local_tz is None:
-        _local_tz = datetime.fromtimestamp(now).astimezone().tzinfo
-        _local_tz_until = (now // 60 + 1) * 60
-    return datetime.fromtimestamp(now, _local_tz).isoformat(timespec="milliseconds")
+    second = int(now)
+    if second != _second:
+        stamp = datetime.fromtimestamp(second).astimezone()
+        text = stamp.isoformat(timespec="seconds")  # ...T20:10:45+00:00
+        _second_text, _offset_text = text[:19], text[19:]
+        _second = second
+    return f"{_second_text}.{int((now - second) * 1000):03d}{_offset_text}"
 
 
 def is_valid_id(experiment_id: str) -> bool:
