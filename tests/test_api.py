@@ -305,7 +305,7 @@ def test_help_loads_no_heavy_library(plain_dir: Project) -> None:
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from yanex.cli import main\n"
-        "for args in (['--help'], ['run', '--help']):\n"
+        "for args in (['--help'], ['run', '--help'], ['stage', '--help']):\n"
         "    assert CliRunner().invoke(main, args).exit_code == 0\n"
         "print([m for m in ('hydra', 'omegaconf', 'git', 'numpy') if m in sys.modules])\n"
     )
