@@ -238,8 +238,12 @@ class Launcher:
         experiment = self.create(prepared, prepared.expand()[0])
         return self.execute(experiment, prepared.request, prepared.script)
 
-    def prepare(self, request: RunRequest) -> Prepared:
-        """Validate everything a run needs; create nothing."""
+    def prepare(self, request: RunRequest, *, run_grid: bool = False) -> Prepared:
+        """Validate everything a run needs; create nothing.
+
+        A sweep is refused unless the request stages it, or ``run_grid`` says its members
+        will be run one after another (as ``yanex.launch`` does).
+        """
         script = request.script if request.script.is_absolute() else request.cwd / request.script
         if not script.is_file():
             raise ScriptError(
@@ -254,7 +258,7 @@ class Launcher:
             environ=request.environ,
         )
         grid = resolved.grid
-        if grid.sweeps and not request.stage:
+        if grid.sweeps and not (request.stage or run_grid):
             varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
             raise ParamError(
                 f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
@@ -632,19 +636,18 @@ def launch(
         description=description,
         tags=list(tags),
         ignore_dirty=ignore_dirty,
-        stage=True,  # a grid is allowed here: it runs member by member unless staged
+        stage=stage,
         cwd=folder,
         environ={k: v for k, v in os.environ.items() if not k.startswith(params.ENV_PREFIX)},
     )
     launcher = Launcher(stdout=_sink(sys.stdout), stderr=_sink(sys.stderr), echo=_print_err)
-    prepared = launcher.prepare(request)
+    prepared = launcher.prepare(request, run_grid=True)
     for warning in prepared.warnings:
         _print_err(f"warning: {warning}")
     if stage:
         staged = launcher.stage(prepared)
         found = [Result(e.id, "staged", None, e.dir) for e in staged]
         return found if prepared.is_sweep else found[0]
-    prepared.request.stage = False
     outcomes = []
     members = prepared.expand()
     sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
