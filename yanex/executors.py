@@ -29,13 +29,24 @@ def current_project(cwd: Path) -> Path:
     return gitstate.repo_root(cwd) or cwd.resolve()
 
 
-def staged_experiments(project: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The project's staged experiments, oldest first (a grid in its own order)."""
-    found = [
-        (folder, meta)
-        for folder, meta in store.iter_experiments()
-        if meta.get("status") == "staged" and meta.get("project") == str(project)
-    ]
+def staged_experiments(
+    project: Path, echo: Callable[[str], None]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The project's staged experiments, oldest first (a grid in its own order).
+
+    The same pass over the store records as failed the runs left ``running`` by a launcher
+    that died on this host.
+    """
+    hostname = os.uname().nodename
+    found = []
+    for folder, meta in store.iter_experiments():
+        if meta.get("status") == "staged" and meta.get("project") == str(project):
+            found.append((folder, meta))
+        elif store.reap_if_dead(folder, meta, hostname):
+            echo(
+                f"yanex: experiment {folder.name} was left running by a launcher that died; "
+                "recorded as failed"
+            )
     found.sort(key=lambda item: (item[1].get("created_at") or "", item[1].get("sweep_index") or 0))
     return found
 
@@ -266,13 +277,8 @@ class _Progress:
 
 def run_staged(*, jobs: int, ignore_dirty: bool, echo: Callable[[str], None]) -> int:
     """``yanex run --staged``: run this project's staged experiments; the exit code."""
-    for experiment_id in store.reap_dead_launchers(os.uname().nodename):
-        echo(
-            f"yanex: experiment {experiment_id} was left running by a launcher that died; "
-            "recorded as failed"
-        )
     project = current_project(Path.cwd())
-    queue = staged_experiments(project)
+    queue = staged_experiments(project, echo)
     if not queue:
         echo(f"yanex: nothing is staged for {project}")
         return 0

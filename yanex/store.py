@@ -196,29 +196,27 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def reap_dead_launchers(hostname: str) -> list[str]:
-    """Record as ``failed`` the running experiments whose launcher no longer runs on this host
-    (killed with SIGKILL, or the machine lost power): no run stays "running" forever."""
-    reaped = []
-    for folder, meta in iter_experiments():
-        launcher = meta.get("launcher") or {}
-        if meta.get("status") != "running" or launcher.get("hostname") != hostname:
-            continue
-        pid = int(launcher.get("pid") or 0)
-        if pid_alive(pid):
-            continue
-        meta = read_metadata(folder)  # again: it may have ended since
-        if meta.get("status") != "running":
-            continue
-        meta.update(
-            status="failed",
-            ended_at=now_iso(),
-            error=f"launcher died: yanex (pid {pid} on {hostname}) stopped without recording "
-            "how the run ended",
-        )
-        write_json_atomic(folder / METADATA, meta)
-        reaped.append(folder.name)
-    return reaped
+def reap_if_dead(folder: Path, meta: dict[str, Any], hostname: str) -> bool:
+    """Record a ``running`` experiment as ``failed`` when its launcher no longer runs on this
+    host (killed with SIGKILL, or the machine lost power): no run stays "running" forever.
+    True when it was reaped."""
+    launcher = meta.get("launcher") or {}
+    if meta.get("status") != "running" or launcher.get("hostname") != hostname:
+        return False
+    pid = int(launcher.get("pid") or 0)
+    if pid_alive(pid):
+        return False
+    meta = read_metadata(folder)  # again: it may have ended since
+    if meta.get("status") != "running":
+        return False
+    meta.update(
+        status="failed",
+        ended_at=now_iso(),
+        error=f"launcher died: yanex (pid {pid} on {hostname}) stopped without recording "
+        "how the run ended",
+    )
+    write_json_atomic(folder / METADATA, meta)
+    return True
 
 
 def release(folder: Path) -> None:
