@@ -119,6 +119,15 @@ def check_plain(value: Any, shown: str) -> None:
             raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
 
 
+def _grammar_error(exc: Exception, shown: str, hint: str | None = None) -> ParamError:
+    """The parser's complaint as a ParamError: a bad sweep says why, anything else is a
+    syntax error named by its first line."""
+    if isinstance(exc.__cause__, sweeps.SweepValueError):
+        return ParamError(f"{shown}: {exc.__cause__}")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ParamError(f"{shown} cannot be parsed: {reason}", hint=hint)
+
+
 _QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
 
 
@@ -138,10 +147,7 @@ def parse_override(text: str, source: str = "--param", groups: bool = False) -> 
     except RecursionError as exc:
         raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
-        if isinstance(exc.__cause__, sweeps.SweepValueError):
-            raise ParamError(f"{shown}: {exc.__cause__}") from exc
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ParamError(f"{shown} cannot be parsed: {reason}", hint=_QUOTE_HINT) from exc
+        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
 
     key = override.key_or_group
     if not key:
@@ -412,10 +418,7 @@ def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
     try:
         parsed = _get_parser().parse_rule(text.strip(), "value")
     except HydraException as exc:
-        if isinstance(exc.__cause__, sweeps.SweepValueError):
-            raise ParamError(f"{shown}: {exc.__cause__}") from exc
-        reason = str(exc).strip().splitlines()[0]
-        raise ParamError(f"{shown} cannot be parsed: {reason}") from exc
+        raise _grammar_error(exc, shown) from exc
     if not isinstance(parsed, ChoiceSweep) or not parsed.list:
         raise ParamError(f"{shown} is not a sweep with values")
     return sweeps.Sweep(expr=text.strip(), values=tuple(parsed.list))

@@ -38,8 +38,6 @@ GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
 
-# Statuses an experiment can have; every way a run ends maps to one of the last three.
-STATUSES = ("staged", "running", "completed", "failed", "cancelled")
 
 ID_LENGTH = 8
 _ID_RE = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
