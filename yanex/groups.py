@@ -31,12 +31,16 @@ _PREFIX = {"set": "", "add": "+", "force_add": "++", "delete": "~"}
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./]*$")
 
 
+def quote(text: str) -> str:
+    """``text`` as a single-quoted string of Hydra's grammar (always read back as a string)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def render_option(value: Any) -> str:
     """An option name (or any string) as override text Hydra's grammar reads back as is."""
     if isinstance(value, str) and _PLAIN_WORD.match(value):
         return value
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    return quote(str(value))
 
 
 def _key(ov: ParamOverride) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import environment, gitstate, params, processes, store, sweeps
+from yanex import environment, gitstate, groups, params, processes, store, sweeps
 from yanex.errors import ParamError, ScriptError
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -557,7 +557,7 @@ def _render(value: Any) -> str:
     if isinstance(value, str):
         if sweeps.is_plain_sweep(value) or sweeps.is_resolver_sweep(value):
             return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return groups.quote(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_render(v) for v in value) + "]"
     if isinstance(value, Mapping):
@@ -568,8 +568,6 @@ def _render(value: Any) -> str:
 def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str]:
     """``{"model": "large", "opt": {"lr": 0.1}}`` -> ``["model=large", "++opt.lr=0.1"]``:
     a config group's key selects an option; other keys are set, or added when missing."""
-    from yanex import groups
-
     texts = []
     for key, value in sweeps.leaves(dict(cfg), dicts_only=True):
         if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
@@ -624,7 +622,6 @@ def launch(
         cfg = OmegaConf.to_container(cfg, resolve=False)
     if not isinstance(cfg, Mapping):
         raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
-    from yanex import groups
 
     tree = folder / groups.DEFAULT_DIR
     config_dir = tree if (tree / f"{groups.DEFAULT_NAME}.yaml").is_file() else None
