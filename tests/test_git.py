@@ -48,6 +48,26 @@ def test_clean_run_records_commit_branch_and_remote(project: Project) -> None:
             assert "s3cret" not in path.read_text(errors="replace"), path
 
 
+def test_origin_is_the_recorded_remote_else_the_first(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    project.commit()
+    git(project.path, "remote", "add", "fork.old", "https://example.com/fork.git")
+    assert project.yanex("run", "s.py").returncode == 0
+    git(project.path, "remote", "add", "origin", "git@example.com:lab/proj.git")
+    assert project.yanex("run", "s.py").returncode == 0
+    urls = [metadata(folder)["git"]["remote_url"] for folder in project.experiments()]
+    assert sorted(urls) == ["git@example.com:lab/proj.git", "https://example.com/fork.git"]
+
+
+def test_script_in_a_subfolder_is_found_in_the_repository(project: Project) -> None:
+    project.write("jobs/s.py", SCRIPT)
+    commit = project.commit()
+    r = project.yanex("run", "jobs/s.py")
+    assert r.returncode == 0, r.stderr
+    recorded = metadata(project.only_experiment())["git"]
+    assert recorded["commit"] == commit and recorded["dirty"] is False
+
+
 def test_detached_head_records_commit_without_branch(project: Project) -> None:
     project.write("s.py", SCRIPT)
     commit = project.commit()
@@ -57,7 +77,9 @@ def test_detached_head_records_commit_without_branch(project: Project) -> None:
     assert recorded["branch"] is None and recorded["commit"] == commit
 
 
-@pytest.mark.parametrize("change", ["modified", "staged", "untracked_script", "deleted"])
+@pytest.mark.parametrize(
+    "change", ["modified", "staged", "untracked_script", "deleted", "renamed", "in_subfolder"]
+)
 def test_dirty_tree_is_refused_naming_files_and_the_flag(project: Project, change: str) -> None:
     project.write("s.py", SCRIPT)
     project.write("lib.py", "X = 1\n")
@@ -73,6 +95,14 @@ def test_dirty_tree_is_refused_naming_files_and_the_flag(project: Project, chang
     elif change == "deleted":
         (project.path / "lib.py").unlink()
         named = "lib.py"
+    elif change == "renamed":
+        git(project.path, "mv", "lib.py", "renamed lib.py")  # a space in the name, too
+        named = "renamed lib.py"
+    elif change == "in_subfolder":
+        project.write("data/prep.py", "X = 1\n")
+        project.commit()
+        project.write("data/prep.py", "X = 2\n")
+        named = "data/prep.py"  # named from the repository's root
     else:
         project.write("new.py", SCRIPT)
         script = named = "new.py"
@@ -140,3 +170,15 @@ def test_outside_a_repository_runs_with_one_warning(plain_dir: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("warning:") == 1 and "not in a git repository" in r.stderr
     assert metadata(plain_dir.only_experiment())["git"] is None
+
+
+def test_without_a_git_executable_the_run_proceeds_with_one_warning(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    project.commit()
+    bin_dir = project.path.parent / "bin-without-git"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    r = project.yanex("run", "s.py", env=project.env(PATH=str(bin_dir)))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning:") == 1 and "git cannot be run" in r.stderr
+    assert metadata(project.only_experiment())["git"] is None

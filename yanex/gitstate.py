@@ -2,26 +2,32 @@
 
 A run must be rebuildable from what it records: a clean commit, or (with ``--ignore-dirty``)
 the commit plus ``git.patch``. So a dirty tree (modified or staged tracked files, or an
-untracked script) is refused unless the user says otherwise. GitPython is imported only here,
-when a run starts.
+untracked script) is refused unless the user says otherwise.
+
+Every run reads the state, so that read is cheap: four read-only git commands in machine
+formats (``git status --porcelain=v2 --branch`` among them), started together, about 10 ms.
+GitPython costs about 100 ms to import, so it is used only on the path that writes a patch
+(a dirty run allowed by ``--ignore-dirty``, or a staged run checking its patch).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from yanex.errors import GitStateError
 
-if TYPE_CHECKING:
-    import git
-
 # Git's empty tree: what a repository without commits is compared against.
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _SHOWN_FILES = 10
+# Read-only: `git status` must not take index.lock, or concurrent runs could collide in it.
+# English messages: "not a git repository" is recognised in them.
+_GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
 
 @dataclass
@@ -34,7 +40,6 @@ class GitSnapshot:
     remote_url: str | None
     changed_files: list[str] = field(default_factory=list)
     script_untracked: str | None = None  # the script's path in the repo, when git does not track it
-    repo: git.Repo | None = field(default=None, repr=False, compare=False)
 
     @property
     def dirty(self) -> bool:
@@ -71,53 +76,106 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _status_paths(porcelain: str) -> list[str]:
-    """Paths from ``git status --porcelain -z``, skipping a rename's second entry (its old path)."""
+def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start one read-only git command; the caller collects it with ``_output``."""
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            env={**os.environ, **_GIT_ENV},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError as exc:
+        raise NotARepository("git cannot be run (no `git` found on PATH)") from exc
+
+
+def _output(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> str:
+    out, err = proc.communicate()
+    if proc.returncode not in ok:
+        message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        raise GitStateError(f"`git {' '.join(proc.args[1:])}` failed: {message}")
+    return os.fsdecode(out)
+
+
+def _status(porcelain: str) -> tuple[str | None, str | None, list[str]]:
+    """``(commit, branch, changed paths)`` from ``git status --porcelain=v2 --branch -z``.
+
+    Ordinary (``1``) and unmerged (``u``) entries end with the path; a rename or copy (``2``)
+    ends with the new path and is followed by the old one as an entry of its own.
+    """
+    commit = branch = None
     paths: list[str] = []
     entries = iter(porcelain.split("\0"))
     for entry in entries:
-        if len(entry) < 4:
-            continue
-        paths.append(entry[3:])
-        if entry[0] in "RC":
+        if entry.startswith("# branch.oid "):
+            oid = entry[len("# branch.oid ") :]
+            commit = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            head = entry[len("# branch.head ") :]
+            branch = None if head == "(detached)" else head
+        elif entry[:2] in ("1 ", "u "):
+            fields = 8 if entry[0] == "1" else 10
+            paths.append(entry.split(" ", fields)[fields])
+        elif entry[:2] == "2 ":
+            paths.append(entry.split(" ", 9)[9])
             next(entries, None)
-    return paths
+    return commit, branch, paths
+
+
+def _remote_url(config: str) -> str | None:
+    """origin's URL (else the first remote's) from ``git config -z --get-regexp``."""
+    urls: dict[str, str] = {}
+    for item in config.split("\0"):
+        key, _, value = item.partition("\n")
+        if key.startswith("remote.") and key.endswith(".url"):
+            urls.setdefault(key[len("remote.") : -len(".url")], value)
+    url = urls.get("origin") or next(iter(urls.values()), None)
+    return strip_credentials(url) if url else None
+
+
+def repo_root(path: Path) -> Path | None:
+    """The working tree that holds ``path``, or None outside a git repository."""
+    try:
+        return _root(_start(path, "rev-parse", "--show-toplevel"), path)
+    except NotARepository:
+        return None
+
+
+def _root(proc: subprocess.Popen[bytes], path: Path) -> Path:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        message = err.decode(errors="replace").strip()
+        if "not a git repository" in message:
+            raise NotARepository(f"{path} is not in a git repository")
+        if "must be run in a work tree" in message:
+            raise NotARepository(f"{path} is not in a git working tree")
+        raise GitStateError(f"git cannot read the repository at {path}: {message}")
+    return Path(os.fsdecode(out.rstrip(b"\n"))).resolve()
 
 
 def snapshot(script: Path) -> GitSnapshot:
     """Read the state of the repository that holds ``script``; raise NotARepository outside one."""
-    try:
-        import git
-    except ImportError as exc:  # GitPython raises ImportError when no git executable is found
-        raise NotARepository(f"git cannot be run ({str(exc).splitlines()[0]})") from exc
-
     script = script.resolve()
+    here = script.parent
+    root_proc = _start(here, "rev-parse", "--show-toplevel")
+    procs = [
+        _start(here, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"),
+        _start(here, "ls-files", "-z", "--", script.name),
+        _start(here, "config", "-z", "--get-regexp", r"^remote\..*\.url$"),
+    ]
     try:
-        repo = git.Repo(script.parent, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        raise NotARepository(f"{script.parent} is not in a git repository") from exc
-    if repo.bare or repo.working_tree_dir is None:
-        raise NotARepository(f"{script.parent} is in a bare git repository")
-    root = Path(repo.working_tree_dir).resolve()
-
-    try:
-        commit = repo.head.commit.hexsha if repo.head.is_valid() else None
-        try:
-            branch: str | None = repo.active_branch.name
-        except TypeError:  # detached HEAD
-            branch = None
-        remote_url = None
-        if repo.remotes:
-            names = [r.name for r in repo.remotes]
-            remote = repo.remotes["origin"] if "origin" in names else repo.remotes[0]
-            urls = list(remote.urls)
-            remote_url = strip_credentials(urls[0]) if urls else None
-        changed = _status_paths(repo.git.status("--porcelain", "-z", "--untracked-files=no"))
-        rel_script = script.relative_to(root).as_posix()
-        tracked = repo.git.ls_files("--", rel_script)
-    except git.GitCommandError as exc:
-        raise GitStateError(f"git failed in {root}: {exc.stderr.strip() or exc}") from exc
-
+        root = _root(root_proc, here)
+        commit, branch, changed = _status(_output(procs[0]))
+        tracked = _output(procs[1])
+        remote_url = _remote_url(_output(procs[2], ok=(0, 1)))  # 1: no remote configured
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
+    rel_script = script.relative_to(root).as_posix()
     return GitSnapshot(
         root=root,
         commit=commit,
@@ -125,21 +183,7 @@ def snapshot(script: Path) -> GitSnapshot:
         remote_url=remote_url,
         changed_files=changed,
         script_untracked=None if tracked else rel_script,
-        repo=repo,
     )
-
-
-def repo_root(path: Path) -> Path | None:
-    """The working tree that holds ``path``, or None outside a git repository."""
-    try:
-        import git
-    except ImportError:
-        return None
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-    return Path(repo.working_tree_dir).resolve() if repo.working_tree_dir else None
 
 
 def require_clean(snap: GitSnapshot) -> None:
@@ -160,12 +204,16 @@ def require_clean(snap: GitSnapshot) -> None:
 
 def patch(snap: GitSnapshot) -> bytes:
     """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run."""
-    assert snap.repo is not None
-    git_cmd = snap.repo.git
+    import git
+
+    git_cmd = git.Repo(snap.root).git
     base = snap.commit or _EMPTY_TREE
-    out: bytes = git_cmd.diff(
-        base, "--binary", stdout_as_string=False, strip_newline_in_stdout=False
-    )
+    try:
+        out: bytes = git_cmd.diff(
+            base, "--binary", stdout_as_string=False, strip_newline_in_stdout=False
+        )
+    except git.GitCommandError as exc:
+        raise GitStateError(f"git diff failed in {snap.root}: {exc.stderr.strip() or exc}") from exc
     if snap.script_untracked:
         # `git diff --no-index` exits 1 when the files differ, which they always do here.
         out += git_cmd.diff(
