@@ -7,10 +7,10 @@ site-packages folder changes (installing or removing a package changes its mtime
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,16 @@ def _package_dirs() -> list[str]:
 
 
 def _cache_key() -> str:
+    """Changes when the interpreter or any site-packages folder changes (crc32: hashlib's
+    OpenSSL costs more to import than this whole lookup)."""
     parts = [sys.executable]
     for folder in _package_dirs():
         try:
             parts.append(f"{folder}:{os.stat(folder).st_mtime_ns}")
         except OSError:
             parts.append(f"{folder}:-")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+    key = os.fsencode("\n".join(parts))
+    return f"{zlib.crc32(key):08x}"
 
 
 def _scan_packages() -> dict[str, str]:
