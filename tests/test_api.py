@@ -300,6 +300,19 @@ def test_import_yanex_stays_cheap(plain_dir: Project) -> None:
     assert r.stdout.strip() == "[]"
 
 
+def test_import_yanex_alone_loads_nothing_but_yanex(plain_dir: Project) -> None:
+    """json, pathlib and the store come with the first call: a bare import costs ~nothing."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import yanex\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    r = run_python(code, cwd=plain_dir.path, env=plain_dir.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['yanex', 'yanex.api', 'yanex.errors']"
+
+
 def test_help_loads_no_heavy_library(plain_dir: Project) -> None:
     code = (
         "import sys\n"

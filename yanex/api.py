@@ -5,25 +5,24 @@ reads its parameters from ``params.json`` there, appends to ``results.jsonl`` an
 ``artifacts/``. Run with plain ``python script.py`` every call still works: parameters come
 from the defaults and ``YANEX_PARAM_*``, and logging is a no-op that warns once.
 
-Every tracked script pays for ``import yanex``: this module uses the standard library only;
-the libraries a format needs (numpy, matplotlib, torch) are imported only when it is used.
+Every tracked script pays for ``import yanex``, so importing it loads almost nothing: this
+module uses the standard library only, and even json, pathlib and the store are imported at
+the first call that needs them; the libraries a format needs (numpy, matplotlib, torch) only
+when it is used.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import threading
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
-
-from yanex import store
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from json import JSONEncoder
+    from pathlib import Path
     from typing import IO, Any
 
 __all__ = [
@@ -52,11 +51,15 @@ class _Context:
     """The experiment this process belongs to (or none), found once per process."""
 
     def __init__(self) -> None:
+        from yanex import store  # with json, pathlib and re: imported at the first call
+
+        self.store = store
         self.lock = threading.Lock()
         self.dir: Path | None = None
         self.id: str | None = None
         self.params: dict[str, Any] | None = None
         self.results_fd: int | None = None
+        self.encoder: JSONEncoder | None = None
         self.next_step = 0
         self.warned = False
         raw = os.environ.get(ENV_EXPERIMENT_DIR)
@@ -67,6 +70,10 @@ class _Context:
 
 def _checked_experiment_dir(raw: str) -> Path:
     """Accept only a folder of this store named by a valid ID: the env cannot point elsewhere."""
+    from pathlib import Path
+
+    from yanex import store
+
     path = Path(raw)
     root = store.experiments_root().resolve()
     resolved = path.resolve()
@@ -128,7 +135,7 @@ def experiment_dir() -> Path | None:
 def _load_params(ctx: _Context) -> dict[str, Any]:
     if ctx.params is None:
         if ctx.dir is not None:
-            ctx.params = store.read_json(ctx.dir / store.PARAMS)
+            ctx.params = ctx.store.read_json(ctx.dir / ctx.store.PARAMS)
         elif any(name.startswith("YANEX_PARAM_") for name in os.environ):
             # Standalone with YANEX_PARAM_*: typed by the same grammar as under `yanex run`.
             from yanex.params import env_params
@@ -141,7 +148,9 @@ def _load_params(ctx: _Context) -> dict[str, Any]:
 
 def get_params() -> dict[str, Any]:
     """All parameters of this run as a plain dict (a copy: changing it changes nothing)."""
-    return copy.deepcopy(_load_params(_ctx()))
+    from copy import deepcopy
+
+    return deepcopy(_load_params(_ctx()))
 
 
 def get_param(key: str, default: Any = None) -> Any:
@@ -158,7 +167,11 @@ def get_param(key: str, default: Any = None) -> Any:
             node = node[int(part)]
         else:
             return default
-    return copy.deepcopy(node)
+    if isinstance(node, (dict, list)):
+        from copy import deepcopy
+
+        return deepcopy(node)
+    return node
 
 
 # --- results -----------------------------------------------------------------------------
@@ -172,13 +185,18 @@ def _json_default(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-# Built once: json.dumps with options builds a new encoder at every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+def _encoder(ctx: _Context) -> JSONEncoder:
+    """Built once: json.dumps with options builds a new encoder at every call."""
+    if ctx.encoder is None:
+        import json
+
+        ctx.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+    return ctx.encoder
 
 
 def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
@@ -197,11 +215,12 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     if ctx.dir is None:
         _warn_standalone("log_results")
         return
+    store = ctx.store
     with ctx.lock:
         if step is None:
             step = ctx.next_step
         ctx.next_step = step + 1
-        line = _ENCODER.encode(
+        line = _encoder(ctx).encode(
             {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
         )
         if ctx.results_fd is None:
@@ -221,7 +240,7 @@ def _artifact_path(name: str) -> Path | None:
     ctx = _ctx()
     if ctx.dir is None:
         return None
-    return store.path_inside(ctx.dir / store.ARTIFACTS, str(name))
+    return ctx.store.path_inside(ctx.dir / ctx.store.ARTIFACTS, str(name))
 
 
 def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -239,6 +258,8 @@ def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
     """Copy the file at ``path`` into ``artifacts/`` (as ``name``, else its own name)."""
+    from pathlib import Path
+
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"log_artifact: no such file: {source}")
@@ -255,6 +276,13 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
 def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None) -> None:
     """yanex 0.6 name of :func:`log_artifact`."""
     log_artifact(src_path, filename)
+
+
+def _save_json(obj: Any, f: IO[bytes]) -> None:
+    import json
+
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)
+    f.write((text + "\n").encode("utf-8"))
 
 
 def _save_csv(obj: Any, f: IO[bytes]) -> None:
@@ -315,9 +343,7 @@ def _save_torch(obj: Any, f: IO[bytes]) -> None:
 
 _SAVERS: dict[str, Callable[[Any, IO[bytes]], None]] = {
     ".txt": lambda obj, f: f.write(str(obj).encode("utf-8")),
-    ".json": lambda obj, f: f.write(
-        (json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode()
-    ),
+    ".json": _save_json,
     ".csv": _save_csv,
     ".npy": _save_npy,
     ".npz": _save_npz,
@@ -337,7 +363,7 @@ def save_artifact(obj: Any, name: str) -> None:
     .txt (str), .json, .csv (rows, dicts or a DataFrame), .npy/.npz (numpy), .pkl,
     .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch).
     """
-    suffix = Path(name).suffix.lower()
+    suffix = os.path.splitext(str(name))[1].lower()
     saver = _SAVERS.get(suffix)
     if saver is None:
         raise ValueError(
@@ -349,6 +375,12 @@ def save_artifact(obj: Any, name: str) -> None:
         _warn_standalone("save_artifact")
         return
     _write_via_temp(target, lambda f: saver(obj, f))
+
+
+def _load_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _load_csv(path: Path) -> list[dict[str, str]]:
@@ -386,7 +418,7 @@ def _load_torch(path: Path) -> Any:
 
 _LOADERS: dict[str, Callable[[Path], Any]] = {
     ".txt": lambda p: p.read_text(encoding="utf-8"),
-    ".json": lambda p: json.loads(p.read_text(encoding="utf-8")),
+    ".json": _load_json,
     ".csv": _load_csv,
     ".npy": _load_npy,
     ".npz": _load_npz,
