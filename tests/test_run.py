@@ -6,9 +6,11 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import time as _time
 from datetime import datetime
+from pathlib import Path
 
 from conftest import Project, metadata, results
 
@@ -197,6 +199,20 @@ def test_dry_run_fails_on_a_dirty_tree_as_the_run_would(project: Project) -> Non
 def test_python_dash_m_yanex_and_version(project: Project) -> None:
     r = project.yanex("--version")
     assert r.returncode == 0 and r.stdout.startswith("yanex, version ")
+
+
+def test_the_installed_yanex_command_runs_a_script(project: Project) -> None:
+    """The console script the install puts beside the interpreter, as the README uses it."""
+    command = Path(sys.executable).with_name("yanex")
+    assert command.is_file(), f"{command} missing: install with pip install -e '.[dev]'"
+    project.write("s.py", "print('from the command')\n")
+    project.commit()
+    r = subprocess.run(
+        [str(command), "run", "s.py"], cwd=project.path, env=project.env(), capture_output=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"from the command\n"
+    assert metadata(project.only_experiment())["status"] == "completed"
 
 
 def test_help_explains_the_command(project: Project) -> None:
