@@ -68,6 +68,14 @@ def test_script_in_a_subfolder_is_found_in_the_repository(project: Project) -> N
     assert recorded["commit"] == commit and recorded["dirty"] is False
 
 
+def test_branch_names_are_recorded_as_written(project: Project) -> None:
+    project.write("s.py", SCRIPT)
+    project.commit()
+    git(project.path, "checkout", "-q", "-b", "expérience/lr-sweep")
+    assert project.yanex("run", "s.py").returncode == 0
+    assert metadata(project.only_experiment())["git"]["branch"] == "expérience/lr-sweep"
+
+
 def test_detached_head_records_commit_without_branch(project: Project) -> None:
     project.write("s.py", SCRIPT)
     commit = project.commit()
@@ -78,7 +86,8 @@ def test_detached_head_records_commit_without_branch(project: Project) -> None:
 
 
 @pytest.mark.parametrize(
-    "change", ["modified", "staged", "untracked_script", "deleted", "renamed", "in_subfolder"]
+    "change",
+    ["modified", "staged", "untracked_script", "deleted", "renamed", "in_subfolder", "non_ascii"],
 )
 def test_dirty_tree_is_refused_naming_files_and_the_flag(project: Project, change: str) -> None:
     project.write("s.py", SCRIPT)
@@ -98,6 +107,11 @@ def test_dirty_tree_is_refused_naming_files_and_the_flag(project: Project, chang
     elif change == "renamed":
         git(project.path, "mv", "lib.py", "renamed lib.py")  # a space in the name, too
         named = "renamed lib.py"
+    elif change == "non_ascii":
+        project.write("données.py", "X = 1\n")
+        project.commit()
+        project.write("données.py", "X = 2\n")
+        named = "données.py"
     elif change == "in_subfolder":
         project.write("data/prep.py", "X = 1\n")
         project.commit()

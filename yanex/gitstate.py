@@ -96,7 +96,7 @@ def _output(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> str:
     if proc.returncode not in ok:
         message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         raise GitStateError(f"`git {' '.join(proc.args[1:])}` failed: {message}")
-    return os.fsdecode(out)
+    return out.decode("utf-8", "replace")  # names for metadata and messages, never opened
 
 
 def _status(porcelain: str) -> tuple[str | None, str | None, list[str]]:
