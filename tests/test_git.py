@@ -133,6 +133,13 @@ def test_untracked_files_other_than_the_script_do_not_make_it_dirty(project: Pro
     assert metadata(project.only_experiment())["git"]["dirty"] is False
 
 
+def test_an_untracked_script_is_found_even_when_its_name_is_a_glob(project: Project) -> None:
+    project.write("exp1.py", SCRIPT)
+    project.commit()
+    project.write("exp[1].py", SCRIPT)  # as a pathspec glob this would match exp1.py
+    assert_usage_error(project.yanex("run", "exp[1].py"), "exp[1].py", "not tracked")
+
+
 def test_ignore_dirty_runs_and_commit_plus_patch_rebuild_the_code(
     project: Project, tmp_path
 ) -> None:

@@ -162,7 +162,7 @@ def snapshot(script: Path) -> GitSnapshot:
     root_proc = _start(here, "rev-parse", "--show-toplevel")
     procs = [
         _start(here, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"),
-        _start(here, "ls-files", "-z", "--", script.name),
+        _start(here, "ls-files", "-z", "--", f":(literal){script.name}"),  # no glob: a[1].py
         _start(here, "config", "-z", "--get-regexp", r"^remote\..*\.url$"),
     ]
     try:
