@@ -138,6 +138,8 @@ def test_an_untracked_script_is_found_even_when_its_name_is_a_glob(project: Proj
     project.commit()
     project.write("exp[1].py", SCRIPT)  # as a pathspec glob this would match exp1.py
     assert_usage_error(project.yanex("run", "exp[1].py"), "exp[1].py", "not tracked")
+    glob_env = project.env(GIT_GLOB_PATHSPECS="1")  # a user's own pathspec setting
+    assert_usage_error(project.yanex("run", "exp[1].py", env=glob_env), "not tracked")
 
 
 def test_ignore_dirty_runs_and_commit_plus_patch_rebuild_the_code(

@@ -26,8 +26,9 @@ from yanex.errors import GitStateError
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _SHOWN_FILES = 10
 # Read-only: `git status` must not take index.lock, or concurrent runs could collide in it.
-# English messages: "not a git repository" is recognised in them.
-_GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+# English messages: "not a git repository" is recognised in them. Paths are literal, never
+# globs (a script named exp[1].py must not match exp1.py), whatever the user's GIT_*_PATHSPECS.
+_GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
 
 
 @dataclass
@@ -82,7 +83,7 @@ def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             ["git", *args],
             cwd=cwd,
-            env={**os.environ, **_GIT_ENV},
+            env={k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")} | _GIT_ENV,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -162,7 +163,7 @@ def snapshot(script: Path) -> GitSnapshot:
     root_proc = _start(here, "rev-parse", "--show-toplevel")
     procs = [
         _start(here, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"),
-        _start(here, "ls-files", "-z", "--", f":(literal){script.name}"),  # no glob: a[1].py
+        _start(here, "ls-files", "-z", "--", script.name),
         _start(here, "config", "-z", "--get-regexp", r"^remote\..*\.url$"),
     ]
     try:
