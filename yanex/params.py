@@ -284,9 +284,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[ParamOverride]) -> None:
 
     missing = object()
     for ov in overrides:
-        shown = (
-            f"{ov.source} {ov.text!r}" if ov.source == "--param" else f"{ov.source}: {ov.text!r}"
-        )
+        shown = ov.shown
         try:
             current = OmegaConf.select(cfg, ov.key, default=missing, throw_on_missing=False)
             if ov.op == "delete":
