@@ -47,6 +47,12 @@ def _key(ov: ParamOverride) -> str:
     return f"{ov.key}@{ov.package}" if ov.package else ov.key
 
 
+def default_tree(cwd: Path, config_name: str = DEFAULT_NAME) -> Path | None:
+    """``cwd/conf`` when it holds the primary config: the tree used without --config-dir."""
+    tree = cwd / DEFAULT_DIR
+    return tree if (tree / f"{config_name}.yaml").is_file() else None
+
+
 def is_group(config_dir: Path, key: str) -> bool:
     """Is ``key`` (``model`` or ``model/encoder``) a config group of this tree?"""
     return (config_dir / key.replace(".", "/")).is_dir()

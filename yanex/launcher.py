@@ -85,6 +85,14 @@ class Prepared:
             self.members = list(self.grid.members())
         return self.members
 
+    def numbered(self) -> list[tuple[sweeps.Member, tuple[str, int] | None]]:
+        """Each member with its place in the sweep (a new sweep id, its index); None alone."""
+        members = self.expand()
+        if not self.is_sweep:
+            return [(member, None) for member in members]
+        sweep_id = os.urandom(4).hex()
+        return [(member, (sweep_id, index)) for index, member in enumerate(members)]
+
 
 @dataclass
 class Experiment:
@@ -226,13 +234,6 @@ class Launcher:
         self.stderr = stderr
         self.echo = echo
 
-    def run(self, request: RunRequest) -> Outcome:
-        """Prepare, create and execute one run."""
-        prepared = self.prepare(request)
-        for warning in prepared.warnings:
-            self.echo(f"warning: {warning}")
-        return self.launch(prepared)
-
     def launch(self, prepared: Prepared) -> Outcome:
         """Create and execute a prepared run of one experiment."""
         experiment = self.create(prepared, prepared.expand()[0])
@@ -288,13 +289,11 @@ class Launcher:
 
     def stage(self, prepared: Prepared) -> list[Experiment]:
         """Write every member of the grid as a ``staged`` experiment; all or none."""
-        members = prepared.expand()
-        sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
+        numbered = prepared.numbered()
         patch = self._patch(prepared.git) if prepared.git and prepared.git.dirty else None
         created: list[Experiment] = []
         try:
-            for index, member in enumerate(members):
-                sweep = (sweep_id, index) if sweep_id is not None else None
+            for member, sweep in numbered:
                 created.append(self.create(prepared, member, "staged", sweep=sweep, patch=patch))
         except BaseException:
             for experiment in created:
@@ -361,14 +360,8 @@ class Launcher:
                 "config_file": str(prepared.resolved.config_file)
                 if prepared.resolved.config_file
                 else None,
-                "hydra": {
-                    "config_dir": hydra["config_dir"],
-                    "config_name": hydra["config_name"],
-                    "choices": hydra["choices"],
-                    "overrides": hydra["overrides"],
-                }
-                if hydra
-                else None,
+                # config_dir, config_name, choices, overrides
+                "hydra": dict(hydra) if hydra else None,
                 "overrides": prepared.resolved.overrides,
                 "project": str(prepared.project),
                 "sweep": sweep[0] if sweep else None,
@@ -555,7 +548,7 @@ def _render(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        if sweeps.is_plain_sweep(value) or sweeps.is_resolver_sweep(value):
+        if sweeps.is_sweep_text(value):
             return value
         return groups.quote(value)
     if isinstance(value, (list, tuple)):
@@ -571,8 +564,8 @@ def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str
     texts = []
     for key, value in sweeps.leaves(dict(cfg), dicts_only=True):
         if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
-            is_sweep = sweeps.is_plain_sweep(value) or sweeps.is_resolver_sweep(value)
-            texts.append(f"{key}={value if is_sweep else groups.render_option(value)}")
+            option = value if sweeps.is_sweep_text(value) else groups.render_option(value)
+            texts.append(f"{key}={option}")
         else:
             texts.append(f"++{key}={_render(value)}")
     return texts
@@ -623,8 +616,7 @@ def launch(
     if not isinstance(cfg, Mapping):
         raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
 
-    tree = folder / groups.DEFAULT_DIR
-    config_dir = tree if (tree / f"{groups.DEFAULT_NAME}.yaml").is_file() else None
+    config_dir = groups.default_tree(folder)
     request = RunRequest(
         script=Path(script),
         script_args=list(args),
@@ -646,10 +638,7 @@ def launch(
         found = [Result(e.id, "staged", None, e.dir) for e in staged]
         return found if prepared.is_sweep else found[0]
     outcomes = []
-    members = prepared.expand()
-    sweep_id = os.urandom(4).hex() if prepared.is_sweep else None
-    for index, member in enumerate(members):
-        sweep = (sweep_id, index) if sweep_id is not None else None
+    for member, sweep in prepared.numbered():
         experiment = launcher.create(prepared, member, sweep=sweep)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
         outcomes.append(Result(outcome.id, outcome.status, outcome.exit_code, outcome.dir))

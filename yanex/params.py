@@ -340,12 +340,8 @@ def resolve(
     from yanex import groups
 
     name = config_name or groups.DEFAULT_NAME
-    if (
-        config_path is None
-        and config_dir is None
-        and (cwd / groups.DEFAULT_DIR / f"{name}.yaml").is_file()
-    ):
-        config_dir = cwd / groups.DEFAULT_DIR  # a Hydra tree: conf/ with its primary config
+    if config_path is None and config_dir is None:
+        config_dir = groups.default_tree(cwd, name)  # a Hydra tree: conf/ with its primary config
     if config_path is not None and (config_dir is not None or config_name is not None):
         raise ParamError(
             "--config names one YAML file; it cannot be combined with --config-dir or --config-name"

@@ -196,6 +196,11 @@ def is_plain_sweep(text: str) -> bool:
     return bool(_PLAIN_SWEEP.match(text))
 
 
+def is_sweep_text(text: str) -> bool:
+    """Is a config string one sweep, written either way (``list(1, 2)`` or ``${list:1,2}``)?"""
+    return is_plain_sweep(text) or is_resolver_sweep(text)
+
+
 # --- OmegaConf resolvers --------------------------------------------------------------------
 
 # Sweeps given on the command line or as plain text wait here; the config holds a
@@ -333,7 +338,7 @@ def find_in(cfg: Any) -> list[tuple[str, Sweep]]:
 
     found: list[tuple[str, Sweep]] = []
     for path, leaf in leaves(OmegaConf.to_container(cfg, resolve=False)):
-        if isinstance(leaf, str) and _RESOLVER_SWEEP.match(leaf):
+        if isinstance(leaf, str) and is_resolver_sweep(leaf):
             try:
                 value = OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
             except OmegaConfBaseException as exc:
