@@ -21,7 +21,6 @@ from collections.abc import Mapping
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from json import JSONEncoder
     from pathlib import Path
     from typing import IO, Any
 
@@ -51,15 +50,18 @@ class _Context:
     """The experiment this process belongs to (or none), found once per process."""
 
     def __init__(self) -> None:
+        import json  # loaded with the store anyway
+
         from yanex import store  # with json, pathlib and re: imported at the first call
 
         self.store = store
+        # Built once: json.dumps with options builds a new encoder at every call.
+        self.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
         self.lock = threading.Lock()
         self.dir: Path | None = None
         self.id: str | None = None
         self.params: dict[str, Any] | None = None
         self.results_fd: int | None = None
-        self.encoder: JSONEncoder | None = None
         self.next_step = 0
         self.warned = False
         raw = os.environ.get(ENV_EXPERIMENT_DIR)
@@ -190,15 +192,6 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def _encoder(ctx: _Context) -> JSONEncoder:
-    """Built once: json.dumps with options builds a new encoder at every call."""
-    if ctx.encoder is None:
-        import json
-
-        ctx.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
-    return ctx.encoder
-
-
 def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
@@ -220,7 +213,7 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
         if step is None:
             step = ctx.next_step
         ctx.next_step = step + 1
-        line = _encoder(ctx).encode(
+        line = ctx.encoder.encode(
             {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
         )
         if ctx.results_fd is None:
