@@ -23,6 +23,10 @@ from typing import Any
 
 from yanex import gitstate, processes, store
 
+# How a worker's experiment can end, and what the runner counts: those, and refusals.
+_ENDINGS = ("completed", "failed", "cancelled")
+_COUNTED = (*_ENDINGS, "refused")
+
 
 def current_project(cwd: Path) -> Path:
     """The project a runner serves: the git repository it is run in, else the folder."""
@@ -195,7 +199,7 @@ class StagedRunner:
         except (OSError, ValueError):
             meta = {}
         status = meta.get("status")
-        if status not in ("completed", "failed", "cancelled"):
+        if status not in _ENDINGS:
             # The worker ended before its run started (e.g. Ctrl-C during its start-up): the
             # experiment stays staged for a later runner.
             store.release(job.folder)
@@ -217,7 +221,7 @@ class StagedRunner:
             return False
 
     def _summary(self, left: int, elapsed: float) -> None:
-        parts = [f"{self.counts[k]} {k}" for k in ("completed", "failed", "cancelled", "refused")]
+        parts = [f"{self.counts[k]} {k}" for k in _COUNTED]
         tail = f"; {left} still staged" if left else ""
         self.echo(f"yanex: staged run done in {elapsed:.1f}s: {', '.join(parts)}{tail}")
 
@@ -261,7 +265,7 @@ class _Progress:
     def update(self, counts: Counter[str], running: int) -> None:
         if self.progress is None:
             return
-        done = counts["completed"] + counts["failed"] + counts["cancelled"] + counts["refused"]
+        done = sum(counts[k] for k in _COUNTED)
         self.progress.update(
             self.task,
             completed=done,
