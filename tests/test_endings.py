@@ -255,10 +255,9 @@ def test_background_process_holding_the_pipes_does_not_hang_the_run(project: Pro
         """,
     )
     project.commit()
-    started = time.monotonic()
-    r = project.yanex("run", "daemon.py", timeout=60)
+    # The helper lives 20 s: a yanex that waited for it would hit this timeout and fail.
+    r = project.yanex("run", "daemon.py", timeout=19)
     assert r.returncode == 0
-    assert time.monotonic() - started < 19  # it did not wait for the helper to exit
     assert metadata(project.only_experiment())["status"] == "completed"
 
 

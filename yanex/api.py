@@ -13,14 +13,13 @@ when it is used.
 
 from __future__ import annotations
 
+import _thread  # the builtin behind threading: importing threading costs a script more
 import os
-import threading
 import warnings
-from collections.abc import Mapping
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
     from typing import IO, Any
 
@@ -46,6 +45,15 @@ ENV_EXPERIMENT_DIR = "YANEX_EXPERIMENT_DIR"
 _MISSING = object()
 
 
+def _is_mapping(obj: object) -> bool:
+    """``isinstance(obj, Mapping)``, with collections.abc imported only for a non-dict."""
+    if isinstance(obj, dict):
+        return True
+    from collections.abc import Mapping
+
+    return isinstance(obj, Mapping)
+
+
 class _Context:
     """The experiment this process belongs to (or none), found once per process."""
 
@@ -57,7 +65,7 @@ class _Context:
         self.store = store
         # Built once: json.dumps with options builds a new encoder at every call.
         self.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.dir: Path | None = None
         self.id: str | None = None
         self.params: dict[str, Any] | None = None
@@ -90,7 +98,7 @@ def _checked_experiment_dir(raw: str) -> Path:
 
 
 _context: _Context | None = None
-_context_lock = threading.Lock()
+_context_lock = _thread.allocate_lock()
 
 
 def _ctx() -> _Context:
@@ -159,7 +167,7 @@ def get_param(key: str, default: Any = None) -> Any:
     """One parameter by dotted key (``"model.lr"``, ``"layers.0"``), else ``default``."""
     node: Any = _load_params(_ctx())
     for part in key.split("."):
-        if isinstance(node, Mapping) and part in node:
+        if _is_mapping(node) and part in node:
             node = node[part]
         elif (
             isinstance(node, list)
@@ -198,7 +206,7 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     ``step=None`` means one more than the last step this process logged (0 at first).
     Safe from several threads and processes at once.
     """
-    if type(results) is not dict and not isinstance(results, Mapping):  # dict: the fast path
+    if type(results) is not dict and not _is_mapping(results):  # dict: the fast path
         raise TypeError(
             f"log_results takes a mapping of names to values, not {type(results).__name__}"
         )
@@ -239,7 +247,7 @@ def _artifact_path(name: str) -> Path | None:
 def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write an artifact through a temp file and a rename: no half-written artifact is seen."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{_thread.get_ident()}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -287,7 +295,7 @@ def _save_csv(obj: Any, f: IO[bytes]) -> None:
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     rows = list(obj)
-    if rows and isinstance(rows[0], Mapping):
+    if rows and _is_mapping(rows[0]):
         fields = list(dict.fromkeys(k for row in rows for k in row))
         writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
@@ -307,7 +315,7 @@ def _save_npy(obj: Any, f: IO[bytes]) -> None:
 def _save_npz(obj: Any, f: IO[bytes]) -> None:
     import numpy
 
-    if isinstance(obj, Mapping):
+    if _is_mapping(obj):
         numpy.savez(f, **obj)
     else:
         numpy.savez(f, obj)
