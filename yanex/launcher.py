@@ -15,29 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import environment, gitstate, groups, params, processes, store, sweeps
+from yanex import environment, gitstate, groups, params, processes, record, store, supervise, sweeps
 from yanex.errors import ParamError, ScriptError
+from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
 GRACE_PERIOD_ENV = "YANEX_GRACE_PERIOD"
-
-# How many bytes of stderr are kept for the ``error`` of a failed run, and how many lines shown.
-_STDERR_TAIL_BYTES = 8192
-_ERROR_LINES = 10
-
-# How long the output pipes may stay open after the script exited (a background process it
-# started may hold them) before yanex stops waiting for them.
-_DRAIN_TIMEOUT = 5.0
 
 
 @dataclass
@@ -57,6 +48,10 @@ class RunRequest:
     stage: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # A rerun: the recorded config to start from instead of a config file or tree, and what
+    # metadata carries over (rerun_of, hydra, project).
+    base_config: dict[str, Any] | None = None
+    carried: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +80,35 @@ class Prepared:
             self.members = list(self.grid.members())
         return self.members
 
+    def overrides_for(self, member: sweeps.Member) -> list[str]:
+        """The overrides that give ``member`` its config, each sweep replaced by the member's
+        own value (``lr=list(0.1, 0.01)`` -> ``lr=0.01``), so that they replay as they stand."""
+        texts: list[str] = []
+        placed = set()
+        for ov in self.resolved.parsed:
+            if ov.sweep is None:
+                texts.append(ov.text)
+            elif ov.target in member.varied:  # else a later override replaced the sweep
+                value = member.varied[ov.target]
+                shown = (
+                    groups.render_option(value)
+                    if ov.package or self._is_group(ov.key)
+                    else (render_value(value))
+                )
+                texts.append(f"{ov.prefix}{ov.target}={shown}")
+                placed.add(ov.target)
+        # Sweeps written in the config itself.
+        texts += [
+            f"{path}={render_value(value)}"
+            for path, value in member.varied.items()
+            if path not in placed
+        ]
+        return texts
+
+    def _is_group(self, key: str) -> bool:
+        config_dir = self.resolved.config_dir
+        return config_dir is not None and groups.is_group(config_dir, key)
+
     def numbered(self) -> list[tuple[sweeps.Member, tuple[str, int] | None]]:
         """Each member with its place in the sweep (a new sweep id, its index); None alone."""
         members = self.expand()
@@ -96,19 +120,29 @@ class Prepared:
 
 @dataclass
 class Experiment:
-    """An experiment folder written by ``create``, with the metadata held in memory."""
+    """An experiment folder written by ``create``, with its metadata as last written."""
 
     id: str
     dir: Path
     metadata: dict[str, Any]
 
-    def save_metadata(self) -> None:
-        store.write_json_atomic(self.dir / store.METADATA, self.metadata)
+    def update(self, changes: Mapping[str, Any], only_if: tuple[str, ...] = ()) -> bool:
+        """Record ``changes`` in metadata.json (under its lock); False when ``only_if``
+        statuses did not hold."""
+        meta = record.update(self.dir, changes, only_if=only_if)
+        if meta is None:
+            return False
+        self.metadata = meta
+        return True
 
     @classmethod
     def load(cls, experiment_id: str) -> Experiment:
         folder = store.experiment_dir(experiment_id)
-        return cls(id=experiment_id, dir=folder, metadata=store.read_metadata(folder))
+        try:
+            meta = record.read_metadata(folder)
+        except record.BadRecord as exc:
+            raise store.StoreError(f"experiment {experiment_id} cannot be read: {exc}") from exc
+        return cls(id=experiment_id, dir=folder, metadata=meta)
 
 
 @dataclass
@@ -129,70 +163,6 @@ def _grace_period(environ: Mapping[str, str]) -> float:
         return max(0.0, float(raw)) if raw else DEFAULT_GRACE_PERIOD
     except ValueError:
         return DEFAULT_GRACE_PERIOD
-
-
-class _Tee(threading.Thread):
-    """Copy one output pipe of the script, as bytes, to a log file and to the terminal."""
-
-    def __init__(
-        self, pipe: IO[bytes], log_path: Path, terminal: IO[bytes] | None, keep_tail: bool
-    ):
-        super().__init__(daemon=True, name=f"yanex-tee-{log_path.name}")
-        self.pipe = pipe
-        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self.log_name = log_path.name
-        self.terminal = terminal
-        self.tail = bytearray() if keep_tail else None
-        self.write_error: OSError | None = None
-
-    def run(self) -> None:
-        fd = self.pipe.fileno()
-        try:
-            while chunk := os.read(fd, 65536):
-                self._write_log(chunk)
-                self._write_terminal(chunk)
-                if self.tail is not None:
-                    self.tail += chunk
-                    del self.tail[:-_STDERR_TAIL_BYTES]
-        finally:
-            os.close(self.log_fd)
-
-    def _write_log(self, chunk: bytes) -> None:
-        if self.write_error is not None:
-            return
-        try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self.log_fd, view) :]
-        except OSError as exc:  # e.g. a full disk: keep the script's output flowing to the terminal
-            self.write_error = exc
-
-    def _write_terminal(self, chunk: bytes) -> None:
-        if self.terminal is None:
-            return
-        try:
-            self.terminal.write(chunk)
-            self.terminal.flush()
-        except (OSError, ValueError):  # a closed pipe (`| head`) must not stop the run
-            self.terminal = None
-
-
-def _failure_reason(returncode: int, stderr_tail: bytes | None) -> str:
-    if returncode < 0:
-        try:
-            head = f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            head = f"killed by signal {-returncode}"
-    else:
-        head = f"exited with code {returncode}"
-    lines = [
-        line
-        for line in (stderr_tail or b"").decode("utf-8", "replace").splitlines()
-        if line.strip()
-    ]
-    if not lines:
-        return head
-    return head + ":\n" + "\n".join(lines[-_ERROR_LINES:])
 
 
 def _absolute(path: Path | None, cwd: Path) -> Path | None:
@@ -257,6 +227,7 @@ class Launcher:
             config_name=request.config_name,
             param_texts=list(request.params),
             environ=request.environ,
+            base=request.base_config,
         )
         grid = resolved.grid
         if grid.sweeps and not (request.stage or run_grid):
@@ -280,7 +251,11 @@ class Launcher:
             script=script.resolve(),
             resolved=resolved,
             git=git,
-            project=git.root if git is not None else request.cwd.resolve(),
+            project=Path(request.carried["project"])
+            if "project" in request.carried
+            else git.root
+            if git is not None
+            else request.cwd.resolve(),
             warnings=warnings,
         )
         if not grid.sweeps:
@@ -315,7 +290,7 @@ class Launcher:
         self,
         prepared: Prepared,
         member: sweeps.Member,
-        status: str = "running",
+        status: str = Status.RUNNING,
         *,
         sweep: tuple[str, int] | None = None,
         patch: bytes | None = None,
@@ -331,13 +306,13 @@ class Launcher:
             config = member.config
             store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
             store.write_json_atomic(folder / store.PARAMS, config)
-            hydra = member.extra.get("hydra")
+            overrides = prepared.overrides_for(member)
+            hydra = member.extra.get("hydra") or request.carried.get("hydra")
             if hydra is not None:  # what Hydra tooling reads in a run folder
+                hydra = {**hydra, "overrides": overrides}
                 (folder / ".hydra").mkdir(mode=0o700)
                 store.write_text_atomic(folder / ".hydra" / "config.yaml", config_yaml(config))
-                store.write_text_atomic(
-                    folder / ".hydra" / "overrides.yaml", _yaml_list(hydra["overrides"])
-                )
+                store.write_text_atomic(folder / ".hydra" / "overrides.yaml", _yaml_list(overrides))
             git = prepared.git
             if git is not None and git.dirty:
                 if patch is None:
@@ -361,8 +336,9 @@ class Launcher:
                 if prepared.resolved.config_file
                 else None,
                 # config_dir, config_name, choices, overrides
-                "hydra": dict(hydra) if hydra else None,
-                "overrides": prepared.resolved.overrides,
+                "hydra": hydra,
+                # concrete: a grid member's own values, so that they replay as they stand
+                "overrides": overrides,
                 "project": str(prepared.project),
                 "sweep": sweep[0] if sweep else None,
                 "sweep_index": sweep[1] if sweep else None,
@@ -378,8 +354,10 @@ class Launcher:
                 # who runs it: a later reader can tell a dead launcher from a running one
                 "launcher": {"pid": os.getpid(), "hostname": env_snapshot["hostname"]},
             }
+            metadata.update(request.carried)
+            metadata["hydra"] = hydra
+            record.write_metadata(folder, metadata)
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
-            experiment.save_metadata()
         except BaseException as exc:
             store.remove_experiment_dir(folder)
             if isinstance(exc, OSError):
@@ -400,67 +378,64 @@ class Launcher:
         alone is forwarded. Either way the run is ``cancelled``; a script still alive after the
         grace period (or at a second signal) is killed.
         """
-        import subprocess
-
-        proc: subprocess.Popen[bytes] | None = None
-        returncode: int | None = None
         started = time.monotonic()
-        with processes.signals_blocked():
+        # The ending is recorded before the signals are let through again: a stop signal
+        # that comes after the script ended (during the drain, or a second copy) is about a
+        # run that is over, and is dropped instead of killing yanex before it records.
+        with processes.signals_blocked(discard_on_exit=True):
             try:
-                experiment.metadata.update(
-                    status="running",
-                    started_at=store.now_iso(),
-                    # this process runs it now: a reader can tell a dead launcher from a live one
-                    launcher={"pid": os.getpid(), "hostname": os.uname().nodename},
-                )
-                experiment.save_metadata()
-                try:
-                    proc = processes.spawn(
-                        [sys.executable, str(script), *request.script_args],
-                        cwd=request.cwd,
-                        env=_child_env(experiment, request.environ),
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                    )
-                except OSError as exc:
-                    reason = f"the script could not be started: {exc}"
-                    return _finish(experiment, "failed", None, reason, 1, started)
-                assert proc.stdout is not None and proc.stderr is not None
-                out = _Tee(proc.stdout, experiment.dir / store.STDOUT, self.stdout, False)
-                err = _Tee(proc.stderr, experiment.dir / store.STDERR, self.stderr, True)
-                out.start()
-                err.start()
-                self.echo(
-                    f"yanex: experiment {experiment.id} running {script.name} "
-                    f"(folder {experiment.dir})"
-                )
-                grace = _grace_period(request.environ)
-                returncode, received = processes.wait_forwarding(proc, grace)
-                out.join(_DRAIN_TIMEOUT)
-                err.join(_DRAIN_TIMEOUT)
-                for tee in (out, err):
-                    if tee.write_error is not None:  # e.g. a full disk: say so, keep the run
-                        problem = f"{tee.log_name} is incomplete: {tee.write_error.strerror}"
-                        experiment.metadata.setdefault("warnings", []).append(problem)
-                        self.echo(f"warning: experiment {experiment.id}: {problem}")
+                return self._run_and_record(experiment, request, script, started)
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
-                    if proc is not None and returncode is None:
-                        proc.kill()
-                        returncode = proc.wait()
                     reason = "yanex failed while running the script"
-                    _finish(experiment, "failed", returncode, reason, 1, started)
+                    _finish(experiment, Status.FAILED, None, reason, 1, started)
                 raise
 
+    def _run_and_record(
+        self, experiment: Experiment, request: RunRequest, script: Path, started: float
+    ) -> Outcome:
+        experiment.update(
+            {
+                "status": Status.RUNNING,
+                "started_at": store.now_iso(),
+                # this process runs it: a reader can tell a dead launcher from a live one
+                "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+            }
+        )
+        try:
+            end = supervise.run(
+                [sys.executable, str(script), *request.script_args],
+                cwd=request.cwd,
+                env=_child_env(experiment, request.environ),
+                stdout_log=experiment.dir / store.STDOUT,
+                stderr_log=experiment.dir / store.STDERR,
+                stdout=self.stdout,
+                stderr=self.stderr,
+                grace=_grace_period(request.environ),
+                started=lambda: self.echo(
+                    f"yanex: experiment {experiment.id} running {script.name} "
+                    f"(folder {experiment.dir})"
+                ),
+            )
+        except OSError as exc:
+            reason = f"the script could not be started: {exc}"
+            return _finish(experiment, Status.FAILED, None, reason, 1, started)
+
+        for problem in end.log_problems:  # e.g. a full disk: say so, keep the run
+            self.echo(f"warning: experiment {experiment.id}: {problem}")
+        returncode, received, problems = end.returncode, end.received, end.log_problems
         if received is not None:
             reason = f"cancelled by {received.name}"
-            return _finish(experiment, "cancelled", returncode, reason, 128 + received, started)
+            code = 128 + received
+            return _finish(
+                experiment, Status.CANCELLED, returncode, reason, code, started, problems
+            )
         if returncode == 0:
-            return _finish(experiment, "completed", 0, None, 0, started)
-        cli_code = returncode if returncode > 0 else 128 - returncode
-        reason = _failure_reason(returncode, bytes(err.tail or b""))
-        return _finish(experiment, "failed", returncode, reason, cli_code, started)
+            return _finish(experiment, Status.COMPLETED, 0, None, 0, started, problems)
+        code = returncode if returncode > 0 else 128 - returncode
+        reason = supervise.failure_reason(returncode, end.stderr_tail)
+        return _finish(experiment, Status.FAILED, returncode, reason, code, started, problems)
 
 
 def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, str]:
@@ -484,19 +459,19 @@ def _finish(
     error: str | None,
     cli_exit_code: int,
     started: float,
+    warnings: Sequence[str] = (),
 ) -> Outcome:
-    meta = experiment.metadata
-    meta.update(
-        {
-            "status": status,
-            "ended_at": store.now_iso(),
-            "duration": round(time.monotonic() - started, 3),
-            "exit_code": exit_code,
-            "error": error,
-        }
-    )
+    changes: dict[str, Any] = {
+        "status": status,
+        "ended_at": store.now_iso(),
+        "duration": round(time.monotonic() - started, 3),
+        "exit_code": exit_code,
+        "error": error,
+    }
+    if warnings:
+        changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
-        experiment.save_metadata()
+        experiment.update(changes)
     except OSError as exc:
         # The store cannot be written (a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
@@ -529,16 +504,12 @@ class Result:
 
     @property
     def results(self) -> list[dict[str, Any]]:
-        """The lines the script logged with ``log_results``, oldest first."""
-        import json
-
-        path = self.dir / store.RESULTS
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        """The lines the script logged with ``log_results``, oldest first (a line still being
+        written is left out)."""
+        return record.read_results(self.dir)
 
 
-def _render(value: Any) -> str:
+def render_value(value: Any) -> str:
     """A Python value as override text that Hydra's grammar reads back as the same value;
     a string holding a sweep (``list(1, 2)``, ``${linspace:0,1,5}``) stays a sweep."""
     if value is None:
@@ -552,9 +523,9 @@ def _render(value: Any) -> str:
             return value
         return groups.quote(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_render(v) for v in value) + "]"
+        return "[" + ", ".join(render_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_render(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {render_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"launch: {type(value).__name__} values cannot be parameters")
 
 
@@ -567,7 +538,7 @@ def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str
             option = value if sweeps.is_sweep_text(value) else groups.render_option(value)
             texts.append(f"{key}={option}")
         else:
-            texts.append(f"++{key}={_render(value)}")
+            texts.append(f"++{key}={render_value(value)}")
     return texts
 
 

@@ -50,16 +50,19 @@ class ParamOverride:
     package: str | None = None  # `group@package=option` (config groups only)
 
     @property
+    def prefix(self) -> str:
+        """How the override's operation is written: ``""``, ``+``, ``++`` or ``~``."""
+        return {"set": "", "add": "+", "force_add": "++", "delete": "~"}[self.op]
+
+    @property
+    def target(self) -> str:
+        """The key, with its package when one is given (``optimizer@second``)."""
+        return f"{self.key}@{self.package}" if self.package else self.key
+
+    @property
     def shown(self) -> str:
         """How messages name this override: ``--param 'x=1'`` or ``YANEX_PARAM_x: 'x=1'``."""
         return _shown(self.text, self.source)
-
-    @property
-    def as_given(self) -> str:
-        """The override as the user wrote it: ``lr=0.1`` or ``YANEX_PARAM_lr=0.1``."""
-        if self.source == "--param":
-            return self.text
-        return f"{self.source}={self.text.split('=', 1)[1]}"
 
 
 @dataclass
@@ -70,7 +73,7 @@ class ResolvedParams:
     grid: sweeps.Grid
     config_file: Path | None = None
     config_dir: Path | None = None
-    overrides: list[str] = field(default_factory=list)
+    parsed: list[ParamOverride] = field(default_factory=list)  # in the order applied
 
 
 _parser: OverridesParser | None = None
@@ -330,14 +333,18 @@ def resolve(
     environ: Mapping[str, str],
     config_dir: Path | None = None,
     config_name: str | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> ResolvedParams:
     """Merge the config, environment and ``--param`` into the run's grid of parameters.
 
-    The config is ``config_path`` when given; else a Hydra tree (``config_dir``, or
-    ``./conf`` when it exists) composed from ``config_name`` (default ``config``); else
-    ``./config.yaml`` when present.
+    The config is ``base`` when given (a rerun's recorded parameters); else ``config_path``;
+    else a Hydra tree (``config_dir``, or ``./conf`` when it exists) composed from
+    ``config_name`` (default ``config``); else ``./config.yaml`` when present.
     """
     from yanex import groups
+
+    if base is not None:
+        return _resolve_plain(None, dict(base), param_texts, environ)
 
     name = config_name or groups.DEFAULT_NAME
     if config_path is None and config_dir is None:
@@ -355,8 +362,18 @@ def resolve(
         )
     if config_path is None and (cwd / DEFAULT_CONFIG).is_file():
         config_path = cwd / DEFAULT_CONFIG
+    return _resolve_plain(config_path, None, param_texts, environ)
+
+
+def _resolve_plain(
+    config_path: Path | None,
+    base: dict[str, Any] | None,
+    param_texts: list[str],
+    environ: Mapping[str, str],
+) -> ResolvedParams:
+    """A plain config (a file, a rerun's recorded parameters, or nothing) and the overrides."""
     env_texts = env_override_texts(environ)
-    if config_path is None and not env_texts and not param_texts:
+    if config_path is None and base is None and not env_texts and not param_texts:
         # Nothing to merge: skip OmegaConf and the parser.
         return ResolvedParams(grid=sweeps.Grid([sweeps.Base(None, [])], resolve=to_container))
 
@@ -369,14 +386,14 @@ def resolve(
         cfg = load_config_file(config_path)
         mark_plain_sweeps(cfg, f"config file {config_path}")
     else:
-        cfg = OmegaConf.create({})
+        cfg = OmegaConf.create(base or {})
     apply_overrides(cfg, overrides)
     grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
     grid.check_size()
     return ResolvedParams(
         grid=grid,
         config_file=config_path.resolve() if config_path is not None else None,
-        overrides=[ov.as_given for ov in overrides],
+        parsed=overrides,
     )
 
 
@@ -400,7 +417,7 @@ def _resolve_groups(
     return ResolvedParams(
         grid=grid,
         config_dir=config_dir.resolve(),
-        overrides=[ov.as_given for ov in overrides],
+        parsed=overrides,
     )
 
 
@@ -416,6 +433,30 @@ def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
     if not isinstance(parsed, ChoiceSweep) or not parsed.list:
         raise ParamError(f"{shown} is not a sweep with values")
     return sweeps.Sweep(expr=text.strip(), values=tuple(parsed.list))
+
+
+def parse_value(text: str, shown: str) -> Any:
+    """One bare value typed by the override grammar, as ``--param`` types it: ``0.01`` float,
+    ``true`` bool, ``null``, ``'a, b'`` string, ``[1, 2]`` list. Sweeps are not values here."""
+    from hydra.core.override_parser.types import Override
+    from hydra.errors import HydraException
+
+    if not text.strip():
+        return ""
+    try:
+        value = _get_parser().parse_rule(text.strip(), "value")
+    except RecursionError as exc:
+        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
+    except HydraException as exc:
+        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+    if hasattr(value, "list"):  # a ChoiceSweep: list(...), or a bare comma
+        raise ParamError(
+            f"{shown}: a value here is one value, not several",
+            hint="Quote text that holds a comma: 'a, b'.",
+        )
+    value = Override._convert_value(value)  # quoted strings become plain ones
+    check_plain(value, shown)
+    return value
 
 
 def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:

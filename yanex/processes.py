@@ -26,12 +26,19 @@ _PR_SET_PDEATHSIG = 1
 
 
 @contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """Hold the stop signals and SIGCHLD for ``next_signal``; restore the old mask after."""
+def signals_blocked(discard_on_exit: bool = False) -> Iterator[None]:
+    """Hold the stop signals and SIGCHLD for ``next_signal``; restore the old mask after.
+
+    With ``discard_on_exit``, stop signals still pending at the end (they came after the work
+    they were meant to stop was over) are dropped instead of being delivered.
+    """
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
     try:
         yield
     finally:
+        if discard_on_exit:
+            while next_signal(0) is not None:
+                pass
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 

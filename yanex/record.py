@@ -1,0 +1,315 @@
+"""One experiment as data: its statuses, its metadata read and written in one place, and what
+its folder holds (parameters, logged results, artifacts).
+
+The launcher writes through this module and every reader (the index, ``yanex show``,
+``yanex.results``) reads through it, so an experiment means the same thing everywhere.
+Metadata changes are read-modify-write under a lock on the folder: the launcher recording an
+ending and ``yanex update`` adding a tag at the same moment both keep their change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from yanex import store
+
+
+class Status:
+    """The status names an experiment's ``metadata.json`` holds."""
+
+    STAGED = "staged"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    ALL = (STAGED, RUNNING, COMPLETED, FAILED, CANCELLED)
+    ENDED = (COMPLETED, FAILED, CANCELLED)
+    LIVE = (STAGED, RUNNING)  # still expected to change on their own
+
+
+class BadRecord(Exception):
+    """An experiment folder whose metadata cannot be used; the message says why."""
+
+
+_LOCK = ".lock"
+
+# Types of the metadata fields readers rely on; a folder whose metadata breaks them is skipped.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str, type(None)),
+    "description": (str, type(None)),
+    "script": (str,),
+    "args": (list,),
+    "cwd": (str,),
+    "project": (str, type(None)),
+    "created_at": (str,),
+    "started_at": (str, type(None)),
+    "ended_at": (str, type(None)),
+    "duration": (int, float, type(None)),
+    "exit_code": (int, type(None)),
+    "error": (str, type(None)),
+    "sweep": (str, type(None)),
+    "sweep_index": (int, type(None)),
+    "git": (dict, type(None)),
+    "hydra": (dict, type(None)),
+    "environment": (dict, type(None)),
+}
+
+
+def validate(meta: Any, experiment_id: str) -> dict[str, Any]:
+    """``meta`` if it is the metadata of experiment ``experiment_id``; else BadRecord says why."""
+    if not isinstance(meta, dict):
+        raise BadRecord(f"metadata.json holds a {type(meta).__name__}, not an object")
+    if meta.get("id") != experiment_id:
+        raise BadRecord(f"metadata.json names experiment {meta.get('id')!r}, not its folder's")
+    if meta.get("status") not in Status.ALL:
+        raise BadRecord(f"unknown status {meta.get('status')!r}")
+    tags = meta.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise BadRecord("tags is not a list of strings")
+    for key, types in _FIELD_TYPES.items():
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, types) or isinstance(value, bool)):
+            raise BadRecord(f"{key} is a {type(value).__name__}")
+    return meta
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """The validated metadata of the experiment in ``folder``; BadRecord when unusable,
+    FileNotFoundError when the folder holds none (yet)."""
+    path = folder / store.METADATA
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise BadRecord(f"metadata.json cannot be read: {exc.strerror or exc}") from exc
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise BadRecord(f"metadata.json is not valid JSON ({exc})") from exc
+    return validate(meta, folder.name)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's metadata lock: one read-modify-write of metadata.json at a time."""
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_metadata(folder: Path, meta: Mapping[str, Any]) -> None:
+    """Write the whole metadata atomically (a new experiment; changes go through ``update``)."""
+    store.write_json_atomic(folder / store.METADATA, dict(meta))
+
+
+def update(
+    folder: Path, changes: Mapping[str, Any], *, only_if: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """Apply ``changes`` to the metadata on disk, under the folder's lock; the new metadata.
+
+    With ``only_if``, the change is made only while the status is one of those (None is
+    returned otherwise): a run recorded as ended is never reopened by a late writer.
+    """
+    with locked(folder):
+        meta = store.read_json(folder / store.METADATA)
+        if only_if and meta.get("status") not in only_if:
+            return None
+        meta.update(changes)
+        store.write_json_atomic(folder / store.METADATA, meta)
+    return meta
+
+
+# --- results --------------------------------------------------------------------------------
+
+# How non-finite numbers are stored in results.jsonl (strict JSON has no NaN), read back as floats.
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def decode_value(value: Any) -> Any:
+    """A logged value as Python sees it: the strings that stand for NaN and infinities become
+    floats again (``json`` already reads a bare ``NaN`` written by older versions)."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    return value
+
+
+def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The whole lines of ``results.jsonl`` bytes, and how many bytes they span.
+
+    A last line without its newline is being written (or was torn): it is left for later.
+    Lines that are not a result object are skipped.
+    """
+    end = data.rfind(b"\n") + 1
+    lines = []
+    for raw in data[:end].splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("results"), dict):
+            line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
+            lines.append(line)
+    return lines, end
+
+
+def read_results(folder: Path) -> list[dict[str, Any]]:
+    """Every whole line the script logged, oldest first: ``{"step", "timestamp", "results"}``."""
+    try:
+        data = (folder / store.RESULTS).read_bytes()
+    except FileNotFoundError:
+        return []
+    return parse_results(data)[0]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class Series:
+    """What ``yanex list`` and ``show`` say of one logged result: its last value, the smallest
+    and largest (numbers only, NaN left out), how many steps logged it, and the last step."""
+
+    last: Any = None
+    min: float | None = None
+    max: float | None = None
+    count: int = 0
+    last_step: int | None = None
+
+    def add(self, value: Any, step: Any) -> None:
+        self.last = value
+        self.count += 1
+        if isinstance(step, int):
+            self.last_step = step
+        if is_number(value) and not math.isnan(value):
+            self.min = value if self.min is None else min(self.min, value)
+            self.max = value if self.max is None else max(self.max, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last": self.last,
+            "min": self.min,
+            "max": self.max,
+            "count": self.count,
+            "last_step": self.last_step,
+        }
+
+
+def summarize(
+    lines: list[dict[str, Any]], into: dict[str, Series] | None = None
+) -> dict[str, Series]:
+    """Each result name with its :class:`Series`, adding ``lines`` to ``into`` when given."""
+    series = into if into is not None else {}
+    for line in lines:
+        for name, value in line["results"].items():
+            series.setdefault(name, Series()).add(value, line.get("step"))
+    return series
+
+
+# --- artifacts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file the script saved: its name inside ``artifacts/``, size in bytes, and path."""
+
+    name: str
+    size: int
+    path: Path
+
+
+def artifacts(folder: Path) -> list[Artifact]:
+    """The experiment's artifacts, by name; files being written (``.name.tmp``) are left out."""
+    root = folder / store.ARTIFACTS
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            if filename.startswith(".") and ".tmp" in filename:
+                continue
+            path = Path(dirpath) / filename
+            with contextlib.suppress(OSError):
+                found.append(Artifact(path.relative_to(root).as_posix(), path.stat().st_size, path))
+    return found
+
+
+def read_params(folder: Path) -> dict[str, Any]:
+    """The run's resolved parameters (``params.json``); {} when missing or unreadable."""
+    try:
+        params = store.read_json(folder / store.PARAMS)
+    except (OSError, ValueError):
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+# --- the reader's view ----------------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    """One experiment as readers see it: what the index holds, the folder read on demand.
+
+    ``params`` is the resolved config; ``series`` each logged result's summary and ``last`` its
+    last value; ``metadata``, ``results`` (every logged line) and ``artifacts`` read the folder.
+    Times are timezone-aware datetimes.
+    """
+
+    id: str
+    dir: Path
+    status: str
+    name: str | None
+    description: str | None
+    tags: list[str]
+    project: str | None
+    script: str | None
+    created: datetime | None
+    started: datetime | None
+    ended: datetime | None
+    duration: float | None
+    exit_code: int | None
+    error: str | None
+    sweep: str | None
+    sweep_index: int | None
+    archived: bool
+    params: dict[str, Any]
+    series: dict[str, Series]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last logged value of each result."""
+        return {name: s.last for name, s in self.series.items()}
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """The whole ``metadata.json`` ({} if the folder is gone or unreadable)."""
+        try:
+            return read_metadata(self.dir)
+        except (OSError, BadRecord):
+            return {}
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every line the script logged: ``{"step", "timestamp", "results"}``, oldest first."""
+        return read_results(self.dir)
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        return artifacts(self.dir)
+
+    def __repr__(self) -> str:
+        return f"<Record {self.id} {self.status} name={self.name!r}>"
