@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yanex import gitstate, processes, store
+from yanex import gitstate, processes, record, store
+from yanex.record import Status
 
-# How a worker's experiment can end, and what the runner counts: those, and refusals.
-_ENDINGS = ("completed", "failed", "cancelled")
-_COUNTED = (*_ENDINGS, "refused")
+# What the runner counts: how each experiment ended, and refusals.
+_COUNTED = (*Status.ENDED, "refused")
 
 
 def current_project(cwd: Path) -> Path:
@@ -36,23 +36,28 @@ def current_project(cwd: Path) -> Path:
 def staged_experiments(
     project: Path, echo: Callable[[str], None]
 ) -> list[tuple[Path, dict[str, Any]]]:
-    """The project's staged experiments, oldest first (a grid in its own order).
+    """The project's staged experiments (not archived), oldest first (a grid in its order).
 
-    The same pass over the store records as failed the runs left ``running`` by a launcher
-    that died on this host.
+    Reading the index brings it up to date, which also records as failed the runs left
+    ``running`` by a launcher that died on this host.
     """
-    hostname = os.uname().nodename
-    found = []
-    for folder, meta in store.iter_experiments():
-        if meta.get("status") == "staged" and meta.get("project") == str(project):
-            found.append((folder, meta))
-        elif store.reap_if_dead(folder, meta, hostname):
-            echo(
-                f"yanex: experiment {folder.name} was left running by a launcher that died; "
-                "recorded as failed"
-            )
-    found.sort(key=lambda item: (item[1].get("created_at") or "", item[1].get("sweep_index") or 0))
-    return found
+    from yanex import query
+    from yanex.index import Index
+
+    index = Index(echo=echo)
+    try:
+        index.sync()
+        filters = query.Filters(status=(Status.STAGED,), project=str(project))
+        order = (query.Sort("created"), query.Sort("sweep_index"))
+        found = []
+        for rec in query.select(index, filters, sort=order):
+            try:
+                found.append((rec.dir, record.read_metadata(rec.dir)))
+            except (OSError, record.BadRecord):
+                continue  # gone or broken since it was indexed
+        return found
+    finally:
+        index.close()
 
 
 def _short(commit: str | None) -> str:
@@ -101,9 +106,8 @@ def check_code(folder: Path, meta: dict[str, Any], ignore_dirty: bool) -> str | 
         os.replace(patch, folder / store.GIT_PATCH_AT_STAGING)
     if now is not None and now.dirty:
         store.write_bytes_atomic(patch, gitstate.patch(now))
-    meta["git_at_staging"] = recorded
-    meta["git"] = now.to_metadata() if now is not None else None
-    store.write_json_atomic(folder / store.METADATA, meta)
+    changes = {"git_at_staging": recorded, "git": now.to_metadata() if now is not None else None}
+    meta.update(record.update(folder, changes) or {})
     return None
 
 
@@ -156,8 +160,8 @@ class StagedRunner:
         if not store.claim(folder, self.hostname):
             return None  # another runner has it
         try:
-            meta = store.read_metadata(folder)
-            if meta.get("status") != "staged":
+            meta = record.read_metadata(folder)
+            if meta.get("status") != Status.STAGED:
                 store.release(folder)
                 return None
             refusal = check_code(folder, meta, self.ignore_dirty)
@@ -195,11 +199,11 @@ class StagedRunner:
 
     def _finished(self, job: _Running, progress: _Progress) -> None:
         try:
-            meta = store.read_metadata(job.folder)
-        except (OSError, ValueError):
+            meta = record.read_metadata(job.folder)
+        except (OSError, record.BadRecord):
             meta = {}
         status = meta.get("status")
-        if status not in _ENDINGS:
+        if status not in Status.ENDED:
             # The worker ended before its run started (e.g. Ctrl-C during its start-up): the
             # experiment stays staged for a later runner.
             store.release(job.folder)
@@ -216,8 +220,8 @@ class StagedRunner:
 
     def _still_staged(self, folder: Path) -> bool:
         try:
-            return store.read_metadata(folder).get("status") == "staged"
-        except (OSError, ValueError):
+            return record.read_metadata(folder).get("status") == Status.STAGED
+        except (OSError, record.BadRecord):
             return False
 
     def _summary(self, left: int, elapsed: float) -> None:

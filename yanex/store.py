@@ -23,7 +23,6 @@ from yanex.errors import StoreError
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
 # File names inside one experiment folder.
@@ -49,8 +48,13 @@ def yanex_home() -> Path:
     return Path(home).expanduser().absolute() if home else Path.home() / ".yanex"
 
 
-def experiments_root() -> Path:
-    return yanex_home() / "experiments"
+def experiments_root(home: Path | None = None) -> Path:
+    return (home or yanex_home()) / "experiments"
+
+
+def archived_root(home: Path | None = None) -> Path:
+    """Where ``yanex archive`` moves experiments: out of listings and ``--staged``, kept whole."""
+    return (home or yanex_home()) / "archived"
 
 
 # now_iso's cache: the text of the current second ("2026-11-27T20:10:45") and its offset.
@@ -127,27 +131,6 @@ def experiment_dir(experiment_id: str) -> Path:
     return folder
 
 
-def read_metadata(folder: Path) -> dict[str, Any]:
-    return read_json(folder / METADATA)
-
-
-def iter_experiments() -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every experiment of the store with its metadata; folders being created are skipped."""
-    root = experiments_root()
-    try:
-        entries = list(os.scandir(root))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if not (entry.is_dir() and is_valid_id(entry.name)):
-            continue
-        folder = Path(entry.path)
-        try:
-            yield folder, read_metadata(folder)
-        except (OSError, ValueError):
-            continue  # no metadata yet (being created) or unreadable: not an experiment
-
-
 def claim(folder: Path, hostname: str) -> bool:
     """Take an experiment for this process, atomically: of two runners only one gets it.
 
@@ -191,29 +174,6 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
-
-
-def reap_if_dead(folder: Path, meta: dict[str, Any], hostname: str) -> bool:
-    """Record a ``running`` experiment as ``failed`` when its launcher no longer runs on this
-    host (killed with SIGKILL, or the machine lost power): no run stays "running" forever.
-    True when it was reaped."""
-    launcher = meta.get("launcher") or {}
-    if meta.get("status") != "running" or launcher.get("hostname") != hostname:
-        return False
-    pid = int(launcher.get("pid") or 0)
-    if pid_alive(pid):
-        return False
-    meta = read_metadata(folder)  # again: it may have ended since
-    if meta.get("status") != "running":
-        return False
-    meta.update(
-        status="failed",
-        ended_at=now_iso(),
-        error=f"launcher died: yanex (pid {pid} on {hostname}) stopped without recording "
-        "how the run ended",
-    )
-    write_json_atomic(folder / METADATA, meta)
     return True
 
 
