@@ -15,12 +15,13 @@ from yanex import api
 from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
 from yanex.errors import YanexError as YanexError
 
-__all__ = ["Result", "YanexError", "launch", *api.__all__]
+__all__ = ["Result", "YanexError", "launch", "results", *api.__all__]
 
 TYPE_CHECKING = False  # typing itself costs more to import than yanex
 if TYPE_CHECKING:
     from typing import Any
 
+    from yanex import results
     from yanex.launcher import Result, launch
 
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from yanex import launcher
 
         return getattr(launcher, name)
+    if name == "results":  # yanex.results.find(...): the store's experiments, from Python
+        from importlib import import_module
+
+        return import_module("yanex.results")
     if name == "__version__":
         from importlib.metadata import version
 

@@ -232,11 +232,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def param_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Dotted keys of a parameter dict; lists (and empty dicts) are single values."""
     if isinstance(node, dict) and node:
         for key, value in node.items():
-            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from param_leaves(value, f"{prefix}.{key}" if prefix else str(key))
     elif prefix:
         yield prefix, node
 
@@ -635,7 +635,7 @@ class Index:
         )
         conn.executemany(
             "INSERT INTO params VALUES (?, ?, ?, ?, ?)",
-            [(row.id, key, *typed(value)) for key, value in _leaves(row.params)],
+            [(row.id, key, *typed(value)) for key, value in param_leaves(row.params)],
         )
         self._write_results(row.id, row.series, replace=False)
 

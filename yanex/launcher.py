@@ -48,9 +48,11 @@ class RunRequest:
     stage: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    # A rerun: the recorded config to start from instead of a config file or tree, and what
-    # metadata carries over (rerun_of, hydra, project).
+    # A rerun: the recorded config to start from instead of a config file or tree, the
+    # overrides that made it (recorded before the new ones), and what metadata carries over
+    # (rerun_of, config_file, hydra, project).
     base_config: dict[str, Any] | None = None
+    base_overrides: list[str] = field(default_factory=list)
     carried: dict[str, Any] = field(default_factory=dict)
 
 
@@ -306,7 +308,7 @@ class Launcher:
             config = member.config
             store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
             store.write_json_atomic(folder / store.PARAMS, config)
-            overrides = prepared.overrides_for(member)
+            overrides = [*request.base_overrides, *prepared.overrides_for(member)]
             hydra = member.extra.get("hydra") or request.carried.get("hydra")
             if hydra is not None:  # what Hydra tooling reads in a run folder
                 hydra = {**hydra, "overrides": overrides}

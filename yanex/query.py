@@ -31,7 +31,7 @@ class QueryError(YanexError):
 
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
-_OPERATOR_RE = re.compile(r"==|!=|<=|>=|<|>|=")
+_OPERATOR_RE = re.compile(r"[<>=!~]+")
 _ORDERED_KINDS = ("number", "str")
 
 # Metadata fields a condition or sort key may name: the index column, and how it compares.
@@ -142,6 +142,10 @@ def parse_where(text: str) -> Condition:
     op = match.group()
     if op == "=":
         raise QueryError(f"{shown}: '=' is not a comparison", hint="Write == to test equality.")
+    if op not in OPERATORS:
+        raise QueryError(
+            f"{shown}: unknown operator {op!r}", hint="Compare with one of " + " ".join(OPERATORS)
+        )
     key = text[: match.start()].strip()
     value_text = text[match.end() :]
     if not key:

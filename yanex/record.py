@@ -14,7 +14,7 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -118,10 +118,14 @@ def write_metadata(folder: Path, meta: Mapping[str, Any]) -> None:
 
 
 def update(
-    folder: Path, changes: Mapping[str, Any], *, only_if: tuple[str, ...] = ()
+    folder: Path,
+    changes: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
+    *,
+    only_if: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """Apply ``changes`` to the metadata on disk, under the folder's lock; the new metadata.
 
+    ``changes`` may be a function of the current metadata (to add a tag to those there).
     With ``only_if``, the change is made only while the status is one of those (None is
     returned otherwise): a run recorded as ended is never reopened by a late writer.
     """
@@ -129,7 +133,7 @@ def update(
         meta = store.read_json(folder / store.METADATA)
         if only_if and meta.get("status") not in only_if:
             return None
-        meta.update(changes)
+        meta.update(changes(meta) if callable(changes) else changes)
         store.write_json_atomic(folder / store.METADATA, meta)
     return meta
 

@@ -84,7 +84,7 @@ def is_valid_id(experiment_id: str) -> bool:
     return bool(_ID_RE.fullmatch(experiment_id))
 
 
-def _make_private_dirs(path: Path) -> None:
+def make_private_dirs(path: Path) -> None:
     """Create ``path`` and missing parents user-only (0700); existing folders are left alone."""
     missing = []
     probe = path
@@ -101,7 +101,7 @@ def create_experiment_dir() -> tuple[str, Path]:
     """Reserve a new, unique experiment ID by creating its folder (0700)."""
     root = experiments_root()
     try:
-        _make_private_dirs(root)
+        make_private_dirs(root)
         for _ in range(100):
             experiment_id = os.urandom(ID_LENGTH // 2).hex()
             path = root / experiment_id

@@ -1,8 +1,8 @@
-"""The ``yanex`` command line: parses flags, hands the work to the launcher, reports the end.
+"""``yanex run``, ``stage`` and ``rerun``: parse the flags, hand the work to the launcher,
+report the end.
 
 Messages from yanex itself go to stderr; stdout carries the script's output (or, for
-``--dry-run``, the resolved config). A ``YanexError`` is shown as one ``Error: ...`` line (plus
-a hint) with exit code 2; anything else is a bug and keeps its traceback.
+``--dry-run``, the resolved config; for ``stage``, the new IDs).
 """
 
 from __future__ import annotations
@@ -14,33 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from yanex.errors import YanexError
+from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.sweeps import CONFIRM_GRID
 
 if TYPE_CHECKING:
-    from yanex.launcher import Prepared
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class UserError(click.ClickException):
-    """A ``YanexError`` shown the click way: ``Error: <message>`` on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-@click.group(context_settings=CONTEXT_SETTINGS)
-@click.version_option(package_name="yanex", prog_name="yanex")
-def main() -> None:
-    """yanex: run Python scripts as tracked, reproducible experiments.
-
-    Each run gets an ID and a folder in $YANEX_HOME/experiments (default ~/.yanex) holding its
-    resolved config, git state, output, results, artifacts and metadata.
-    """
-
-
-def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    from yanex.launcher import Prepared, RunRequest
 
 
 def _describe_git(prepared: Prepared) -> str:
@@ -119,7 +97,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS)
 @_run_options
 @click.option(
     "--stage",
@@ -175,27 +153,31 @@ def run(
       yanex run train.py -- --data ./data --verbose
     """
     if staged:
-        given = [
-            f"--{k.replace('_', '-')}" for k, v in options.items() if v and k != "ignore_dirty"
-        ]
-        if script is not None or script_args or stage or given:
-            extra = ", ".join(
-                ([str(script)] if script else []) + given + (["--stage"] if stage else [])
-            )
-            raise click.UsageError(f"--staged runs what was staged; it takes no {extra}")
+        given = [name for name, value in options.items() if value and name != "ignore_dirty"]
+        if stage:
+            given.append("stage")
+        if script is not None or script_args or given:
+            extra = ([str(script)] if script else []) + [_option_name(name) for name in given]
+            raise click.UsageError(f"--staged runs what was staged; it takes no {', '.join(extra)}")
         from yanex.executors import run_staged
 
-        try:
-            code = run_staged(jobs=jobs, ignore_dirty=options["ignore_dirty"], echo=_echo_err)
-        except YanexError as exc:
-            raise UserError(exc.format_message()) from exc
+        with user_errors():
+            code = run_staged(jobs=jobs, ignore_dirty=options["ignore_dirty"], echo=echo_err)
         sys.exit(code)
     if jobs != 1:
         raise click.UsageError("-j/--jobs applies to --staged")
     _launch(script, script_args, stage=stage, **options)
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+def _option_name(name: str) -> str:
+    """An option as the user types it (``tags`` -> ``--tag``), from the running command."""
+    for param in click.get_current_context().command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return name
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
 @_run_options
 def stage(script: Path | None, script_args: tuple[str, ...], **options: Any) -> None:
     """Stage SCRIPT (or every member of a sweep) to run later with `yanex run --staged`.
@@ -222,7 +204,7 @@ def _launch(
     dry_run: bool,
     yes: bool,
 ) -> None:
-    from yanex.launcher import Launcher, RunRequest
+    from yanex.launcher import RunRequest
 
     if script is None:
         raise click.UsageError("Missing argument 'SCRIPT'.")
@@ -243,35 +225,53 @@ def _launch(
         ignore_dirty=ignore_dirty,
         stage=stage,
     )
-    launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=_echo_err)
-    try:
+    _run_request(request, dry_run=dry_run, yes=yes)
+
+
+def _run_request(
+    request: RunRequest, *, dry_run: bool, yes: bool, note: Callable[[Prepared], None] | None = None
+) -> None:
+    """Prepare ``request``; then show it (dry run), stage it, or run it and exit as it did.
+
+    ``note`` is called with the prepared run before anything is created (rerun's notices).
+    """
+    from yanex.launcher import Launcher
+
+    launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=echo_err)
+    with user_errors():
         prepared = launcher.prepare(request)
         for warning in prepared.warnings:
-            _echo_err(f"warning: {warning}")
+            echo_err(f"warning: {warning}")
+        if note is not None:
+            note(prepared)
         if prepared.is_sweep:
             _confirm_grid(prepared.grid.size, yes)
         if dry_run:
             _show_dry_run(prepared)
             return
-        if stage:
+        if request.stage:
             experiments = launcher.stage(prepared)
             for experiment in experiments:
                 click.echo(experiment.id)
             sweep = experiments[0].metadata["sweep"]
             what = f"{len(experiments):,} experiments (sweep {sweep})" if sweep else "1 experiment"
-            _echo_err(f"yanex: staged {what}; run with `yanex run --staged`")
+            echo_err(f"yanex: staged {what}; run with `yanex run --staged`")
             return
         outcome = launcher.launch(prepared)
-    except YanexError as exc:
-        raise UserError(exc.format_message()) from exc
-
-    summary = {
-        "completed": "completed",
-        "failed": f"failed ({outcome.error.splitlines()[0] if outcome.error else 'error'})",
-        "cancelled": f"cancelled ({outcome.error})",
-    }[outcome.status]
-    _echo_err(f"yanex: experiment {outcome.id} {summary}")
+    echo_err(f"yanex: experiment {outcome.id} {_ending(outcome.status, outcome.error)}")
     sys.exit(outcome.cli_exit_code)
+
+
+def _ending(status: str, error: str | None) -> str:
+    """``completed``, ``failed (exited with code 1: ValueError: bad data)``, ``cancelled (...)``:
+    a failure names how it ended and the last line the script wrote to stderr."""
+    if status == "completed" or not error:
+        return status
+    lines = error.splitlines()
+    head = lines[0].rstrip(":")
+    if len(lines) > 1:
+        head = f"{head}: {lines[-1].strip()}"
+    return f"{status} ({head})"
 
 
 def _confirm_grid(size: int, yes: bool) -> None:
@@ -296,31 +296,114 @@ def _show_dry_run(prepared: Prepared) -> None:
             click.echo(f"  {index:>{len(str(len(members)))}}. {member.label}")
     else:
         click.echo(config_yaml(members[0].config), nl=False)
-    _echo_err(
+    echo_err(
         f"dry run: {prepared.script.name} is ready to "
         f"{'stage' if prepared.request.stage else 'run'} with {_describe_git(prepared)}; "
         "nothing was created."
     )
 
 
-@main.command("_execute", hidden=True, context_settings=CONTEXT_SETTINGS)
+@click.command("_execute", hidden=True, context_settings=CONTEXT_SETTINGS)
 @click.argument("experiment_id")
 @click.option("--stream", is_flag=True, help="Show the script's output in the terminal too.")
 def execute_staged(experiment_id: str, stream: bool) -> None:
     """Run one claimed, staged experiment (started by `yanex run --staged`)."""
     from yanex.launcher import Experiment, Launcher, RunRequest
 
-    try:
+    with user_errors():
         experiment = Experiment.load(experiment_id)
-    except YanexError as exc:
-        raise UserError(exc.format_message()) from exc
     meta = experiment.metadata
     request = RunRequest(
         script=Path(meta["script"]), script_args=list(meta["args"]), cwd=Path(meta["cwd"])
     )
     if stream:
-        launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=_echo_err)
+        launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=echo_err)
     else:
         launcher = Launcher()
     outcome = launcher.execute(experiment, request, request.script)
     sys.exit(outcome.cli_exit_code)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("ref", metavar="ID")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a parameter of the recorded config (repeatable; a group option recomposes "
+    "a Hydra tree). Sweeps make a grid, staged with --stage.",
+)
+@click.option("-n", "--name", help="Name of the new experiment (default: the original's).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Add a tag (repeatable).")
+@click.option("--stage", is_flag=True, help="Stage the rerun to run later with --staged.")
+@click.option(
+    "--worktree",
+    is_flag=True,
+    help="Run the recorded code: its commit (+ git.patch) checked out in a temporary git "
+    "worktree, removed afterwards.",
+)
+@click.option("--ignore-dirty", is_flag=True, help="Run even with uncommitted changes.")
+@click.option("--dry-run", is_flag=True, help="Show the config it would run with; create nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Stage big grids without asking.")
+def rerun(
+    ref: str,
+    params: tuple[str, ...],
+    name: str | None,
+    tags: tuple[str, ...],
+    stage: bool,
+    worktree: bool,
+    ignore_dirty: bool,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Run experiment ID again, as a new experiment.
+
+    \b
+    The same script, script arguments, working folder and recorded parameters (exactly what
+    the original ran with), --param changes on top, Hydra choices kept, and `rerun_of: ID`
+    in its metadata. It runs on today's code (the clean-tree rule applies; a different
+    commit is pointed out), or with --worktree on the code the original ran.
+    \b
+    Examples:
+      yanex rerun 3f9a
+      yanex rerun best-run -p optimizer.lr=0.01 -n lower-lr
+      yanex rerun 3f9a --worktree
+    """
+    from yanex import query
+    from yanex import rerun as reruns
+    from yanex.cli.browse import _current_project_name, _index
+
+    for tag in tags:
+        if not tag.strip():
+            raise click.BadParameter("a tag cannot be empty", param_hint="'--tag'")
+    if worktree and stage:
+        raise click.UsageError(
+            "--worktree runs at once (its worktree is removed after); it cannot be staged"
+        )
+    with _index() as index:
+        original = query.Lookup(index, _current_project_name()).one(ref)
+    with user_errors():
+        plan = reruns.prepare(
+            original,
+            param_texts=params,
+            name=name,
+            tags=tags,
+            stage=stage,
+            ignore_dirty=ignore_dirty,
+        )
+
+    def note(prepared: Prepared) -> None:
+        now = prepared.git.commit if prepared.git else None
+        if not worktree and plan.commit and now != plan.commit:
+            echo_err(
+                f"yanex: {original.id} ran at commit {plan.commit[:12]}; this rerun uses "
+                f"{(now or 'no commit')[:12]} (--worktree reruns its own code)"
+            )
+
+    if worktree:
+        with user_errors(), reruns.worktree(plan):
+            _run_request(plan.request, dry_run=dry_run, yes=yes, note=note)
+    else:
+        _run_request(plan.request, dry_run=dry_run, yes=yes, note=note)

@@ -1,0 +1,85 @@
+"""The ``yanex`` command line: one group whose commands are loaded when they are used.
+
+``yanex run`` is paid on every run, so the group imports nothing but click: each command
+family lives in its own module (``run`` for running and staging, ``browse`` for finding and
+changing experiments), imported only when one of its commands is called (or ``--help`` lists
+them). A ``YanexError`` is shown as one ``Error: ...`` line (plus a hint) with exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
+
+import click
+
+from yanex.errors import YanexError
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Each command's module and function, in the order `yanex --help` lists them.
+COMMANDS = {
+    "run": "yanex.cli.run:run",
+    "stage": "yanex.cli.run:stage",
+    "rerun": "yanex.cli.run:rerun",
+    "list": "yanex.cli.browse:list_command",
+    "show": "yanex.cli.browse:show",
+    "compare": "yanex.cli.browse:compare",
+    "get": "yanex.cli.browse:get",
+    "update": "yanex.cli.browse:update",
+    "archive": "yanex.cli.browse:archive",
+    "unarchive": "yanex.cli.browse:unarchive",
+    "delete": "yanex.cli.browse:delete",
+    "reindex": "yanex.cli.browse:reindex",
+    "_execute": "yanex.cli.run:execute_staged",
+}
+
+
+class UserError(click.ClickException):
+    """A ``YanexError`` shown the click way: ``Error: <message>`` on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show the user's mistakes (``YanexError``) as ``Error: ...`` and exit 2."""
+    try:
+        yield
+    except YanexError as exc:
+        raise UserError(exc.format_message()) from exc
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class _LazyGroup(click.Group):
+    """Commands imported from their module when used (click's "lazily loading subcommands")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, name = target.partition(":")
+        command = getattr(import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="yanex", prog_name="yanex")
+def main() -> None:
+    """yanex: run Python scripts as tracked, reproducible experiments.
+
+    Each run gets an ID and a folder in $YANEX_HOME/experiments (default ~/.yanex) holding its
+    resolved config, git state, output, results, artifacts and metadata. `yanex list`, `show`
+    and `compare` find and compare them; an experiment is named by its ID, a unique ID prefix
+    (4+ characters) or its name.
+    """

@@ -1,0 +1,866 @@
+"""The reading and curating commands: ``yanex list``, ``show``, ``compare``, ``get``,
+``update``, ``archive``, ``unarchive``, ``delete`` and ``reindex``.
+
+Each reads the store through the index (``yanex.index``) and selects experiments through one
+filter layer (``yanex.query``); changes go through ``yanex.manage``. Tables and messages name
+experiments with their user text escaped (``output.safe``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from yanex import manage, query, record
+from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
+from yanex.cli import output as out
+from yanex.index import Index, param_leaves
+from yanex.record import Record, Status
+
+DEFAULT_LIMIT = 20
+
+
+# --- shared options ---------------------------------------------------------------------------
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters list, compare, get, update, archive and delete share."""
+    options = [
+        click.option(
+            "--status",
+            multiple=True,
+            type=click.Choice(Status.ALL),
+            help="Only experiments with this status (repeatable: any of them).",
+        ),
+        click.option(
+            "-t",
+            "--tag",
+            "tags",
+            multiple=True,
+            help="Only experiments with this tag (repeatable: all).",
+        ),
+        click.option("--name", metavar="GLOB", help="Only names matching this glob (run-*)."),
+        click.option("--script", help="Only runs of this script (a file name, or a path)."),
+        click.option("--sweep", metavar="ID", help="Only the members of this sweep."),
+        click.option(
+            "--since",
+            metavar="WHEN",
+            help="Created since: an ISO date/time, or 30m, 12h, 3d, 2w ago.",
+        ),
+        click.option("--until", metavar="WHEN", help="Created until (same forms as --since)."),
+        click.option(
+            "-w",
+            "--where",
+            multiple=True,
+            metavar="EXPR",
+            help="A condition over params.<key>, results.<name> (its last value) or a field "
+            "(status, name, duration, exit_code, ...): ==, !=, <, <=, >, >=; values typed as "
+            'in --param. Repeatable: all must hold. E.g. --where "results.loss<0.3".',
+        ),
+        click.option(
+            "-A",
+            "--all-projects",
+            is_flag=True,
+            help="Experiments of every project (default: this git repository, else this folder).",
+        ),
+        click.option(
+            "--archived", is_flag=True, help="Archived experiments (which are left out otherwise)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(
+    options: dict[str, Any], ids: Sequence[str] = (), archived_default: bool = False
+) -> query.Filters:
+    """The filters the options ask for; named experiments are looked up in the whole store."""
+    project = None
+    if not options["all_projects"] and not ids:
+        from yanex.executors import current_project
+
+        project = str(current_project(Path.cwd()))
+    archived: bool | None = bool(options["archived"]) or archived_default
+    if ids:
+        archived = True if options["archived"] else None
+    return query.make_filters(
+        status=options["status"],
+        tags=options["tags"],
+        name=options["name"],
+        script=options["script"],
+        sweep=options["sweep"],
+        since=options["since"],
+        until=options["until"],
+        where=options["where"],
+        project=project,
+        archived=archived,
+        ids=ids,
+    )
+
+
+@contextmanager
+def _index() -> Iterator[Index]:
+    """The store's index, brought up to date, with user mistakes shown as ``Error:`` lines."""
+    with user_errors():
+        index = Index(echo=echo_err)
+        try:
+            index.sync()
+            yield index
+        finally:
+            index.close()
+
+
+def _current_project_name() -> str:
+    from yanex.executors import current_project
+
+    return str(current_project(Path.cwd()))
+
+
+def _selected(
+    index: Index,
+    refs: Sequence[str],
+    options: dict[str, Any],
+    *,
+    required: bool = True,
+    archived_default: bool = False,
+    sort: Sequence[query.Sort] = (query.NEWEST_FIRST,),
+    limit: int | None = None,
+) -> list[Record]:
+    """The experiments named by ``refs`` (ID, prefix or name), narrowed by the filters; or,
+    without refs, the filters' selection of the current project."""
+    project = None if options["all_projects"] else _current_project_name()
+    ids: list[str] = []
+    if refs:
+        ids = [rec.id for rec in query.Lookup(index, project).many(refs)]
+    filters = _filters(options, ids, archived_default)
+    if required and not refs and not filters.narrows():
+        raise UserError(
+            "name the experiments (IDs, prefixes or names) or select them with filters "
+            "(--status, --tag, --name, --where, ...)"
+        )
+    records = query.select(index, filters, sort=sort, limit=limit)
+    if ids and sort == (query.NEWEST_FIRST,):  # named ones: in the order given
+        records.sort(key=lambda rec: ids.index(rec.id))
+    return records
+
+
+def _label(rec: Record) -> str:
+    return f"{rec.id} {out.safe(rec.name) if rec.name else '(unnamed)'} [{rec.status}]"
+
+
+# --- list -------------------------------------------------------------------------------------
+
+
+def _record_json(rec: Record) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "name": rec.name,
+        "status": rec.status,
+        "tags": rec.tags,
+        "description": rec.description,
+        "project": rec.project,
+        "script": rec.script,
+        "created": rec.created.isoformat() if rec.created else None,
+        "started": rec.started.isoformat() if rec.started else None,
+        "ended": rec.ended.isoformat() if rec.ended else None,
+        "duration": rec.duration,
+        "exit_code": rec.exit_code,
+        "error": rec.error,
+        "sweep": rec.sweep,
+        "sweep_index": rec.sweep_index,
+        "archived": rec.archived,
+        "dir": str(rec.dir),
+        "params": rec.params,
+        "results": rec.last,
+    }
+
+
+def _result_names(records: Sequence[Record]) -> list[str]:
+    return list(dict.fromkeys(name for rec in records for name in rec.series))
+
+
+def _flat_params(rec: Record) -> dict[str, Any]:
+    return dict(param_leaves(rec.params))
+
+
+@click.command("list", context_settings=CONTEXT_SETTINGS)
+@filter_options
+@click.option(
+    "-s",
+    "--sort",
+    "sort_key",
+    metavar="KEY",
+    help="Sort by KEY (-KEY: descending); default: newest first.",
+)
+@click.option(
+    "-l",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Show at most this many.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every match (no limit).")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "ids"]),
+    default="table",
+    show_default=True,
+    help="ids: one ID per line, for shell pipes.",
+)
+def list_command(
+    sort_key: str | None, limit: int, show_all: bool, fmt: str, **options: Any
+) -> None:
+    """List experiments of this project, newest first.
+
+    \b
+    Columns: ID, name, status, tags, when it started, how long it ran, and the last value of
+    each result the listed runs logged (as many as fit the terminal).
+    \b
+    Examples:
+      yanex list --status failed
+      yanex list --tag baseline --where "results.loss<0.3" --sort results.loss
+      yanex list -A --since 3d --format csv > runs.csv
+      yanex list --sweep 3f9a --format ids | xargs yanex archive --yes
+    """
+    with _index() as index:
+        filters = _filters(options)
+        sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
+        records = query.select(index, filters, sort=sort, limit=None if show_all else limit)
+        total = len(records) if show_all else query.count(index, filters)
+    if fmt == "ids":
+        for rec in records:
+            click.echo(rec.id)
+        return
+    if fmt == "json":
+        out.print_json([_record_json(rec) for rec in records])
+        return
+    names = _result_names(records)
+    if fmt == "csv":
+        keys = list(dict.fromkeys(k for rec in records for k in _flat_params(rec)))
+        headers = ["id", "name", "status", "tags", "project", "script", "created", "started",
+                   "ended", "duration", "exit_code"]  # fmt: skip
+        rows = []
+        for rec in records:
+            params = _flat_params(rec)
+            data = _record_json(rec)
+            rows.append(
+                [
+                    out.full_value(data[h]) if h != "tags" else out.safe(";".join(rec.tags))
+                    for h in headers
+                ]
+                + [out.full_value(params.get(k)) for k in keys]
+                + [out.full_value(rec.last.get(n)) for n in names]
+            )
+        out.print_csv(
+            headers + [f"params.{k}" for k in keys] + [f"results.{n}" for n in names], rows
+        )
+        return
+    _print_list(records, names, all_projects=options["all_projects"])
+    scope = "all projects" if options["all_projects"] else _current_project_name()
+    if not records:
+        echo_err(
+            f"no experiments match in {out.safe(scope)}"
+            + ("" if options["all_projects"] else " (-A: all projects)")
+        )
+    elif total > len(records):
+        shown = f"{len(records)} of {total:,} experiments in {out.safe(scope)}"
+        echo_err(f"{shown}; --limit N or --all for more")
+
+
+def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: bool) -> None:
+    headers = ["ID", "NAME", "STATUS", "TAGS", "STARTED", "DURATION"]
+    if all_projects:
+        headers.append("PROJECT")
+    fixed = len(headers)
+    table = out.Table(headers + [out.safe(n) for n in names], numeric={5}, optional_from=fixed)
+    table.numeric |= set(range(fixed, fixed + len(names)))
+    table.styles = {0: "cyan", 2: "bold"}
+    for rec in records:
+        row = [
+            rec.id,
+            out.safe(rec.name or ""),
+            rec.status,
+            out.safe(", ".join(rec.tags)),
+            out.ago(rec.started),
+            out.duration(rec.duration),
+        ]
+        if all_projects:
+            row.append(out.safe(Path(rec.project).name if rec.project else ""))
+        row += [out.value(rec.last.get(n)) if n in rec.series else "" for n in names]
+        table.rows.append(row)
+    if records:
+        table.print()
+
+
+# --- show -------------------------------------------------------------------------------------
+
+
+def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
+    try:
+        with open(rec.dir / "stderr.txt", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _show_json(rec: Record) -> dict[str, Any]:
+    meta = rec.metadata
+    return {
+        **meta,
+        "dir": str(rec.dir),
+        "archived": rec.archived,
+        "config": rec.params,
+        "results": {name: s.to_json() for name, s in rec.series.items()},
+        "last_steps": rec.results[-10:],
+        "artifacts": [{"name": a.name, "size": a.size} for a in rec.artifacts],
+        "stderr_tail": _stderr_tail(rec) if rec.status == Status.FAILED else [],
+    }
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("ref", metavar="ID")
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def show(ref: str, fmt: str) -> None:
+    """Show one experiment: status (and why it failed), times, tags, config, results,
+    artifacts, git state, environment and folder.
+
+    ID is an experiment ID, a unique prefix of one (4+ characters), or a name (the newest
+    experiment of this project with that name).
+    """
+    with _index() as index:
+        rec = query.Lookup(index, _current_project_name()).one(ref)
+    if fmt == "json":
+        out.print_json(_show_json(rec))
+        return
+    _print_show(rec)
+
+
+def _print_show(rec: Record) -> None:
+    from yanex.launcher import config_yaml
+
+    meta = rec.metadata
+    lines: list[tuple[str, str]] = []  # (style, text)
+
+    def head(text: str) -> None:
+        lines.append(("bold", ""))
+        lines.append(("bold", text))
+
+    def item(label: str, text: Any) -> None:
+        lines.append(("", f"  {label:<12} {text}"))
+
+    lines.append(("bold cyan", f"experiment {rec.id}" + (" (archived)" if rec.archived else "")))
+    item("name", out.safe(rec.name or "(unnamed)"))
+    item(
+        "status",
+        rec.status + (f" (exit code {rec.exit_code})" if rec.exit_code not in (None, 0) else ""),
+    )
+    if rec.error:
+        reason = rec.error.splitlines()
+        item("reason", out.safe(reason[0]))
+    if rec.status == Status.FAILED:
+        tail = _stderr_tail(rec)
+        if tail:
+            lines.append(("", "  stderr (last lines):"))
+            lines += [("red", f"    {out.safe(line)}") for line in tail]
+    if rec.description:
+        item("description", out.safe(rec.description))
+    item("tags", out.safe(", ".join(rec.tags)) or "-")
+    item("script", out.safe(" ".join([str(rec.script), *(meta.get("args") or [])])))
+    item("created", meta.get("created_at") or "-")
+    item("started", meta.get("started_at") or "-")
+    item("ended", meta.get("ended_at") or "-")
+    item("duration", out.duration(rec.duration))
+    if rec.sweep:
+        item("sweep", f"{rec.sweep} (member {rec.sweep_index})")
+    if meta.get("rerun_of"):
+        item("rerun of", meta["rerun_of"])
+    for warning in meta.get("warnings") or []:
+        item("warning", out.safe(warning))
+
+    head("config")
+    lines += [("", f"  {out.safe(line)}") for line in config_yaml(rec.params).splitlines()]
+    hydra = meta.get("hydra") or {}
+    if hydra.get("choices"):
+        head("hydra choices")
+        lines += [("", f"  {out.safe(g)}: {out.safe(o)}") for g, o in hydra["choices"].items()]
+    if meta.get("overrides"):
+        item("overrides", out.safe(" ".join(meta["overrides"])))
+
+    head("results")
+    results = rec.results
+    if not rec.series:
+        lines.append(("", "  (none logged)"))
+    else:
+        width = max(len(n) for n in rec.series)
+        lines.append(("dim", f"  {'name':<{width}}  {'last':>10}  {'min':>10}  {'max':>10}  steps"))
+        for name, s in rec.series.items():
+            lines.append(
+                (
+                    "",
+                    f"  {out.safe(name):<{width}}  {out.value(s.last):>10}  "
+                    f"{out.value(s.min):>10}  {out.value(s.max):>10}  {s.count}",
+                )
+            )
+        names = list(rec.series)
+        lines.append(("dim", "  last steps:"))
+        lines.append(
+            ("dim", "    " + "  ".join(["step".rjust(6)] + [out.safe(n).rjust(10) for n in names]))
+        )
+        for line in results[-10:]:
+            cells = [str(line.get("step", "")).rjust(6)] + [
+                out.value(line["results"].get(n)).rjust(10) for n in names
+            ]
+            lines.append(("", "    " + "  ".join(cells)))
+
+    head("artifacts")
+    found = rec.artifacts
+    lines += [("", f"  {out.safe(a.name)}  ({_size(a.size)})") for a in found] or [("", "  (none)")]
+
+    head("git")
+    git = meta.get("git")
+    if git is None:
+        lines.append(("", "  (not in a git repository)"))
+    else:
+        item("commit", git.get("commit") or "(no commit)")
+        item("branch", out.safe(git.get("branch") or "(detached HEAD)"))
+        patch = rec.dir / "git.patch"
+        dirty = "yes" if git.get("dirty") else "no"
+        if patch.exists():
+            dirty += f" (git.patch, {_size(patch.stat().st_size)})"
+        item("dirty", dirty)
+        if git.get("remote_url"):
+            item("remote", out.safe(git["remote_url"]))
+
+    head("environment")
+    env = meta.get("environment") or {}
+    python = env.get("python") or {}
+    item("python", f"{python.get('version', '?')} ({out.safe(python.get('executable', '?'))})")
+    item("platform", out.safe(env.get("platform", "?")))
+    item("host", out.safe(env.get("hostname", "?")))
+    item("packages", f"{len(env.get('packages') or {})} installed")
+
+    head("folder")
+    lines.append(("", f"  {out.safe(rec.dir)}"))
+
+    if out.is_terminal():
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        for style, text in lines:
+            console.print(text, style=style or None, markup=False)
+    else:
+        for _, text in lines:
+            click.echo(text)
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+# Results whose smaller values are better; any other result: larger is better.
+_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl",
+                    "wer", "cer", "time", "latency", "duration", "regret", "cost")  # fmt: skip
+
+
+def lower_is_better(name: str) -> bool:
+    words = name.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
+    return any(word in _LOWER_IS_BETTER for word in words)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("refs", nargs=-1, metavar="[ID]...")
+@filter_options
+@click.option(
+    "--all-params", is_flag=True, help="Show every parameter, not only those that differ."
+)
+@click.option(
+    "-s", "--sort", "sort_key", metavar="KEY", help="Sort rows by KEY (-KEY: descending)."
+)
+@click.option(
+    "--minimize", multiple=True, metavar="RESULT", help="Smaller is better for RESULT (repeatable)."
+)
+@click.option(
+    "--maximize", multiple=True, metavar="RESULT", help="Larger is better for RESULT (repeatable)."
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def compare(
+    refs: tuple[str, ...],
+    all_params: bool,
+    sort_key: str | None,
+    minimize: tuple[str, ...],
+    maximize: tuple[str, ...],
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Compare experiments side by side: one row each, the parameters that differ, and the
+    last value of each result, the best of each marked with *.
+
+    \b
+    Without IDs, the experiments the filters select (default: all of this project's).
+    Best means smallest for results named like loss, error, mse, time (--minimize/--maximize
+    decide for others: larger is better by default).
+    \b
+    Examples:
+      yanex compare 3f9a 7c2f
+      yanex compare --sweep 81d0 --sort results.loss
+    """
+    with _index() as index:
+        sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
+        records = _selected(index, refs, options, required=False, sort=sort)
+    if not records:
+        raise UserError("no experiments to compare\n`yanex list` shows what there is.")
+    flat = [_flat_params(rec) for rec in records]
+    keys = list(dict.fromkeys(k for params in flat for k in params))
+    if not all_params and len(records) > 1:
+        keys = [k for k in keys if len({query.canonical(p.get(k, _ABSENT)) for p in flat}) > 1]
+    names = _result_names(records)
+    best = _best_rows(records, names, minimize, maximize)
+    if fmt == "json":
+        out.print_json(
+            [
+                {
+                    "id": rec.id,
+                    "name": rec.name,
+                    "status": rec.status,
+                    "params": {k: params.get(k) for k in keys},
+                    "results": {n: rec.last.get(n) for n in names},
+                    "best": [n for n in names if best.get(n) and i in best[n]],
+                }
+                for i, (rec, params) in enumerate(zip(records, flat, strict=True))
+            ]
+        )
+        return
+    if fmt == "csv":
+        rows = [
+            [rec.id, out.safe(rec.name or ""), rec.status]
+            + [out.full_value(params.get(k)) for k in keys]
+            + [out.full_value(rec.last.get(n)) for n in names]
+            for rec, params in zip(records, flat, strict=True)
+        ]
+        out.print_csv(
+            [
+                "id",
+                "name",
+                "status",
+                *(f"params.{k}" for k in keys),
+                *(f"results.{n}" for n in names),
+            ],
+            rows,
+        )
+        return
+    headers = ["ID", "NAME", "STATUS", *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
+    table = out.Table(headers, styles={0: "cyan"})
+    first_result = 3 + len(keys)
+    table.numeric = set(range(first_result, len(headers)))
+    for i, (rec, params) in enumerate(zip(records, flat, strict=True)):
+        table.rows.append(
+            [rec.id, out.safe(rec.name or ""), rec.status]
+            + [out.value(params[k]) if k in params else "-" for k in keys]
+            + [out.value(rec.last.get(n)) if n in rec.series else "" for n in names]
+        )
+        for j, name in enumerate(names):
+            if i in best.get(name, ()):
+                table.best.add((i, first_result + j))
+    table.print()
+    if not keys and len(records) > 1:
+        echo_err("(every parameter is the same; --all-params shows them)")
+
+
+_ABSENT = object()
+
+
+def _best_rows(
+    records: Sequence[Record],
+    names: Sequence[str],
+    minimize: Sequence[str],
+    maximize: Sequence[str],
+) -> dict[str, set[int]]:
+    """For each result, the rows holding its best last value."""
+    import math
+
+    best: dict[str, set[int]] = {}
+    for name in names:
+        values = [
+            (i, rec.last[name])
+            for i, rec in enumerate(records)
+            if name in rec.series
+            and record.is_number(rec.last[name])
+            and not math.isnan(rec.last[name])
+        ]
+        if len(values) < 2 or len({v for _, v in values}) < 2:
+            continue  # nothing to choose between
+        lower = name in minimize or (name not in maximize and lower_is_better(name))
+        target = (min if lower else max)(v for _, v in values)
+        best[name] = {i for i, v in values if v == target}
+    return best
+
+
+# --- get --------------------------------------------------------------------------------------
+
+_GET_FIELDS = ("id", "name", "status", "dir", "description", "tags", "script", "args", "cwd",
+               "project", "created", "started", "ended", "duration", "exit_code", "error",
+               "sweep", "sweep_index", "git.commit", "git.branch", "git.dirty", "rerun_of",
+               "run-command")  # fmt: skip
+
+
+def _get_value(rec: Record, field: str) -> Any:
+    meta = rec.metadata
+    if field.startswith("params."):
+        return _lookup(rec.params, field[len("params.") :])
+    if field.startswith("results."):
+        return rec.last.get(field[len("results.") :])
+    if field == "dir":
+        return str(rec.dir)
+    if field == "tags":
+        return ",".join(rec.tags)
+    if field == "run-command":
+        return run_command(rec)
+    if field in ("created", "started", "ended"):
+        return meta.get(f"{field}_at")
+    if field.startswith("git."):
+        return (meta.get("git") or {}).get(field[4:])
+    if field == "args":
+        return " ".join(meta.get("args") or [])
+    return meta.get(field)
+
+
+def _lookup(params: Any, key: str) -> Any:
+    node = params
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif (
+            isinstance(node, list)
+            and part.lstrip("-").isdigit()
+            and -len(node) <= int(part) < len(node)
+        ):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def run_command(rec: Record) -> str:
+    """The ``yanex run`` command line that rebuilds this experiment (run from its folder)."""
+    import shlex
+
+    meta = rec.metadata
+    cwd = Path(meta.get("cwd") or ".")
+    script = Path(meta.get("script") or "")
+    try:
+        script_text = str(script.relative_to(cwd))
+    except ValueError:
+        script_text = str(script)
+    argv = ["yanex", "run", script_text]
+    config_file = meta.get("config_file")
+    if config_file and Path(config_file) != cwd / "config.yaml":
+        argv += ["-c", config_file]
+    hydra = meta.get("hydra") or {}
+    if hydra.get("config_dir") and Path(hydra["config_dir"]) != cwd / "conf":
+        argv += ["--config-dir", hydra["config_dir"]]
+    if hydra.get("config_name") and hydra["config_name"] != "config":
+        argv += ["--config-name", hydra["config_name"]]
+    for text in meta.get("overrides") or []:
+        argv += ["-p", text]
+    if meta.get("name"):
+        argv += ["-n", meta["name"]]
+    if meta.get("description"):
+        argv += ["-d", meta["description"]]
+    for tag in meta.get("tags") or []:
+        argv += ["-t", tag]
+    if meta.get("args"):
+        argv += ["--", *meta["args"]]
+    return " ".join(shlex.quote(str(arg)) for arg in argv)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("field")
+@click.argument("refs", nargs=-1, metavar="[ID]...")
+@filter_options
+def get(field: str, refs: tuple[str, ...], **options: Any) -> None:
+    """Print one FIELD of each experiment, one line each (for scripts).
+
+    \b
+    FIELD: params.<key>, results.<name> (its last value), run-command (the `yanex run`
+    command line that rebuilds the experiment), or one of:
+      id name status dir description tags script args cwd project created started ended
+      duration exit_code error sweep sweep_index git.commit git.branch git.dirty rerun_of
+    A missing value prints an empty line. Without IDs, the experiments the filters select.
+    \b
+    Examples:
+      yanex get results.loss --sweep 81d0
+      cd "$(yanex get dir 3f9a)"
+      $(yanex get run-command 3f9a)
+    """
+    leaf = field.partition(".")[2] if field.startswith(("params.", "results.")) else None
+    if field not in _GET_FIELDS and not leaf:
+        raise UserError(
+            f"unknown field {out.safe(field)!r}\n"
+            "Give params.<key>, results.<name>, or one of: " + ", ".join(_GET_FIELDS)
+        )
+    with _index() as index:
+        records = _selected(index, refs, options)
+    for rec in records:
+        click.echo(out.full_value(_get_value(rec, field)))
+
+
+# --- changes ----------------------------------------------------------------------------------
+
+
+def _confirm(records: Sequence[Record], verb: str, yes: bool) -> bool:
+    """List what will change and ask (``--yes`` skips; no terminal and no --yes: refuse)."""
+    echo_err(f"{verb.capitalize()} {len(records)} experiment{'s' if len(records) != 1 else ''}:")
+    for rec in records[:20]:
+        echo_err(f"  {_label(rec)}")
+    if len(records) > 20:
+        echo_err(f"  ... and {len(records) - 20} more")
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError(f"nothing was {verb}d: no terminal to confirm on; add --yes to {verb} them")
+    return click.confirm(f"{verb.capitalize()} them?", default=False, err=True)
+
+
+def _apply(
+    records: Sequence[Record], verb: str, change: Callable[[Record], Any], index: Index
+) -> None:
+    """Make the change to each, refusing (and naming) running ones; exit 2 if any refused."""
+    done, refused = 0, 0
+    for rec in records:
+        try:
+            change(rec)
+        except manage.RefusedError as exc:
+            refused += 1
+            echo_err(f"Error: {exc.format_message()}")
+        else:
+            done += 1
+    index.sync()
+    past = {"archive": "archived", "unarchive": "unarchived", "delete": "deleted"}[verb]
+    echo_err(f"yanex: {past} {done} experiment{'s' if done != 1 else ''}")
+    if refused:
+        sys.exit(2)
+
+
+def _change_command(
+    verb: str, change: Callable[[Record], Any], doc: str, archived: bool
+) -> click.Command:
+    @click.command(verb, context_settings=CONTEXT_SETTINGS, help=doc)
+    @click.argument("refs", nargs=-1, metavar="[ID]...")
+    @filter_options
+    @click.option("-y", "--yes", is_flag=True, help="Do it without asking.")
+    def command(refs: tuple[str, ...], yes: bool, **options: Any) -> None:
+        with _index() as index:
+            records = _selected(index, refs, options, archived_default=archived)
+            if not records:
+                echo_err(f"yanex: no experiments match; nothing was {verb}d")
+                return
+            running = [rec for rec in records if rec.status == Status.RUNNING]
+            if running:
+                names = ", ".join(_label(rec) for rec in running[:5])
+                raise UserError(
+                    f"{len(running)} of them {'is' if len(running) == 1 else 'are'} running and "
+                    f"cannot be {verb}d: {names}; nothing was {verb}d"
+                )
+            if _confirm(records, verb, yes):
+                _apply(records, verb, change, index)
+            else:
+                echo_err(f"yanex: nothing was {verb}d")
+
+    return command
+
+
+delete = _change_command(
+    "delete",
+    manage.delete,
+    "Delete experiments (their folders) by IDs or filters; running ones are refused.\n\n"
+    "Lists them and asks first (--yes skips the question).",
+    archived=False,
+)
+archive = _change_command(
+    "archive",
+    manage.archive,
+    "Archive experiments: out of `yanex list` and `--staged`, kept whole in "
+    "$YANEX_HOME/archived (`list --archived` shows them, `unarchive` brings them back).",
+    archived=False,
+)
+unarchive = _change_command(
+    "unarchive",
+    manage.unarchive,
+    "Bring archived experiments back (by IDs or filters over the archived ones).",
+    archived=True,
+)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("refs", nargs=-1, required=True, metavar="ID...")
+@click.option("-n", "--name", help='A new name ("" removes it).')
+@click.option("-d", "--description", help='A new description ("" removes it).')
+@click.option("--add-tag", multiple=True, metavar="TAG", help="Add a tag (repeatable).")
+@click.option("--remove-tag", multiple=True, metavar="TAG", help="Remove a tag (repeatable).")
+def update(
+    refs: tuple[str, ...],
+    name: str | None,
+    description: str | None,
+    add_tag: tuple[str, ...],
+    remove_tag: tuple[str, ...],
+) -> None:
+    """Change the name, description or tags of experiments."""
+    if name is None and description is None and not add_tag and not remove_tag:
+        raise click.UsageError(
+            "say what to change: --name, --description, --add-tag or --remove-tag"
+        )
+    for tag in add_tag:
+        if not tag.strip():
+            raise click.BadParameter("a tag cannot be empty", param_hint="'--add-tag'")
+    with _index() as index:
+        records = query.Lookup(index, _current_project_name()).many(refs)
+        for rec in records:
+            manage.update(
+                rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag
+            )
+        index.refresh([rec.id for rec in records])
+    echo_err(f"yanex: updated {len(records)} experiment{'s' if len(records) != 1 else ''}")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+def reindex() -> None:
+    """Rebuild the index of the store from the experiment folders (they are the truth)."""
+    import time
+
+    started = time.monotonic()
+    with user_errors():
+        index = Index(echo=echo_err)
+        try:
+            count = index.reindex()
+        finally:
+            index.close()
+    echo_err(
+        f"yanex: indexed {count:,} experiments in {time.monotonic() - started:.1f}s ({index.path})"
+    )

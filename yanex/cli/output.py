@@ -1,0 +1,178 @@
+"""How the reading commands print: tables with rich on a terminal, plain aligned text or the
+chosen format (json, csv) when piped, and user text always with its control characters
+escaped, so a name holding ``\\x1b[2J`` cannot clear the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import click
+
+# C0 and C1 control characters, DEL, and the invisible Unicode controls that reorder or hide
+# text (bidirectional overrides, zero-width characters).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: Any) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\n``)."""
+    text = "" if text is None else str(text)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """``3m ago``, ``2h ago``, ``5d ago``; ``-`` for never."""
+    if when is None:
+        return "-"
+    seconds = ((now or datetime.now().astimezone()) - when).total_seconds()
+    if seconds < 60:
+        return f"{max(0, int(seconds))}s ago"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "-"  # pragma: no cover
+
+
+def duration(seconds: float | None) -> str:
+    """``0.4s``, ``12.3s``, ``3m 05s``, ``2h 03m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def value(item: Any) -> str:
+    """A parameter or result as a table cell: numbers short (4 significant digits), text
+    escaped, lists and dicts as compact JSON; empty for missing."""
+    if item is None:
+        return ""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, float):
+        if math.isnan(item) or math.isinf(item):
+            return str(item)
+        return f"{item:.4g}"
+    if isinstance(item, (int, str)):
+        return safe(item)
+    return safe(json.dumps(item, ensure_ascii=False, default=str))
+
+
+def full_value(item: Any) -> str:
+    """A value for ``yanex get`` and csv: exact (floats by repr), text escaped."""
+    if item is None:
+        return ""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, (int, float)):
+        return repr(item)
+    if isinstance(item, str):
+        return safe(item)
+    return safe(json.dumps(item, ensure_ascii=False, default=str))
+
+
+@dataclass
+class Table:
+    """Rows of cells under headers; ``best`` marks (row, column) cells as the best value."""
+
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    best: set[tuple[int, int]] = field(default_factory=set)
+    styles: dict[int, str] = field(default_factory=dict)  # column -> rich style
+    numeric: set[int] = field(default_factory=set)  # right-aligned columns
+    optional_from: int | None = None  # columns from here on are dropped when they do not fit
+
+    def print(self, title: str | None = None) -> None:
+        if is_terminal():
+            self._print_rich(title)
+        else:
+            self._print_plain()
+
+    def _fitting_columns(self, width: int) -> list[int]:
+        """Indexes of the columns that fit in ``width`` (optional ones dropped from the end)."""
+        widths = [
+            max([len(h)] + [len(row[i]) for row in self.rows]) + 3
+            for i, h in enumerate(self.headers)
+        ]
+        keep = list(range(len(self.headers)))
+        if self.optional_from is None:
+            return keep
+        while sum(widths[i] for i in keep) > width and len(keep) > self.optional_from:
+            keep.pop()
+        return keep
+
+    def _print_rich(self, title: str | None) -> None:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table as RichTable
+        from rich.text import Text
+
+        console = Console()
+        keep = self._fitting_columns(console.width)
+        table = RichTable(title=title, box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+        for i in keep:
+            table.add_column(
+                self.headers[i],
+                justify="right" if i in self.numeric else "left",
+                style=self.styles.get(i),
+                overflow="fold",
+            )
+        for r, row in enumerate(self.rows):
+            cells = []
+            for i in keep:
+                text = Text(row[i])  # Text, not markup: user text is never interpreted
+                if (r, i) in self.best:
+                    text.stylize("bold green")
+                    text.append(" *")
+                cells.append(text)
+            table.add_row(*cells)
+        console.print(table)
+        dropped = len(self.headers) - len(keep)
+        if dropped:
+            console.print(
+                f"({dropped} more column{'s' if dropped > 1 else ''} did not fit: "
+                "widen the terminal or use --format csv)",
+                style="dim",
+                highlight=False,
+                markup=False,
+            )
+
+    def _print_plain(self) -> None:
+        columns = list(range(len(self.headers)))
+        cells = [self.headers] + [
+            [row[i] + (" *" if (r, i) in self.best else "") for i in columns]
+            for r, row in enumerate(self.rows)
+        ]
+        widths = [max(len(line[i]) for line in cells) for i in columns]
+        for line in cells:
+            parts = [
+                line[i].rjust(widths[i]) if i in self.numeric else line[i].ljust(widths[i])
+                for i in columns
+            ]
+            click.echo("  ".join(parts).rstrip())
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def print_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)

@@ -1,0 +1,128 @@
+"""Changing stored experiments: update their name, description and tags, archive, unarchive
+and delete them, with the same rules wherever it is asked (CLI or dashboard).
+
+A running experiment is never archived or deleted, and a staged one only while no runner has
+claimed it (the change claims it first, so a runner cannot start it meanwhile). Folders move
+by rename, so an experiment is always whole in one place: in ``experiments/``, in
+``archived/``, or gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from yanex import record, store
+from yanex.errors import YanexError
+from yanex.record import Record, Status
+
+
+class RefusedError(YanexError):
+    """A change that the experiment's state does not allow (it is running, or claimed)."""
+
+
+def check_changeable(rec: Record, action: str) -> None:
+    """Refuse to ``action`` (archive, delete) an experiment that is running."""
+    if rec.status == Status.RUNNING:
+        raise RefusedError(
+            f"experiment {rec.id} ({rec.name or 'unnamed'}) is running; it cannot be {action}",
+            hint="Wait for it to end, or stop it first.",
+        )
+
+
+@contextlib.contextmanager
+def _held(rec: Record, action: str) -> Iterator[None]:
+    """Hold a staged experiment's claim while it changes place, so no runner starts it."""
+    if rec.status != Status.STAGED:
+        yield
+        return
+    if not store.claim(rec.dir, os.uname().nodename):
+        raise RefusedError(
+            f"experiment {rec.id} is being started by a staged runner; it cannot be {action}"
+        )
+    try:
+        yield
+    finally:
+        store.release(rec.dir)
+
+
+def _current(rec: Record) -> Record:
+    """The record with the status its folder holds now (the index may be a moment behind)."""
+    try:
+        meta = record.read_metadata(rec.dir)
+    except FileNotFoundError:
+        raise RefusedError(f"experiment {rec.id} is no longer in {rec.dir.parent}") from None
+    except record.BadRecord as exc:
+        raise RefusedError(f"experiment {rec.id} cannot be read: {exc}") from exc
+    rec.status = meta["status"]
+    return rec
+
+
+def delete(rec: Record) -> None:
+    """Remove the experiment's folder: renamed out of the store first, then deleted."""
+    rec = _current(rec)
+    check_changeable(rec, "deleted")
+    with _held(rec, "deleted"):
+        trash = rec.dir.parent / f".deleting-{rec.id}-{os.urandom(4).hex()}"
+        os.rename(rec.dir, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def archive(rec: Record) -> Path:
+    """Move the experiment to ``archived/``: out of listings and ``--staged``, kept whole."""
+    return _move(rec, store.archived_root(), "archived")
+
+
+def unarchive(rec: Record) -> Path:
+    """Move an archived experiment back to ``experiments/``."""
+    return _move(rec, store.experiments_root(), "unarchived")
+
+
+def _move(rec: Record, root: Path, action: str) -> Path:
+    rec = _current(rec)
+    check_changeable(rec, action)
+    target = root / rec.id
+    if rec.dir == target:
+        return target
+    if target.exists():
+        raise RefusedError(f"experiment {rec.id} is already in {root}")
+    store.make_private_dirs(root)
+    with _held(rec, action):
+        os.rename(rec.dir, target)
+        rec.dir = target  # the claim moved with it: released there
+    return target
+
+
+def update(
+    rec: Record,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Change the name, description or tags in metadata.json (under its lock); the changes."""
+    for tag in add_tags:
+        if not tag.strip():
+            raise YanexError("a tag cannot be empty")
+    changes: dict[str, Any] = {}
+
+    def change(meta: dict[str, Any]) -> dict[str, Any]:
+        if name is not None:
+            changes["name"] = name or None
+        if description is not None:
+            changes["description"] = description or None
+        if add_tags or remove_tags:
+            tags = [t for t in meta.get("tags") or [] if t not in remove_tags]
+            changes["tags"] = list(dict.fromkeys([*tags, *add_tags]))
+        return changes
+
+    try:
+        record.update(rec.dir, change)
+    except FileNotFoundError:
+        raise RefusedError(f"experiment {rec.id} is no longer in {rec.dir.parent}") from None
+    return changes
