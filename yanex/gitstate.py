@@ -6,8 +6,13 @@ untracked script) is refused unless the user says otherwise.
 
 Every run reads the state, so that read is cheap: four read-only git commands in machine
 formats (``git status --porcelain=v2 --branch`` among them), started together, about 10 ms.
-GitPython costs about 100 ms to import, so it is used only on the path that writes a patch
-(a dirty run allowed by ``--ignore-dirty``, or a staged run checking its patch).
+Machine formats also keep the user's git config (colours, quoting, untracked-file listing)
+out of what is parsed.
+
+``git.patch`` is made by plumbing (``git diff-index``) with every option that shapes it given
+on the command line, so the user's config (colours, prefixes, external diff tools, textconv,
+renames, context, quoting, abbreviated hashes) can neither change its bytes nor stop it from
+applying. The secret scan of a patch loads detect-secrets, which only a dirty run needs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,26 @@ _SHOWN_FILES = 10
 # English messages: "not a git repository" is recognised in them. Paths are literal, never
 # globs (a script named exp[1].py must not match exp1.py), whatever the user's GIT_*_PATHSPECS.
 _GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
+# Variables that change what a diff prints: GIT_DIFF_OPTS even overrides -U on the command line.
+_DROPPED_ENV = ("GIT_DIFF_OPTS", "GIT_EXTERNAL_DIFF")
+# Everything that shapes git.patch, so that its bytes are git's defaults whatever the config:
+# full hashes, a/ b/ prefixes, no colour, no external tool or textconv, 3 lines of context,
+# a rename written as a deletion and a new file (no similarity threshold or rename limit), and
+# binary files as binary patches. Config that plumbing still reads is overridden with -c.
+_PATCH_CONFIG = ("-c", "core.quotePath=true", "-c", "diff.suppressBlankEmpty=false")
+_PATCH_OPTIONS = (
+    "--patch",
+    "--binary",
+    "--full-index",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "--unified=3",
+    "--inter-hunk-context=0",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
 
 
 @dataclass
@@ -79,11 +104,16 @@ def strip_credentials(url: str) -> str:
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start one read-only git command; the caller collects it with ``_output``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith("_PATHSPECS") and key not in _DROPPED_ENV
+    }
     try:
         return subprocess.Popen(
             ["git", *args],
             cwd=cwd,
-            env={k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")} | _GIT_ENV,
+            env=env | _GIT_ENV,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -93,11 +123,15 @@ def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _output(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> str:
+    return _output_bytes(proc, ok).decode("utf-8", "replace")  # names for messages, never opened
+
+
+def _output_bytes(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> bytes:
     out, err = proc.communicate()
     if proc.returncode not in ok:
         message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         raise GitStateError(f"`git {' '.join(proc.args[1:])}` failed: {message}")
-    return out.decode("utf-8", "replace")  # names for metadata and messages, never opened
+    return out
 
 
 def _status(porcelain: str) -> tuple[str | None, str | None, list[str]]:
@@ -204,29 +238,29 @@ def require_clean(snap: GitSnapshot) -> None:
 
 
 def patch(snap: GitSnapshot) -> bytes:
-    """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run."""
-    import git
+    """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run.
 
-    git_cmd = git.Repo(snap.root).git
+    The same bytes whatever the user's git config, and always applicable with ``git apply``.
+    """
     base = snap.commit or _EMPTY_TREE
     try:
-        out: bytes = git_cmd.diff(
-            base, "--binary", stdout_as_string=False, strip_newline_in_stdout=False
-        )
-    except git.GitCommandError as exc:
-        raise GitStateError(f"git diff failed in {snap.root}: {exc.stderr.strip() or exc}") from exc
-    if snap.script_untracked:
-        # `git diff --no-index` exits 1 when the files differ, which they always do here.
-        out += git_cmd.diff(
-            "--no-index",
-            "--binary",
-            "--",
-            "/dev/null",
-            snap.script_untracked,
-            with_exceptions=False,
-            stdout_as_string=False,
-            strip_newline_in_stdout=False,
-        )
+        tracked = _start(snap.root, *_PATCH_CONFIG, "diff-index", *_PATCH_OPTIONS, base)
+        out = _output_bytes(tracked)
+        if snap.script_untracked:
+            # `git diff --no-index` exits 1 when the files differ, which they always do here.
+            untracked = _start(
+                snap.root,
+                *_PATCH_CONFIG,
+                "diff",
+                "--no-index",
+                *_PATCH_OPTIONS,
+                "--",
+                "/dev/null",
+                snap.script_untracked,
+            )
+            out += _output_bytes(untracked, ok=(0, 1))
+    except NotARepository as exc:  # git vanished from PATH since the state was read
+        raise GitStateError(f"cannot write git.patch: {exc}") from exc
     return out
 
 
