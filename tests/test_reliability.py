@@ -171,3 +171,17 @@ def test_a_secret_in_the_patch_is_warned_about_with_file_and_line(project: Proje
     r = project.yanex("run", "s.py", "--ignore-dirty")
     assert r.returncode == 0
     assert "settings.py:2 may hold an AWS access key" in r.stderr
+
+
+def test_the_warning_names_the_file_as_in_the_repository(project: Project) -> None:
+    """git quotes non-ASCII names and ends names holding a space with a tab; an added line
+    that reads ``++ x`` is ``+++ x`` in the patch, which is not the next file's header."""
+    project.write("s.py", "print('ran')\n")
+    project.write("données/my settings.py", "DEBUG = True\n")
+    project.commit()
+    project.write(
+        "données/my settings.py", "DEBUG = True\n++ not a header\nAWS = 'AKIAABCDEFGHIJKLMNOP'\n"
+    )
+    r = project.yanex("run", "s.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert "warning: données/my settings.py:3 may hold an AWS" in r.stderr

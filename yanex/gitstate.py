@@ -267,35 +267,73 @@ def patch(snap: GitSnapshot) -> bytes:
 # Likely secrets in uncommitted changes, which git.patch would keep: (what, pattern).
 # Plain patterns: re compiles (and caches) them at the first patch; clean runs need none.
 _SECRETS = [
-    ("a private key", rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
-    ("an AWS access key", rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("a GitHub token", rb"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("a GitLab token", rb"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("a Slack token", rb"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+    ("an AWS access key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
+    ("a GitLab token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
+    ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     (
         "a password or API key",
-        rb"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"'][^\"'\s]{8,}[\"']",
+        r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"'][^\"'\s]{8,}[\"']",
     ),
 ]
+_HUNK = re.compile(rb"@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_C_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13}
+
+
+def _unquote(name: bytes) -> bytes:
+    """A path as a diff header writes it: in C quotes when it holds unusual bytes (``\\303``)."""
+    if not (len(name) > 1 and name.startswith(b'"') and name.endswith(b'"')):
+        return name
+
+    def byte(escape: re.Match[bytes]) -> bytes:
+        code = escape[1]
+        return bytes([int(code, 8) if len(code) == 3 else _C_ESCAPES.get(code, code[0])])
+
+    return re.sub(rb"\\([0-7]{3}|.)", byte, name[1:-1])
+
+
+def _added_lines(patch: bytes) -> dict[str, list[tuple[int, str]]]:
+    """The lines each file of ``patch`` gains, with their numbers in the new file.
+
+    A hunk is read by its line counts, so an added line ``++ x`` (``+++ x`` in the patch) is
+    never taken for the next file's header.
+    """
+    added: dict[str, list[tuple[int, str]]] = {}
+    path: str | None = None
+    lines = iter(patch.split(b"\n"))
+    for raw in lines:
+        if raw.startswith(b"+++ "):
+            # git ends a name that holds a space with a tab, for patch(1)
+            name = _unquote(raw[4:].removesuffix(b"\t"))
+            path = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
+            continue
+        hunk = _HUNK.match(raw)
+        if hunk is None:
+            continue
+        old, number, new = int(hunk[1] or 1), int(hunk[2]), int(hunk[3] or 1)
+        while old > 0 or new > 0:
+            body = next(lines, None)
+            if body is None:
+                break
+            if body.startswith(b"+"):
+                if path is not None:
+                    added.setdefault(path, []).append((number, body[1:].decode("utf-8", "replace")))
+                number, new = number + 1, new - 1
+            elif body.startswith(b"-"):
+                old -= 1
+            elif not body.startswith(b"\\"):  # not "\ No newline at end of file": context
+                number, old, new = number + 1, old - 1, new - 1
+    return added
 
 
 def find_secrets(patch: bytes) -> list[tuple[str, int, str]]:
     """``(file, line, what)`` for each added line of ``patch`` that looks like a secret."""
     found = []
-    path, line_no = "?", 0
-    for raw in patch.split(b"\n"):
-        if raw.startswith(b"+++ "):
-            name = raw[4:].decode("utf-8", "replace")
-            path = name[2:] if name.startswith("b/") else name
-        elif raw.startswith(b"@@"):
-            start = re.search(rb"\+(\d+)", raw)
-            line_no = int(start.group(1)) - 1 if start else 0
-        elif raw.startswith(b"+"):
-            line_no += 1
+    for path, lines in _added_lines(patch).items():
+        for number, text in lines:
             for what, pattern in _SECRETS:
-                if re.search(pattern, raw):
-                    found.append((path, line_no, what))
+                if re.search(pattern, text):
+                    found.append((path, number, what))
                     break
-        elif raw.startswith(b" "):
-            line_no += 1
     return found
