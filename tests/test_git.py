@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Project, assert_usage_error, git, metadata
+from conftest import Project, assert_usage_error, git, metadata, run_python
 
 from yanex.gitstate import strip_credentials
 
@@ -338,3 +338,24 @@ def test_the_users_git_config_does_not_change_the_state_read(
     r = project.yanex("run", "s.py", env=env)
     assert_usage_error(r, "\n  données.py\n", "--ignore-dirty")
     assert "notes" not in r.stderr
+
+
+def test_only_a_dirty_run_loads_the_secret_scanner(project: Project) -> None:
+    """detect-secrets (with requests) takes longer to import than a clean run's git state
+    takes to read; no run needs GitPython."""
+    project.write("s.py", SCRIPT)
+    project.write("lib.py", "X = 1\n")
+    project.commit()
+    code = (
+        "import atexit, sys\n"
+        "from yanex.__main__ import main\n"
+        "heavy = ('git', 'detect_secrets')\n"
+        "atexit.register(lambda: print('loaded', [m for m in heavy if m in sys.modules]))\n"
+        "sys.argv = ['yanex', 'run', 's.py', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    clean = run_python(code, cwd=project.path, env=project.env())
+    assert clean.stdout.splitlines()[-1] == "loaded []", clean.stderr
+    project.write("lib.py", "X = 2\n")
+    dirty = run_python(code, cwd=project.path, env=project.env(), args=["--ignore-dirty"])
+    assert dirty.stdout.splitlines()[-1] == "loaded ['detect_secrets']", dirty.stderr

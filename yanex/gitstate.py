@@ -17,6 +17,7 @@ applying. The secret scan of a patch loads detect-secrets, which only a dirty ru
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -264,19 +265,85 @@ def patch(snap: GitSnapshot) -> bytes:
     return out
 
 
-# Likely secrets in uncommitted changes, which git.patch would keep: (what, pattern).
-# Plain patterns: re compiles (and caches) them at the first patch; clean runs need none.
-_SECRETS = [
-    ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
-    ("an AWS access key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("a GitLab token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    (
-        "a password or API key",
-        r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"'][^\"'\s]{8,}[\"']",
-    ),
-]
+# The detect-secrets plugins the scan runs (class names, most specific first: a line is warned
+# about once, for the first that finds something), and how a warning names what each finds.
+# Left out: high-entropy strings (every checksum, git hash and base64 blob in a string) and
+# public IP addresses, which are not secrets.
+_SECRET_PLUGINS = {
+    "PrivateKeyDetector": "a private key",
+    "AWSKeyDetector": "an AWS key",
+    "AzureStorageKeyDetector": "an Azure storage key",
+    "GitHubTokenDetector": "a GitHub token",
+    "GitLabTokenDetector": "a GitLab token",
+    "SlackDetector": "a Slack token",
+    "OpenAIDetector": "an OpenAI API key",
+    "HuggingFaceTokenDetector": "a Hugging Face token",
+    "PypiTokenDetector": "a PyPI token",
+    "NpmDetector": "an npm token",
+    "StripeDetector": "a Stripe key",
+    "SendGridDetector": "a SendGrid key",
+    "TwilioKeyDetector": "a Twilio key",
+    "MailchimpDetector": "a Mailchimp key",
+    "DiscordBotTokenDetector": "a Discord bot token",
+    "TelegramBotTokenDetector": "a Telegram bot token",
+    "SquareOAuthDetector": "a Square OAuth secret",
+    "ArtifactoryDetector": "Artifactory credentials",
+    "CloudantDetector": "Cloudant credentials",
+    "IbmCloudIamDetector": "an IBM Cloud key",
+    "IbmCosHmacDetector": "IBM COS credentials",
+    "SoftlayerDetector": "SoftLayer credentials",
+    "JwtTokenDetector": "a JSON web token",
+    "BasicAuthDetector": "a password in a URL",
+    "KeywordDetector": "a password, token or key",
+    "SecretAssignmentDetector": "a password, token or key",
+}
+_NOT_A_SECRET = r"(?:true|false|yes|no|on|off|null|none)"
+_PLUGIN_OPTIONS = {
+    # `use_secret: false` names a secret but holds none
+    "KeywordDetector": {"keyword_exclude": rf"[:=]\s*[\"']?{_NOT_A_SECRET}[\"']?\s*(?:#.*)?$"},
+}
+_SECRET_SETTINGS = {
+    "plugins_used": [{"name": name, **_PLUGIN_OPTIONS.get(name, {})} for name in _SECRET_PLUGINS],
+}
+
+
+@functools.cache
+def _yanex_detectors() -> tuple[type, ...]:
+    """yanex's own detect-secrets plugins, for common forms no built-in one catches."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.util.filetype import FileType, determine_file_type
+
+    class HuggingFaceTokenDetector(RegexBasedDetector):
+        """Hugging Face access tokens: ``hf_`` and 34 letters."""
+
+        secret_type = "Hugging Face Token"
+        denylist = (re.compile(r"\bhf_[A-Za-z]{34}\b"),)
+
+    class SecretAssignmentDetector(RegexBasedDetector):
+        """``NAME=value`` in .env files, shell scripts and credentials files, whose values go
+        unquoted: for a file of no known syntax, KeywordDetector only reads quoted values."""
+
+        secret_type = "Secret Assignment"
+        denylist = (
+            re.compile(
+                r"^\s*(?:export\s+)?[\w.-]*"
+                r"(?:api_?key|access_?key|secret_?key|private_?key|secret|token|passw(?:or)?d)"
+                rf"\s*=\s*(?!{_NOT_A_SECRET}\b)"
+                r"(?:\"([^\"\s]+)\"|'([^'\s]+)'|([\w\-./+=:@~%!?*^&]+))\s*(?:#.*)?$",
+                re.IGNORECASE,
+            ),
+        )
+
+        def analyze_line(
+            self, filename: str, line: str, line_number: int = 0, **kwargs: Any
+        ) -> set[Any]:
+            if determine_file_type(filename) is not FileType.OTHER:
+                return set()  # code and config files: KeywordDetector knows their syntax
+            return super().analyze_line(filename, line, line_number, **kwargs)
+
+    return HuggingFaceTokenDetector, SecretAssignmentDetector
+
+
 _HUNK = re.compile(rb"@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _C_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13}
 
@@ -328,12 +395,27 @@ def _added_lines(patch: bytes) -> dict[str, list[tuple[int, str]]]:
 
 
 def find_secrets(patch: bytes) -> list[tuple[str, int, str]]:
-    """``(file, line, what)`` for each added line of ``patch`` that looks like a secret."""
-    found = []
-    for path, lines in _added_lines(patch).items():
-        for number, text in lines:
-            for what, pattern in _SECRETS:
-                if re.search(pattern, text):
-                    found.append((path, number, what))
-                    break
-    return found
+    """``(file, line, what)`` for each added line of ``patch`` that looks like a secret.
+
+    The scan is detect-secrets' (plugins, then its filters of likely false positives) with
+    the plugins of ``_SECRET_PLUGINS``; it is imported here, as only a dirty run needs it.
+    """
+    added = _added_lines(patch)
+    if not added:
+        return []
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import get_plugins, transient_settings
+
+    plugins = get_mapping_from_secret_type_to_class()
+    for detector in _yanex_detectors():  # as detect-secrets registers a plugin file's classes
+        plugins[detector.secret_type] = detector
+    found: dict[tuple[str, int], str] = {}
+    with transient_settings(_SECRET_SETTINGS):
+        names = {p.secret_type: _SECRET_PLUGINS[type(p).__name__] for p in get_plugins()}
+        for path, lines in added.items():
+            # The line scan detect-secrets' scan_file and scan_diff share; scan_diff itself
+            # needs unidiff, which cannot read every patch git writes.
+            for secret in _process_line_based_plugins(lines, filename=path):
+                found.setdefault((path, secret.line_number), names[secret.type])
+    return [(path, line, what) for (path, line), what in found.items()]
