@@ -191,6 +191,19 @@ def test_only_added_lines_are_scanned() -> None:
     assert find_secrets(patch) == []
 
 
+def test_the_scan_leaves_detect_secrets_as_it_found_it() -> None:
+    """yanex.launch scans in the caller's process, which may use detect-secrets itself."""
+    from detect_secrets.settings import default_settings, get_settings
+
+    before = get_settings().json()
+    token = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+    assert find_secrets(added(".env", f"HF_TOKEN={token}")) == [(".env", 2, "a Hugging Face token")]
+    assert get_settings().json() == before
+    with default_settings() as settings:  # every plugin detect-secrets knows
+        assert "KeywordDetector" in settings.plugins
+        assert "HuggingFaceTokenDetector" not in settings.plugins
+
+
 def test_a_secret_in_the_patch_is_warned_about_with_file_and_line(project: Project) -> None:
     project.write("s.py", "print('ran')\n")
     project.write("settings.py", "DEBUG = True\n")

@@ -12,7 +12,9 @@ out of what is parsed.
 ``git.patch`` is made by plumbing (``git diff-index``) with every option that shapes it given
 on the command line, so the user's config (colours, prefixes, external diff tools, textconv,
 renames, context, quoting, abbreviated hashes) can neither change its bytes nor stop it from
-applying. The secret scan of a patch loads detect-secrets, which only a dirty run needs.
+applying. Only the settings of a diff driver named by attributes still count: its funcname
+(the text after a hunk's ``@@``) and ``binary`` (the file as a binary patch), and both apply.
+The secret scan of a patch loads detect-secrets, which only a dirty run needs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ _SHOWN_FILES = 10
 _GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
 # Variables that change what a diff prints: GIT_DIFF_OPTS even overrides -U on the command line.
 _DROPPED_ENV = ("GIT_DIFF_OPTS", "GIT_EXTERNAL_DIFF")
-# Everything that shapes git.patch, so that its bytes are git's defaults whatever the config:
+# Everything that shapes git.patch, so that its bytes are the same whatever the config:
 # full hashes, a/ b/ prefixes, no colour, no external tool or textconv, 3 lines of context,
 # a rename written as a deletion and a new file (no similarity threshold or rename limit), and
 # binary files as binary patches. Config that plumbing still reads is overridden with -c.
@@ -407,15 +409,21 @@ def find_secrets(patch: bytes) -> list[tuple[str, int, str]]:
     from detect_secrets.core.scan import _process_line_based_plugins
     from detect_secrets.settings import get_plugins, transient_settings
 
+    # Registered as detect-secrets registers a plugin file's classes, for this scan only: a
+    # program that launched this run in its own process may use detect-secrets too.
     plugins = get_mapping_from_secret_type_to_class()
-    for detector in _yanex_detectors():  # as detect-secrets registers a plugin file's classes
+    for detector in _yanex_detectors():
         plugins[detector.secret_type] = detector
     found: dict[tuple[str, int], str] = {}
-    with transient_settings(_SECRET_SETTINGS):
-        names = {p.secret_type: _SECRET_PLUGINS[type(p).__name__] for p in get_plugins()}
-        for path, lines in added.items():
-            # The line scan detect-secrets' scan_file and scan_diff share; scan_diff itself
-            # needs unidiff, which cannot read every patch git writes.
-            for secret in _process_line_based_plugins(lines, filename=path):
-                found.setdefault((path, secret.line_number), names[secret.type])
+    try:
+        with transient_settings(_SECRET_SETTINGS):
+            names = {p.secret_type: _SECRET_PLUGINS[type(p).__name__] for p in get_plugins()}
+            for path, lines in added.items():
+                # The line scan detect-secrets' scan_file and scan_diff share; scan_diff
+                # itself needs unidiff, which cannot read every patch git writes.
+                for secret in _process_line_based_plugins(lines, filename=path):
+                    found.setdefault((path, secret.line_number), names[secret.type])
+    finally:
+        for detector in _yanex_detectors():
+            del plugins[detector.secret_type]
     return [(path, line, what) for (path, line), what in found.items()]
