@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import Project, assert_usage_error, git, metadata
+from conftest import Project, assert_usage_error, git, metadata, run_python
 
 from yanex.gitstate import strip_credentials
 
@@ -205,3 +206,156 @@ def test_without_a_git_executable_the_run_proceeds_with_one_warning(project: Pro
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("warning:") == 1 and "git cannot be run" in r.stderr
     assert metadata(project.only_experiment())["git"] is None
+
+
+def hostile_git_config(tools: Path, *, quote_path: bool) -> dict[str, str]:
+    """Settings users really have that change what `git diff` and `git status` print.
+
+    Colours, no or mnemonic prefixes, an external diff tool and a textconv filter (through a
+    diff driver that an attributes file gives every path, as nbdime's set-up does), rename and
+    copy detection, more context, another algorithm, blank context lines written empty, paths
+    quoted or not, longer abbreviated hashes, untracked files listed and paths made relative.
+    """
+    tools.mkdir()
+    external = tools / "external-diff"
+    external.write_text('#!/bin/sh\necho "external diff of $1"\n')
+    textconv = tools / "textconv"
+    textconv.write_text('#!/bin/sh\ntr a-z A-Z < "$1"\n')
+    for tool in (external, textconv):
+        tool.chmod(0o755)
+    (tools / "attributes").write_text("* diff=hostile\n")
+    (tools / "order").write_text("tool.py\n*.py\n")
+    return {
+        "color.ui": "always",
+        "color.diff": "always",
+        "color.status": "always",
+        "diff.noprefix": "true",
+        "diff.mnemonicPrefix": "true",
+        "diff.external": str(external),
+        "diff.hostile.command": str(external),
+        "diff.hostile.textconv": str(textconv),
+        "core.attributesFile": str(tools / "attributes"),
+        "diff.relative": "true",
+        "diff.renames": "copies",
+        "diff.suppressBlankEmpty": "true",
+        "diff.algorithm": "patience",
+        "diff.indentHeuristic": "false",
+        "diff.context": "8",
+        "diff.interHunkContext": "10",
+        "diff.orderFile": str(tools / "order"),
+        "core.quotePath": "true" if quote_path else "false",
+        "core.abbrev": "12",
+        "status.showUntrackedFiles": "all",
+        "status.relativePaths": "true",
+        "status.renames": "false",
+        "status.short": "true",
+        "status.branch": "true",
+    }
+
+
+def hostile_env(project: Project, tmp_path: Path, scope: str) -> dict[str, str]:
+    """The environment of a user whose git config (``scope``: global, local) is hostile."""
+    settings = hostile_git_config(tmp_path / "git-tools", quote_path=scope == "global")
+    if scope == "global":
+        config = tmp_path / "user.gitconfig"
+        for key, value in settings.items():
+            git(project.path, "config", "--file", str(config), key, value)
+        return project.env(GIT_CONFIG_GLOBAL=str(config))
+    if scope == "local":
+        for key, value in settings.items():
+            git(project.path, "config", "--local", key, value)
+        return project.env()
+    # no config at all, but the variables git reads for diffs
+    return project.env(GIT_EXTERNAL_DIFF=settings["diff.external"], GIT_DIFF_OPTS="--unified=1")
+
+
+def make_dirty_project(project: Project) -> str:
+    """A commit, then changes of every kind a patch must carry; the untracked script tool.py."""
+    body = "".join(f"def f{i}():\n    return {i}\n\n" for i in range(12))
+    project.write("lib.py", body)
+    project.write("données.py", "X = 1\n")
+    project.write("old name.py", "Y = 1\n")
+    commit = project.commit()
+    project.write(
+        "lib.py", body.replace("return 2\n", "return 20\n").replace("return 8\n", "return 80\n")
+    )
+    project.write("données.py", "X = 2\n")
+    git(project.path, "mv", "old name.py", "new name.py")
+    project.write("tool.py", "import lib\nprint('tool', lib.f2(), lib.f8())\n")
+    return commit
+
+
+def run_for_patch(project: Project, env: dict[str, str]) -> bytes:
+    """Run the untracked script with --ignore-dirty; the git.patch its experiment saved."""
+    before = set(project.experiments())
+    r = project.yanex("run", "tool.py", "--ignore-dirty", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "tool 20 80\n"
+    (folder,) = set(project.experiments()) - before
+    return (folder / "git.patch").read_bytes()
+
+
+@pytest.mark.parametrize("scope", ["global", "local", "environment"])
+def test_the_patch_is_the_same_whatever_the_users_git_config(
+    project: Project, tmp_path: Path, scope: str
+) -> None:
+    commit = make_dirty_project(project)
+    expected = run_for_patch(project, project.env())  # made under an empty git config
+    patch = run_for_patch(project, hostile_env(project, tmp_path, scope))
+    assert patch == expected
+
+    # and it rebuilds the code that ran, on a fresh clone at the recorded commit
+    rebuilt = tmp_path / "rebuilt"
+    git(tmp_path, "clone", "-q", str(project.path), str(rebuilt))
+    git(rebuilt, "checkout", "-q", commit)
+    (tmp_path / "git.patch").write_bytes(patch)
+    git(rebuilt, "apply", str(tmp_path / "git.patch"))
+    for name in ("lib.py", "données.py", "new name.py", "tool.py"):
+        assert (rebuilt / name).read_bytes() == (project.path / name).read_bytes(), name
+    assert not (rebuilt / "old name.py").exists()
+    out = subprocess.run([sys.executable, "tool.py"], cwd=rebuilt, capture_output=True, text=True)
+    assert out.stdout == "tool 20 80\n"
+
+
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_the_users_git_config_does_not_change_the_state_read(
+    project: Project, tmp_path: Path, scope: str
+) -> None:
+    project.write("s.py", SCRIPT)
+    project.write("données.py", "X = 1\n")
+    commit = project.commit()
+    env = hostile_env(project, tmp_path, scope)
+    project.write("notes/scratch.txt", "not the script, so not dirty\n")
+    r = project.yanex("run", "s.py", env=env)
+    assert r.returncode == 0, r.stderr
+    assert metadata(project.only_experiment())["git"] == {
+        "commit": commit,
+        "branch": "main",
+        "dirty": False,
+        "remote_url": None,
+    }
+    project.write("données.py", "X = 2\n")
+    r = project.yanex("run", "s.py", env=env)
+    assert_usage_error(r, "\n  données.py\n", "--ignore-dirty")
+    assert "notes" not in r.stderr
+
+
+def test_only_a_dirty_run_loads_the_secret_scanner(project: Project) -> None:
+    """detect-secrets (with requests) takes longer to import than a clean run's git state
+    takes to read; no run needs GitPython."""
+    project.write("s.py", SCRIPT)
+    project.write("lib.py", "X = 1\n")
+    project.commit()
+    code = (
+        "import atexit, sys\n"
+        "from yanex.__main__ import main\n"
+        "heavy = ('git', 'detect_secrets')\n"
+        "atexit.register(lambda: print('loaded', [m for m in heavy if m in sys.modules]))\n"
+        "sys.argv = ['yanex', 'run', 's.py', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    clean = run_python(code, cwd=project.path, env=project.env())
+    assert clean.stdout.splitlines()[-1] == "loaded []", clean.stderr
+    project.write("lib.py", "X = 2\n")
+    dirty = run_python(code, cwd=project.path, env=project.env(), args=["--ignore-dirty"])
+    assert dirty.stdout.splitlines()[-1] == "loaded ['detect_secrets']", dirty.stderr

@@ -138,29 +138,70 @@ def test_a_full_disk_during_the_run_is_reported_and_the_run_recorded(project: Pr
     assert "stdout.txt is incomplete" in r.stderr
 
 
+def added(path: str, line: str) -> bytes:
+    """A patch that adds ``line`` to ``path`` as its line 2."""
+    return (
+        f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1,2 +1,3 @@\n"
+        f" x = 1\n+{line}\n y = 2\n"
+    ).encode()
+
+
 @pytest.mark.parametrize(
     ("line", "what"),
     [
         ("-----BEGIN OPENSSH PRIVATE KEY-----", "a private key"),
         ("-----BEGIN RSA PRIVATE KEY-----", "a private key"),
-        ("aws_key = AKIAABCDEFGHIJKLMNOP", "an AWS access key"),
+        ("aws_key = AKIAABCDEFGHIJKLMNOP", "an AWS key"),
         ("token: ghp_" + "a" * 36, "a GitHub token"),
         ("GITLAB=glpat-abcdefghijklmnopqrst", "a GitLab token"),
-        ('API_KEY = "sk-live-1234567890"', "a password or API key"),
-        ("password: 'hunter2hunter2'", "a password or API key"),
+        ('API_KEY = "sk-live-1234567890"', "a password, token or key"),
+        ("password: 'hunter2hunter2'", "a password, token or key"),
     ],
 )
 def test_secret_patterns(line: str, what: str) -> None:
-    patch = (
-        "diff --git a/cfg.py b/cfg.py\n--- a/cfg.py\n+++ b/cfg.py\n@@ -1,2 +1,3 @@\n"
-        f" x = 1\n+{line}\n y = 2\n"
-    ).encode()
-    assert find_secrets(patch) == [("cfg.py", 2, what)]
+    assert find_secrets(added("cfg.py", line)) == [("cfg.py", 2, what)]
 
 
-def test_ordinary_changes_are_not_secrets() -> None:
-    patch = b"+++ b/train.py\n@@ -1 +1,2 @@\n+lr = 0.01\n+token_count = len(tokens)\n"
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("train.py", "lr = 0.01"),
+        ("train.py", "token_count = 5"),
+        ("train.py", "token_count = len(tokens)"),
+        ("train.py", "token = tokenizer.eos_token"),
+        ("train.py", "# fixed in 4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+        ("train.py", 'commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"'),
+        ("train.py", 'api_key = os.environ["OPENAI_API_KEY"]'),
+        ("train.py", "password = getpass.getpass()"),
+        ("conf/config.yaml", "max_tokens: 4096"),
+        ("conf/config.yaml", "tokenizer: bert-base-uncased"),
+        ("conf/config.yaml", "use_secret_manager: false"),
+        ("conf/config.yaml", "api_key: ${oc.env:OPENAI_API_KEY}"),
+        ("run.sh", "export TOKENIZERS_PARALLELISM=false"),
+        ("run.sh", "export API_KEY=$VAULT_API_KEY"),
+        ("run.sh", "export HF_TOKEN=$(cat ~/.hf_token)"),
+    ],
+)
+def test_ordinary_changes_are_not_secrets(path: str, line: str) -> None:
+    assert find_secrets(added(path, line)) == []
+
+
+def test_only_added_lines_are_scanned() -> None:
+    patch = b"+++ b/cfg.py\n@@ -1,2 +1,1 @@\n x = 1\n-password = 'hunter2hunter2'\n"
     assert find_secrets(patch) == []
+
+
+def test_the_scan_leaves_detect_secrets_as_it_found_it() -> None:
+    """yanex.launch scans in the caller's process, which may use detect-secrets itself."""
+    from detect_secrets.settings import default_settings, get_settings
+
+    before = get_settings().json()
+    token = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+    assert find_secrets(added(".env", f"HF_TOKEN={token}")) == [(".env", 2, "a Hugging Face token")]
+    assert get_settings().json() == before
+    with default_settings() as settings:  # every plugin detect-secrets knows
+        assert "KeywordDetector" in settings.plugins
+        assert "HuggingFaceTokenDetector" not in settings.plugins
 
 
 def test_a_secret_in_the_patch_is_warned_about_with_file_and_line(project: Project) -> None:
@@ -170,4 +211,58 @@ def test_a_secret_in_the_patch_is_warned_about_with_file_and_line(project: Proje
     project.write("settings.py", "DEBUG = True\nAWS = 'AKIAABCDEFGHIJKLMNOP'\n")
     r = project.yanex("run", "s.py", "--ignore-dirty")
     assert r.returncode == 0
-    assert "settings.py:2 may hold an AWS access key" in r.stderr
+    assert "settings.py:2 may hold an AWS key" in r.stderr
+
+
+OPENAI_KEY = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5r" + "T3BlbkFJ" + "Zy8xWv5uTs2rQp9oNm6l"
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "what"),
+    [
+        (".env", f"OPENAI_API_KEY={OPENAI_KEY}", "an OpenAI API key"),
+        ("deploy.sh", "export API_KEY=9f8e7d6c5b4a39281706", "a password, token or key"),
+        (
+            ".env",
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "a password, token or key",
+        ),
+        (
+            "aws/credentials",
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "a password, token or key",
+        ),
+        (
+            "settings.py",
+            'DATABASE_URL = "postgres://alice:s3cretpw@db.example.com:5432/app"',
+            "a password in a URL",
+        ),
+        (".env", "HF_TOKEN=hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh", "a Hugging Face token"),
+        ("conf/db.yaml", "secret: s3cr3t-v4lue", "a password, token or key"),
+    ],
+)
+def test_common_secret_forms_are_warned_about(
+    project: Project, path: str, line: str, what: str
+) -> None:
+    project.write("s.py", "print('ran')\n")
+    project.write(path, "# settings\n")
+    project.commit()
+    project.write(path, f"# settings\n{line}\n")
+    r = project.yanex("run", "s.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {path}:2 may hold {what};" in r.stderr
+    assert r.stderr.count("may hold") == 1  # once, though more than one detector may see it
+
+
+def test_the_warning_names_the_file_as_in_the_repository(project: Project) -> None:
+    """git quotes non-ASCII names and ends names holding a space with a tab; an added line
+    that reads ``++ x`` is ``+++ x`` in the patch, which is not the next file's header."""
+    project.write("s.py", "print('ran')\n")
+    project.write("données/my settings.py", "DEBUG = True\n")
+    project.commit()
+    project.write(
+        "données/my settings.py", "DEBUG = True\n++ not a header\nAWS = 'AKIAABCDEFGHIJKLMNOP'\n"
+    )
+    r = project.yanex("run", "s.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert "warning: données/my settings.py:3 may hold an AWS" in r.stderr

@@ -6,12 +6,20 @@ untracked script) is refused unless the user says otherwise.
 
 Every run reads the state, so that read is cheap: four read-only git commands in machine
 formats (``git status --porcelain=v2 --branch`` among them), started together, about 10 ms.
-GitPython costs about 100 ms to import, so it is used only on the path that writes a patch
-(a dirty run allowed by ``--ignore-dirty``, or a staged run checking its patch).
+Machine formats also keep the user's git config (colours, quoting, untracked-file listing)
+out of what is parsed.
+
+``git.patch`` is made by plumbing (``git diff-index``) with every option that shapes it given
+on the command line, so the user's config (colours, prefixes, external diff tools, textconv,
+renames, context, quoting, abbreviated hashes) can neither change its bytes nor stop it from
+applying. Only the settings of a diff driver named by attributes still count: its funcname
+(the text after a hunk's ``@@``) and ``binary`` (the file as a binary patch), and both apply.
+The secret scan of a patch loads detect-secrets, which only a dirty run needs.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -29,6 +37,26 @@ _SHOWN_FILES = 10
 # English messages: "not a git repository" is recognised in them. Paths are literal, never
 # globs (a script named exp[1].py must not match exp1.py), whatever the user's GIT_*_PATHSPECS.
 _GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
+# Variables that change what a diff prints: GIT_DIFF_OPTS even overrides -U on the command line.
+_DROPPED_ENV = ("GIT_DIFF_OPTS", "GIT_EXTERNAL_DIFF")
+# Everything that shapes git.patch, so that its bytes are the same whatever the config:
+# full hashes, a/ b/ prefixes, no colour, no external tool or textconv, 3 lines of context,
+# a rename written as a deletion and a new file (no similarity threshold or rename limit), and
+# binary files as binary patches. Config that plumbing still reads is overridden with -c.
+_PATCH_CONFIG = ("-c", "core.quotePath=true", "-c", "diff.suppressBlankEmpty=false")
+_PATCH_OPTIONS = (
+    "--patch",
+    "--binary",
+    "--full-index",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "--unified=3",
+    "--inter-hunk-context=0",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
 
 
 @dataclass
@@ -79,11 +107,16 @@ def strip_credentials(url: str) -> str:
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start one read-only git command; the caller collects it with ``_output``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith("_PATHSPECS") and key not in _DROPPED_ENV
+    }
     try:
         return subprocess.Popen(
             ["git", *args],
             cwd=cwd,
-            env={k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")} | _GIT_ENV,
+            env=env | _GIT_ENV,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -93,11 +126,15 @@ def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _output(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> str:
+    return _output_bytes(proc, ok).decode("utf-8", "replace")  # names for messages, never opened
+
+
+def _output_bytes(proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (0,)) -> bytes:
     out, err = proc.communicate()
     if proc.returncode not in ok:
         message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         raise GitStateError(f"`git {' '.join(proc.args[1:])}` failed: {message}")
-    return out.decode("utf-8", "replace")  # names for metadata and messages, never opened
+    return out
 
 
 def _status(porcelain: str) -> tuple[str | None, str | None, list[str]]:
@@ -204,64 +241,189 @@ def require_clean(snap: GitSnapshot) -> None:
 
 
 def patch(snap: GitSnapshot) -> bytes:
-    """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run."""
-    import git
+    """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run.
 
-    git_cmd = git.Repo(snap.root).git
+    The same bytes whatever the user's git config, and always applicable with ``git apply``.
+    """
     base = snap.commit or _EMPTY_TREE
     try:
-        out: bytes = git_cmd.diff(
-            base, "--binary", stdout_as_string=False, strip_newline_in_stdout=False
-        )
-    except git.GitCommandError as exc:
-        raise GitStateError(f"git diff failed in {snap.root}: {exc.stderr.strip() or exc}") from exc
-    if snap.script_untracked:
-        # `git diff --no-index` exits 1 when the files differ, which they always do here.
-        out += git_cmd.diff(
-            "--no-index",
-            "--binary",
-            "--",
-            "/dev/null",
-            snap.script_untracked,
-            with_exceptions=False,
-            stdout_as_string=False,
-            strip_newline_in_stdout=False,
-        )
+        tracked = _start(snap.root, *_PATCH_CONFIG, "diff-index", *_PATCH_OPTIONS, base)
+        out = _output_bytes(tracked)
+        if snap.script_untracked:
+            # `git diff --no-index` exits 1 when the files differ, which they always do here.
+            untracked = _start(
+                snap.root,
+                *_PATCH_CONFIG,
+                "diff",
+                "--no-index",
+                *_PATCH_OPTIONS,
+                "--",
+                "/dev/null",
+                snap.script_untracked,
+            )
+            out += _output_bytes(untracked, ok=(0, 1))
+    except NotARepository as exc:  # git vanished from PATH since the state was read
+        raise GitStateError(f"cannot write git.patch: {exc}") from exc
     return out
 
 
-# Likely secrets in uncommitted changes, which git.patch would keep: (what, pattern).
-# Plain patterns: re compiles (and caches) them at the first patch; clean runs need none.
-_SECRETS = [
-    ("a private key", rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
-    ("an AWS access key", rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("a GitHub token", rb"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("a GitLab token", rb"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("a Slack token", rb"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    (
-        "a password or API key",
-        rb"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"'][^\"'\s]{8,}[\"']",
-    ),
-]
+# The detect-secrets plugins the scan runs (class names, most specific first: a line is warned
+# about once, for the first that finds something), and how a warning names what each finds.
+# Left out: high-entropy strings (every checksum, git hash and base64 blob in a string) and
+# public IP addresses, which are not secrets.
+_SECRET_PLUGINS = {
+    "PrivateKeyDetector": "a private key",
+    "AWSKeyDetector": "an AWS key",
+    "AzureStorageKeyDetector": "an Azure storage key",
+    "GitHubTokenDetector": "a GitHub token",
+    "GitLabTokenDetector": "a GitLab token",
+    "SlackDetector": "a Slack token",
+    "OpenAIDetector": "an OpenAI API key",
+    "HuggingFaceTokenDetector": "a Hugging Face token",
+    "PypiTokenDetector": "a PyPI token",
+    "NpmDetector": "an npm token",
+    "StripeDetector": "a Stripe key",
+    "SendGridDetector": "a SendGrid key",
+    "TwilioKeyDetector": "a Twilio key",
+    "MailchimpDetector": "a Mailchimp key",
+    "DiscordBotTokenDetector": "a Discord bot token",
+    "TelegramBotTokenDetector": "a Telegram bot token",
+    "SquareOAuthDetector": "a Square OAuth secret",
+    "ArtifactoryDetector": "Artifactory credentials",
+    "CloudantDetector": "Cloudant credentials",
+    "IbmCloudIamDetector": "an IBM Cloud key",
+    "IbmCosHmacDetector": "IBM COS credentials",
+    "SoftlayerDetector": "SoftLayer credentials",
+    "JwtTokenDetector": "a JSON web token",
+    "BasicAuthDetector": "a password in a URL",
+    "KeywordDetector": "a password, token or key",
+    "SecretAssignmentDetector": "a password, token or key",
+}
+_NOT_A_SECRET = r"(?:true|false|yes|no|on|off|null|none)"
+_PLUGIN_OPTIONS = {
+    # `use_secret: false` names a secret but holds none
+    "KeywordDetector": {"keyword_exclude": rf"[:=]\s*[\"']?{_NOT_A_SECRET}[\"']?\s*(?:#.*)?$"},
+}
+_SECRET_SETTINGS = {
+    "plugins_used": [{"name": name, **_PLUGIN_OPTIONS.get(name, {})} for name in _SECRET_PLUGINS],
+}
+
+
+@functools.cache
+def _yanex_detectors() -> tuple[type, ...]:
+    """yanex's own detect-secrets plugins, for common forms no built-in one catches."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.util.filetype import FileType, determine_file_type
+
+    class HuggingFaceTokenDetector(RegexBasedDetector):
+        """Hugging Face access tokens: ``hf_`` and 34 letters."""
+
+        secret_type = "Hugging Face Token"
+        denylist = (re.compile(r"\bhf_[A-Za-z]{34}\b"),)
+
+    class SecretAssignmentDetector(RegexBasedDetector):
+        """``NAME=value`` in .env files, shell scripts and credentials files, whose values go
+        unquoted: for a file of no known syntax, KeywordDetector only reads quoted values."""
+
+        secret_type = "Secret Assignment"
+        denylist = (
+            re.compile(
+                r"^\s*(?:export\s+)?[\w.-]*"
+                r"(?:api_?key|access_?key|secret_?key|private_?key|secret|token|passw(?:or)?d)"
+                rf"\s*=\s*(?!{_NOT_A_SECRET}\b)"
+                r"(?:\"([^\"\s]+)\"|'([^'\s]+)'|([\w\-./+=:@~%!?*^&]+))\s*(?:#.*)?$",
+                re.IGNORECASE,
+            ),
+        )
+
+        def analyze_line(
+            self, filename: str, line: str, line_number: int = 0, **kwargs: Any
+        ) -> set[Any]:
+            if determine_file_type(filename) is not FileType.OTHER:
+                return set()  # code and config files: KeywordDetector knows their syntax
+            return super().analyze_line(filename, line, line_number, **kwargs)
+
+    return HuggingFaceTokenDetector, SecretAssignmentDetector
+
+
+_HUNK = re.compile(rb"@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_C_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13}
+
+
+def _unquote(name: bytes) -> bytes:
+    """A path as a diff header writes it: in C quotes when it holds unusual bytes (``\\303``)."""
+    if not (len(name) > 1 and name.startswith(b'"') and name.endswith(b'"')):
+        return name
+
+    def byte(escape: re.Match[bytes]) -> bytes:
+        code = escape[1]
+        return bytes([int(code, 8) if len(code) == 3 else _C_ESCAPES.get(code, code[0])])
+
+    return re.sub(rb"\\([0-7]{3}|.)", byte, name[1:-1])
+
+
+def _added_lines(patch: bytes) -> dict[str, list[tuple[int, str]]]:
+    """The lines each file of ``patch`` gains, with their numbers in the new file.
+
+    A hunk is read by its line counts, so an added line ``++ x`` (``+++ x`` in the patch) is
+    never taken for the next file's header.
+    """
+    added: dict[str, list[tuple[int, str]]] = {}
+    path: str | None = None
+    lines = iter(patch.split(b"\n"))
+    for raw in lines:
+        if raw.startswith(b"+++ "):
+            # git ends a name that holds a space with a tab, for patch(1)
+            name = _unquote(raw[4:].removesuffix(b"\t"))
+            path = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
+            continue
+        hunk = _HUNK.match(raw)
+        if hunk is None:
+            continue
+        old, number, new = int(hunk[1] or 1), int(hunk[2]), int(hunk[3] or 1)
+        while old > 0 or new > 0:
+            body = next(lines, None)
+            if body is None:
+                break
+            if body.startswith(b"+"):
+                if path is not None:
+                    added.setdefault(path, []).append((number, body[1:].decode("utf-8", "replace")))
+                number, new = number + 1, new - 1
+            elif body.startswith(b"-"):
+                old -= 1
+            elif not body.startswith(b"\\"):  # not "\ No newline at end of file": context
+                number, old, new = number + 1, old - 1, new - 1
+    return added
 
 
 def find_secrets(patch: bytes) -> list[tuple[str, int, str]]:
-    """``(file, line, what)`` for each added line of ``patch`` that looks like a secret."""
-    found = []
-    path, line_no = "?", 0
-    for raw in patch.split(b"\n"):
-        if raw.startswith(b"+++ "):
-            name = raw[4:].decode("utf-8", "replace")
-            path = name[2:] if name.startswith("b/") else name
-        elif raw.startswith(b"@@"):
-            start = re.search(rb"\+(\d+)", raw)
-            line_no = int(start.group(1)) - 1 if start else 0
-        elif raw.startswith(b"+"):
-            line_no += 1
-            for what, pattern in _SECRETS:
-                if re.search(pattern, raw):
-                    found.append((path, line_no, what))
-                    break
-        elif raw.startswith(b" "):
-            line_no += 1
-    return found
+    """``(file, line, what)`` for each added line of ``patch`` that looks like a secret.
+
+    The scan is detect-secrets' (plugins, then its filters of likely false positives) with
+    the plugins of ``_SECRET_PLUGINS``; it is imported here, as only a dirty run needs it.
+    """
+    added = _added_lines(patch)
+    if not added:
+        return []
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import get_plugins, transient_settings
+
+    # Registered as detect-secrets registers a plugin file's classes, for this scan only: a
+    # program that launched this run in its own process may use detect-secrets too.
+    plugins = get_mapping_from_secret_type_to_class()
+    for detector in _yanex_detectors():
+        plugins[detector.secret_type] = detector
+    found: dict[tuple[str, int], str] = {}
+    try:
+        with transient_settings(_SECRET_SETTINGS):
+            names = {p.secret_type: _SECRET_PLUGINS[type(p).__name__] for p in get_plugins()}
+            for path, lines in added.items():
+                # The line scan detect-secrets' scan_file and scan_diff share; scan_diff
+                # itself needs unidiff, which cannot read every patch git writes.
+                for secret in _process_line_based_plugins(lines, filename=path):
+                    found.setdefault((path, secret.line_number), names[secret.type])
+    finally:
+        for detector in _yanex_detectors():
+            del plugins[detector.secret_type]
+    return [(path, line, what) for (path, line), what in found.items()]
