@@ -86,7 +86,10 @@ def test_limit_all_and_the_count_of_what_is_left_out(store: Project) -> None:
     ("args", "names"),
     [
         (["--status", "failed"], ["broken"]),
-        (["--status", "failed", "--status", "completed", "--name", "b*"], ["base", "broken", "base"]),
+        (
+            ["--status", "failed", "--status", "completed", "--name", "b*"],
+            ["base", "broken", "base"],
+        ),
         (["--tag", "baseline"], ["small", "base"]),
         (["--tag", "baseline", "--tag", "small"], ["small"]),
         (["--name", "sm?ll"], ["small"]),

@@ -1,0 +1,256 @@
+"""The index is a cache of the folders: rebuilt when missing, corrupt or stale, never hiding or
+losing an experiment, correct while runs write, and kept off network filesystems."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Project, metadata
+
+from yanex import index
+
+JOB = """
+import sys, time, yanex
+for step in range(int(yanex.get_param("steps", 3))):
+    yanex.log_results({"loss": 1.0 / (step + 1)})
+    time.sleep(float(yanex.get_param("pause", 0)))
+print("done")
+"""
+
+
+def setup(project: Project, runs: int = 3) -> list[str]:
+    project.write("job.py", JOB)
+    project.commit()
+    for i in range(runs):
+        assert project.yanex("run", "job.py", "-n", f"run{i}").returncode == 0
+    return listed(project)
+
+
+def listed(project: Project, *args: str) -> list[str]:
+    r = project.yanex("list", "--all", "--format", "ids", *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def index_file(project: Project) -> Path:
+    return project.home / f"index-v{index.SCHEMA_VERSION}.sqlite3"
+
+
+def test_a_missing_index_is_rebuilt_with_one_line(project: Project) -> None:
+    ids = setup(project)
+    index_file(project).unlink()
+    r = project.yanex("list", "--format", "ids")
+    assert r.stdout.split() == ids
+    assert r.stderr.count("\n") == 1 and "indexing 3 experiments (there was none)" in r.stderr
+    assert project.yanex("list").stderr == ""  # once rebuilt, nothing more to say
+
+
+def test_a_corrupt_index_is_rebuilt_with_one_line(project: Project) -> None:
+    ids = setup(project)
+    index_file(project).write_bytes(b"this is not a database" * 100)
+    r = project.yanex("list", "--format", "ids")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ids
+    assert "indexing 3 experiments (it was unreadable" in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
+    ids = setup(project)
+    with sqlite3.connect(index_file(project)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    r = project.yanex("list", "--format", "ids")
+    assert r.stdout.split() == ids and "it has schema 99, not 1" in r.stderr
+
+
+def test_folders_copied_in_removed_or_edited_by_hand_are_seen(
+    project: Project, tmp_path: Path
+) -> None:
+    ids = setup(project)
+    root = project.home / "experiments"
+    # Copied in from another machine (a store of its own, made by real runs).
+    elsewhere = Project(project.path, tmp_path / "other-home")
+    for i in range(2):
+        assert elsewhere.yanex("run", "job.py", "-n", f"remote{i}").returncode == 0
+    for folder in elsewhere.experiments():
+        shutil.copytree(folder, root / folder.name)
+    now = listed(project)
+    assert len(now) == 5 and set(ids) < set(now)
+    # Removed by hand.
+    shutil.rmtree(root / ids[0])
+    assert ids[0] not in listed(project)
+    # Edited by hand, in place (the same inode, as an editor writing over the file does).
+    target = root / ids[1] / "metadata.json"
+    meta = json.loads(target.read_text())
+    meta["name"] = "renamed-by-hand"
+    with open(target, "r+") as f:
+        f.write(json.dumps(meta))
+        f.truncate()
+    assert listed(project, "--name", "renamed-by-hand") == [ids[1]]
+
+
+def test_reindex_rebuilds_everything(project: Project) -> None:
+    ids = setup(project)
+    r = project.yanex("reindex")
+    assert r.returncode == 0 and "indexed 3 experiments" in r.stderr
+    assert listed(project) == ids
+
+
+def test_list_while_runs_and_a_staged_batch_write(project: Project) -> None:
+    """Readers never fail and never lose an experiment while launchers write the store."""
+    project.write("job.py", JOB)
+    project.commit()
+    staged = project.yanex("stage", "job.py", "-p", "steps=list(2, 3, 4, 5)", "-p", "pause=0.05")
+    assert staged.returncode == 0, staged.stderr
+    runners = [project.popen("run", "--staged", "-j", "2")]
+    runners += [project.popen("run", "job.py", "-p", "pause=0.05", "-n", f"d{i}") for i in range(3)]
+    try:
+        for _ in range(40):
+            r = project.yanex("list", "--all", "--format", "json")
+            assert r.returncode == 0, r.stderr
+            assert "Traceback" not in r.stderr and "skipped" not in r.stderr
+            assert len(json.loads(r.stdout)) >= 4  # the staged ones are never out of sight
+            if all(p.poll() is not None for p in runners):
+                break
+    finally:
+        for p in runners:
+            p.communicate(timeout=120)
+    assert all(p.returncode == 0 for p in runners)
+    final = json.loads(project.yanex("list", "--all", "--format", "json").stdout)
+    assert len(final) == 7 and {e["status"] for e in final} == {"completed"}
+    for entry in final:  # results are indexed at the end of each run
+        assert entry["results"]["loss"] == pytest.approx(1.0 / entry["params"].get("steps", 3))
+
+
+def test_results_of_a_running_experiment_are_read_as_they_grow(project: Project) -> None:
+    project.write(
+        "slow.py",
+        """
+        import time, yanex
+        for step in range(1000):
+            yanex.log_results({"loss": 100 - step})
+            print("logged", step, flush=True)
+            time.sleep(0.2)
+        """,
+    )
+    project.commit()
+    proc = project.popen("run", "slow.py", "-n", "slow", start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        while b"logged 2" not in proc.stdout.readline():
+            pass
+        first = json.loads(project.yanex("list", "--format", "json").stdout)[0]
+        assert first["status"] == "running" and first["results"]["loss"] <= 98
+        while b"logged 6" not in proc.stdout.readline():
+            pass
+        later = json.loads(project.yanex("list", "--format", "json").stdout)[0]
+        assert later["results"]["loss"] <= 94
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def test_every_reading_command_records_a_dead_launcher(project: Project) -> None:
+    project.write(
+        "sleepy.py",
+        "import os, time\nprint('ready', flush=True)\ntime.sleep(60)\n",
+    )
+    project.commit()
+    launcher = project.popen("run", "sleepy.py", "-n", "orphaned", start_new_session=True)
+    assert launcher.stdout is not None and launcher.stdout.readline() == b"ready\n"
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=30)
+    folder = project.only_experiment()
+    r = project.yanex("show", folder.name)
+    assert "recorded as failed" in r.stderr
+    assert "status       failed" in r.stdout and "launcher died" in r.stdout
+    assert metadata(folder)["status"] == "failed"
+
+
+def test_the_index_is_kept_off_network_filesystems(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    mounts = [("/", "ext4"), (str(tmp_path), "nfs4")]
+    assert index.is_network_filesystem(store, mounts)
+    where = index.location(store, mounts)
+    assert not str(where).startswith(str(tmp_path)) and where.name.endswith("index-v1.sqlite3")
+    assert index.location(store, [("/", "ext4")]) == store / "index-v1.sqlite3"
+    assert index.location(tmp_path / "other", mounts) != where  # keyed by the store's path
+    lustre = [("/", "ext4"), (str(tmp_path), "lustre")]
+    assert index.location(store, lustre) == where
+
+
+def test_the_mount_table_is_read_from_this_machine(tmp_path: Path) -> None:
+    kind = index.filesystem_type(tmp_path)
+    assert kind is not None and kind == index.filesystem_type(tmp_path / "not-there-yet")
+
+
+def test_yanex_index_names_the_file(project: Project, tmp_path: Path) -> None:
+    setup(project, runs=1)
+    elsewhere = tmp_path / "cache" / "my-index.sqlite3"
+    r = project.yanex("list", YANEX_INDEX=str(elsewhere))
+    assert r.returncode == 0 and "run0" in r.stdout
+    assert elsewhere.exists()
+
+
+def test_an_unwritable_index_is_a_clear_error(project: Project, tmp_path: Path) -> None:
+    setup(project, runs=1)
+    blocked = tmp_path / "ro"
+    blocked.mkdir()
+    (blocked / "f").write_text("a file where the index folder should be")
+    r = project.yanex("list", YANEX_INDEX=str(blocked / "f" / "index.sqlite3"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "index" in r.stderr and "YANEX_INDEX" in r.stderr
+
+
+def test_two_readers_building_the_index_at_once(project: Project) -> None:
+    ids = setup(project, runs=2)
+    index_file(project).unlink()
+    procs = [project.popen("list", "--format", "ids") for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert all(sorted(o[0].decode().split()) == sorted(ids) for o in outs)
+
+
+def test_a_folder_being_created_is_indexed_once_it_is_whole(project: Project) -> None:
+    ids = setup(project, runs=1)
+    root = project.home / "experiments"
+    # A folder whose metadata is not written yet (a launcher between mkdir and its writes).
+    source = root / ids[0]
+    half = root / "0123abcd"
+    half.mkdir(mode=0o700)
+    assert listed(project) == ids
+    time.sleep(0.01)
+    for item in source.iterdir():
+        if item.name != "metadata.json" and item.is_file():
+            shutil.copy2(item, half / item.name)
+    meta = metadata(source) | {"id": "0123abcd", "name": "late"}
+    tmp = half / ".metadata.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, half / "metadata.json")
+    assert "0123abcd" in listed(project)
+
+
+def test_python_reader_on_a_store_without_the_extra(project: Project) -> None:
+    """`yanex.results` DataFrames name the missing extra when pandas is absent."""
+    setup(project, runs=1)
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "import yanex, yanex.results as yr\n"
+        "try:\n    yr.to_dataframe(yr.find())\n"
+        "except yanex.YanexError as e:\n    print(e.format_message())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.path, env=project.env(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert 'pip install "yanex[analysis]"' in r.stdout, r.stderr
