@@ -88,9 +88,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     host TEXT,                       -- the launcher's host and pid, to find dead launchers
     pid INTEGER,
     params TEXT NOT NULL,            -- params.json, as JSON text
-    series TEXT NOT NULL,            -- {result name: Series.to_json()}
+    last TEXT NOT NULL,              -- {result name: its last logged value}
     fp TEXT NOT NULL,                -- metadata.json's (mtime, size, inode) when read
-    results_offset INTEGER NOT NULL  -- bytes of results.jsonl summarized into series
+    results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last
 );
 CREATE INDEX IF NOT EXISTS experiments_listing ON experiments (archived, project, created);
 CREATE INDEX IF NOT EXISTS experiments_created ON experiments (archived, created);
@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
 
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
-    "duration, exit_code, error, sweep, sweep_index, host, pid, params, series, fp, results_offset"
+    "duration, exit_code, error, sweep, sweep_index, host, pid, params, last, fp, results_offset"
 )
 
 
@@ -196,9 +196,9 @@ def location(home: Path | None = None, mounts: list[tuple[str, str]] | None = No
 # --- reading one folder into rows -----------------------------------------------------------
 
 
-def _fingerprint(path: Path) -> str | None:
+def _fingerprint(path: Path | str) -> str | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
@@ -251,8 +251,8 @@ class _Row:
         self.fp = fp
         self.meta = meta
         self.params = record.read_params(folder)
-        self.series: dict[str, record.Series] = {}
-        self.offset = _add_results(folder, 0, self.series)
+        self.last: dict[str, Any] = {}
+        self.offset = _add_results(folder, 0, self.last)
 
     def values(self) -> tuple[Any, ...]:
         meta = self.meta
@@ -276,28 +276,29 @@ class _Row:
             meta.get("sweep_index"),
             launcher.get("hostname"),
             launcher.get("pid") if isinstance(launcher.get("pid"), int) else None,
-            json.dumps(self.params, ensure_ascii=False, default=str),
-            _series_json(self.series),
+            _json(self.params),
+            _json(self.last),
             self.fp,
             self.offset,
         )
 
 
-def _add_results(folder: Path, offset: int, series: dict[str, record.Series]) -> int:
-    """Summarize into ``series`` what ``results.jsonl`` holds past ``offset``; the new offset."""
+def _add_results(folder: Path, offset: int, last: dict[str, Any]) -> int:
+    """Read into ``last`` the results ``results.jsonl`` holds past ``offset``; the new offset."""
     try:
-        with open(folder / store.RESULTS, "rb") as f:
-            f.seek(offset)
+        with open(os.path.join(folder, store.RESULTS), "rb") as f:
+            if offset:
+                f.seek(offset)
             data = f.read()
     except FileNotFoundError:
         return offset
     lines, used = record.parse_results(data)
-    record.summarize(lines, into=series)
+    record.last_values(lines, into=last)
     return offset + used
 
 
-def _series_json(series: dict[str, record.Series]) -> str:
-    return json.dumps({name: s.to_json() for name, s in series.items()}, default=str)
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def read_row(folder: Path, archived: bool) -> _Row:
@@ -322,6 +323,8 @@ class Index:
         self.echo = echo
         self.path = location(self.home)
         self.hostname = os.uname().nodename
+        # Where an indexed experiment's folder is, by its archived flag (0, 1).
+        self.record_roots = (store.experiments_root(self.home), store.archived_root(self.home))
         self.conn = self._open()
 
     # -- opening, and rebuilding what cannot be used --------------------------------------
@@ -436,8 +439,8 @@ class Index:
                 roots = self.roots() if full else changed_roots
                 for root, archived in roots:
                     self._scan_root(root, archived)
-                for experiment_id, archived, series_only in live:
-                    self._reread(experiment_id, archived, series_only=series_only)
+                for experiment_id, archived, results_only in live:
+                    self._reread(experiment_id, archived, results_only=results_only)
                 for experiment_id, archived in verify:
                     self._reread(experiment_id, archived)
                 self._check_waiting()
@@ -488,7 +491,7 @@ class Index:
         for experiment_id in waiting - names:
             self._forget_waiting(experiment_id, archived)
         for experiment_id in sorted(names - known - waiting):
-            self._reread(experiment_id, archived)
+            self._reread(experiment_id, archived, fresh=True)
         # A root changed within the last tick is looked at again next time.
         self._set_state(f"root:{flag}", "racy" if racy else key)
 
@@ -542,10 +545,12 @@ class Index:
                 "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
                 (cursor, VERIFY_BATCH - len(rows)),
             ).fetchall()
+        roots = [f"{root}{os.sep}" for root, _ in self.roots()]  # [experiments/, archived/]
+        tail = f"{os.sep}{store.METADATA}"
         changed = [
             (experiment_id, bool(archived))
             for experiment_id, archived, fp in rows
-            if _fingerprint(self._folder(experiment_id, archived) / store.METADATA) != fp
+            if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp
         ]
         if rows:
             self._next_cursor = rows[-1][0]
@@ -575,20 +580,26 @@ class Index:
         return root / experiment_id
 
     def _reread(
-        self, experiment_id: str, archived: bool | None = None, *, series_only: bool = False
+        self,
+        experiment_id: str,
+        archived: bool | None = None,
+        *,
+        results_only: bool = False,
+        fresh: bool = False,
     ) -> None:
         """Index one experiment again from its folder (wherever it is now)."""
         if archived is None:
             archived = not (store.experiments_root(self.home) / experiment_id).is_dir()
         folder = self._folder(experiment_id, archived)
-        if series_only:
+        if results_only:
             row = self.conn.execute(
-                "SELECT series, results_offset FROM experiments WHERE id = ?", (experiment_id,)
+                "SELECT last, results_offset FROM experiments WHERE id = ?", (experiment_id,)
             ).fetchone()
             if row is not None:
-                self._add_series(experiment_id, folder, *row)
+                self._add_results(experiment_id, folder, *row)
                 return
-        self._forget_waiting(experiment_id, archived)
+        if not fresh:
+            self._forget_waiting(experiment_id, archived)
         try:
             row = read_row(folder, archived)
         except FileNotFoundError:
@@ -599,31 +610,33 @@ class Index:
                 )
             return
         except record.BadRecord as exc:
-            self._delete(experiment_id, archived)
+            if not fresh:
+                self._delete(experiment_id, archived)
             fp = _fingerprint(folder / store.METADATA) or "-"
             self.conn.execute(
                 "INSERT OR REPLACE INTO broken VALUES (?, ?, ?, ?)",
                 (experiment_id, int(archived), fp, str(exc)),
             )
             return
-        self._write(row)
+        self._write(row, fresh)
 
-    def _add_series(self, experiment_id: str, folder: Path, series_json: str, offset: int) -> None:
+    def _add_results(self, experiment_id: str, folder: Path, last_json: str, offset: int) -> None:
         """A running experiment's results, read on from where the last look stopped."""
         if _size(folder / store.RESULTS) < offset:  # rewritten: read it all again
             self._reread(experiment_id)
             return
-        series = {name: record.Series(**values) for name, values in json.loads(series_json).items()}
-        offset = _add_results(folder, offset, series)
+        last = json.loads(last_json)
+        offset = _add_results(folder, offset, last)
         self.conn.execute(
-            "UPDATE experiments SET series = ?, results_offset = ? WHERE id = ?",
-            (_series_json(series), offset, experiment_id),
+            "UPDATE experiments SET last = ?, results_offset = ? WHERE id = ?",
+            (_json(last), offset, experiment_id),
         )
-        self._write_results(experiment_id, series)
+        self._write_results(experiment_id, last)
 
-    def _write(self, row: _Row) -> None:
+    def _write(self, row: _Row, fresh: bool = False) -> None:
         conn = self.conn
-        self._delete(row.id, None)
+        if not fresh:
+            self._delete(row.id, None)
         placeholders = ", ".join("?" * 22)
         conn.execute(
             f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({placeholders})",
@@ -637,16 +650,16 @@ class Index:
             "INSERT INTO params VALUES (?, ?, ?, ?, ?)",
             [(row.id, key, *typed(value)) for key, value in param_leaves(row.params)],
         )
-        self._write_results(row.id, row.series, replace=False)
+        self._write_results(row.id, row.last, replace=False)
 
     def _write_results(
-        self, experiment_id: str, series: dict[str, record.Series], replace: bool = True
+        self, experiment_id: str, last: dict[str, Any], replace: bool = True
     ) -> None:
         if replace:
             self.conn.execute("DELETE FROM results WHERE id = ?", (experiment_id,))
         self.conn.executemany(
             "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
-            [(experiment_id, name, *typed(s.last)) for name, s in series.items()],
+            [(experiment_id, name, *typed(record.decode_value(v))) for name, v in last.items()],
         )
 
     def _delete(self, experiment_id: str, archived: bool | None) -> None:

@@ -11,7 +11,6 @@ only with ``==`` and ``!=``.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -338,35 +337,14 @@ def make_filters(
 _COLUMNS = (
     "e.id, e.archived, e.status, e.name, e.description, e.tags, e.project, e.script, e.created, "
     "e.started, e.ended, e.duration, e.exit_code, e.error, e.sweep, e.sweep_index, e.params, "
-    "e.series"
-)
-
-
-_COLUMN_NAMES = [column.strip()[2:] for column in _COLUMNS.split(",")]
-
-
-def _datetime(stamp: float | None) -> datetime | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp).astimezone()
+    "e.last"
+)  # record.Record's fields, in order
 
 
 def _record(index: Index, row: tuple[Any, ...]) -> record.Record:
-    values = dict(zip(_COLUMN_NAMES, row, strict=True))
-    root = (
-        store.archived_root(index.home)
-        if values["archived"]
-        else store.experiments_root(index.home)
-    )
-    values.update(
-        dir=root / values["id"],
-        archived=bool(values["archived"]),
-        tags=json.loads(values["tags"]),
-        created=_datetime(values["created"]),
-        started=_datetime(values["started"]),
-        ended=_datetime(values["ended"]),
-        params=json.loads(values["params"]),
-        series={k: record.Series(**v) for k, v in json.loads(values["series"]).items()},
-    )
-    return record.Record(**values)
+    """A record from a row of ``_COLUMNS`` (in the order of ``record.Record``'s fields)."""
+    roots = index.record_roots
+    return record.Record(*row, roots[row[1]])
 
 
 def select(

@@ -156,28 +156,44 @@ def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The whole lines of ``results.jsonl`` bytes, and how many bytes they span.
 
     A last line without its newline is being written (or was torn): it is left for later.
-    Lines that are not a result object are skipped.
+    Lines that are not a result object are skipped. Values stand as written (see
+    :func:`decode_value` for NaN and the infinities).
     """
     end = data.rfind(b"\n") + 1
-    lines = []
-    for raw in data[:end].splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and isinstance(line.get("results"), dict):
-            line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
-            lines.append(line)
-    return lines, end
+    if not end:
+        return [], 0
+    text = data[:end].decode("utf-8", "replace")
+    try:  # one parse for the whole file: the common case, and much faster than line by line
+        lines = json.loads("[" + text.rstrip().replace("\n", ",") + "]")
+    except ValueError:
+        lines = []
+        for raw in text.splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(raw))
+    return [
+        line for line in lines if isinstance(line, dict) and isinstance(line.get("results"), dict)
+    ], end
+
+
+def last_values(lines: list[dict[str, Any]], into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The last value each result name was logged with (added to ``into`` when given)."""
+    last = into if into is not None else {}
+    for line in lines:
+        last.update(line["results"])
+    return last
 
 
 def read_results(folder: Path) -> list[dict[str, Any]]:
-    """Every whole line the script logged, oldest first: ``{"step", "timestamp", "results"}``."""
+    """Every whole line the script logged, oldest first: ``{"step", "timestamp", "results"}``,
+    NaN and the infinities as floats."""
     try:
         data = (folder / store.RESULTS).read_bytes()
     except FileNotFoundError:
         return []
-    return parse_results(data)[0]
+    lines = parse_results(data)[0]
+    for line in lines:
+        line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
+    return lines
 
 
 def is_number(value: Any) -> bool:
@@ -196,6 +212,7 @@ class Series:
     last_step: int | None = None
 
     def add(self, value: Any, step: Any) -> None:
+        value = decode_value(value)
         self.last = value
         self.count += 1
         if isinstance(step, int):
@@ -264,39 +281,75 @@ def read_params(folder: Path) -> dict[str, Any]:
 # --- the reader's view ----------------------------------------------------------------------
 
 
-@dataclass
+def _datetime(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp).astimezone()
+
+
+@dataclass(repr=False)
 class Record:
     """One experiment as readers see it: what the index holds, the folder read on demand.
 
-    ``params`` is the resolved config; ``series`` each logged result's summary and ``last`` its
-    last value; ``metadata``, ``results`` (every logged line) and ``artifacts`` read the folder.
-    Times are timezone-aware datetimes.
+    ``params`` is the resolved config and ``last`` each result's last logged value (both from
+    the index); ``metadata``, ``results`` (every logged line), ``series`` (each result's
+    summary) and ``artifacts`` read the folder. ``created``, ``started`` and ``ended`` are
+    timezone-aware datetimes (``*_ts``: the same as seconds since the epoch).
+
+    The index's text is decoded when an attribute is first used: ``yanex.results.find()`` of
+    100,000 experiments builds its records without parsing what nobody reads.
     """
 
     id: str
-    dir: Path
+    archived: bool
     status: str
     name: str | None
     description: str | None
-    tags: list[str]
+    tags_json: str
     project: str | None
     script: str | None
-    created: datetime | None
-    started: datetime | None
-    ended: datetime | None
+    created_ts: float | None
+    started_ts: float | None
+    ended_ts: float | None
     duration: float | None
     exit_code: int | None
     error: str | None
     sweep: str | None
     sweep_index: int | None
-    archived: bool
-    params: dict[str, Any]
-    series: dict[str, Series]
+    params_json: str
+    last_json: str
+    root: Path  # the store folder it is in (experiments/ or archived/)
+
+    @cached_property
+    def dir(self) -> Path:
+        return self.root / self.id
+
+    @cached_property
+    def tags(self) -> list[str]:
+        return json.loads(self.tags_json)
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
+
+    @cached_property
+    def last(self) -> dict[str, Any]:
+        return {name: decode_value(v) for name, v in json.loads(self.last_json).items()}
 
     @property
-    def last(self) -> dict[str, Any]:
-        """The last logged value of each result."""
-        return {name: s.last for name, s in self.series.items()}
+    def created(self) -> datetime | None:
+        return _datetime(self.created_ts)
+
+    @property
+    def started(self) -> datetime | None:
+        return _datetime(self.started_ts)
+
+    @property
+    def ended(self) -> datetime | None:
+        return _datetime(self.ended_ts)
+
+    @cached_property
+    def series(self) -> dict[str, Series]:
+        """Each result's last value, min, max and number of steps (reads ``results.jsonl``)."""
+        return summarize(self.results)
 
     @cached_property
     def metadata(self) -> dict[str, Any]:

@@ -182,7 +182,7 @@ def _record_json(rec: Record) -> dict[str, Any]:
 
 
 def _result_names(records: Sequence[Record]) -> list[str]:
-    return list(dict.fromkeys(name for rec in records for name in rec.series))
+    return list(dict.fromkeys(name for rec in records for name in rec.last))
 
 
 def _flat_params(rec: Record) -> dict[str, Any]:
@@ -295,7 +295,7 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
         ]
         if all_projects:
             row.append(out.safe(Path(rec.project).name if rec.project else ""))
-        row += [out.value(rec.last.get(n)) if n in rec.series else "" for n in names]
+        row += [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
         table.rows.append(row)
     if records:
         table.print()
@@ -583,7 +583,7 @@ def compare(
         table.rows.append(
             [rec.id, out.safe(rec.name or ""), rec.status]
             + [out.value(params[k]) if k in params else "-" for k in keys]
-            + [out.value(rec.last.get(n)) if n in rec.series else "" for n in names]
+            + [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
         )
         for j, name in enumerate(names):
             if i in best.get(name, ()):
@@ -610,7 +610,7 @@ def _best_rows(
         values = [
             (i, rec.last[name])
             for i, rec in enumerate(records)
-            if name in rec.series
+            if name in rec.last
             and record.is_number(rec.last[name])
             and not math.isnan(rec.last[name])
         ]

@@ -1,0 +1,180 @@
+"""What finding experiments costs at scale: `yanex list/show/compare` and `yanex.results`.
+
+    python benchmarks/bench_browse.py [--old PYTHON] [--sizes 10000 100000] [--repeat N]
+
+Real experiments are made by `yanex run` (and by yanex 0.6.1's, with ``--old``), then copied
+(with fresh IDs and creation times) into stores of each size. Each command is timed as a
+whole process: once cold (the first command after the copy, which builds the index) and then
+warm (medians of ``--repeat``), beside `python -c pass` in the same run. Goals (issue 9):
+`yanex list` <= 0.3 s at 10,000 and at 100,000 experiments (0.6.1: 1.73 s at 10,000), its
+memory flat in the store's size; `show` <= 0.1 s over the CLI's start (`yanex --version`);
+`compare` of 1,000 experiments <= 0.5 s; `yanex.results.find()` of 100,000 into a DataFrame
+<= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRAIN = """
+import yanex
+lr = yanex.get_param("lr", 0.1)
+for step in range(20):
+    yanex.log_results({"loss": 1.0 / (step + 1) + lr, "accuracy": step / 20})
+"""
+GOALS = {"list": 0.3, "show over start": 0.1, "compare 1,000": 0.5, "find -> DataFrame": 2.0}
+FIND = (
+    "import time, yanex.results as yr; t = time.perf_counter(); "
+    "df = yr.to_dataframe(yr.find(all_projects=True)); "
+    "print(len(df), time.perf_counter() - t)"
+)
+
+
+def git(cwd: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull}
+    env |= {
+        f"GIT_{who}_{what}": "b@b" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")
+    }
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Seconds, and the peak memory (KiB) of the command's process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, peak if peak > before else -1
+
+
+def make_templates(yanex: list[str], project: Path, env: dict[str, str], count: int) -> None:
+    for i in range(count):
+        run([*yanex, "run", "train.py", "--param", f"lr={round(0.01 * (i + 1), 4)}"], project, env)
+
+
+def copy_store(templates: list[Path], target: Path, size: int, meta_name: str) -> list[str]:
+    """Fill ``target`` with ``size`` copies of the template folders, fresh IDs and times."""
+    files = []
+    for folder in templates:
+        content = {}
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                content[path.relative_to(folder).as_posix()] = path.read_bytes()
+        files.append(content)
+    target.mkdir(parents=True, exist_ok=True)
+    ids = []
+    base = time.time() - size
+    for i in range(size):
+        experiment_id = os.urandom(4).hex()
+        folder = target / experiment_id
+        folder.mkdir()
+        for name, data in files[i % len(files)].items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name == meta_name:
+                meta = json.loads(data)
+                meta["id"] = experiment_id
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(base + i))
+                for key in ("created_at", "started_at", "start_time", "created"):
+                    if isinstance(meta.get(key), str):
+                        meta[key] = stamp + meta[key][19:]
+                if i < 1000:
+                    meta["sweep"] = "bench000"  # the 1,000 that `compare` compares
+                    meta["sweep_index"] = i
+                data = json.dumps(meta).encode()
+            path.write_bytes(data)
+        ids.append(experiment_id)
+    return ids
+
+
+def median_of(cmd: list[str], cwd: Path, env: dict[str, str], repeat: int) -> tuple[float, int]:
+    samples = [run(cmd, cwd, env) for _ in range(repeat)]
+    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--old", help="python with yanex 0.6.1 installed")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--old-sizes", type=int, nargs="+", default=[10_000])
+    ap.add_argument("--repeat", type=int, default=11)
+    args = ap.parse_args()
+    ours = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="yanex-bench-browse-"))
+    try:
+        project = work / "proj"
+        project.mkdir()
+        git(project, "init", "-q")
+        (project / "train.py").write_text(TRAIN)
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "bench")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        env_ours = {**env, "YANEX_HOME": str(work / "templates")}
+        make_templates([ours, "-m", "yanex"], project, env_ours, 10)
+        templates = sorted((work / "templates" / "experiments").iterdir())
+        bare = median_of([ours, "-c", "pass"], project, env, args.repeat)[0]
+        start = median_of([ours, "-m", "yanex", "--version"], project, env, args.repeat)[0]
+        print(f"python -c pass: {bare * 1000:.0f} ms; yanex --version (the CLI's start): "
+              f"{start * 1000:.0f} ms")  # fmt: skip
+        rows = []
+        for size in args.sizes:
+            home = work / f"home-{size}"
+            t = time.perf_counter()
+            ids = copy_store(templates, home / "experiments", size, "metadata.json")
+            print(f"\n{size:,} experiments copied in {time.perf_counter() - t:.0f} s")
+            e = {**env, "YANEX_HOME": str(home)}
+            y = [ours, "-m", "yanex"]
+            cold, _ = run([*y, "list"], project, e)
+            warm, peak = median_of([*y, "list"], project, e, args.repeat)
+            show, _ = median_of([*y, "show", ids[size // 2]], project, e, args.repeat)
+            compare, _ = median_of([*y, "compare", "--sweep", "bench000"], project, e, 5)
+            find = subprocess.run([ours, "-c", FIND], cwd=project, env=e, capture_output=True)
+            found, find_s = find.stdout.split()
+            rows += [
+                (f"list at {size:,}, cold (builds the index)", cold, None),
+                (f"list at {size:,}, warm", warm, "list"),
+                (f"  peak memory of list at {size:,}", peak / 1024, None),
+                (f"show at {size:,}, over the CLI's start", show - start, "show over start"),
+                (f"compare 1,000 at {size:,}", compare, "compare 1,000"),
+                (f"find -> DataFrame of {int(found):,}", float(find_s), "find -> DataFrame"),
+            ]
+            for name, value, goal in rows[-6:]:
+                unit = "MiB" if "memory" in name else "s"
+                verdict = ""
+                if goal:
+                    met = "met" if value <= GOALS[goal] else "not met"
+                    verdict = f"  (goal <= {GOALS[goal]} s: {met})"
+                print(f"  {name:44s} {value:8.3f} {unit}{verdict}")
+            shutil.rmtree(home)
+        if args.old:
+            print("\nyanex 0.6.1, on stores of its own experiments:")
+            env_old = {**env, "YANEX_EXPERIMENTS_DIR": str(work / "old-templates")}
+            old_yanex = [str(Path(args.old).parent / "yanex")]  # its console script
+            make_templates(old_yanex, project, env_old, 10)
+            old_templates = sorted((work / "old-templates").iterdir())
+            for size in args.old_sizes:
+                store = work / f"old-{size}"
+                copy_store(old_templates, store, size, "metadata.json")
+                e = {**env, "YANEX_EXPERIMENTS_DIR": str(store)}
+                old_list, _ = median_of([*old_yanex, "list"], project, e, 3)
+                print(f"  list at {size:,}: {old_list:.3f} s")
+                shutil.rmtree(store)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
