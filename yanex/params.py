@@ -12,6 +12,7 @@ config and no parameters pays for neither.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,16 +222,48 @@ def parse_env(environ: Mapping[str, str]) -> list[ParamOverride]:
     return [parse_override(text, source=name) for name, text in env_override_texts(environ)]
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse what is not a config file before opening it: reading a FIFO can block forever,
+    a device never ends, and parsing a huge file takes minutes and gigabytes."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ParamError(
+            f"config file not found: {path}", hint="Give an existing file to --config."
+        ) from None
+    except OSError as exc:
+        raise ParamError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
+        raise ParamError(f"config file {path} is {kind}, not a file")
+
+
+def check_config_tree(config_dir: Path) -> None:
+    """Check every YAML file of a Hydra tree as :func:`check_config_file` does, before Hydra
+    reads any of them (folders linked into the tree are not followed)."""
+    for folder, _, names in os.walk(config_dir):
+        for name in sorted(names):
+            path = Path(folder, name)
+            if name.endswith((".yaml", ".yml")) and path.exists():  # a broken link is no config
+                check_config_file(path)
+
+
 def load_config_file(path: Path) -> DictConfig:
     """Load a YAML config file whose top level is a mapping (an empty file is ``{}``)."""
     import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if not path.is_file():
-        raise ParamError(
-            f"config file not found: {path}", hint="Give an existing file to --config."
-        )
+    check_config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -353,7 +386,7 @@ def resolve(
             f"no {groups.DEFAULT_DIR}/{config_name}.yaml in {cwd}",
             hint="--config-name names the primary config of a conf/ folder (or --config-dir).",
         )
-    if config_path is None and (cwd / DEFAULT_CONFIG).is_file():
+    if config_path is None and (cwd / DEFAULT_CONFIG).exists():  # a FIFO there is refused
         config_path = cwd / DEFAULT_CONFIG
     env_texts = env_override_texts(environ)
     if config_path is None and not env_texts and not param_texts:
@@ -387,6 +420,7 @@ def _resolve_groups(
 
     if not config_dir.is_dir():
         raise ParamError(f"config folder not found: {config_dir}")
+    check_config_tree(config_dir)
     sweeps.register_resolvers()
     overrides = [parse_override(t, source=n, groups=True) for n, t in env_override_texts(environ)]
     overrides += [parse_override(text, groups=True) for text in param_texts]
