@@ -33,6 +33,10 @@ DEFAULT_CONFIG = "config.yaml"
 # can make a small file expand to billions).
 MAX_DEPTH = 100
 MAX_VALUES = 1_000_000
+# The largest config file yanex reads, refused from its size before it is read. Real configs
+# are kilobytes; YAML is parsed in pure Python, at about 30 s and 150 MB of memory per MB of
+# file, so a 35 MB file would take many minutes and gigabytes to refuse.
+MAX_CONFIG_BYTES = 2_000_000
 
 Op = Literal["set", "add", "force_add", "delete"]
 
@@ -245,6 +249,12 @@ def check_config_file(path: Path) -> None:
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
         raise ParamError(f"config file {path} is {kind}, not a file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ParamError(
+            f"config file {path} is {info.st_size / 1e6:.1f} MB ({info.st_size:,} bytes); "
+            f"a config file may be at most {MAX_CONFIG_BYTES / 1e6:g} MB",
+            hint="Keep data out of the config: save it in a file and give its path as a value.",
+        )
 
 
 def check_config_tree(config_dir: Path) -> None:
