@@ -356,7 +356,8 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+        with sweeps.resolvers():
+            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except RecursionError as exc:
         raise ParamError(
             "parameters cannot be resolved: an interpolation refers to itself"
@@ -405,7 +406,6 @@ def resolve(
 
     from omegaconf import OmegaConf
 
-    sweeps.register_resolvers()
     overrides = [parse_override(text, source=name) for name, text in env_texts]
     overrides += [parse_override(text) for text in param_texts]
     if config_path is not None:
@@ -413,8 +413,9 @@ def resolve(
         mark_plain_sweeps(cfg, f"config file {config_path}")
     else:
         cfg = OmegaConf.create({})
-    apply_overrides(cfg, overrides)
-    grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
+    with sweeps.resolvers():
+        apply_overrides(cfg, overrides)
+        grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
     grid.check_size()
     return ResolvedParams(
         grid=grid,
@@ -431,14 +432,16 @@ def _resolve_groups(
     if not config_dir.is_dir():
         raise ParamError(f"config folder not found: {config_dir}")
     check_config_tree(config_dir)
-    sweeps.register_resolvers()
     overrides = [parse_override(t, source=n, groups=True) for n, t in env_override_texts(environ)]
     overrides += [parse_override(text, groups=True) for text in param_texts]
-    compositions, group_sweeps = groups.compose_grid(config_dir.resolve(), config_name, overrides)
     bases = []
-    for cfg, varied, info in compositions:
-        mark_plain_sweeps(cfg, f"the config in {config_dir}")
-        bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
+    with sweeps.resolvers():
+        compositions, group_sweeps = groups.compose_grid(
+            config_dir.resolve(), config_name, overrides
+        )
+        for cfg, varied, info in compositions:
+            mark_plain_sweeps(cfg, f"the config in {config_dir}")
+            bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
     grid = sweeps.Grid(bases, resolve=to_container, group_sweeps=group_sweeps)
     grid.check_size()
     return ResolvedParams(

@@ -5,14 +5,18 @@ in a config file as a plain string (``lr: linspace(0.001, 0.1, 5)``) or an Omega
 (``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written, it ends up in the config as a
 resolver interpolation whose value is a :class:`Sweep`; the grid is the cartesian product of
 all sweeps, enumerated with numpy, and each member is the config with one value per sweep.
+The resolvers are in OmegaConf's global registry only while yanex resolves a config
+(:func:`resolvers`): a program that calls ``yanex.launch`` keeps its own ``${range:...}``.
 
 Each function counts its values before making them, so ``range(0, 1e12)`` is refused at once.
 This module does not use ``from __future__ import annotations``: Hydra's parser checks the
 arguments of registered functions against their real annotations.
 """
 
+import contextlib
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -214,18 +218,41 @@ def placeholder(sweep: Sweep) -> str:
     return f"${{{_PLACEHOLDER_RESOLVER}:{len(_pending) - 1}}}"
 
 
-def register_resolvers() -> None:
-    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
-    placeholders) resolve to :class:`Sweep` objects. Safe to call more than once."""
-    from omegaconf import OmegaConf
+# yanex's resolvers are in OmegaConf's global registry only while yanex resolves a config. A
+# lock (reentrant: resolving may nest) keeps two threads from restoring each other's state.
+_registry_lock = threading.RLock()
 
-    for name in FUNCTIONS:
-        OmegaConf.register_new_resolver(
-            name, lambda *args, _name=name: make(_name, args), replace=True, use_cache=False
-        )
-    OmegaConf.register_new_resolver(
-        _PLACEHOLDER_RESOLVER, lambda index: _pending[int(index)], replace=True, use_cache=False
-    )
+
+@contextlib.contextmanager
+def resolvers() -> Iterator[None]:
+    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
+    placeholders) resolve to :class:`Sweep` objects for the duration, then put back exactly
+    what was registered under those names before: a calling program's own ``range``
+    resolver, or nothing."""
+    from omegaconf import OmegaConf
+    from omegaconf.basecontainer import BaseContainer
+
+    # OmegaConf has no public way to read a resolver back, so its registry is saved as is.
+    registry = BaseContainer._resolvers
+    names = (*FUNCTIONS, _PLACEHOLDER_RESOLVER)
+    with _registry_lock:
+        saved = {name: registry[name] for name in names if name in registry}
+        try:
+            for name in FUNCTIONS:
+                OmegaConf.register_new_resolver(
+                    name, lambda *args, _name=name: make(_name, args), replace=True, use_cache=False
+                )
+            OmegaConf.register_new_resolver(
+                _PLACEHOLDER_RESOLVER,
+                lambda index: _pending[int(index)],
+                replace=True,
+                use_cache=False,
+            )
+            yield
+        finally:
+            for name in names:
+                registry.pop(name, None)
+            registry.update(saved)
 
 
 # --- the grid -------------------------------------------------------------------------------
