@@ -99,7 +99,7 @@ def test_a_fifo_as_a_config_is_named_and_never_read(
     """A FIFO is refused for what it is; reading it would block until a writer came."""
     project.write("s.py", "print('ran')\n")
     if fifo.startswith("conf/") and fifo != "conf/config.yaml":
-        project.write("conf/config.yaml", "defaults:\n  - model: small\n")
+        project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\n")
         project.write("conf/model/small.yaml", "width: 8\n")
     project.commit()
     (project.path / fifo).parent.mkdir(parents=True, exist_ok=True)

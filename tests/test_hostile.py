@@ -42,6 +42,13 @@ REFUSED = [
     ("deep value", None, ["x=" + "[" * 3000 + "]" * 3000], {}, "nests too deeply"),
     ("nested sweep", None, ["x=list(list(1, 2))"], {}, "whole value"),
     ("sweep in a list", None, ["x=[list(1, 2)]"], {}, "whole value"),
+    ("sweep in a string", "name: run-${list:a,b}\n", [], {}, "'name': a sweep must be the whole"),
+    ("param sweep in a string", None, ["name=run-${list:a,b}"], {}, "must be the whole value"),
+    ("env sweep in a string", None, [], {"YANEX_PARAM_n": "a${range:2}"}, "must be the whole"),
+    ("two sweeps in a string", "name: ${list:a}-${list:b}\n", [], {}, "must be the whole value"),
+    ("sweep in a grid's string", "x: list(1, 2)\nn: a${range:2}\n", [], {}, "must be the whole"),
+    ("sweep in a resolver", "x: ${oc.select:${list:a,b}}\n", [], {}, "must be the whole value"),
+    ("sweep in a sweep", "x: ${list:1,${range:3}}\n", [], {}, "not a value of another sweep"),
     ("empty key part", None, ["a..b=1"], {}, "cannot be parsed"),
     ("leading dot", None, [".a=1"], {}, "cannot be parsed"),
     ("unknown resolver", None, ["x=${nope:1}"], {}, "nope"),
@@ -101,7 +108,7 @@ def test_a_35_mb_config_is_refused_at_once_by_its_size(
     """Parsing 35 MB of YAML takes minutes and gigabytes: the size alone refuses it."""
     project.write("s.py", "print('ran')\n")
     if big.startswith("conf/model/"):
-        project.write("conf/config.yaml", "defaults:\n  - model: small\n")
+        project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\n")
         project.write("conf/model/small.yaml", "width: 8\n")
     project.commit()
     write_big_yaml(project.path / big, 35 * 2**20)

@@ -223,6 +223,51 @@ def test_bad_sweeps_exit_2_and_create_nothing(
     assert project.store_entries() == []
 
 
+@pytest.mark.parametrize(
+    ("config", "params"),
+    [("name: run-${list:a,b}\n", []), ("", ["name=run-${list:a,b}"])],
+    ids=["config", "--param"],
+)
+def test_a_sweep_inside_a_longer_value_is_refused(
+    project: Project, config: str, params: list[str]
+) -> None:
+    """It would run once, with the text of a Python object as the value ("run-Sweep(...)")."""
+    project.write("show.py", SHOW)
+    project.write("config.yaml", config)
+    project.commit()
+    args = [arg for p in params for arg in ("-p", p)]
+    r = project.yanex("run", "show.py", *args)
+    assert_usage_error(
+        r,
+        "Error: 'name': a sweep must be the whole value, not part of a longer one",
+        "tag: ${list:a,b} and name: run-${tag}",
+    )
+    assert "Sweep(" not in r.stdout + r.stderr
+    assert project.store_entries() == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "tag: ${list:a,b}\nname: run-${tag}\n",  # the way to sweep part of a value
+        "tag: '${ list : a, b }'\nname: run-${tag}\n",  # spaces, as OmegaConf allows
+    ],
+    ids=["interpolated", "spaced"],
+)
+def test_a_whole_value_sweep_interpolated_into_a_longer_value(
+    project: Project, config: str
+) -> None:
+    project.write("show.py", SHOW)
+    project.write("config.yaml", config)
+    project.commit()
+    r = project.yanex("stage", "show.py")
+    assert r.returncode == 0, r.stderr
+    assert [params_of(project, i) for i in r.stdout.split()] == [
+        {"tag": "a", "name": "run-a"},
+        {"tag": "b", "name": "run-b"},
+    ]
+
+
 def test_big_grid_needs_yes_without_a_terminal(project: Project) -> None:
     project.write("show.py", SHOW)
     project.commit()

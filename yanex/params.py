@@ -120,7 +120,7 @@ def check_plain(value: Any, shown: str) -> None:
         elif not (node is None or isinstance(node, (str, int, float, bool))):
             what = getattr(node, "list", None)
             if what is not None:  # a ChoiceSweep inside a list, dict or another sweep
-                raise ParamError(f"{_clip(shown)}: a sweep can only be a whole value")
+                raise ParamError(f"{_clip(shown)}: {sweeps.NOT_WHOLE}")
             raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
 
 
@@ -356,13 +356,21 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with sweeps.resolvers():
+        with sweeps.resolvers(expand=False):  # sweeps are values by now; one left is refused
             return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except RecursionError as exc:
         raise ParamError(
             "parameters cannot be resolved: an interpolation refers to itself"
         ) from exc
     except OmegaConfBaseException as exc:
+        nested = sweeps.sweep_error(exc)  # a sweep inside a longer value
+        if nested is not None:
+            where = f"'{exc.full_key}': " if exc.full_key else ""
+            raise ParamError(
+                f"{where}{nested}",
+                hint="Sweep a value of its own and interpolate it into the longer one: "
+                "tag: ${list:a,b} and name: run-${tag}.",
+            ) from exc
         raise ParamError(f"parameters cannot be resolved: {str(exc).splitlines()[0]}") from exc
 
 
@@ -481,7 +489,9 @@ def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
     overrides = parse_env(environ)
     for ov in overrides:
-        if ov.sweep is not None:
+        if ov.sweep is not None or (
+            isinstance(ov.value, str) and sweeps.is_resolver_sweep(ov.value)
+        ):
             raise ParamError(f"{ov.shown} is a sweep; sweeps run only under `yanex run --stage`")
     cfg = OmegaConf.create({})
     apply_overrides(cfg, overrides)
