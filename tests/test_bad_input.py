@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import Project, assert_usage_error
 
@@ -78,3 +80,40 @@ def test_unwritable_store_is_a_clear_error(project: Project) -> None:
     r = project.yanex("run", "s.py", env=project.env(YANEX_HOME=str(blocker)))
     assert_usage_error(r, "cannot create an experiment folder")
     assert "ran" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("fifo", "args"),
+    [
+        ("pipe.yaml", ["--config", "pipe.yaml"]),
+        ("config.yaml", []),
+        ("conf/config.yaml", []),
+        ("conf/model/pipe.yaml", ["-p", "model=pipe"]),
+        ("conf/model/unused.yaml", []),
+    ],
+    ids=["--config", "./config.yaml", "primary config of conf/", "option of conf/", "in conf/"],
+)
+def test_a_fifo_as_a_config_is_named_and_never_read(
+    project: Project, fifo: str, args: list[str]
+) -> None:
+    """A FIFO is refused for what it is; reading it would block until a writer came."""
+    project.write("s.py", "print('ran')\n")
+    if fifo.startswith("conf/") and fifo != "conf/config.yaml":
+        project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\n")
+        project.write("conf/model/small.yaml", "width: 8\n")
+    project.commit()
+    (project.path / fifo).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(project.path / fifo)
+    r = project.yanex("run", "s.py", *args, timeout=60)  # the timeout guards against a hang
+    assert_usage_error(r, f"{fifo} is a FIFO (named pipe), not a file")
+    assert "ran" not in r.stdout
+    assert project.store_entries() == []
+
+
+def test_a_device_as_the_config_is_named_and_never_read(project: Project) -> None:
+    """/dev/zero never ends: it is refused as a device, not read until memory runs out."""
+    project.write("s.py", "print('ran')\n")
+    project.commit()
+    r = project.yanex("run", "s.py", "--config", "/dev/zero", timeout=60)
+    assert_usage_error(r, "config file /dev/zero is a character device, not a file")
+    assert project.store_entries() == []

@@ -115,6 +115,10 @@ def test_hydra_files_are_in_the_experiment_folder(project: Project) -> None:
         (["--config-name", "other"], "other.yaml"),
         (["--config-dir", "nowhere"], "nowhere"),
         (["-p", "lr=list(1, 2)", "--stage"], "+lr=list(1, 2)"),
+        (
+            ["-p", "+name=run-${list:a,b}", "-p", "model=list(small, large)", "--stage"],
+            "'name': a sweep must be the whole value",
+        ),
     ],
 )
 def test_bad_overrides_exit_2_and_create_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import string
+from pathlib import Path
 
 import pytest
 from conftest import Project, assert_usage_error
@@ -13,9 +14,11 @@ from hypothesis import strategies as st
 
 from yanex import sweeps
 from yanex.errors import ParamError
-from yanex.params import parse_override
+from yanex.params import MAX_CONFIG_BYTES, parse_override
 
-DEEP_YAML = "".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "v: 1\n"
+# 1,000 levels, one space of indentation each: deep enough to overflow the parser's stack,
+# small enough (0.5 MB) to stay under the size limit.
+DEEP_YAML = "".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v: 1\n"
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
     for i in range(8)
@@ -39,6 +42,13 @@ REFUSED = [
     ("deep value", None, ["x=" + "[" * 3000 + "]" * 3000], {}, "nests too deeply"),
     ("nested sweep", None, ["x=list(list(1, 2))"], {}, "whole value"),
     ("sweep in a list", None, ["x=[list(1, 2)]"], {}, "whole value"),
+    ("sweep in a string", "name: run-${list:a,b}\n", [], {}, "'name': a sweep must be the whole"),
+    ("param sweep in a string", None, ["name=run-${list:a,b}"], {}, "must be the whole value"),
+    ("env sweep in a string", None, [], {"YANEX_PARAM_n": "a${range:2}"}, "must be the whole"),
+    ("two sweeps in a string", "name: ${list:a}-${list:b}\n", [], {}, "must be the whole value"),
+    ("sweep in a grid's string", "x: list(1, 2)\nn: a${range:2}\n", [], {}, "must be the whole"),
+    ("sweep in a resolver", "x: ${oc.select:${list:a,b}}\n", [], {}, "must be the whole value"),
+    ("sweep in a sweep", "x: ${list:1,${range:3}}\n", [], {}, "not a value of another sweep"),
     ("empty key part", None, ["a..b=1"], {}, "cannot be parsed"),
     ("leading dot", None, [".a=1"], {}, "cannot be parsed"),
     ("unknown resolver", None, ["x=${nope:1}"], {}, "nope"),
@@ -73,6 +83,55 @@ def test_hostile_input_is_refused_cleanly(
     r = project.yanex("run", "s.py", *args, "--stage", env=project.env(**env), timeout=120)
     assert_usage_error(r, needle)
     assert project.store_entries() == []
+
+
+def write_big_yaml(path: Path, size: int) -> None:
+    """A real YAML config of ``size`` bytes: one long list (``values: [- 1, - 1, ...]``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = b"values:\n"
+    path.write_bytes(head + b"- 1\n" * ((size - len(head)) // 4))
+
+
+@pytest.mark.parametrize(
+    ("big", "args"),
+    [
+        ("big.yaml", ["--config", "big.yaml"]),
+        ("config.yaml", []),
+        ("conf/config.yaml", []),
+        ("conf/model/big.yaml", ["-p", "model=big"]),
+    ],
+    ids=["--config", "./config.yaml", "primary config of conf/", "option of conf/"],
+)
+def test_a_35_mb_config_is_refused_at_once_by_its_size(
+    project: Project, big: str, args: list[str]
+) -> None:
+    """Parsing 35 MB of YAML takes minutes and gigabytes: the size alone refuses it."""
+    project.write("s.py", "print('ran')\n")
+    if big.startswith("conf/model/"):
+        project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\n")
+        project.write("conf/model/small.yaml", "width: 8\n")
+    project.commit()
+    write_big_yaml(project.path / big, 35 * 2**20)
+    r = project.yanex("run", "s.py", *args, timeout=60)  # the timeout guards a long parse
+    assert_usage_error(r, f"{big} is 36.7 MB (36,700,160 bytes)", "at most 2 MB")
+    assert project.store_entries() == []
+
+
+def test_a_config_at_the_size_limit_is_read_and_one_byte_more_is_not(project: Project) -> None:
+    project.write("s.py", "print('ran')\n")
+    project.commit()
+    config = project.path / "config.yaml"
+    # A long comment parses fast: the size, not the parsing, is what is tested.
+    head = b"a: 1\n#"
+    config.write_bytes(head + b"x" * (MAX_CONFIG_BYTES - len(head) - 1) + b"\n")
+    assert config.stat().st_size == MAX_CONFIG_BYTES
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert (project.only_experiment() / "config.yaml").read_text() == "a: 1\n"
+    with config.open("ab") as f:
+        f.write(b"\n")
+    assert_usage_error(project.yanex("run", "s.py"), "at most 2 MB")
+    assert len(project.experiments()) == 1
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from conftest import Project
 
 from yanex.errors import ParamError
-from yanex.params import parse_override, resolve
+from yanex.params import env_params, parse_override, resolve
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
 
@@ -176,4 +176,18 @@ def test_overrides_that_do_not_fit_the_config(
     with pytest.raises(ParamError) as info:
         resolved = resolve(cwd=tmp_path, config_path=None, param_texts=params, environ={})
         list(resolved.grid.members())
+    assert message in info.value.format_message()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("list(1, 2)", "is a sweep; sweeps run only under `yanex run --stage`"),
+        ("${list:1,2}", "is a sweep; sweeps run only under `yanex run --stage`"),
+        ("run-${list:1,2}", "'x': a sweep must be the whole value"),
+    ],
+)
+def test_a_standalone_script_refuses_sweeps_from_the_environment(value: str, message: str) -> None:
+    with pytest.raises(ParamError) as info:
+        env_params({"YANEX_PARAM_x": value})
     assert message in info.value.format_message()

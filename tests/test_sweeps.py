@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import Project, assert_usage_error, metadata
+from conftest import Project, assert_usage_error, metadata, run_python
 
 from yanex import sweeps
 from yanex.errors import ParamError
@@ -223,6 +223,51 @@ def test_bad_sweeps_exit_2_and_create_nothing(
     assert project.store_entries() == []
 
 
+@pytest.mark.parametrize(
+    ("config", "params"),
+    [("name: run-${list:a,b}\n", []), ("", ["name=run-${list:a,b}"])],
+    ids=["config", "--param"],
+)
+def test_a_sweep_inside_a_longer_value_is_refused(
+    project: Project, config: str, params: list[str]
+) -> None:
+    """It would run once, with the text of a Python object as the value ("run-Sweep(...)")."""
+    project.write("show.py", SHOW)
+    project.write("config.yaml", config)
+    project.commit()
+    args = [arg for p in params for arg in ("-p", p)]
+    r = project.yanex("run", "show.py", *args)
+    assert_usage_error(
+        r,
+        "Error: 'name': a sweep must be the whole value, not part of a longer one",
+        "tag: ${list:a,b} and name: run-${tag}",
+    )
+    assert "Sweep(" not in r.stdout + r.stderr
+    assert project.store_entries() == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "tag: ${list:a,b}\nname: run-${tag}\n",  # the way to sweep part of a value
+        "tag: '${ list : a, b }'\nname: run-${tag}\n",  # spaces, as OmegaConf allows
+    ],
+    ids=["interpolated", "spaced"],
+)
+def test_a_whole_value_sweep_interpolated_into_a_longer_value(
+    project: Project, config: str
+) -> None:
+    project.write("show.py", SHOW)
+    project.write("config.yaml", config)
+    project.commit()
+    r = project.yanex("stage", "show.py")
+    assert r.returncode == 0, r.stderr
+    assert [params_of(project, i) for i in r.stdout.split()] == [
+        {"tag": "a", "name": "run-a"},
+        {"tag": "b", "name": "run-b"},
+    ]
+
+
 def test_big_grid_needs_yes_without_a_terminal(project: Project) -> None:
     project.write("show.py", SHOW)
     project.commit()
@@ -237,3 +282,52 @@ def test_big_grid_needs_yes_without_a_terminal(project: Project) -> None:
 def test_grid_member_label_and_size() -> None:
     member = sweeps.Member(config={}, varied={"lr": 0.01, "opt": "adam", "layers": [1, 2]})
     assert member.label == "lr=0.01,opt=adam,layers=[1, 2]"
+
+
+CALLER = """
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.basecontainer import BaseContainer
+
+import yanex
+from yanex.params import resolve
+
+# The calling program's own resolver named like a yanex sweep; `list` and `linspace` it lacks.
+OmegaConf.register_new_resolver("range", lambda n: f"caller-{n}")
+mine = BaseContainer._resolvers["range"]
+
+
+def registry() -> list:
+    return [
+        BaseContainer._resolvers.get("range") is mine,
+        str(OmegaConf.create({"x": "${range:3}"}).x),
+        [OmegaConf.has_resolver(n) for n in ("list", "linspace", "logspace", "yanex.sweep")],
+    ]
+
+
+resolved = resolve(cwd=Path.cwd(), config_path=None, param_texts=["a=1"], environ={})
+grid = [m.config["seed"] for m in resolved.grid.members()]
+after_resolve = registry()
+results = yanex.launch({"lr": 0.5}, "show.py")
+after_launch = registry()
+print(json.dumps([grid, after_resolve, [r.results for r in results], after_launch]))
+"""
+
+
+def test_a_calling_programs_resolvers_are_left_as_they_were(project: Project) -> None:
+    """yanex's `range` resolves the config's sweep while it resolves a config; afterwards the
+    program's own `range` is back (the same object), and `list` is again not registered."""
+    project.write("show.py", "import yanex; yanex.log_results(yanex.get_params())\n")
+    project.write("config.yaml", "seed: ${range:0,2}\n")
+    project.commit()
+    r = run_python(CALLER, cwd=project.path, env=project.env())
+    assert r.returncode == 0, r.stderr
+    grid, after_resolve, logged, after_launch = json.loads(r.stdout.splitlines()[-1])
+    assert grid == [0, 1]
+    assert [[line["results"] for line in lines] for lines in logged] == [
+        [{"seed": 0, "lr": 0.5}],
+        [{"seed": 1, "lr": 0.5}],
+    ]
+    assert after_resolve == after_launch == [True, "caller-3", [False, False, False, False]]

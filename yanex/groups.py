@@ -48,9 +48,10 @@ def _key(ov: ParamOverride) -> str:
 
 
 def default_tree(cwd: Path, config_name: str = DEFAULT_NAME) -> Path | None:
-    """``cwd/conf`` when it holds the primary config: the tree used without --config-dir."""
+    """``cwd/conf`` when it holds the primary config: the tree used without --config-dir
+    (a primary config that is not a file, such as a FIFO, is refused when the tree is read)."""
     tree = cwd / DEFAULT_DIR
-    return tree if (tree / f"{config_name}.yaml").is_file() else None
+    return tree if (tree / f"{config_name}.yaml").exists() else None
 
 
 def is_group(config_dir: Path, key: str) -> bool:

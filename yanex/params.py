@@ -12,6 +12,7 @@ config and no parameters pays for neither.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ DEFAULT_CONFIG = "config.yaml"
 # can make a small file expand to billions).
 MAX_DEPTH = 100
 MAX_VALUES = 1_000_000
+# The largest config file yanex reads, refused from its size before it is read. Real configs
+# are kilobytes; YAML is parsed in pure Python, at about 30 s and 150 MB of memory per MB of
+# file, so a 35 MB file would take many minutes and gigabytes to refuse.
+MAX_CONFIG_BYTES = 2_000_000
 
 Op = Literal["set", "add", "force_add", "delete"]
 
@@ -118,7 +123,7 @@ def check_plain(value: Any, shown: str) -> None:
         elif not (node is None or isinstance(node, (str, int, float, bool))):
             what = getattr(node, "list", None)
             if what is not None:  # a ChoiceSweep inside a list, dict or another sweep
-                raise ParamError(f"{_clip(shown)}: a sweep can only be a whole value")
+                raise ParamError(f"{_clip(shown)}: {sweeps.NOT_WHOLE}")
             raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
 
 
@@ -224,16 +229,54 @@ def parse_env(environ: Mapping[str, str]) -> list[ParamOverride]:
     return [parse_override(text, source=name) for name, text in env_override_texts(environ)]
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse what is not a config file before opening it: reading a FIFO can block forever,
+    a device never ends, and parsing a huge file takes minutes and gigabytes."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ParamError(
+            f"config file not found: {path}", hint="Give an existing file to --config."
+        ) from None
+    except OSError as exc:
+        raise ParamError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
+        raise ParamError(f"config file {path} is {kind}, not a file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ParamError(
+            f"config file {path} is {info.st_size / 1e6:.1f} MB ({info.st_size:,} bytes); "
+            f"a config file may be at most {MAX_CONFIG_BYTES / 1e6:g} MB",
+            hint="Keep data out of the config: save it in a file and give its path as a value.",
+        )
+
+
+def check_config_tree(config_dir: Path) -> None:
+    """Check every YAML file of a Hydra tree as :func:`check_config_file` does, before Hydra
+    reads any of them (folders linked into the tree are not followed)."""
+    for folder, _, names in os.walk(config_dir):
+        for name in sorted(names):
+            path = Path(folder, name)
+            if name.endswith((".yaml", ".yml")) and path.exists():  # a broken link is no config
+                check_config_file(path)
+
+
 def load_config_file(path: Path) -> DictConfig:
     """Load a YAML config file whose top level is a mapping (an empty file is ``{}``)."""
     import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if not path.is_file():
-        raise ParamError(
-            f"config file not found: {path}", hint="Give an existing file to --config."
-        )
+    check_config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -316,12 +359,21 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+        with sweeps.resolvers(expand=False):  # sweeps are values by now; one left is refused
+            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except RecursionError as exc:
         raise ParamError(
             "parameters cannot be resolved: an interpolation refers to itself"
         ) from exc
     except OmegaConfBaseException as exc:
+        nested = sweeps.sweep_error(exc)  # a sweep inside a longer value
+        if nested is not None:
+            where = f"'{exc.full_key}': " if exc.full_key else ""
+            raise ParamError(
+                f"{where}{nested}",
+                hint="Sweep a value of its own and interpolate it into the longer one: "
+                "tag: ${list:a,b} and name: run-${tag}.",
+            ) from exc
         raise ParamError(f"parameters cannot be resolved: {str(exc).splitlines()[0]}") from exc
 
 
@@ -360,7 +412,7 @@ def resolve(
             f"no {groups.DEFAULT_DIR}/{config_name}.yaml in {cwd}",
             hint="--config-name names the primary config of a conf/ folder (or --config-dir).",
         )
-    if config_path is None and (cwd / DEFAULT_CONFIG).is_file():
+    if config_path is None and (cwd / DEFAULT_CONFIG).exists():  # a FIFO there is refused
         config_path = cwd / DEFAULT_CONFIG
     return _resolve_plain(config_path, None, param_texts, environ)
 
@@ -379,7 +431,6 @@ def _resolve_plain(
 
     from omegaconf import OmegaConf
 
-    sweeps.register_resolvers()
     overrides = [parse_override(text, source=name) for name, text in env_texts]
     overrides += [parse_override(text) for text in param_texts]
     if config_path is not None:
@@ -387,8 +438,9 @@ def _resolve_plain(
         mark_plain_sweeps(cfg, f"config file {config_path}")
     else:
         cfg = OmegaConf.create(base or {})
-    apply_overrides(cfg, overrides)
-    grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
+    with sweeps.resolvers():
+        apply_overrides(cfg, overrides)
+        grid = sweeps.Grid([sweeps.Base(cfg, sweeps.find_in(cfg))], resolve=to_container)
     grid.check_size()
     return ResolvedParams(
         grid=grid,
@@ -404,14 +456,17 @@ def _resolve_groups(
 
     if not config_dir.is_dir():
         raise ParamError(f"config folder not found: {config_dir}")
-    sweeps.register_resolvers()
+    check_config_tree(config_dir)
     overrides = [parse_override(t, source=n, groups=True) for n, t in env_override_texts(environ)]
     overrides += [parse_override(text, groups=True) for text in param_texts]
-    compositions, group_sweeps = groups.compose_grid(config_dir.resolve(), config_name, overrides)
     bases = []
-    for cfg, varied, info in compositions:
-        mark_plain_sweeps(cfg, f"the config in {config_dir}")
-        bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
+    with sweeps.resolvers():
+        compositions, group_sweeps = groups.compose_grid(
+            config_dir.resolve(), config_name, overrides
+        )
+        for cfg, varied, info in compositions:
+            mark_plain_sweeps(cfg, f"the config in {config_dir}")
+            bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
     grid = sweeps.Grid(bases, resolve=to_container, group_sweeps=group_sweeps)
     grid.check_size()
     return ResolvedParams(
@@ -475,7 +530,9 @@ def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
     overrides = parse_env(environ)
     for ov in overrides:
-        if ov.sweep is not None:
+        if ov.sweep is not None or (
+            isinstance(ov.value, str) and sweeps.is_resolver_sweep(ov.value)
+        ):
             raise ParamError(f"{ov.shown} is a sweep; sweeps run only under `yanex run --stage`")
     cfg = OmegaConf.create({})
     apply_overrides(cfg, overrides)

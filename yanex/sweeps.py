@@ -5,14 +5,19 @@ in a config file as a plain string (``lr: linspace(0.001, 0.1, 5)``) or an Omega
 (``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written, it ends up in the config as a
 resolver interpolation whose value is a :class:`Sweep`; the grid is the cartesian product of
 all sweeps, enumerated with numpy, and each member is the config with one value per sweep.
+The resolvers are in OmegaConf's global registry only while yanex resolves a config
+(:func:`resolvers`): a program that calls ``yanex.launch`` keeps its own ``${range:...}``.
+A sweep is always a whole value; one inside a longer value (``run-${list:a,b}``) is refused.
 
 Each function counts its values before making them, so ``range(0, 1e12)`` is refused at once.
 This module does not use ``from __future__ import annotations``: Hydra's parser checks the
 arguments of registered functions against their real annotations.
 """
 
+import contextlib
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,9 +31,10 @@ MAX_GRID = 100_000
 
 FUNCTIONS = ("list", "range", "linspace", "logspace")
 _PLACEHOLDER_RESOLVER = "yanex.sweep"
-# A config value that is one sweep resolver call, e.g. ``${linspace:0,1,5}``.
+# A config value that is one sweep resolver call, e.g. ``${linspace:0,1,5}`` (OmegaConf allows
+# spaces around the name: ``${ list : a, b }``).
 _RESOLVER_NAMES = "|".join(re.escape(n) for n in (*FUNCTIONS, _PLACEHOLDER_RESOLVER))
-_RESOLVER_SWEEP = re.compile(rf"^\$\{{(?:{_RESOLVER_NAMES}):.*\}}$", re.DOTALL)
+_RESOLVER_SWEEP = re.compile(rf"^\$\{{\s*(?:{_RESOLVER_NAMES})\s*:.*\}}$", re.DOTALL)
 # A config value that is one sweep function call written as plain text, e.g. ``list(1, 2)``.
 _PLAIN_SWEEP = re.compile(rf"^\s*(?:{'|'.join(FUNCTIONS)})\s*\(.*\)\s*$", re.DOTALL)
 
@@ -45,6 +51,20 @@ class Sweep:
 
 class SweepValueError(ValueError):
     """A sweep that cannot be expanded; the message names it and why."""
+
+
+NOT_WHOLE = "a sweep must be the whole value"
+
+
+def sweep_error(exc: BaseException) -> SweepValueError | None:
+    """The SweepValueError behind an OmegaConf error: OmegaConf keeps a resolver's error as
+    the context of its own (as the cause only when a debugger is attached)."""
+    found: BaseException | None = exc
+    while found is not None:
+        if isinstance(found, SweepValueError):
+            return found
+        found = found.__cause__ or found.__context__
+    return None
 
 
 def _expr(name: str, args: tuple[Any, ...]) -> str:
@@ -148,6 +168,8 @@ _COMPUTE = {
 
 def make(name: str, args: tuple[Any, ...]) -> Sweep:
     """The sweep ``name(*args)`` (as a resolver gives it); raises SweepValueError for a bad one."""
+    if any(isinstance(arg, Sweep) for arg in args):  # ${list:1,${range:3}}
+        raise SweepValueError(f"{NOT_WHOLE}, not a value of another sweep")
     if name in ("linspace", "logspace") and len(args) != 3:
         raise SweepValueError(f"{_expr(name, args)}: give start, end and num")
     return Sweep(expr=_expr(name, args), values=_COMPUTE[name](*args))
@@ -214,18 +236,47 @@ def placeholder(sweep: Sweep) -> str:
     return f"${{{_PLACEHOLDER_RESOLVER}:{len(_pending) - 1}}}"
 
 
-def register_resolvers() -> None:
-    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
-    placeholders) resolve to :class:`Sweep` objects. Safe to call more than once."""
-    from omegaconf import OmegaConf
+# yanex's resolvers are in OmegaConf's global registry only while yanex resolves a config. A
+# lock (reentrant: resolving may nest) keeps two threads from restoring each other's state.
+_registry_lock = threading.RLock()
 
-    for name in FUNCTIONS:
-        OmegaConf.register_new_resolver(
-            name, lambda *args, _name=name: make(_name, args), replace=True, use_cache=False
-        )
-    OmegaConf.register_new_resolver(
-        _PLACEHOLDER_RESOLVER, lambda index: _pending[int(index)], replace=True, use_cache=False
-    )
+
+def _not_whole(*args: Any) -> Any:
+    raise SweepValueError(f"{NOT_WHOLE}, not part of a longer one")
+
+
+@contextlib.contextmanager
+def resolvers(expand: bool = True) -> Iterator[None]:
+    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
+    placeholders) resolve to :class:`Sweep` objects for the duration, then put back exactly
+    what was registered under those names before: a calling program's own ``range``
+    resolver, or nothing.
+
+    Without ``expand`` they raise instead: a member's config has every whole-value sweep
+    replaced by its value, so a sweep resolved then is part of a longer value
+    (``run-${list:a,b}``), which would otherwise become the text of a Sweep object.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.basecontainer import BaseContainer
+
+    # OmegaConf has no public way to read a resolver back, so its registry is saved as is.
+    registry = BaseContainer._resolvers
+    names = (*FUNCTIONS, _PLACEHOLDER_RESOLVER)
+    with _registry_lock:
+        saved = {name: registry[name] for name in names if name in registry}
+        try:
+            for name in FUNCTIONS:
+                resolver = (lambda *args, _name=name: make(_name, args)) if expand else _not_whole
+                OmegaConf.register_new_resolver(name, resolver, replace=True, use_cache=False)
+            pending = (lambda index: _pending[int(index)]) if expand else _not_whole
+            OmegaConf.register_new_resolver(
+                _PLACEHOLDER_RESOLVER, pending, replace=True, use_cache=False
+            )
+            yield
+        finally:
+            for name in names:
+                registry.pop(name, None)
+            registry.update(saved)
 
 
 # --- the grid -------------------------------------------------------------------------------
@@ -342,8 +393,8 @@ def find_in(cfg: Any) -> list[tuple[str, Sweep]]:
             try:
                 value = OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
             except OmegaConfBaseException as exc:
-                cause = exc.__cause__ if isinstance(exc.__cause__, SweepValueError) else exc
-                raise ParamError(f"'{path}: {leaf}' cannot be expanded: {cause}") from exc
+                reason = str(sweep_error(exc) or exc).splitlines()[0]
+                raise ParamError(f"'{path}: {leaf}' cannot be expanded: {reason}") from exc
             if isinstance(value, Sweep):
                 found.append((path, value))
     return found
