@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -49,15 +48,19 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
-    """Seconds, and the peak memory (KiB) of the command's process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds, and the peak memory (KiB) of the command's own process."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, peak if peak > before else -1
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err.decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss
 
 
 def make_templates(yanex: list[str], project: Path, env: dict[str, str], count: int) -> None:

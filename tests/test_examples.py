@@ -21,7 +21,8 @@ def quick_start_commands() -> list[list[str]]:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     blocks = [part.split("```", 1)[0] for part in section.split("```bash\n")[1:]]
-    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.strip()]
+    lines = [line for block in blocks for line in block.splitlines() if line.strip()]
+    return [shlex.split(line, comments=True) for line in lines]
 
 
 def copy_examples(project: Project) -> None:
@@ -37,8 +38,11 @@ def test_readme_quick_start_runs(project: Project) -> None:
         ["yanex", "run"],
         ["yanex", "run"],
         ["python", "examples/kfold.py"],
+        ["yanex", "list"],
+        ["yanex", "show"],
+        ["yanex", "compare"],
     ]
-    run, dry_run, kfold = commands
+    run, dry_run, kfold, list_cmd, show_cmd, compare_cmd = commands
 
     r = project.yanex(*run[1:])
     assert r.returncode == 0, r.stderr
@@ -71,6 +75,20 @@ def test_readme_quick_start_runs(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert "3/3 folds completed" in r.stdout
     assert len(project.experiments()) == 4
+
+    r = project.yanex(*list_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 1 + 4 and "first" in r.stdout
+    assert "val_loss" in r.stdout.splitlines()[0]
+    r = project.yanex(*show_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    config, choices = r.stdout.split("\nconfig\n")[1].split("\nhydra choices\n")
+    assert f"experiment {folder.name}" in r.stdout and "    degree: 2" in config
+    assert sorted(choices.splitlines()[:2]) == ["  model: poly", "  optimizer: sgd"]
+    r = project.yanex(*compare_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split()[:3] == ["ID", "NAME", "STATUS"]
+    assert folder.name in r.stdout
 
 
 def test_example_runs_standalone_too(project: Project) -> None:
