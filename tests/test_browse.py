@@ -349,3 +349,46 @@ def test_an_ambiguous_prefix_lists_the_candidates(store: Project) -> None:
     finally:
         for name in ("abcd0001", "abcd0002"):
             shutil.rmtree(root / name)
+
+
+def in_terminal(project: Project, *args: str, columns: int = 80) -> str:
+    """Run ``yanex ARGS`` on a real terminal (a pty) of that width; its output as text."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", *args], project.env())
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    return output.decode("utf-8", "replace")
+
+
+def test_a_terminal_gets_a_rich_table_that_fits_and_escaped_text(project: Project) -> None:
+    many = ", ".join(f"'metric_number_{i}': {i}" for i in range(12))
+    project.write("job.py", f"import yanex\nyanex.log_results({{{many}}})\n")
+    project.commit()
+    r = project.yanex("run", "job.py", "-n", "evil\x1b[2Jname", "-t", "t")
+    assert r.returncode == 0, r.stderr
+    text = in_terminal(project, "list", columns=100)
+    assert "evil\\x1b[2Jname" in text  # shown as text...
+    assert "\x1b[2J" not in text  # ...never sent to the terminal
+    header = next(line for line in text.splitlines() if "STATUS" in line)
+    assert "metric_number_0" in header and "metric_number_11" not in header
+    assert "did not fit" in text and "--format csv" in text
+    wide = in_terminal(project, "list", columns=400)
+    assert "metric_number_11" in wide and "did not fit" not in wide
