@@ -80,8 +80,12 @@ def copy_store(templates: list[Path], target: Path, size: int, meta_name: str) -
     target.mkdir(parents=True, exist_ok=True)
     ids = []
     base = time.time() - size
+    taken: set[str] = set()
     for i in range(size):
         experiment_id = os.urandom(4).hex()
+        while experiment_id in taken:  # 100,000 random 8-digit IDs do collide
+            experiment_id = os.urandom(4).hex()
+        taken.add(experiment_id)
         folder = target / experiment_id
         folder.mkdir()
         for name, data in files[i % len(files)].items():

@@ -171,17 +171,6 @@ def _absolute(path: Path | None, cwd: Path) -> Path | None:
     return path if path is None or path.is_absolute() else cwd / path
 
 
-def config_yaml(config: Mapping[str, Any]) -> str:
-    """The resolved parameters as YAML text (block style, keys in their given order)."""
-    if not config:
-        return "{}\n"
-    import yaml
-
-    return yaml.safe_dump(
-        dict(config), sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
-
-
 def _yaml_list(items: list[str]) -> str:
     import yaml
 
@@ -306,14 +295,16 @@ class Launcher:
         experiment_id, folder = store.create_experiment_dir()
         try:
             config = member.config
-            store.write_text_atomic(folder / store.CONFIG, config_yaml(config))
+            store.write_text_atomic(folder / store.CONFIG, record.config_yaml(config))
             store.write_json_atomic(folder / store.PARAMS, config)
             overrides = [*request.base_overrides, *prepared.overrides_for(member)]
             hydra = member.extra.get("hydra") or request.carried.get("hydra")
             if hydra is not None:  # what Hydra tooling reads in a run folder
                 hydra = {**hydra, "overrides": overrides}
                 (folder / ".hydra").mkdir(mode=0o700)
-                store.write_text_atomic(folder / ".hydra" / "config.yaml", config_yaml(config))
+                store.write_text_atomic(
+                    folder / ".hydra" / "config.yaml", record.config_yaml(config)
+                )
                 store.write_text_atomic(folder / ".hydra" / "overrides.yaml", _yaml_list(overrides))
             git = prepared.git
             if git is not None and git.dirty:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -187,18 +188,21 @@ class Sort:
     descending: bool = False
 
     def sql(self) -> tuple[str, list[Any]]:
-        order = "DESC" if self.descending else "ASC"
+        # SQLite puts NULL first when ascending and last when descending: only an ascending
+        # order needs to send missing values to the end (and a plain descending one can be
+        # read straight from an index: `yanex list` of 100,000 sorts nothing).
         for prefix, table in (("params.", "params"), ("results.", "results")):
             if self.key.startswith(prefix):
                 leaf = self.key[len(prefix) :]
                 sub = f"(SELECT {{}} FROM {table} x WHERE x.id = e.id AND x.key = ?)"
                 num, text = sub.format("x.num"), sub.format("x.text")
-                return (
-                    f"({num} IS NULL AND {text} IS NULL), {num} {order}, {text} {order}",
-                    [leaf, leaf, leaf, leaf],
-                )
+                if self.descending:
+                    return f"{num} DESC, {text} DESC", [leaf, leaf]
+                return f"({num} IS NULL AND {text} IS NULL), {num}, {text}", [leaf] * 4
         column = FIELDS[self.key][0]
-        return f"(e.{column} IS NULL), e.{column} {order}", []
+        if self.descending:
+            return f"e.{column} DESC", []
+        return f"(e.{column} IS NULL), e.{column}", []
 
 
 def parse_sort(text: str) -> Sort:
@@ -357,7 +361,8 @@ def select(
     """The experiments ``filters`` select, in ``sort`` order (newest first by default)."""
     where, params = filters.sql()
     order_parts = []
-    for key in (*sort, Sort("created", True), Sort("sweep_index")):
+    ties = [key for key in (NEWEST_FIRST, Sort("sweep_index"), Sort("id")) if key not in sort]
+    for key in (*sort, *ties):
         clause, values = key.sql()
         order_parts.append(clause)
         params.extend(values)
@@ -394,7 +399,12 @@ class Lookup:
     else the newest experiment with that exact name (in the project, when one is given)."""
 
     index: Index
-    project: str | None
+    scope: str | Callable[[], str | None] | None  # the project, or how to find it when needed
+
+    @cached_property
+    def project(self) -> str | None:
+        """Names are looked up in this project (found only when a name is looked up)."""
+        return self.scope() if callable(self.scope) else self.scope
 
     def one(self, ref: str) -> record.Record:
         ref = ref.strip()

@@ -269,6 +269,17 @@ def artifacts(folder: Path) -> list[Artifact]:
     return found
 
 
+def config_yaml(config: Mapping[str, Any]) -> str:
+    """The resolved parameters as ``config.yaml`` holds them (block style, keys in order)."""
+    if not config:
+        return "{}\n"
+    import yaml
+
+    return yaml.safe_dump(
+        dict(config), sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
+
+
 def read_params(folder: Path) -> dict[str, Any]:
     """The run's resolved parameters (``params.json``); {} when missing or unreadable."""
     try:

@@ -8,6 +8,7 @@ experiments with their user text escaped (``output.safe``).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,9 +84,7 @@ def _filters(
     """The filters the options ask for; named experiments are looked up in the whole store."""
     project = None
     if not options["all_projects"] and not ids:
-        from yanex.executors import current_project
-
-        project = str(current_project(Path.cwd()))
+        project = _current_project_name()
     archived: bool | None = bool(options["archived"]) or archived_default
     if ids:
         archived = True if options["archived"] else None
@@ -116,7 +115,9 @@ def _index() -> Iterator[Index]:
             index.close()
 
 
+@functools.cache
 def _current_project_name() -> str:
+    """The project the command is run in (one git call, made when first needed)."""
     from yanex.executors import current_project
 
     return str(current_project(Path.cwd()))
@@ -134,10 +135,10 @@ def _selected(
 ) -> list[Record]:
     """The experiments named by ``refs`` (ID, prefix or name), narrowed by the filters; or,
     without refs, the filters' selection of the current project."""
-    project = None if options["all_projects"] else _current_project_name()
     ids: list[str] = []
     if refs:
-        ids = [rec.id for rec in query.Lookup(index, project).many(refs)]
+        scope = None if options["all_projects"] else _current_project_name
+        ids = [rec.id for rec in query.Lookup(index, scope).many(refs)]
     filters = _filters(options, ids, archived_default)
     if required and not refs and not filters.narrows():
         raise UserError(
@@ -350,7 +351,7 @@ def show(ref: str, fmt: str) -> None:
     experiment of this project with that name).
     """
     with _index() as index:
-        rec = query.Lookup(index, _current_project_name()).one(ref)
+        rec = query.Lookup(index, _current_project_name).one(ref)
     if fmt == "json":
         out.print_json(_show_json(rec))
         return
@@ -358,7 +359,7 @@ def show(ref: str, fmt: str) -> None:
 
 
 def _print_show(rec: Record) -> None:
-    from yanex.launcher import config_yaml
+    from yanex.record import config_yaml
 
     meta = rec.metadata
     lines: list[tuple[str, str]] = []  # (style, text)
@@ -840,7 +841,7 @@ def update(
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--add-tag'")
     with _index() as index:
-        records = query.Lookup(index, _current_project_name()).many(refs)
+        records = query.Lookup(index, _current_project_name).many(refs)
         for rec in records:
             manage.update(
                 rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag

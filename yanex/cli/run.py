@@ -287,7 +287,7 @@ def _confirm_grid(size: int, yes: bool) -> None:
 
 
 def _show_dry_run(prepared: Prepared) -> None:
-    from yanex.launcher import config_yaml
+    from yanex.record import config_yaml
 
     members = prepared.expand()
     if prepared.is_sweep:
@@ -383,7 +383,7 @@ def rerun(
             "--worktree runs at once (its worktree is removed after); it cannot be staged"
         )
     with _index() as index:
-        original = query.Lookup(index, _current_project_name()).one(ref)
+        original = query.Lookup(index, _current_project_name).one(ref)
     with user_errors():
         plan = reruns.prepare(
             original,
