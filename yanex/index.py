@@ -92,8 +92,11 @@ CREATE TABLE IF NOT EXISTS experiments (
     fp TEXT NOT NULL,                -- metadata.json's (mtime, size, inode) when read
     results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last
 );
-CREATE INDEX IF NOT EXISTS experiments_listing ON experiments (archived, project, created);
-CREATE INDEX IF NOT EXISTS experiments_created ON experiments (archived, created);
+-- Listings in their default order (newest first, a grid in its order) read straight from these.
+CREATE INDEX IF NOT EXISTS experiments_listing
+    ON experiments (archived, project, created DESC, sweep_index, id);
+CREATE INDEX IF NOT EXISTS experiments_created
+    ON experiments (archived, created DESC, sweep_index, id);
 CREATE INDEX IF NOT EXISTS experiments_status ON experiments (status);
 CREATE INDEX IF NOT EXISTS experiments_name ON experiments (name);
 CREATE INDEX IF NOT EXISTS experiments_sweep ON experiments (sweep);
@@ -369,6 +372,7 @@ class Index:
         network = is_network_filesystem(self.path.parent)
         conn.execute(f"PRAGMA journal_mode = {'DELETE' if network else 'WAL'}")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32000")  # up to 32 MB, used only as pages are read
         if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
             # Idempotent: two processes creating the index at once both succeed.
             conn.executescript(

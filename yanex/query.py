@@ -361,11 +361,11 @@ def select(
     """The experiments ``filters`` select, in ``sort`` order (newest first by default)."""
     where, params = filters.sql()
     order_parts = []
-    ties = [key for key in (NEWEST_FIRST, Sort("sweep_index"), Sort("id")) if key not in sort]
-    for key in (*sort, *ties):
+    for key in sort if NEWEST_FIRST in sort else (*sort, NEWEST_FIRST):
         clause, values = key.sql()
         order_parts.append(clause)
         params.extend(values)
+    order_parts.append("e.sweep_index, e.id")  # ties: a grid in its order (as the index is)
     sql = f"SELECT {_COLUMNS} FROM experiments e WHERE {where} ORDER BY {', '.join(order_parts)}"
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"

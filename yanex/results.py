@@ -146,8 +146,12 @@ def to_dataframe(records: Sequence[Record]) -> Any:
     count = len(records)
     # The index's JSON of all records decoded in one call each: 100,000 small parses cost more.
     tags, params, lasts = (
-        json.loads("[" + ",".join(getattr(rec, f"{what}_json") for rec in records) + "]")
-        for what in ("tags", "params", "last")
+        json.loads("[" + ",".join(texts) + "]")
+        for texts in (
+            [rec.tags_json for rec in records],
+            [rec.params_json for rec in records],
+            [rec.last_json for rec in records],
+        )
     )
     columns: dict[str, Any] = {
         "id": [rec.id for rec in records],
@@ -155,21 +159,38 @@ def to_dataframe(records: Sequence[Record]) -> Any:
         "status": [rec.status for rec in records],
         "tags": tags,
     }
-    for when in ("created", "started", "ended"):
-        stamps = pandas.to_datetime([getattr(rec, f"{when}_ts") for rec in records], unit="s")
-        columns[when] = stamps.tz_localize("UTC").tz_convert(_local_zone())
+    for when, seconds in (
+        ("created", [rec.created_ts for rec in records]),
+        ("started", [rec.started_ts for rec in records]),
+        ("ended", [rec.ended_ts for rec in records]),
+    ):
+        stamps = pandas.to_datetime(
+            pandas.array(seconds, dtype="Float64").to_numpy(float, na_value=float("nan")),
+            unit="s",
+            utc=True,
+        )
+        columns[when] = stamps.tz_convert(_local_zone())
     columns["duration"] = [rec.duration for rec in records]
     columns["sweep"] = [rec.sweep for rec in records]
     # Built column by column: a 100,000-row frame from row dicts costs several times more.
     spread: dict[str, list[Any]] = {}
-    for prefix, rows in (("params", params), ("results", lasts)):
-        for row, values in enumerate(rows):
-            items = param_leaves(values) if prefix == "params" else values.items()
-            for key, value in items:
-                column = spread.get(f"{prefix}.{key}")
-                if column is None:
-                    column = spread[f"{prefix}.{key}"] = [None] * count
-                column[row] = decode_value(value) if prefix == "results" else value
+
+    def put(name: str, row: int, value: Any) -> None:
+        column = spread.get(name)
+        if column is None:
+            column = spread[name] = [None] * count
+        column[row] = value
+
+    for row, values in enumerate(params):
+        for key, value in values.items():
+            if isinstance(value, dict) and value:  # nested: dotted keys, as --param writes them
+                for leaf, item in param_leaves(value, f"params.{key}"):
+                    put(leaf, row, item)
+            else:
+                put(f"params.{key}", row, value)
+    for row, values in enumerate(lasts):
+        for key, value in values.items():
+            put(f"results.{key}", row, decode_value(value) if value.__class__ is str else value)
     return pandas.DataFrame({**columns, **spread})
 
 
