@@ -135,17 +135,21 @@ class StagedRunner:
         pending = deque(queue)
         running: list[_Running] = []
         started = time.monotonic()
-        with processes.signals_blocked(), _Progress(len(queue), self.jobs > 1) as progress:
+        with processes.Signals() as signals, _Progress(len(queue), self.jobs > 1) as progress:
             while running or (pending and self.stopped_by is None):
                 while pending and len(running) < self.jobs and self.stopped_by is None:
                     job = self._start(*pending.popleft())
                     if job is not None:
                         running.append(job)
                     progress.update(self.counts, len(running))
-                info = processes.next_signal(0.5)
-                if processes.is_stop_signal(info):
-                    assert info is not None
-                    self._stop(info, running)
+                signum = signals.next(0.5)
+                if processes.is_stop(signum):
+                    assert signum is not None
+                    self._stop(signum, running)
+                elif signum in (signal.SIGTSTP, signal.SIGCONT):
+                    for job in running:
+                        processes.signal_group(job.proc.pid, signum)
+                    processes.suspend_self(signum)
                 for job in [job for job in running if job.proc.poll() is not None]:
                     running.remove(job)
                     self._finished(job, progress)
@@ -181,21 +185,21 @@ class StagedRunner:
         proc = processes.spawn(
             [*argv, "--stream"] if stream else argv,
             cwd=meta["cwd"],
-            stdin=None if stream else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,  # staged runs are not interactive
             stdout=None if stream else subprocess.DEVNULL,
             stderr=None if stream else subprocess.DEVNULL,
         )
         return _Running(proc=proc, folder=folder, meta=meta, started=time.monotonic())
 
-    def _stop(self, info: signal.struct_siginfo, running: list[_Running]) -> None:
-        """Stop starting experiments; pass the signal on unless the workers got it already."""
-        sig = signal.Signals(info.si_signo)
+    def _stop(self, signum: int, running: list[_Running]) -> None:
+        """Stop starting experiments and pass the signal on to each worker (each runs in a
+        process group of its own, so this is the one copy it gets)."""
+        sig = signal.Signals(signum)
         if self.stopped_by is None:
             self.stopped_by = sig
             self.echo(f"yanex: {sig.name}: stopping the running experiments; the rest stay staged")
-        if not processes.came_from_terminal(info):
-            for job in running:
-                job.proc.send_signal(sig)
+        for job in running:
+            job.proc.send_signal(sig)
 
     def _finished(self, job: _Running, progress: _Progress) -> None:
         try:
@@ -283,6 +287,13 @@ class _Progress:
             print(text, file=sys.stderr, flush=True)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (all of the machine's where that cannot be asked)."""
+    if hasattr(os, "sched_getaffinity") and not os.environ.get(processes.PORTABLE_ENV):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_staged(*, jobs: int, ignore_dirty: bool, echo: Callable[[str], None]) -> int:
     """``yanex run --staged``: run this project's staged experiments; the exit code."""
     project = current_project(Path.cwd())
@@ -290,6 +301,6 @@ def run_staged(*, jobs: int, ignore_dirty: bool, echo: Callable[[str], None]) ->
     if not queue:
         echo(f"yanex: nothing is staged for {project}")
         return 0
-    workers = jobs or len(os.sched_getaffinity(0))
+    workers = jobs or usable_cpus()
     echo(f"yanex: running {len(queue)} staged experiments of {project}, {workers} at a time")
     return StagedRunner(workers, ignore_dirty, echo).run(queue)

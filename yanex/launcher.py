@@ -375,9 +375,9 @@ class Launcher:
         # The ending is recorded before the signals are let through again: a stop signal
         # that comes after the script ended (during the drain, or a second copy) is about a
         # run that is over, and is dropped instead of killing yanex before it records.
-        with processes.signals_blocked(discard_on_exit=True):
+        with processes.Signals() as signals:
             try:
-                return self._run_and_record(experiment, request, script, started)
+                return self._run_and_record(experiment, request, script, started, signals)
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
@@ -386,7 +386,12 @@ class Launcher:
                 raise
 
     def _run_and_record(
-        self, experiment: Experiment, request: RunRequest, script: Path, started: float
+        self,
+        experiment: Experiment,
+        request: RunRequest,
+        script: Path,
+        started: float,
+        signals: processes.Signals,
     ) -> Outcome:
         experiment.update(
             {
@@ -406,6 +411,7 @@ class Launcher:
                 stdout=self.stdout,
                 stderr=self.stderr,
                 grace=_grace_period(request.environ),
+                signals=signals,
                 started=lambda: self.echo(
                     f"yanex: experiment {experiment.id} running {script.name} "
                     f"(folder {experiment.dir})"

@@ -1,60 +1,120 @@
-"""Child processes and the signals between them and yanex.
+"""Child processes, the signals between them and yanex, and what is left of them at the end.
 
-yanex takes SIGINT, SIGTERM, SIGHUP and SIGCHLD synchronously (``sigtimedwait``) while it
-waits for children, so no signal is lost between a child's start and the wait. Children are
-started with a clean signal mask and die with yanex (Linux parent-death signal), so a killed
-launcher leaves no orphan behind.
+Every child yanex starts (a script, a staged run's worker) runs in a process group of its own:
+
+- a stop signal reaches the child once, from yanex, however it was sent: Ctrl-C at a terminal,
+  ``kill PID``, or a signal to yanex's whole group (``kill -INT -PGID``, ``timeout``, a job
+  scheduler), which no longer reaches the child a second time directly;
+- yanex can stop or kill everything the child started (subprocesses, multiprocessing workers,
+  ``sh -c '... &'``) with one ``killpg``;
+- a watcher (a tiny ``sh``, in a session of its own) kills the group if yanex itself dies,
+  even by SIGKILL; the child also dies with yanex (Linux parent-death signal).
+
+yanex takes the stop signals (and SIGCHLD, to wake up when a child ends) synchronously while
+it waits (:class:`Signals`): with ``sigtimedwait`` where the system has it (Linux), else with
+handlers and a wake-up pipe (macOS), a path that ``YANEX_PORTABLE_SIGNALS=1`` forces for tests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 # Signals a user sends to stop a run; each is passed on to the children.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-WAITED = frozenset({*FORWARDED, signal.SIGCHLD})
+# Ctrl-Z and `fg`: passed on too, so a suspended yanex suspends its run.
+_JOB_CONTROL = (signal.SIGTSTP, signal.SIGCONT)
+WAITED = frozenset({*FORWARDED, *_JOB_CONTROL, signal.SIGCHLD})
+PORTABLE_ENV = "YANEX_PORTABLE_SIGNALS"
 
-_SI_KERNEL = 0x80  # si_code of a signal the kernel sent, e.g. Ctrl-C from the terminal
 _PR_SET_PDEATHSIG = 1
 
 
-@contextlib.contextmanager
-def signals_blocked(discard_on_exit: bool = False) -> Iterator[None]:
-    """Hold the stop signals and SIGCHLD for ``next_signal``; restore the old mask after.
+def _native() -> bool:
+    return hasattr(signal, "sigtimedwait") and not os.environ.get(PORTABLE_ENV)
 
-    With ``discard_on_exit``, stop signals still pending at the end (they came after the work
-    they were meant to stop was over) are dropped instead of being delivered.
+
+class Signals:
+    """Hold the stop signals (and SIGCHLD) for :meth:`next` while yanex waits for children.
+
+    Used in the main thread, as a context manager. On leaving, stop signals still pending
+    came after the work they were meant to stop was over: they are dropped, not delivered.
     """
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
-    try:
-        yield
-    finally:
-        if discard_on_exit:
-            while next_signal(0) is not None:
+
+    def __init__(self) -> None:
+        self.native = _native()
+        self._pending: deque[int] = deque()
+        self._saved: dict[int, Any] = {}
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup = -1
+
+    def __enter__(self) -> Signals:
+        if self.native:
+            self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
+            return self
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._pipe = (read_fd, write_fd)
+        self._old_wakeup = signal.set_wakeup_fd(write_fd)
+        for signum in WAITED:
+            self._saved[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self._pending.append(signum)
+
+    def next(self, timeout: float) -> int | None:
+        """The next signal (its number), or None after ``timeout`` seconds."""
+        timeout = max(0.0, timeout)
+        if self.native:
+            info = signal.sigtimedwait(WAITED, timeout)
+            return None if info is None else info.si_signo
+        if not self._pending:
+            assert self._pipe is not None
+            with contextlib.suppress(InterruptedError):
+                select.select([self._pipe[0]], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._pipe[0], 512)  # handlers have run by now: they queued the signals
+        return self._pending.popleft() if self._pending else None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.native:
+            while self.next(0) is not None:
                 pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            return
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(self._old_wakeup)
+        assert self._pipe is not None
+        for fd in self._pipe:
+            os.close(fd)
+        self._pending.clear()
 
 
-def next_signal(timeout: float) -> signal.struct_siginfo | None:
-    """The next held signal, or None after ``timeout`` seconds (inside ``signals_blocked``)."""
-    return signal.sigtimedwait(WAITED, max(0.0, timeout))
+def is_stop(signum: int | None) -> bool:
+    return signum in FORWARDED
 
 
-def is_stop_signal(info: signal.struct_siginfo | None) -> bool:
-    return info is not None and info.si_signo != signal.SIGCHLD
-
-
-def came_from_terminal(info: signal.struct_siginfo) -> bool:
-    """Ctrl-C at a terminal: the kernel sent it to the whole foreground process group, so the
-    children got it too and must not get it again."""
-    return info.si_signo == signal.SIGINT and info.si_code == _SI_KERNEL
+def suspend_self(signum: int) -> None:
+    """Stop yanex as Ctrl-Z would (after its children were passed the signal)."""
+    if signum == signal.SIGTSTP:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _libc_prctl() -> Callable[..., int] | None:
@@ -69,10 +129,12 @@ def _libc_prctl() -> Callable[..., int] | None:
 
 
 def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: a clean signal mask, and death with yanex."""
+    """What the child runs between fork and exec: a clean signal mask, a process group of its
+    own, and death with yanex."""
 
     def setup() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.setpgid(0, 0)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
             if os.getppid() != parent_pid:  # yanex died before prctl took effect
@@ -82,36 +144,68 @@ def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[
 
 
 def spawn(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (a list, never a shell string) as a child that dies with this process."""
+    """Start ``argv`` (a list, never a shell string) in a process group of its own, as a child
+    that dies with this process."""
     return subprocess.Popen(
         list(argv), preexec_fn=_child_setup(os.getpid(), _libc_prctl()), **popen_kwargs
     )
 
 
-def wait_forwarding(
-    proc: subprocess.Popen[bytes], grace: float
-) -> tuple[int, signal.Signals | None]:
-    """Wait for ``proc`` inside ``signals_blocked``, forwarding stop signals.
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group; False when nothing is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its user: it is not ours to signal
+        return True
+    return True
 
-    Returns its exit code and the stop signal received (None if none). The first stop signal
-    is forwarded (unless the child got it from the terminal itself) and starts the grace
-    period; a second one, or the end of the grace period, kills the child.
-    """
-    received: signal.Signals | None = None
-    kill_at: float | None = None
-    while True:
-        info = next_signal(1.0 if kill_at is None else kill_at - time.monotonic())
-        if info is not None and is_stop_signal(info):
-            if received is not None:
-                proc.kill()
-            else:
-                received = signal.Signals(info.si_signo)
-                kill_at = time.monotonic() + grace
-                if not came_from_terminal(info):
-                    proc.send_signal(received)
-        returncode = proc.poll()
-        if returncode is not None:
-            return returncode, received
-        if kill_at is not None and time.monotonic() >= kill_at:
-            proc.kill()
-            return proc.wait(), received
+
+def group_alive(pgid: int) -> bool:
+    return signal_group(pgid, 0)
+
+
+def end_group(pgid: int, grace: float) -> None:
+    """Stop what is left in the group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if not signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    signal_group(pgid, signal.SIGKILL)
+
+
+# The watcher: started in a session of its own, it waits for a line on its stdin. yanex writes
+# "done" when it has ended the group itself; if yanex dies instead, the pipe closes with no
+# line and the watcher kills the group.
+_WATCH = 'read r; [ "$r" = done ] || kill -KILL -"$1" 2>/dev/null'
+
+
+class Watcher:
+    """Kills a child's process group if yanex dies before it could end the group itself."""
+
+    def __init__(self, pgid: int) -> None:
+        self.proc: subprocess.Popen[bytes] | None
+        try:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WATCH, "yanex-watch", str(pgid)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:  # no /bin/sh: the parent-death signal still takes the child itself
+            self.proc = None
+
+    def release(self) -> None:
+        """The group was ended by yanex: let the watcher go without killing anything."""
+        proc = self.proc
+        if proc is None or proc.stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
+        proc.wait()  # it reads one line and exits
