@@ -110,6 +110,45 @@ def _ctx() -> _Context:
     return _context
 
 
+def _before_fork() -> None:
+    # A context being made in another thread is finished first: the child would otherwise
+    # find it missing and wait forever on the import locks that thread holds.
+    _context_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _context_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """Give a forked child logging of its own.
+
+    A lock held by one of the parent's threads at the fork would never be released in the
+    child. The inherited results fd shares its open file, and so its flock, with the parent:
+    the child opens its own. And the child is a process of its own: its steps start at 0,
+    as a spawned child's do.
+    """
+    global _context_lock
+    _context_lock = _thread.allocate_lock()
+    ctx = _context
+    if ctx is not None:
+        ctx.lock = _thread.allocate_lock()
+        ctx.next_step = 0
+        if ctx.results_fd is not None:
+            import contextlib  # loaded with the store already
+
+            fd, ctx.results_fd = ctx.results_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
 def _warn_standalone(what: str) -> None:
     ctx = _ctx()
     if not ctx.warned:
