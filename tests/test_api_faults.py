@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Project
+
+from yanex import store
 
 
 def strict_lines(folder: Path) -> list[dict[str, Any]]:
@@ -96,3 +102,106 @@ def test_forked_and_spawned_children_log_while_a_parent_thread_logs(project: Pro
         assert [line["step"] for line in lines if line["results"]["who"] == who] == [0, 1]
     thread_steps = [line["step"] for line in lines if line["results"]["who"] == "thread"]
     assert thread_steps == list(range(len(thread_steps)))  # the parent's count goes on
+
+
+# --- a disk that fills up -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MB file system (tmpfs) that a script can fill up."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill up needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+FILL_THE_DISK = """
+import os, yanex
+
+folder = yanex.experiment_dir()
+filler = folder / "filler"
+
+def fill_the_disk():
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"\\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+"""
+
+
+def test_a_line_that_does_not_fit_is_not_torn_and_is_reported_once(
+    project: Project, small_disk: Path
+) -> None:
+    project.write(
+        "s.py",
+        FILL_THE_DISK
+        + """
+yanex.log_results({"ok": 0})
+fill_the_disk()
+os.truncate(filler, os.path.getsize(filler) - 16384)  # room for a warning, not for a line
+for _ in range(3):
+    yanex.log_results({"big": "x" * 100_000})  # written in part, then the disk is full
+os.remove(filler)
+yanex.log_results({"ok": 1})
+print("script went on")
+""",
+    )
+    project.commit()
+    on_disk = Project(project.path, small_disk)
+    r = on_disk.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert "script went on" in r.stdout
+    folder = on_disk.only_experiment()
+    # The lines that did not fit are gone whole; the steps they took are not reused.
+    assert [(x["step"], x["results"]) for x in strict_lines(folder)] == [
+        (0, {"ok": 0}),
+        (4, {"ok": 1}),
+    ]
+    problem = "results.jsonl is incomplete: No space left on device (from step 1)"
+    assert r.stderr.count("results.jsonl is incomplete") == 1, r.stderr  # once, not per call
+    assert f"yanex: warning: experiment {folder.name}: {problem}\n" in r.stderr
+    assert store.read_warnings(folder) == [problem]  # for metadata.warnings
+    (record,) = [json.loads(x) for x in (folder / "warnings.jsonl").read_text().splitlines()]
+    assert record["warning"] == problem and record["at"][:4].isdigit()
+    assert "metadata.json" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_full_disk_still_warns_on_stderr_when_no_record_fits(
+    project: Project, small_disk: Path
+) -> None:
+    project.write(
+        "s.py",
+        FILL_THE_DISK
+        + """
+yanex.log_results({"ok": 0})
+fill_the_disk()
+for _ in range(3):
+    yanex.log_results({"big": "x" * 100_000})
+os.remove(filler)
+yanex.log_results({"ok": 1})
+""",
+    )
+    project.commit()
+    on_disk = Project(project.path, small_disk)
+    r = on_disk.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    folder = on_disk.only_experiment()
+    assert [x["results"] for x in strict_lines(folder)] == [{"ok": 0}, {"ok": 1}]
+    assert r.stderr.count("results.jsonl is incomplete: No space left on device") == 1
+    assert store.read_warnings(folder) == []  # it did not fit either: stderr has it

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _thread  # the builtin behind threading: importing threading costs a script more
 import os
+import sys
 import warnings
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
@@ -72,6 +73,7 @@ class _Context:
         self.results_fd: int | None = None
         self.next_step = 0
         self.warned = False
+        self.reported: set[str] = set()  # problems already told on stderr and recorded
         raw = os.environ.get(ENV_EXPERIMENT_DIR)
         if raw:
             self.dir = _checked_experiment_dir(raw)
@@ -243,7 +245,8 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
     ``step=None`` means one more than the last step this process logged (0 at first).
-    Safe from several threads and processes at once.
+    Safe from several threads and processes at once. A line the disk cannot take is left
+    out whole and reported.
     """
     if type(results) is not dict and not _is_mapping(results):  # dict: the fast path
         raise TypeError(
@@ -263,11 +266,32 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
         line = ctx.encoder.encode(
             {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
         )
-        if ctx.results_fd is None:
-            ctx.results_fd = os.open(
-                ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
-            )
-        store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+        try:
+            if ctx.results_fd is None:
+                ctx.results_fd = os.open(
+                    ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                )
+            store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+        except OSError as exc:
+            # The run goes on without this line; the step stays used, so the gap shows.
+            problem = f"{store.RESULTS} is incomplete: {exc.strerror or exc}"
+            _report(ctx, ctx.dir, problem, f"from step {step}")
+
+
+def _report(ctx: _Context, folder: Path, problem: str, detail: str) -> None:
+    """Tell of a problem once (not at every call while it lasts): on stderr, and in
+    warnings.jsonl for metadata.warnings (the launcher owns metadata.json)."""
+    import contextlib  # loaded with the store already
+
+    if problem in ctx.reported:
+        return
+    ctx.reported.add(problem)
+    text = f"{problem} ({detail})"
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no usable stderr
+        sys.stderr.write(f"yanex: warning: experiment {ctx.id}: {text}\n")
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):  # the disk is full: stderr has told it
+        ctx.store.append_warning(folder, text)
 
 
 log_metrics = log_results

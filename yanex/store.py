@@ -11,6 +11,7 @@ Imported by the script-side API, so it stays cheap: standard library only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -37,6 +38,10 @@ ARTIFACTS = "artifacts"
 GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
+# Problems the script met and went on from (a log line that could not be written), one JSON
+# line each; the script never writes metadata.json, so the launcher merges these into
+# metadata.warnings when the run ends.
+WARNINGS = "warnings.jsonl"
 
 
 ID_LENGTH = 8
@@ -263,18 +268,55 @@ def read_json(path: Path) -> Any:
 
 
 def append_locked(fd: int, data: bytes) -> None:
-    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, in one write.
+    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, whole or not at all.
 
-    Threads and processes of one experiment share ``results.jsonl``: the lock and the single
-    write keep every line whole.
+    Threads and processes of one experiment share ``results.jsonl``: the lock keeps their
+    lines apart, and a write that fails part-way (a full disk) is cut back to where it began,
+    so a reader never sees a torn line. The error is raised for the caller to report.
     """
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        start = os.lseek(fd, 0, os.SEEK_END)  # where the line begins: appends are locked out
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def append_warning(folder: Path, text: str) -> None:
+    """Record a problem of the run in ``warnings.jsonl`` (raises OSError when it cannot)."""
+    line = json.dumps({"at": now_iso(), "warning": text}, ensure_ascii=False) + "\n"
+    fd = os.open(folder / WARNINGS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        append_locked(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_warnings(folder: Path) -> list[str]:
+    """The warnings recorded in ``warnings.jsonl``, oldest first ([] when there are none)."""
+    try:
+        with open(folder / WARNINGS, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not a line append_warning wrote whole
+        if isinstance(record, dict) and isinstance(record.get("warning"), str):
+            found.append(record["warning"])
+    return found
 
 
 def path_inside(root: Path, name: str) -> Path:
