@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from conftest import Project, results
 
 from yanex import store
 
@@ -205,3 +205,28 @@ yanex.log_results({"ok": 1})
     assert [x["results"] for x in strict_lines(folder)] == [{"ok": 0}, {"ok": 1}]
     assert r.stderr.count("results.jsonl is incomplete: No space left on device") == 1
     assert store.read_warnings(folder) == []  # it did not fit either: stderr has it
+
+
+# --- values that cannot be stored -----------------------------------------------------------------
+
+
+def test_a_refused_call_uses_up_no_step(project: Project) -> None:
+    project.write(
+        "s.py",
+        """
+        import yanex
+        yanex.log_results({"a": 0})
+        try:
+            yanex.log_results({"x": object()})
+        except TypeError as exc:
+            print(type(exc).__name__)
+        yanex.log_results({"a": 1})
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.stdout.split() == ["TypeError"], r.stderr
+    assert [(x["step"], x["results"]) for x in results(project.only_experiment())] == [
+        (0, {"a": 0}),
+        (1, {"a": 1}),
+    ]

@@ -245,8 +245,8 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
     ``step=None`` means one more than the last step this process logged (0 at first).
-    Safe from several threads and processes at once. A line the disk cannot take is left
-    out whole and reported.
+    Safe from several threads and processes at once. A value JSON cannot hold raises and
+    uses up no step; a line the disk cannot take is left out whole and reported.
     """
     if type(results) is not dict and not _is_mapping(results):  # dict: the fast path
         raise TypeError(
@@ -262,10 +262,10 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     with ctx.lock:
         if step is None:
             step = ctx.next_step
-        ctx.next_step = step + 1
         line = ctx.encoder.encode(
             {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
         )
+        ctx.next_step = step + 1  # only now: a call that raised used up no step
         try:
             if ctx.results_fd is None:
                 ctx.results_fd = os.open(
