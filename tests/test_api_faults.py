@@ -216,17 +216,77 @@ def test_a_refused_call_uses_up_no_step(project: Project) -> None:
         """
         import yanex
         yanex.log_results({"a": 0})
-        try:
-            yanex.log_results({"x": object()})
-        except TypeError as exc:
-            print(type(exc).__name__)
+        for bad in ({"x": object()}, {1: "int", "1": "str"}):
+            try:
+                yanex.log_results(bad)
+            except (TypeError, ValueError) as exc:
+                print(type(exc).__name__)
         yanex.log_results({"a": 1})
         """,
     )
     project.commit()
     r = project.yanex("run", "s.py")
-    assert r.stdout.split() == ["TypeError"], r.stderr
+    assert r.stdout.split() == ["TypeError", "ValueError"], r.stderr
     assert [(x["step"], x["results"]) for x in results(project.only_experiment())] == [
         (0, {"a": 0}),
         (1, {"a": 1}),
     ]
+
+
+def test_nan_and_infinity_are_written_as_strict_json_strings(project: Project) -> None:
+    project.write(
+        "s.py",
+        """
+        import math, numpy as np, yanex
+        nan, inf = math.nan, math.inf
+        yanex.log_results({
+            "nan": nan, "inf": inf, "ninf": -inf, "ok": 0.5,
+            "nested": {"list": [nan, 1.0, (inf,)], "deeper": {"x": -inf}},
+            "np32": np.float32("nan"), "np64": np.float64("inf"), "array": np.array([1.0, nan]),
+        })
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    (line,) = strict_lines(project.only_experiment())
+    assert line["results"] == {
+        "nan": "NaN",
+        "inf": "Infinity",
+        "ninf": "-Infinity",
+        "ok": 0.5,
+        "nested": {"list": ["NaN", 1.0, ["Infinity"]], "deeper": {"x": "-Infinity"}},
+        "np32": "NaN",
+        "np64": "Infinity",
+        "array": [1.0, "NaN"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("results_text", "first", "second", "written"),
+    [
+        ('{1: "a", "1": "b"}', "1", "'1'", "1"),
+        ('{"m": {None: 1, "null": 2}}', "None", "'null'", "null"),
+        ('{"rows": [{True: 1, "true": 2}]}', "True", "'true'", "true"),
+    ],
+)
+def test_keys_written_alike_are_refused(
+    project: Project, results_text: str, first: str, second: str, written: str
+) -> None:
+    project.write(
+        "s.py",
+        f"""
+        import yanex
+        try:
+            yanex.log_results({results_text})
+        except ValueError as exc:
+            print(exc)
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.stdout.strip() == (
+        f'log_results: the keys {first} and {second} would both be written as "{written}"; '
+        "give them distinct names"
+    ), r.stdout + r.stderr
+    assert results(project.only_experiment()) == []

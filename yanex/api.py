@@ -64,8 +64,9 @@ class _Context:
         from yanex import store  # with json, pathlib and re: imported at the first call
 
         self.store = store
-        # Built once: json.dumps with options builds a new encoder at every call.
-        self.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+        # Built once: json.dumps with options builds a new encoder at every call. Strict JSON:
+        # a non-finite float raises, and the slow path writes it as a string.
+        self.encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
         self.lock = _thread.allocate_lock()
         self.dir: Path | None = None
         self.id: str | None = None
@@ -248,23 +249,28 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     Safe from several threads and processes at once. A value JSON cannot hold raises and
     uses up no step; a line the disk cannot take is left out whole and reported.
     """
-    if type(results) is not dict and not _is_mapping(results):  # dict: the fast path
-        raise TypeError(
-            f"log_results takes a mapping of names to values, not {type(results).__name__}"
-        )
+    if type(results) is not dict:  # a dict: the fast path
+        if not _is_mapping(results):
+            raise TypeError(
+                f"log_results takes a mapping of names to values, not {type(results).__name__}"
+            )
+        results = dict(results)
     if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
         raise TypeError(f"step must be an int or None, not {type(step).__name__}")
     ctx = _ctx()
     if ctx.dir is None:
         _warn_standalone("log_results")
         return
+    _check_keys(results)
     store = ctx.store
     with ctx.lock:
         if step is None:
             step = ctx.next_step
-        line = ctx.encoder.encode(
-            {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
-        )
+        record = {"step": step, "timestamp": store.now_iso(), "results": results}
+        try:
+            line = ctx.encoder.encode(record)
+        except ValueError:  # NaN or infinity (or a value that holds itself)
+            line = ctx.encoder.encode(_finite(record, set()))
         ctx.next_step = step + 1  # only now: a call that raised used up no step
         try:
             if ctx.results_fd is None:
@@ -292,6 +298,110 @@ def _report(ctx: _Context, folder: Path, problem: str, detail: str) -> None:
         sys.stderr.flush()
     with contextlib.suppress(OSError):  # the disk is full: stderr has told it
         ctx.store.append_warning(folder, text)
+
+
+def _json_key(key: object) -> str | None:
+    """The text JSON writes for a dict key (None for a key it refuses: the encoder says so)."""
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _non_finite(key) or float.__repr__(key)
+    return None
+
+
+_PLAIN = frozenset({str, float, int, bool, type(None)})  # checked first: the common values
+_NESTED = (dict, list, tuple)
+
+
+def _check_keys(results: dict[Any, Any]) -> None:
+    """Refuse keys JSON would write alike (``1`` and ``"1"``): the line would hold a duplicate.
+
+    Names mapped to values that hold no dict or list pass at once (the common line);
+    otherwise nested values are walked, and a dict with a key that is not a str is compared.
+    """
+    for key, value in results.items():
+        if type(key) is not str or (type(value) not in _PLAIN and isinstance(value, _NESTED)):
+            break
+    else:
+        return
+    stack: list[Any] = [results]
+    seen: set[int] = set()  # a value that holds itself is left to the encoder to refuse
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            if any(type(key) is not str for key in node):
+                _check_distinct(node)
+            values = node.values()
+        else:
+            values = node
+        stack.extend(value for value in values if isinstance(value, _NESTED))
+
+
+def _check_distinct(node: dict[Any, Any]) -> None:
+    written: dict[str, object] = {}  # the text JSON writes -> the key
+    for key in node:
+        text = _json_key(key)
+        if text is None:
+            continue
+        if text in written:
+            raise ValueError(
+                f"log_results: the keys {written[text]!r} and {key!r} would both be written "
+                f'as "{text}"; give them distinct names'
+            )
+        written[text] = key
+
+
+_INF = float("inf")
+
+
+def _non_finite(number: float) -> str | None:
+    """The string a NaN or an infinity is written as ("NaN", "Infinity", "-Infinity"): bare
+    NaN is not JSON, and strict readers refuse it. None for a finite number."""
+    if number != number:
+        return "NaN"
+    if number == _INF:
+        return "Infinity"
+    if number == -_INF:
+        return "-Infinity"
+    return None
+
+
+def _finite(node: Any, holders: set[int]) -> Any:
+    """``node`` with every NaN and infinity made a string (:func:`_non_finite`), nested values
+    too. The slow path of log_results: only for a line that holds one."""
+    if isinstance(node, float):
+        return _non_finite(node) or node
+    if isinstance(node, (str, int)) or node is None:
+        return node
+    if id(node) in holders:
+        raise ValueError("log_results: a value holds itself (a circular reference)")
+    holders.add(id(node))
+    try:
+        if isinstance(node, dict):
+            return {
+                _finite(key, holders) if isinstance(key, float) else key: _finite(value, holders)
+                for key, value in node.items()
+            }
+        if isinstance(node, (list, tuple)):
+            return [_finite(item, holders) for item in node]
+        try:
+            plain = _json_default(node)
+        except TypeError:
+            return node  # the encoder refuses it, with this error
+        return _finite(plain, holders)
+    finally:
+        holders.discard(id(node))
 
 
 log_metrics = log_results
