@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, results
+from conftest import Project, results, run_python
 
 from yanex import store
 
@@ -290,3 +290,98 @@ def test_keys_written_alike_are_refused(
         "give them distinct names"
     ), r.stdout + r.stderr
     assert results(project.only_experiment()) == []
+
+
+# --- artifact names -----------------------------------------------------------------------------
+
+BAD_NAMES = [".", "sub/..", "..", "", "a//b.txt", "plots/", "./x.txt", "a/./b.txt", "é" * 128]
+
+
+def test_artifact_names_work_or_are_refused_clearly(project: Project) -> None:
+    project.write("data.bin", "raw\n")
+    project.write(
+        "s.py",
+        f"""
+        import yanex
+        yanex.save_artifact("kept", "keep.txt")
+        for name in {BAD_NAMES!r}:
+            for call in (
+                lambda: yanex.log_artifact("data.bin", name),
+                lambda: yanex.save_artifact("x", name),
+                lambda: yanex.load_artifact(name),
+            ):
+                try:
+                    call()
+                    print("accepted", repr(name))
+                except ValueError as exc:
+                    print("refused", exc)
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    outcomes = r.stdout.splitlines()
+    assert len(outcomes) == 3 * len(BAD_NAMES)
+    for outcome in outcomes:
+        assert outcome.startswith("refused invalid artifact name"), outcome
+        assert "a valid name is a relative path like 'model.pt' or 'plots/loss.png'" in outcome
+    art = project.only_experiment() / "artifacts"
+    assert art.is_dir()
+    assert [p.name for p in art.iterdir()] == ["keep.txt"]  # no stray or temp file
+
+
+def test_long_artifact_names_up_to_the_file_system_limit_work(project: Project) -> None:
+    project.write("data.bin", "raw\n")
+    project.write(
+        "s.py",
+        """
+        import yanex
+        yanex.log_artifact("data.bin", "a" * 240)
+        yanex.save_artifact("text", "deep/" + "b" * 251 + ".txt")  # 255 bytes
+        print(yanex.load_artifact("a" * 240), yanex.load_artifact("deep/" + "b" * 251 + ".txt"))
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "b'raw\\n' text"
+
+
+def test_an_artifact_name_in_the_way_of_a_folder_or_file_is_refused(project: Project) -> None:
+    project.write("data.bin", "raw\n")
+    project.write(
+        "s.py",
+        """
+        import yanex
+        yanex.save_artifact("x", "plots/a.txt")
+        try:
+            yanex.log_artifact("data.bin", "plots")
+        except ValueError as exc:
+            print(exc)
+        try:
+            yanex.save_artifact("y", "plots/a.txt/b.txt")
+        except ValueError as exc:
+            print(exc)
+        print(yanex.load_artifact("plots/a.txt"))
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.stdout.splitlines() == [
+        "log_artifact: 'plots' is a folder in artifacts/; name a file inside it",
+        "save_artifact: cannot write 'plots/a.txt/b.txt': 'plots/a.txt' is a file in "
+        "artifacts/, not a folder",
+        "x",
+    ], r.stdout + r.stderr
+
+
+def test_standalone_refuses_the_names_a_tracked_run_would(plain_dir: Project) -> None:
+    code = (
+        "import yanex\n"
+        "try:\n"
+        "    yanex.save_artifact('x', 'sub/..')\n"
+        "except ValueError as exc:\n"
+        "    print('refused', exc)\n"
+    )
+    r = run_python(code, cwd=plain_dir.path, env=plain_dir.env())
+    assert r.stdout.startswith("refused invalid artifact name 'sub/..'"), r.stdout + r.stderr

@@ -411,16 +411,40 @@ log_metrics = log_results
 
 
 def _artifact_path(name: str) -> Path | None:
+    """Where artifact ``name`` lives, or None when standalone. An invalid name is refused
+    either way: a script tried standalone fails as it would under ``yanex run``."""
     ctx = _ctx()
+    store = ctx.store
     if ctx.dir is None:
+        store.check_name(str(name), "artifact name")
         return None
-    return ctx.store.path_inside(ctx.dir / ctx.store.ARTIFACTS, str(name))
+    return store.path_inside(ctx.dir / store.ARTIFACTS, str(name), "artifact name")
 
 
-def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write an artifact through a temp file and a rename: no half-written artifact is seen."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{_thread.get_ident()}")
+def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write an artifact through a temp file and a rename: no half-written artifact is seen.
+
+    The temp file's name is short, so any name a file can have fits.
+    """
+    import contextlib  # loaded with the store already
+
+    ctx = _ctx()
+    assert ctx.dir is not None
+    root = ctx.dir / ctx.store.ARTIFACTS
+    name = target.relative_to(root)
+    with contextlib.suppress(FileExistsError, NotADirectoryError):  # a file is in the way
+        target.parent.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(name.parents[:-1]):  # "plots", then "plots/2024", ...
+        if not (root / folder).is_dir():
+            raise ValueError(
+                f"{what}: cannot write {name.as_posix()!r}: {folder.as_posix()!r} is a file "
+                "in artifacts/, not a folder"
+            )
+    if target.is_dir():
+        raise ValueError(
+            f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
+        )
+    tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp"
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -444,7 +468,7 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
     import shutil
 
     with open(source, "rb") as src:
-        _write_via_temp(target, lambda f: shutil.copyfileobj(src, f))
+        _write_via_temp(target, "log_artifact", lambda f: shutil.copyfileobj(src, f))
 
 
 def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None) -> None:
@@ -537,6 +561,7 @@ def save_artifact(obj: Any, name: str) -> None:
     .txt (str), .json, .csv (rows, dicts or a DataFrame), .npy/.npz (numpy), .pkl,
     .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch).
     """
+    target = _artifact_path(name)  # an invalid name is refused first, for what it is
     suffix = os.path.splitext(str(name))[1].lower()
     saver = _SAVERS.get(suffix)
     if saver is None:
@@ -544,11 +569,10 @@ def save_artifact(obj: Any, name: str) -> None:
             f"save_artifact: no format for {suffix or 'a name without extension'!r}; "
             f"use one of {', '.join(_SAVERS)} or write the file and call log_artifact"
         )
-    target = _artifact_path(name)
     if target is None:
         _warn_standalone("save_artifact")
         return
-    _write_via_temp(target, lambda f: saver(obj, f))
+    _write_via_temp(target, "save_artifact", lambda f: saver(obj, f))
 
 
 def _load_json(path: Path) -> Any:

@@ -319,13 +319,50 @@ def read_warnings(folder: Path) -> list[str]:
     return found
 
 
-def path_inside(root: Path, name: str) -> Path:
-    """``root / name``, refusing names that would leave ``root`` (``..``, absolute, symlinks)."""
-    if not name or "\x00" in name or os.path.isabs(name):
-        raise ValueError(f"invalid name {name!r}: use a relative path inside the folder")
+NAME_MAX = 255  # bytes in one file name (Linux and macOS file systems)
+
+_VALID_NAME = (
+    "a valid name is a relative path like 'model.pt' or 'plots/loss.png': "
+    f"parts separated by '/', none empty, '.' or '..', each at most {NAME_MAX} bytes"
+)
+
+
+def check_name(name: str, what: str = "name") -> None:
+    """Refuse a name that is not a plain relative path of files and folders (ValueError).
+
+    ``.``, ``sub/..`` or ``plots/`` name a folder, not a file, and a part longer than the file
+    system allows fails later with a confusing error: each is refused here, saying why.
+    """
+    problem = _name_problem(name)
+    if problem is not None:
+        raise ValueError(f"invalid {what} {name!r}: {problem}; {_VALID_NAME}")
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if "\x00" in name:
+        return "it contains a NUL byte"
+    if os.path.isabs(name):
+        return "it is an absolute path"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return "it has an empty, '.' or '..' part"
+        try:
+            size = len(os.fsencode(part))
+        except UnicodeEncodeError:
+            return "it holds a lone surrogate, which no file name can"
+        if size > NAME_MAX:
+            return f"a part is {size} bytes long"
+    return None
+
+
+def path_inside(root: Path, name: str, what: str = "name") -> Path:
+    """``root / name`` for a valid relative name (see :func:`check_name`), refusing one that a
+    symlink leads out of ``root``."""
+    check_name(name, what)
     candidate = root / name
     resolved_root = root.resolve()
-    resolved = candidate.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"invalid name {name!r}: it leaves {root}")
+    if resolved_root not in candidate.resolve().parents:
+        raise ValueError(f"invalid {what} {name!r}: it leaves {root}; {_VALID_NAME}")
     return candidate
