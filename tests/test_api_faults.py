@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -385,3 +386,14 @@ def test_standalone_refuses_the_names_a_tracked_run_would(plain_dir: Project) ->
     )
     r = run_python(code, cwd=plain_dir.path, env=plain_dir.env())
     assert r.stdout.startswith("refused invalid artifact name 'sub/..'"), r.stdout + r.stderr
+
+
+def test_artifact_folders_and_files_are_user_only(project: Project) -> None:
+    project.write("s.py", "import yanex\nyanex.save_artifact('x', 'a/b/c.txt')\n")
+    project.commit()
+    r = project.yanex("run", "s.py", preexec_fn=lambda: os.umask(0o022))
+    assert r.returncode == 0, r.stderr
+    art = project.only_experiment() / "artifacts"
+    for folder in (art, art / "a", art / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((art / "a" / "b" / "c.txt").stat().st_mode) == 0o600

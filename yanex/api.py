@@ -424,7 +424,8 @@ def _artifact_path(name: str) -> Path | None:
 def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None]) -> None:
     """Write an artifact through a temp file and a rename: no half-written artifact is seen.
 
-    The temp file's name is short, so any name a file can have fits.
+    Folders are made user-only, like the experiment's; the temp file's name is short, so any
+    name a file can have fits.
     """
     import contextlib  # loaded with the store already
 
@@ -432,8 +433,8 @@ def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None])
     assert ctx.dir is not None
     root = ctx.dir / ctx.store.ARTIFACTS
     name = target.relative_to(root)
-    with contextlib.suppress(FileExistsError, NotADirectoryError):  # a file is in the way
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(NotADirectoryError):  # a file is in the way: named below
+        ctx.store._make_private_dirs(target.parent)
     for folder in reversed(name.parents[:-1]):  # "plots", then "plots/2024", ...
         if not (root / folder).is_dir():
             raise ValueError(
@@ -445,8 +446,9 @@ def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None])
             f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
         )
     tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with open(tmp, "wb") as f:
+        with open(fd, "wb") as f:
             write(f)
         os.replace(tmp, target)
     except BaseException:
