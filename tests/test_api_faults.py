@@ -397,3 +397,27 @@ def test_artifact_folders_and_files_are_user_only(project: Project) -> None:
     for folder in (art, art / "a", art / "a" / "b"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE((art / "a" / "b" / "c.txt").stat().st_mode) == 0o600
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+def test_get_param_index_parts_that_are_not_indexes_give_the_default(project: Project) -> None:
+    project.write("config.yaml", "layers: [16, 32]\n")
+    project.write(
+        "s.py",
+        """
+        import yanex
+        for key in ("layers.--1", "layers.-1", "layers.-3", "layers.\\u00b2", "layers.+1"):
+            print(key, yanex.get_param(key, "dflt"))
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.stdout.splitlines() == [
+        "layers.--1 dflt",
+        "layers.-1 32",
+        "layers.-3 dflt",
+        "layers.\u00b2 dflt",
+        "layers.+1 dflt",
+    ], r.stderr
