@@ -421,3 +421,22 @@ def test_get_param_index_parts_that_are_not_indexes_give_the_default(project: Pr
         "layers.\u00b2 dflt",
         "layers.+1 dflt",
     ], r.stderr
+
+
+def test_standalone_skips_a_malformed_variable_with_one_warning(plain_dir: Project) -> None:
+    code = "import yanex\nprint(yanex.get_param('lr'), yanex.get_param('lr'), yanex.get_params())\n"
+    env = plain_dir.env(
+        YANEX_PARAM_lr="0.1",
+        YANEX_PARAM_model__depth="3",
+        YANEX_PARAM_bad="[1,2",
+        YANEX_PARAM_sweep="list(1, 2)",
+        YANEX_PARAM_path="${nowhere}/data",
+        YANEX_PARAM_="x",
+    )
+    r = run_python(code, cwd=plain_dir.path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0.1 0.1 {'lr': 0.1, 'model': {'depth': 3}}"
+    for name in ("YANEX_PARAM_bad", "YANEX_PARAM_sweep", "YANEX_PARAM_path", "YANEX_PARAM_"):
+        assert r.stderr.count(f"yanex: ignoring {name}: ") == 1, (name, r.stderr)
+    assert "cannot be parsed" in r.stderr and "is a sweep" in r.stderr
+    assert "nowhere" in r.stderr and "names no parameter" in r.stderr
