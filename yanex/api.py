@@ -2,8 +2,11 @@
 
 A tracked script finds its experiment through ``YANEX_EXPERIMENT_DIR`` (set by the launcher),
 reads its parameters from ``params.json`` there, appends to ``results.jsonl`` and copies into
-``artifacts/``. Run with plain ``python script.py`` every call still works: parameters come
-from the defaults and ``YANEX_PARAM_*``, and logging is a no-op that warns once.
+``artifacts/``. It never writes ``metadata.json`` (the launcher owns it): a problem it goes on
+from, such as a line a full disk could not take, is told on stderr and appended to
+``warnings.jsonl``, which the launcher merges into the metadata. Run with plain ``python
+script.py`` every call still works: parameters come from the defaults and ``YANEX_PARAM_*``,
+and logging is a no-op that warns once.
 
 Every tracked script pays for ``import yanex``, so importing it loads almost nothing: this
 module uses the standard library only, and even json, pathlib and the store are imported at
