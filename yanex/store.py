@@ -11,6 +11,7 @@ Imported by the script-side API, so it stays cheap: standard library only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -36,6 +37,10 @@ ARTIFACTS = "artifacts"
 GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
+# Problems the script met and went on from (a log line that could not be written), one JSON
+# line each; the script never writes metadata.json, so the launcher merges these into
+# metadata.warnings when the run ends.
+WARNINGS = "warnings.jsonl"
 
 
 ID_LENGTH = 8
@@ -223,27 +228,101 @@ def read_json(path: Path) -> Any:
 
 
 def append_locked(fd: int, data: bytes) -> None:
-    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, in one write.
+    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, whole or not at all.
 
-    Threads and processes of one experiment share ``results.jsonl``: the lock and the single
-    write keep every line whole.
+    Threads and processes of one experiment share ``results.jsonl``: the lock keeps their
+    lines apart, and a write that fails part-way (a full disk) is cut back to where it began,
+    so a reader never sees a torn line. The error is raised for the caller to report.
     """
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        start = os.lseek(fd, 0, os.SEEK_END)  # where the line begins: appends are locked out
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def path_inside(root: Path, name: str) -> Path:
-    """``root / name``, refusing names that would leave ``root`` (``..``, absolute, symlinks)."""
-    if not name or "\x00" in name or os.path.isabs(name):
-        raise ValueError(f"invalid name {name!r}: use a relative path inside the folder")
+def append_warning(folder: Path, text: str) -> None:
+    """Record a problem of the run in ``warnings.jsonl`` (raises OSError when it cannot)."""
+    line = json.dumps({"at": now_iso(), "warning": text}, ensure_ascii=False) + "\n"
+    fd = os.open(folder / WARNINGS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        append_locked(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_warnings(folder: Path) -> list[str]:
+    """The warnings recorded in ``warnings.jsonl``, oldest first ([] when there are none)."""
+    try:
+        with open(folder / WARNINGS, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not a line append_warning wrote whole
+        if isinstance(record, dict) and isinstance(record.get("warning"), str):
+            found.append(record["warning"])
+    return found
+
+
+NAME_MAX = 255  # bytes in one file name (Linux and macOS file systems)
+
+_VALID_NAME = (
+    "a valid name is a relative path like 'model.pt' or 'plots/loss.png': "
+    f"parts separated by '/', none empty, '.' or '..', each at most {NAME_MAX} bytes"
+)
+
+
+def check_name(name: str, what: str = "name") -> None:
+    """Refuse a name that is not a plain relative path of files and folders (ValueError).
+
+    ``.``, ``sub/..`` or ``plots/`` name a folder, not a file, and a part longer than the file
+    system allows fails later with a confusing error: each is refused here, saying why.
+    """
+    problem = _name_problem(name)
+    if problem is not None:
+        raise ValueError(f"invalid {what} {name!r}: {problem}; {_VALID_NAME}")
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if "\x00" in name:
+        return "it contains a NUL byte"
+    if os.path.isabs(name):
+        return "it is an absolute path"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return "it has an empty, '.' or '..' part"
+        try:
+            size = len(os.fsencode(part))
+        except UnicodeEncodeError:
+            return "it holds a lone surrogate, which no file name can"
+        if size > NAME_MAX:
+            return f"a part is {size} bytes long"
+    return None
+
+
+def path_inside(root: Path, name: str, what: str = "name") -> Path:
+    """``root / name`` for a valid relative name (see :func:`check_name`), refusing one that a
+    symlink leads out of ``root``."""
+    check_name(name, what)
     candidate = root / name
     resolved_root = root.resolve()
-    resolved = candidate.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"invalid name {name!r}: it leaves {root}")
+    if resolved_root not in candidate.resolve().parents:
+        raise ValueError(f"invalid {what} {name!r}: it leaves {root}; {_VALID_NAME}")
     return candidate
