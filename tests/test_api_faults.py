@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, results, run_python
+from conftest import Project, metadata, results, run_python
 
 from yanex import store
 
@@ -177,7 +177,8 @@ print("script went on")
     problem = "results.jsonl is incomplete: No space left on device (from step 1)"
     assert r.stderr.count("results.jsonl is incomplete") == 1, r.stderr  # once, not per call
     assert f"yanex: warning: experiment {folder.name}: {problem}\n" in r.stderr
-    assert store.read_warnings(folder) == [problem]  # for metadata.warnings
+    assert store.read_warnings(folder) == [problem]
+    assert metadata(folder)["warnings"] == [problem]  # merged when the run ended
     (record,) = [json.loads(x) for x in (folder / "warnings.jsonl").read_text().splitlines()]
     assert record["warning"] == problem and record["at"][:4].isdigit()
     assert "metadata.json" not in r.stderr and "Traceback" not in r.stderr

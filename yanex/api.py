@@ -193,87 +193,15 @@ def _load_params(ctx: _Context) -> dict[str, Any]:
         if ctx.dir is not None:
             ctx.params = ctx.store.read_json(ctx.dir / ctx.store.PARAMS)
         elif any(name.startswith(ENV_PARAM_PREFIX) for name in os.environ):
-            params, problems = _env_params(os.environ)
+            from yanex.params import env_params  # the grammar, OmegaConf: only in this case
+
+            params, problems = env_params(os.environ)
             for problem in problems:
                 warnings.warn(problem, RuntimeWarning, stacklevel=3)
             ctx.params = params
         else:
             ctx.params = {}
     return ctx.params
-
-
-def _env_params(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The parameters ``YANEX_PARAM_*`` give a standalone run, typed by the same grammar as
-    under ``yanex run``, and what is wrong with the variables left out.
-
-    ``yanex run`` refuses a malformed variable; a plain ``python script.py`` goes on without
-    it, so one stray variable does not break every ``get_param``.
-    """
-    from copy import deepcopy
-
-    from omegaconf import OmegaConf
-
-    from yanex.errors import ParamError
-    from yanex.params import apply_overrides, env_override_texts, parse_override, to_container
-
-    problems: dict[str, str] = {}  # variable name -> why it is left out
-    names = sorted(name for name in environ if name.startswith(ENV_PARAM_PREFIX))
-    while True:
-        cfg = OmegaConf.create({})
-        applied: list[tuple[str, str, str]] = []  # (variable, dotted key, override text)
-        for name in names:
-            if name in problems:
-                continue
-            try:
-                ((_, text),) = env_override_texts({name: environ[name]})
-                override = parse_override(text, source=name)
-                if override.sweep is not None:
-                    raise ParamError(
-                        f"{override.shown} is a sweep; sweeps run only under `yanex run --stage`"
-                    )
-                trial = deepcopy(cfg)
-                apply_overrides(trial, [override])
-            except ParamError as exc:
-                problems[name] = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
-                continue
-            cfg = trial
-            applied.append((name, override.key, text))
-        try:
-            params = to_container(cfg)
-            break
-        except ParamError:
-            # An interpolation that cannot be resolved: leave out each variable whose value
-            # does not resolve, and build again without them.
-            unresolved = {
-                name: f"{text!r} cannot be resolved: {why}"
-                for name, key, text in applied
-                if (why := _unresolved(cfg, key))
-            }
-            if not unresolved:
-                raise
-            problems.update(unresolved)
-    texts = [
-        f"yanex: ignoring {name}: {problems[name].removeprefix(f'{name}: ')}"
-        for name in names
-        if name in problems
-    ]
-    return params, texts
-
-
-def _unresolved(cfg: Any, key: str) -> str | None:
-    """Why the value at ``key`` cannot be resolved, or None when it can."""
-    from omegaconf import Container, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        value = OmegaConf.select(cfg, key, throw_on_missing=True)
-        if isinstance(value, Container):
-            OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-    except RecursionError:
-        return "an interpolation refers to itself"
-    except OmegaConfBaseException as exc:
-        return str(exc).splitlines()[0]
-    return None
 
 
 def get_params() -> dict[str, Any]:
@@ -517,7 +445,7 @@ def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None])
     root = ctx.dir / ctx.store.ARTIFACTS
     name = target.relative_to(root)
     with contextlib.suppress(NotADirectoryError):  # a file is in the way: named below
-        ctx.store._make_private_dirs(target.parent)
+        ctx.store.make_private_dirs(target.parent)
     for folder in reversed(name.parents[:-1]):  # "plots", then "plots/2024", ...
         if not (root / folder).is_dir():
             raise ValueError(

@@ -467,6 +467,8 @@ def _finish(
         "exit_code": exit_code,
         "error": error,
     }
+    # What the script itself could not write (reported in warnings.jsonl), and the logs.
+    warnings = [*store.read_warnings(experiment.dir), *warnings]
     if warnings:
         changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
