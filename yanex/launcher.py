@@ -401,6 +401,7 @@ class Launcher:
                 "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
             }
         )
+        store.reserve_room(experiment.dir)
         try:
             end = supervise.run(
                 [sys.executable, str(script), *request.script_args],
@@ -472,15 +473,21 @@ def _finish(
     if warnings:
         changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
-        experiment.update(changes)
+        try:
+            experiment.update(changes)
+        except OSError:
+            store.release_room(experiment.dir)  # the room kept for this moment (a full disk)
+            experiment.update(changes)
     except OSError as exc:
-        # The store cannot be written (a full disk): the metadata keeps its last whole state
+        # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
         print(
             f"yanex: error: cannot record that experiment {experiment.id} {status}: "
             f"{exc.strerror or exc}",
             file=sys.stderr,
         )
+    finally:
+        store.release_room(experiment.dir)
     return Outcome(
         id=experiment.id,
         dir=experiment.dir,

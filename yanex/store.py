@@ -37,6 +37,7 @@ ARTIFACTS = "artifacts"
 GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
+RESERVE = ".reserve"  # room kept on the disk for recording how a run ended
 # Problems the script met and went on from (a log line that could not be written), one JSON
 # line each; the script never writes metadata.json, so the launcher merges these into
 # metadata.warnings when the run ends.
@@ -186,6 +187,29 @@ def release(folder: Path) -> None:
     """Give back a claim (the experiment stays staged for a later runner)."""
     with contextlib.suppress(FileNotFoundError):
         (folder / CLAIM).unlink()
+
+
+RESERVE_BYTES = 256 * 1024
+
+
+def reserve_room(folder: Path) -> None:
+    """Take some disk space for the end of a run: a script that fills the disk must not keep
+    its ending from being recorded. Best effort (a disk full already keeps nothing)."""
+    try:
+        fd = os.open(folder / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))  # written, not sparse: the blocks are really taken
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def release_room(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        (folder / RESERVE).unlink()
 
 
 def remove_experiment_dir(path: Path) -> None:
