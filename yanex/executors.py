@@ -60,10 +60,6 @@ def staged_experiments(
         index.close()
 
 
-def _short(commit: str | None) -> str:
-    return commit[:12] if commit else "no commit"
-
-
 def check_code(folder: Path, meta: dict[str, Any], ignore_dirty: bool) -> str | None:
     """Why this experiment may not run with the code there is now, or None when it may.
 
@@ -81,21 +77,11 @@ def check_code(folder: Path, meta: dict[str, Any], ignore_dirty: bool) -> str | 
         now = None
         differences = [str(exc)]
     else:
-        differences = []
-        if recorded is not None and now.commit != recorded.get("commit"):
-            differences.append(
-                f"the commit is {_short(now.commit)}, staged at {_short(recorded.get('commit'))}"
-            )
-        else:
-            staged_patch = folder / store.GIT_PATCH
-            before = staged_patch.read_bytes() if staged_patch.exists() else b""
-            current = gitstate.patch(now) if now.dirty else b""
-            if current != before:
-                differences.append(
-                    "the uncommitted changes differ from those recorded at staging"
-                    if before
-                    else "the working tree has uncommitted changes (it was clean at staging)"
-                )
+        staged_patch = folder / store.GIT_PATCH
+        before = staged_patch.read_bytes() if staged_patch.exists() else b""
+        commit = recorded.get("commit") if recorded is not None else now.commit
+        difference = gitstate.changes_since(commit, before, now, "at staging")
+        differences = [difference] if difference else []
     if not differences:
         return None
     if not ignore_dirty:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import environment, gitstate, groups, params, processes, record, store, supervise, sweeps
-from yanex.errors import ParamError, ScriptError
+from yanex.errors import GitStateError, ParamError, ScriptError
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -157,6 +158,7 @@ class Outcome:
     exit_code: int | None
     cli_exit_code: int
     error: str | None
+    stopped_by: signal.Signals | None = None  # the stop signal that cancelled it
 
 
 def _grace_period(environ: Mapping[str, str]) -> float:
@@ -428,9 +430,11 @@ class Launcher:
         if received is not None:
             reason = f"cancelled by {received.name}"
             code = 128 + received
-            return _finish(
+            outcome = _finish(
                 experiment, Status.CANCELLED, returncode, reason, code, started, problems
             )
+            outcome.stopped_by = received
+            return outcome
         if returncode == 0:
             return _finish(experiment, Status.COMPLETED, 0, None, 0, started, problems)
         code = returncode if returncode > 0 else 128 - returncode
@@ -503,12 +507,16 @@ def _finish(
 
 @dataclass
 class Result:
-    """One experiment started by :func:`launch`: how it ended (or ``staged``) and where it is."""
+    """One experiment started by :func:`launch`: how it ended (or ``staged``), where it is,
+    its name, how long it ran and why it failed."""
 
     id: str
     status: str
     exit_code: int | None
     dir: Path
+    name: str | None = None
+    duration: float | None = None
+    error: str | None = None
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -614,14 +622,77 @@ def launch(
         _print_err(f"warning: {warning}")
     if stage:
         staged = launcher.stage(prepared)
-        found = [Result(e.id, "staged", None, e.dir) for e in staged]
+        found = [Result(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]
-    outcomes = []
+    outcomes: list[Result] = []
+    baseline = _code_at_start(prepared)
     for member, sweep in prepared.numbered():
+        if outcomes:  # the code may have been edited while the earlier members ran
+            _check_code(prepared, baseline, outcomes)
         experiment = launcher.create(prepared, member, sweep=sweep)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
-        outcomes.append(Result(outcome.id, outcome.status, outcome.exit_code, outcome.dir))
+        meta = experiment.metadata
+        outcomes.append(
+            Result(
+                outcome.id,
+                outcome.status,
+                outcome.exit_code,
+                outcome.dir,
+                meta.get("name"),
+                meta.get("duration"),
+                outcome.error,
+            )
+        )
+        if outcome.stopped_by is not None:
+            # Ctrl-C (or a stop signal) stops the whole sweep: the caller gets it once the
+            # running member is recorded (KeyboardInterrupt, for Ctrl-C).
+            signal.raise_signal(outcome.stopped_by)
     return outcomes if prepared.is_sweep else outcomes[0]
+
+
+class CodeChangedError(GitStateError):
+    """The code changed while a sweep started by ``yanex.launch`` ran; ``results`` holds the
+    members that ran before the change."""
+
+    def __init__(self, message: str, hint: str, results: list[Result]) -> None:
+        super().__init__(message, hint=hint)
+        self.results = results
+
+
+def _code_at_start(prepared: Prepared) -> tuple[str | None, bytes] | None:
+    git = prepared.git
+    if git is None:
+        return None
+    return git.commit, gitstate.patch(git) if git.dirty else b""
+
+
+def _check_code(
+    prepared: Prepared, baseline: tuple[str | None, bytes] | None, done: list[Result]
+) -> None:
+    """Before each further member: the same code as the sweep started with, as ``run
+    --staged`` checks a staged member; with ``ignore_dirty`` the member records what it runs."""
+    if baseline is None:
+        return
+    try:
+        now = gitstate.snapshot(prepared.script)
+    except gitstate.NotARepository:
+        now = None
+    change = (
+        "the script is no longer in a git repository"
+        if now is None
+        else gitstate.changes_since(*baseline, now, "when the sweep started")
+    )
+    if change is None:
+        return
+    if not prepared.request.ignore_dirty:
+        raise CodeChangedError(
+            f"the code changed while the sweep ran: {change}; {len(done)} of "
+            f"{len(prepared.expand())} members ran, the rest did not",
+            hint="Keep the code as it is while a sweep runs, or pass ignore_dirty=True to run "
+            "each member with the code there is (each records its own).",
+            results=done,
+        )
+    prepared.git = now  # recorded as what this member ran with
 
 
 def _print_err(message: str) -> None:
