@@ -23,6 +23,7 @@ from typing import Any
 
 from yanex import gitstate, processes, record, store
 from yanex.record import Status
+from yanex.terminal import safe_lines
 
 # What the runner counts: how each experiment ended, and refusals.
 _COUNTED = (*Status.ENDED, "refused")
@@ -267,6 +268,7 @@ class _Progress:
         )
 
     def line(self, text: str) -> None:
+        text = safe_lines(text)  # it names experiments: user text
         if self.progress is not None:
             self.progress.console.print(text, markup=False, highlight=False)
         else:

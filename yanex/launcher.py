@@ -696,4 +696,6 @@ def _check_code(
 
 
 def _print_err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from yanex.terminal import safe_lines
+
+    print(safe_lines(message), file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from yanex.errors import YanexError
+from yanex.terminal import safe_lines
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,6 +44,9 @@ class UserError(click.ClickException):
 
     exit_code = 2
 
+    def format_message(self) -> str:
+        return safe_lines(self.message)  # it may quote user text
+
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
@@ -54,7 +58,8 @@ def user_errors() -> Iterator[None]:
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """One of yanex's own messages, on stderr; user text in it cannot steer the terminal."""
+    click.echo(safe_lines(message), err=True)
 
 
 class _LazyGroup(click.Group):

@@ -16,6 +16,7 @@ import click
 
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.sweeps import CONFIRM_GRID
+from yanex.terminal import safe
 
 if TYPE_CHECKING:
     from yanex.launcher import Prepared, RunRequest
@@ -293,7 +294,7 @@ def _show_dry_run(prepared: Prepared) -> None:
     if prepared.is_sweep:
         click.echo(f"grid of {len(members):,} experiments:")
         for index, member in enumerate(members, 1):
-            click.echo(f"  {index:>{len(str(len(members)))}}. {member.label}")
+            click.echo(f"  {index:>{len(str(len(members)))}}. {safe(member.label)}")
     else:
         click.echo(config_yaml(members[0].config), nl=False)
     echo_err(
