@@ -365,7 +365,15 @@ class Launcher:
             raise
         return experiment
 
-    def execute(self, experiment: Experiment, request: RunRequest, script: Path) -> Outcome:
+    def execute(
+        self,
+        experiment: Experiment,
+        request: RunRequest,
+        script: Path,
+        *,
+        next_signal: Callable[[float], int | None] | None = None,
+        record_environment: bool = False,
+    ) -> Outcome:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
@@ -377,9 +385,13 @@ class Launcher:
         # The ending is recorded before the signals are let through again: a stop signal
         # that comes after the script ended (during the drain, or a second copy) is about a
         # run that is over, and is dropped instead of killing yanex before it records.
-        with processes.Signals() as signals:
+        with contextlib.ExitStack() as stack:
+            if next_signal is None:  # the main thread: take the stop signals here
+                next_signal = stack.enter_context(processes.Signals()).next
             try:
-                return self._run_and_record(experiment, request, script, started, signals)
+                return self._run_and_record(
+                    experiment, request, script, started, next_signal, record_environment
+                )
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
@@ -393,16 +405,18 @@ class Launcher:
         request: RunRequest,
         script: Path,
         started: float,
-        signals: processes.Signals,
+        next_signal: Callable[[float], int | None],
+        record_environment: bool,
     ) -> Outcome:
-        experiment.update(
-            {
-                "status": Status.RUNNING,
-                "started_at": store.now_iso(),
-                # this process runs it: a reader can tell a dead launcher from a live one
-                "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
-            }
-        )
+        changes: dict[str, Any] = {
+            "status": Status.RUNNING,
+            "started_at": store.now_iso(),
+            # this process runs it: a reader can tell a dead launcher from a live one
+            "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+        }
+        if record_environment:  # run elsewhere than it was staged: what it really runs with
+            changes["environment"] = environment.snapshot(_home(experiment) / "cache")
+        experiment.update(changes)
         store.reserve_room(experiment.dir)
         try:
             end = supervise.run(
@@ -414,7 +428,7 @@ class Launcher:
                 stdout=self.stdout,
                 stderr=self.stderr,
                 grace=_grace_period(request.environ),
-                signals=signals,
+                next_signal=next_signal,
                 started=lambda: self.echo(
                     f"yanex: experiment {experiment.id} running {script.name} "
                     f"(folder {experiment.dir})"
@@ -442,6 +456,12 @@ class Launcher:
         return _finish(experiment, Status.FAILED, returncode, reason, code, started, problems)
 
 
+def _home(experiment: Experiment) -> Path:
+    """The store an experiment is in (``<home>/experiments/<id>``): the store travels with the
+    experiment, whatever this process's YANEX_HOME (a Dask worker's may differ)."""
+    return experiment.dir.parent.parent
+
+
 def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, str]:
     """The user's environment plus the ``YANEX_*`` variables the script API reads."""
     env = dict(environ)
@@ -449,7 +469,7 @@ def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, 
         {
             "YANEX_EXPERIMENT_ID": experiment.id,
             "YANEX_EXPERIMENT_DIR": str(experiment.dir),
-            "YANEX_HOME": str(store.yanex_home()),
+            "YANEX_HOME": str(_home(experiment)),
             "PYTHONUNBUFFERED": "1",  # so output is streamed, not held in the script's buffers
         }
     )
@@ -586,6 +606,11 @@ def launch(
     ignore_dirty: bool = False,
     args: Sequence[str] = (),
     cwd: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    resources: Mapping[str, float] | None = None,
+    retries: int = 0,
 ) -> Result | list[Result]:
     """Run ``script`` as a tracked experiment with the parameters ``cfg`` (a dict or an
     OmegaConf config), as ``yanex run`` would with ``cfg`` given as ``--param`` values.
@@ -593,7 +618,11 @@ def launch(
     The project's config (a ``conf/`` tree or ``config.yaml`` in ``cwd``) is the base and
     ``cfg`` is merged over it; a config group's key (``{"model": "large"}``) selects an
     option. Sweep values (``"lr": "list(0.1, 0.01)"``) make a grid: each member runs in turn
-    (or is staged) and a list of results is returned. Bad input raises ``YanexError``.
+    (or is staged) and a list of results, in grid order, is returned. With ``jobs`` (N at
+    once; 0: one per CPU) or ``executor="dask"`` (``scheduler``: its address; default a local
+    cluster), the grid runs through the same executors as ``yanex run --staged``. Ctrl-C
+    cancels what is running and reaches the caller as KeyboardInterrupt. Bad input raises
+    ``YanexError``.
     """
     folder = Path(cwd) if cwd is not None else Path.cwd()
     if type(cfg).__module__.startswith("omegaconf"):  # a DictConfig (itself a Mapping)
@@ -624,6 +653,19 @@ def launch(
         staged = launcher.stage(prepared)
         found = [Result(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]
+    if jobs is not None or executor is not None:
+        found = _run_on_executor(
+            launcher,
+            prepared,
+            jobs=jobs if jobs is not None else (1 if (executor or "local") == "local" else 0),
+            executor=executor or "local",
+            cluster=(
+                {"scheduler": scheduler, "resources": dict(resources or {}), "retries": retries}
+                if executor == "dask"
+                else {}
+            ),
+        )
+        return found if prepared.is_sweep else found[0]
     outcomes: list[Result] = []
     baseline = _code_at_start(prepared)
     for member, sweep in prepared.numbered():
@@ -648,6 +690,50 @@ def launch(
             # running member is recorded (KeyboardInterrupt, for Ctrl-C).
             signal.raise_signal(outcome.stopped_by)
     return outcomes if prepared.is_sweep else outcomes[0]
+
+
+def _run_on_executor(
+    launcher: Launcher, prepared: Prepared, *, jobs: int, executor: str, cluster: dict[str, Any]
+) -> list[Result]:
+    """Stage the grid and run exactly those members through an executor, as ``yanex run
+    --staged`` does; the results in grid order (members not run stay ``staged``)."""
+    from yanex.executors import run_queue
+
+    staged = launcher.stage(prepared)
+    queue = [(experiment.dir, experiment.metadata) for experiment in staged]
+    streams = {"stdout": _sink(sys.stdout), "stderr": _sink(sys.stderr)} if jobs == 1 else {}
+    if executor != "local":
+        streams = {}
+    _, runner = run_queue(
+        queue,
+        jobs=jobs,
+        ignore_dirty=prepared.request.ignore_dirty,
+        echo=_print_err,
+        executor=executor,
+        **cluster,
+        **streams,
+    )
+    results = []
+    for experiment in staged:
+        end = runner.ends.get(experiment.id)
+        name = experiment.metadata.get("name")
+        if end is None or end.status not in Status.ENDED:
+            results.append(Result(experiment.id, Status.STAGED, None, experiment.dir, name))
+        else:
+            results.append(
+                Result(
+                    experiment.id,
+                    end.status,
+                    end.exit_code,
+                    experiment.dir,
+                    name,
+                    end.duration,
+                    end.error,
+                )
+            )
+    if runner.stopped_by is not None:
+        signal.raise_signal(runner.stopped_by)  # KeyboardInterrupt, for Ctrl-C
+    return results
 
 
 class CodeChangedError(GitStateError):

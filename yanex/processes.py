@@ -23,6 +23,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,18 +47,25 @@ def _native() -> bool:
 class Signals:
     """Hold the stop signals (and SIGCHLD) for :meth:`next` while yanex waits for children.
 
-    Used in the main thread, as a context manager. On leaving, stop signals still pending
-    came after the work they were meant to stop was over: they are dropped, not delivered.
+    Used as a context manager. On leaving, stop signals still pending came after the work
+    they were meant to stop was over: they are dropped, not delivered. Outside the main thread
+    (``yanex.launch`` from a thread of a program) signals stay the program's: :meth:`next`
+    only waits, and wakes at :meth:`wake`.
     """
 
     def __init__(self) -> None:
-        self.native = _native()
+        self.active = threading.current_thread() is threading.main_thread()
+        self.native = self.active and _native()
+        self._woken = threading.Event()
         self._pending: deque[int] = deque()
         self._saved: dict[int, Any] = {}
         self._pipe: tuple[int, int] | None = None
         self._old_wakeup = -1
 
     def __enter__(self) -> Signals:
+        self._thread = threading.get_ident()
+        if not self.active:
+            return self
         if self.native:
             self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
             return self
@@ -73,9 +81,24 @@ class Signals:
     def _handler(self, signum: int, frame: Any) -> None:
         self._pending.append(signum)
 
+    def wake(self) -> None:
+        """Make a :meth:`next` that waits return now (safe from any thread): something the
+        waiting loop should look at has happened (a run in a thread ended)."""
+        if not self.active:
+            self._woken.set()
+        elif self.native:
+            signal.pthread_kill(self._thread, signal.SIGCHLD)
+        elif self._pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._pipe[1], b"\0")
+
     def next(self, timeout: float) -> int | None:
         """The next signal (its number), or None after ``timeout`` seconds."""
         timeout = max(0.0, timeout)
+        if not self.active:
+            self._woken.wait(timeout)
+            self._woken.clear()
+            return None
         if self.native:
             info = signal.sigtimedwait(WAITED, timeout)
             return None if info is None else info.si_signo
@@ -93,6 +116,8 @@ class Signals:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if not self.active:
+            return
         if self.native:
             while self.next(0) is not None:
                 pass
@@ -178,34 +203,53 @@ def end_group(pgid: int, grace: float) -> None:
     signal_group(pgid, signal.SIGKILL)
 
 
-# The watcher: started in a session of its own, it waits for a line on its stdin. yanex writes
-# "done" when it has ended the group itself; if yanex dies instead, the pipe closes with no
-# line and the watcher kills the group.
-_WATCH = 'read r; [ "$r" = done ] || kill -KILL -"$1" 2>/dev/null'
+# The watcher: a shell started in a session of its own, one per yanex process. yanex tells it
+# on its stdin which process groups to watch ("+PGID") and which have been ended ("-PGID"); when
+# yanex exits or dies, its end of the pipe closes, and the shell kills the groups still listed.
+_WATCH = """
+groups=" "
+while read -r line; do
+  case "$line" in
+    +*) groups="$groups${line#+} " ;;
+    -*) g=${line#-}
+        case "$groups" in *" $g "*) groups="${groups%% $g *} ${groups#* $g }" ;; esac ;;
+  esac
+done
+for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
+"""
 
 
 class Watcher:
-    """Kills a child's process group if yanex dies before it could end the group itself."""
+    """Kills the process groups of runs whose yanex died before it could end them itself."""
 
-    def __init__(self, pgid: int) -> None:
-        self.proc: subprocess.Popen[bytes] | None
-        try:
-            self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WATCH, "yanex-watch", str(pgid)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError:  # no /bin/sh: the parent-death signal still takes the child itself
-            self.proc = None
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def release(self) -> None:
-        """The group was ended by yanex: let the watcher go without killing anything."""
-        proc = self.proc
-        if proc is None or proc.stdin is None:
-            return
-        with contextlib.suppress(OSError):
-            proc.stdin.write(b"done\n")
-            proc.stdin.close()
-        proc.wait()  # it reads one line and exits
+    def _send(self, line: str) -> None:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                try:
+                    self.proc = subprocess.Popen(
+                        ["/bin/sh", "-c", _WATCH],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                except OSError:  # no /bin/sh: the parent-death signal still takes the child
+                    return
+            assert self.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                self.proc.stdin.write(f"{line}\n".encode())
+                self.proc.stdin.flush()
+
+    def watch(self, pgid: int) -> None:
+        self._send(f"+{pgid}")
+
+    def unwatch(self, pgid: int) -> None:
+        """The group was ended by yanex: not to be killed later."""
+        self._send(f"-{pgid}")
+
+
+WATCHER = Watcher()  # this process's: started with the first run, ends with the process

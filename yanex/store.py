@@ -124,51 +124,18 @@ def create_experiment_dir() -> tuple[str, Path]:
     raise StoreError(f"no free experiment ID found in {root}")
 
 
-def experiment_dir(experiment_id: str) -> Path:
+def experiment_dir(experiment_id: str, home: Path | None = None) -> Path:
     """The folder of an existing experiment; the ID cannot address anything outside the store."""
     if not is_valid_id(experiment_id):
         raise StoreError(
             f"{experiment_id!r} is not an experiment ID",
             hint=f"IDs are {ID_LENGTH} hexadecimal digits, e.g. 3f9a1c07.",
         )
-    folder = experiments_root() / experiment_id
+    root = experiments_root(home)
+    folder = root / experiment_id
     if not (folder / METADATA).is_file():
-        raise StoreError(f"no experiment {experiment_id} in {experiments_root()}")
+        raise StoreError(f"no experiment {experiment_id} in {root}")
     return folder
-
-
-def claim(folder: Path, hostname: str) -> bool:
-    """Take an experiment for this process, atomically: of two runners only one gets it.
-
-    A claim left by a process that no longer exists on this host is taken over.
-    """
-    path = folder / CLAIM
-    record = json.dumps({"pid": os.getpid(), "hostname": hostname, "at": now_iso()}).encode()
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            if not _claim_is_stale(path, hostname):
-                return False
-            with contextlib.suppress(FileNotFoundError):  # another runner may take it over first
-                os.rename(path, folder / f".{CLAIM}.stale-{os.urandom(4).hex()}")
-            continue
-        try:
-            os.write(fd, record)
-        finally:
-            os.close(fd)
-        return True
-    return False
-
-
-def _claim_is_stale(path: Path, hostname: str) -> bool:
-    try:
-        owner = read_json(path)
-    except (OSError, ValueError):
-        return False  # being written right now
-    if owner.get("hostname") != hostname:
-        return False  # another host's process: we cannot tell whether it lives
-    return not pid_alive(int(owner.get("pid", 0)))
 
 
 def pid_alive(pid: int) -> bool:
@@ -181,12 +148,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def release(folder: Path) -> None:
-    """Give back a claim (the experiment stays staged for a later runner)."""
-    with contextlib.suppress(FileNotFoundError):
-        (folder / CLAIM).unlink()
 
 
 RESERVE_BYTES = 256 * 1024

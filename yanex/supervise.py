@@ -153,7 +153,7 @@ class Child:
         )
         self.pgid = self.proc.pid
         self.grace = grace
-        self.watcher = processes.Watcher(self.pgid)
+        processes.WATCHER.watch(self.pgid)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
         self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
@@ -196,19 +196,18 @@ class Child:
             return _TICK
         return min(_TICK, max(0.0, self.kill_at - time.monotonic()))
 
-    def finish(self, signals: processes.Signals | None = None) -> ChildEnd:
+    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ChildEnd:
         """After the script exited: end what it left running, drain its output (bounded),
         and say how it ended. A stop signal during the drain stops the waiting."""
         returncode = self.proc.wait()
         grace = 0.0 if self.received is not None else self.grace
         processes.end_group(self.pgid, grace)
-        self.watcher.release()
+        processes.WATCHER.unwatch(self.pgid)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         for tee in (self.out, self.err):
             while tee.is_alive() and time.monotonic() < deadline:
-                if signals is None:
-                    tee.join(min(_TICK, deadline - time.monotonic()))
-                elif processes.is_stop(signals.next(min(0.05, deadline - time.monotonic()))):
+                tee.join(min(0.05, deadline - time.monotonic()))
+                if next_signal is not None and processes.is_stop(next_signal(0)):
                     deadline = time.monotonic()  # asked to stop: the output is what it is
         problems = [
             f"{tee.log_name} is incomplete: {tee.write_error.strerror}"
@@ -228,10 +227,12 @@ def run(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
     grace: float,
-    signals: processes.Signals,
+    next_signal: Callable[[float], int | None],
     started: Callable[[], None] = lambda: None,
 ) -> ChildEnd:
-    """Run ``argv`` to its end, passing on the stop signals ``signals`` takes.
+    """Run ``argv`` to its end, passing on the stop signals ``next_signal`` gives (it waits
+    at most its argument's seconds for one: ``processes.Signals.next`` in the main thread, a
+    queue the runner fills in a member's thread).
 
     ``started`` is called once the child runs. OSError: the child could not be started. Any
     other exception (a bug) kills the child's group before it propagates.
@@ -249,15 +250,15 @@ def run(
     try:
         started()
         while child.poll() is None:
-            signum = signals.next(child.timeout())
+            signum = next_signal(child.timeout())
             if signum is not None and signum != signal.SIGCHLD:
                 child.forward(signum)
                 processes.suspend_self(signum)
-        return child.finish(signals)
+        return child.finish(next_signal)
     except BaseException:
         child.kill()
         child.proc.wait()
-        child.watcher.release()
+        processes.WATCHER.unwatch(child.pgid)
         raise
 
 

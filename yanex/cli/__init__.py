@@ -35,7 +35,6 @@ COMMANDS = {
     "unarchive": "yanex.cli.browse:unarchive",
     "delete": "yanex.cli.browse:delete",
     "reindex": "yanex.cli.browse:reindex",
-    "_execute": "yanex.cli.run:execute_staged",
 }
 
 
