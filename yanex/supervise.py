@@ -48,6 +48,25 @@ class ChildEnd:
     log_problems: list[str] = field(default_factory=list)
 
 
+# How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
+# reads and writes keep its cost per byte, not per line.
+_CHUNK = 1 << 20
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    import fcntl
+
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # capped by /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class _Tee(threading.Thread):
     """Copy one output pipe of the script, as bytes, to a log file and to the terminal."""
 
@@ -55,21 +74,28 @@ class _Tee(threading.Thread):
         self, pipe: IO[bytes], log_path: Path, terminal: IO[bytes] | None, keep_tail: bool
     ):
         super().__init__(daemon=True, name=f"yanex-tee-{log_path.name}")
+        _widen(pipe)
         self.pipe = pipe
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.log_name = log_path.name
         self.terminal = terminal
+        # A terminal (or any stream) with a file descriptor is written with os.write: no
+        # buffer to copy into and flush at every chunk.
+        self.terminal_fd = _fileno(terminal)
+        if self.terminal_fd is not None and terminal is not None:
+            with contextlib.suppress(OSError, ValueError):
+                terminal.flush()  # what yanex wrote before goes first
         self.tail = bytearray() if keep_tail else None
         self.write_error: OSError | None = None
 
     def run(self) -> None:
         fd = self.pipe.fileno()
         try:
-            while chunk := os.read(fd, 65536):
+            while chunk := os.read(fd, _CHUNK):
                 self._write_log(chunk)
                 self._write_terminal(chunk)
                 if self.tail is not None:
-                    self.tail += chunk
+                    self.tail += chunk[-STDERR_TAIL_BYTES:]
                     del self.tail[:-STDERR_TAIL_BYTES]
         finally:
             os.close(self.log_fd)
@@ -78,9 +104,7 @@ class _Tee(threading.Thread):
         if self.write_error is not None:
             return
         try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self.log_fd, view) :]
+            _write_all(self.log_fd, chunk)
         except OSError as exc:  # e.g. a full disk: keep the script's output flowing to the terminal
             self.write_error = exc
 
@@ -88,10 +112,22 @@ class _Tee(threading.Thread):
         if self.terminal is None:
             return
         try:
-            self.terminal.write(chunk)
-            self.terminal.flush()
+            if self.terminal_fd is not None:
+                _write_all(self.terminal_fd, chunk)
+            else:
+                self.terminal.write(chunk)
+                self.terminal.flush()
         except (OSError, ValueError):  # a closed pipe (`| head`) must not stop the run
             self.terminal = None
+
+
+def _fileno(stream: IO[bytes] | None) -> int | None:
+    if stream is None:
+        return None
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a notebook's stream, an in-memory buffer
+        return None
 
 
 def _in_terminal_foreground() -> bool:
