@@ -1,6 +1,6 @@
 """Every way a run ends is recorded, with one signal per stop request and no process left over:
 group signals, `timeout`, orphans after a stop or a SIGKILL of yanex, stop signals during the
-output drain, a bounded drain, terminal input, and the portable (non-Linux) signal path."""
+output drain, a bounded drain, terminal input, and the portable path of -j 0."""
 
 from __future__ import annotations
 
@@ -57,8 +57,6 @@ if __name__ == "__main__":
     time.sleep(1000)
 """
 
-PORTABLE = pytest.mark.parametrize("portable", ["", "1"], ids=["native", "portable"])
-
 
 def wait_for(predicate, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
@@ -78,14 +76,13 @@ def start(project: Project, script: str, **env: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-@PORTABLE
 def test_a_signal_to_yanexs_whole_group_reaches_the_script_once(
-    project: Project, tmp_path: Path, portable: str
+    project: Project, tmp_path: Path
 ) -> None:
     project.write("counter.py", COUNTER)
     project.commit()
     out = tmp_path / "out.txt"
-    proc = start(project, "counter.py", OUT=str(out), YANEX_PORTABLE_SIGNALS=portable)
+    proc = start(project, "counter.py", OUT=str(out))
     os.killpg(proc.pid, signal.SIGINT)  # `kill -INT -PGID`: yanex and everything in its group
     proc.communicate(timeout=60)
     assert out.read_text() == "1 cleaned"  # one signal, and time to clean up
@@ -111,10 +108,7 @@ def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Pa
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 
-@PORTABLE
-def test_nothing_the_script_started_outlives_a_stop(
-    project: Project, tmp_path: Path, portable: str
-) -> None:
+def test_nothing_the_script_started_outlives_a_stop(project: Project, tmp_path: Path) -> None:
     project.write("spawner.py", SPAWNER)
     project.commit()
     pids_file = tmp_path / "pids"
@@ -124,7 +118,6 @@ def test_nothing_the_script_started_outlives_a_stop(
         PIDS=str(pids_file),
         STUBBORN="1",
         YANEX_GRACE_PERIOD="1",
-        YANEX_PORTABLE_SIGNALS=portable,
     )
     pids = [int(p) for p in pids_file.read_text().split()]
     script_pid = int(metadata(project.only_experiment())["launcher"]["pid"])
@@ -220,6 +213,6 @@ def test_staged_runs_with_one_job_per_cpu_on_the_portable_path(project: Project)
     project.write("job.py", "import yanex\nprint(yanex.get_param('x'))\n")
     project.commit()
     assert project.yanex("stage", "job.py", "-p", "x=list(1, 2, 3)").returncode == 0
-    r = project.yanex("run", "--staged", "-j", "0", YANEX_PORTABLE_SIGNALS="1")
+    r = project.yanex("run", "--staged", "-j", "0", YANEX_PORTABLE="1")
     assert r.returncode == 0, r.stderr
     assert f"{os.cpu_count()} at a time" in r.stderr and "3 completed" in r.stderr

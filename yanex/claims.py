@@ -103,7 +103,7 @@ def read(folder: Path) -> Claim | None:
 def _write_new(folder: Path, claim: Claim) -> bool:
     """Create claim.json holding ``claim`` whole, only if there is none (link is atomic)."""
     tmp = folder / f".claim-new-{claim.token}"
-    store.write_bytes_atomic(tmp, json.dumps(asdict(claim)).encode())
+    store.write_bytes_atomic(tmp, json.dumps(asdict(claim)).encode(), durable=False)
     try:
         os.link(tmp, folder / store.CLAIM)
         return True
@@ -130,7 +130,7 @@ def take(folder: Path) -> Claim | None:
         return None
     os.close(fd)
     claim = Claim.new(generation)
-    store.write_json_atomic(folder / store.CLAIM, asdict(claim))
+    store.write_json_atomic(folder / store.CLAIM, asdict(claim), durable=False)
     return claim
 
 
@@ -140,7 +140,7 @@ def renew(folder: Path, claim: Claim) -> Claim | None:
     if held is None or held.token != claim.token:
         return None
     renewed = Claim(**{**asdict(claim), "renewed": time.time()})
-    store.write_json_atomic(folder / store.CLAIM, asdict(renewed))
+    store.write_json_atomic(folder / store.CLAIM, asdict(renewed), durable=False)
     return renewed
 
 

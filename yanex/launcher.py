@@ -129,10 +129,12 @@ class Experiment:
     dir: Path
     metadata: dict[str, Any]
 
-    def update(self, changes: Mapping[str, Any], only_if: tuple[str, ...] = ()) -> bool:
+    def update(
+        self, changes: Mapping[str, Any], only_if: tuple[str, ...] = (), durable: bool = True
+    ) -> bool:
         """Record ``changes`` in metadata.json (under its lock); False when ``only_if``
         statuses did not hold."""
-        meta = record.update(self.dir, changes, only_if=only_if)
+        meta = record.update(self.dir, changes, only_if=only_if, durable=durable)
         if meta is None:
             return False
         self.metadata = meta
@@ -416,7 +418,9 @@ class Launcher:
         }
         if record_environment:  # run elsewhere than it was staged: what it really runs with
             changes["environment"] = environment.snapshot(_home(experiment) / "cache")
-        experiment.update(changes)
+        # Not waited onto the disk: a power loss before the end leaves it as it was before it
+        # started, and its ending is written durably.
+        experiment.update(changes, durable=False)
         store.reserve_room(experiment.dir)
         try:
             end = supervise.run(

@@ -1,18 +1,19 @@
 """Child processes, the signals between them and yanex, and what is left of them at the end.
 
-Every child yanex starts (a script, a staged run's worker) runs in a process group of its own:
+Every child yanex starts (a script) runs in a process group of its own:
 
 - a stop signal reaches the child once, from yanex, however it was sent: Ctrl-C at a terminal,
   ``kill PID``, or a signal to yanex's whole group (``kill -INT -PGID``, ``timeout``, a job
   scheduler), which no longer reaches the child a second time directly;
 - yanex can stop or kill everything the child started (subprocesses, multiprocessing workers,
   ``sh -c '... &'``) with one ``killpg``;
-- a watcher (a tiny ``sh``, in a session of its own) kills the group if yanex itself dies,
-  even by SIGKILL; the child also dies with yanex (Linux parent-death signal).
+- a watcher (a tiny ``sh``, in a session of its own) kills the groups of the runs still going
+  if yanex itself dies, even by SIGKILL.
 
-yanex takes the stop signals (and SIGCHLD, to wake up when a child ends) synchronously while
-it waits (:class:`Signals`): with ``sigtimedwait`` where the system has it (Linux), else with
-handlers and a wake-up pipe (macOS), a path that ``YANEX_PORTABLE_SIGNALS=1`` forces for tests.
+yanex takes the stop signals (and SIGCHLD, to wake up when a child ends) while it waits
+(:class:`Signals`), with handlers and a wake-up pipe: portable (no Linux-only call), and the
+children inherit no blocked signal mask, so they are started without running Python code
+between fork and exec (``preexec_fn`` is unsafe with threads, and slow).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -34,28 +35,23 @@ from typing import Any
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Ctrl-Z and `fg`: passed on too, so a suspended yanex suspends its run.
 _JOB_CONTROL = (signal.SIGTSTP, signal.SIGCONT)
-WAITED = frozenset({*FORWARDED, *_JOB_CONTROL, signal.SIGCHLD})
-PORTABLE_ENV = "YANEX_PORTABLE_SIGNALS"
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _native() -> bool:
-    return hasattr(signal, "sigtimedwait") and not os.environ.get(PORTABLE_ENV)
+WAITED = (*FORWARDED, *_JOB_CONTROL, signal.SIGCHLD)
+# Set to take the portable path of Linux-only calls (tests do, on Linux).
+PORTABLE_ENV = "YANEX_PORTABLE"
 
 
 class Signals:
-    """Hold the stop signals (and SIGCHLD) for :meth:`next` while yanex waits for children.
+    """Take the stop signals (and SIGCHLD) for :meth:`next` while yanex waits for children.
 
-    Used as a context manager. On leaving, stop signals still pending came after the work
-    they were meant to stop was over: they are dropped, not delivered. Outside the main thread
-    (``yanex.launch`` from a thread of a program) signals stay the program's: :meth:`next`
-    only waits, and wakes at :meth:`wake`.
+    Used as a context manager. On leaving, stop signals not taken came after the work they
+    were meant to stop was over: they are dropped, not delivered. A signal the process
+    ignores stays ignored (a job started with ``nohup`` or in the background of a script).
+    Outside the main thread (``yanex.launch`` from a thread of a program) signals stay the
+    program's: :meth:`next` only waits, and wakes at :meth:`wake`.
     """
 
     def __init__(self) -> None:
         self.active = threading.current_thread() is threading.main_thread()
-        self.native = self.active and _native()
         self._woken = threading.Event()
         self._pending: deque[int] = deque()
         self._saved: dict[int, Any] = {}
@@ -63,11 +59,7 @@ class Signals:
         self._old_wakeup = -1
 
     def __enter__(self) -> Signals:
-        self._thread = threading.get_ident()
         if not self.active:
-            return self
-        if self.native:
-            self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
             return self
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
@@ -75,7 +67,8 @@ class Signals:
         self._pipe = (read_fd, write_fd)
         self._old_wakeup = signal.set_wakeup_fd(write_fd)
         for signum in WAITED:
-            self._saved[signum] = signal.signal(signum, self._handler)
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self._saved[signum] = signal.signal(signum, self._handler)
         return self
 
     def _handler(self, signum: int, frame: Any) -> None:
@@ -86,8 +79,6 @@ class Signals:
         waiting loop should look at has happened (a run in a thread ended)."""
         if not self.active:
             self._woken.set()
-        elif self.native:
-            signal.pthread_kill(self._thread, signal.SIGCHLD)
         elif self._pipe is not None:
             with contextlib.suppress(OSError):
                 os.write(self._pipe[1], b"\0")
@@ -99,9 +90,6 @@ class Signals:
             self._woken.wait(timeout)
             self._woken.clear()
             return None
-        if self.native:
-            info = signal.sigtimedwait(WAITED, timeout)
-            return None if info is None else info.si_signo
         if not self._pending:
             assert self._pipe is not None
             with contextlib.suppress(InterruptedError):
@@ -117,11 +105,6 @@ class Signals:
         tb: TracebackType | None,
     ) -> None:
         if not self.active:
-            return
-        if self.native:
-            while self.next(0) is not None:
-                pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             return
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)
@@ -142,38 +125,13 @@ def suspend_self(signum: int) -> None:
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: a clean signal mask, a process group of its
-    own, and death with yanex."""
-
-    def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.setpgid(0, 0)
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent_pid:  # yanex died before prctl took effect
-                os._exit(1)
-
-    return setup
-
-
 def spawn(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (a list, never a shell string) in a process group of its own, as a child
-    that dies with this process."""
-    return subprocess.Popen(
-        list(argv), preexec_fn=_child_setup(os.getpid(), _libc_prctl()), **popen_kwargs
-    )
+    """Start ``argv`` (a list, never a shell string) in a process group of its own."""
+    if sys.version_info >= (3, 11):
+        popen_kwargs["process_group"] = 0
+    else:  # no process_group before 3.11: a session of its own is a group of its own too
+        popen_kwargs["start_new_session"] = True
+    return subprocess.Popen(list(argv), **popen_kwargs)
 
 
 def signal_group(pgid: int, signum: int) -> bool:
@@ -237,7 +195,7 @@ class Watcher:
                         stderr=subprocess.DEVNULL,
                         start_new_session=True,
                     )
-                except OSError:  # no /bin/sh: the parent-death signal still takes the child
+                except OSError:  # no /bin/sh: nothing guards the runs if yanex dies
                     return
             assert self.proc.stdin is not None
             with contextlib.suppress(OSError):

@@ -180,8 +180,12 @@ def remove_experiment_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    ``durable``: the data reaches the disk before the rename (fsync), so that even a power
+    loss leaves the old file or the new one; files that matter only while yanex runs (claims)
+    skip it."""
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -189,7 +193,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -203,8 +208,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 def read_json(path: Path) -> Any:
