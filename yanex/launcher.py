@@ -200,8 +200,12 @@ class Launcher:
         self.echo = echo
 
     def launch(self, prepared: Prepared) -> Outcome:
-        """Create and execute a prepared run of one experiment."""
-        experiment = self.create(prepared, prepared.expand()[0])
+        """Create and execute a prepared run of one experiment.
+
+        Its folder is not waited onto the disk before the script starts: a run that a power
+        loss interrupts is lost either way, and its ending is written durably.
+        """
+        experiment = self.create(prepared, prepared.expand()[0], durable=False)
         return self.execute(experiment, prepared.request, prepared.script)
 
     def prepare(self, request: RunRequest, *, run_grid: bool = False) -> Prepared:
@@ -258,13 +262,31 @@ class Launcher:
         return prepared
 
     def stage(self, prepared: Prepared) -> list[Experiment]:
-        """Write every member of the grid as a ``staged`` experiment; all or none."""
+        """Write every member of the grid as a ``staged`` experiment; all or none.
+
+        What members share is made once (the patch, the environment), and the disk is waited
+        for once, at the end, not three times per member: a crash while staging leaves only
+        whole members, since each member's metadata.json is written last and a folder
+        without one is not an experiment.
+        """
         numbered = prepared.numbered()
         patch = self._patch(prepared.git) if prepared.git and prepared.git.dirty else None
+        env_snapshot = environment.snapshot(store.yanex_home() / "cache")
         created: list[Experiment] = []
         try:
             for member, sweep in numbered:
-                created.append(self.create(prepared, member, "staged", sweep=sweep, patch=patch))
+                created.append(
+                    self.create(
+                        prepared,
+                        member,
+                        Status.STAGED,
+                        sweep=sweep,
+                        patch=patch,
+                        env_snapshot=env_snapshot,
+                        durable=False,
+                    )
+                )
+            os.sync()  # one wait for the disk for all the members
         except BaseException:
             for experiment in created:
                 store.remove_experiment_dir(experiment.dir)
@@ -289,18 +311,22 @@ class Launcher:
         *,
         sweep: tuple[str, int] | None = None,
         patch: bytes | None = None,
+        env_snapshot: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> Experiment:
         """Reserve an ID and write the experiment folder; on any failure, remove it again.
 
         ``sweep`` is the grid's id and this member's index; ``patch`` the uncommitted changes
-        (computed once per grid; None means compute them here when the tree is dirty).
+        and ``env_snapshot`` the environment (made once per grid; None: made here).
+        ``durable=False`` leaves waiting for the disk to the caller (a grid waits once).
         """
         request = prepared.request
         experiment_id, folder = store.create_experiment_dir()
         try:
             config = member.config
-            store.write_text_atomic(folder / store.CONFIG, record.config_yaml(config))
-            store.write_json_atomic(folder / store.PARAMS, config)
+            text = record.config_yaml(config).encode()
+            store.write_bytes_atomic(folder / store.CONFIG, text, durable)
+            store.write_json_atomic(folder / store.PARAMS, config, durable)
             overrides = [*request.base_overrides, *prepared.overrides_for(member)]
             hydra = member.extra.get("hydra") or request.carried.get("hydra")
             if hydra is not None:  # what Hydra tooling reads in a run folder
@@ -314,9 +340,10 @@ class Launcher:
             if git is not None and git.dirty:
                 if patch is None:
                     patch = self._patch(git)
-                store.write_bytes_atomic(folder / store.GIT_PATCH, patch)
+                store.write_bytes_atomic(folder / store.GIT_PATCH, patch, durable)
             now = store.now_iso()
-            env_snapshot = environment.snapshot(store.yanex_home() / "cache")
+            if env_snapshot is None:
+                env_snapshot = environment.snapshot(store.yanex_home() / "cache")
             name = request.name
             if member.varied:
                 name = f"{name}-{member.label}" if name else member.label
@@ -353,7 +380,7 @@ class Launcher:
             }
             metadata.update(request.carried)
             metadata["hydra"] = hydra
-            record.write_metadata(folder, metadata)
+            record.write_metadata(folder, metadata, durable)
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
         except BaseException as exc:
             store.remove_experiment_dir(folder)
@@ -675,7 +702,7 @@ def launch(
     for member, sweep in prepared.numbered():
         if outcomes:  # the code may have been edited while the earlier members ran
             _check_code(prepared, baseline, outcomes)
-        experiment = launcher.create(prepared, member, sweep=sweep)
+        experiment = launcher.create(prepared, member, sweep=sweep, durable=False)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
         meta = experiment.metadata
         outcomes.append(

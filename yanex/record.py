@@ -112,9 +112,9 @@ def locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def write_metadata(folder: Path, meta: Mapping[str, Any]) -> None:
+def write_metadata(folder: Path, meta: Mapping[str, Any], durable: bool = True) -> None:
     """Write the whole metadata atomically (a new experiment; changes go through ``update``)."""
-    store.write_json_atomic(folder / store.METADATA, dict(meta))
+    store.write_json_atomic(folder / store.METADATA, dict(meta), durable)
 
 
 def update(
