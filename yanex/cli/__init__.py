@@ -34,6 +34,7 @@ COMMANDS = {
     "unarchive": "yanex.cli.browse:unarchive",
     "delete": "yanex.cli.browse:delete",
     "reindex": "yanex.cli.browse:reindex",
+    "ui": "yanex.cli.ui:ui",
     "_execute": "yanex.cli.run:execute_staged",
 }
 
