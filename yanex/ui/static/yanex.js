@@ -52,6 +52,8 @@ function setUpTable() {
   const form = document.getElementById("selection");
   if (!table || !form) return;
   const selection = loadSelection();
+  for (const box of table.querySelectorAll("input.pick:checked")) selection.add(box.value);
+  saveSelection(selection);
   showSelection(table, selection);
   table.addEventListener("change", (event) => {
     const box = event.target;
@@ -180,6 +182,7 @@ function setUpPlots() {
   }
   const overlay = document.getElementById("overlay");
   if (overlay) {
+    overlay.disabled = false; // it works from now on
     overlay.addEventListener("click", () => {
       const group = document.getElementById(overlay.dataset.target);
       if (!group || group.dataset.src) return;
@@ -233,4 +236,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpTable();
   setUpPlots();
   setUpExperiment();
+  document.documentElement.dataset.ready = "1"; // for tests: the page is wired up
 });
