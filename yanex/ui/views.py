@@ -199,7 +199,9 @@ def table_page(index: Index, q: TableQuery, project: str | None) -> TablePage:
     pages = max(1, math.ceil(total / q.per))
     page = min(q.page, pages)
     rows = query.select(index, filters, q.sorts(), limit=q.per, offset=(page - 1) * q.per)
-    names = query.result_names(index, filters) if rows else []
+    # The results the rows shown logged, as `yanex list` has them (all of the selection's
+    # would cost a pass over the results of every selected experiment).
+    names = list(dict.fromkeys(name for rec in rows for name in rec.last))
     without_status = dataclasses.replace(filters, status=())
     counts = {str(s): n for s, n in query.group_count(index, without_status, "status")}
     return TablePage(
