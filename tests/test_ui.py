@@ -123,10 +123,12 @@ def server(store: Project) -> Iterator[Server]:
 
 
 def by_name(proj: Project) -> dict[str, str]:
+    """Experiment IDs by name (folders still being created, without metadata, left out)."""
     found: dict[str, str] = {}
     for root in (proj.home / "experiments", proj.home / "archived"):
         for folder in root.iterdir() if root.exists() else ():
-            found[metadata(folder)["name"] or ""] = folder.name
+            if (folder / "metadata.json").exists():
+                found[metadata(folder)["name"] or ""] = folder.name
     return found
 
 
@@ -568,7 +570,7 @@ def test_loopback_answers_only_to_local_host_names(server: Server) -> None:
 
 
 def test_another_host_needs_the_printed_token(store: Project) -> None:
-    srv = Server.start(store, "--host", "127.0.0.2")
+    srv = Server.start(store, "--host", "127.0.0.2", "--all-projects")
     try:
         assert srv.token and srv.url.startswith(f"http://127.0.0.2:{srv.port}/?token=")
         for path in ("/", "/static/yanex.css", "/api/curves?id=base", "/vendor/plotly.min.js"):
@@ -582,7 +584,9 @@ def test_another_host_needs_the_printed_token(store: Project) -> None:
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         with_cookie = srv.get("/?tag=baseline", {"cookie": cookie.split(";")[0]})
         assert with_cookie.status == 200 and "base" in text(with_cookie.text)
-        assert srv.get("/", {"authorization": f"token {srv.token}"}).status == 200
+        everything = srv.get("/", {"authorization": f"token {srv.token}"})
+        assert everything.status == 200
+        assert row_ids(everything.text) == cli_ids(store, "-A")  # --all-projects: the default
     finally:
         srv.stop()
 
@@ -614,8 +618,9 @@ def test_reading_a_slow_file_does_not_stall_other_requests(store: Project, serve
         assert slow.is_alive()
         os.write(writer, saved)
     finally:
-        if writer is not None:
-            os.close(writer)
+        if writer is None:  # a writer of our own unblocks the reader, whatever went wrong
+            writer = os.open(results_file, os.O_RDWR | os.O_NONBLOCK)
+        os.close(writer)
         slow.join(timeout=60)
         results_file.unlink()
         results_file.write_bytes(saved)

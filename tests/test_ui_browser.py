@@ -151,7 +151,8 @@ def visit(tab: Any, path: str) -> None:
 
 
 def ids(proj: Project, name: str) -> str:
-    found = [f.name for f in proj.experiments() if metadata(f)["name"] == name]
+    folders = [f for f in proj.experiments() if (f / "metadata.json").exists()]
+    found = [f.name for f in folders if metadata(f)["name"] == name]
     assert len(found) == 1, found
     return found[0]
 
