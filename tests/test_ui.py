@@ -522,6 +522,23 @@ def test_archive_and_delete_ask_first(store: Project, server: Server) -> None:
     assert server.get(f"/e/{archived}/explode").status == 404
 
 
+def test_an_unreadable_folder_is_named_not_hidden(store: Project, server: Server) -> None:
+    broken = store.home / "experiments" / "0badf01d"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{not json")
+    try:
+        page = server.get("/")
+        assert page.status == 200
+        assert "skipped experiment folder 0badf01d: metadata.json is not valid JSON" in text(
+            page.text
+        )
+        assert row_ids(page.text) == cli_ids(store)  # the others are all there
+    finally:
+        (broken / "metadata.json").unlink()
+        broken.rmdir()
+    assert "skipped" not in text(server.get("/").text)
+
+
 # --- security -------------------------------------------------------------------------------
 
 

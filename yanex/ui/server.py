@@ -88,6 +88,7 @@ def serve(
         access_log=False,
         lifespan="off",
         ws="none",
+        proxy_headers=False,  # no proxy in front: nobody's X-Forwarded-* is trusted
         server_header=False,
         timeout_graceful_shutdown=3,
     )

@@ -75,6 +75,7 @@ function setUpTable() {
       form.appendChild(input);
     }
   });
+  if (!table.dataset.src) return; // a query that cannot be shown is not asked again
   let last = table.innerHTML;
   let busy = false;
   setInterval(async () => {
@@ -207,7 +208,9 @@ function appendLines(pre, lines) {
 
 function setUpExperiment() {
   const page = document.getElementById("experiment");
-  if (!page || page.dataset.live !== "1") return;
+  if (!page) return;
+  for (const pre of page.querySelectorAll("pre.log")) pre.scrollTop = pre.scrollHeight; // the end
+  if (page.dataset.live !== "1") return;
   const streams = ["stdout", "stderr"].map((name) => document.getElementById(name));
   let busy = false;
   setInterval(async () => {
