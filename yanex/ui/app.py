@@ -169,7 +169,7 @@ class Dashboard:
     def _selection(self, index: Index, request: Request) -> list[Record]:
         """The experiments a compare or overlay asks for: ``id=`` (IDs, prefixes, names;
         comma-separated too) or ``sweep=`` (its members, in grid order)."""
-        refs = views._words(request.query_params.getlist("id"))
+        refs = views.words(request.query_params.getlist("id"))
         sweep = request.query_params.get("sweep", "").strip()
         found: list[Record] = []
         try:
@@ -241,7 +241,8 @@ class Dashboard:
         return self.render("experiment.html", nav="experiment", x=x, rec=rec, done=done)
 
     def live(self, request: Request) -> Response:
-        """What changed in a live experiment: its status, new log lines, result count."""
+        """What changed in a live experiment: its status, and the log lines since the offsets
+        the page has (``?stdout=N&stderr=M``)."""
         with self.index() as (index, _):
             rec = self._exact(index, request.path_params["id"])
         answer: dict[str, Any] = {"status": rec.status}
@@ -351,7 +352,7 @@ class Dashboard:
                     rec,
                     name=name if isinstance(name, str) else None,
                     description=description if isinstance(description, str) else None,
-                    add_tags=views._words(
+                    add_tags=views.words(
                         [v for v in form.getlist("add_tag") if isinstance(v, str)]
                     ),
                     remove_tags=[remove] if isinstance(remove, str) and remove else [],

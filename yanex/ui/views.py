@@ -45,7 +45,7 @@ TEXT_SUFFIXES = frozenset((".txt", ".log", ".out", ".err", ".json", ".jsonl", ".
 # --- the table ----------------------------------------------------------------------------
 
 
-def _words(values: Iterable[str]) -> tuple[str, ...]:
+def words(values: Iterable[str]) -> tuple[str, ...]:
     """Values of a repeated field, each possibly a comma-separated list; blanks dropped."""
     found = [part.strip() for value in values for part in value.split(",")]
     return tuple(dict.fromkeys(part for part in found if part))
@@ -81,8 +81,8 @@ class TableQuery:
         scope = _one(params, "scope")
         where = [line.strip() for v in params.get("where", ()) for line in v.splitlines()]
         return cls(
-            status=_words(params.get("status", ())),
-            tags=_words(params.get("tag", ())),
+            status=words(params.get("status", ())),
+            tags=words(params.get("tag", ())),
             name=_one(params, "name"),
             script=_one(params, "script"),
             sweep=_one(params, "sweep"),
