@@ -117,3 +117,41 @@ def test_a_device_as_the_config_is_named_and_never_read(project: Project) -> Non
     r = project.yanex("run", "s.py", "--config", "/dev/zero", timeout=60)
     assert_usage_error(r, "config file /dev/zero is a character device, not a file")
     assert project.store_entries() == []
+
+
+def test_user_text_never_steers_the_terminal(project: Project) -> None:
+    """Names and values with control characters are shown escaped in every message."""
+    project.write("job.py", "import sys\nsys.exit(0)\n")
+    project.commit()
+    evil = "x\x1b[2J\x07"
+    r = project.yanex("stage", "job.py", "-p", f"title=list('{evil}', b)", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout + r.stderr and "title=x\\x1b[2J\\x07" in r.stdout
+    r = project.yanex("stage", "job.py", "-n", evil, "-p", "k=list(1, 2)")
+    assert r.returncode == 0, r.stderr
+    r = project.yanex("run", "--staged", "-j", "2")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stderr and "x\\x1b[2J\\x07-k=1" in r.stderr
+    r = project.yanex("run", "job.py", "--param", f"bad{evil}")
+    assert_usage_error(r, "is neither KEY=VALUE")
+    assert "\x1b" not in r.stderr
+
+
+def test_a_failure_summary_names_the_reason(project: Project) -> None:
+    project.write("fail.py", "import sys\nprint('noise', file=sys.stderr)\nsys.exit('bad data')\n")
+    project.commit()
+    r = project.yanex("run", "fail.py")
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.endswith("failed (exited with code 1: bad data)"), last
+
+
+def test_staged_refuses_other_options_by_the_names_users_type(project: Project) -> None:
+    for args, named in (
+        (["-t", "x"], "--tag"),
+        (["-p", "a=1"], "--param"),
+        (["-c", "README.md"], "--config"),
+        (["--stage"], "--stage"),
+    ):
+        r = project.yanex("run", "--staged", *args)
+        assert r.returncode == 2 and f"it takes no {named}" in r.stderr, r.stderr

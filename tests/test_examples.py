@@ -141,3 +141,22 @@ def test_sweep_script_example_runs(project: Project) -> None:
     done = [metadata(folder) for folder in project.experiments()]
     assert len(done) == 6 and {m["status"] for m in done} == {"completed"}
     assert {m["tags"][0] for m in done} == {"sweep-example"}
+
+
+def test_grid_search_example_runs_two_at_a_time(project: Project) -> None:
+    copy_examples(project)
+    r = run_python(
+        "import runpy, sys; sys.argv = ['examples/grid_search.py', '--jobs', '2']; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')",
+        cwd=project.path,
+        env=project.env(),
+    )
+    assert r.returncode == 0, r.stderr
+    done = [metadata(folder) for folder in project.experiments()]
+    assert len(done) == 6 and {m["status"] for m in done} == {"completed"}
+    best_line = r.stdout.strip().splitlines()[-1]
+    best = min(
+        done,
+        key=lambda m: results(project.home / "experiments" / m["id"])[-1]["results"]["val_loss"],
+    )
+    assert best_line.startswith(f"best: {best['id']} ")

@@ -298,5 +298,6 @@ def test_kfold_example_runs(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert "3/3 folds completed" in r.stdout and "mean val_loss" in r.stdout
     metas = [metadata(folder) for folder in project.experiments()]
-    assert sorted(m["name"] for m in metas) == ["kfold-poly-0", "kfold-poly-1", "kfold-poly-2"]
+    assert sorted(m["name"] for m in metas) == [f"kfold-poly-data.fold={i}" for i in range(3)]
+    assert {m["sweep"] for m in metas} != {None} and len({m["sweep"] for m in metas}) == 1
     assert {m["hydra"]["choices"]["model"] for m in metas} == {"poly"}

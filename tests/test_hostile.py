@@ -159,7 +159,13 @@ def test_odd_but_valid_configs_run_cleanly(project: Project, config: str, expect
 def test_experiment_ids_cannot_address_paths_outside_the_store(
     project: Project, experiment_id: str
 ) -> None:
-    r = project.yanex("_execute", experiment_id)
+    """The worker entry point (what a Dask worker runs) and `yanex show` refuse such IDs."""
+    from yanex.errors import StoreError
+    from yanex.executors.member import CodeCheck, run_member
+
+    with pytest.raises(StoreError):
+        run_member(project.home, experiment_id, "token", code=CodeCheck(False))
+    r = project.yanex("show", experiment_id)
     assert_usage_error(r)
     assert "Traceback" not in r.stderr
 

@@ -199,26 +199,48 @@ def test_interrupted_runner_leaves_the_rest_staged_and_a_rerun_picks_them_up(
     assert runs_log(project) == ids  # each ran exactly once
 
 
+HOLD_A_CLAIM = """
+import sys, time
+from pathlib import Path
+from yanex import claims
+assert claims.take(Path(sys.argv[1])) is not None
+print("claimed", flush=True)
+time.sleep(120)
+"""
+
+
+def hold_claim(folder: Path) -> subprocess.Popen[bytes]:
+    """A real process that claims ``folder``, as a runner does, and keeps living."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_CLAIM, str(folder)], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"claimed\n"
+    return proc
+
+
 def test_a_claim_left_by_a_dead_runner_is_taken_over(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    claim = project.home / "experiments" / ids[0] / "claim.json"
-    claim.write_text(json.dumps({"pid": dead.pid, "hostname": os.uname().nodename}))
+    holder = hold_claim(project.home / "experiments" / ids[0])
+    holder.kill()
+    holder.wait()
     r = project.yanex("run", "--staged", env=env)
     assert r.returncode == 0, r.stderr
     assert statuses(project, ids) == ["completed"]
+    assert not (project.home / "experiments" / ids[0] / "claim.json").exists()
 
 
 def test_a_claim_held_by_a_live_runner_is_left_alone(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
-    claim = project.home / "experiments" / ids[0] / "claim.json"
-    claim.write_text(json.dumps({"pid": os.getpid(), "hostname": os.uname().nodename}))
-    r = project.yanex("run", "--staged", env=env)
-    assert r.returncode == 0
-    assert statuses(project, ids) == ["staged"]
+    holder = hold_claim(project.home / "experiments" / ids[0])
+    try:
+        r = project.yanex("run", "--staged", env=env)
+        assert r.returncode == 0
+        assert statuses(project, ids) == ["staged"]
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_staged_takes_no_script_or_params(project: Project) -> None:

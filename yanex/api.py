@@ -2,8 +2,11 @@
 
 A tracked script finds its experiment through ``YANEX_EXPERIMENT_DIR`` (set by the launcher),
 reads its parameters from ``params.json`` there, appends to ``results.jsonl`` and copies into
-``artifacts/``. Run with plain ``python script.py`` every call still works: parameters come
-from the defaults and ``YANEX_PARAM_*``, and logging is a no-op that warns once.
+``artifacts/``. It never writes ``metadata.json`` (the launcher owns it): a problem it goes on
+from, such as a line a full disk could not take, is told on stderr and appended to
+``warnings.jsonl``, which the launcher merges into the metadata. Run with plain ``python
+script.py`` every call still works: parameters come from the defaults and ``YANEX_PARAM_*``,
+and logging is a no-op that warns once.
 
 Every tracked script pays for ``import yanex``, so importing it loads almost nothing: this
 module uses the standard library only, and even json, pathlib and the store are imported at
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import _thread  # the builtin behind threading: importing threading costs a script more
 import os
+import sys
 import warnings
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
@@ -41,6 +45,7 @@ __all__ = [
 
 ENV_EXPERIMENT_ID = "YANEX_EXPERIMENT_ID"
 ENV_EXPERIMENT_DIR = "YANEX_EXPERIMENT_DIR"
+ENV_PARAM_PREFIX = "YANEX_PARAM_"  # params.ENV_PREFIX, without importing params
 
 _MISSING = object()
 
@@ -63,8 +68,9 @@ class _Context:
         from yanex import store  # with json, pathlib and re: imported at the first call
 
         self.store = store
-        # Built once: json.dumps with options builds a new encoder at every call.
-        self.encoder = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+        # Built once: json.dumps with options builds a new encoder at every call. Strict JSON:
+        # a non-finite float raises, and the slow path writes it as a string.
+        self.encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
         self.lock = _thread.allocate_lock()
         self.dir: Path | None = None
         self.id: str | None = None
@@ -72,6 +78,7 @@ class _Context:
         self.results_fd: int | None = None
         self.next_step = 0
         self.warned = False
+        self.reported: set[str] = set()  # problems already told on stderr and recorded
         raw = os.environ.get(ENV_EXPERIMENT_DIR)
         if raw:
             self.dir = _checked_experiment_dir(raw)
@@ -110,6 +117,45 @@ def _ctx() -> _Context:
     return _context
 
 
+def _before_fork() -> None:
+    # A context being made in another thread is finished first: the child would otherwise
+    # find it missing and wait forever on the import locks that thread holds.
+    _context_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _context_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """Give a forked child logging of its own.
+
+    A lock held by one of the parent's threads at the fork would never be released in the
+    child. The inherited results fd shares its open file, and so its flock, with the parent:
+    the child opens its own. And the child is a process of its own: its steps start at 0,
+    as a spawned child's do.
+    """
+    global _context_lock
+    _context_lock = _thread.allocate_lock()
+    ctx = _context
+    if ctx is not None:
+        ctx.lock = _thread.allocate_lock()
+        ctx.next_step = 0
+        if ctx.results_fd is not None:
+            import contextlib  # loaded with the store already
+
+            fd, ctx.results_fd = ctx.results_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
 def _warn_standalone(what: str) -> None:
     ctx = _ctx()
     if not ctx.warned:
@@ -146,11 +192,13 @@ def _load_params(ctx: _Context) -> dict[str, Any]:
     if ctx.params is None:
         if ctx.dir is not None:
             ctx.params = ctx.store.read_json(ctx.dir / ctx.store.PARAMS)
-        elif any(name.startswith("YANEX_PARAM_") for name in os.environ):
-            # Standalone with YANEX_PARAM_*: typed by the same grammar as under `yanex run`.
-            from yanex.params import env_params
+        elif any(name.startswith(ENV_PARAM_PREFIX) for name in os.environ):
+            from yanex.params import env_params  # the grammar, OmegaConf: only in this case
 
-            ctx.params = env_params(os.environ)
+            params, problems = env_params(os.environ)
+            for problem in problems:
+                warnings.warn(problem, RuntimeWarning, stacklevel=3)
+            ctx.params = params
         else:
             ctx.params = {}
     return ctx.params
@@ -169,12 +217,8 @@ def get_param(key: str, default: Any = None) -> Any:
     for part in key.split("."):
         if _is_mapping(node) and part in node:
             node = node[part]
-        elif (
-            isinstance(node, list)
-            and part.lstrip("-").isdigit()
-            and -len(node) <= int(part) < len(node)
-        ):
-            node = node[int(part)]
+        elif isinstance(node, list) and (index := _list_index(part, len(node))) is not None:
+            node = node[index]
         else:
             return default
     if isinstance(node, (dict, list)):
@@ -182,6 +226,15 @@ def get_param(key: str, default: Any = None) -> Any:
 
         return deepcopy(node)
     return node
+
+
+def _list_index(part: str, length: int) -> int | None:
+    """``part`` as an index of a list of ``length`` items ("0", "-1"), else None."""
+    digits = part[1:] if part.startswith("-") else part
+    if not (digits.isascii() and digits.isdigit()):
+        return None  # "--1", "+1", "\u00b2": not an index, so not a parameter
+    index = int(part)
+    return index if -length <= index < length else None
 
 
 # --- results -----------------------------------------------------------------------------
@@ -204,31 +257,162 @@ def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
     ``step=None`` means one more than the last step this process logged (0 at first).
-    Safe from several threads and processes at once.
+    Safe from several threads and processes at once. A value JSON cannot hold raises and
+    uses up no step; a line the disk cannot take is left out whole and reported.
     """
-    if type(results) is not dict and not _is_mapping(results):  # dict: the fast path
-        raise TypeError(
-            f"log_results takes a mapping of names to values, not {type(results).__name__}"
-        )
+    if type(results) is not dict:  # a dict: the fast path
+        if not _is_mapping(results):
+            raise TypeError(
+                f"log_results takes a mapping of names to values, not {type(results).__name__}"
+            )
+        results = dict(results)
     if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
         raise TypeError(f"step must be an int or None, not {type(step).__name__}")
     ctx = _ctx()
     if ctx.dir is None:
         _warn_standalone("log_results")
         return
+    _check_keys(results)
     store = ctx.store
     with ctx.lock:
         if step is None:
             step = ctx.next_step
-        ctx.next_step = step + 1
-        line = ctx.encoder.encode(
-            {"step": step, "timestamp": store.now_iso(), "results": dict(results)}
-        )
-        if ctx.results_fd is None:
-            ctx.results_fd = os.open(
-                ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        record = {"step": step, "timestamp": store.now_iso(), "results": results}
+        try:
+            line = ctx.encoder.encode(record)
+        except ValueError:  # NaN or infinity (or a value that holds itself)
+            line = ctx.encoder.encode(_finite(record, set()))
+        ctx.next_step = step + 1  # only now: a call that raised used up no step
+        try:
+            if ctx.results_fd is None:
+                ctx.results_fd = os.open(
+                    ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                )
+            store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+        except OSError as exc:
+            # The run goes on without this line; the step stays used, so the gap shows.
+            problem = f"{store.RESULTS} is incomplete: {exc.strerror or exc}"
+            _report(ctx, ctx.dir, problem, f"from step {step}")
+
+
+def _report(ctx: _Context, folder: Path, problem: str, detail: str) -> None:
+    """Tell of a problem once (not at every call while it lasts): on stderr, and in
+    warnings.jsonl for metadata.warnings (the launcher owns metadata.json)."""
+    import contextlib  # loaded with the store already
+
+    if problem in ctx.reported:
+        return
+    ctx.reported.add(problem)
+    text = f"{problem} ({detail})"
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no usable stderr
+        sys.stderr.write(f"yanex: warning: experiment {ctx.id}: {text}\n")
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):  # the disk is full: stderr has told it
+        ctx.store.append_warning(folder, text)
+
+
+def _json_key(key: object) -> str | None:
+    """The text JSON writes for a dict key (None for a key it refuses: the encoder says so)."""
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _non_finite(key) or float.__repr__(key)
+    return None
+
+
+_PLAIN = frozenset({str, float, int, bool, type(None)})  # checked first: the common values
+_NESTED = (dict, list, tuple)
+
+
+def _check_keys(results: dict[Any, Any]) -> None:
+    """Refuse keys JSON would write alike (``1`` and ``"1"``): the line would hold a duplicate.
+
+    Names mapped to values that hold no dict or list pass at once (the common line);
+    otherwise nested values are walked, and a dict with a key that is not a str is compared.
+    """
+    for key, value in results.items():
+        if type(key) is not str or (type(value) not in _PLAIN and isinstance(value, _NESTED)):
+            break
+    else:
+        return
+    stack: list[Any] = [results]
+    seen: set[int] = set()  # a value that holds itself is left to the encoder to refuse
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            if any(type(key) is not str for key in node):
+                _check_distinct(node)
+            values = node.values()
+        else:
+            values = node
+        stack.extend(value for value in values if isinstance(value, _NESTED))
+
+
+def _check_distinct(node: dict[Any, Any]) -> None:
+    written: dict[str, object] = {}  # the text JSON writes -> the key
+    for key in node:
+        text = _json_key(key)
+        if text is None:
+            continue
+        if text in written:
+            raise ValueError(
+                f"log_results: the keys {written[text]!r} and {key!r} would both be written "
+                f'as "{text}"; give them distinct names'
             )
-        store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+        written[text] = key
+
+
+_INF = float("inf")
+
+
+def _non_finite(number: float) -> str | None:
+    """The string a NaN or an infinity is written as ("NaN", "Infinity", "-Infinity"): bare
+    NaN is not JSON, and strict readers refuse it. None for a finite number."""
+    if number != number:
+        return "NaN"
+    if number == _INF:
+        return "Infinity"
+    if number == -_INF:
+        return "-Infinity"
+    return None
+
+
+def _finite(node: Any, holders: set[int]) -> Any:
+    """``node`` with every NaN and infinity made a string (:func:`_non_finite`), nested values
+    too. The slow path of log_results: only for a line that holds one."""
+    if isinstance(node, float):
+        return _non_finite(node) or node
+    if isinstance(node, (str, int)) or node is None:
+        return node
+    if id(node) in holders:
+        raise ValueError("log_results: a value holds itself (a circular reference)")
+    holders.add(id(node))
+    try:
+        if isinstance(node, dict):
+            return {
+                _finite(key, holders) if isinstance(key, float) else key: _finite(value, holders)
+                for key, value in node.items()
+            }
+        if isinstance(node, (list, tuple)):
+            return [_finite(item, holders) for item in node]
+        try:
+            plain = _json_default(node)
+        except TypeError:
+            return node  # the encoder refuses it, with this error
+        return _finite(plain, holders)
+    finally:
+        holders.discard(id(node))
 
 
 log_metrics = log_results
@@ -238,18 +422,44 @@ log_metrics = log_results
 
 
 def _artifact_path(name: str) -> Path | None:
+    """Where artifact ``name`` lives, or None when standalone. An invalid name is refused
+    either way: a script tried standalone fails as it would under ``yanex run``."""
     ctx = _ctx()
+    store = ctx.store
     if ctx.dir is None:
+        store.check_name(str(name), "artifact name")
         return None
-    return ctx.store.path_inside(ctx.dir / ctx.store.ARTIFACTS, str(name))
+    return store.path_inside(ctx.dir / store.ARTIFACTS, str(name), "artifact name")
 
 
-def _write_via_temp(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write an artifact through a temp file and a rename: no half-written artifact is seen."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{_thread.get_ident()}")
+def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write an artifact through a temp file and a rename: no half-written artifact is seen.
+
+    Folders are made user-only, like the experiment's; the temp file's name is short, so any
+    name a file can have fits.
+    """
+    import contextlib  # loaded with the store already
+
+    ctx = _ctx()
+    assert ctx.dir is not None
+    root = ctx.dir / ctx.store.ARTIFACTS
+    name = target.relative_to(root)
+    with contextlib.suppress(NotADirectoryError):  # a file is in the way: named below
+        ctx.store.make_private_dirs(target.parent)
+    for folder in reversed(name.parents[:-1]):  # "plots", then "plots/2024", ...
+        if not (root / folder).is_dir():
+            raise ValueError(
+                f"{what}: cannot write {name.as_posix()!r}: {folder.as_posix()!r} is a file "
+                "in artifacts/, not a folder"
+            )
+    if target.is_dir():
+        raise ValueError(
+            f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
+        )
+    tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with open(tmp, "wb") as f:
+        with open(fd, "wb") as f:
             write(f)
         os.replace(tmp, target)
     except BaseException:
@@ -271,7 +481,7 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
     import shutil
 
     with open(source, "rb") as src:
-        _write_via_temp(target, lambda f: shutil.copyfileobj(src, f))
+        _write_via_temp(target, "log_artifact", lambda f: shutil.copyfileobj(src, f))
 
 
 def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None) -> None:
@@ -364,6 +574,7 @@ def save_artifact(obj: Any, name: str) -> None:
     .txt (str), .json, .csv (rows, dicts or a DataFrame), .npy/.npz (numpy), .pkl,
     .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch).
     """
+    target = _artifact_path(name)  # an invalid name is refused first, for what it is
     suffix = os.path.splitext(str(name))[1].lower()
     saver = _SAVERS.get(suffix)
     if saver is None:
@@ -371,11 +582,10 @@ def save_artifact(obj: Any, name: str) -> None:
             f"save_artifact: no format for {suffix or 'a name without extension'!r}; "
             f"use one of {', '.join(_SAVERS)} or write the file and call log_artifact"
         )
-    target = _artifact_path(name)
     if target is None:
         _warn_standalone("save_artifact")
         return
-    _write_via_temp(target, lambda f: saver(obj, f))
+    _write_via_temp(target, "save_artifact", lambda f: saver(obj, f))
 
 
 def _load_json(path: Path) -> Any:

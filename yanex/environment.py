@@ -8,7 +8,6 @@ site-packages folder changes (installing or removing a package changes its mtime
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import zlib
 from pathlib import Path
@@ -61,12 +60,19 @@ def installed_packages(cache_dir: Path) -> dict[str, str]:
     return packages
 
 
+_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython"}
+
+
 def snapshot(cache_dir: Path) -> dict[str, Any]:
     uname = os.uname()  # platform.uname() would also probe the processor; this is enough
     return {
         "python": {
-            "version": platform.python_version(),
-            "implementation": platform.python_implementation(),
+            # What platform.python_version() and python_implementation() say, without
+            # importing platform on every run.
+            "version": sys.version.split()[0],
+            "implementation": _IMPLEMENTATIONS.get(
+                sys.implementation.name, sys.implementation.name
+            ),
             "executable": sys.executable,
         },
         "platform": f"{uname.sysname}-{uname.release}-{uname.machine}",

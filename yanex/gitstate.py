@@ -224,6 +224,24 @@ def snapshot(script: Path) -> GitSnapshot:
     )
 
 
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "no commit"
+
+
+def changes_since(commit: str | None, before: bytes, now: GitSnapshot, when: str) -> str | None:
+    """How the code ``now`` differs from a recorded state (its ``commit`` and the patch of its
+    uncommitted changes, ``before``), or None when it is the same code. ``when`` names the
+    recorded moment for the message: "at staging"."""
+    if now.commit != commit:
+        return f"the commit is {_short(now.commit)}, it was {_short(commit)} {when}"
+    current = patch(now) if now.dirty else b""
+    if current == before:
+        return None
+    if before:
+        return f"the uncommitted changes differ from those recorded {when}"
+    return f"the working tree has uncommitted changes (it was clean {when})"
+
+
 def require_clean(snap: GitSnapshot) -> None:
     """Refuse a dirty tree with a message that names what changed and how to go on."""
     if not snap.dirty:

@@ -708,7 +708,11 @@ def reap(folder: Path, hostname: str) -> bool:
         f"launcher died: yanex (pid {pid} on {hostname}) stopped without recording how the "
         "run ended"
     )
-    changes = {"status": Status.FAILED, "ended_at": store.now_iso(), "error": reason}
+    changes: dict[str, Any] = {"status": Status.FAILED, "ended_at": store.now_iso()}
+    changes["error"] = reason
+    warnings = store.read_warnings(folder)
+    if warnings:
+        changes["warnings"] = [*(meta.get("warnings") or []), *warnings]
     return record.update(folder, changes, only_if=(Status.RUNNING,)) is not None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import environment, gitstate, groups, params, processes, record, store, supervise, sweeps
-from yanex.errors import ParamError, ScriptError
+from yanex.errors import GitStateError, ParamError, ScriptError
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -128,10 +129,12 @@ class Experiment:
     dir: Path
     metadata: dict[str, Any]
 
-    def update(self, changes: Mapping[str, Any], only_if: tuple[str, ...] = ()) -> bool:
+    def update(
+        self, changes: Mapping[str, Any], only_if: tuple[str, ...] = (), durable: bool = True
+    ) -> bool:
         """Record ``changes`` in metadata.json (under its lock); False when ``only_if``
         statuses did not hold."""
-        meta = record.update(self.dir, changes, only_if=only_if)
+        meta = record.update(self.dir, changes, only_if=only_if, durable=durable)
         if meta is None:
             return False
         self.metadata = meta
@@ -157,6 +160,7 @@ class Outcome:
     exit_code: int | None
     cli_exit_code: int
     error: str | None
+    stopped_by: signal.Signals | None = None  # the stop signal that cancelled it
 
 
 def _grace_period(environ: Mapping[str, str]) -> float:
@@ -363,7 +367,15 @@ class Launcher:
             raise
         return experiment
 
-    def execute(self, experiment: Experiment, request: RunRequest, script: Path) -> Outcome:
+    def execute(
+        self,
+        experiment: Experiment,
+        request: RunRequest,
+        script: Path,
+        *,
+        next_signal: Callable[[float], int | None] | None = None,
+        record_environment: bool = False,
+    ) -> Outcome:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
@@ -375,9 +387,13 @@ class Launcher:
         # The ending is recorded before the signals are let through again: a stop signal
         # that comes after the script ended (during the drain, or a second copy) is about a
         # run that is over, and is dropped instead of killing yanex before it records.
-        with processes.signals_blocked(discard_on_exit=True):
+        with contextlib.ExitStack() as stack:
+            if next_signal is None:  # the main thread: take the stop signals here
+                next_signal = stack.enter_context(processes.Signals()).next
             try:
-                return self._run_and_record(experiment, request, script, started)
+                return self._run_and_record(
+                    experiment, request, script, started, next_signal, record_environment
+                )
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
@@ -386,16 +402,26 @@ class Launcher:
                 raise
 
     def _run_and_record(
-        self, experiment: Experiment, request: RunRequest, script: Path, started: float
+        self,
+        experiment: Experiment,
+        request: RunRequest,
+        script: Path,
+        started: float,
+        next_signal: Callable[[float], int | None],
+        record_environment: bool,
     ) -> Outcome:
-        experiment.update(
-            {
-                "status": Status.RUNNING,
-                "started_at": store.now_iso(),
-                # this process runs it: a reader can tell a dead launcher from a live one
-                "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
-            }
-        )
+        changes: dict[str, Any] = {
+            "status": Status.RUNNING,
+            "started_at": store.now_iso(),
+            # this process runs it: a reader can tell a dead launcher from a live one
+            "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+        }
+        if record_environment:  # run elsewhere than it was staged: what it really runs with
+            changes["environment"] = environment.snapshot(_home(experiment) / "cache")
+        # Not waited onto the disk: a power loss before the end leaves it as it was before it
+        # started, and its ending is written durably.
+        experiment.update(changes, durable=False)
+        store.reserve_room(experiment.dir)
         try:
             end = supervise.run(
                 [sys.executable, str(script), *request.script_args],
@@ -406,6 +432,7 @@ class Launcher:
                 stdout=self.stdout,
                 stderr=self.stderr,
                 grace=_grace_period(request.environ),
+                next_signal=next_signal,
                 started=lambda: self.echo(
                     f"yanex: experiment {experiment.id} running {script.name} "
                     f"(folder {experiment.dir})"
@@ -421,14 +448,22 @@ class Launcher:
         if received is not None:
             reason = f"cancelled by {received.name}"
             code = 128 + received
-            return _finish(
+            outcome = _finish(
                 experiment, Status.CANCELLED, returncode, reason, code, started, problems
             )
+            outcome.stopped_by = received
+            return outcome
         if returncode == 0:
             return _finish(experiment, Status.COMPLETED, 0, None, 0, started, problems)
         code = returncode if returncode > 0 else 128 - returncode
         reason = supervise.failure_reason(returncode, end.stderr_tail)
         return _finish(experiment, Status.FAILED, returncode, reason, code, started, problems)
+
+
+def _home(experiment: Experiment) -> Path:
+    """The store an experiment is in (``<home>/experiments/<id>``): the store travels with the
+    experiment, whatever this process's YANEX_HOME (a Dask worker's may differ)."""
+    return experiment.dir.parent.parent
 
 
 def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, str]:
@@ -438,7 +473,7 @@ def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, 
         {
             "YANEX_EXPERIMENT_ID": experiment.id,
             "YANEX_EXPERIMENT_DIR": str(experiment.dir),
-            "YANEX_HOME": str(store.yanex_home()),
+            "YANEX_HOME": str(_home(experiment)),
             "PYTHONUNBUFFERED": "1",  # so output is streamed, not held in the script's buffers
         }
     )
@@ -461,18 +496,26 @@ def _finish(
         "exit_code": exit_code,
         "error": error,
     }
+    # What the script itself could not write (reported in warnings.jsonl), and the logs.
+    warnings = [*store.read_warnings(experiment.dir), *warnings]
     if warnings:
         changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
-        experiment.update(changes)
+        try:
+            experiment.update(changes)
+        except OSError:
+            store.release_room(experiment.dir)  # the room kept for this moment (a full disk)
+            experiment.update(changes)
     except OSError as exc:
-        # The store cannot be written (a full disk): the metadata keeps its last whole state
+        # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
         print(
             f"yanex: error: cannot record that experiment {experiment.id} {status}: "
             f"{exc.strerror or exc}",
             file=sys.stderr,
         )
+    finally:
+        store.release_room(experiment.dir)
     return Outcome(
         id=experiment.id,
         dir=experiment.dir,
@@ -488,12 +531,16 @@ def _finish(
 
 @dataclass
 class Result:
-    """One experiment started by :func:`launch`: how it ended (or ``staged``) and where it is."""
+    """One experiment started by :func:`launch`: how it ended (or ``staged``), where it is,
+    its name, how long it ran and why it failed."""
 
     id: str
     status: str
     exit_code: int | None
     dir: Path
+    name: str | None = None
+    duration: float | None = None
+    error: str | None = None
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -563,6 +610,11 @@ def launch(
     ignore_dirty: bool = False,
     args: Sequence[str] = (),
     cwd: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    resources: Mapping[str, float] | None = None,
+    retries: int = 0,
 ) -> Result | list[Result]:
     """Run ``script`` as a tracked experiment with the parameters ``cfg`` (a dict or an
     OmegaConf config), as ``yanex run`` would with ``cfg`` given as ``--param`` values.
@@ -570,7 +622,11 @@ def launch(
     The project's config (a ``conf/`` tree or ``config.yaml`` in ``cwd``) is the base and
     ``cfg`` is merged over it; a config group's key (``{"model": "large"}``) selects an
     option. Sweep values (``"lr": "list(0.1, 0.01)"``) make a grid: each member runs in turn
-    (or is staged) and a list of results is returned. Bad input raises ``YanexError``.
+    (or is staged) and a list of results, in grid order, is returned. With ``jobs`` (N at
+    once; 0: one per CPU) or ``executor="dask"`` (``scheduler``: its address; default a local
+    cluster), the grid runs through the same executors as ``yanex run --staged``. Ctrl-C
+    cancels what is running and reaches the caller as KeyboardInterrupt. Bad input raises
+    ``YanexError``.
     """
     folder = Path(cwd) if cwd is not None else Path.cwd()
     if type(cfg).__module__.startswith("omegaconf"):  # a DictConfig (itself a Mapping)
@@ -599,15 +655,137 @@ def launch(
         _print_err(f"warning: {warning}")
     if stage:
         staged = launcher.stage(prepared)
-        found = [Result(e.id, "staged", None, e.dir) for e in staged]
+        found = [Result(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]
-    outcomes = []
+    if jobs is not None or executor is not None:
+        found = _run_on_executor(
+            launcher,
+            prepared,
+            jobs=jobs if jobs is not None else (1 if (executor or "local") == "local" else 0),
+            executor=executor or "local",
+            cluster=(
+                {"scheduler": scheduler, "resources": dict(resources or {}), "retries": retries}
+                if executor == "dask"
+                else {}
+            ),
+        )
+        return found if prepared.is_sweep else found[0]
+    outcomes: list[Result] = []
+    baseline = _code_at_start(prepared)
     for member, sweep in prepared.numbered():
+        if outcomes:  # the code may have been edited while the earlier members ran
+            _check_code(prepared, baseline, outcomes)
         experiment = launcher.create(prepared, member, sweep=sweep)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
-        outcomes.append(Result(outcome.id, outcome.status, outcome.exit_code, outcome.dir))
+        meta = experiment.metadata
+        outcomes.append(
+            Result(
+                outcome.id,
+                outcome.status,
+                outcome.exit_code,
+                outcome.dir,
+                meta.get("name"),
+                meta.get("duration"),
+                outcome.error,
+            )
+        )
+        if outcome.stopped_by is not None:
+            # Ctrl-C (or a stop signal) stops the whole sweep: the caller gets it once the
+            # running member is recorded (KeyboardInterrupt, for Ctrl-C).
+            signal.raise_signal(outcome.stopped_by)
     return outcomes if prepared.is_sweep else outcomes[0]
 
 
+def _run_on_executor(
+    launcher: Launcher, prepared: Prepared, *, jobs: int, executor: str, cluster: dict[str, Any]
+) -> list[Result]:
+    """Stage the grid and run exactly those members through an executor, as ``yanex run
+    --staged`` does; the results in grid order (members not run stay ``staged``)."""
+    from yanex.executors import run_queue
+
+    staged = launcher.stage(prepared)
+    queue = [(experiment.dir, experiment.metadata) for experiment in staged]
+    streams = {"stdout": _sink(sys.stdout), "stderr": _sink(sys.stderr)} if jobs == 1 else {}
+    if executor != "local":
+        streams = {}
+    _, runner = run_queue(
+        queue,
+        jobs=jobs,
+        ignore_dirty=prepared.request.ignore_dirty,
+        echo=_print_err,
+        executor=executor,
+        **cluster,
+        **streams,
+    )
+    results = []
+    for experiment in staged:
+        end = runner.ends.get(experiment.id)
+        name = experiment.metadata.get("name")
+        if end is None or end.status not in Status.ENDED:
+            results.append(Result(experiment.id, Status.STAGED, None, experiment.dir, name))
+        else:
+            results.append(
+                Result(
+                    experiment.id,
+                    end.status,
+                    end.exit_code,
+                    experiment.dir,
+                    name,
+                    end.duration,
+                    end.error,
+                )
+            )
+    if runner.stopped_by is not None:
+        signal.raise_signal(runner.stopped_by)  # KeyboardInterrupt, for Ctrl-C
+    return results
+
+
+class CodeChangedError(GitStateError):
+    """The code changed while a sweep started by ``yanex.launch`` ran; ``results`` holds the
+    members that ran before the change."""
+
+    def __init__(self, message: str, hint: str, results: list[Result]) -> None:
+        super().__init__(message, hint=hint)
+        self.results = results
+
+
+def _code_at_start(prepared: Prepared) -> tuple[str | None, bytes] | None:
+    git = prepared.git
+    if git is None:
+        return None
+    return git.commit, gitstate.patch(git) if git.dirty else b""
+
+
+def _check_code(
+    prepared: Prepared, baseline: tuple[str | None, bytes] | None, done: list[Result]
+) -> None:
+    """Before each further member: the same code as the sweep started with, as ``run
+    --staged`` checks a staged member; with ``ignore_dirty`` the member records what it runs."""
+    if baseline is None:
+        return
+    try:
+        now = gitstate.snapshot(prepared.script)
+    except gitstate.NotARepository:
+        now = None
+    change = (
+        "the script is no longer in a git repository"
+        if now is None
+        else gitstate.changes_since(*baseline, now, "when the sweep started")
+    )
+    if change is None:
+        return
+    if not prepared.request.ignore_dirty:
+        raise CodeChangedError(
+            f"the code changed while the sweep ran: {change}; {len(done)} of "
+            f"{len(prepared.expand())} members ran, the rest did not",
+            hint="Keep the code as it is while a sweep runs, or pass ignore_dirty=True to run "
+            "each member with the code there is (each records its own).",
+            results=done,
+        )
+    prepared.git = now  # recorded as what this member ran with
+
+
 def _print_err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from yanex.terminal import safe_lines
+
+    print(safe_lines(message), file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from yanex import record, store
+from yanex import claims, record, store
 from yanex.errors import YanexError
 from yanex.record import Record, Status
 
@@ -40,14 +40,15 @@ def _held(rec: Record, action: str) -> Iterator[None]:
     if rec.status != Status.STAGED:
         yield
         return
-    if not store.claim(rec.dir, os.uname().nodename):
+    claim = claims.take(rec.dir)
+    if claim is None:
         raise RefusedError(
             f"experiment {rec.id} is being started by a staged runner; it cannot be {action}"
         )
     try:
         yield
     finally:
-        store.release(rec.dir)
+        claims.release(rec.dir, claim)
 
 
 def _current(rec: Record) -> Record:

@@ -524,16 +524,78 @@ def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:
             OmegaConf.update(cfg, key, sweeps.placeholder(sweep), merge=False)
 
 
-def env_params(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The parameters ``YANEX_PARAM_*`` give a script run standalone (``python script.py``)."""
+def env_params(environ: Mapping[str, str] = os.environ) -> tuple[dict[str, Any], list[str]]:
+    """The parameters ``YANEX_PARAM_*`` give a standalone run, typed by the same grammar as
+    under ``yanex run``, and what is wrong with the variables left out.
+
+    ``yanex run`` refuses a malformed variable; a plain ``python script.py`` goes on without
+    it, so one stray variable does not break every ``get_param``.
+    """
+    from copy import deepcopy
+
     from omegaconf import OmegaConf
 
-    overrides = parse_env(environ)
-    for ov in overrides:
-        if ov.sweep is not None or (
-            isinstance(ov.value, str) and sweeps.is_resolver_sweep(ov.value)
-        ):
-            raise ParamError(f"{ov.shown} is a sweep; sweeps run only under `yanex run --stage`")
-    cfg = OmegaConf.create({})
-    apply_overrides(cfg, overrides)
-    return to_container(cfg)
+    problems: dict[str, str] = {}  # variable name -> why it is left out
+    names = sorted(name for name in environ if name.startswith(ENV_PREFIX))
+    while True:
+        cfg = OmegaConf.create({})
+        applied: list[tuple[str, str, str]] = []  # (variable, dotted key, override text)
+        for name in names:
+            if name in problems:
+                continue
+            try:
+                ((_, text),) = env_override_texts({name: environ[name]})
+                override = parse_override(text, source=name)
+                value = override.value
+                if override.sweep is not None or (
+                    isinstance(value, str) and sweeps.is_resolver_sweep(value)
+                ):
+                    raise ParamError(f"{override.shown} is a sweep; {_SWEEPS_ARE_STAGED}")
+                trial = deepcopy(cfg)
+                apply_overrides(trial, [override])
+            except ParamError as exc:
+                problems[name] = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
+                continue
+            cfg = trial
+            applied.append((name, override.key, text))
+        try:
+            params = to_container(cfg)
+            break
+        except ParamError:
+            # An interpolation that cannot be resolved: leave out each variable whose value
+            # does not resolve, and build again without them.
+            unresolved = {
+                name: f"{text!r} cannot be resolved: {why}"
+                for name, key, text in applied
+                if (why := _unresolved(cfg, key))
+            }
+            if not unresolved:
+                raise
+            problems.update(unresolved)
+    texts = [
+        f"yanex: ignoring {name}: {problems[name].removeprefix(f'{name}: ')}"
+        for name in names
+        if name in problems
+    ]
+    return params, texts
+
+
+_SWEEPS_ARE_STAGED = "sweeps run only under `yanex run --stage`"
+
+
+def _unresolved(cfg: Any, key: str) -> str | None:
+    """Why the value at ``key`` cannot be resolved, or None when it can."""
+    from omegaconf import Container, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with sweeps.resolvers(expand=False):  # as to_container resolves: a sweep is refused
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+            if isinstance(value, Container):
+                OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+    except RecursionError:
+        return "an interpolation refers to itself"
+    except OmegaConfBaseException as exc:
+        nested = sweeps.sweep_error(exc)  # a sweep inside a longer value
+        return str(nested) if nested is not None else str(exc).splitlines()[0]
+    return None

@@ -1,117 +1,213 @@
-"""Child processes and the signals between them and yanex.
+"""Child processes, the signals between them and yanex, and what is left of them at the end.
 
-yanex takes SIGINT, SIGTERM, SIGHUP and SIGCHLD synchronously (``sigtimedwait``) while it
-waits for children, so no signal is lost between a child's start and the wait. Children are
-started with a clean signal mask and die with yanex (Linux parent-death signal), so a killed
-launcher leaves no orphan behind.
+Every child yanex starts (a script) runs in a process group of its own:
+
+- a stop signal reaches the child once, from yanex, however it was sent: Ctrl-C at a terminal,
+  ``kill PID``, or a signal to yanex's whole group (``kill -INT -PGID``, ``timeout``, a job
+  scheduler), which no longer reaches the child a second time directly;
+- yanex can stop or kill everything the child started (subprocesses, multiprocessing workers,
+  ``sh -c '... &'``) with one ``killpg``;
+- a watcher (a tiny ``sh``, in a session of its own) kills the groups of the runs still going
+  if yanex itself dies, even by SIGKILL.
+
+yanex takes the stop signals (and SIGCHLD, to wake up when a child ends) while it waits
+(:class:`Signals`), with handlers and a wake-up pipe: portable (no Linux-only call), and the
+children inherit no blocked signal mask, so they are started without running Python code
+between fork and exec (``preexec_fn`` is unsafe with threads, and slow).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 # Signals a user sends to stop a run; each is passed on to the children.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-WAITED = frozenset({*FORWARDED, signal.SIGCHLD})
+# Ctrl-Z and `fg`: passed on too, so a suspended yanex suspends its run.
+_JOB_CONTROL = (signal.SIGTSTP, signal.SIGCONT)
+WAITED = (*FORWARDED, *_JOB_CONTROL, signal.SIGCHLD)
+# Set to take the portable path of Linux-only calls (tests do, on Linux).
+PORTABLE_ENV = "YANEX_PORTABLE"
 
-_SI_KERNEL = 0x80  # si_code of a signal the kernel sent, e.g. Ctrl-C from the terminal
-_PR_SET_PDEATHSIG = 1
 
+class Signals:
+    """Take the stop signals (and SIGCHLD) for :meth:`next` while yanex waits for children.
 
-@contextlib.contextmanager
-def signals_blocked(discard_on_exit: bool = False) -> Iterator[None]:
-    """Hold the stop signals and SIGCHLD for ``next_signal``; restore the old mask after.
-
-    With ``discard_on_exit``, stop signals still pending at the end (they came after the work
-    they were meant to stop was over) are dropped instead of being delivered.
+    Used as a context manager. On leaving, stop signals not taken came after the work they
+    were meant to stop was over: they are dropped, not delivered. A signal the process
+    ignores stays ignored (a job started with ``nohup`` or in the background of a script).
+    Outside the main thread (``yanex.launch`` from a thread of a program) signals stay the
+    program's: :meth:`next` only waits, and wakes at :meth:`wake`.
     """
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
-    try:
-        yield
-    finally:
-        if discard_on_exit:
-            while next_signal(0) is not None:
-                pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def __init__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        self._woken = threading.Event()
+        self._pending: deque[int] = deque()
+        self._saved: dict[int, Any] = {}
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup = -1
+
+    def __enter__(self) -> Signals:
+        if not self.active:
+            return self
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._pipe = (read_fd, write_fd)
+        self._old_wakeup = signal.set_wakeup_fd(write_fd)
+        for signum in WAITED:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self._saved[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self._pending.append(signum)
+
+    def wake(self) -> None:
+        """Make a :meth:`next` that waits return now (safe from any thread): something the
+        waiting loop should look at has happened (a run in a thread ended)."""
+        if not self.active:
+            self._woken.set()
+        elif self._pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._pipe[1], b"\0")
+
+    def next(self, timeout: float) -> int | None:
+        """The next signal (its number), or None after ``timeout`` seconds."""
+        timeout = max(0.0, timeout)
+        if not self.active:
+            self._woken.wait(timeout)
+            self._woken.clear()
+            return None
+        if not self._pending:
+            assert self._pipe is not None
+            with contextlib.suppress(InterruptedError):
+                select.select([self._pipe[0]], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._pipe[0], 512)  # handlers have run by now: they queued the signals
+        return self._pending.popleft() if self._pending else None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.active:
+            return
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(self._old_wakeup)
+        assert self._pipe is not None
+        for fd in self._pipe:
+            os.close(fd)
+        self._pending.clear()
 
 
-def next_signal(timeout: float) -> signal.struct_siginfo | None:
-    """The next held signal, or None after ``timeout`` seconds (inside ``signals_blocked``)."""
-    return signal.sigtimedwait(WAITED, max(0.0, timeout))
+def is_stop(signum: int | None) -> bool:
+    return signum in FORWARDED
 
 
-def is_stop_signal(info: signal.struct_siginfo | None) -> bool:
-    return info is not None and info.si_signo != signal.SIGCHLD
-
-
-def came_from_terminal(info: signal.struct_siginfo) -> bool:
-    """Ctrl-C at a terminal: the kernel sent it to the whole foreground process group, so the
-    children got it too and must not get it again."""
-    return info.si_signo == signal.SIGINT and info.si_code == _SI_KERNEL
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def _child_setup(parent_pid: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: a clean signal mask, and death with yanex."""
-
-    def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent_pid:  # yanex died before prctl took effect
-                os._exit(1)
-
-    return setup
+def suspend_self(signum: int) -> None:
+    """Stop yanex as Ctrl-Z would (after its children were passed the signal)."""
+    if signum == signal.SIGTSTP:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def spawn(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (a list, never a shell string) as a child that dies with this process."""
-    return subprocess.Popen(
-        list(argv), preexec_fn=_child_setup(os.getpid(), _libc_prctl()), **popen_kwargs
-    )
+    """Start ``argv`` (a list, never a shell string) in a process group of its own."""
+    if sys.version_info >= (3, 11):
+        popen_kwargs["process_group"] = 0
+    else:  # no process_group before 3.11: a session of its own is a group of its own too
+        popen_kwargs["start_new_session"] = True
+    return subprocess.Popen(list(argv), **popen_kwargs)
 
 
-def wait_forwarding(
-    proc: subprocess.Popen[bytes], grace: float
-) -> tuple[int, signal.Signals | None]:
-    """Wait for ``proc`` inside ``signals_blocked``, forwarding stop signals.
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group; False when nothing is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its user: it is not ours to signal
+        return True
+    return True
 
-    Returns its exit code and the stop signal received (None if none). The first stop signal
-    is forwarded (unless the child got it from the terminal itself) and starts the grace
-    period; a second one, or the end of the grace period, kills the child.
-    """
-    received: signal.Signals | None = None
-    kill_at: float | None = None
-    while True:
-        info = next_signal(1.0 if kill_at is None else kill_at - time.monotonic())
-        if info is not None and is_stop_signal(info):
-            if received is not None:
-                proc.kill()
-            else:
-                received = signal.Signals(info.si_signo)
-                kill_at = time.monotonic() + grace
-                if not came_from_terminal(info):
-                    proc.send_signal(received)
-        returncode = proc.poll()
-        if returncode is not None:
-            return returncode, received
-        if kill_at is not None and time.monotonic() >= kill_at:
-            proc.kill()
-            return proc.wait(), received
+
+def group_alive(pgid: int) -> bool:
+    return signal_group(pgid, 0)
+
+
+def end_group(pgid: int, grace: float) -> None:
+    """Stop what is left in the group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if not signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    signal_group(pgid, signal.SIGKILL)
+
+
+# The watcher: a shell started in a session of its own, one per yanex process. yanex tells it
+# on its stdin which process groups to watch ("+PGID") and which have been ended ("-PGID"); when
+# yanex exits or dies, its end of the pipe closes, and the shell kills the groups still listed.
+_WATCH = """
+groups=" "
+while read -r line; do
+  case "$line" in
+    +*) groups="$groups${line#+} " ;;
+    -*) g=${line#-}
+        case "$groups" in *" $g "*) groups="${groups%% $g *} ${groups#* $g }" ;; esac ;;
+  esac
+done
+for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
+"""
+
+
+class Watcher:
+    """Kills the process groups of runs whose yanex died before it could end them itself."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _send(self, line: str) -> None:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                try:
+                    self.proc = subprocess.Popen(
+                        ["/bin/sh", "-c", _WATCH],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                except OSError:  # no /bin/sh: nothing guards the runs if yanex dies
+                    return
+            assert self.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                self.proc.stdin.write(f"{line}\n".encode())
+                self.proc.stdin.flush()
+
+    def watch(self, pgid: int) -> None:
+        self._send(f"+{pgid}")
+
+    def unwatch(self, pgid: int) -> None:
+        """The group was ended by yanex: not to be killed later."""
+        self._send(f"-{pgid}")
+
+
+WATCHER = Watcher()  # this process's: started with the first run, ends with the process

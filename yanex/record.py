@@ -122,19 +122,21 @@ def update(
     changes: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
     *,
     only_if: tuple[str, ...] = (),
+    durable: bool = True,
 ) -> dict[str, Any] | None:
     """Apply ``changes`` to the metadata on disk, under the folder's lock; the new metadata.
 
     ``changes`` may be a function of the current metadata (to add a tag to those there).
     With ``only_if``, the change is made only while the status is one of those (None is
     returned otherwise): a run recorded as ended is never reopened by a late writer.
+    ``durable=False`` skips waiting for the disk (see ``store.write_bytes_atomic``).
     """
     with locked(folder):
         meta = store.read_json(folder / store.METADATA)
         if only_if and meta.get("status") not in only_if:
             return None
         meta.update(changes(meta) if callable(changes) else changes)
-        store.write_json_atomic(folder / store.METADATA, meta)
+        store.write_json_atomic(folder / store.METADATA, meta, durable)
     return meta
 
 

@@ -11,6 +11,7 @@ Imported by the script-side API, so it stays cheap: standard library only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -36,6 +37,11 @@ ARTIFACTS = "artifacts"
 GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
+RESERVE = ".reserve"  # room kept on the disk for recording how a run ended
+# Problems the script met and went on from (a log line that could not be written), one JSON
+# line each; the script never writes metadata.json, so the launcher merges these into
+# metadata.warnings when the run ends.
+WARNINGS = "warnings.jsonl"
 
 
 ID_LENGTH = 8
@@ -118,51 +124,18 @@ def create_experiment_dir() -> tuple[str, Path]:
     raise StoreError(f"no free experiment ID found in {root}")
 
 
-def experiment_dir(experiment_id: str) -> Path:
+def experiment_dir(experiment_id: str, home: Path | None = None) -> Path:
     """The folder of an existing experiment; the ID cannot address anything outside the store."""
     if not is_valid_id(experiment_id):
         raise StoreError(
             f"{experiment_id!r} is not an experiment ID",
             hint=f"IDs are {ID_LENGTH} hexadecimal digits, e.g. 3f9a1c07.",
         )
-    folder = experiments_root() / experiment_id
+    root = experiments_root(home)
+    folder = root / experiment_id
     if not (folder / METADATA).is_file():
-        raise StoreError(f"no experiment {experiment_id} in {experiments_root()}")
+        raise StoreError(f"no experiment {experiment_id} in {root}")
     return folder
-
-
-def claim(folder: Path, hostname: str) -> bool:
-    """Take an experiment for this process, atomically: of two runners only one gets it.
-
-    A claim left by a process that no longer exists on this host is taken over.
-    """
-    path = folder / CLAIM
-    record = json.dumps({"pid": os.getpid(), "hostname": hostname, "at": now_iso()}).encode()
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            if not _claim_is_stale(path, hostname):
-                return False
-            with contextlib.suppress(FileNotFoundError):  # another runner may take it over first
-                os.rename(path, folder / f".{CLAIM}.stale-{os.urandom(4).hex()}")
-            continue
-        try:
-            os.write(fd, record)
-        finally:
-            os.close(fd)
-        return True
-    return False
-
-
-def _claim_is_stale(path: Path, hostname: str) -> bool:
-    try:
-        owner = read_json(path)
-    except (OSError, ValueError):
-        return False  # being written right now
-    if owner.get("hostname") != hostname:
-        return False  # another host's process: we cannot tell whether it lives
-    return not pid_alive(int(owner.get("pid", 0)))
 
 
 def pid_alive(pid: int) -> bool:
@@ -177,10 +150,27 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def release(folder: Path) -> None:
-    """Give back a claim (the experiment stays staged for a later runner)."""
-    with contextlib.suppress(FileNotFoundError):
-        (folder / CLAIM).unlink()
+RESERVE_BYTES = 256 * 1024
+
+
+def reserve_room(folder: Path) -> None:
+    """Take some disk space for the end of a run: a script that fills the disk must not keep
+    its ending from being recorded. Best effort (a disk full already keeps nothing)."""
+    try:
+        fd = os.open(folder / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))  # written, not sparse: the blocks are really taken
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def release_room(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        (folder / RESERVE).unlink()
 
 
 def remove_experiment_dir(path: Path) -> None:
@@ -190,8 +180,12 @@ def remove_experiment_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    ``durable``: the data reaches the disk before the rename (fsync), so that even a power
+    loss leaves the old file or the new one; files that matter only while yanex runs (claims)
+    skip it."""
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -199,7 +193,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -213,8 +208,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 def read_json(path: Path) -> Any:
@@ -223,27 +219,101 @@ def read_json(path: Path) -> Any:
 
 
 def append_locked(fd: int, data: bytes) -> None:
-    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, in one write.
+    """Append ``data`` to an ``O_APPEND`` file under an exclusive lock, whole or not at all.
 
-    Threads and processes of one experiment share ``results.jsonl``: the lock and the single
-    write keep every line whole.
+    Threads and processes of one experiment share ``results.jsonl``: the lock keeps their
+    lines apart, and a write that fails part-way (a full disk) is cut back to where it began,
+    so a reader never sees a torn line. The error is raised for the caller to report.
     """
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        start = os.lseek(fd, 0, os.SEEK_END)  # where the line begins: appends are locked out
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def path_inside(root: Path, name: str) -> Path:
-    """``root / name``, refusing names that would leave ``root`` (``..``, absolute, symlinks)."""
-    if not name or "\x00" in name or os.path.isabs(name):
-        raise ValueError(f"invalid name {name!r}: use a relative path inside the folder")
+def append_warning(folder: Path, text: str) -> None:
+    """Record a problem of the run in ``warnings.jsonl`` (raises OSError when it cannot)."""
+    line = json.dumps({"at": now_iso(), "warning": text}, ensure_ascii=False) + "\n"
+    fd = os.open(folder / WARNINGS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        append_locked(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_warnings(folder: Path) -> list[str]:
+    """The warnings recorded in ``warnings.jsonl``, oldest first ([] when there are none)."""
+    try:
+        with open(folder / WARNINGS, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not a line append_warning wrote whole
+        if isinstance(record, dict) and isinstance(record.get("warning"), str):
+            found.append(record["warning"])
+    return found
+
+
+NAME_MAX = 255  # bytes in one file name (Linux and macOS file systems)
+
+_VALID_NAME = (
+    "a valid name is a relative path like 'model.pt' or 'plots/loss.png': "
+    f"parts separated by '/', none empty, '.' or '..', each at most {NAME_MAX} bytes"
+)
+
+
+def check_name(name: str, what: str = "name") -> None:
+    """Refuse a name that is not a plain relative path of files and folders (ValueError).
+
+    ``.``, ``sub/..`` or ``plots/`` name a folder, not a file, and a part longer than the file
+    system allows fails later with a confusing error: each is refused here, saying why.
+    """
+    problem = _name_problem(name)
+    if problem is not None:
+        raise ValueError(f"invalid {what} {name!r}: {problem}; {_VALID_NAME}")
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if "\x00" in name:
+        return "it contains a NUL byte"
+    if os.path.isabs(name):
+        return "it is an absolute path"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return "it has an empty, '.' or '..' part"
+        try:
+            size = len(os.fsencode(part))
+        except UnicodeEncodeError:
+            return "it holds a lone surrogate, which no file name can"
+        if size > NAME_MAX:
+            return f"a part is {size} bytes long"
+    return None
+
+
+def path_inside(root: Path, name: str, what: str = "name") -> Path:
+    """``root / name`` for a valid relative name (see :func:`check_name`), refusing one that a
+    symlink leads out of ``root``."""
+    check_name(name, what)
     candidate = root / name
     resolved_root = root.resolve()
-    resolved = candidate.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"invalid name {name!r}: it leaves {root}")
+    if resolved_root not in candidate.resolve().parents:
+        raise ValueError(f"invalid {what} {name!r}: it leaves {root}; {_VALID_NAME}")
     return candidate

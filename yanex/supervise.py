@@ -1,17 +1,27 @@
-"""Running one script as a child process: its output teed, stop signals forwarded, a grace
-period, and how it ended.
+"""Running one script as a child process: its output teed, stop signals passed on once, a grace
+period, and nothing it started left behind.
 
-The launcher decides what a run is and records it; this module only runs the child:
+The launcher decides what a run is and records it; this module only runs the child. Its
 stdout and stderr are copied, as bytes, to the experiment's log files and (when given) to the
-terminal; a stop signal sent to yanex reaches the script once; a script still running after
-the grace period (or at a second signal) is killed.
+terminal. The child runs in a process group of its own (see ``processes``): the first stop
+signal is sent to the whole group, a second one (or the end of the grace period) kills it.
+When the script has exited, what it left running gets SIGTERM, then SIGKILL after the grace
+period, and the output is drained for at most ``DRAIN_TIMEOUT`` seconds in all.
+
+A terminal stays usable: when yanex runs in the foreground of one, what is typed there is
+passed to the script's stdin (the script's group is not the terminal's, so it could not read
+the terminal itself).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +31,10 @@ from yanex import processes
 
 # How many bytes of stderr are kept for the reason of a failure.
 STDERR_TAIL_BYTES = 8192
-# How long the output pipes may stay open after the script exited (a background process it
-# started may hold them) before yanex stops waiting for them.
+# How long the output pipes may stay open, in all, after the script and what it left running
+# ended (a process that left the group may hold them) before yanex stops waiting for them.
 DRAIN_TIMEOUT = 5.0
+_TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
 
 
 @dataclass
@@ -37,6 +48,25 @@ class ChildEnd:
     log_problems: list[str] = field(default_factory=list)
 
 
+# How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
+# reads and writes keep its cost per byte, not per line.
+_CHUNK = 1 << 20
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    import fcntl
+
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # capped by /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class _Tee(threading.Thread):
     """Copy one output pipe of the script, as bytes, to a log file and to the terminal."""
 
@@ -44,21 +74,28 @@ class _Tee(threading.Thread):
         self, pipe: IO[bytes], log_path: Path, terminal: IO[bytes] | None, keep_tail: bool
     ):
         super().__init__(daemon=True, name=f"yanex-tee-{log_path.name}")
+        _widen(pipe)
         self.pipe = pipe
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.log_name = log_path.name
         self.terminal = terminal
+        # A terminal (or any stream) with a file descriptor is written with os.write: no
+        # buffer to copy into and flush at every chunk.
+        self.terminal_fd = _fileno(terminal)
+        if self.terminal_fd is not None and terminal is not None:
+            with contextlib.suppress(OSError, ValueError):
+                terminal.flush()  # what yanex wrote before goes first
         self.tail = bytearray() if keep_tail else None
         self.write_error: OSError | None = None
 
     def run(self) -> None:
         fd = self.pipe.fileno()
         try:
-            while chunk := os.read(fd, 65536):
+            while chunk := os.read(fd, _CHUNK):
                 self._write_log(chunk)
                 self._write_terminal(chunk)
                 if self.tail is not None:
-                    self.tail += chunk
+                    self.tail += chunk[-STDERR_TAIL_BYTES:]
                     del self.tail[:-STDERR_TAIL_BYTES]
         finally:
             os.close(self.log_fd)
@@ -67,9 +104,7 @@ class _Tee(threading.Thread):
         if self.write_error is not None:
             return
         try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self.log_fd, view) :]
+            _write_all(self.log_fd, chunk)
         except OSError as exc:  # e.g. a full disk: keep the script's output flowing to the terminal
             self.write_error = exc
 
@@ -77,10 +112,145 @@ class _Tee(threading.Thread):
         if self.terminal is None:
             return
         try:
-            self.terminal.write(chunk)
-            self.terminal.flush()
+            if self.terminal_fd is not None:
+                _write_all(self.terminal_fd, chunk)
+            else:
+                self.terminal.write(chunk)
+                self.terminal.flush()
         except (OSError, ValueError):  # a closed pipe (`| head`) must not stop the run
             self.terminal = None
+
+
+def _fileno(stream: IO[bytes] | None) -> int | None:
+    if stream is None:
+        return None
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a notebook's stream, an in-memory buffer
+        return None
+
+
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _pass_terminal_input(pipe: IO[bytes]) -> None:
+    """Copy what is typed at the terminal to the script's stdin, while yanex is in the
+    foreground (a background process that read the terminal would be stopped)."""
+    fd = pipe.fileno()
+    try:
+        while True:
+            if not _in_terminal_foreground():
+                time.sleep(0.2)
+                continue
+            ready, _, _ = select.select([0], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(0, 65536)
+            if not data:  # Ctrl-D
+                break
+            os.write(fd, data)
+    except OSError:  # the script closed its stdin, or ended
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+class Child:
+    """One script, running in a process group of its own, with its output teed."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | str,
+        env: Mapping[str, str],
+        stdout_log: Path,
+        stderr_log: Path,
+        stdout: IO[bytes] | None,
+        stderr: IO[bytes] | None,
+        grace: float,
+        stdin: int | None = None,
+    ) -> None:
+        """``stdin``: what the script reads (default: what is typed at yanex's terminal when
+        yanex runs in its foreground, else yanex's own stdin)."""
+        typed = stdin is None and _in_terminal_foreground()
+        self.proc = processes.spawn(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE if typed else stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.pgid = self.proc.pid
+        self.grace = grace
+        processes.WATCHER.watch(self.pgid)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
+        self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
+        self.out.start()
+        self.err.start()
+        if typed:
+            assert self.proc.stdin is not None
+            threading.Thread(
+                target=_pass_terminal_input, args=(self.proc.stdin,), daemon=True
+            ).start()
+        self.received: signal.Signals | None = None
+        self.kill_at: float | None = None
+
+    def forward(self, signum: int) -> None:
+        """Pass a signal yanex received on to the script's group: the first stop signal starts
+        the grace period, a second one kills the group."""
+        if not processes.is_stop(signum):
+            processes.signal_group(self.pgid, signum)  # Ctrl-Z and fg
+            return
+        if self.received is None:
+            self.received = signal.Signals(signum)
+            self.kill_at = time.monotonic() + self.grace
+            processes.signal_group(self.pgid, signum)
+        else:
+            self.kill()
+
+    def kill(self) -> None:
+        processes.signal_group(self.pgid, signal.SIGKILL)
+
+    def poll(self) -> int | None:
+        """The script's return code once it exited; kills its group when the grace is over."""
+        returncode = self.proc.poll()
+        if returncode is None and self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self.kill()
+        return returncode
+
+    def timeout(self) -> float:
+        """How long the caller may wait for a signal before looking at this child again."""
+        if self.kill_at is None:
+            return _TICK
+        return min(_TICK, max(0.0, self.kill_at - time.monotonic()))
+
+    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ChildEnd:
+        """After the script exited: end what it left running, drain its output (bounded),
+        and say how it ended. A stop signal during the drain stops the waiting."""
+        returncode = self.proc.wait()
+        grace = 0.0 if self.received is not None else self.grace
+        processes.end_group(self.pgid, grace)
+        processes.WATCHER.unwatch(self.pgid)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        for tee in (self.out, self.err):
+            while tee.is_alive() and time.monotonic() < deadline:
+                tee.join(min(0.05, deadline - time.monotonic()))
+                if next_signal is not None and processes.is_stop(next_signal(0)):
+                    deadline = time.monotonic()  # asked to stop: the output is what it is
+        problems = [
+            f"{tee.log_name} is incomplete: {tee.write_error.strerror}"
+            for tee in (self.out, self.err)
+            if tee.write_error is not None
+        ]
+        return ChildEnd(returncode, self.received, bytes(self.err.tail or b""), problems)
 
 
 def run(
@@ -93,39 +263,39 @@ def run(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
     grace: float,
+    next_signal: Callable[[float], int | None],
     started: Callable[[], None] = lambda: None,
 ) -> ChildEnd:
-    """Run ``argv`` to its end, inside ``processes.signals_blocked()``.
+    """Run ``argv`` to its end, passing on the stop signals ``next_signal`` gives (it waits
+    at most its argument's seconds for one: ``processes.Signals.next`` in the main thread, a
+    queue the runner fills in a member's thread).
 
     ``started`` is called once the child runs. OSError: the child could not be started. Any
-    other exception (a bug) kills the child before it propagates.
+    other exception (a bug) kills the child's group before it propagates.
     """
-    import subprocess
-
-    proc = processes.spawn(
-        argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    child = Child(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout_log=stdout_log,
+        stderr_log=stderr_log,
+        stdout=stdout,
+        stderr=stderr,
+        grace=grace,
     )
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        out = _Tee(proc.stdout, stdout_log, stdout, keep_tail=False)
-        err = _Tee(proc.stderr, stderr_log, stderr, keep_tail=True)
-        out.start()
-        err.start()
         started()
-        returncode, received = processes.wait_forwarding(proc, grace)
-        out.join(DRAIN_TIMEOUT)
-        err.join(DRAIN_TIMEOUT)
+        while child.poll() is None:
+            signum = next_signal(child.timeout())
+            if signum is not None and signum != signal.SIGCHLD:
+                child.forward(signum)
+                processes.suspend_self(signum)
+        return child.finish(next_signal)
     except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        child.kill()
+        child.proc.wait()
+        processes.WATCHER.unwatch(child.pgid)
         raise
-    problems = [
-        f"{tee.log_name} is incomplete: {tee.write_error.strerror}"
-        for tee in (out, err)
-        if tee.write_error is not None
-    ]
-    return ChildEnd(returncode, received, bytes(err.tail or b""), problems)
 
 
 def failure_reason(returncode: int, stderr_tail: bytes, lines: int = 10) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from yanex.errors import YanexError
+from yanex.terminal import safe_lines
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -35,7 +36,6 @@ COMMANDS = {
     "delete": "yanex.cli.browse:delete",
     "reindex": "yanex.cli.browse:reindex",
     "ui": "yanex.cli.ui:ui",
-    "_execute": "yanex.cli.run:execute_staged",
 }
 
 
@@ -43,6 +43,9 @@ class UserError(click.ClickException):
     """A ``YanexError`` shown the click way: ``Error: <message>`` on stderr, exit code 2."""
 
     exit_code = 2
+
+    def format_message(self) -> str:
+        return safe_lines(self.message)  # it may quote user text
 
 
 @contextlib.contextmanager
@@ -55,7 +58,8 @@ def user_errors() -> Iterator[None]:
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """One of yanex's own messages, on stderr; user text in it cannot steer the terminal."""
+    click.echo(safe_lines(message), err=True)
 
 
 class _LazyGroup(click.Group):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,15 +16,7 @@ from typing import Any
 
 import click
 
-# C0 and C1 control characters, DEL, and the invisible Unicode controls that reorder or hide
-# text (bidirectional overrides, zero-width characters).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: Any) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``, ``\\n``)."""
-    text = "" if text is None else str(text)
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+from yanex.terminal import safe
 
 
 def is_terminal() -> bool:

@@ -16,6 +16,7 @@ import click
 
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.sweeps import CONFIRM_GRID
+from yanex.terminal import safe
 
 if TYPE_CHECKING:
     from yanex.launcher import Prepared, RunRequest
@@ -114,16 +115,48 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     "-j",
     "--jobs",
     type=click.IntRange(min=0),
-    default=1,
+    help="With --staged: how many experiments run at once (default 1; 0: one per CPU). With "
+    "--executor dask: how many are sent to the cluster at once (default: all of them).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
     show_default=True,
-    help="With --staged: how many experiments run at once (0: one per CPU).",
+    help="With --staged: where the experiments run: in this process (local), or on a Dask "
+    'cluster (pip install "yanex[dask]").',
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --executor dask: the cluster's scheduler (tcp://HOST:PORT); default: a local "
+    "cluster of processes, started for this run.",
+)
+@click.option(
+    "--resources",
+    "resources_given",
+    multiple=True,
+    metavar="NAME=N",
+    help="With --executor dask: what each experiment needs of a worker (repeatable), e.g. "
+    "gpu=1: it runs only on workers that advertise it (dask worker --resources gpu=2), and "
+    "each gets its own CUDA_VISIBLE_DEVICES.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=0,
+    help="With --executor dask: how many times an experiment whose worker died is run again.",
 )
 def run(
     script: Path | None,
     script_args: tuple[str, ...],
     stage: bool,
     staged: bool,
-    jobs: int,
+    jobs: int | None,
+    executor: str,
+    scheduler: str | None,
+    resources_given: tuple[str, ...],
+    retries: int,
     **options: Any,
 ) -> None:
     """Run SCRIPT as a tracked experiment.
@@ -161,12 +194,47 @@ def run(
             raise click.UsageError(f"--staged runs what was staged; it takes no {', '.join(extra)}")
         from yanex.executors import run_staged
 
+        cluster = _cluster_options(executor, scheduler, resources_given, retries)
         with user_errors():
-            code = run_staged(jobs=jobs, ignore_dirty=options["ignore_dirty"], echo=echo_err)
+            code = run_staged(
+                jobs=jobs if jobs is not None else (1 if executor == "local" else 0),
+                ignore_dirty=options["ignore_dirty"],
+                echo=echo_err,
+                executor=executor,
+                **cluster,
+            )
         sys.exit(code)
-    if jobs != 1:
+    if jobs is not None:
         raise click.UsageError("-j/--jobs applies to --staged")
+    if executor != "local" or scheduler or resources_given or retries:
+        raise click.UsageError(
+            "--executor, --scheduler, --resources and --retries apply to --staged"
+        )
     _launch(script, script_args, stage=stage, **options)
+
+
+def _cluster_options(
+    executor: str, scheduler: str | None, resources_given: tuple[str, ...], retries: int
+) -> dict[str, Any]:
+    """The Dask executor's options, checked: they mean nothing to the local one."""
+    if executor != "dask":
+        if scheduler or resources_given or retries:
+            raise click.UsageError("--scheduler, --resources and --retries need --executor dask")
+        return {}
+    resources: dict[str, float] = {}
+    for text in resources_given:
+        name, sep, amount = text.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not name.strip() or value <= 0:
+            raise click.BadParameter(
+                f"{text!r} is not NAME=N with N a positive number (e.g. gpu=1)",
+                param_hint="'--resources'",
+            )
+        resources[name.strip()] = value
+    return {"scheduler": scheduler, "resources": resources, "retries": retries}
 
 
 def _option_name(name: str) -> str:
@@ -293,7 +361,7 @@ def _show_dry_run(prepared: Prepared) -> None:
     if prepared.is_sweep:
         click.echo(f"grid of {len(members):,} experiments:")
         for index, member in enumerate(members, 1):
-            click.echo(f"  {index:>{len(str(len(members)))}}. {member.label}")
+            click.echo(f"  {index:>{len(str(len(members)))}}. {safe(member.label)}")
     else:
         click.echo(config_yaml(members[0].config), nl=False)
     echo_err(
@@ -301,27 +369,6 @@ def _show_dry_run(prepared: Prepared) -> None:
         f"{'stage' if prepared.request.stage else 'run'} with {_describe_git(prepared)}; "
         "nothing was created."
     )
-
-
-@click.command("_execute", hidden=True, context_settings=CONTEXT_SETTINGS)
-@click.argument("experiment_id")
-@click.option("--stream", is_flag=True, help="Show the script's output in the terminal too.")
-def execute_staged(experiment_id: str, stream: bool) -> None:
-    """Run one claimed, staged experiment (started by `yanex run --staged`)."""
-    from yanex.launcher import Experiment, Launcher, RunRequest
-
-    with user_errors():
-        experiment = Experiment.load(experiment_id)
-    meta = experiment.metadata
-    request = RunRequest(
-        script=Path(meta["script"]), script_args=list(meta["args"]), cwd=Path(meta["cwd"])
-    )
-    if stream:
-        launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=echo_err)
-    else:
-        launcher = Launcher()
-    outcome = launcher.execute(experiment, request, request.script)
-    sys.exit(outcome.cli_exit_code)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -1,0 +1,247 @@
+"""`yanex run --staged --executor dask`: staged members on a real Dask scheduler and workers on
+127.0.0.1, the workers in another working folder and HOME than the client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Project, assert_usage_error, metadata
+
+pytest.importorskip("distributed")
+
+JOB = """
+import json, os, socket, sys, time, yanex
+time.sleep(float(yanex.get_param("sleep", 0)))
+with open(os.environ["RUNS_LOG"], "a") as log:
+    log.write(json.dumps({"id": yanex.experiment_id(), "x": yanex.get_param("x"),
+                          "cwd": os.getcwd(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")})
+              + "\\n")
+yanex.log_results({"x": yanex.get_param("x")})
+if yanex.get_param("fail", False):
+    sys.exit(3)
+print("done", yanex.get_param("x"))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Cluster:
+    """A real `dask scheduler` and `dask worker` processes, as a user starts them by hand."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.workers: list[subprocess.Popen[bytes]] = []
+        elsewhere = root / "worker-home"
+        elsewhere.mkdir(exist_ok=True)
+        # Workers live elsewhere: another cwd and HOME, and no YANEX_HOME of their own.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        self.runs_log = root / "runs.log"  # the jobs log here: workers are started with it
+        self.env.update(HOME=str(elsewhere), RUNS_LOG=str(self.runs_log))
+        self.scheduler = self._start(
+            "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"
+        )
+
+    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            cwd=self.root / "worker-home",
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def add_workers(self, count: int, *extra: str) -> None:
+        proc = self._start(
+            "worker", self.address, "--nworkers", str(count), "--nthreads", "1",
+            "--no-dashboard", "--host", "127.0.0.1", *extra,
+        )  # fmt: skip
+        self.workers.append(proc)
+        self.expected = getattr(self, "expected", 0) + count
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(self.expected, timeout=60)
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in [*self.workers, self.scheduler]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = Cluster(tmp_path)
+    try:
+        running.add_workers(2)
+        yield running
+    finally:
+        running.close()
+
+
+def setup(project: Project) -> dict[str, str]:
+    project.write("job.py", JOB)
+    project.commit()
+    return project.env()
+
+
+def stage(project: Project, env: dict[str, str], *params: str) -> list[str]:
+    args = [arg for p in params for arg in ("-p", p)]
+    r = project.yanex("stage", "job.py", *args, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def runs(cluster: Cluster) -> list[dict]:
+    """What the jobs wrote: a runs.log the workers' environment names (RUNS_LOG)."""
+    path = cluster.runs_log
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_grid_runs_on_the_cluster_with_the_store_it_was_staged_in(
+    project: Project, cluster: Cluster
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(4)", "sleep=0.3")
+    r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler", cluster.address,
+                      env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "4 completed, 0 failed, 0 cancelled, 0 refused" in r.stderr
+    done = runs(cluster)
+    assert sorted(d["x"] for d in done) == [0, 1, 2, 3]
+    assert {d["cwd"] for d in done} == {str(project.path)}  # the folder it was staged from
+    for experiment_id in ids:
+        meta = metadata(project.home / "experiments" / experiment_id)
+        assert meta["status"] == "completed"
+        assert meta["launcher"]["hostname"] == os.uname().nodename
+        assert meta["launcher"]["pid"] != os.getpid()  # a worker process ran it
+        assert (project.home / "experiments" / experiment_id / "stdout.txt").read_text() == (
+            f"done {meta['sweep_values']['x']}\n"
+        )
+        assert not (project.home / "experiments" / experiment_id / "claim.json").exists()
+    again = project.yanex("run", "--staged", "--executor", "dask", env=env)
+    assert again.returncode == 0 and "nothing is staged" in again.stderr
+
+
+def test_failures_are_counted_and_the_exit_code_says_so(project: Project, cluster: Cluster) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=list(1, 2)", "fail=list(false, true)")
+    r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler", cluster.address,
+                      env=env)  # fmt: skip
+    assert r.returncode == 1
+    assert "2 completed, 2 failed" in r.stderr
+    statuses = sorted(metadata(project.home / "experiments" / i)["status"] for i in ids)
+    assert statuses == ["completed", "completed", "failed", "failed"]
+
+
+def test_gpu_members_get_their_own_devices(project: Project, tmp_path: Path) -> None:
+    env = setup(project)
+    stage(project, env, "x=range(4)", "sleep=1")
+    running = Cluster(tmp_path)
+    try:
+        running.add_workers(1, "--nthreads", "2", "--resources", "gpu=2")
+        r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler",
+                          running.address, "--resources", "gpu=1", env=env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    finally:
+        running.close()
+    devices = [d["cuda"] for d in runs(running)]
+    assert sorted(devices) == ["0", "0", "1", "1"]
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_and_nothing_changes(project: Project) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    started = time.monotonic()
+    r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler",
+                      f"tcp://127.0.0.1:{free_port()}", env=env, timeout=60)  # fmt: skip
+    assert_usage_error(r, "cannot reach the Dask scheduler", "everything stays staged")
+    assert time.monotonic() - started < 60
+    meta = metadata(project.home / "experiments" / ids[0])
+    assert meta["status"] == "staged"
+    assert not (project.home / "experiments" / ids[0] / "claim.json").exists()
+
+
+def test_ctrl_c_on_the_client_cancels_what_runs_and_leaves_the_rest_staged(
+    project: Project, cluster: Cluster
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(6)", "sleep=30")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "yanex", "run", "--staged", "--executor", "dask", "--scheduler",
+         cluster.address, "-j", "2"],
+        cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    folders = [project.home / "experiments" / i for i in ids]
+    assert wait_until(lambda: sum(metadata(f)["status"] == "running" for f in folders) == 2)
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 130, err
+    statuses = [metadata(f)["status"] for f in folders]
+    assert sorted(statuses) == ["cancelled"] * 2 + ["staged"] * 4, err
+    assert not any((f / "claim.json").exists() for f in folders)
+    assert b"4 still staged" in err
+
+
+def test_a_worker_killed_mid_run_leaves_its_member_failed(
+    project: Project, cluster: Cluster
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1", "sleep=30")
+    folder = project.home / "experiments" / ids[0]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, env=env)  # fmt: skip
+    assert wait_until(lambda: metadata(folder)["status"] == "running")
+    worker_pid = metadata(folder)["launcher"]["pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    _, err = client.communicate(timeout=180)
+    meta = metadata(folder)
+    assert meta["status"] == "failed" and "worker died" in meta["error"], err
+    assert b"1 failed" in err and client.returncode == 1
+
+
+def test_with_retries_a_killed_workers_member_runs_again(
+    project: Project, cluster: Cluster
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1", "sleep=3")
+    folder = project.home / "experiments" / ids[0]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, "--retries", "1", env=env)  # fmt: skip
+    assert wait_until(lambda: metadata(folder)["status"] == "running")
+    os.kill(metadata(folder)["launcher"]["pid"], signal.SIGKILL)
+    _, err = client.communicate(timeout=180)
+    meta = metadata(folder)
+    assert meta["status"] == "completed", err
+    assert meta["attempts"] == 2 and "worker died" in meta["retried_after"][0]

@@ -1,0 +1,218 @@
+"""Every way a run ends is recorded, with one signal per stop request and no process left over:
+group signals, `timeout`, orphans after a stop or a SIGKILL of yanex, stop signals during the
+output drain, a bounded drain, terminal input, and the portable path of -j 0."""
+
+from __future__ import annotations
+
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Project, metadata, process_gone
+
+# Counts the SIGINT/SIGTERM it gets, cleans up for a second, and records both.
+COUNTER = """
+import os, signal, sys, time
+got = []
+def stop(signum, frame):
+    got.append(signum)
+    if len(got) == 1:
+        time.sleep(1)  # cleaning up, inside the grace period
+        open(os.environ["OUT"], "w").write(f"{len(got)} cleaned")
+        sys.exit(5)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+# Starts three kinds of descendants, records their pids, then waits (ignoring SIGTERM).
+SPAWNER = """
+import multiprocessing, os, signal, subprocess, sys, time
+
+def sleeper():
+    time.sleep(1000)
+
+if __name__ == "__main__":
+    pids = [subprocess.Popen(["sleep", "1000"]).pid]
+    worker = multiprocessing.get_context("fork").Process(target=sleeper)
+    worker.start()
+    pids.append(worker.pid)
+    out = subprocess.run(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"],
+                         capture_output=True, text=True).stdout
+    pids.append(int(out))
+    open(os.environ["PIDS"], "w").write(" ".join(map(str, pids)))
+    if os.environ.get("STUBBORN"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ready", flush=True)
+    if os.environ.get("EXIT_AT_ONCE"):
+        os._exit(0)  # without waiting for the multiprocessing worker
+    time.sleep(1000)
+"""
+
+
+def wait_for(predicate, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start(project: Project, script: str, **env: str) -> subprocess.Popen[bytes]:
+    """yanex run SCRIPT as the leader of a process group of its own (as a shell's job)."""
+    proc = project.popen(
+        "run", script, env=project.env(**env), stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def test_a_signal_to_yanexs_whole_group_reaches_the_script_once(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write("counter.py", COUNTER)
+    project.commit()
+    out = tmp_path / "out.txt"
+    proc = start(project, "counter.py", OUT=str(out))
+    os.killpg(proc.pid, signal.SIGINT)  # `kill -INT -PGID`: yanex and everything in its group
+    proc.communicate(timeout=60)
+    assert out.read_text() == "1 cleaned"  # one signal, and time to clean up
+    assert proc.returncode == 130
+    meta = metadata(project.only_experiment())
+    assert meta["status"] == "cancelled" and meta["exit_code"] == 5
+
+
+def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Path) -> None:
+    if shutil.which("timeout") is None:
+        pytest.skip("no timeout command")
+    project.write("counter.py", COUNTER)
+    project.commit()
+    out = tmp_path / "out.txt"
+    r = subprocess.run(
+        ["timeout", "3", sys.executable, "-m", "yanex", "run", "counter.py"],
+        cwd=project.path,
+        env=project.env(OUT=str(out)),
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.read_text() == "1 cleaned", r.stderr
+    assert metadata(project.only_experiment())["status"] == "cancelled"
+
+
+def test_nothing_the_script_started_outlives_a_stop(project: Project, tmp_path: Path) -> None:
+    project.write("spawner.py", SPAWNER)
+    project.commit()
+    pids_file = tmp_path / "pids"
+    proc = start(
+        project,
+        "spawner.py",
+        PIDS=str(pids_file),
+        STUBBORN="1",
+        YANEX_GRACE_PERIOD="1",
+    )
+    pids = [int(p) for p in pids_file.read_text().split()]
+    script_pid = int(metadata(project.only_experiment())["launcher"]["pid"])
+    assert script_pid == proc.pid
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    for pid in pids:
+        assert wait_for(lambda pid=pid: process_gone(pid)), f"{pid} outlived the run"
+    assert metadata(project.only_experiment())["status"] == "cancelled"
+
+
+def test_nothing_the_script_started_outlives_a_sigkill_of_yanex(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write("spawner.py", SPAWNER)
+    project.commit()
+    pids_file = tmp_path / "pids"
+    proc = start(project, "spawner.py", PIDS=str(pids_file))
+    pids = [int(p) for p in pids_file.read_text().split()]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for pid in pids:
+        assert wait_for(lambda pid=pid: process_gone(pid)), f"{pid} outlived yanex"
+
+
+def test_what_a_finished_script_left_running_is_ended(project: Project, tmp_path: Path) -> None:
+    project.write("spawner.py", SPAWNER)
+    project.commit()
+    pids_file = tmp_path / "pids"
+    r = project.yanex("run", "spawner.py", PIDS=str(pids_file), EXIT_AT_ONCE="1", timeout=60)
+    assert r.returncode == 0, r.stderr
+    for pid in map(int, pids_file.read_text().split()):
+        assert process_gone(pid), f"{pid} outlived the run"
+    assert metadata(project.only_experiment())["status"] == "completed"
+
+
+# Leaves a process that is no longer in its group (setsid) holding both output pipes.
+HOLDER = """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+print("ready", flush=True)
+"""
+
+
+def test_a_stop_signal_during_the_drain_still_records_the_ending(project: Project) -> None:
+    project.write("holder.py", HOLDER)
+    project.commit()
+    proc = start(project, "holder.py")
+    time.sleep(1)  # the script has exited; yanex waits for the pipes the holder keeps open
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0  # the run was over: its ending stands
+    assert metadata(project.only_experiment())["status"] == "completed"
+
+
+def test_the_whole_drain_is_bounded(project: Project) -> None:
+    project.write("holder.py", HOLDER)
+    project.commit()
+    # Waiting 5 s for each pipe in turn would take 10 s: this timeout fails the test then.
+    r = project.yanex("run", "holder.py", timeout=9)
+    assert r.returncode == 0
+    assert metadata(project.only_experiment())["status"] == "completed"
+
+
+def test_what_is_typed_at_the_terminal_reaches_the_script(project: Project) -> None:
+    project.write("ask.py", "name = input('name? ')\nprint(f'hello {name}')\n")
+    project.commit()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", "run", "ask.py"], project.env())
+    output = b""
+    deadline = time.monotonic() + 60
+    while b"name? " not in output and time.monotonic() < deadline:
+        output += os.read(fd, 1024)
+    os.write(fd, b"Ada\n")
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"hello Ada" in output
+    assert (project.only_experiment() / "stdout.txt").read_text() == "name? hello Ada\n"
+
+
+def test_staged_runs_with_one_job_per_cpu_on_the_portable_path(project: Project) -> None:
+    project.write("job.py", "import yanex\nprint(yanex.get_param('x'))\n")
+    project.commit()
+    assert project.yanex("stage", "job.py", "-p", "x=list(1, 2, 3)").returncode == 0
+    r = project.yanex("run", "--staged", "-j", "0", YANEX_PORTABLE="1")
+    assert r.returncode == 0, r.stderr
+    assert f"{os.cpu_count()} at a time" in r.stderr and "3 completed" in r.stderr

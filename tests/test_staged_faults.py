@@ -1,0 +1,79 @@
+"""What goes wrong while one staged member starts ends that member alone, with the reason;
+the worker entry point runs only what is staged and claimed by its caller."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import Project, metadata
+
+from yanex import claims
+from yanex.executors.member import SKIPPED, CodeCheck, run_member
+
+
+def test_a_deleted_folder_and_a_missing_working_folder_end_only_their_member(
+    project: Project,
+) -> None:
+    project.write("job.py", "print('ran')\n")
+    project.commit()
+    (project.path / "sub").mkdir()  # a working folder git does not track
+    ids = project.yanex("stage", "job.py", "-p", "x=list(1, 2)").stdout.split()
+    sub = Project(project.path / "sub", project.home)
+    other = sub.yanex("stage", "../job.py").stdout.split()
+    assert len(ids) == 2 and len(other) == 1, other
+    shutil.rmtree(project.home / "experiments" / ids[0])  # deleted by hand before the run
+    shutil.rmtree(project.path / "sub")  # its working folder is gone
+    r = project.yanex("run", "--staged")
+    assert "Traceback" not in r.stderr
+    assert metadata(project.home / "experiments" / ids[1])["status"] == "completed"
+    meta = metadata(project.home / "experiments" / other[0])
+    assert (
+        meta["status"] == "failed"
+        and "working folder" in meta["error"]
+        and "is gone" in meta["error"]
+    )
+    assert "1 completed, 1 failed" in r.stderr and r.returncode == 1
+    for experiment_id in (ids[1], other[0]):
+        assert not (project.home / "experiments" / experiment_id / "claim.json").exists()
+
+
+def test_the_worker_entry_runs_only_what_is_staged_and_claimed_by_its_caller(
+    project: Project,
+) -> None:
+    project.write("job.py", "print('ran')\n")
+    project.commit()
+    (experiment_id,) = project.yanex("stage", "job.py").stdout.split()
+    folder = project.home / "experiments" / experiment_id
+    code = CodeCheck(ignore_dirty=False)
+    # Not claimed at all, then claimed by someone else: refused, nothing runs.
+    assert run_member(project.home, experiment_id, "not-a-token", code=code).status == SKIPPED
+    theirs = claims.take(folder)
+    assert theirs is not None
+    assert run_member(project.home, experiment_id, "not-a-token", code=code).status == SKIPPED
+    assert metadata(folder)["status"] == "staged" and claims.holds(folder, theirs.token)
+    # Claimed by its caller: it runs, and the claim is given back.
+    import os
+
+    os.chdir(project.path)
+    end = run_member(project.home, experiment_id, theirs.token, code=code)
+    assert end.status == "completed" and not (folder / "claim.json").exists()
+    # Once it ran, nothing runs it again.
+    assert run_member(project.home, experiment_id, theirs.token, code=code).status == SKIPPED
+    assert (folder / "stdout.txt").read_text() == "ran\n"
+
+
+def test_a_member_whose_folder_is_broken_is_skipped_and_the_rest_run(project: Project) -> None:
+    project.write("job.py", "print('ran')\n")
+    project.commit()
+    ids = project.yanex("stage", "job.py", "-p", "x=list(1, 2, 3)").stdout.split()
+    # Its metadata.json is replaced by a folder: it cannot be read, nor recorded.
+    meta = project.home / "experiments" / ids[1] / "metadata.json"
+    text = meta.read_text()
+    meta.unlink()
+    meta.mkdir()
+    (meta / "x").write_text(text)
+    r = project.yanex("run", "--staged")
+    assert "Traceback" not in r.stderr and r.returncode == 0, r.stderr
+    statuses = [metadata(project.home / "experiments" / i)["status"] for i in (ids[0], ids[2])]
+    assert statuses == ["completed", "completed"]
+    assert "skipped experiment folder " + ids[1] in r.stderr

@@ -1,0 +1,162 @@
+"""Claims on staged experiments: who may start one, as a lease that holds across hosts.
+
+A runner takes an experiment before starting it by creating its ``claim.json`` (an atomic
+create: of two runners, one gets it). The claim names its holder (host, pid, the process's
+start time) and is renewed while the holder waits to start it. A claim whose holder is gone
+can be taken over:
+
+- on the same host, when the process no longer exists, or the pid now belongs to another
+  process (its start time differs);
+- from another host, when the lease has not been renewed for ``LEASE`` seconds.
+
+A takeover is race-free: the claim has a generation, and taking over generation ``g`` means
+creating the marker ``.claim-g+1`` first, which only one runner can do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from yanex import store
+
+LEASE_ENV = "YANEX_CLAIM_LEASE"
+DEFAULT_LEASE = 300.0  # seconds a claim holds without renewal, for other hosts
+_MARKER = ".claim-generation-"
+
+
+def lease_seconds() -> float:
+    raw = os.environ.get(LEASE_ENV)
+    try:
+        return max(1.0, float(raw)) if raw else DEFAULT_LEASE
+    except ValueError:
+        return DEFAULT_LEASE
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc): a reused pid has
+    another start time. None where it cannot be read (another system, or no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
+
+
+_OWN_START: str | None = None
+
+
+def _own_start() -> str | None:
+    global _OWN_START
+    if _OWN_START is None:
+        _OWN_START = process_start(os.getpid())
+    return _OWN_START
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One runner's hold on one staged experiment."""
+
+    token: str  # unique to this claim: the holder checks it before starting the experiment
+    host: str
+    pid: int
+    start: str | None  # the holder process's start time
+    generation: int
+    renewed: float  # seconds since the epoch, as the holder's clock says
+
+    @classmethod
+    def new(cls, generation: int = 0) -> Claim:
+        return cls(
+            token=os.urandom(8).hex(),
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            start=_own_start(),
+            generation=generation,
+            renewed=time.time(),
+        )
+
+    def is_stale(self, lease: float | None = None) -> bool:
+        """Is the holder gone (same host), or its lease expired (another host)?"""
+        if self.host == os.uname().nodename:
+            if not store.pid_alive(self.pid):
+                return True
+            now_start = process_start(self.pid)
+            return self.start is not None and now_start is not None and now_start != self.start
+        return time.time() - self.renewed > (lease if lease is not None else lease_seconds())
+
+
+def read(folder: Path) -> Claim | None:
+    """The experiment's claim; None when there is none, or it is being written."""
+    try:
+        data: Any = store.read_json(folder / store.CLAIM)
+        return Claim(**{k: data[k] for k in Claim.__dataclass_fields__})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_new(folder: Path, claim: Claim) -> bool:
+    """Create claim.json holding ``claim`` whole, only if there is none (link is atomic)."""
+    tmp = folder / f".claim-new-{claim.token}"
+    store.write_bytes_atomic(tmp, json.dumps(asdict(claim)).encode(), durable=False)
+    try:
+        os.link(tmp, folder / store.CLAIM)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def take(folder: Path) -> Claim | None:
+    """Claim the experiment for this process; None when a live holder has it (or another
+    runner took over the same stale claim first)."""
+    claim = Claim.new()
+    if _write_new(folder, claim):
+        return claim
+    held = read(folder)
+    if held is None or not held.is_stale():
+        return None
+    generation = held.generation + 1
+    try:  # only one runner creates the marker of the next generation
+        fd = os.open(folder / f"{_MARKER}{generation}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    os.close(fd)
+    claim = Claim.new(generation)
+    store.write_json_atomic(folder / store.CLAIM, asdict(claim), durable=False)
+    return claim
+
+
+def renew(folder: Path, claim: Claim) -> Claim | None:
+    """Renew a held claim's lease; None when it is no longer this claim (taken over)."""
+    held = read(folder)
+    if held is None or held.token != claim.token:
+        return None
+    renewed = Claim(**{**asdict(claim), "renewed": time.time()})
+    store.write_json_atomic(folder / store.CLAIM, asdict(renewed), durable=False)
+    return renewed
+
+
+def holds(folder: Path, token: str) -> bool:
+    held = read(folder)
+    return held is not None and held.token == token
+
+
+def release(folder: Path, claim: Claim | None = None) -> None:
+    """Give the claim back (``claim``: only if it is still this one), with its markers."""
+    if claim is not None and not holds(folder, claim.token):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        (folder / store.CLAIM).unlink()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(_MARKER):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

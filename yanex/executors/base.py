@@ -1,0 +1,70 @@
+"""The executor seam: where claimed staged members run (submit, wait, cancel).
+
+The runner (``runner.py``) decides which members run and counts how they end; an executor
+only runs what it is given, each member through ``member.run_member``, the one code path. The
+local executor runs members in threads of the runner's own process; the Dask executor sends
+them to a cluster.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from yanex.claims import Claim
+from yanex.executors.member import MemberEnd
+
+
+@dataclass
+class Task:
+    """One claimed member to run: where it is, and the claim that lets it run."""
+
+    folder: Path
+    name: str
+    claim: Claim
+
+    @property
+    def id(self) -> str:
+        return self.folder.name
+
+    @property
+    def home(self) -> Path:
+        return self.folder.parent.parent
+
+
+class Executor(ABC):
+    """Runs claimed members; ``wake`` is called whenever one ends (the runner then calls
+    :meth:`wait`)."""
+
+    slots: int  # how many members it runs at once
+    name: str
+
+    def __init__(self) -> None:
+        self.wake: Callable[[], None] = lambda: None
+
+    @abstractmethod
+    def submit(self, task: Task) -> None:
+        """Start (or queue) one member."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+        """The members that ended since the last call (waiting up to ``timeout`` for one)."""
+
+    @abstractmethod
+    def cancel(self, signum: int) -> list[Task]:
+        """Pass a stop signal on to the running members; the tasks that had not started yet
+        are taken back (their claims are the runner's to give back)."""
+
+    @abstractmethod
+    def signal(self, signum: int) -> None:
+        """Pass another signal on (SIGCHLD: a child ended, look; Ctrl-Z, fg)."""
+
+    @abstractmethod
+    def busy(self) -> int:
+        """How many members are submitted and not yet ended."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Give back what the executor holds (threads, a cluster it started)."""

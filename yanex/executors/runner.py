@@ -1,0 +1,296 @@
+"""The staged runner: ``yanex run --staged [-j N] [--executor local|dask]``.
+
+It takes the staged experiments of the current project (its git repository, else the current
+folder), oldest first (a grid in its order), claims each before it starts (a lease: of two
+runners only one gets it, and a dead runner's claims are taken over), and hands it to an
+executor, at most as many at once as it has slots. Stop signals are passed on to what runs;
+what has not started stays staged. At the end, a summary counts how each ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from yanex import claims, gitstate, processes, record
+from yanex.executors.base import Executor, Task
+from yanex.executors.member import REFUSED, SKIPPED, MemberEnd
+from yanex.record import Status
+from yanex.terminal import safe_lines
+
+# What the runner counts: how each experiment ended, and refusals.
+_COUNTED = (*Status.ENDED, REFUSED)
+
+
+def current_project(cwd: Path) -> Path:
+    """The project a runner serves: the git repository it is run in, else the folder."""
+    return gitstate.repo_root(cwd) or cwd.resolve()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (all of the machine's where that cannot be asked)."""
+    if hasattr(os, "sched_getaffinity") and not os.environ.get(processes.PORTABLE_ENV):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def staged_experiments(
+    project: Path, echo: Callable[[str], None]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The project's staged experiments (not archived), oldest first (a grid in its order).
+
+    Reading the index brings it up to date, which also records as failed the runs left
+    ``running`` by a launcher that died on this host.
+    """
+    from yanex import query
+    from yanex.index import Index
+
+    index = Index(echo=echo)
+    try:
+        index.sync()
+        filters = query.Filters(status=(Status.STAGED,), project=str(project))
+        order = (query.Sort("created"), query.Sort("sweep_index"))
+        found = []
+        for rec in query.select(index, filters, sort=order):
+            try:
+                found.append((rec.dir, record.read_metadata(rec.dir)))
+            except (OSError, record.BadRecord):
+                continue  # gone or broken since it was indexed
+        return found
+    finally:
+        index.close()
+
+
+class StagedRunner:
+    """Claims staged members and runs them on an executor; counts how each ended."""
+
+    def __init__(self, executor: Executor, echo: Callable[[str], None]) -> None:
+        self.executor = executor
+        self.echo = echo
+        self.counts: Counter[str] = Counter()
+        self.stopped_by: signal.Signals | None = None
+        self.not_started = 0
+        self.ends: dict[str, MemberEnd] = {}  # by experiment ID
+
+    def run(self, queue: list[tuple[Path, dict[str, Any]]]) -> int:
+        """Run ``queue``; the exit code (1 when any failed or was refused, 128+N after signal N)."""
+        pending = deque(queue)
+        claimed: dict[str, Task] = {}
+        started = time.monotonic()
+        renew_every = claims.lease_seconds() / 3
+        next_renewal = time.monotonic() + renew_every
+        executor = self.executor
+        with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
+            executor.wake = signals.wake
+            while executor.busy() or (pending and self.stopped_by is None):
+                while pending and self.stopped_by is None and executor.busy() < executor.slots:
+                    task = self._claim(*pending.popleft())
+                    if task is not None:
+                        claimed[task.id] = task
+                        executor.submit(task)
+                progress.update(self.counts, executor.busy())
+                signum = signals.next(0.5)
+                if processes.is_stop(signum):
+                    assert signum is not None
+                    for task in self._stop(signal.Signals(signum)):
+                        claims.release(task.folder, task.claim)
+                        claimed.pop(task.id, None)
+                        self.not_started += 1
+                elif signum is not None:
+                    executor.signal(signum)  # a child ended (look), Ctrl-Z or fg
+                    processes.suspend_self(signum)
+                for task, end in executor.wait(0):
+                    claimed.pop(task.id, None)
+                    self._ended(task, end, progress)
+                if time.monotonic() >= next_renewal:  # members waiting on a cluster keep theirs
+                    for task in claimed.values():
+                        task.claim = claims.renew(task.folder, task.claim) or task.claim
+                    next_renewal = time.monotonic() + renew_every
+                progress.update(self.counts, executor.busy())
+        executor.close()
+        left = self.not_started + sum(1 for folder, _ in pending if _still_staged(folder))
+        self._summary(left, time.monotonic() - started)
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        return 1 if self.counts[Status.FAILED] or self.counts[REFUSED] else 0
+
+    def _claim(self, folder: Path, meta: dict[str, Any]) -> Task | None:
+        """Take a member for this runner; None when another runner has it or it is no
+        longer staged (or gone)."""
+        try:
+            claim = claims.take(folder)
+        except OSError:
+            return None  # its folder is gone (deleted meanwhile)
+        if claim is None:
+            return None
+        try:
+            meta = record.read_metadata(folder)
+        except (OSError, record.BadRecord):
+            claims.release(folder, claim)
+            return None
+        if meta["status"] != Status.STAGED:
+            claims.release(folder, claim)
+            return None
+        return Task(folder, meta.get("name") or Path(meta["script"]).name, claim)
+
+    def _stop(self, sig: signal.Signals) -> list[Task]:
+        """Stop starting members, and pass the signal on to those running."""
+        if self.stopped_by is None:
+            self.stopped_by = sig
+            self.echo(f"yanex: {sig.name}: stopping the running experiments; the rest stay staged")
+        return self.executor.cancel(sig)
+
+    def _ended(self, task: Task, end: MemberEnd, progress: _Progress) -> None:
+        self.ends[task.id] = end
+        if end.status == SKIPPED:
+            self.not_started += 1
+            progress.line(f"yanex: {task.id} was not run ({task.name}): {end.error}")
+            return
+        self.counts[end.status] += 1
+        if end.status == REFUSED:
+            progress.line(
+                f"yanex: refused {task.id} ({task.name}): {end.error}; it stays staged "
+                "(--ignore-dirty runs it anyway)"
+            )
+            return
+        took = f" in {end.duration:.1f}s" if end.duration is not None else ""
+        reason = f": {end.error.splitlines()[0]}" if end.error and end.status != "completed" else ""
+        progress.line(f"yanex: {task.id} {end.status}{took} ({task.name}){reason}")
+
+    def _summary(self, left: int, elapsed: float) -> None:
+        parts = [f"{self.counts[k]} {k}" for k in _COUNTED]
+        tail = f"; {left} still staged" if left else ""
+        self.echo(f"yanex: staged run done in {elapsed:.1f}s: {', '.join(parts)}{tail}")
+
+
+def _still_staged(folder: Path) -> bool:
+    try:
+        return record.read_metadata(folder).get("status") == Status.STAGED
+    except (OSError, record.BadRecord):
+        return False
+
+
+class _Progress:
+    """One live line on a terminal (done / failed / running, elapsed) when runs go in parallel;
+    elsewhere, a plain line per finished experiment."""
+
+    def __init__(self, total: int, live: bool) -> None:
+        self.total = total
+        self.progress: Any = None
+        if live and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]staged runs"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self.task = self.progress.add_task("", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, counts: Counter[str], running: int) -> None:
+        if self.progress is None:
+            return
+        done = sum(counts[k] for k in _COUNTED)
+        self.progress.update(
+            self.task,
+            completed=done,
+            description=f"{counts['completed']} done, {counts['failed']} failed, {running} running",
+        )
+
+    def line(self, text: str) -> None:
+        text = safe_lines(text)  # it names experiments: user text
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def make_executor(
+    name: str,
+    *,
+    jobs: int,
+    ignore_dirty: bool,
+    echo: Callable[[str], None],
+    scheduler: str | None = None,
+    resources: dict[str, float] | None = None,
+    retries: int = 0,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> Executor:
+    """The executor ``name`` (``local`` or ``dask``), set up for one batch (``stdout`` and
+    ``stderr``: where a local batch streams the scripts' output, if anywhere)."""
+    from yanex.executors.member import CodeCheck
+
+    code = CodeCheck(ignore_dirty)
+    if name == "dask":
+        from yanex.executors.dask import DaskExecutor
+
+        return DaskExecutor(
+            code, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries
+        )
+    from yanex.executors.local import LocalExecutor
+
+    return LocalExecutor(jobs or usable_cpus(), code, echo, stdout, stderr)
+
+
+def run_queue(
+    queue: list[tuple[Path, dict[str, Any]]],
+    *,
+    jobs: int,
+    ignore_dirty: bool,
+    echo: Callable[[str], None],
+    executor: str = "local",
+    **options: Any,
+) -> tuple[int, StagedRunner]:
+    """Run exactly these staged members (``yanex run -m``, ``yanex.launch(jobs=...)``)."""
+    runner = StagedRunner(
+        make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options), echo
+    )
+    return runner.run(queue), runner
+
+
+def run_staged(
+    *, jobs: int, ignore_dirty: bool, echo: Callable[[str], None], executor: str = "local",
+    **options: Any,
+) -> int:  # fmt: skip
+    """``yanex run --staged``: run this project's staged experiments; the exit code. One at a
+    time, the scripts' output streams to the terminal as in a direct run."""
+    project = current_project(Path.cwd())
+    if executor == "local" and jobs == 1:
+        options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
+    made = make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options)
+    queue = staged_experiments(project, echo)
+    if not queue:
+        made.close()
+        echo(f"yanex: nothing is staged for {project}")
+        return 0
+    echo(
+        f"yanex: running {len(queue)} staged experiments of {project}, "
+        f"{made.slots} at a time ({made.name})"
+    )
+    return StagedRunner(made, echo).run(queue)
