@@ -23,14 +23,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """What yanex costs (start-up, logging, staged batches locally and on Dask, finding
-    experiments at 10,000 and 100,000), against bare Python and yanex 0.6.1 in its own venv.
-    `nox -s bench -- run` (or `browse`, `staged`) runs one of them."""
-    which = session.posargs or ["run", "browse", "staged"]
+    experiments at 10,000 and 100,000, the dashboard's pages), against bare Python and yanex
+    0.6.1 in its own venv. `nox -s bench -- run` (or `browse`, `staged`, `ui`) runs one of them."""
+    which = session.posargs or ["run", "browse", "staged", "ui"]
     # As users install it: an editable install adds an import hook.
-    session.install(".[analysis,dask]")
+    session.install(".[analysis,dask,ui]")
     old = Path(session.create_tmp()).resolve() / "yanex-0.6.1"
     if not (old / "bin" / "python").exists():
         session.run("python", "-m", "venv", str(old))
         session.run(str(old / "bin" / "pip"), "install", "-q", "yanex==0.6.1", external=True)
     for name in which:
-        session.run("python", f"benchmarks/bench_{name}.py", "--old", str(old / "bin" / "python"))
+        against = [] if name == "ui" else ["--old", str(old / "bin" / "python")]
+        session.run("python", f"benchmarks/bench_{name}.py", *against)

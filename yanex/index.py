@@ -744,6 +744,11 @@ def _scandir(root: Path) -> list[os.DirEntry[str]]:
         return list(os.scandir(root))
     except FileNotFoundError:
         return []
+    except OSError as exc:  # not a folder, no permission: the store cannot be read
+        raise StoreError(
+            f"cannot read the store folder {root}: {exc.strerror or exc}",
+            hint="Check YANEX_HOME and the folder's permissions.",
+        ) from exc
 
 
 def _count_ids(root: Path) -> int:

@@ -11,9 +11,10 @@ only with ``==`` and ``!=``.
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -199,16 +200,23 @@ class Sort:
                 if self.descending:
                     return f"{num} DESC, {text} DESC", [leaf, leaf]
                 return f"({num} IS NULL AND {text} IS NULL), {num}, {text}", [leaf] * 4
-        column = FIELDS[self.key][0]
+        column = f"e.{FIELDS[self.key][0]}" if self.key in FIELDS else SORT_ONLY[self.key]
         if self.descending:
-            return f"e.{column} DESC", []
-        return f"(e.{column} IS NULL), e.{column}", []
+            return f"{column} DESC", []
+        return f"({column} IS NULL), {column}", []
+
+
+# Keys a listing sorts by but a condition does not compare, and the SQL they sort by: tags
+# by their text in any case, experiments without tags last.
+SORT_ONLY = {"tags": "lower(NULLIF(e.tags, '[]'))"}
 
 
 def parse_sort(text: str) -> Sort:
     descending = text.startswith("-")
     key = text[1:] if descending else text
     if key.startswith(("params.", "results.")) and key.split(".", 1)[1]:
+        return Sort(key, descending)
+    if key in SORT_ONLY:
         return Sort(key, descending)
     found = _field(key)
     if found is None:
@@ -241,6 +249,7 @@ class Filters:
     where: tuple[Condition, ...] = ()
     project: str | None = None
     archived: bool | None = False
+    text: tuple[str, ...] = ()  # words, each in the ID, name, description or a tag
 
     def narrows(self) -> bool:
         """Does anything beyond the project and archive state select experiments?"""
@@ -254,6 +263,7 @@ class Filters:
             or self.since is not None
             or self.until is not None
             or self.where
+            or self.text
         )
 
     def sql(self) -> tuple[str, list[Any]]:
@@ -290,11 +300,26 @@ class Filters:
         for condition in self.where:
             clause, values = condition.sql()
             add(clause, *values)
+        for word in self.text:
+            like = f"%{_like_escape(word)}%"
+            add(
+                "(e.id LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\' "
+                "OR e.description LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM tags t "
+                "WHERE t.id = e.id AND t.tag LIKE ? ESCAPE '\\'))",
+                like,
+                like,
+                like,
+                like,
+            )
         return (" AND ".join(clauses) or "1"), params
 
 
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _like_escape(text: str) -> str:
+    return re.sub(r"([%_\\])", r"\\\1", text)
 
 
 def make_filters(
@@ -310,8 +335,13 @@ def make_filters(
     project: str | None = None,
     archived: bool | None = False,
     ids: Sequence[str] = (),
+    text: str | None = None,
 ) -> Filters:
-    """Filters from what a user typed (the CLI's options, ``yanex.results.find``'s keywords)."""
+    """Filters from what a user typed (the CLI's options, ``yanex.results.find``'s keywords).
+
+    ``text`` is a search: every word of it must appear (any case) in the ID, the name, the
+    description or a tag.
+    """
     for value in status:
         if value not in Status.ALL:
             raise QueryError(
@@ -333,6 +363,7 @@ def make_filters(
         where=tuple(parse_where(text) for text in where),
         project=project,
         archived=archived,
+        text=tuple(dict.fromkeys((text or "").split())),
     )
 
 
@@ -377,6 +408,20 @@ def count(index: Index, filters: Filters) -> int:
     return index.conn.execute(
         f"SELECT count(*) FROM experiments e WHERE {where}", params
     ).fetchone()[0]
+
+
+def group_count(index: Index, filters: Filters, field: str) -> list[tuple[Any, int]]:
+    """How many of the selected experiments have each value of ``field`` (a key of
+    :data:`FIELDS`: ``status``, ``sweep``, ...), the value whose first experiment was created
+    first coming first."""
+    column = FIELDS[field][0]
+    where, params = filters.sql()
+    rows = index.conn.execute(
+        f"SELECT e.{column}, count(*) FROM experiments e WHERE {where} "
+        f"GROUP BY e.{column} ORDER BY min(e.created), e.{column}",
+        params,
+    )
+    return [(value, number) for value, number in rows]
 
 
 def result_names(index: Index, filters: Filters) -> list[str]:
@@ -462,6 +507,53 @@ class Lookup:
         return None if row is None else _record(self.index, row)
 
 
+# --- comparing --------------------------------------------------------------------------------
+
+
 def canonical(value: Any) -> str:
     """How values are compared across experiments (``compare``'s differing parameters)."""
     return canonical_json(value)
+
+
+def differing_keys(flat: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys of these (flattened) parameter sets whose value is not the same in all of
+    them, in first-seen order; a key one of them lacks differs."""
+    keys = list(dict.fromkeys(key for params in flat for key in params))
+    return [k for k in keys if len({canonical(p[k]) if k in p else None for p in flat}) > 1]
+
+
+# Results whose smaller values are better; any other result: larger is better.
+_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl",
+                    "wer", "cer", "time", "latency", "duration", "regret", "cost")  # fmt: skip
+
+
+def lower_is_better(name: str) -> bool:
+    words = name.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
+    return any(word in _LOWER_IS_BETTER for word in words)
+
+
+def best_rows(
+    records: Sequence[record.Record],
+    names: Sequence[str],
+    minimize: Sequence[str] = (),
+    maximize: Sequence[str] = (),
+) -> dict[str, set[int]]:
+    """For each result, the rows holding its best last value (``compare``'s marks): the
+    smallest for names like loss or error (:func:`lower_is_better`), else the largest;
+    ``minimize`` and ``maximize`` decide for the names they hold. Only numbers (not NaN)
+    take part, and a result with fewer than two different values has no best."""
+    best: dict[str, set[int]] = {}
+    for name in names:
+        values = [
+            (i, rec.last[name])
+            for i, rec in enumerate(records)
+            if name in rec.last
+            and record.is_number(rec.last[name])
+            and not math.isnan(rec.last[name])
+        ]
+        if len(values) < 2 or len({v for _, v in values}) < 2:
+            continue  # nothing to choose between
+        lower = name in minimize or (name not in maximize and lower_is_better(name))
+        target = (min if lower else max)(v for _, v in values)
+        best[name] = {i for i, v in values if v == target}
+    return best

@@ -35,6 +35,7 @@ COMMANDS = {
     "unarchive": "yanex.cli.browse:unarchive",
     "delete": "yanex.cli.browse:delete",
     "reindex": "yanex.cli.browse:reindex",
+    "ui": "yanex.cli.ui:ui",
 }
 
 

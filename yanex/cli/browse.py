@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from yanex import manage, query, record
+from yanex import manage, query
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.index import Index, param_leaves
@@ -478,15 +478,6 @@ def _print_show(rec: Record) -> None:
 
 # --- compare ----------------------------------------------------------------------------------
 
-# Results whose smaller values are better; any other result: larger is better.
-_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl",
-                    "wer", "cer", "time", "latency", "duration", "regret", "cost")  # fmt: skip
-
-
-def lower_is_better(name: str) -> bool:
-    words = name.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
-    return any(word in _LOWER_IS_BETTER for word in words)
-
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("refs", nargs=-1, metavar="[ID]...")
@@ -540,9 +531,9 @@ def compare(
     flat = [_flat_params(rec) for rec in records]
     keys = list(dict.fromkeys(k for params in flat for k in params))
     if not all_params and len(records) > 1:
-        keys = [k for k in keys if len({query.canonical(p.get(k, _ABSENT)) for p in flat}) > 1]
+        keys = query.differing_keys(flat)
     names = _result_names(records)
-    best = _best_rows(records, names, minimize, maximize)
+    best = query.best_rows(records, names, minimize, maximize)
     if fmt == "json":
         out.print_json(
             [
@@ -592,35 +583,6 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
-
-
-_ABSENT = object()
-
-
-def _best_rows(
-    records: Sequence[Record],
-    names: Sequence[str],
-    minimize: Sequence[str],
-    maximize: Sequence[str],
-) -> dict[str, set[int]]:
-    """For each result, the rows holding its best last value."""
-    import math
-
-    best: dict[str, set[int]] = {}
-    for name in names:
-        values = [
-            (i, rec.last[name])
-            for i, rec in enumerate(records)
-            if name in rec.last
-            and record.is_number(rec.last[name])
-            and not math.isnan(rec.last[name])
-        ]
-        if len(values) < 2 or len({v for _, v in values}) < 2:
-            continue  # nothing to choose between
-        lower = name in minimize or (name not in maximize and lower_is_better(name))
-        target = (min if lower else max)(v for _, v in values)
-        best[name] = {i for i, v in values if v == target}
-    return best
 
 
 # --- get --------------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""``yanex ui``: the dashboard, a local web server over the store (``yanex.ui``).
+
+Only click is imported here: the server and its libraries (the ``ui`` extra) load when the
+command runs, so ``yanex --help`` stays light and works without the extra. What stops the
+dashboard from starting (the extra missing, the port busy, the store unreadable) is one
+``Error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err
+from yanex.errors import YanexError
+
+
+def _one_line(exc: YanexError) -> str:
+    text = exc.message if not exc.hint else f"{exc.message} ({exc.hint.rstrip('.')})"
+    return " ".join(text.split("\n"))
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "-p",
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="The port to serve on (0: any free one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to serve on. Any other than 127.0.0.1, localhost or ::1 (e.g. 0.0.0.0 "
+    "for other machines) requires the token printed in the URL.",
+)
+@click.option(
+    "-A",
+    "--all-projects",
+    is_flag=True,
+    help="Show every project's experiments (default: this git repository's, else this "
+    "folder's; the dashboard can switch).",
+)
+def ui(port: int, host: str, all_projects: bool) -> None:
+    """Open the dashboard: experiments, metric curves, comparisons, the staged queue.
+
+    \b
+    Serves a web page at http://127.0.0.1:8000/ (offline: nothing is loaded from the
+    internet) until Ctrl-C. Needs the ui extra: pip install "yanex[ui]".
+    \b
+    Examples:
+      yanex ui
+      yanex ui --port 8123 -A
+      yanex ui --host 0.0.0.0     # from other machines, with the printed token
+    """
+    try:
+        from yanex.ui import require_extra
+
+        plotly_js = require_extra()
+        from yanex import query
+        from yanex.executors import current_project
+        from yanex.index import Index
+        from yanex.ui.server import listen, serve
+
+        index = Index(echo=echo_err)
+        try:
+            index.sync()  # an unreadable store stops us here, not at the first page
+            home = index.home
+            project = str(current_project(Path.cwd()))
+            count = query.count(index, query.Filters(project=None if all_projects else project))
+        finally:
+            index.close()
+        sock = listen(host, port)
+    except YanexError as exc:
+        raise UserError(_one_line(exc)) from exc
+    serve(
+        sock,
+        host=host,
+        home=home,
+        project=project,
+        all_projects=all_projects,
+        plotly_js=plotly_js,
+        summary=f"{count:,} experiment{'' if count == 1 else 's'} of "
+        + ("every project" if all_projects else project),
+        echo=click.echo,
+    )

@@ -1,0 +1,483 @@
+"""What the dashboard's pages show, as data: the table's query and page, one experiment's
+files, logs and curves, and comparisons. HTTP and HTML live in ``yanex.ui.app``.
+
+Everything here reads through the same code as the CLI: selections through ``yanex.query``,
+experiments through ``yanex.record``; nothing here opens the index's tables itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from yanex import query, record, store
+from yanex.cli.output import safe
+from yanex.index import Index, param_leaves
+from yanex.record import Record, Status
+
+PAGE_SIZES = (20, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+MAX_RESULT_COLUMNS = 30
+TAIL_BYTES = 64 * 1024  # of stdout and stderr shown, and sent per live update
+MAX_POINTS = 5000  # per curve; longer ones are thinned evenly (the last point is kept)
+MAX_FILES = 1000  # listed per experiment folder
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".svg": "image/svg+xml",
+}
+TEXT_SUFFIXES = frozenset((".txt", ".log", ".out", ".err", ".json", ".jsonl", ".yaml", ".yml",
+                           ".csv", ".tsv", ".patch", ".diff", ".md", ".rst", ".py", ".toml",
+                           ".ini", ".cfg", ".sh"))  # fmt: skip
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def words(values: Iterable[str]) -> tuple[str, ...]:
+    """Values of a repeated field, each possibly a comma-separated list; blanks dropped."""
+    found = [part.strip() for value in values for part in value.split(",")]
+    return tuple(dict.fromkeys(part for part in found if part))
+
+
+def _one(params: Mapping[str, Sequence[str]], key: str) -> str | None:
+    values = [v.strip() for v in params.get(key, ()) if v.strip()]
+    return values[-1] if values else None
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    """What the table's address asks for: ``yanex list``'s filters, a search, a sort and a
+    page. :meth:`url` writes it back, changed, for links."""
+
+    status: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    name: str | None = None
+    script: str | None = None
+    sweep: str | None = None
+    since: str | None = None
+    until: str | None = None
+    where: tuple[str, ...] = ()
+    text: str | None = None
+    sort: str | None = None
+    page: int = 1
+    per: int = DEFAULT_PAGE_SIZE
+    archived: bool = False
+    all_projects: bool = False
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Sequence[str]], all_by_default: bool) -> TableQuery:
+        scope = _one(params, "scope")
+        where = [line.strip() for v in params.get("where", ()) for line in v.splitlines()]
+        return cls(
+            status=words(params.get("status", ())),
+            tags=words(params.get("tag", ())),
+            name=_one(params, "name"),
+            script=_one(params, "script"),
+            sweep=_one(params, "sweep"),
+            since=_one(params, "since"),
+            until=_one(params, "until"),
+            where=tuple(line for line in where if line),
+            text=_one(params, "q"),
+            sort=_one(params, "sort"),
+            page=_positive(_one(params, "page"), 1),
+            per=min(_positive(_one(params, "per"), DEFAULT_PAGE_SIZE), max(PAGE_SIZES)),
+            archived=_one(params, "archived") in ("1", "on", "true"),
+            all_projects=all_by_default if scope is None else scope == "all",
+        )
+
+    def filters(self, project: str | None) -> query.Filters:
+        """The shared filters (``yanex list``'s); QueryError when one cannot be used."""
+        return query.make_filters(
+            status=self.status,
+            tags=self.tags,
+            name=self.name,
+            script=self.script,
+            sweep=self.sweep,
+            since=self.since,
+            until=self.until,
+            where=self.where,
+            project=None if self.all_projects else project,
+            archived=self.archived,
+            text=self.text,
+        )
+
+    def sorts(self) -> tuple[query.Sort, ...]:
+        return (query.parse_sort(self.sort),) if self.sort else (query.NEWEST_FIRST,)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = [("status", s) for s in self.status]
+        pairs += [("tag", t) for t in self.tags]
+        for key, value in (
+            ("name", self.name),
+            ("script", self.script),
+            ("sweep", self.sweep),
+            ("since", self.since),
+            ("until", self.until),
+            ("q", self.text),
+            ("sort", self.sort),
+        ):
+            if value:
+                pairs.append((key, value))
+        pairs += [("where", w) for w in self.where]
+        if self.archived:
+            pairs.append(("archived", "1"))
+        pairs.append(("scope", "all" if self.all_projects else "project"))
+        if self.per != DEFAULT_PAGE_SIZE:
+            pairs.append(("per", str(self.per)))
+        if self.page != 1:
+            pairs.append(("page", str(self.page)))
+        return pairs
+
+    def url(self, path: str = "/", **changes: Any) -> str:
+        """This query at ``path``, with ``changes`` (a new filter or sort starts at page 1)."""
+        if changes and "page" not in changes:
+            changes["page"] = 1
+        return f"{path}?{urlencode(dataclasses.replace(self, **changes).pairs())}"
+
+    def sort_url(self, key: str) -> str:
+        """Sort by ``key``; again: the other way. Times and results start largest first."""
+        if self.sort == key:
+            return self.url(sort=f"-{key}")
+        if self.sort == f"-{key}":
+            return self.url(sort=key)
+        first_down = key in ("created", "started", "duration") or key.startswith("results.")
+        return self.url(sort=f"-{key}" if first_down else key)
+
+    def arrow(self, key: str) -> str:
+        current = self.sort or "-created"
+        if current == key:
+            return "▲"
+        return "▼" if current == f"-{key}" else ""
+
+
+def _positive(text: str | None, default: int) -> int:
+    try:
+        number = int(text) if text is not None else default
+    except ValueError:
+        return default
+    return number if number >= 1 else default
+
+
+@dataclass
+class TablePage:
+    """One page of the table, and what the filter bar shows around it."""
+
+    rows: list[Record]
+    total: int
+    names: list[str]  # result columns
+    hidden_names: int  # result names past MAX_RESULT_COLUMNS
+    status_counts: dict[str, int]
+    page: int
+    pages: int
+    first: int  # 1-based position of the first row shown
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1
+
+    @property
+    def live(self) -> bool:
+        return any(rec.status in Status.LIVE for rec in self.rows)
+
+
+def table_page(index: Index, q: TableQuery, project: str | None) -> TablePage:
+    """The rows of one page, read from the index (paged there, never all of them)."""
+    filters = q.filters(project)
+    total = query.count(index, filters)
+    pages = max(1, math.ceil(total / q.per))
+    page = min(q.page, pages)
+    rows = query.select(index, filters, q.sorts(), limit=q.per, offset=(page - 1) * q.per)
+    # The results the rows shown logged, as `yanex list` has them (all of the selection's
+    # would cost a pass over the results of every selected experiment).
+    names = list(dict.fromkeys(name for rec in rows for name in rec.last))
+    without_status = dataclasses.replace(filters, status=())
+    counts = {str(s): n for s, n in query.group_count(index, without_status, "status")}
+    return TablePage(
+        rows=rows,
+        total=total,
+        names=names[:MAX_RESULT_COLUMNS],
+        hidden_names=max(0, len(names) - MAX_RESULT_COLUMNS),
+        status_counts=counts,
+        page=page,
+        pages=pages,
+        first=(page - 1) * q.per + 1,
+    )
+
+
+# --- the staged queue -----------------------------------------------------------------------
+
+
+@dataclass
+class SweepQueue:
+    """A sweep's staged members (or the staged experiments outside any sweep)."""
+
+    sweep: str | None
+    staged: int
+    members: list[tuple[Record, dict[str, Any], bool]]  # the first few: metadata, claimed
+    progress: dict[str, int]  # the whole sweep's experiments by status
+
+
+QUEUE_SHOWN = 50  # members listed per sweep
+
+
+def staged_queue(index: Index, project: str | None) -> list[SweepQueue]:
+    """What ``yanex run --staged`` would run, per sweep, in the order it would run it."""
+    filters = query.Filters(status=(Status.STAGED,), project=project)
+    order = (query.Sort("created"), query.Sort("sweep_index"))
+    queues = []
+    for sweep, staged in query.group_count(index, filters, "sweep"):
+        same_sweep = query.Condition("sweep", "==", sweep, f"sweep=={sweep}")
+        members = query.select(
+            index, dataclasses.replace(filters, where=(same_sweep,)), order, limit=QUEUE_SHOWN
+        )
+        progress: dict[str, int] = {}
+        if sweep is not None:  # the whole sweep: its finished and running members too
+            everyone = query.Filters(where=(same_sweep,), project=project, archived=None)
+            progress = {str(s): n for s, n in query.group_count(index, everyone, "status")}
+        queues.append(
+            SweepQueue(
+                sweep=sweep,
+                staged=staged,
+                members=[(rec, rec.metadata, (rec.dir / store.CLAIM).exists()) for rec in members],
+                progress=progress,
+            )
+        )
+    return queues
+
+
+# --- one experiment ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str  # relative to the experiment folder, with /
+    size: int
+    image: bool
+    text: bool
+
+
+def file_entry(name: str, size: int) -> FileEntry:
+    suffix = os.path.splitext(name)[1].lower()
+    return FileEntry(name, size, suffix in IMAGE_TYPES, suffix in TEXT_SUFFIXES or "." not in name)
+
+
+def folder_files(folder: Path) -> list[FileEntry]:
+    """Every regular file of the folder (symlinks, locks and files being written left out)."""
+    found: list[FileEntry] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            if filename == ".lock" or (filename.startswith(".") and ".tmp" in filename):
+                continue
+            path = os.path.join(dirpath, filename)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                name = os.path.relpath(path, folder).replace(os.sep, "/")
+                found.append(file_entry(name, st.st_size))
+            if len(found) >= MAX_FILES:
+                return found
+    return found
+
+
+def terminal_lines(data: bytes) -> list[str]:
+    """Output bytes as a terminal leaves them: each line as its last carriage return left it
+    (progress bars), tabs expanded, control characters escaped (``\\x1b``)."""
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [safe(line.rstrip("\r").rsplit("\r", 1)[-1].expandtabs(8)) for line in lines]
+
+
+@dataclass
+class Tail:
+    lines: list[str]
+    offset: int  # the byte after the last whole line read
+    cut: bool  # earlier output was left out
+
+
+def read_tail(path: Path, offset: int | None = None, limit: int = TAIL_BYTES) -> Tail:
+    """The whole lines of a log: the last ``limit`` bytes, or those after ``offset`` (at most
+    ``limit``; a line longer than that is sent in pieces)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put there never blocks us
+    except OSError:
+        return Tail([], offset or 0, False)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return Tail([], offset or 0, False)
+        size = st.st_size
+        start = max(0, size - limit) if offset is None else min(offset, size)
+        if offset is not None and offset > size:  # rewritten: start again
+            start = max(0, size - limit)
+        os.lseek(fd, start, os.SEEK_SET)
+        data = os.read(fd, min(limit, size - start))
+    finally:
+        os.close(fd)
+    cut = offset is None and start > 0
+    if cut:  # begin at a whole line
+        newline = data.find(b"\n")
+        data = data[newline + 1 :] if newline >= 0 else data
+        start = size - len(data)
+    end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) >= limit:
+        end = len(data)  # one long line: send what there is
+    return Tail(terminal_lines(data[:end]), start + end, cut)
+
+
+@dataclass
+class Experiment:
+    """Everything the experiment page shows."""
+
+    rec: Record
+    meta: dict[str, Any]
+    series: dict[str, record.Series]
+    steps: int
+    files: list[FileEntry]
+    artifacts: list[FileEntry]
+    stdout: Tail
+    stderr: Tail
+    stderr_last: list[str]  # the last lines of stderr, for a failure's reason
+    patches: list[FileEntry]
+    packages: list[tuple[str, str]]
+    hydra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        return self.rec.status in Status.LIVE
+
+    @property
+    def config_yaml(self) -> str:
+        return record.config_yaml(self.rec.params)
+
+
+def experiment(rec: Record) -> Experiment:
+    """Read the experiment's folder for its page (metadata, results, files, logs)."""
+    meta = rec.metadata
+    results = rec.results
+    files = folder_files(rec.dir)
+    stderr = read_tail(rec.dir / store.STDERR)
+    env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    return Experiment(
+        rec=rec,
+        meta=meta,
+        series=record.summarize(results),
+        steps=len(results),
+        files=files,
+        artifacts=[f for f in files if f.name.startswith(store.ARTIFACTS + "/")],
+        stdout=read_tail(rec.dir / store.STDOUT),
+        stderr=stderr,
+        stderr_last=[line for line in stderr.lines if line.strip()][-10:],
+        patches=[f for f in files if f.name in (store.GIT_PATCH, store.GIT_PATCH_AT_STAGING)],
+        packages=sorted((str(k), str(v)) for k, v in packages.items()),
+        hydra=meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {},
+    )
+
+
+def patch_lines(text: str) -> list[tuple[str, str]]:
+    """A diff's lines with how to show each: ``add``, ``del``, ``hunk``, ``file`` or ``""``."""
+    shown = []
+    for line in text.splitlines():
+        kind = ""
+        if line.startswith(("+++", "---", "diff ", "index ")):
+            kind = "file"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        shown.append((kind, safe(line.expandtabs(8))))
+    return shown
+
+
+# --- curves ---------------------------------------------------------------------------------
+
+
+def label(rec: Record) -> str:
+    return f"{rec.id} {safe(rec.name)}" if rec.name else rec.id
+
+
+def curves(records: Sequence[Record]) -> dict[str, Any]:
+    """Each numeric result of these experiments against its step, one trace per experiment:
+    ``{"results": [{"name", "lower_is_better", "traces": [{"id", "label", "x", "y"}]}]}``.
+    A value that is not a finite number is a gap (null)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        xs: dict[str, list[Any]] = {}
+        ys: dict[str, list[Any]] = {}
+        for i, line in enumerate(rec.results):
+            step = line.get("step")
+            x = step if isinstance(step, int) and not isinstance(step, bool) else i
+            for name, value in line["results"].items():
+                if not record.is_number(value):
+                    continue  # text, true/false, lists: not a curve
+                xs.setdefault(name, []).append(x)
+                ys.setdefault(name, []).append(value if math.isfinite(value) else None)
+        for name in xs:
+            x, y = _thin(xs[name]), _thin(ys[name])
+            by_name.setdefault(name, []).append(
+                {"id": rec.id, "label": label(rec), "x": x, "y": y, "status": rec.status}
+            )
+    return {
+        "results": [
+            {"name": safe(name), "lower_is_better": query.lower_is_better(name), "traces": traces}
+            for name, traces in by_name.items()
+        ]
+    }
+
+
+def _thin(values: list[Any]) -> list[Any]:
+    if len(values) <= MAX_POINTS:
+        return values
+    stride = math.ceil(len(values) / MAX_POINTS)
+    thinned = values[::stride]
+    if (len(values) - 1) % stride:
+        thinned.append(values[-1])
+    return thinned
+
+
+# --- compare --------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    records: list[Record]
+    differing: list[str]
+    same: list[str]
+    params: list[dict[str, Any]]  # flattened, one per record
+    names: list[str]
+    best: dict[str, set[int]]
+
+
+def comparison(records: list[Record]) -> Comparison:
+    """What ``yanex compare`` shows, for the page: the same differing keys and best marks."""
+    flat = [dict(param_leaves(rec.params)) for rec in records]
+    keys = list(dict.fromkeys(k for params in flat for k in params))
+    differing = query.differing_keys(flat) if len(records) > 1 else []
+    names = list(dict.fromkeys(name for rec in records for name in rec.last))
+    return Comparison(
+        records=records,
+        differing=differing,
+        same=[k for k in keys if k not in differing],
+        params=flat,
+        names=names,
+        best=query.best_rows(records, names),
+    )
