@@ -3,7 +3,7 @@
 It reads what ``yanex list/show/compare`` read, through the same code: the index
 (``yanex.index``), the filters and lookups (``yanex.query``), the records (``yanex.record``),
 the changes and their rules (``yanex.manage``), and the escaping of user text
-(``yanex.cli.output.safe``). Pages are rendered on the server (Starlette and Jinja2 under
+(``yanex.terminal.safe``). Pages are rendered on the server (Starlette and Jinja2 under
 uvicorn); plots are drawn by plotly.js, served from the installed ``plotly`` package, never
 from a CDN, so the dashboard works offline.
 

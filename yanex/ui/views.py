@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from yanex import query, record, store
-from yanex.cli.output import safe
 from yanex.index import Index, param_leaves
 from yanex.record import Record, Status
+from yanex.terminal import safe
 
 PAGE_SIZES = (20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
