@@ -372,7 +372,6 @@ class Index:
         network = is_network_filesystem(self.path.parent)
         conn.execute(f"PRAGMA journal_mode = {'DELETE' if network else 'WAL'}")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -32000")  # up to 32 MB, used only as pages are read
         if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
             # Idempotent: two processes creating the index at once both succeed.
             conn.executescript(
@@ -399,10 +398,14 @@ class Index:
     def roots(self) -> list[tuple[Path, bool]]:
         return [(store.experiments_root(self.home), False), (store.archived_root(self.home), True)]
 
-    def sync(self) -> None:
-        """Bring the index up to date with the folders (see the module docstring)."""
+    def sync(self, verify: bool = True) -> None:
+        """Bring the index up to date with the folders (see the module docstring).
+
+        ``verify=False`` skips re-checking finished experiments for edits by hand: for a
+        command that reads the one experiment it shows from its folder anyway.
+        """
         try:
-            self._sync(full=False)
+            self._sync(full=False, verify=verify)
         except sqlite3.DatabaseError as exc:
             if _is_io_problem(exc) or isinstance(exc, sqlite3.OperationalError):
                 raise self._store_error(exc) from exc
@@ -411,7 +414,7 @@ class Index:
             self._remove()
             self.conn = self._connect()
             self._rebuild_notice = f"it was unreadable: {exc}"
-            self._sync(full=False)
+            self._sync(full=False, verify=verify)
 
     def reindex(self) -> int:
         """Rebuild the whole index from the folders; the number of experiments indexed."""
@@ -428,7 +431,7 @@ class Index:
             for experiment_id in ids:
                 self._reread(experiment_id)
 
-    def _sync(self, *, full: bool) -> None:
+    def _sync(self, *, full: bool, verify: bool = True) -> None:
         notice = self._rebuild_notice
         if notice is not None:
             self._rebuild_notice = None
@@ -437,15 +440,15 @@ class Index:
                 self.echo(f"yanex: indexing {count:,} experiments ({notice})")
         changed_roots = [] if full else self._changed_roots()
         live = self._live_changes()
-        verify = self._verify_batch(full)
-        if full or changed_roots or live or verify or self._has_waiting():
+        edited = self._verify_batch(full or not verify)
+        if full or changed_roots or live or edited or self._has_waiting():
             with _transaction(self.conn):
                 roots = self.roots() if full else changed_roots
                 for root, archived in roots:
                     self._scan_root(root, archived)
                 for experiment_id, archived, results_only in live:
                     self._reread(experiment_id, archived, results_only=results_only)
-                for experiment_id, archived in verify:
+                for experiment_id, archived in edited:
                     self._reread(experiment_id, archived)
                 self._check_waiting()
         self._reap_dead_launchers()
@@ -534,10 +537,10 @@ class Index:
             with _transaction(self.conn):
                 self._reread(experiment_id, bool(archived))
 
-    def _verify_batch(self, full: bool) -> list[tuple[str, bool]]:
+    def _verify_batch(self, skip: bool) -> list[tuple[str, bool]]:
         """Finished experiments whose metadata changed since they were read, from the next
         VERIFY_BATCH in turn (a cursor over IDs that wraps around)."""
-        if full:
+        if skip:
             return []
         cursor = self._state("verify") or ""
         rows = self.conn.execute(

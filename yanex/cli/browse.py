@@ -104,12 +104,13 @@ def _filters(
 
 
 @contextmanager
-def _index() -> Iterator[Index]:
-    """The store's index, brought up to date, with user mistakes shown as ``Error:`` lines."""
+def _index(verify: bool = True) -> Iterator[Index]:
+    """The store's index, brought up to date, with user mistakes shown as ``Error:`` lines
+    (``verify``: see ``Index.sync``)."""
     with user_errors():
         index = Index(echo=echo_err)
         try:
-            index.sync()
+            index.sync(verify)
             yield index
         finally:
             index.close()
@@ -350,7 +351,7 @@ def show(ref: str, fmt: str) -> None:
     ID is an experiment ID, a unique prefix of one (4+ characters), or a name (the newest
     experiment of this project with that name).
     """
-    with _index() as index:
+    with _index(verify=False) as index:  # the experiment itself is read from its folder
         rec = query.Lookup(index, _current_project_name).one(ref)
     if fmt == "json":
         out.print_json(_show_json(rec))
@@ -358,8 +359,17 @@ def show(ref: str, fmt: str) -> None:
     _print_show(rec)
 
 
+def _config_text(rec: Record) -> str:
+    """The config as the run's config.yaml holds it (YAML made again if it is missing)."""
+    try:
+        return (rec.dir / "config.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        from yanex.record import config_yaml
+
+        return config_yaml(rec.params)
+
+
 def _print_show(rec: Record) -> None:
-    from yanex.record import config_yaml
 
     meta = rec.metadata
     lines: list[tuple[str, str]] = []  # (style, text)
@@ -401,7 +411,7 @@ def _print_show(rec: Record) -> None:
         item("warning", out.safe(warning))
 
     head("config")
-    lines += [("", f"  {out.safe(line)}") for line in config_yaml(rec.params).splitlines()]
+    lines += [("", f"  {out.safe(line)}") for line in _config_text(rec).splitlines()]
     hydra = meta.get("hydra") or {}
     if hydra.get("choices"):
         head("hydra choices")
