@@ -74,7 +74,8 @@ def check_code(folder: Path, meta: dict[str, Any], ignore_dirty: bool) -> str | 
     """
     recorded = meta.get("git")
     try:
-        now = gitstate.snapshot(Path(meta["script"]))
+        configs = [Path(path) for path in meta.get("config_files") or []]
+        now = gitstate.snapshot(Path(meta["script"]), configs)
     except gitstate.NotARepository as exc:
         if recorded is None:
             return None  # staged outside git, still outside git: nothing to compare
