@@ -146,7 +146,8 @@ def test_stage_writes_one_staged_experiment_per_grid_member(project: Project) ->
     assert [m["id"] for m in metas] == ids
     assert {m["status"] for m in metas} == {"staged"}
     assert len({m["sweep"] for m in metas}) == 1 and metas[0]["sweep"]
-    assert metas[0]["name"] == "grid-model.lr=0.001,model.depth=2,data.seed=0"
+    # The config's own sweeps vary slowest, then the overrides' in the order typed.
+    assert metas[0]["name"] == "grid-model.lr=0.001,data.seed=0,model.depth=2"
     assert metas[0]["git"]["commit"] == commit and metas[0]["started_at"] is None
     assert metas[0]["project"] == str(project.path)
     grid = {

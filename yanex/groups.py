@@ -67,6 +67,17 @@ def options(config_dir: Path | None, group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def names(config_dir: Path | None) -> list[str]:
+    """Every config group of a tree (``model``, ``model/encoder``): folders holding options."""
+    if config_dir is None or not config_dir.is_dir():
+        return []
+    found = []
+    for folder in sorted(config_dir.rglob("*")):
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            found.append(folder.relative_to(config_dir).as_posix())
+    return [group for group in found if not group.startswith("hydra")]
+
+
 @contextlib.contextmanager
 def _initialized(source: Source) -> Iterator[None]:
     """Hydra initialized as the app (or a plain tree) would be: its config folder, or none,

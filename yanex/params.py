@@ -998,17 +998,26 @@ def resolve(
                 if source.tree is not None:
                     check_config_tree(source.tree)
                 compositions, group_sweeps, used = groups.compose_grid(source, overrides)
+                swept = dict(group_sweeps)
                 bases = []
                 for cfg, varied, info in compositions:
                     mark_plain_sweeps(cfg, f"the config in {source.tree}")
-                    bases.append(sweeps.Base(cfg, sweeps.find_in(cfg), varied, {"hydra": info}))
+                    positions = {key: swept[key].values.index(v) for key, v in varied.items()}
+                    found = sweeps.find_in(cfg)
+                    bases.append(sweeps.Base(cfg, found, varied, {"hydra": info}, positions))
             else:
                 if not source.found and script is not None:
                     check_script_reads(_absolute(script, cwd), overrides)
                 cfg = _compose_plain(source, overrides, warnings)
                 bases, group_sweeps, used = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
         shuffle_seed = seed if drawn() else None
-    grid = sweeps.Grid(bases, resolve=to_container, group_sweeps=group_sweeps)
+    # As Hydra's sweeper: the sweeps vary in the order typed (a key's first place), the
+    # last fastest; the config's own sweeps first.
+    typed = list(dict.fromkeys(ov.target for ov in overrides if ov.sweep is not None))
+    in_config = [path for path, _ in bases[0].sweeps if path not in typed] if bases else []
+    grid = sweeps.Grid(
+        bases, resolve=to_container, group_sweeps=group_sweeps, order=[*in_config, *typed]
+    )
     grid.check_size()
     return ResolvedParams(
         grid=grid,
@@ -1018,6 +1027,67 @@ def resolve(
         shuffle_seed=shuffle_seed,
         used_files=[*source.files, *used],
     )
+
+
+def completions(
+    *,
+    cwd: Path,
+    script: Path,
+    config_paths: Sequence[Path] = (),
+    config_dir: Path | None = None,
+    config_name: str | None = None,
+    given: Sequence[str] = (),
+) -> tuple[list[str], dict[str, list[str]]]:
+    """What an override can name, from the config ``yanex run`` would compose with the
+    overrides ``given`` so far (for shell completion): every key, as ``lr=`` or ``model.``
+    (a key holding others), and each config group's options."""
+    from omegaconf import OmegaConf
+
+    from yanex import groups
+
+    source = find_source(
+        cwd=cwd,
+        script=script,
+        config_paths=config_paths,
+        config_dir=config_dir,
+        config_name=config_name,
+    )
+    options: dict[str, list[str]] = {}
+    data: Any = {}
+    if source.composed:
+        options = {group: groups.options(source.tree, group) for group in groups.names(source.tree)}
+        texts = []
+        for text in given:
+            with contextlib.suppress(ParamError):
+                if parse_override(text, groups=True).sweep is None:
+                    texts.append(text)
+        for attempt in (texts, []):
+            with contextlib.suppress(ParamError):
+                data = OmegaConf.to_container(groups.compose(source, attempt)[0], resolve=False)
+                break
+    elif source.files or source.base is not None:
+        with sweeps.resolvers():
+            data = OmegaConf.to_container(_compose_plain(source, [], []), resolve=False)
+    else:  # no config: the keys the script reads
+        for key in sorted(script_reads(_absolute(script, cwd)) or ()):
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            if isinstance(node, dict):
+                node.setdefault(leaf, None)
+    keys = [
+        f"{key}." if isinstance(value, dict) and value else f"{key}=" for key, value in _walk(data)
+    ]
+    return keys, options
+
+
+def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path, value
+            yield from _walk(value, path)
 
 
 def _shuffle_seed(environ: Mapping[str, str]) -> int:

@@ -395,6 +395,7 @@ class Base:
     sweeps: list[tuple[str, Sweep]]
     varied: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)  # each fixed group option's place
 
     @property
     def size(self) -> int:
@@ -409,11 +410,18 @@ class Grid:
     bases: list[Base]
     resolve: Callable[[Any], dict[str, Any]]  # a config with one value per sweep -> plain dict
     group_sweeps: list[tuple[str, Sweep]] = field(default_factory=list)
+    # The sweeps from the slowest to the fastest varying, as Hydra's sweeper orders its jobs
+    # (the order typed); sweeps not named keep their place in the config, first.
+    order: list[str] = field(default_factory=list)
 
     @property
     def sweeps(self) -> list[tuple[str, Sweep]]:
-        """Every sweep: the swept groups, then the value sweeps (of the first composition)."""
-        return self.group_sweeps + (self.bases[0].sweeps if self.bases else [])
+        """Every sweep (the value sweeps of the first composition), in the grid's order."""
+        return self._ordered(self.group_sweeps + (self.bases[0].sweeps if self.bases else []))
+
+    def _ordered(self, found: list[tuple[str, Sweep]]) -> list[tuple[str, Sweep]]:
+        rank = {path: i for i, path in enumerate(self.order)}
+        return sorted(found, key=lambda item: rank.get(item[0], -1))
 
     @property
     def size(self) -> int:
@@ -429,28 +437,49 @@ class Grid:
 
     def members(self) -> Iterator[Member]:
         """Each member in order (the last sweep varies fastest), its config fully resolved."""
+        paths = [path for path, _ in self.sweeps]
+        groups = [path for path, _ in self.group_sweeps]
+        # Compositions are made one per group option; when a value sweep varies slower than a
+        # group, the members are put in the grid's order after they are made.
+        in_order = paths[: len(groups)] == groups
+        made = self._made()
+        if in_order:
+            yield from (member for _, member in made)
+        else:
+            yield from (member for _, member in sorted(made, key=lambda item: item[0]))
+
+    def _made(self) -> Iterator[tuple[tuple[int, ...], Member]]:
+        """Each member with its place in the grid (one index per sweep, in order)."""
+        order = [path for path, _ in self.sweeps]
         for base in self.bases:
             if base.cfg is None:
-                yield Member(config={}, varied=dict(base.varied), extra=base.extra)
+                yield (), Member(config={}, varied=dict(base.varied), extra=base.extra)
                 continue
-            for index in _indices(base):
-                cfg = base.cfg.copy() if base.sweeps else base.cfg
+            sweeps = self._ordered(base.sweeps)
+            for index in _indices(sweeps):
+                cfg = base.cfg.copy() if sweeps else base.cfg
                 varied = dict(base.varied)
-                for (path, sweep), i in zip(base.sweeps, index, strict=True):
+                for (path, sweep), i in zip(sweeps, index, strict=True):
                     value = sweep.values[i]
                     _put(cfg, path, sweep, value)
                     varied[path] = value
-                yield Member(self.resolve(cfg), varied, base.extra, _source(cfg, base))
+                positions = {
+                    **base.positions,
+                    **dict(zip([p for p, _ in sweeps], index, strict=True)),
+                }
+                place = tuple(positions.get(path, 0) for path in order)
+                varied = {path: varied[path] for path in order if path in varied}
+                yield place, Member(self.resolve(cfg), varied, base.extra, _source(cfg, base))
 
 
-def _indices(base: Base) -> Iterator[tuple[int, ...]]:
+def _indices(sweeps: list[tuple[str, Sweep]]) -> Iterator[tuple[int, ...]]:
     """Every combination of one value per sweep (numpy only when there are sweeps)."""
-    if not base.sweeps:
+    if not sweeps:
         yield ()
         return
     import numpy
 
-    yield from numpy.ndindex(*(len(sweep.values) for _, sweep in base.sweeps))
+    yield from numpy.ndindex(*(len(sweep.values) for _, sweep in sweeps))
 
 
 def _put(cfg: Any, path: str, sweep: Sweep, value: Any) -> None:

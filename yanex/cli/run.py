@@ -41,14 +41,14 @@ class RunCommand(click.Command):
     after ``--``, reach the script verbatim."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        items, separator = _scan(self, args)
+        items, separator = scan_args(self, args)
         after = args[separator + 1 :] if separator is not None else []
         ctx.meta["yanex.after"] = after
         ctx.meta["yanex.items"] = items
         return super().parse_args(ctx, args)
 
 
-def _scan(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
+def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
     """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("arg",
     text)`` for each positional argument, in order, and where ``--`` ends the options."""
     takes_value: dict[str, str] = {}
@@ -105,6 +105,13 @@ def _overrides_and_args(
     return overrides, [*own, *after]
 
 
+def _complete_override(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of an override: the config's keys and each group's options."""
+    from yanex.cli.completion import complete_override
+
+    return complete_override(ctx, incomplete)
+
+
 def _describe_git(prepared: Prepared) -> str:
     git = prepared.git
     if git is None:
@@ -128,6 +135,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             nargs=-1,
             type=click.UNPROCESSED,
             metavar="[OVERRIDES]... [-- SCRIPT_ARGS...]",
+            shell_complete=_complete_override,
         ),
         click.option(
             "-c",
@@ -155,6 +163,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             "params",
             multiple=True,
             metavar="KEY=VALUE",
+            shell_complete=_complete_override,
             help="Set a parameter (repeatable; or give it as an argument: model.lr=0.005): "
             "model.lr=0.005, +new=1, ~remove. Values are typed: 3, 1e-3, true, null, [1, 2], "
             "'quoted text'. Sweeps: list(a, b), choice(a, b), range(start, stop, step), "
