@@ -424,12 +424,25 @@ def _quoted(text: str) -> str:
 
 
 def _render_key(key: Any) -> str:
-    """A dict key as the grammar reads it (keys are unquoted; special characters escaped)."""
+    """A dict key as the grammar reads it: unquoted, special characters escaped. Keys are
+    typed there (``1`` is an int key): a string key that would read as another type, or a
+    character keys cannot hold, is refused rather than changed."""
     if key is None or isinstance(key, (bool, int, float)):
         return render_value(key)
     from hydra._internal.grammar.utils import escape_special_characters
+    from hydra.errors import HydraException
 
-    return escape_special_characters(str(key))
+    text = escape_special_characters(str(key))
+    try:
+        read = _get_parser().parse_rule(text, "dictKey")
+    except HydraException:
+        read = None
+    if read != key or not isinstance(read, str):
+        raise ParamError(
+            f"the key {key!r} cannot be written in override syntax (the grammar would read "
+            f"{'it as ' + repr(read) if read is not None else 'no key'})"
+        )
+    return text
 
 
 def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
@@ -683,14 +696,37 @@ def load_config_file(path: Path) -> DictConfig:
 
 
 def _yaml_loader() -> Any:
+    """OmegaConf's YAML loader (1e-3 is a float, duplicate keys are errors), which also
+    refuses two keys that Python takes for one (``1`` and ``true``, ``1`` and ``1.0``): one
+    would be lost without a word."""
+    import yaml
+
     try:
         from omegaconf._utils import get_yaml_loader  # private, stable across omegaconf 2.x
 
-        return get_yaml_loader()
+        base = get_yaml_loader()
     except ImportError:  # pragma: no cover - a future omegaconf without it
-        import yaml
+        base = yaml.SafeLoader
 
-        return yaml.SafeLoader
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            mapping = super().construct_mapping(node, deep=deep)
+            seen: dict[Any, str] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                text = seen.setdefault(key, key_node.value)
+                if text != key_node.value:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"the keys {text} and {key_node.value} are one key to Python",
+                        key_node.start_mark,
+                    )
+            return mapping
+
+    return Loader
 
 
 # --- 3. composing a plain config --------------------------------------------------------------
