@@ -31,6 +31,7 @@ RUN_DIR = "hydra"
 # Hydra's defaults for a version_base older than 1.2 (an unspecified one means 1.1).
 _LEGACY_BASE = "1.1"
 _UNSET = object()
+_COMPUTED = object()
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class HydraApp:
     config_path: str | None  # as written (None: no config folder)
     config_name: str | None
     version_base: str  # "1.3", or "1.1" when the decorator leaves it unspecified
+    computed: tuple[str, ...] = ()  # arguments computed at run time, unknown to yanex
 
     @property
     def config_dir(self) -> Path | None:
@@ -60,8 +62,8 @@ class HydraApp:
 def find(script: Path) -> HydraApp | None:
     """The ``@hydra.main`` of ``script``, read from its source; None for any other script.
 
-    Only literal arguments can be read; an app that computes its ``config_path`` is refused
-    with the way around it (``--config-dir``)."""
+    Only literal arguments can be read; those computed when the app runs are named in
+    ``computed`` (the command line must then give them: ``--config-dir``, ``--config-name``)."""
     try:
         source = script.read_bytes()
     except OSError:
@@ -115,7 +117,9 @@ def _read_decorator(script: Path, call: ast.Call) -> HydraApp:
     for keyword in call.keywords:
         if keyword.arg is not None:
             given[keyword.arg] = keyword.value
-    values = {name: _literal(script, name, node) for name, node in given.items()}
+    values = {name: _literal(node) for name, node in given.items()}
+    computed = tuple(name for name, value in values.items() if value is _COMPUTED)
+    values = {name: None if value is _COMPUTED else value for name, value in values.items()}
     version_base = values.get("version_base", _UNSET)
     if version_base is _UNSET:
         version_base = _LEGACY_BASE
@@ -130,6 +134,7 @@ def _read_decorator(script: Path, call: ast.Call) -> HydraApp:
         config_path=config_path,  # type: ignore[arg-type]
         config_name=values.get("config_name"),
         version_base=str(version_base),
+        computed=computed,
     )
 
 
@@ -138,18 +143,26 @@ def _at_least_1_2(version: str) -> bool:
     return tuple(parts) >= (1, 2)
 
 
-def _literal(script: Path, name: str, node: ast.expr) -> Any:
+def _literal(node: ast.expr) -> Any:
+    """A literal argument (a string or None), or ``_COMPUTED``."""
     try:
         value = ast.literal_eval(node)
     except ValueError:
-        value = _UNSET
-    if value is _UNSET or not (value is None or isinstance(value, str)):
-        raise ParamError(
-            f"{script.name}: the {name} of its @hydra.main is computed when it runs, so yanex "
-            "cannot tell which config it composes",
-            hint="Name it on the command line: --config-dir DIR and --config-name NAME.",
-        )
-    return value
+        return _COMPUTED
+    return value if value is None or isinstance(value, str) else _COMPUTED
+
+
+def require_known(app: HydraApp, config_dir: Path | None, config_name: str | None) -> None:
+    """Refuse an app whose config yanex cannot know: its ``config_path`` or ``config_name``
+    computed when it runs, and not given on the command line."""
+    given = {"config_path": config_dir is not None, "config_name": config_name is not None}
+    for name in app.computed:
+        if not given.get(name, True):
+            raise ParamError(
+                f"{app.script.name}: the {name} of its @hydra.main is computed when it runs, "
+                "so yanex cannot tell which config it composes",
+                hint="Name it on the command line: --config-dir DIR and --config-name NAME.",
+            )
 
 
 # --- running an app ---------------------------------------------------------------------------

@@ -526,6 +526,7 @@ def find_source(
     script = _absolute(script, cwd) if script is not None else None
     app = hydra_app.find(script) if script is not None else None
     if app is not None:
+        hydra_app.require_known(app, config_dir, config_name)
         if config_paths:
             raise ParamError(
                 f"{script.name} is a @hydra.main app, which composes its own config; "  # type: ignore[union-attr]
