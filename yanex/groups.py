@@ -111,14 +111,15 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
             used = _files_read(source, texts)
     except MissingConfigException as exc:
         raise ParamError(_missing_message(exc, source)) from exc
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        # Hydra refuses some overrides with a plain ValueError (`db=null` for a group).
         raise _composition_error(exc, source, texts) from exc
     choices = {
         group: option
         for group, option in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
         if not group.startswith("hydra/")
     }
-    task = list(cfg.hydra.overrides.task)
+    task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # texts, as typed
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.set_struct(cfg, False)
