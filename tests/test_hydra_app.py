@@ -119,7 +119,10 @@ def test_an_app_is_found_from_any_folder(project: Project) -> None:
             timeout=120,
         )
         assert r.returncode == 0, r.stderr
-        assert app_saw(project.experiments()[-1])["config"]["model"] == {"width": 64}
+        folder = project.experiments()[-1]
+        assert app_saw(folder)["config"]["model"] == {"width": 64}
+        assert json.loads((folder / "params.json").read_text()) == app_saw(folder)["config"]
+        assert metadata(folder)["hydra"]["config_dir"] == str(project.path / "pkg" / "conf")
 
 
 def test_an_app_staged_then_run(project: Project) -> None:
@@ -157,6 +160,20 @@ def test_an_app_swept_gives_each_member_its_own_overrides(project: Project, how:
         assert meta["hydra"]["app_config_matches"] is True
         saw = app_saw(folder)["config"]
         assert meta["overrides"] == [f"model={meta['sweep_values']['model']}", f"lr={saw['lr']}"]
+
+
+def test_an_app_rerun_composes_as_recorded(project: Project) -> None:
+    write_app(project)
+    r = project.yanex("run", "app.py", "model=large", "-n", "first")
+    assert r.returncode == 0, r.stderr
+    for change in ([], ["-p", "lr=0.7"], ["-p", "model=small"]):
+        r = project.yanex("rerun", "first", *change)
+        assert r.returncode == 0, r.stderr
+        folder = project.experiments()[-1]
+        assert app_saw(folder)["config"] == json.loads((folder / "params.json").read_text())
+        assert metadata(folder)["hydra"]["app_config_matches"] is True, r.stderr
+    assert app_saw(project.experiments()[-2])["config"]["lr"] == 0.7
+    assert app_saw(project.experiments()[-1])["config"]["model"] == {"width": 8}
 
 
 def test_an_app_that_changes_its_config_at_run_time_is_recorded_as_such(project: Project) -> None:

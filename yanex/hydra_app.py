@@ -207,6 +207,12 @@ def check_config(experiment: Experiment) -> list[str]:
     except (OSError, OmegaConfBaseException, ValueError) as exc:
         ours, theirs = None, f"unreadable: {exc}"
     differences = _differences(ours, theirs)
+    if differences and isinstance(theirs, dict):
+        # A rerun records resolved values only: compare the app's config resolved as yanex
+        # resolves one with the parameters the script was given.
+        resolved = _resolved(theirs)
+        if resolved is not None:
+            differences = _differences(_recorded(experiment), resolved)
     changes: dict[str, Any] = {"hydra": {**hydra, "app_config_matches": not differences}}
     if not differences:
         experiment.update(changes)
@@ -220,6 +226,27 @@ def check_config(experiment: Experiment) -> list[str]:
     changes["warnings"] = [*meta.get("warnings", []), warning]
     experiment.update(changes)
     return [warning]
+
+
+def _recorded(experiment: Experiment) -> Any:
+    import json
+
+    try:
+        return json.loads((experiment.dir / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _resolved(config: dict[str, Any]) -> Any:
+    from omegaconf import OmegaConf
+
+    from yanex.errors import YanexError
+    from yanex.params import to_container
+
+    try:
+        return to_container(OmegaConf.create(config))
+    except YanexError:
+        return None
 
 
 def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
