@@ -899,7 +899,7 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with sweeps.resolvers(expand=False), _hydra_resolvers(cfg):
+        with sweeps.resolvers(expand=False), _hydra_resolvers():
             data = _resolve_keeping_missing(cfg)
     except RecursionError as exc:
         raise ParamError(
@@ -935,29 +935,36 @@ def _resolve_keeping_missing(cfg: DictConfig) -> Any:
 
 
 @contextlib.contextmanager
-def _hydra_resolvers(cfg: DictConfig) -> Iterator[None]:
-    """The resolvers Hydra registers when it composes (``now``, ``python_version``, ``hydra``)
-    for a plain config too, so that ``${now:%Y}`` means the same with and without a tree;
-    the caller's own resolvers of those names are put back after."""
+def _hydra_resolvers() -> Iterator[None]:
+    """The resolvers Hydra registers when it composes a tree (``now``, ``python_version``),
+    for a plain config too, so that ``${now:%Y}`` means the same with and without a tree:
+    Hydra's own definitions, registered while yanex resolves unless already there."""
+    import sys
+    from datetime import datetime
+
     from omegaconf import OmegaConf
     from omegaconf.basecontainer import BaseContainer
 
-    text = str(OmegaConf.to_container(cfg, resolve=False))
-    if "${" not in text:
-        yield
-        return
-    from hydra.core.utils import setup_globals
-
+    version = sys.version_info
+    versions = {
+        "major": f"{version[0]}",
+        "minor": f"{version[0]}.{version[1]}",
+        "micro": f"{version[0]}.{version[1]}.{version[2]}",
+    }
+    hydras = {
+        "now": (lambda pattern: datetime.now().strftime(pattern), True),
+        "python_version": (lambda level="minor": versions.get(level), False),
+    }
     registry = BaseContainer._resolvers
-    names = ("now", "hydra", "python_version")
-    saved = {name: registry[name] for name in names if name in registry}
-    setup_globals()
+    added = [name for name in hydras if name not in registry]
+    for name in added:
+        resolver, cached = hydras[name]
+        OmegaConf.register_new_resolver(name, resolver, use_cache=cached)
     try:
         yield
     finally:
-        for name in names:
+        for name in added:
             registry.pop(name, None)
-        registry.update(saved)
 
 
 def _string_keys(node: Any, where: str) -> Any:
