@@ -10,7 +10,9 @@ the config the app composed (Hydra's own ``.hydra/config.yaml``) is compared wit
 recorded; a difference (an app that changes its config or its command line at run time) is
 recorded in metadata and said on stderr.
 
-Nothing here imports Hydra: recognising an app costs one ``ast.parse``.
+Recognising an app imports nothing (one ``ast.parse`` of a script that mentions hydra); only
+running one imports Hydra's quoting and OmegaConf. Nothing here imports the rest of yanex's
+pipeline: ``params`` asks this module where an app's config is, never the other way.
 """
 
 from __future__ import annotations
@@ -177,10 +179,11 @@ def argv(experiment: Experiment) -> list[str]:
     app = hydra.get("app")
     if not app:
         return []
-    from yanex.params import render_value
+    from hydra.core.override_parser.types import Quote, QuotedString
 
+    run_dir = QuotedString(text=str(experiment.dir / RUN_DIR), quote=Quote.single).with_quotes()
     args = [str(text) for text in meta.get("overrides") or []]
-    args.append(f"hydra.run.dir={render_value(str(experiment.dir / RUN_DIR))}")
+    args.append(f"hydra.run.dir={run_dir}")
     found = HydraApp(Path(meta["script"]), app["config_path"], app["config_name"], "")
     if hydra.get("config_dir") and Path(hydra["config_dir"]) != found.config_dir:
         args += ["--config-path", hydra["config_dir"]]  # --config-dir given to yanex
@@ -238,15 +241,17 @@ def _recorded(experiment: Experiment) -> Any:
 
 
 def _resolved(config: dict[str, Any]) -> Any:
-    from omegaconf import OmegaConf
+    """The app's config resolved, keys as params.json holds them (None if it cannot be)."""
+    import json
 
-    from yanex.errors import YanexError
-    from yanex.params import to_container
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return to_container(OmegaConf.create(config))
-    except YanexError:
+        resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+    except OmegaConfBaseException:
         return None
+    return json.loads(json.dumps(resolved))
 
 
 def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
