@@ -23,7 +23,7 @@ import functools
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,11 +208,14 @@ def _root(proc: subprocess.Popen[bytes], path: Path) -> Path:
     return Path(os.fsdecode(out.rstrip(b"\n"))).resolve()
 
 
-def snapshot(script: Path, configs: Sequence[Path] = ()) -> GitSnapshot:
+def snapshot(
+    script: Path, configs: Sequence[Path] = (), reads: Callable[[Path], bool] | None = None
+) -> GitSnapshot:
     """Read the state of the repository that holds ``script``; raise NotARepository outside one.
 
-    ``configs`` are the config files the run reads: those in the repository that git does
-    not track make the tree dirty, as an untracked script does."""
+    ``configs`` are the run's config files and folders (a Hydra tree): a file of them that
+    git does not track makes the tree dirty, as an untracked script does, when the run
+    ``reads`` it (asked only of untracked files found in a folder)."""
     script = script.resolve()
     here = script.parent
     root_proc = _start(here, "rev-parse", "--show-toplevel")
@@ -224,22 +227,26 @@ def snapshot(script: Path, configs: Sequence[Path] = ()) -> GitSnapshot:
     try:
         root = _root(root_proc, here)
         # Config files outside the repository are not git's (their content is recorded).
-        inside = [
-            path.relative_to(root).as_posix()
-            for path in dict.fromkeys(p.resolve() for p in configs)
-            if path.is_relative_to(root)
-        ]
+        inside = [path for path in (p.resolve() for p in configs) if path.is_relative_to(root)]
         if inside:
-            procs.append(_start(root, "ls-files", "-z", "--full-name", "--", *inside))
+            relative = [path.relative_to(root).as_posix() for path in inside]
+            procs.append(_start(root, "ls-files", "-z", "--others", "--full-name", "--", *relative))
         commit, branch, changed = _status(_output(procs[0]))
         tracked = _output(procs[1])
         remote_url = _remote_url(_output(procs[2], ok=(0, 1)))  # 1: no remote configured
-        tracked_configs = set(_output(procs[3]).split("\0")) if inside else set()
+        others = [path for path in _output(procs[3]).split("\0") if path] if inside else []
     finally:
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
                 proc.communicate()
+    given = {path.relative_to(root).as_posix() for path in inside if not path.is_dir()}
+    untracked = [
+        path
+        for path in others
+        if path in given
+        or (path.endswith((".yaml", ".yml")) and (reads is None or reads(root / path)))
+    ]
     rel_script = script.relative_to(root).as_posix()
     return GitSnapshot(
         root=root,
@@ -248,7 +255,7 @@ def snapshot(script: Path, configs: Sequence[Path] = ()) -> GitSnapshot:
         remote_url=remote_url,
         changed_files=changed,
         script_untracked=None if tracked else rel_script,
-        configs_untracked=[path for path in inside if path not in tracked_configs],
+        configs_untracked=untracked,
     )
 
 

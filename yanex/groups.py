@@ -95,10 +95,9 @@ def _initialized(source: Source) -> Iterator[None]:
             yield
 
 
-def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any], list[Path]]:
+def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
     """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
-    what metadata records of it (the chosen option of each group, the overrides), and the
-    files of the tree it read."""
+    and what metadata records of it (the chosen option of each group, the overrides)."""
     from hydra import compose as hydra_compose
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf import OmegaConf, open_dict
@@ -108,7 +107,6 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
         with _initialized(source), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
-            used = _files_read(source, texts)
     except MissingConfigException as exc:
         raise ParamError(_missing_message(exc, source)) from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
@@ -131,22 +129,27 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
     }
     if source.app is not None:
         info["app"] = source.app.to_metadata()
-    return cfg, info, used
+    return cfg, info
 
 
-def _files_read(source: Source, texts: list[str]) -> list[Path]:
-    """The files of the tree this composition read (its defaults list, resolved by Hydra):
-    the ones whose git state the run depends on."""
+def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:
+    """The files of the tree these compositions read (their defaults lists, resolved by
+    Hydra). It costs about as much as composing again, so it is asked only when git finds
+    files in the tree that it does not track."""
     if source.tree is None:
-        return []
+        return set()
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
-    loader = GlobalHydra.instance().config_loader()
-    defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
     tree = source.tree.resolve()
-    found = [tree / f"{item.config_path}.yaml" for item in defaults if item.config_path]
-    return [path for path in found if path.is_file()]
+    found: set[Path] = set()
+    with _initialized(source), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = GlobalHydra.instance().config_loader()
+        for texts in compositions:
+            defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
+            found.update(tree / f"{item.config_path}.yaml" for item in defaults if item.config_path)
+    return found
 
 
 def _missing_message(exc: Exception, source: Source) -> str:
@@ -182,7 +185,7 @@ def _composition_error(exc: Exception, source: Source, texts: list[str]) -> Para
         key = match.group(1)
         others = [text for text in texts if _text_key(text) != key]
         with contextlib.suppress(ParamError):
-            cfg, _, _ = compose(source, others)
+            cfg, _ = compose(source, others)
             message += did_you_mean(key, cfg)
     return ParamError(message)
 
@@ -218,11 +221,11 @@ def close_key(key: str, known: list[str]) -> str | None:
 
 def compose_grid(
     source: Source, overrides: list[ParamOverride]
-) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[Path]]:
+) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[list[str]]]:
     """Compose the tree once per combination of swept groups, value sweeps put in each.
 
     Returns ``(cfg, varied groups, hydra info)`` per composition, the group sweeps, and the
-    files of the tree the compositions read.
+    overrides each composition was given (to find, when needed, the files it read).
     """
     # The last override of a key wins; what compose() cannot take is applied after it.
     last: dict[str, ParamOverride] = {}
@@ -250,15 +253,15 @@ def compose_grid(
             value_sweeps.append(ov)
 
     compositions: list[Composition] = []
-    used: dict[Path, None] = {}
+    given: list[list[str]] = []
     for choice in _group_choices(group_sweeps):
         texts = fixed + [ov.concrete(value) for ov, value in choice]
-        cfg, info, files = compose(source, texts)
-        used.update(dict.fromkeys(files))
+        cfg, info = compose(source, texts)
+        given.append(texts)
         _apply_value_sweeps(cfg, value_sweeps, source)
         info["overrides"] += [f"{ov.prefix}{ov.target}={ov.sweep.expr}" for ov in value_sweeps]  # type: ignore[union-attr]
         compositions.append((cfg, {ov.target: value for ov, value in choice}, info))
-    return compositions, [(ov.target, sweep) for ov, sweep in group_sweeps], list(used)
+    return compositions, [(ov.target, sweep) for ov, sweep in group_sweeps], given
 
 
 def _group_choices(

@@ -244,7 +244,7 @@ class Launcher:
             )
         warnings: list[str] = list(resolved.warnings)
         try:
-            git = gitstate.snapshot(script, resolved.used_files)
+            git = gitstate.snapshot(script, resolved.config_roots, resolved.reads)
         except gitstate.NotARepository as exc:
             git = None
             warnings.append(f"{exc}; the code of this run is not recorded (git: null)")
@@ -362,8 +362,8 @@ class Launcher:
             }
             metadata.update(request.carried)
             metadata["hydra"] = hydra
-            if prepared.resolved.used_files:  # their git state is the run's too
-                metadata["config_files"] = [str(p) for p in prepared.resolved.used_files]
+            if git is not None and git.configs_untracked:  # in git.patch, as the script is
+                metadata["config_files"] = [str(git.root / p) for p in git.configs_untracked]
             if prepared.resolved.shuffle_seed is not None:  # shuffle()'s order, repeatable
                 metadata["shuffle_seed"] = prepared.resolved.shuffle_seed
             if prepared.resolved.warnings:

@@ -134,7 +134,24 @@ class ResolvedParams:
     parsed: list[ParamOverride] = field(default_factory=list)  # in the order applied
     warnings: list[str] = field(default_factory=list)  # said on stderr, kept in metadata
     shuffle_seed: int | None = None  # the seed shuffle() drew from, when it was used
-    used_files: list[Path] = field(default_factory=list)  # every config file read
+    compositions: list[list[str]] = field(default_factory=list)  # a tree's, the overrides each
+    _read: set[Path] | None = None
+
+    @property
+    def config_roots(self) -> list[Path]:
+        """Where the run's config files are: the plain files, and the tree's folder."""
+        tree = [self.source.tree.resolve()] if self.source.tree is not None else []
+        return [*(path.resolve() for path in self.source.files), *tree]
+
+    def reads(self, path: Path) -> bool:
+        """Does this run read ``path`` (a file under :attr:`config_roots`)? For a tree, Hydra
+        is asked which files its defaults lists read (once, and only when asked)."""
+        from yanex import groups
+
+        if self._read is None:
+            self._read = {p.resolve() for p in self.source.files}
+            self._read |= groups.files_read(self.source, self.compositions)
+        return path.resolve() in self._read
 
     @property
     def config_dir(self) -> Path | None:
@@ -1041,7 +1058,7 @@ def resolve(
             if composed:
                 if source.tree is not None:
                     check_config_tree(source.tree)
-                compositions, group_sweeps, used = groups.compose_grid(source, overrides)
+                compositions, group_sweeps, given = groups.compose_grid(source, overrides)
                 swept = dict(group_sweeps)
                 bases = []
                 for cfg, varied, info in compositions:
@@ -1053,7 +1070,7 @@ def resolve(
                 if not source.found and script is not None:
                     check_script_reads(_absolute(script, cwd), overrides)
                 cfg = _compose_plain(source, overrides, warnings)
-                bases, group_sweeps, used = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
+                bases, group_sweeps, given = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
         shuffle_seed = seed if drawn() else None
     # As Hydra's sweeper: the sweeps vary in the order typed (a key's first place), the
     # last fastest; the config's own sweeps first.
@@ -1069,7 +1086,7 @@ def resolve(
         parsed=overrides,
         warnings=warnings,
         shuffle_seed=shuffle_seed,
-        used_files=[*source.files, *used],
+        compositions=given,
     )
 
 
