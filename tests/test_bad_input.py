@@ -126,7 +126,7 @@ def test_user_text_never_steers_the_terminal(project: Project) -> None:
     evil = "x\x1b[2J\x07"
     r = project.yanex("stage", "job.py", "-p", f"title=list('{evil}', b)", "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "\x1b" not in r.stdout + r.stderr and "title=x\\x1b[2J\\x07" in r.stdout
+    assert "\x1b" not in r.stdout + r.stderr and "title='x\\x1b[2J\\x07'" in r.stdout
     r = project.yanex("stage", "job.py", "-n", evil, "-p", "k=list(1, 2)")
     assert r.returncode == 0, r.stderr
     r = project.yanex("run", "--staged", "-j", "2")

@@ -114,16 +114,58 @@ def readme_block_after(heading: str) -> list[list[str]]:
 
 def test_readme_sweep_example_runs(project: Project) -> None:
     copy_examples(project)
-    stage_cmd, run_cmd = readme_block_after("### Sweeps and staging")
+    multirun_cmd, stage_cmd, run_cmd = readme_block_after("### Sweeps and staging")
+    r = project.yanex(*multirun_cmd[1:])
+    assert r.returncode == 0, r.stderr
+    assert "6 completed, 0 failed" in r.stderr
     r = project.yanex(*stage_cmd[1:])
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.split()) == 6
     r = project.yanex(*run_cmd[1:])
     assert r.returncode == 0, r.stderr
     done = [metadata(folder) for folder in project.experiments()]
-    assert sorted(m["status"] for m in done) == ["completed"] * 6
+    assert sorted(m["status"] for m in done) == ["completed"] * 12
     assert {m["sweep_values"]["optimizer.lr"] for m in done} == {0.001, 0.01, 0.1}
     assert {m["sweep_values"]["model"] for m in done} == {"linear", "poly"}
+
+
+def test_readme_hydra_app_example_runs(project: Project) -> None:
+    """The example @hydra.main app: as Hydra runs it, then run, staged and swept by yanex."""
+    copy_examples(project)
+    plain, run, stage, staged, swept = readme_block_after("### `@hydra.main` apps")
+    r = run_python(
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')",
+        cwd=project.path,
+        env=project.env(),
+        args=plain[1:],
+    )
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"quadratic: loss \d", r.stdout)
+    assert project.store_entries() == []
+
+    r = project.yanex(*run[1:])
+    assert r.returncode == 0, r.stderr
+    (folder,) = project.experiments()
+    meta = metadata(folder)
+    assert meta["hydra"]["choices"] == {"model": "quadratic", "optimizer": "sgd"}
+    assert meta["hydra"]["app_config_matches"] is True
+    params = json.loads((folder / "params.json").read_text())
+    assert params["model"]["degree"] == 2 and params["optimizer"]["lr"] == 0.05
+    lines = results(folder)
+    assert len(lines) == params["training"]["epochs"]
+    assert lines[-1]["results"]["loss"] < lines[0]["results"]["loss"]  # it learns
+    assert (folder / "hydra" / ".hydra" / "config.yaml").is_file()
+
+    assert project.yanex(*stage[1:]).returncode == 0
+    r = project.yanex(*staged[1:])
+    assert r.returncode == 0 and "1 completed" in r.stderr, r.stderr
+    r = project.yanex(*swept[1:])
+    assert r.returncode == 0 and "4 completed, 0 failed" in r.stderr, r.stderr
+    metas = [metadata(f) for f in project.experiments()]
+    assert len(metas) == 6 and {m["status"] for m in metas} == {"completed"}
+    assert all(m["hydra"]["app_config_matches"] for m in metas)
+    assert {m["hydra"]["choices"]["optimizer"] for m in metas} == {"sgd", "momentum"}
 
 
 def test_sweep_script_example_runs(project: Project) -> None:

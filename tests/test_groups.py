@@ -70,7 +70,7 @@ def test_overrides_select_change_add_remove_and_place(project: Project) -> None:
         "-p",
         "+optimizer@second_opt=adam",
         "-p",
-        "+title=Hello, world",
+        "+title='Hello, world'",
     )
     assert params["model"] == {"width": 128, "depth": 4}
     assert params["seed"] == 7 and params["title"] == "Hello, world"

@@ -45,8 +45,7 @@ def params_of(project: Project, *args: str, **env: str) -> dict[str, Any]:
         ("x=a b", "a b"),
         ("x=", ""),
         ("x=/data/set-1", "/data/set-1"),
-        ("x=Hello, world", "Hello, world"),  # a bare comma is text, never a sweep
-        ("x=1,2", "1,2"),
+        ("x='Hello, world'", "Hello, world"),  # quoted: a comma is text
         ("x='a: b = c'", "a: b = c"),
         ("x=${y}", "${y}"),  # interpolation, resolved after merging
     ],
@@ -156,7 +155,7 @@ def test_yaml_config_values_keep_their_yaml_types(project: Project) -> None:
 
 
 def test_resolve_without_any_source_is_empty(tmp_path: Path) -> None:
-    got = resolve(cwd=tmp_path, config_path=None, param_texts=[], environ={})
+    got = resolve(cwd=tmp_path, param_texts=[], environ={})
     assert got.config_file is None and got.config_dir is None
     assert next(iter(got.grid.members())).config == {}
 
@@ -174,7 +173,7 @@ def test_overrides_that_do_not_fit_the_config(
     tmp_path: Path, params: list[str], message: str
 ) -> None:
     with pytest.raises(ParamError) as info:
-        resolved = resolve(cwd=tmp_path, config_path=None, param_texts=params, environ={})
+        resolved = resolve(cwd=tmp_path, param_texts=params, environ={})
         list(resolved.grid.members())
     assert message in info.value.format_message()
 

@@ -20,7 +20,8 @@ def runs(project: Project) -> Project:
     project.write("job.py", JOB)
     project.commit()
     for lr in (0.3, 0.1, 0.2):
-        r = project.yanex("run", "job.py", "-p", f"lr={lr}", "-p", "model.depth=2", "-n", f"lr{lr}")
+        args = ["-p", f"lr={lr}", "-p", "+model.depth=2", "-n", f"lr{lr}"]
+        r = project.yanex("run", "job.py", *args)
         assert r.returncode == 0, r.stderr
     assert project.yanex("update", "lr0.1", "--add-tag", "best").returncode == 0
     return project

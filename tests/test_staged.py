@@ -289,7 +289,7 @@ def run_in_terminal(
 
 def test_big_grid_asks_at_a_terminal(project: Project) -> None:
     env = setup(project)
-    args = ["stage", "job.py", "-p", "a=range(101)", "-p", "b=range(100)"]
+    args = ["stage", "job.py", "-p", "+a=range(101)", "-p", "+b=range(100)"]
     code, output = run_in_terminal(project, args, env, answer=b"n\n")
     assert b"Stage 10,100 experiments?" in output and code == 1
     assert project.store_entries() == []

@@ -23,6 +23,7 @@ import functools
 import os
 import re
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,24 @@ class GitSnapshot:
     remote_url: str | None
     changed_files: list[str] = field(default_factory=list)
     script_untracked: str | None = None  # the script's path in the repo, when git does not track it
+    # config files the run reads that git does not track (paths in the repo)
+    configs_untracked: list[str] = field(default_factory=list)
 
     @property
     def dirty(self) -> bool:
-        return bool(self.changed_files) or self.script_untracked is not None
+        return (
+            bool(self.changed_files)
+            or self.script_untracked is not None
+            or bool(self.configs_untracked)
+        )
+
+    @property
+    def untracked(self) -> list[str]:
+        """Every file of the run that git does not track: the script, then its configs."""
+        return [
+            *([self.script_untracked] if self.script_untracked else []),
+            *self.configs_untracked,
+        ]
 
     def to_metadata(self) -> dict[str, Any]:
         return {
@@ -193,8 +208,14 @@ def _root(proc: subprocess.Popen[bytes], path: Path) -> Path:
     return Path(os.fsdecode(out.rstrip(b"\n"))).resolve()
 
 
-def snapshot(script: Path) -> GitSnapshot:
-    """Read the state of the repository that holds ``script``; raise NotARepository outside one."""
+def snapshot(
+    script: Path, configs: Sequence[Path] = (), reads: Callable[[Path], bool] | None = None
+) -> GitSnapshot:
+    """Read the state of the repository that holds ``script``; raise NotARepository outside one.
+
+    ``configs`` are the run's config files and folders (a Hydra tree): a file of them that
+    git does not track makes the tree dirty, as an untracked script does, when the run
+    ``reads`` it (asked only of untracked files found in a folder)."""
     script = script.resolve()
     here = script.parent
     root_proc = _start(here, "rev-parse", "--show-toplevel")
@@ -205,14 +226,27 @@ def snapshot(script: Path) -> GitSnapshot:
     ]
     try:
         root = _root(root_proc, here)
+        # Config files outside the repository are not git's (their content is recorded).
+        inside = [path for path in (p.resolve() for p in configs) if path.is_relative_to(root)]
+        if inside:
+            relative = [path.relative_to(root).as_posix() for path in inside]
+            procs.append(_start(root, "ls-files", "-z", "--others", "--full-name", "--", *relative))
         commit, branch, changed = _status(_output(procs[0]))
         tracked = _output(procs[1])
         remote_url = _remote_url(_output(procs[2], ok=(0, 1)))  # 1: no remote configured
+        others = [path for path in _output(procs[3]).split("\0") if path] if inside else []
     finally:
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
                 proc.communicate()
+    given = {path.relative_to(root).as_posix() for path in inside if not path.is_dir()}
+    untracked = [
+        path
+        for path in others
+        if path in given
+        or (path.endswith((".yaml", ".yml")) and (reads is None or reads(root / path)))
+    ]
     rel_script = script.relative_to(root).as_posix()
     return GitSnapshot(
         root=root,
@@ -221,6 +255,7 @@ def snapshot(script: Path) -> GitSnapshot:
         remote_url=remote_url,
         changed_files=changed,
         script_untracked=None if tracked else rel_script,
+        configs_untracked=untracked,
     )
 
 
@@ -251,6 +286,10 @@ def require_clean(snap: GitSnapshot) -> None:
         lines.append(f"  ... and {len(snap.changed_files) - _SHOWN_FILES} more")
     if snap.script_untracked:
         lines.append(f"  {snap.script_untracked} (the script is not tracked by git)")
+    lines += [
+        f"  {path} (a config file of the run, not tracked by git)"
+        for path in snap.configs_untracked
+    ]
     raise GitStateError(
         f"the git working tree at {snap.root} has uncommitted changes:\n" + "\n".join(lines),
         hint="Commit them so the run can be reproduced, or pass --ignore-dirty to run anyway "
@@ -259,7 +298,8 @@ def require_clean(snap: GitSnapshot) -> None:
 
 
 def patch(snap: GitSnapshot) -> bytes:
-    """``git diff HEAD`` plus the untracked script as a new file: commit + patch rebuild the run.
+    """``git diff HEAD`` plus the untracked script and configs as new files: commit + patch
+    rebuild the run.
 
     The same bytes whatever the user's git config, and always applicable with ``git apply``.
     """
@@ -267,7 +307,7 @@ def patch(snap: GitSnapshot) -> bytes:
     try:
         tracked = _start(snap.root, *_PATCH_CONFIG, "diff-index", *_PATCH_OPTIONS, base)
         out = _output_bytes(tracked)
-        if snap.script_untracked:
+        for path in snap.untracked:
             # `git diff --no-index` exits 1 when the files differ, which they always do here.
             untracked = _start(
                 snap.root,
@@ -277,7 +317,7 @@ def patch(snap: GitSnapshot) -> bytes:
                 *_PATCH_OPTIONS,
                 "--",
                 "/dev/null",
-                snap.script_untracked,
+                path,
             )
             out += _output_bytes(untracked, ok=(0, 1))
     except NotARepository as exc:  # git vanished from PATH since the state was read

@@ -1,17 +1,23 @@
 """Hydra config groups: compose a ``conf/`` tree with Hydra's Compose API.
 
-A project with a ``conf/`` folder (or ``--config-dir``) is composed as Hydra would: its
-primary config's defaults list picks an option per group (``conf/model/small.yaml``), and
-``--param`` / ``YANEX_PARAM_*`` overrides use Hydra's rules: ``model=large`` selects an
-option, ``model.width=128`` changes a value (it must exist), ``+key=value`` adds one,
-``~key`` removes one, ``group@package=option`` places a group. A sweep over a group composes
-once per option; a sweep over a value is applied to each composition afterwards (Hydra's
-``compose()`` refuses sweeps). Hydra is imported only here, when a conf folder is used.
+A project with a ``conf/`` folder (or ``--config-dir``, or a ``@hydra.main`` app's own
+``config_path``) is composed as Hydra would: its primary config's defaults list picks an
+option per group (``conf/model/small.yaml``); with no primary config the tree composes from
+groups alone (``+db=postgresql``). Overrides follow Hydra's rules: ``model=large`` selects an
+option, ``model.width=128`` changes a value (it must exist; a close key is suggested),
+``+key=value`` adds one, ``~key`` removes one, ``group@package=option`` places a group. A sweep
+over a group composes once per option; a sweep over a value is applied to each composition
+afterwards (Hydra's ``compose()`` refuses sweeps). Hydra is imported only here, when a tree is
+used.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,170 +28,275 @@ from yanex.errors import ParamError
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from yanex.params import ParamOverride
+    from yanex.params import ParamOverride, Source
 
-DEFAULT_DIR = "conf"
 DEFAULT_NAME = "config"
 
-_PREFIX = {"set": "", "add": "+", "force_add": "++", "delete": "~"}
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./]*$")
+Composition = tuple["DictConfig", dict[str, Any], dict[str, Any]]
 
 
-def quote(text: str) -> str:
-    """``text`` as a single-quoted string of Hydra's grammar (always read back as a string)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def is_tree(folder: Path, config_name: str | None = None) -> bool:
+    """Is ``folder`` a Hydra config tree: its primary config, or (none named) config groups?"""
+    if not folder.is_dir():
+        return False
+    if (folder / f"{config_name or DEFAULT_NAME}.yaml").exists():
+        return True
+    return config_name is None and any(
+        child.is_dir() and any(child.glob("*.yaml")) for child in folder.iterdir()
+    )
 
 
-def render_option(value: Any) -> str:
-    """An option name (or any string) as override text Hydra's grammar reads back as is."""
-    if isinstance(value, str) and _PLAIN_WORD.match(value):
-        return value
-    return quote(str(value))
+def primary_name(folder: Path, config_name: str | None) -> str | None:
+    """The tree's primary config: the one named, else ``config`` when it exists, else none
+    (the tree composes from groups alone, as Hydra's ``config_name=None``)."""
+    if config_name is not None:
+        return config_name
+    return DEFAULT_NAME if (folder / f"{DEFAULT_NAME}.yaml").exists() else None
 
 
-def _key(ov: ParamOverride) -> str:
-    return f"{ov.key}@{ov.package}" if ov.package else ov.key
-
-
-def default_tree(cwd: Path, config_name: str = DEFAULT_NAME) -> Path | None:
-    """``cwd/conf`` when it holds the primary config: the tree used without --config-dir
-    (a primary config that is not a file, such as a FIFO, is refused when the tree is read)."""
-    tree = cwd / DEFAULT_DIR
-    return tree if (tree / f"{config_name}.yaml").exists() else None
-
-
-def is_group(config_dir: Path, key: str) -> bool:
+def is_group(config_dir: Path | None, key: str) -> bool:
     """Is ``key`` (``model`` or ``model/encoder``) a config group of this tree?"""
-    return (config_dir / key.replace(".", "/")).is_dir()
+    return config_dir is not None and (config_dir / key.replace(".", "/")).is_dir()
 
 
-def options(config_dir: Path, group: str) -> list[str]:
+def options(config_dir: Path | None, group: str) -> list[str]:
+    """The options of a config group, sorted as Hydra lists them."""
+    if config_dir is None:
+        return []
     folder = config_dir / group.replace(".", "/")
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def hydra_text(ov: ParamOverride) -> str:
-    """The override as Hydra's ``compose()`` takes it: as typed, except that a bare-comma
-    value (``title=Hello, world``, one string to yanex) is quoted so Hydra sees no sweep."""
-    value_text = ov.text.split("=", 1)[1] if "=" in ov.text else None
-    if isinstance(ov.value, str) and "," in ov.value and value_text == ov.value:
-        return f"{_PREFIX[ov.op]}{_key(ov)}={render_option(ov.value)}"
-    return ov.text
+def names(config_dir: Path | None) -> list[str]:
+    """Every config group of a tree (``model``, ``model/encoder``): folders holding options."""
+    if config_dir is None or not config_dir.is_dir():
+        return []
+    found = []
+    for folder in sorted(config_dir.rglob("*")):
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            found.append(folder.relative_to(config_dir).as_posix())
+    return [group for group in found if not group.startswith("hydra")]
 
 
-def _compose(config_dir: Path, config_name: str, texts: list[str]) -> tuple[DictConfig, dict]:
-    """One Hydra composition: the config (without its ``hydra`` node, not in struct mode) and
-    what metadata records of it (the chosen option of each group, the overrides)."""
-    from hydra import compose, initialize_config_dir
+@contextlib.contextmanager
+def _initialized(source: Source) -> Iterator[None]:
+    """Hydra initialized as the app (or a plain tree) would be: its config folder, or none,
+    and its version_base (an app's legacy warnings are the app's to give, not yanex's)."""
+    from hydra import initialize, initialize_config_dir
+
+    version_base = source.app.version_base if source.app is not None else "1.3"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if source.tree is not None:
+            context = initialize_config_dir(str(source.tree.resolve()), version_base=version_base)
+        else:
+            context = initialize(config_path=None, version_base=version_base)
+        with context:
+            yield
+
+
+def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+    """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
+    and what metadata records of it (the chosen option of each group, the overrides)."""
+    from hydra import compose as hydra_compose
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose(config_name, overrides=texts, return_hydra_config=True)
+        with _initialized(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
-        raise ParamError(_missing_message(exc, config_dir, config_name)) from exc
-    except (HydraException, OmegaConfBaseException) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        lines = [line for line in lines if not line.startswith("See https://")]
-        raise ParamError(
-            f"the config in {config_dir} cannot be composed: {' '.join(lines)}"
-        ) from exc
+        raise ParamError(_missing_message(exc, source)) from exc
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        # Hydra refuses some overrides with a plain ValueError (`db=null` for a group).
+        raise _composition_error(exc, source, texts) from exc
     choices = {
         group: option
         for group, option in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
         if not group.startswith("hydra/")
     }
-    task = list(cfg.hydra.overrides.task)
+    task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # texts, as typed
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.set_struct(cfg, False)
     info = {
-        "config_dir": str(config_dir),
-        "config_name": config_name,
+        "config_dir": str(source.tree.resolve()) if source.tree is not None else None,
+        "config_name": source.name,
         "choices": choices,
         "overrides": task,
     }
+    if source.app is not None:
+        info["app"] = source.app.to_metadata()
     return cfg, info
 
 
-def _missing_message(exc: Exception, config_dir: Path, config_name: str) -> str:
+def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:
+    """The files of the tree these compositions read (their defaults lists, resolved by
+    Hydra). It costs about as much as composing again, so it is asked only when git finds
+    files in the tree that it does not track."""
+    if source.tree is None:
+        return set()
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    tree = source.tree.resolve()
+    found: set[Path] = set()
+    with _initialized(source), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = GlobalHydra.instance().config_loader()
+        for texts in compositions:
+            defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
+            found.update(tree / f"{item.config_path}.yaml" for item in defaults if item.config_path)
+    return found
+
+
+def _missing_message(exc: Exception, source: Source) -> str:
     text = str(exc)
     match = re.search(r"Could not find '([^']+)'", text)
     if match and "/" in match.group(1):
         group, _, option = match.group(1).rpartition("/")
-        available = ", ".join(options(config_dir, group)) or "none"
-        return f"config group '{group}' has no option '{option}'; available: {available}"
-    if not (config_dir / f"{config_name}.yaml").exists():
-        return f"no primary config '{config_name}.yaml' in {config_dir} (see --config-name)"
+        available = options(source.tree, group)
+        close = difflib.get_close_matches(option, available, n=1, cutoff=0.6)
+        suggestion = f"did you mean {close[0]}? " if close else ""
+        return (
+            f"config group '{group}' has no option '{option}'; {suggestion}"
+            f"available: {', '.join(available) or 'none'}"
+        )
+    if source.tree is not None and not (source.tree / f"{source.name}.yaml").exists():
+        return f"no primary config '{source.name}.yaml' in {source.tree} (see --config-name)"
     return text.splitlines()[0]
 
 
+_NO_KEY = re.compile(r"Could not (?:override|delete from config)[^']*'([^']+)'")
+
+
+def _composition_error(exc: Exception, source: Source, texts: list[str]) -> ParamError:
+    """Hydra's refusal in one paragraph; a key the config lacks gets "did you mean" when a
+    close key exists (found in the config composed without that override)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [
+        line for line in lines if not line.startswith(("See https://", "full_key:", "object_"))
+    ]
+    message = f"the config in {source.tree} cannot be composed: {' '.join(lines)}"
+    match = _NO_KEY.search(str(exc))
+    if match:
+        key = match.group(1)
+        others = [text for text in texts if _text_key(text) != key]
+        with contextlib.suppress(ParamError):
+            cfg, _ = compose(source, others)
+            message += did_you_mean(key, cfg)
+    return ParamError(message)
+
+
+def _text_key(text: str) -> str:
+    return text.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+
+
+def did_you_mean(key: str, cfg: DictConfig) -> str:
+    """``" (did you mean model.lr?)"`` when ``cfg`` has a key close to ``key``."""
+    from omegaconf import OmegaConf
+
+    close = close_key(key, dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
+    return f" (did you mean {close}?)" if close else ""
+
+
+def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every key of a plain config, dotted (``model``, ``model.lr``): what overrides name."""
+    keys = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            keys.append(path)
+            keys.extend(dotted_keys(value, path))
+    return keys
+
+
+def close_key(key: str, known: list[str]) -> str | None:
+    """The known key a typo most likely meant (``model.lrr`` -> ``model.lr``), if any."""
+    close = difflib.get_close_matches(key, [k for k in known if k != key], n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def compose_grid(
-    config_dir: Path, config_name: str, overrides: list[ParamOverride]
-) -> tuple[list[tuple[DictConfig, dict[str, Any], dict[str, Any]]], list[tuple[str, Any]]]:
+    source: Source, overrides: list[ParamOverride]
+) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[list[str]]]:
     """Compose the tree once per combination of swept groups, value sweeps put in each.
 
-    Returns ``(cfg, varied groups, hydra info)`` per composition, and the group sweeps.
+    Returns ``(cfg, varied groups, hydra info)`` per composition, the group sweeps, and the
+    overrides each composition was given (to find, when needed, the files it read).
     """
     # The last override of a key wins; what compose() cannot take is applied after it.
     last: dict[str, ParamOverride] = {}
     for ov in overrides:
-        last.pop(_key(ov), None)
-        last[_key(ov)] = ov
+        last.pop(ov.target, None)
+        last[ov.target] = ov
     fixed: list[str] = []
-    group_sweeps: list[tuple[str, ParamOverride]] = []
+    group_sweeps: list[tuple[ParamOverride, sweeps.Sweep]] = []
     value_sweeps: list[ParamOverride] = []
-    for key, ov in last.items():
+    for ov in last.values():
         if ov.sweep is None:
-            fixed.append(hydra_text(ov))
-        elif is_group(config_dir, ov.key):
-            group_sweeps.append((key, ov))
+            fixed.append(ov.replay_text)
+        elif is_group(source.tree, ov.key):
+            sweep = ov.sweep
+            if sweep.glob is not None:
+                sweep = sweeps.globbed(sweep, ov.key, options(source.tree, ov.key))
+            group_sweeps.append((ov, sweep))
+        elif ov.sweep.glob is not None:
+            raise ParamError(
+                f"{ov.shown}: glob() selects options of a config group, and '{ov.key}' is not "
+                f"a group of {source.tree}",
+                hint=f"A group is a folder of the tree; sweep a value with {ov.key}=list(a, b).",
+            )
         else:
             value_sweeps.append(ov)
 
-    compositions = []
+    compositions: list[Composition] = []
+    given: list[list[str]] = []
     for choice in _group_choices(group_sweeps):
-        texts = fixed + [f"{_PREFIX[ov.op]}{key}={render_option(v)}" for (key, ov), v in choice]
-        cfg, info = _compose(config_dir, config_name, texts)
-        _apply_value_sweeps(cfg, value_sweeps)
-        info["overrides"] += [f"{_PREFIX[ov.op]}{_key(ov)}={ov.sweep.expr}" for ov in value_sweeps]  # type: ignore[union-attr]
-        compositions.append((cfg, {key: value for (key, _), value in choice}, info))
-    return compositions, [(key, ov.sweep) for key, ov in group_sweeps]
+        texts = fixed + [ov.concrete(value) for ov, value in choice]
+        cfg, info = compose(source, texts)
+        given.append(texts)
+        _apply_value_sweeps(cfg, value_sweeps, source)
+        info["overrides"] += [f"{ov.prefix}{ov.target}={ov.sweep.expr}" for ov in value_sweeps]  # type: ignore[union-attr]
+        compositions.append((cfg, {ov.target: value for ov, value in choice}, info))
+    return compositions, [(ov.target, sweep) for ov, sweep in group_sweeps], given
 
 
 def _group_choices(
-    group_sweeps: list[tuple[str, ParamOverride]],
-) -> Iterator[list[tuple[tuple[str, ParamOverride], Any]]]:
+    group_sweeps: list[tuple[ParamOverride, sweeps.Sweep]],
+) -> Iterator[list[tuple[ParamOverride, Any]]]:
     """Every combination of swept group options, the last group varying fastest."""
     if not group_sweeps:
         yield []
         return
     import numpy
 
-    shape = tuple(len(ov.sweep.values) for _, ov in group_sweeps)  # type: ignore[union-attr]
+    shape = tuple(len(sweep.values) for _, sweep in group_sweeps)
     for index in numpy.ndindex(*shape):
-        yield [
-            (item, item[1].sweep.values[i])  # type: ignore[union-attr]
-            for item, i in zip(group_sweeps, index, strict=True)
-        ]
+        yield [(ov, sweep.values[i]) for (ov, sweep), i in zip(group_sweeps, index, strict=True)]
 
 
-def _apply_value_sweeps(cfg: DictConfig, value_sweeps: list[ParamOverride]) -> None:
+def _apply_value_sweeps(cfg: DictConfig, value_sweeps: list[ParamOverride], source: Source) -> None:
     """Put each value sweep in the composed config, with Hydra's rule that a plain
     ``key=...`` changes an existing key (``+key=...`` adds one)."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     missing = object()
     for ov in value_sweeps:
         assert ov.sweep is not None
-        exists = OmegaConf.select(cfg, ov.key, default=missing) is not missing
-        if ov.op == "set" and not exists:
+        current = OmegaConf.select(cfg, ov.key, default=missing)
+        if ov.op == "set" and current is missing:
             raise ParamError(
-                f"{ov.shown}: there is no '{ov.key}' in the composed config",
+                f"{ov.shown}: there is no '{ov.key}' in the config composed from "
+                f"{source.tree}{did_you_mean(ov.key, cfg)}",
                 hint=f"To add it, write +{ov.text.lstrip('+')}",
             )
-        if ov.op == "add" and exists:
+        if ov.op == "add" and current is not missing:
             raise ParamError(f"{ov.shown}: '{ov.key}' is already set; use {ov.text.lstrip('+')}")
-        OmegaConf.update(cfg, ov.key, sweeps.placeholder(ov.sweep), merge=False, force_add=True)
+        under = None
+        if isinstance(current, DictConfig) and any(isinstance(v, dict) for v in ov.sweep.values):
+            under = OmegaConf.to_container(current, resolve=False)
+        placed = sweeps.placeholder(dataclasses.replace(ov.sweep, under=under))
+        OmegaConf.update(cfg, ov.key, placed, merge=False, force_add=True)

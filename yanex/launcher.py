@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import time
@@ -23,7 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import environment, gitstate, groups, params, processes, record, store, supervise, sweeps
+from yanex import (
+    environment,
+    gitstate,
+    groups,
+    hydra_app,
+    params,
+    processes,
+    record,
+    store,
+    supervise,
+    sweeps,
+)
 from yanex.errors import GitStateError, ParamError, ScriptError
 from yanex.record import Status
 
@@ -38,10 +50,11 @@ class RunRequest:
 
     script: Path
     script_args: list[str] = field(default_factory=list)
-    config_path: Path | None = None
-    config_dir: Path | None = None  # a Hydra conf/ tree (default: ./conf when it exists)
+    config_paths: list[Path] = field(default_factory=list)  # merged in order
+    config_dir: Path | None = None  # a Hydra conf/ tree (default: conf/ by the script, ./conf)
     config_name: str | None = None  # its primary config (default: config)
     params: list[str] = field(default_factory=list)
+    multirun: bool = False  # Hydra's -m: a bare comma list is a sweep
     name: str | None = None
     description: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -90,27 +103,27 @@ class Prepared:
         placed = set()
         for ov in self.resolved.parsed:
             if ov.sweep is None:
-                texts.append(ov.text)
+                texts.append(ov.replay_text)
             elif ov.target in member.varied:  # else a later override replaced the sweep
-                value = member.varied[ov.target]
-                shown = (
-                    groups.render_option(value)
-                    if ov.package or self._is_group(ov.key)
-                    else (render_value(value))
-                )
-                texts.append(f"{ov.prefix}{ov.target}={shown}")
+                texts.append(ov.concrete(member.varied[ov.target]))
                 placed.add(ov.target)
         # Sweeps written in the config itself.
         texts += [
-            f"{path}={render_value(value)}"
+            f"{path}={params.render_value(value)}"
             for path, value in member.varied.items()
             if path not in placed
         ]
         return texts
 
-    def _is_group(self, key: str) -> bool:
-        config_dir = self.resolved.config_dir
-        return config_dir is not None and groups.is_group(config_dir, key)
+    def label(self, member: sweeps.Member) -> str:
+        """``model=poly,optimizer.lr=0.01``: what tells this member from the others, in the
+        text of its overrides (``null``, not ``None``; without ``+``/``++``, which say how a
+        key was set, not what tells the member apart)."""
+        texts = {
+            text.split("=", 1)[0].lstrip("+~"): text.lstrip("+")
+            for text in self.overrides_for(member)
+        }
+        return ",".join(texts[key] for key in member.varied if key in texts)
 
     def numbered(self) -> list[tuple[sweeps.Member, tuple[str, int] | None]]:
         """Each member with its place in the sweep (a new sweep id, its index); None alone."""
@@ -171,8 +184,10 @@ def _grace_period(environ: Mapping[str, str]) -> float:
         return DEFAULT_GRACE_PERIOD
 
 
-def _absolute(path: Path | None, cwd: Path) -> Path | None:
-    return path if path is None or path.is_absolute() else cwd / path
+def _hydra_yaml(config: Mapping[str, Any]) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(dict(config))) if config else "{}\n"
 
 
 def _yaml_list(items: list[str]) -> str:
@@ -221,24 +236,27 @@ class Launcher:
             )
         resolved = params.resolve(
             cwd=request.cwd,
-            config_path=_absolute(request.config_path, request.cwd),
-            config_dir=_absolute(request.config_dir, request.cwd),
+            script=script,
+            config_paths=request.config_paths,
+            config_dir=request.config_dir,
             config_name=request.config_name,
             param_texts=list(request.params),
             environ=request.environ,
             base=request.base_config,
+            multirun=request.multirun,
         )
         grid = resolved.grid
         if grid.sweeps and not (request.stage or run_grid):
             varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
             raise ParamError(
                 f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
-                "which must be staged",
-                hint="Add --stage, then run them with `yanex run --staged`.",
+                "which run with -m or are staged with --stage",
+                hint="Add -m to run them now (-j N at a time), or --stage to run them later "
+                "with `yanex run --staged`.",
             )
-        warnings: list[str] = []
+        warnings: list[str] = list(resolved.warnings)
         try:
-            git = gitstate.snapshot(script)
+            git = gitstate.snapshot(script, resolved.config_roots, resolved.reads)
         except gitstate.NotARepository as exc:
             git = None
             warnings.append(f"{exc}; the code of this run is not recorded (git: null)")
@@ -332,9 +350,9 @@ class Launcher:
             if hydra is not None:  # what Hydra tooling reads in a run folder
                 hydra = {**hydra, "overrides": overrides}
                 (folder / ".hydra").mkdir(mode=0o700)
-                store.write_text_atomic(
-                    folder / ".hydra" / "config.yaml", record.config_yaml(config)
-                )
+                # As Hydra writes it: the composition unresolved (a rerun's: as recorded).
+                source = member.source if member.source is not None else config
+                store.write_text_atomic(folder / ".hydra" / "config.yaml", _hydra_yaml(source))
                 store.write_text_atomic(folder / ".hydra" / "overrides.yaml", _yaml_list(overrides))
             git = prepared.git
             if git is not None and git.dirty:
@@ -346,7 +364,8 @@ class Launcher:
                 env_snapshot = environment.snapshot(store.yanex_home() / "cache")
             name = request.name
             if member.varied:
-                name = f"{name}-{member.label}" if name else member.label
+                label = prepared.label(member)
+                name = f"{name}-{label}" if name else label
             metadata: dict[str, Any] = {
                 "id": experiment_id,
                 "name": name,
@@ -356,9 +375,7 @@ class Launcher:
                 "script": str(prepared.script),
                 "args": list(request.script_args),
                 "cwd": str(request.cwd.resolve()),
-                "config_file": str(prepared.resolved.config_file)
-                if prepared.resolved.config_file
-                else None,
+                "config_file": prepared.resolved.config_file,
                 # config_dir, config_name, choices, overrides
                 "hydra": hydra,
                 # concrete: a grid member's own values, so that they replay as they stand
@@ -380,6 +397,12 @@ class Launcher:
             }
             metadata.update(request.carried)
             metadata["hydra"] = hydra
+            if git is not None and git.configs_untracked:  # in git.patch, as the script is
+                metadata["config_files"] = [str(git.root / p) for p in git.configs_untracked]
+            if prepared.resolved.shuffle_seed is not None:  # shuffle()'s order, repeatable
+                metadata["shuffle_seed"] = prepared.resolved.shuffle_seed
+            if prepared.resolved.warnings:
+                metadata["warnings"] = list(prepared.resolved.warnings)
             record.write_metadata(folder, metadata, durable)
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
         except BaseException as exc:
@@ -451,7 +474,8 @@ class Launcher:
         store.reserve_room(experiment.dir)
         try:
             end = supervise.run(
-                [sys.executable, str(script), *request.script_args],
+                # a @hydra.main app gets the run's overrides as Hydra command-line overrides
+                [sys.executable, str(script), *hydra_app.argv(experiment), *request.script_args],
                 cwd=request.cwd,
                 env=_child_env(experiment, request.environ),
                 stdout_log=experiment.dir / store.STDOUT,
@@ -470,6 +494,9 @@ class Launcher:
             return _finish(experiment, Status.FAILED, None, reason, 1, started)
 
         for problem in end.log_problems:  # e.g. a full disk: say so, keep the run
+            self.echo(f"warning: experiment {experiment.id}: {problem}")
+        # a @hydra.main app composed its own config: is it the one recorded?
+        for problem in hydra_app.check_config(experiment):
             self.echo(f"warning: experiment {experiment.id}: {problem}")
         returncode, received, problems = end.returncode, end.received, end.log_problems
         if received is not None:
@@ -576,37 +603,49 @@ class Result:
         return record.read_results(self.dir)
 
 
-def render_value(value: Any) -> str:
-    """A Python value as override text that Hydra's grammar reads back as the same value;
-    a string holding a sweep (``list(1, 2)``, ``${linspace:0,1,5}``) stays a sweep."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        if sweeps.is_sweep_text(value):
-            return value
-        return groups.quote(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(render_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {render_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"launch: {type(value).__name__} values cannot be parameters")
+render_value = params.render_value  # a Python value as override text
 
 
 def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str]:
     """``{"model": "large", "opt": {"lr": 0.1}}`` -> ``["model=large", "++opt.lr=0.1"]``:
-    a config group's key selects an option; other keys are set, or added when missing."""
+    a config group's key selects an option; other keys are set, or added when missing.
+    Strings stay as given, except one that is a whole sweep call (``"list(0.1, 0.01)"``).
+    A key the override grammar cannot name (``1``, ``"a b"``) is set with its parent."""
     texts = []
-    for key, value in sweeps.leaves(dict(cfg), dicts_only=True):
-        if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
-            option = value if sweeps.is_sweep_text(value) else groups.render_option(value)
-            texts.append(f"{key}={option}")
+    for key, value in _launch_leaves(dict(cfg)):
+        if isinstance(value, str) and sweeps.is_sweep_text(value):
+            shown = value
         else:
-            texts.append(f"++{key}={render_value(value)}")
+            shown = params.render_value(value)
+        if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
+            texts.append(f"{key}={shown}")
+        else:
+            texts.append(f"++{key}={shown}")
     return texts
+
+
+_KEY_PART = re.compile(r"^(?:[A-Za-z_$][A-Za-z0-9_$\-]*|0|[1-9][0-9]*)$")
+
+
+def _launch_leaves(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted.key, value)`` for every leaf the override grammar can name; a mapping whose
+    keys it cannot name is one value of its parent (``{"layers": {0.5: 1}}``)."""
+    found: list[tuple[str, Any]] = []
+    for key, value in node.items():
+        if not (isinstance(key, str) and _KEY_PART.match(key)) or (not prefix and key.isdigit()):
+            if not prefix:
+                raise ParamError(
+                    f"launch: the top-level key {key!r} cannot be named on a command line",
+                    hint="Top-level keys start with a letter or '_'; nest others in one: "
+                    "{'layers': {0: ...}}.",
+                )
+            return [(prefix, dict(node))]
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping) and value:
+            found.extend(_launch_leaves(value, path))
+        else:
+            found.append((path, value))
+    return found
 
 
 class _TextSink:
@@ -663,7 +702,7 @@ def launch(
     if not isinstance(cfg, Mapping):
         raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
 
-    config_dir = groups.default_tree(folder)
+    config_dir = params.find_source(cwd=folder, script=Path(script)).tree
     request = RunRequest(
         script=Path(script),
         script_args=list(args),
@@ -791,7 +830,8 @@ def _check_code(
     if baseline is None:
         return
     try:
-        now = gitstate.snapshot(prepared.script)
+        resolved = prepared.resolved
+        now = gitstate.snapshot(prepared.script, resolved.config_roots, resolved.reads)
     except gitstate.NotARepository:
         now = None
     change = (

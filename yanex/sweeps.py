@@ -1,10 +1,15 @@
-"""Parameter sweeps: ``list()``, ``range()``, ``linspace()``, ``logspace()`` and their grid.
+"""Parameter sweeps: ``list()``, ``range()``, ``linspace()``, ``logspace()``, Hydra's own
+sweep functions, and the grid they span.
 
-A sweep is a value: in ``--param`` or ``YANEX_PARAM_*`` (``lr=linspace(0.001, 0.1, 5)``), or
-in a config file as a plain string (``lr: linspace(0.001, 0.1, 5)``) or an OmegaConf resolver
-(``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written, it ends up in the config as a
-resolver interpolation whose value is a :class:`Sweep`; the grid is the cartesian product of
-all sweeps, enumerated with numpy, and each member is the config with one value per sweep.
+A sweep is a value: in an override (``lr=linspace(0.001, 0.1, 5)``, Hydra's ``choice(a, b)``,
+``range(start=0, stop=3)``, ``shuffle(...)``, ``sort(...)``, casts like ``int(...)``, and with
+``-m`` a bare comma list), or in a config file as a plain string (``lr: linspace(0.001, 0.1,
+5)``) or an OmegaConf resolver (``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written,
+it ends up in the config as a resolver interpolation whose value is a :class:`Sweep`; the grid
+is the cartesian product of all sweeps, enumerated with numpy, and each member is the config
+with one value per sweep. Hydra's ``range()`` keeps Hydra's arguments but yanex computes its
+values exactly (``range(0, 1, 0.1)`` holds 0.7, where Hydra's float steps give
+0.7000000000000001); ``shuffle()`` draws its order from a seed that every member records.
 The resolvers are in OmegaConf's global registry only while yanex resolves a config
 (:func:`resolvers`): a program that calls ``yanex.launch`` keeps its own ``${range:...}``.
 A sweep is always a whole value; one inside a longer value (``run-${list:a,b}``) is refused.
@@ -15,7 +20,10 @@ arguments of registered functions against their real annotations.
 """
 
 import contextlib
+import dataclasses
+import fnmatch
 import math
+import random
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -43,10 +51,38 @@ Number = Union[int, float]  # noqa: UP007  (Hydra's argument check needs a typin
 
 @dataclass(frozen=True)
 class Sweep:
-    """The values one parameter takes across the grid, in order, and how they were written."""
+    """The values one parameter takes across the grid, in order, and how they were written.
+
+    ``shuffle``: Hydra's ``shuffle()``, whose order is drawn when the grid is made (see
+    :func:`shuffled`). ``glob``: Hydra's ``glob(include, exclude)``, whose values are the
+    options of a config group, known only when the tree is composed (see :func:`globbed`).
+    """
 
     expr: str
     values: tuple[Any, ...]
+    shuffle: bool = False
+    glob: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    # The mapping an override's dict values merge into, as Hydra merges ``model={depth: 3}``
+    # into the ``model`` it replaces (None: each value replaces what was there).
+    under: dict[str, Any] | None = None
+
+
+def globbed(sweep: Sweep, group: str, options: list[str]) -> Sweep:
+    """A ``glob()`` sweep over a config group: the options its patterns select, in Hydra's order."""
+    assert sweep.glob is not None
+    include, exclude = sweep.glob
+    chosen = [
+        name
+        for name in options
+        if any(fnmatch.fnmatch(name, g) for g in include)
+        and not any(fnmatch.fnmatch(name, g) for g in exclude)
+    ]
+    if not chosen:
+        raise ParamError(
+            f"{sweep.expr} selects no option of config group '{group}'",
+            hint=f"Its options: {', '.join(options) or 'none'}.",
+        )
+    return dataclasses.replace(sweep, values=tuple(chosen), glob=None)
 
 
 class SweepValueError(ValueError):
@@ -179,15 +215,14 @@ def make(name: str, args: tuple[Any, ...]) -> Sweep:
 
 
 def install(parser: Any) -> None:
-    """Register the sweep functions in a Hydra ``OverridesParser`` (Hydra's inexact ``range``
-    is replaced). Each returns a ``ChoiceSweep``, so the parser reports a sweep override."""
+    """Add yanex's ``list()``, ``linspace()`` and ``logspace()`` to a Hydra ``OverridesParser``
+    (each returns a ``ChoiceSweep``, so the parser reports a sweep override), and make
+    Hydra's ``shuffle()`` of a plain list draw from the grid's seed. Hydra's own functions
+    (``choice``, ``range``, ``interval``, ``glob``, ``sort``, ``tag``, the casts) stay Hydra's."""
     from hydra.core.override_parser.types import ChoiceSweep
 
     def h_list(*values: Any) -> ChoiceSweep:
         return ChoiceSweep(list=list(sweep_list(*values)))
-
-    def h_range(*args: Number) -> ChoiceSweep:
-        return ChoiceSweep(list=list(sweep_range(*args)))
 
     def h_linspace(start: Number, end: Number, num: int) -> ChoiceSweep:
         return ChoiceSweep(list=list(sweep_linspace(start, end, num)))
@@ -196,16 +231,56 @@ def install(parser: Any) -> None:
         return ChoiceSweep(list=list(sweep_logspace(start, end, num)))
 
     functions = parser.functions
-    for name in ("range", "interval", "glob"):  # replaced, or not enumerable without groups
-        functions.definitions.pop(name, None)
-        functions.functions.pop(name, None)
-    for name, fn in (
-        ("list", h_list),
-        ("range", h_range),
-        ("linspace", h_linspace),
-        ("logspace", h_logspace),
-    ):
+    for name, fn in (("list", h_list), ("linspace", h_linspace), ("logspace", h_logspace)):
         functions.register(name, fn)
+
+    hydra_shuffle = functions.functions["shuffle"]
+
+    def h_shuffle(*args: Any, **kwargs: Any) -> Any:
+        """Hydra's ``shuffle()``; a plain list (a value, not a sweep) is shuffled by the seed."""
+        items = kwargs.get("list")
+        if items is None and len(args) == 1 and isinstance(args[0], list):
+            items = args[0]
+        if items is None or kwargs.get("sweep") is not None:
+            return hydra_shuffle(*args, **kwargs)
+        values = list(items)
+        _draws.rng.shuffle(values)
+        _draws.used = True
+        return values
+
+    functions.functions["shuffle"] = h_shuffle  # Hydra checks calls against its own signature
+
+
+class _Draws(threading.local):
+    """The random order of ``shuffle()`` while one grid is made: seeded, so it can be repeated."""
+
+    rng: random.Random = random.Random()
+    used: bool = False
+
+
+_draws = _Draws()
+
+
+@contextlib.contextmanager
+def drawing(seed: int) -> Iterator[Callable[[], bool]]:
+    """Shuffles made in the block draw from ``seed``; yields a function that says whether any
+    was made (then the seed is worth recording)."""
+    saved = (_draws.rng, _draws.used)
+    _draws.rng, _draws.used = random.Random(seed), False
+    try:
+        yield lambda: _draws.used
+    finally:
+        _draws.rng, _draws.used = saved
+
+
+def shuffle_sweep(sweep: Sweep) -> Sweep:
+    """A ``shuffle()`` sweep in the order of the current draw (see :func:`drawing`)."""
+    if not sweep.shuffle:
+        return sweep
+    values = list(sweep.values)
+    _draws.rng.shuffle(values)
+    _draws.used = True
+    return dataclasses.replace(sweep, values=tuple(values), shuffle=False)
 
 
 def is_resolver_sweep(text: str) -> bool:
@@ -286,20 +361,15 @@ def resolvers(expand: bool = True) -> Iterator[None]:
 class Member:
     """One experiment of a grid: its resolved parameters and the values its sweeps chose.
 
-    ``extra`` carries what the composition adds (Hydra's group choices and overrides).
+    ``extra`` carries what the composition adds (Hydra's group choices and overrides);
+    ``source`` is a Hydra tree's composition unresolved, as Hydra's ``.hydra/config.yaml``
+    holds it (None for a plain config).
     """
 
     config: dict[str, Any]
     varied: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``lr=0.01,batch_size=64``: what tells this member from the others."""
-        return ",".join(
-            f"{key}={value if isinstance(value, str) else repr(value)}"
-            for key, value in self.varied.items()
-        )
+    source: dict[str, Any] | None = None
 
 
 def leaves(node: Any, prefix: str = "", dicts_only: bool = False) -> Iterator[tuple[str, Any]]:
@@ -325,6 +395,7 @@ class Base:
     sweeps: list[tuple[str, Sweep]]
     varied: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)  # each fixed group option's place
 
     @property
     def size(self) -> int:
@@ -339,11 +410,18 @@ class Grid:
     bases: list[Base]
     resolve: Callable[[Any], dict[str, Any]]  # a config with one value per sweep -> plain dict
     group_sweeps: list[tuple[str, Sweep]] = field(default_factory=list)
+    # The sweeps from the slowest to the fastest varying, as Hydra's sweeper orders its jobs
+    # (the order typed); sweeps not named keep their place in the config, first.
+    order: list[str] = field(default_factory=list)
 
     @property
     def sweeps(self) -> list[tuple[str, Sweep]]:
-        """Every sweep: the swept groups, then the value sweeps (of the first composition)."""
-        return self.group_sweeps + (self.bases[0].sweeps if self.bases else [])
+        """Every sweep (the value sweeps of the first composition), in the grid's order."""
+        return self._ordered(self.group_sweeps + (self.bases[0].sweeps if self.bases else []))
+
+    def _ordered(self, found: list[tuple[str, Sweep]]) -> list[tuple[str, Sweep]]:
+        rank = {path: i for i, path in enumerate(self.order)}
+        return sorted(found, key=lambda item: rank.get(item[0], -1))
 
     @property
     def size(self) -> int:
@@ -359,25 +437,69 @@ class Grid:
 
     def members(self) -> Iterator[Member]:
         """Each member in order (the last sweep varies fastest), its config fully resolved."""
+        paths = [path for path, _ in self.sweeps]
+        groups = [path for path, _ in self.group_sweeps]
+        # Compositions are made one per group option; when a value sweep varies slower than a
+        # group, the members are put in the grid's order after they are made.
+        in_order = paths[: len(groups)] == groups
+        made = self._made()
+        if in_order:
+            yield from (member for _, member in made)
+        else:
+            yield from (member for _, member in sorted(made, key=lambda item: item[0]))
+
+    def _made(self) -> Iterator[tuple[tuple[int, ...], Member]]:
+        """Each member with its place in the grid (one index per sweep, in order)."""
+        order = [path for path, _ in self.sweeps]
         for base in self.bases:
             if base.cfg is None:
-                yield Member(config={}, varied=dict(base.varied), extra=base.extra)
+                yield (), Member(config={}, varied=dict(base.varied), extra=base.extra)
                 continue
-            if not base.sweeps:
-                yield Member(self.resolve(base.cfg), dict(base.varied), base.extra)
-                continue
-            import numpy
-            from omegaconf import OmegaConf
-
-            shape = tuple(len(sweep.values) for _, sweep in base.sweeps)
-            for index in numpy.ndindex(*shape):
-                cfg = base.cfg.copy()
+            sweeps = self._ordered(base.sweeps)
+            for index in _indices(sweeps):
+                cfg = base.cfg.copy() if sweeps else base.cfg
                 varied = dict(base.varied)
-                for (path, sweep), i in zip(base.sweeps, index, strict=True):
+                for (path, sweep), i in zip(sweeps, index, strict=True):
                     value = sweep.values[i]
-                    OmegaConf.update(cfg, path, value, merge=False, force_add=True)
+                    _put(cfg, path, sweep, value)
                     varied[path] = value
-                yield Member(config=self.resolve(cfg), varied=varied, extra=base.extra)
+                positions = {
+                    **base.positions,
+                    **dict(zip([p for p, _ in sweeps], index, strict=True)),
+                }
+                place = tuple(positions.get(path, 0) for path in order)
+                varied = {path: varied[path] for path in order if path in varied}
+                yield place, Member(self.resolve(cfg), varied, base.extra, _source(cfg, base))
+
+
+def _indices(sweeps: list[tuple[str, Sweep]]) -> Iterator[tuple[int, ...]]:
+    """Every combination of one value per sweep (numpy only when there are sweeps)."""
+    if not sweeps:
+        yield ()
+        return
+    import numpy
+
+    yield from numpy.ndindex(*(len(sweep.values) for _, sweep in sweeps))
+
+
+def _put(cfg: Any, path: str, sweep: Sweep, value: Any) -> None:
+    """One sweep's value at ``path``, applied as the override that chose it would be."""
+    from omegaconf import OmegaConf
+
+    if sweep.under is not None and isinstance(value, dict):
+        OmegaConf.update(cfg, path, sweep.under, merge=False, force_add=True)
+        OmegaConf.update(cfg, path, value, merge=True, force_add=True)
+    else:
+        OmegaConf.update(cfg, path, value, merge=False, force_add=True)
+
+
+def _source(cfg: Any, base: Base) -> dict[str, Any] | None:
+    """A Hydra composition as Hydra records it: unresolved (interpolations kept)."""
+    if "hydra" not in base.extra:
+        return None
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
 def find_in(cfg: Any) -> list[tuple[str, Sweep]]:

@@ -10,6 +10,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from importlib import import_module
 from typing import Any
@@ -88,3 +89,11 @@ def main() -> None:
     and `compare` find and compare them; an experiment is named by its ID, a unique ID prefix
     (4+ characters) or its name.
     """
+
+
+# Shell completion (`_YANEX_COMPLETE=bash_source yanex`): bash's own splitting at `=` needs
+# yanex's bash script to complete overrides (`model=<TAB>`); see yanex.cli.completion.
+if os.environ.get("_YANEX_COMPLETE", "").startswith("bash"):
+    from yanex.cli.completion import register
+
+    register()

@@ -653,10 +653,17 @@ def run_command(rec: Record) -> str:
         script_text = str(script)
     argv = ["yanex", "run", script_text]
     config_file = meta.get("config_file")
-    if config_file and Path(config_file) != cwd / "config.yaml":
-        argv += ["-c", config_file]
+    files = config_file if isinstance(config_file, list) else [config_file] if config_file else []
+    defaults = (cwd / "config.yaml", script.parent / "config.yaml")
+    if files and (len(files) > 1 or Path(files[0]) not in defaults):
+        for path in files:  # several --config files are merged in order
+            argv += ["-c", path]
     hydra = meta.get("hydra") or {}
-    if hydra.get("config_dir") and Path(hydra["config_dir"]) != cwd / "conf":
+    app = hydra.get("app") or {}
+    found = [cwd / "conf", script.parent / "conf"]  # where yanex looks, or the app's own
+    if app.get("config_path") is not None:
+        found.append((script.parent / app["config_path"]).resolve())
+    if hydra.get("config_dir") and Path(hydra["config_dir"]) not in found:
         argv += ["--config-dir", hydra["config_dir"]]
     if hydra.get("config_name") and hydra["config_name"] != "config":
         argv += ["--config-name", hydra["config_name"]]

@@ -7,6 +7,7 @@ Messages from yanex itself go to stderr; stdout carries the script's output (or,
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,96 @@ from yanex.sweeps import CONFIRM_GRID
 from yanex.terminal import safe
 
 if TYPE_CHECKING:
-    from yanex.launcher import Prepared, RunRequest
+    from yanex.launcher import Experiment, Prepared, RunRequest
+
+# An argument that reads as a Hydra override: `model=linear`, `+seed=3`, `~data.noise`,
+# `db@backup=mysql`, `model/encoder=small`. Any other argument stays the script's.
+_OVERRIDE = re.compile(
+    r"^(?:~|\+\+|\+)?[A-Za-z_$][\w$\-]*(?:[./](?:[A-Za-z_$][\w$\-]*|\d+))*"
+    r"(?:@[\w$\-.:]*)?(?:=|$)"
+)
+
+
+def is_override(arg: str) -> bool:
+    """Does a positional argument read as an override (``~key`` alone only with its ``~``)?"""
+    return bool(_OVERRIDE.match(arg)) and ("=" in arg or arg.startswith("~"))
+
+
+class RunCommand(click.Command):
+    """``yanex run`` / ``stage``: arguments before ``--`` that read as overrides are
+    overrides, in the order given among the ``--param`` values; the rest, and everything
+    after ``--``, reach the script verbatim."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        items, separator = scan_args(self, args)
+        after = args[separator + 1 :] if separator is not None else []
+        ctx.meta["yanex.after"] = after
+        ctx.meta["yanex.items"] = items
+        return super().parse_args(ctx, args)
+
+
+def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
+    """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("arg",
+    text)`` for each positional argument, in order, and where ``--`` ends the options."""
+    takes_value: dict[str, str] = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag and not param.count:
+            for opt in [*param.opts, *param.secondary_opts]:
+                takes_value[opt] = param.name or ""
+    items: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return items, i
+        step, value, name = 1, None, ""
+        if arg.startswith("--"):
+            option, eq, attached = arg.partition("=")
+            if option in takes_value:
+                name = takes_value[option]
+                value, step = (attached, 1) if eq else (_at(args, i + 1), 2)
+        elif arg.startswith("-") and len(arg) > 1:
+            for j in range(1, len(arg)):
+                if f"-{arg[j]}" in takes_value:
+                    name = takes_value[f"-{arg[j]}"]
+                    rest = arg[j + 1 :]
+                    value, step = (rest, 1) if rest else (_at(args, i + 1), 2)
+                    break
+        else:
+            items.append(("arg", arg))
+        if name == "params" and value is not None:
+            items.append(("param", value))
+        i += step
+    return items, None
+
+
+def _at(args: list[str], index: int) -> str | None:
+    return args[index] if index < len(args) else None
+
+
+def _overrides_and_args(
+    params: tuple[str, ...], script_args: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """Split what click parsed into the overrides (``--param`` and positional ones, in the
+    order typed) and the script's own arguments (the rest, then all after ``--``)."""
+    ctx = click.get_current_context()
+    after: list[str] = ctx.meta.get("yanex.after", [])
+    items: list[tuple[str, str]] = ctx.meta.get("yanex.items", [])
+    before = list(script_args[: len(script_args) - len(after)])
+    scanned = [text for kind, text in items if kind == "arg"][1:]  # the first is SCRIPT
+    if scanned != before or [text for kind, text in items if kind == "param"] != list(params):
+        # The scan read the line differently from click: keep click's reading.
+        items = [("param", text) for text in params] + [("arg", text) for text in before]
+    overrides = [text for kind, text in items if kind == "param" or is_override(text)]
+    own = [text for text in before if not is_override(text)]
+    return overrides, [*own, *after]
+
+
+def _complete_override(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of an override: the config's keys and each group's options."""
+    from yanex.cli.completion import complete_override
+
+    return complete_override(ctx, incomplete)
 
 
 def _describe_git(prepared: Prepared) -> str:
@@ -41,20 +131,26 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
         ),
         click.argument(
-            "script_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCRIPT_ARGS...]"
+            "script_args",
+            nargs=-1,
+            type=click.UNPROCESSED,
+            metavar="[OVERRIDES]... [-- SCRIPT_ARGS...]",
+            shell_complete=_complete_override,
         ),
         click.option(
             "-c",
             "--config",
-            "config_path",
+            "config_paths",
+            multiple=True,
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="YAML config file (default: a Hydra tree in ./conf, else ./config.yaml; "
-            "this replaces them).",
+            help="YAML config file (repeatable: merged in order; one with a Hydra defaults "
+            "list is composed as a tree). Default: conf/ next to SCRIPT, else ./conf, else "
+            "config.yaml there.",
         ),
         click.option(
             "--config-dir",
             type=click.Path(exists=True, file_okay=False, path_type=Path),
-            help="A Hydra config tree to compose (default: ./conf when it holds config.yaml).",
+            help="A Hydra config tree to compose (default: conf/ next to SCRIPT, else ./conf).",
         ),
         click.option(
             "--config-name",
@@ -67,9 +163,18 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             "params",
             multiple=True,
             metavar="KEY=VALUE",
-            help="Set a parameter (repeatable): model.lr=0.005, +new=1, ~remove. "
-            "Values are typed: 3, 1e-3, true, null, [1, 2], 'quoted text'. "
-            "Sweeps: list(a, b), range(start, end, step), linspace(a, b, n), logspace(a, b, n).",
+            shell_complete=_complete_override,
+            help="Set a parameter (repeatable; or give it as an argument: model.lr=0.005): "
+            "model.lr=0.005, +new=1, ~remove. Values are typed: 3, 1e-3, true, null, [1, 2], "
+            "'quoted text'. Sweeps: list(a, b), choice(a, b), range(start, stop, step), "
+            "linspace(a, b, n), logspace(a, b, n), shuffle(...), sort(...).",
+        ),
+        click.option(
+            "-m",
+            "--multirun",
+            is_flag=True,
+            help="Hydra's multirun: read a bare comma list (lr=0.1,0.01) as a sweep, stage the "
+            "grid and run it at once (-j N at a time), with a summary. With --stage: only stage.",
         ),
         click.option("-n", "--name", help="Name of the experiment."),
         click.option("-d", "--description", help="Description of the experiment."),
@@ -84,7 +189,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             "--dry-run",
             is_flag=True,
             help="Check everything (script, config, values, git) and print the resolved config "
-            "(or the grid of a sweep); create nothing.",
+            "(or the members of a sweep); create nothing.",
         ),
         click.option(
             "-y",
@@ -98,7 +203,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(cls=RunCommand, context_settings=CONTEXT_SETTINGS)
 @_run_options
 @click.option(
     "--stage",
@@ -115,7 +220,8 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     "-j",
     "--jobs",
     type=click.IntRange(min=0),
-    help="With --staged: how many experiments run at once (default 1; 0: one per CPU). With "
+    help="With --staged or -m: how many experiments run at once (default 1; 0: one per CPU). "
+    "With "
     "--executor dask: how many are sent to the cluster at once (default: all of them).",
 )
 @click.option(
@@ -123,7 +229,7 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
-    help="With --staged: where the experiments run: in this process (local), or on a Dask "
+    help="With --staged or -m: where the experiments run: in this process (local), or on a Dask "
     'cluster (pip install "yanex[dask]").',
 )
 @click.option(
@@ -164,25 +270,29 @@ def run(
     \b
     Parameters are merged, lowest to highest priority:
       the script's defaults (yanex.get_param(key, default))
-      < the config: --config FILE, else a Hydra tree (./conf/config.yaml, composed with its
-        config groups; --param model=large picks an option), else ./config.yaml
+      < the config: --config FILE, else a Hydra tree (conf/ next to SCRIPT, else ./conf,
+        composed with its config groups; model=large picks an option), else config.yaml
+        there; a @hydra.main app's own config_path and config_name
       < YANEX_PARAM_<key>=<value> environment variables (nested: YANEX_PARAM_model__lr)
-      < --param KEY=VALUE
-    The script runs with this Python interpreter, in the current folder; arguments after
-    `--` reach its sys.argv. A dirty git tree is refused unless --ignore-dirty is given.
-    yanex exits with the script's exit code (130 after Ctrl-C, 143 after SIGTERM).
+      < overrides: --param KEY=VALUE, or KEY=VALUE arguments as Hydra takes them
+    The script runs with this Python interpreter, in the current folder; arguments that
+    are not overrides, and all after `--`, reach its sys.argv. A dirty git tree is refused
+    unless --ignore-dirty is given. yanex exits with the script's exit code (130 after
+    Ctrl-C, 143 after SIGTERM).
 
     \b
-    A sweep value (list, range, linspace, logspace) makes a grid of experiments, one per
-    combination; grids are staged with --stage and run later with --staged:
+    A sweep value (list, choice, range, linspace, logspace; with -m a bare comma list)
+    makes a grid of experiments, one per combination; -m runs it at once, --stage stages
+    it to run later with --staged:
+      yanex run train.py "lr=logspace(-4, -1, 4)" bs=32,64 -m -j 2
       yanex run train.py -p "lr=logspace(-4, -1, 4)" -p "bs=list(32, 64)" --stage
       yanex run --staged -j 4
 
     \b
     Examples:
-      yanex run train.py --param model.lr=0.005 --tag baseline
+      yanex run train.py model.lr=0.005 --tag baseline
       yanex run train.py -c configs/big.yaml -p epochs=50 -n big-run
-      yanex run train.py --dry-run -p "title='Hello, world'"
+      yanex run train.py --dry-run "title='Hello, world'"
       yanex run train.py -- --data ./data --verbose
     """
     if staged:
@@ -204,13 +314,22 @@ def run(
                 **cluster,
             )
         sys.exit(code)
-    if jobs is not None:
-        raise click.UsageError("-j/--jobs applies to --staged")
-    if executor != "local" or scheduler or resources_given or retries:
+    if options["multirun"]:
+        cluster = _cluster_options(executor, scheduler, resources_given, retries)
+    elif jobs is not None:
+        raise click.UsageError("-j/--jobs applies to --staged and -m")
+    elif executor != "local" or scheduler or resources_given or retries:
         raise click.UsageError(
-            "--executor, --scheduler, --resources and --retries apply to --staged"
+            "--executor, --scheduler, --resources and --retries apply to --staged and -m"
         )
-    _launch(script, script_args, stage=stage, **options)
+    else:
+        cluster = {}
+    at_once = {
+        "jobs": jobs if jobs is not None else (1 if executor == "local" else 0),
+        "executor": executor,
+        **cluster,
+    }
+    _launch(script, script_args, stage=stage, at_once=at_once, **options)
 
 
 def _cluster_options(
@@ -245,7 +364,7 @@ def _option_name(name: str) -> str:
     return name
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(cls=RunCommand, context_settings=CONTEXT_SETTINGS)
 @_run_options
 def stage(script: Path | None, script_args: tuple[str, ...], **options: Any) -> None:
     """Stage SCRIPT (or every member of a sweep) to run later with `yanex run --staged`.
@@ -261,17 +380,20 @@ def _launch(
     script_args: tuple[str, ...],
     *,
     stage: bool,
-    config_path: Path | None,
+    config_paths: tuple[Path, ...],
     config_dir: Path | None,
     config_name: str | None,
     params: tuple[str, ...],
+    multirun: bool,
     name: str | None,
     description: str | None,
     tags: tuple[str, ...],
     ignore_dirty: bool,
     dry_run: bool,
     yes: bool,
+    at_once: dict[str, Any] | None = None,
 ) -> None:
+    """``at_once``: how -m runs the grid it stages (run_queue's options)."""
     from yanex.launcher import RunRequest
 
     if script is None:
@@ -279,35 +401,45 @@ def _launch(
     for tag in tags:
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--tag'")
-
+    overrides, own_args = _overrides_and_args(params, script_args)
     request = RunRequest(
         script=script,
-        script_args=list(script_args),
-        config_path=config_path,
+        script_args=own_args,
+        config_paths=list(config_paths),
         config_dir=config_dir,
         config_name=config_name,
-        params=list(params),
+        params=overrides,
+        multirun=multirun,
         name=name,
         description=description,
         tags=list(tags),
         ignore_dirty=ignore_dirty,
-        stage=stage,
+        stage=stage or multirun,
     )
-    _run_request(request, dry_run=dry_run, yes=yes)
+    # -m without --stage: the grid is staged, then run at once.
+    _run_request(
+        request, dry_run=dry_run, yes=yes, at_once=at_once if multirun and not stage else None
+    )
 
 
 def _run_request(
-    request: RunRequest, *, dry_run: bool, yes: bool, note: Callable[[Prepared], None] | None = None
+    request: RunRequest,
+    *,
+    dry_run: bool,
+    yes: bool,
+    note: Callable[[Prepared], None] | None = None,
+    at_once: dict[str, Any] | None = None,
 ) -> None:
     """Prepare ``request``; then show it (dry run), stage it, or run it and exit as it did.
 
-    ``note`` is called with the prepared run before anything is created (rerun's notices).
+    ``note`` is called with the prepared run before anything is created (rerun's notices);
+    ``at_once`` (-m) runs what was staged at once, with these executor options.
     """
     from yanex.launcher import Launcher
 
     launcher = Launcher(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, echo=echo_err)
     with user_errors():
-        prepared = launcher.prepare(request)
+        prepared = launcher.prepare(request, run_grid=dry_run)
         for warning in prepared.warnings:
             echo_err(f"warning: {warning}")
         if note is not None:
@@ -315,10 +447,12 @@ def _run_request(
         if prepared.is_sweep:
             _confirm_grid(prepared.grid.size, yes)
         if dry_run:
-            _show_dry_run(prepared)
+            _show_dry_run(prepared, at_once is not None)
             return
         if request.stage:
             experiments = launcher.stage(prepared)
+            if at_once is not None:
+                sys.exit(_run_at_once(experiments, at_once, request.ignore_dirty))
             for experiment in experiments:
                 click.echo(experiment.id)
             sweep = experiments[0].metadata["sweep"]
@@ -328,6 +462,21 @@ def _run_request(
         outcome = launcher.launch(prepared)
     echo_err(f"yanex: experiment {outcome.id} {_ending(outcome.status, outcome.error)}")
     sys.exit(outcome.cli_exit_code)
+
+
+def _run_at_once(experiments: list[Experiment], options: dict[str, Any], ignore_dirty: bool) -> int:
+    """-m: run exactly the experiments just staged, as ``yanex run --staged`` runs them
+    (claims, code check, summary, the same executors); the exit code."""
+    from yanex.executors import run_queue, usable_cpus
+
+    what = f"{len(experiments):,} experiments" if len(experiments) > 1 else "1 experiment"
+    if options["executor"] == "local":
+        echo_err(f"yanex: running {what}, {options['jobs'] or usable_cpus()} at a time")
+        if options["jobs"] == 1:  # one at a time: its output streams as in a direct run
+            options = {**options, "stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    queue = [(experiment.dir, experiment.metadata) for experiment in experiments]
+    code, _ = run_queue(queue, ignore_dirty=ignore_dirty, echo=echo_err, **options)
+    return code
 
 
 def _ending(status: str, error: str | None) -> str:
@@ -354,19 +503,22 @@ def _confirm_grid(size: int, yes: bool) -> None:
     click.confirm(f"Stage {size:,} experiments?", abort=True, err=True)
 
 
-def _show_dry_run(prepared: Prepared) -> None:
+def _show_dry_run(prepared: Prepared, at_once: bool = False) -> None:
     from yanex.record import config_yaml
 
     members = prepared.expand()
     if prepared.is_sweep:
         click.echo(f"grid of {len(members):,} experiments:")
         for index, member in enumerate(members, 1):
-            click.echo(f"  {index:>{len(str(len(members)))}}. {safe(member.label)}")
+            click.echo(f"  {index:>{len(str(len(members)))}}. {safe(prepared.label(member))}")
     else:
         click.echo(config_yaml(members[0].config), nl=False)
+    if at_once or not (prepared.request.stage or prepared.is_sweep):
+        action = "run"
+    else:
+        action = "stage" if prepared.request.stage else "run with -m or --stage"
     echo_err(
-        f"dry run: {prepared.script.name} is ready to "
-        f"{'stage' if prepared.request.stage else 'run'} with {_describe_git(prepared)}; "
+        f"dry run: {prepared.script.name} is ready to {action} with {_describe_git(prepared)}; "
         "nothing was created."
     )
 

@@ -59,19 +59,25 @@ class CodeCheck:
         self.ignore_dirty = ignore_dirty
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._snapshots: dict[str, tuple[float, gitstate.GitSnapshot | str]] = {}
-        self._answers: dict[tuple[str, str | None, str], tuple[float, str | None]] = {}
+        self._snapshots: dict[tuple[str, ...], tuple[float, gitstate.GitSnapshot | str]] = {}
+        self._answers: dict[tuple[str, ...], tuple[float, str | None]] = {}
 
-    def _snapshot(self, script: str) -> gitstate.GitSnapshot | str:
-        """The repository's state now (or why there is none), for ``ttl`` seconds."""
-        found = self._snapshots.get(script)
+    def _snapshot(self, script: str, configs: tuple[str, ...]) -> gitstate.GitSnapshot | str:
+        """The repository's state now (or why there is none), for ``ttl`` seconds.
+
+        ``configs``: the untracked config files the member read at staging (their content is
+        in its git.patch), so that they count as the tree's changes now too."""
+        key = (script, *configs)
+        found = self._snapshots.get(key)
         if found is not None and time.monotonic() - found[0] < self.ttl:
             return found[1]
         try:
-            now: gitstate.GitSnapshot | str = gitstate.snapshot(Path(script))
+            now: gitstate.GitSnapshot | str = gitstate.snapshot(
+                Path(script), [Path(path) for path in configs]
+            )
         except gitstate.NotARepository as exc:
             now = str(exc)
-        self._snapshots[script] = (time.monotonic(), now)
+        self._snapshots[key] = (time.monotonic(), now)
         return now
 
     def __call__(self, folder: Path, meta: dict[str, Any]) -> str | None:
@@ -80,9 +86,10 @@ class CodeCheck:
         staged = folder / store.GIT_PATCH
         before = staged.read_bytes() if staged.exists() else b""
         commit = recorded.get("commit") if recorded else None
-        key = (meta["script"], commit, hashlib.sha256(before).hexdigest())
+        configs = tuple(meta.get("config_files") or ())
+        key = (meta["script"], str(commit), hashlib.sha256(before).hexdigest(), *configs)
         with self._lock:
-            now = self._snapshot(meta["script"])
+            now = self._snapshot(meta["script"], configs)
             answer = self._answers.get(key)
             if answer is None or time.monotonic() - answer[0] >= self.ttl:
                 if isinstance(now, str):

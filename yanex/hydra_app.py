@@ -1,0 +1,270 @@
+"""``@hydra.main`` apps: recognised from their source, run with yanex's overrides, checked.
+
+A script whose entry point is decorated with ``hydra.main`` composes its own config when it
+runs; yanex must give it the same config it records. So yanex reads the decorator from the
+source (``ast``: the script is never imported before it runs) for ``config_path`` (relative to
+the script's file, as Hydra takes it), ``config_name`` and ``version_base``, composes that
+tree itself (see ``groups``), and runs the app with the run's concrete overrides as Hydra
+command-line overrides, plus ``hydra.run.dir`` inside the experiment folder. After the run,
+the config the app composed (Hydra's own ``.hydra/config.yaml``) is compared with the one yanex
+recorded; a difference (an app that changes its config or its command line at run time) is
+recorded in metadata and said on stderr.
+
+Recognising an app imports nothing (one ``ast.parse`` of a script that mentions hydra); only
+running one imports Hydra's quoting and OmegaConf. Nothing here imports the rest of yanex's
+pipeline: ``params`` asks this module where an app's config is, never the other way.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from yanex.errors import ParamError
+
+if TYPE_CHECKING:
+    from yanex.launcher import Experiment
+
+# Hydra's run directory of an app, inside the experiment folder: its `.hydra/` files, its
+# log, and whatever it writes to HydraConfig's output dir (or to its cwd with chdir=True).
+RUN_DIR = "hydra"
+# Hydra's defaults for a version_base older than 1.2 (an unspecified one means 1.1).
+_LEGACY_BASE = "1.1"
+_UNSET = object()
+_COMPUTED = object()
+
+
+@dataclass(frozen=True)
+class HydraApp:
+    """What a script's ``@hydra.main(...)`` says: where its config is and how Hydra reads it."""
+
+    script: Path
+    config_path: str | None  # as written (None: no config folder)
+    config_name: str | None
+    version_base: str  # "1.3", or "1.1" when the decorator leaves it unspecified
+    computed: tuple[str, ...] = ()  # arguments computed at run time, unknown to yanex
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The config folder Hydra searches: ``config_path`` relative to the script's folder."""
+        if self.config_path is None:
+            return None
+        return (self.script.parent / self.config_path).resolve()
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "config_path": self.config_path,
+            "config_name": self.config_name,
+            "version_base": self.version_base,
+        }
+
+
+def find(script: Path) -> HydraApp | None:
+    """The ``@hydra.main`` of ``script``, read from its source; None for any other script.
+
+    Only literal arguments can be read; those computed when the app runs are named in
+    ``computed`` (the command line must then give them: ``--config-dir``, ``--config-name``)."""
+    try:
+        source = script.read_bytes()
+    except OSError:
+        return None
+    if b"hydra" not in source:
+        return None
+    try:
+        tree = ast.parse(source, filename=str(script))
+    except (SyntaxError, ValueError):
+        return None  # Python itself will say what is wrong when the script runs
+    names = _hydra_main_names(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and _dotted(decorator.func) in names:
+                return _read_decorator(script, decorator)
+    return None
+
+
+def _hydra_main_names(tree: ast.Module) -> set[str]:
+    """How the module can name ``hydra.main``: ``hydra.main``, ``h.main`` after ``import hydra
+    as h``, ``main`` (or its alias) after ``from hydra import main``."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "hydra":
+                    names.add(f"{alias.asname or 'hydra'}.main")
+        elif isinstance(node, ast.ImportFrom) and node.module == "hydra" and node.level == 0:
+            for alias in node.names:
+                if alias.name == "main":
+                    names.add(alias.asname or "main")
+    return names
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _read_decorator(script: Path, call: ast.Call) -> HydraApp:
+    """``hydra.main(config_path, config_name, version_base)``, positional or by keyword, with
+    Hydra's defaults for what is left out."""
+    given: dict[str, Any] = {}
+    for name, node in zip(("config_path", "config_name", "version_base"), call.args, strict=False):
+        given[name] = node
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            given[keyword.arg] = keyword.value
+    values = {name: _literal(node) for name, node in given.items()}
+    computed = tuple(name for name, value in values.items() if value is _COMPUTED)
+    values = {name: None if value is _COMPUTED else value for name, value in values.items()}
+    version_base = values.get("version_base", _UNSET)
+    if version_base is _UNSET:
+        version_base = _LEGACY_BASE
+    elif version_base is None:
+        version_base = "1.3"  # None: the installed Hydra's own defaults
+    config_path = values.get("config_path", _UNSET)
+    if config_path is _UNSET:
+        # Hydra 1.2+ looks for no config folder; the legacy behaviour is the script's folder.
+        config_path = None if _at_least_1_2(str(version_base)) else "."
+    return HydraApp(
+        script=script.resolve(),
+        config_path=config_path,  # type: ignore[arg-type]
+        config_name=values.get("config_name"),
+        version_base=str(version_base),
+        computed=computed,
+    )
+
+
+def _at_least_1_2(version: str) -> bool:
+    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
+    return tuple(parts) >= (1, 2)
+
+
+def _literal(node: ast.expr) -> Any:
+    """A literal argument (a string or None), or ``_COMPUTED``."""
+    try:
+        value = ast.literal_eval(node)
+    except ValueError:
+        return _COMPUTED
+    return value if value is None or isinstance(value, str) else _COMPUTED
+
+
+def require_known(app: HydraApp, config_dir: Path | None, config_name: str | None) -> None:
+    """Refuse an app whose config yanex cannot know: its ``config_path`` or ``config_name``
+    computed when it runs, and not given on the command line."""
+    given = {"config_path": config_dir is not None, "config_name": config_name is not None}
+    for name in app.computed:
+        if not given.get(name, True):
+            raise ParamError(
+                f"{app.script.name}: the {name} of its @hydra.main is computed when it runs, "
+                "so yanex cannot tell which config it composes",
+                hint="Name it on the command line: --config-dir DIR and --config-name NAME.",
+            )
+
+
+# --- running an app ---------------------------------------------------------------------------
+
+
+def argv(experiment: Experiment) -> list[str]:
+    """The Hydra command line of a recorded run of an app: its concrete overrides (exactly
+    what yanex composed), and Hydra's run directory inside the experiment folder; none for
+    any other script."""
+    meta = experiment.metadata
+    hydra = meta.get("hydra") or {}
+    app = hydra.get("app")
+    if not app:
+        return []
+    from hydra.core.override_parser.types import Quote, QuotedString
+
+    run_dir = QuotedString(text=str(experiment.dir / RUN_DIR), quote=Quote.single).with_quotes()
+    args = [str(text) for text in meta.get("overrides") or []]
+    args.append(f"hydra.run.dir={run_dir}")
+    found = HydraApp(Path(meta["script"]), app["config_path"], app["config_name"], "")
+    if hydra.get("config_dir") and Path(hydra["config_dir"]) != found.config_dir:
+        args += ["--config-path", hydra["config_dir"]]  # --config-dir given to yanex
+    if hydra.get("config_name") and hydra["config_name"] != app["config_name"]:
+        args += ["--config-name", hydra["config_name"]]
+    return args
+
+
+def check_config(experiment: Experiment) -> list[str]:
+    """Compare the config an app composed (Hydra's ``.hydra/config.yaml`` in its run
+    directory) with the one yanex recorded (``.hydra/config.yaml`` in the experiment folder,
+    both unresolved); record the answer in metadata, and return a warning when they differ."""
+    meta = experiment.metadata
+    hydra = meta.get("hydra") or {}
+    theirs_file = experiment.dir / RUN_DIR / ".hydra" / "config.yaml"
+    if not hydra.get("app") or not theirs_file.is_file():
+        return []  # not an app, or it stopped before Hydra composed (its exit code says why)
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        ours = OmegaConf.to_container(OmegaConf.load(experiment.dir / ".hydra" / "config.yaml"))
+        theirs = OmegaConf.to_container(OmegaConf.load(theirs_file))
+    except (OSError, OmegaConfBaseException, ValueError) as exc:
+        ours, theirs = None, f"unreadable: {exc}"
+    differences = _differences(ours, theirs)
+    if differences and isinstance(theirs, dict):
+        # A rerun records resolved values only: compare the app's config resolved as yanex
+        # resolves one with the parameters the script was given.
+        resolved = _resolved(theirs)
+        if resolved is not None:
+            differences = _differences(_recorded(experiment), resolved)
+    changes: dict[str, Any] = {"hydra": {**hydra, "app_config_matches": not differences}}
+    if not differences:
+        experiment.update(changes)
+        return []
+    shown = ", ".join(differences[:5]) + (", ..." if len(differences) > 5 else "")
+    warning = (
+        f"the config the @hydra.main app composed differs from the recorded one at {shown} "
+        f"(the app's is {RUN_DIR}/.hydra/config.yaml in the experiment folder)"
+    )
+    changes["hydra"]["app_config_differences"] = differences
+    changes["warnings"] = [*meta.get("warnings", []), warning]
+    experiment.update(changes)
+    return [warning]
+
+
+def _recorded(experiment: Experiment) -> Any:
+    import json
+
+    try:
+        return json.loads((experiment.dir / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _resolved(config: dict[str, Any]) -> Any:
+    """The app's config resolved, keys as params.json holds them (None if it cannot be)."""
+    import json
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+    except OmegaConfBaseException:
+        return None
+    return json.loads(json.dumps(resolved))
+
+
+def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
+    """The dotted keys at which two configs differ (the root is ``<config>``)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        found = []
+        for key in [*ours, *(k for k in theirs if k not in ours)]:
+            path = f"{where}.{key}" if where else str(key)
+            if key not in ours or key not in theirs:
+                found.append(path)
+            else:
+                found.extend(_differences(ours[key], theirs[key], path))
+        return found
+    if ours == theirs and type(ours) is type(theirs):
+        return []
+    return [where or "<config>"]
