@@ -267,3 +267,59 @@ def test_an_app_is_recognised_however_hydra_is_imported(tmp_path: Path) -> None:
         assert (app.config_path, app.config_name, app.version_base) == (path, name, base)
     script.write_text(textwrap.dedent("import hydra\ndef main():\n    pass\n"))
     assert find(script) is None
+
+
+DRIVER = """
+import json
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import yanex
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    job = HydraConfig.get().job.name
+    results = yanex.launch({"model": "list(small, large)", "lr": 0.5}, "app.py")
+    print("DRIVER " + json.dumps({
+        "statuses": [r.status for r in results],
+        "ids": [r.id for r in results],
+        "job_after": HydraConfig.get().job.name,
+        "job_before": job,
+        "width": cfg.model.width,
+    }))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_launch_works_inside_a_running_hydra_app(project: Project) -> None:
+    """A @hydra.main driver (run by plain python) calls yanex.launch on an app of the same
+    tree: each member composes its own config, and the driver's Hydra state is its own after."""
+    write_app(project)
+    project.write("driver.py", DRIVER)
+    project.commit()
+    r = subprocess.run(
+        [sys.executable, "driver.py", "model=large"],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "GlobalHydra" not in r.stderr
+    line = next(line for line in r.stdout.splitlines() if line.startswith("DRIVER "))
+    saw = json.loads(line.split(" ", 1)[1])
+    assert saw["statuses"] == ["completed", "completed"]
+    assert saw["job_after"] == saw["job_before"] == "driver" and saw["width"] == 64
+    widths = []
+    for experiment_id in saw["ids"]:
+        folder = project.home / "experiments" / experiment_id
+        widths.append(app_saw(folder)["config"]["model"]["width"])
+        assert json.loads((folder / "params.json").read_text())["lr"] == 0.5
+    assert widths == [8, 64]

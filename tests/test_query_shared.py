@@ -110,7 +110,8 @@ def test_compare_shows_a_parameter_only_one_experiment_has(project: Project) -> 
     project.write("job.py", JOB)
     project.commit()
     assert project.yanex("run", "job.py", "-p", "lr=0.1", "-n", "a").returncode == 0
-    assert project.yanex("run", "job.py", "-p", "lr=0.1", "-p", "+seed=3", "-n", "b").returncode == 0
+    r = project.yanex("run", "job.py", "-p", "lr=0.1", "-p", "+seed=3", "-n", "b")
+    assert r.returncode == 0, r.stderr
     r = project.yanex("compare", "a", "b", "--format", "json")
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row["params"] for row in json.loads(r.stdout)}

@@ -83,16 +83,30 @@ def _initialized(source: Source) -> Iterator[None]:
     """Hydra initialized as the app (or a plain tree) would be: its config folder, or none,
     and its version_base (an app's legacy warnings are the app's to give, not yanex's)."""
     from hydra import initialize, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.singleton import Singleton
+    from hydra.version import VersionBase
 
     version_base = source.app.version_base if source.app is not None else "1.3"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if source.tree is not None:
-            context = initialize_config_dir(str(source.tree.resolve()), version_base=version_base)
-        else:
-            context = initialize(config_path=None, version_base=version_base)
-        with context:
-            yield
+    # Inside a running Hydra app (yanex.launch called from a @hydra.main function) Hydra's
+    # singletons are the app's: its GlobalHydra, HydraConfig and version base. Compose with
+    # fresh ones and give the app back its own, untouched.
+    apps = Singleton._instances
+    own = (GlobalHydra, HydraConfig, VersionBase)
+    Singleton._instances = {cls: obj for cls, obj in apps.items() if cls not in own}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if source.tree is not None:
+                tree = str(source.tree.resolve())
+                context = initialize_config_dir(tree, version_base=version_base)
+            else:
+                context = initialize(config_path=None, version_base=version_base)
+            with context:
+                yield
+    finally:
+        Singleton._instances = apps
 
 
 def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
