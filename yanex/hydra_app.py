@@ -17,7 +17,6 @@ pipeline: ``params`` asks this module where an app's config is, never the other 
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
+    import ast
+
     from yanex.launcher import Experiment
 
 # Hydra's run directory of an app, inside the experiment folder: its `.hydra/` files, its
@@ -72,6 +73,8 @@ def find(script: Path) -> HydraApp | None:
         return None
     if b"hydra" not in source:
         return None
+    import ast  # only for a script that mentions hydra: most runs never pay its import
+
     try:
         tree = ast.parse(source, filename=str(script))
     except (SyntaxError, ValueError):
@@ -89,6 +92,8 @@ def find(script: Path) -> HydraApp | None:
 def _hydra_main_names(tree: ast.Module) -> set[str]:
     """How the module can name ``hydra.main``: ``hydra.main``, ``h.main`` after ``import hydra
     as h``, ``main`` (or its alias) after ``from hydra import main``."""
+    import ast
+
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -103,6 +108,8 @@ def _hydra_main_names(tree: ast.Module) -> set[str]:
 
 
 def _dotted(node: ast.expr) -> str:
+    import ast
+
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
@@ -147,6 +154,8 @@ def _at_least_1_2(version: str) -> bool:
 
 def _literal(node: ast.expr) -> Any:
     """A literal argument (a string or None), or ``_COMPUTED``."""
+    import ast
+
     try:
         value = ast.literal_eval(node)
     except ValueError:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from yanex import sweeps
+from yanex import grammar, sweeps
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
@@ -234,15 +234,25 @@ def parse_override(
     (and, with ``groups``, Hydra's ``group/sub=option`` and ``group@package=option``).
 
     ``multirun`` reads a bare comma list as a sweep, as Hydra's ``--multirun`` does; without
-    it a bare comma is ambiguous and refused with Hydra's three fixes."""
-    from hydra.core.override_parser.types import OverrideType, ValueType
-    from hydra.errors import HydraException
+    it a bare comma is ambiguous and refused with Hydra's three fixes.
 
+    The plain forms (``lr=0.01``, ``+seed=3``, ``~data.noise``) are typed by
+    :mod:`yanex.grammar` without importing Hydra; everything else by Hydra's parser."""
     shown = _shown(text, source)
     if "=" not in text and not text.startswith("~"):
         raise ParamError(f"{shown} is neither KEY=VALUE nor ~KEY", hint="Example: --param lr=0.01")
     if "\x00" in text:
         raise ParamError(f"{shown} contains a NUL byte")
+    plain = grammar.override(text)
+    if plain is not None:
+        prefix, key, value, has_value = plain
+        if key.count(".") >= MAX_DEPTH:
+            raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
+        op = next(op for op, spelled in _PREFIXES.items() if spelled == prefix)
+        return ParamOverride(op, key, value, has_value, text, source)
+    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.errors import HydraException
+
     try:
         override = _get_parser().parse_override(text)
     except RecursionError as exc:
@@ -479,11 +489,14 @@ def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
 def parse_value(text: str, shown: str) -> Any:
     """One bare value typed by the override grammar, as ``--param`` types it: ``0.01`` float,
     ``true`` bool, ``null``, ``'a, b'`` string, ``[1, 2]`` list. Sweeps are not values here."""
+    if not text.strip():
+        return ""
+    plain, typed = grammar.value(text.strip())
+    if plain:  # a number, bool, null or plain word: no need of Hydra's parser
+        return typed
     from hydra.core.override_parser.types import Override
     from hydra.errors import HydraException
 
-    if not text.strip():
-        return ""
     try:
         value = _get_parser().parse_rule(text.strip(), "value")
     except RecursionError as exc:
