@@ -24,8 +24,9 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """What yanex costs (start-up, logging, staged batches locally and on Dask, finding
     experiments at 10,000 and 100,000, the dashboard's pages), against bare Python and yanex
-    0.6.1 in its own venv. `nox -s bench -- run` (or `browse`, `staged`, `ui`) runs one of them."""
-    which = session.posargs or ["run", "browse", "staged", "ui"]
+    0.6.1 in its own venv. `nox -s bench -- run` (or `launch`, `browse`, `staged`, `ui`) runs
+    one of them."""
+    which = session.posargs or ["run", "launch", "browse", "staged", "ui"]
     # As users install it: an editable install adds an import hook.
     session.install(".[analysis,dask,ui]")
     old = Path(session.create_tmp()).resolve() / "yanex-0.6.1"

@@ -125,7 +125,10 @@ def main() -> None:
         plain = make_project(work / "plain", {"writer.py": WRITER})
         config = make_project(work / "config", {"config.yaml": CONFIG})
         tree = make_project(work / "tree", {**TREE, "app.py": APP})
+        # As users run it: with bytecode caches (this machine's PYTHONDONTWRITEBYTECODE would
+        # make every process compile every module it imports).
         env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(YANEX_HOME=str(work / "home"), YANEX_EXPERIMENTS_DIR=str(work / "old-home"))
         ours = sys.executable
         old = str(Path(args.old).absolute()) if args.old else None

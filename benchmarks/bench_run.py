@@ -98,7 +98,10 @@ def main() -> None:
     try:
         plain = make_project(work / "plain", with_config=False)
         config = make_project(work / "config", with_config=True)
+        # As users run it: with bytecode caches (this machine's PYTHONDONTWRITEBYTECODE would
+        # make every process compile every module it imports).
         env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(YANEX_HOME=str(work / "home"), YANEX_EXPERIMENTS_DIR=str(work / "old-home"))
         ours = sys.executable
         old = str(Path(args.old).absolute()) if args.old else None

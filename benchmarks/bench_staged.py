@@ -77,7 +77,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="yanex-bench-staged-"))
     try:
         root = project(work / "proj")
+        # As users run it: with bytecode caches (this machine's PYTHONDONTWRITEBYTECODE would
+        # make every process compile every module it imports).
         env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         ours = [sys.executable, "-m", "yanex"]
         py = sys.executable
 

@@ -66,7 +66,10 @@ def main() -> None:
         (project / "train.py").write_text(TRAIN)
         git(project, "add", "-A")
         git(project, "commit", "-q", "-m", "bench")
+        # As users run it: with bytecode caches (this machine's PYTHONDONTWRITEBYTECODE would
+        # make every process compile every module it imports).
         env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         make_templates(
             [sys.executable, "-m", "yanex"], project, {**env, "YANEX_HOME": str(work / "t")}, 10
         )

@@ -28,6 +28,8 @@ GIT_ENV = {
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user shell: no YANEX_* left over from the outside, our store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+    # Bytecode caches, as a user has them: without, every yanex process compiles yanex.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(GIT_ENV)
     env["YANEX_HOME"] = str(home)
     env.update(extra)

@@ -153,6 +153,18 @@ def test_a_grid_runs_on_the_cluster_with_the_store_it_was_staged_in(
     assert again.returncode == 0 and "nothing is staged" in again.stderr
 
 
+def test_multirun_sends_its_grid_to_the_cluster(project: Project, cluster: Cluster) -> None:
+    """Hydra's -m with --executor dask: the grid is staged and run on the cluster at once."""
+    env = setup(project)
+    r = project.yanex("run", "job.py", "x=1,2,3", "-m", "--executor", "dask",
+                      "--scheduler", cluster.address, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "3 completed, 0 failed, 0 cancelled, 0 refused" in r.stderr
+    assert sorted(d["x"] for d in runs(cluster)) == [1, 2, 3]
+    r = project.yanex("run", "job.py", "-p", "x=1", "--executor", "dask", env=env)
+    assert_usage_error(r, "apply to --staged and -m")
+
+
 def test_failures_are_counted_and_the_exit_code_says_so(project: Project, cluster: Cluster) -> None:
     env = setup(project)
     ids = stage(project, env, "x=list(1, 2)", "fail=list(false, true)")

@@ -214,3 +214,20 @@ def test_sweep_functions_give_values_or_a_sweep_error(args: list, name: str) -> 
         assert 1 <= len(sweep.values) <= sweeps.MAX_GRID
         if name != "list":
             assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in sweep.values)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "caf\u00e9 \U0001f600", "tab\there", "a\x07b", "x" * 200 + " \\ y", "'q' \"d\" #c"],
+)
+def test_config_yaml_reads_back_as_the_params(tmp_path: Path, value: str) -> None:
+    """config.yaml is written by libyaml or PyYAML, whichever writes this text as PyYAML does;
+    either way it reads back as params.json's values."""
+    import yaml
+
+    from yanex import record
+
+    config = {"k": value, "n": {"l": [value, 1, None]}, value: 1.5}
+    text = record.config_yaml(config)
+    assert yaml.safe_load(text) == config
+    assert text == yaml.safe_dump(config, sort_keys=False, allow_unicode=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -323,3 +324,37 @@ def test_jobs_zero_means_one_per_cpu(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert f"{len(os.sched_getaffinity(0))} at a time" in r.stderr
     assert statuses(project, ids) == ["completed"] * 3
+
+
+def test_a_staging_killed_midway_leaves_only_whole_members(project: Project) -> None:
+    """SIGKILL while a big grid is being staged: every experiment there is whole (its config,
+    params and metadata readable and staged) and runs; a folder it was making is no experiment."""
+    project.write("job.py", "import yanex\nyanex.log_results({'x': yanex.get_param('x')})\n")
+    project.write("config.yaml", "x: 0\n")
+    project.commit()
+    proc = project.popen("run", "job.py", "-p", "x=range(20000)", "--stage", "--yes")
+    root = project.home / "experiments"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if root.is_dir() and len(os.listdir(root)) >= 300:
+            break
+        time.sleep(0.005)
+    proc.kill()
+    proc.communicate()
+    folders = [folder for folder in root.iterdir() if not folder.name.startswith(".")]
+    assert 300 <= len(folders) < 20000
+    whole = [folder for folder in folders if (folder / "metadata.json").exists()]
+    for folder in whole:
+        meta = metadata(folder)
+        params = json.loads((folder / "params.json").read_text())
+        assert meta["status"] == "staged" and meta["sweep_values"] == params
+        assert (folder / "config.yaml").read_text() == f"x: {params['x']}\n"
+    r = project.yanex("list", "--status", "staged", "--format", "ids", "--all")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(folder.name for folder in whole)
+    # What was staged runs (three kept, to be quick); a half-made folder is not picked up.
+    some = whole[:3]
+    for folder in whole[3:]:
+        shutil.rmtree(folder)
+    r = project.yanex("run", "--staged", "-j", "2", timeout=120)
+    assert r.returncode == 0 and f"{len(some)} completed" in r.stderr, r.stderr

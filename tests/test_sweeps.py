@@ -329,3 +329,52 @@ def test_a_calling_programs_resolvers_are_left_as_they_were(project: Project) ->
         [{"seed": 1, "lr": 0.5}],
     ]
     assert after_resolve == after_launch == [True, "caller-3", [False, False, False, False]]
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "shortcut"),
+    [
+        # plain scalars: members made by putting each value into the first member
+        (
+            "a: 1\nm:\n  lr: 0.1\n  layers: [64, 64]\n",
+            ["a=list(1, 2.5, true, x)", "m.lr=range(3)"],
+            True,
+        ),
+        ("a: 1\nm:\n  s: t\n", ["a=list(null, -0.0, inf, '1')", "m.s=list(a, b)"], True),
+        ("a: 1\n", ["+b=list(1, 2)", "+c.d=list(x, y)"], True),
+        # values OmegaConf reads as its own, interpolations, nested values, a
+        # list index: every member made and resolved by OmegaConf
+        ("a: 1\nm:\n  s: t\n", ["a=list(x, '???', '${m.s}')"], False),
+        ("a: 1\nb: ${a}\n", ["a=range(3)"], False),
+        ("a: 1\nm:\n  lr: 0.1\n", ["m=list({lr: 1}, {lr: 2})"], False),
+        ("a: [1, 2]\n", ["a.0=range(2)"], False),
+    ],
+)
+def test_members_are_the_same_however_they_are_made(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    config: str,
+    overrides: list[str],
+    shortcut: bool,
+) -> None:
+    """The shortcut for plain grids gives exactly the members OmegaConf would make."""
+    from yanex import sweeps
+    from yanex.params import resolve
+
+    (tmp_path / "config.yaml").write_text(config)
+    taken: list[bool] = []
+    real = sweeps._only_plain_values
+
+    def members() -> list[tuple[Any, Any, Any]]:
+        grid = resolve(cwd=tmp_path, param_texts=overrides, environ={}).grid
+        return [(m.config, m.varied, m.source) for m in grid.members()]
+
+    monkeypatch.setattr(
+        sweeps, "_only_plain_values", lambda *a: taken.append(real(*a)) or taken[-1]
+    )
+    fast = members()
+    assert taken == [shortcut]
+    monkeypatch.setattr(sweeps, "_only_plain_values", lambda *a: False)
+    slow = members()
+    assert fast == slow and len(fast) >= 2
+    assert json.dumps(fast) == json.dumps(slow)  # types too: 1 is not 1.0 or True

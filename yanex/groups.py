@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import re
 import warnings
 from collections.abc import Iterator
@@ -172,6 +171,8 @@ def _missing_message(exc: Exception, source: Source) -> str:
     if match and "/" in match.group(1):
         group, _, option = match.group(1).rpartition("/")
         available = options(source.tree, group)
+        import difflib
+
         close = difflib.get_close_matches(option, available, n=1, cutoff=0.6)
         suggestion = f"did you mean {close[0]}? " if close else ""
         return (
@@ -229,6 +230,8 @@ def dotted_keys(node: Any, prefix: str = "") -> list[str]:
 
 def close_key(key: str, known: list[str]) -> str | None:
     """The known key a typo most likely meant (``model.lrr`` -> ``model.lr``), if any."""
+    import difflib
+
     close = difflib.get_close_matches(key, [k for k in known if k != key], n=1, cutoff=0.8)
     return close[0] if close else None
 

@@ -14,6 +14,7 @@ executors can stop after any of them:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -343,8 +344,13 @@ class Launcher:
         try:
             config = member.config
             text = record.config_yaml(config).encode()
-            store.write_bytes_atomic(folder / store.CONFIG, text, durable)
-            store.write_json_atomic(folder / store.PARAMS, config, durable)
+            params_text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+            if durable:
+                store.write_bytes_atomic(folder / store.CONFIG, text)
+                store.write_bytes_atomic(folder / store.PARAMS, params_text.encode())
+            else:  # staging: the folder is new, and metadata.json comes last
+                store.write_new(folder / store.CONFIG, text)
+                store.write_new(folder / store.PARAMS, params_text.encode())
             overrides = [*request.base_overrides, *prepared.overrides_for(member)]
             hydra = member.extra.get("hydra") or request.carried.get("hydra")
             if hydra is not None:  # what Hydra tooling reads in a run folder

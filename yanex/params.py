@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from yanex import grammar, sweeps
+from yanex import sweeps
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
@@ -243,6 +243,8 @@ def parse_override(
         raise ParamError(f"{shown} is neither KEY=VALUE nor ~KEY", hint="Example: --param lr=0.01")
     if "\x00" in text:
         raise ParamError(f"{shown} contains a NUL byte")
+    from yanex import grammar
+
     plain = grammar.override(text)
     if plain is not None:
         prefix, key, value, has_value = plain
@@ -491,6 +493,8 @@ def parse_value(text: str, shown: str) -> Any:
     ``true`` bool, ``null``, ``'a, b'`` string, ``[1, 2]`` list. Sweeps are not values here."""
     if not text.strip():
         return ""
+    from yanex import grammar
+
     plain, typed = grammar.value(text.strip())
     if plain:  # a number, bool, null or plain word: no need of Hydra's parser
         return typed

@@ -204,6 +204,19 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
+def write_new(path: Path, data: bytes) -> None:
+    """Write a file that does not exist yet, in place: for the files of an experiment folder
+    being made, which is not an experiment until its metadata.json (written last, atomically)
+    is there. A temp file and a rename would add nothing but their cost."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -211,6 +224,26 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
     text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"), durable)
+
+
+_RECORD_ENCODER: list[json.JSONEncoder] = []
+
+
+def _record_encoder() -> json.JSONEncoder:
+    # Made once: json.dumps with any option builds a new encoder at every call.
+    if not _RECORD_ENCODER:
+        _RECORD_ENCODER.append(json.JSONEncoder(ensure_ascii=False))
+    return _RECORD_ENCODER[0]
+
+
+def record_json(obj: dict[str, Any]) -> str:
+    """A record (metadata.json) as text: one top-level field per line, each value on its line
+    in compact JSON. As easy to read and grep as an indented file, and written by json's C
+    encoder (``indent`` makes json use its pure-Python one, 10x slower: staging 1,000
+    members wrote metadata for a third of its time)."""
+    encode = _record_encoder().encode
+    fields = ",\n".join(f"  {encode(key)}: {encode(value)}" for key, value in obj.items())
+    return "{\n" + fields + "\n}\n" if fields else "{}\n"
 
 
 def read_json(path: Path) -> Any:
