@@ -25,6 +25,13 @@ GIT_ENV = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What tests do in-process (params.resolve, yanex.launch) uses a store of the test
+    session's own, never the machine's ~/.yanex (its caches included)."""
+    monkeypatch.setenv("YANEX_HOME", str(tmp_path_factory.getbasetemp() / "in-process-home"))
+
+
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user shell: no YANEX_* left over from the outside, our store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,24 @@ def test_untracked_config_files_the_run_reads_make_the_tree_dirty(project: Proje
     r = project.yanex("run", "--staged")
     assert r.returncode == 0 and "1 completed" in r.stderr, r.stderr
     assert json.loads((folder / "stdout.txt").read_text()) == {"model": {"width": 512}, "lr": 0.1}
+
+
+def test_a_tree_changed_between_runs_composes_anew(project: Project) -> None:
+    """The second run of the same tree and overrides reads Hydra's composition from the cache
+    (without importing Hydra); an edited option, one of the same size, is seen at once."""
+    write_tree(project, "conf")
+    project.write("show.py", SHOW)
+    project.commit()
+    assert run(project, "show.py", "model=large") == {"model": {"width": 64}, "lr": 0.1}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "yanex", "run", "show.py", "model=large"],
+        cwd=project.path, env=project.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert " hydra." not in proc.stderr and "| hydra\n" not in proc.stderr
+    folder = project.experiments()[-1]
+    assert json.loads((folder / "stdout.txt").read_text()) == {"model": {"width": 64}, "lr": 0.1}
+    assert metadata(folder)["hydra"]["choices"] == {"model": "large"}
+    project.write("conf/model/large.yaml", "width: 65\n")  # the same size
+    project.commit()
+    assert run(project, "show.py", "model=large") == {"model": {"width": 65}, "lr": 0.1}

@@ -458,3 +458,46 @@ def test_a_float_range_is_hydras_made_exact(folders: tuple[Path, Path], sweep: s
     assert all(g == float(f"{g:.12g}") for g in got)  # no 0.7000000000000001
     assert expected != got  # Hydra's own float steps drift
     print(sys.version_info[:2], sweep, expected, got)
+
+
+def test_trees_compose_the_same_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each composition of every tree, made again with Hydra unable to compose: the one
+    read from the cache is the same config and choices, and files changed are seen."""
+    import hydra
+
+    from yanex import groups
+
+    first = {}
+    for shape, (files, name, override_lists) in TREES.items():
+        folder = tmp_path / shape.replace(" ", "_").replace("/", "_")
+        write(folder / "conf", files)
+        for overrides in override_lists:
+            key = (shape, tuple(overrides))
+            first[key] = yanex_resolve(
+                folder, overrides, config_dir=folder / "conf", config_name=name
+            )
+
+    def no_hydra(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("composed by Hydra, not read from the cache")
+
+    monkeypatch.setattr(hydra, "compose", no_hydra)
+    for shape, (_files, name, override_lists) in TREES.items():
+        folder = tmp_path / shape.replace(" ", "_").replace("/", "_")
+        for overrides in override_lists:
+            expected = first[(shape, tuple(overrides))]
+            if expected[0] == REFUSED:
+                continue  # refusals are not kept: Hydra says why each time
+            got = yanex_resolve(folder, overrides, config_dir=folder / "conf", config_name=name)
+            assert same(expected, got), (shape, overrides, expected, got)
+    # A file of the tree changed, even to the same size: composed again, by Hydra.
+    files, name, override_lists = next(iter(TREES.values()))
+    folder = tmp_path / next(iter(TREES)).replace(" ", "_").replace("/", "_")
+    changed = next(path for path in sorted((folder / "conf").rglob("*.yaml")))
+    changed.write_text(changed.read_text() + "\n")
+    with pytest.raises(AssertionError, match="not read from the cache"):
+        groups.compose(
+            params.find_source(cwd=folder, config_dir=folder / "conf", config_name=name),
+            override_lists[0],
+        )

@@ -110,7 +110,15 @@ def _initialized(source: Source) -> Iterator[None]:
 
 def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
     """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
-    and what metadata records of it (the chosen option of each group, the overrides)."""
+    and what metadata records of it (the chosen option of each group, the overrides).
+
+    A composition of a tree whose files are as they were is read from the cache Hydra's
+    last composition of it left (see :class:`CompositionCache`): no Hydra import."""
+    cache = CompositionCache.of(source, texts)
+    if cache is not None:
+        found = cache.read()
+        if found is not None:
+            return found
     from hydra import compose as hydra_compose
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf import OmegaConf, open_dict
@@ -125,6 +133,10 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         # Hydra refuses some overrides with a plain ValueError (`db=null` for a group).
         raise _composition_error(exc, source, texts) from exc
+    # Only the tree's own files (and Hydra's and yanex's built-in configs) made it: a
+    # search path of other folders or packages is not fingerprinted, so it is not cached.
+    providers = {str(s.provider) for s in cfg.hydra.runtime.config_sources}
+    cacheable = providers <= {"hydra", "main", "schema"} and not cfg.hydra.searchpath
     choices = {
         group: option
         for group, option in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
@@ -142,7 +154,100 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
     }
     if source.app is not None:
         info["app"] = source.app.to_metadata()
+    if cache is not None and cacheable:
+        cache.write(OmegaConf.to_container(cfg, resolve=False), info)
     return cfg, info
+
+
+@dataclasses.dataclass(frozen=True)
+class CompositionCache:
+    """Hydra's composition of a tree with some overrides, kept in ``$YANEX_HOME/cache`` and
+    read back while nothing it came from changed: the same tree (every file's path, size,
+    mtime and inode), config name, version base and overrides, the same Hydra, this
+    module and Python. Importing Hydra costs more than the rest of a run's start; most runs compose
+    what the last one composed. The config is stored unresolved (interpolations,
+    ``${now:}``, ``${oc.env:}`` are resolved per run, as always) with ``marshal``: exact for
+    plain data, int keys included, and it never runs code."""
+
+    path: Path
+
+    MAX_ENTRIES = 512
+
+    @classmethod
+    def of(cls, source: Source, texts: list[str]) -> CompositionCache | None:
+        """The cache entry for this composition; None when it cannot be fingerprinted."""
+        import hashlib
+        import importlib.util
+        import marshal
+        import os
+        import sys
+
+        from yanex import store
+
+        if source.tree is None:
+            return None
+        tree = source.tree.resolve()
+        files = []
+        try:
+            for folder, _, names in os.walk(tree):
+                for name in names:
+                    st = os.stat(os.path.join(folder, name))
+                    rel = os.path.relpath(os.path.join(folder, name), tree)
+                    files.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+            spec = importlib.util.find_spec("hydra")
+            origin = spec.origin if spec is not None else None
+            hydra = os.stat(origin) if origin else None
+            ours = os.stat(__file__)  # this module makes what is kept
+        except (OSError, ImportError, ValueError):
+            return None
+        if hydra is None:
+            return None
+        version_base = source.app.version_base if source.app is not None else "1.3"
+        key = (
+            1,  # the entry's format
+            sys.version,
+            (__file__, ours.st_size, ours.st_mtime_ns),
+            (origin, hydra.st_size, hydra.st_mtime_ns),
+            str(tree),
+            source.name,
+            version_base,
+            tuple(texts),
+            tuple(sorted(files)),
+        )
+        digest = hashlib.sha256(marshal.dumps(key)).hexdigest()[:32]
+        return cls(store.yanex_home() / "cache" / "compositions" / f"{digest}.marshal")
+
+    def read(self) -> tuple[DictConfig, dict[str, Any]] | None:
+        import marshal
+
+        try:
+            config, info = marshal.loads(self.path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None  # none yet, or unreadable: Hydra composes
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create(config)
+        OmegaConf.set_struct(cfg, False)
+        return cfg, info
+
+    def write(self, config: Any, info: dict[str, Any]) -> None:
+        """Keep it for the next run; a cache that cannot be written is no error."""
+        import marshal
+
+        from yanex import store
+
+        try:
+            data = marshal.dumps((config, info))
+        except ValueError:
+            return  # something marshal cannot hold: compose again next time
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            store.write_bytes_atomic(self.path, data, durable=False)
+            entries = list(self.path.parent.iterdir())
+            if len(entries) > self.MAX_ENTRIES:  # the oldest half goes
+                entries.sort(key=lambda entry: entry.stat().st_mtime_ns)
+                for entry in entries[: len(entries) // 2]:
+                    entry.unlink(missing_ok=True)
 
 
 def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:
