@@ -25,6 +25,17 @@ GIT_ENV = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _yanex_compiled() -> None:
+    """yanex's bytecode, written once: every yanex process the tests start reads it instead
+    of compiling yanex (PYTHONDONTWRITEBYTECODE stops writing, not reading)."""
+    import compileall
+
+    import yanex
+
+    compileall.compile_dir(Path(yanex.__file__).parent, quiet=1)
+
+
 @pytest.fixture(autouse=True)
 def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """What tests do in-process (params.resolve, yanex.launch) uses a store of the test
@@ -35,8 +46,9 @@ def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user shell: no YANEX_* left over from the outside, our store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
-    # Bytecode caches, as a user has them: without, every yanex process compiles yanex.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # No bytecode written for the tests' scripts: a script rewritten within a second at the
+    # same size would otherwise run from its stale .pyc. yanex's own is compiled once, below.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(GIT_ENV)
     env["YANEX_HOME"] = str(home)
     env.update(extra)
