@@ -231,3 +231,20 @@ def test_config_yaml_reads_back_as_the_params(tmp_path: Path, value: str) -> Non
     text = record.config_yaml(config)
     assert yaml.safe_load(text) == config
     assert text == yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(alphabet=string.printable, max_size=150),
+        st.one_of(st.text(alphabet=string.printable, max_size=200), st.integers(), st.none()),
+        max_size=4,
+    )
+)
+def test_config_yaml_is_pyyamls_text_whichever_emitter_writes_it(config: dict) -> None:
+    import yaml
+
+    from yanex import record
+
+    text = record.config_yaml({"c": config})
+    assert text == yaml.safe_dump({"c": config}, sort_keys=False, allow_unicode=True)

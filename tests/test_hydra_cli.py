@@ -194,6 +194,16 @@ def test_multirun_with_stage_only_stages(project: Project) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "extra", [["-j", "2"], ["--executor", "dask"], ["--retries", "1"], ["--resources", "gpu=1"]]
+)
+def test_multirun_with_stage_refuses_options_of_a_run(project: Project, extra: list[str]) -> None:
+    make_tree(project)
+    r = project.yanex("run", "show.py", "lr=0.1,0.2", "-m", "--stage", *extra)
+    assert_usage_error(r, "only stages", "yanex run --staged")
+    assert project.store_entries() == []
+
+
 def test_a_sweep_without_m_or_stage_is_refused_naming_both(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", "lr=list(0.1, 0.2)")

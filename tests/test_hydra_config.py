@@ -187,3 +187,84 @@ def test_a_tree_changed_between_runs_composes_anew(project: Project) -> None:
     project.write("conf/model/large.yaml", "width: 65\n")  # the same size
     project.commit()
     assert run(project, "show.py", "model=large") == {"model": {"width": 65}, "lr": 0.1}
+
+
+def _second_run_of(project: Project, *args: str, **env: str) -> dict[str, Any]:
+    """Run twice (the first fills the composition cache); what the second run's script read."""
+    run(project, *args, **env)
+    return run(project, *args, **env)
+
+
+def test_files_in_a_symlinked_folder_of_the_tree_are_seen(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.write("conf/config.yaml", "defaults:\n  - data: a\n  - _self_\n")
+    shared = project.path.parent / "shared" / "data"
+    shared.mkdir(parents=True)
+    (shared / "a.yaml").write_text("n: 1\n")
+    (project.path / "conf" / "data").symlink_to(shared)
+    project.commit()
+    assert _second_run_of(project, "show.py") == {"data": {"n": 1}}
+    (shared / "a.yaml").write_text("n: 2\n")
+    assert run(project, "show.py") == {"data": {"n": 2}}
+
+
+def test_a_defaults_list_read_from_the_environment_follows_it(project: Project) -> None:
+    project.write("show.py", SHOW)
+    project.write("conf/config.yaml", "defaults:\n  - model: ${oc.env:MODEL,a}\n  - _self_\n")
+    project.write("conf/model/a.yaml", "width: 1\n")
+    project.write("conf/model/b.yaml", "width: 2\n")
+    project.commit()
+    assert _second_run_of(project, "show.py") == {"model": {"width": 1}}
+    assert run(project, "show.py", MODEL="b") == {"model": {"width": 2}}
+    assert metadata(project.experiments()[-1])["hydra"]["choices"] == {"model": "b"}
+
+
+def test_a_damaged_cache_entry_is_composed_again(project: Project) -> None:
+    write_tree(project, "conf")
+    project.write("show.py", SHOW)
+    project.commit()
+    expected = {"model": {"width": 64}, "lr": 0.1}
+    assert run(project, "show.py", "model=large") == expected
+    (entry,) = (project.home / "cache" / "compositions").iterdir()
+    data = entry.read_bytes()
+    # The int 64 as marshal writes it ('i', or 0xE9 with its reference flag), made 65: data
+    # that still loads, and would be a wrong config if it were believed.
+    for code in (b"i", b"\xe9"):
+        data = data.replace(code + (64).to_bytes(4, "little"), code + (65).to_bytes(4, "little"))
+    assert data != entry.read_bytes()
+    entry.write_bytes(data)
+    assert run(project, "show.py", "model=large") == expected
+    # Garbage, and an empty file: composed again too.
+    for damaged in (b"\x00" * 100, b""):
+        entry.write_bytes(damaged)
+        assert run(project, "show.py", "model=large") == expected
+
+
+CONFIG_STORE = """
+import sys
+from pathlib import Path
+
+from yanex import groups, params
+
+source = params.find_source(cwd=Path.cwd())
+before = groups.CompositionCache.of(source, []) is not None
+from hydra.core.config_store import ConfigStore  # noqa: E402
+
+ConfigStore.instance().store(name="base_schema", node={"lr": 0.1})
+after = groups.CompositionCache.of(source, []) is not None
+print(before, after)
+"""
+
+
+def test_a_process_with_configs_of_its_own_in_hydras_store_is_not_cached(
+    project: Project,
+) -> None:
+    """A program that stored configs in Hydra's ConfigStore (and then calls yanex.launch)
+    composes with Hydra each time: those configs are not files the cache can fingerprint."""
+    from conftest import run_python
+
+    write_tree(project, "conf")
+    project.commit()
+    r = run_python(CONFIG_STORE, cwd=project.path, env=project.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False"]

@@ -162,16 +162,22 @@ def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any
 @dataclasses.dataclass(frozen=True)
 class CompositionCache:
     """Hydra's composition of a tree with some overrides, kept in ``$YANEX_HOME/cache`` and
-    read back while nothing it came from changed: the same tree (every file's path, size,
-    mtime and inode), config name, version base and overrides, the same Hydra, this
-    module and Python. Importing Hydra costs more than the rest of a run's start; most runs compose
-    what the last one composed. The config is stored unresolved (interpolations,
-    ``${now:}``, ``${oc.env:}`` are resolved per run, as always) with ``marshal``: exact for
-    plain data, int keys included, and it never runs code."""
+    read back while nothing it came from changed: the same tree (each YAML file's path, size,
+    mtime and inode), config name, version base and overrides, the same Hydra, OmegaConf,
+    this module and Python. Importing Hydra costs more than the rest of a run's start; most
+    runs compose what the last one composed. The config is stored unresolved
+    (interpolations, ``${now:}``, ``${oc.env:}`` in values are resolved per run, as always)
+    with ``marshal``, behind a checksum: exact for plain data, int keys included.
+
+    Not cached, composed by Hydra each time: a tree with a symlinked folder or more than
+    ``MAX_FILES`` entries, an interpolation in a defaults list (``- model: ${oc.env:M}``), a
+    process that registered configs of its own in Hydra's ConfigStore, a search path beyond
+    the tree, and anything Hydra refuses."""
 
     path: Path
 
     MAX_ENTRIES = 512
+    MAX_FILES = 2_000
 
     @classmethod
     def of(cls, source: Source, texts: list[str]) -> CompositionCache | None:
@@ -184,46 +190,53 @@ class CompositionCache:
 
         from yanex import store
 
-        if source.tree is None:
+        if source.tree is None or _own_structured_configs():
             return None
         tree = source.tree.resolve()
-        files = []
         try:
-            for folder, _, names in os.walk(tree):
-                for name in names:
-                    st = os.stat(os.path.join(folder, name))
-                    rel = os.path.relpath(os.path.join(folder, name), tree)
-                    files.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
-            spec = importlib.util.find_spec("hydra")
-            origin = spec.origin if spec is not None else None
-            hydra = os.stat(origin) if origin else None
+            files = _yaml_files(tree, cls.MAX_FILES)
+            if files is None:
+                return None
+            libraries = []
+            for name in ("hydra", "omegaconf"):
+                spec = importlib.util.find_spec(name)
+                if spec is None or spec.origin is None:
+                    return None
+                st = os.stat(spec.origin)
+                libraries.append((spec.origin, st.st_size, st.st_mtime_ns))
             ours = os.stat(__file__)  # this module makes what is kept
         except (OSError, ImportError, ValueError):
             return None
-        if hydra is None:
-            return None
         version_base = source.app.version_base if source.app is not None else "1.3"
         key = (
-            1,  # the entry's format
+            2,  # the entry's format
             sys.version,
             (__file__, ours.st_size, ours.st_mtime_ns),
-            (origin, hydra.st_size, hydra.st_mtime_ns),
+            tuple(libraries),
             str(tree),
             source.name,
             version_base,
             tuple(texts),
-            tuple(sorted(files)),
+            tuple(files),
         )
         digest = hashlib.sha256(marshal.dumps(key)).hexdigest()[:32]
         return cls(store.yanex_home() / "cache" / "compositions" / f"{digest}.marshal")
 
     def read(self) -> tuple[DictConfig, dict[str, Any]] | None:
+        import hashlib
         import marshal
 
         try:
-            config, info = marshal.loads(self.path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
-            return None  # none yet, or unreadable: Hydra composes
+            data = self.path.read_bytes()
+        except OSError:
+            return None  # none yet: Hydra composes
+        checksum, payload = data[:32], data[32:]
+        if hashlib.sha256(payload).digest() != checksum:
+            return None  # damaged: marshal is not made for bad input, so it never sees it
+        try:
+            config, info = marshal.loads(payload)
+        except (ValueError, EOFError, TypeError):
+            return None
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.create(config)
@@ -232,14 +245,16 @@ class CompositionCache:
 
     def write(self, config: Any, info: dict[str, Any]) -> None:
         """Keep it for the next run; a cache that cannot be written is no error."""
+        import hashlib
         import marshal
 
         from yanex import store
 
         try:
-            data = marshal.dumps((config, info))
+            payload = marshal.dumps((config, info))
         except ValueError:
             return  # something marshal cannot hold: compose again next time
+        data = hashlib.sha256(payload).digest() + payload
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             store.write_bytes_atomic(self.path, data, durable=False)
@@ -248,6 +263,72 @@ class CompositionCache:
                 entries.sort(key=lambda entry: entry.stat().st_mtime_ns)
                 for entry in entries[: len(entries) // 2]:
                     entry.unlink(missing_ok=True)
+
+
+def _yaml_files(tree: Path, limit: int) -> list[tuple[str, int, int, int]] | None:
+    """Each YAML file of a tree (the only files Hydra reads there): its path, size, mtime and
+    inode, sorted. None when the tree cannot be fingerprinted so: a symlinked folder (its files
+    may change elsewhere), more than ``limit`` entries (a project's whole folder, data and
+    all), or a defaults list with an interpolation (its choice depends on more than files)."""
+    import os
+
+    found = []
+    seen = 0
+    folders = [str(tree)]
+    while folders:
+        folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                seen += 1
+                if seen > limit:
+                    return None
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != ".git":
+                        folders.append(entry.path)
+                elif entry.is_symlink() and entry.is_dir():
+                    return None
+                elif entry.name.endswith((".yaml", ".yml")):
+                    st = entry.stat()
+                    if _interpolated_defaults(entry.path):
+                        return None
+                    rel = os.path.relpath(entry.path, tree)
+                    found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    return sorted(found)
+
+
+def _interpolated_defaults(path: str) -> bool:
+    """Does this config's defaults list hold an interpolation (``- db: ${oc.env:DB}``)? Read
+    line by line: the ``defaults:`` key and the lines indented or listed under it."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if "${" not in text or "defaults" not in text:
+        return False
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("defaults:"):
+            inside = True
+            if "${" in line:
+                return True
+            continue
+        if inside:
+            if line[:1] not in (" ", "\t", "-", "#", ""):
+                inside = False
+            elif "${" in line:
+                return True
+    return False
+
+
+def _own_structured_configs() -> bool:
+    """Has this process stored configs in Hydra's ConfigStore (a program calling
+    yanex.launch)? Then a composition may read them, and they are not files to fingerprint."""
+    import sys
+
+    if "hydra.core.config_store" not in sys.modules:
+        return False  # Hydra not imported: nothing can have been stored
+    from hydra.core.config_store import ConfigStore
+
+    own = {"hydra", "_dummy_empty_config_.yaml"}  # what Hydra stores itself
+    return any(name not in own for name in ConfigStore.instance().repo)
 
 
 def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:

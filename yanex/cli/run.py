@@ -314,6 +314,12 @@ def run(
                 **cluster,
             )
         sys.exit(code)
+    executor_options = jobs is not None or executor != "local" or scheduler or resources_given
+    if options["multirun"] and stage and (executor_options or retries):
+        raise click.UsageError(
+            "-m with --stage only stages; -j and the executor options apply when the grid "
+            "runs: yanex run --staged -j N --executor ..."
+        )
     if options["multirun"]:
         cluster = _cluster_options(executor, scheduler, resources_given, retries)
     elif jobs is not None:
