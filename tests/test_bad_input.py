@@ -155,3 +155,12 @@ def test_staged_refuses_other_options_by_the_names_users_type(project: Project) 
     ):
         r = project.yanex("run", "--staged", *args)
         assert r.returncode == 2 and f"it takes no {named}" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("form", ["x={}", "x=[{}]", "x=list({}, 1)"])
+def test_a_number_too_long_for_python_is_a_usage_error(project: Project, form: str) -> None:
+    project.write("job.py", "import yanex\nyanex.get_param('x')\n")
+    project.commit()
+    r = project.yanex("run", "job.py", "-p", form.format("1" * 5000), "--stage")
+    assert_usage_error(r, "more digits than Python reads", "Quote it")
+    assert project.store_entries() == []

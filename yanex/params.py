@@ -213,6 +213,16 @@ def check_plain(value: Any, shown: str) -> None:
             raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
 
 
+def _number_error(exc: ValueError, shown: str) -> ParamError:
+    """A number longer than Python converts (4,300 digits); any other ValueError is a bug."""
+    if "digits" not in str(exc):
+        raise exc
+    return ParamError(
+        f"{_clip(shown)}: the number has more digits than Python reads from text (4,300)",
+        hint="Quote it to keep it as a string: key='123...'.",
+    )
+
+
 def _grammar_error(exc: Exception, shown: str, hint: str | None = None) -> ParamError:
     """The parser's complaint as a ParamError: a bad sweep says why, anything else is a
     syntax error named by its first line."""
@@ -245,7 +255,10 @@ def parse_override(
         raise ParamError(f"{shown} contains a NUL byte")
     from yanex import grammar
 
-    plain = grammar.override(text)
+    try:
+        plain = grammar.override(text)
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
     if plain is not None:
         prefix, key, value, has_value = plain
         if key.count(".") >= MAX_DEPTH:
@@ -261,6 +274,8 @@ def parse_override(
         raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
         raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
 
     key = override.key_or_group
     if not key:
@@ -495,7 +510,10 @@ def parse_value(text: str, shown: str) -> Any:
         return ""
     from yanex import grammar
 
-    plain, typed = grammar.value(text.strip())
+    try:
+        plain, typed = grammar.value(text.strip())
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
     if plain:  # a number, bool, null or plain word: no need of Hydra's parser
         return typed
     from hydra.core.override_parser.types import Override
@@ -507,6 +525,8 @@ def parse_value(text: str, shown: str) -> Any:
         raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
         raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
     if hasattr(value, "list") or hasattr(value, "start"):  # a sweep: list(...), a bare comma
         raise ParamError(
             f"{shown}: a value here is one value, not several",
