@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_run import git  # the same throwaway-repository git, beside this script
+
 # The script every launch case runs: what a tracked script does first.
 T_PY = """
 import yanex
@@ -57,18 +59,6 @@ for _ in range(int(sys.argv[1]) * 1024):
     out.write(block)
 """
 GOALS_MS = {"run": 60.0, "run+config": 100.0, "run+config+params": 120.0}
-
-
-def git(cwd: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
 def make_project(root: Path, files: dict[str, str]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -198,6 +199,36 @@ def process_gone(pid: int) -> bool:
             return f.read().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (1 is not 1.0 or True, nan equals nan)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def imported_modules(project: Project, *args: str) -> tuple[set[str], Result]:
+    """Run ``yanex ARGS`` with ``-X importtime``: the modules the launcher imported, and what
+    it said (its stderr without the import lines)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "yanex", *args],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = proc.stderr.splitlines()
+    modules = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+    shown = "\n".join(line for line in lines if not line.startswith("import time:"))
+    return modules, Result(proc.returncode, proc.stdout, shown)
 
 
 def run_python(code: str, *, cwd: Path, env: dict[str, str], args: Sequence[str] = ()) -> Result:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from conftest import Project, Result
+from conftest import Project, imported_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,22 +142,6 @@ def test_random_overrides_either_agree_with_hydra_or_are_declined(text: str) -> 
     check_override(text)
 
 
-def _imported(project: Project, *args: str) -> tuple[set[str], Result]:
-    """Run ``yanex ARGS`` with ``-X importtime``: the modules the launcher imported."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "yanex", *args],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = proc.stderr.splitlines()
-    modules = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
-    shown = "\n".join(line for line in lines if not line.startswith("import time:"))
-    return modules, Result(proc.returncode, proc.stdout, shown)
-
-
 def test_plain_params_never_import_hydra(project: Project) -> None:
     """The fast path is what keeps Hydra's parser off a run: plain overrides (with a config
     file) do not import it, and a value only Hydra's parser reads does."""
@@ -167,7 +149,7 @@ def test_plain_params_never_import_hydra(project: Project) -> None:
     project.write("config.yaml", "x: 1\nmodel:\n  lr: 0.1\n  drop: 0.5\n")
     project.commit()
     args = ["run", "t.py", "-p", "x=2", "-p", "model.lr=1e-2", "+seed=3", "~model.drop"]
-    modules, r = _imported(project, *args)
+    modules, r = imported_modules(project, *args)
     assert r.returncode == 0, r.stderr
     assert not {m for m in modules if m == "hydra" or m.startswith("hydra.")}
     folder = project.experiments()[-1]
@@ -176,7 +158,7 @@ def test_plain_params_never_import_hydra(project: Project) -> None:
         "model": {"lr": 0.01},
         "seed": 3,
     }
-    modules, r = _imported(project, "run", "t.py", "-p", "x=[1, 2]")
+    modules, r = imported_modules(project, "run", "t.py", "-p", "x=[1, 2]")
     assert r.returncode == 0, r.stderr
     assert "hydra.core.override_parser.overrides_parser" in modules
 
@@ -184,11 +166,11 @@ def test_plain_params_never_import_hydra(project: Project) -> None:
 def test_a_run_without_config_or_params_loads_no_config_machinery(project: Project) -> None:
     project.write("t.py", "import yanex\nyanex.log_results({'x': yanex.get_param('x', 1)})\n")
     project.commit()
-    modules, r = _imported(project, "run", "t.py")
+    modules, r = imported_modules(project, "run", "t.py")
     assert r.returncode == 0, r.stderr
     assert not modules & {"omegaconf", "yaml", "hydra", "numpy"}
     # The package list is built once (importlib.metadata), then read from its cache.
-    modules, r = _imported(project, "run", "t.py")
+    modules, r = imported_modules(project, "run", "t.py")
     assert r.returncode == 0, r.stderr
     assert not modules & {"omegaconf", "yaml", "hydra", "importlib.metadata", "numpy"}
     for folder in project.experiments():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from conftest import Project, same
 from hydra_corpus import MULTIRUN_SWEEPS, corpus
 
 from yanex import params
@@ -28,19 +28,6 @@ from yanex.errors import ParamError
 
 BASE = "x: 0\ny: 5\nd:\n  a: 1\n"
 REFUSED = "refused"
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, with the same types all the way down (nan equals nan)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return a == b
 
 
 def as_json(value: Any) -> Any:

@@ -5,7 +5,6 @@ all read them the same."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import string
 import subprocess
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Project, metadata, run_python
+from conftest import Project, metadata, run_python, same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,19 +180,6 @@ def test_two_keys_python_takes_for_one_are_refused(project: Project) -> None:
     r = project.yanex("run", "show.py")
     assert r.returncode == 2 and "the keys 1 and true are one key to Python" in r.stderr
     assert project.store_entries() == []
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, with the same types all the way down (1 is not 1.0, '1' is not 1)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return a == b
 
 
 LAUNCH = """

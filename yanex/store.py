@@ -226,14 +226,8 @@ def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
-_RECORD_ENCODER: list[json.JSONEncoder] = []
-
-
-def _record_encoder() -> json.JSONEncoder:
-    # Made once: json.dumps with any option builds a new encoder at every call.
-    if not _RECORD_ENCODER:
-        _RECORD_ENCODER.append(json.JSONEncoder(ensure_ascii=False))
-    return _RECORD_ENCODER[0]
+# Made once: json.dumps with any option builds a new encoder at every call.
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def record_json(obj: dict[str, Any]) -> str:
@@ -241,7 +235,7 @@ def record_json(obj: dict[str, Any]) -> str:
     in compact JSON. As easy to read and grep as an indented file, and written by json's C
     encoder (``indent`` makes json use its pure-Python one, 10x slower: staging 1,000
     members wrote metadata for a third of its time)."""
-    encode = _record_encoder().encode
+    encode = _RECORD_ENCODER.encode
     fields = ",\n".join(f"  {encode(key)}: {encode(value)}" for key, value in obj.items())
     return "{\n" + fields + "\n}\n" if fields else "{}\n"
 
