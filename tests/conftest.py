@@ -47,6 +47,10 @@ def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user shell: no YANEX_* left over from the outside, our store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("YANEX_")}
+    # pytest-xdist's workers export COLUMNS=80 and LINES=24, which a shell keeps to itself:
+    # rich would take them over the real terminal's size.
+    for name in ("COLUMNS", "LINES"):
+        env.pop(name, None)
     # No bytecode written for the tests' scripts: a script rewritten within a second at the
     # same size would otherwise run from its stale .pyc. yanex's own is compiled once, below.
     env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -228,6 +228,7 @@ def test_artifacts_round_trip_in_every_format(project: Project) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_figures_are_saved_by_extension(project: Project) -> None:
     pytest.importorskip("matplotlib")
     project.write(

@@ -88,6 +88,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_forked_and_spawned_children_log_while_a_parent_thread_logs(project: Project) -> None:
     project.write("s.py", FORKS)
     project.commit()

@@ -54,6 +54,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "files", "env", "needle"),
     [case[1:] for case in CASES],
@@ -119,6 +120,7 @@ def test_a_device_as_the_config_is_named_and_never_read(project: Project) -> Non
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_user_text_never_steers_the_terminal(project: Project) -> None:
     """Names and values with control characters are shown escaped in every message."""
     project.write("job.py", "import sys\nsys.exit(0)\n")

@@ -59,6 +59,7 @@ def by_name(proj: Project) -> dict[str, list[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_list_shows_the_projects_runs_newest_first_with_their_results(store: Project) -> None:
     r = store.yanex("list")
     assert r.returncode == 0, r.stderr
@@ -111,6 +112,7 @@ def test_filters(store: Project, args: list[str], names: list[str]) -> None:
     assert [e["name"] for e in json.loads(r.stdout)] == names
 
 
+@pytest.mark.slow
 def test_sweep_script_and_time_filters(store: Project) -> None:
     sweep = next(metadata(f)["sweep"] for f in store.experiments() if metadata(f)["sweep"])
     members = ids_of(store, "--sweep", sweep[:4])
@@ -144,6 +146,7 @@ def test_formats_json_csv_ids(store: Project) -> None:
     assert ids_of(store, "--name", "small") == [data[0]["id"]]
 
 
+@pytest.mark.slow
 def test_all_projects_and_the_project_column(store: Project, tmp_path: Path) -> None:
     other = Project(tmp_path / "other", store.home)
     other.path.mkdir()
@@ -240,6 +243,7 @@ def test_compare_a_sweep_as_json_sorted(store: Project) -> None:
     assert rows[-1]["best"] == ["loss"]
 
 
+@pytest.mark.slow
 def test_get_prints_one_value_per_line(store: Project) -> None:
     names = by_name(store)
     small, broken = names["small"][0], names["broken"][0]
@@ -255,6 +259,7 @@ def test_get_prints_one_value_per_line(store: Project) -> None:
     assert values == ["0.01", "0.1"]
 
 
+@pytest.mark.slow
 def test_run_command_rebuilds_the_same_config(store: Project) -> None:
     """Every member of the grid: its run-command, run again, gives a byte-identical config."""
     sweep = next(metadata(f)["sweep"] for f in store.experiments() if metadata(f)["sweep"])
@@ -270,6 +275,7 @@ def test_run_command_rebuilds_the_same_config(store: Project) -> None:
         assert r.stdout == original
 
 
+@pytest.mark.slow
 def test_user_text_is_escaped(project: Project) -> None:
     project.write("job.py", "print('x')\n")
     project.commit()
@@ -362,9 +368,11 @@ def in_terminal(project: Project, *args: str, columns: int = 80) -> str:
 
     pid, fd = pty.fork()
     if pid == 0:
+        # The size is set by the child itself, before yanex starts (set by the parent after
+        # the fork, it could race with yanex reading it).
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         os.chdir(project.path)
         os.execve(sys.executable, [sys.executable, "-m", "yanex", *args], project.env())
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     output = b""
     while True:
         try:

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import pytest
 from conftest import Project, metadata
 
 from yanex import claims, store
@@ -77,6 +78,7 @@ print(json.dumps(taken.token if taken else None))
 """
 
 
+@pytest.mark.slow
 def test_of_many_runners_taking_over_one_stale_claim_exactly_one_gets_it(
     project: Project,
 ) -> None:
@@ -105,6 +107,7 @@ time.sleep(0.2)
 """
 
 
+@pytest.mark.slow
 def test_two_runners_and_a_third_taking_over_stale_claims_run_each_member_once(
     project: Project, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import Project, assert_usage_error, metadata
 
 JOB = "import yanex\nyanex.log_results({'loss': yanex.get_param('lr', 0.1)})\nprint('ok')\n"
@@ -30,6 +31,7 @@ def names(project: Project, *args: str) -> list[str]:
     return sorted(e["name"] for e in json.loads(r.stdout))
 
 
+@pytest.mark.slow
 def test_update_name_description_and_tags(project: Project) -> None:
     ids = setup(project)
     r = project.yanex("update", "a", "--name", "alpha", "-d", "first try", "--add-tag", "x",
@@ -43,6 +45,7 @@ def test_update_name_description_and_tags(project: Project) -> None:
     assert_usage_error(project.yanex("update", "b", "--add-tag", " "), "a tag cannot be empty")
 
 
+@pytest.mark.slow
 def test_archive_hides_and_unarchive_brings_back_whole(project: Project) -> None:
     ids = setup(project)
     before = sorted(p.name for p in (project.home / "experiments" / ids["b"]).iterdir())
@@ -59,6 +62,7 @@ def test_archive_hides_and_unarchive_brings_back_whole(project: Project) -> None
     assert after == before
 
 
+@pytest.mark.slow
 def test_archived_staged_experiments_leave_the_queue(project: Project) -> None:
     project.write("job.py", JOB)
     project.commit()
@@ -70,6 +74,7 @@ def test_archived_staged_experiments_leave_the_queue(project: Project) -> None:
     assert not (project.home / "archived" / staged[0] / "claim.json").exists()
 
 
+@pytest.mark.slow
 def test_delete_by_filter_asks_and_removes(project: Project) -> None:
     ids = setup(project)
     r = project.yanex("delete", "--where", "params.lr>=0.2")
@@ -81,6 +86,7 @@ def test_delete_by_filter_asks_and_removes(project: Project) -> None:
     assert sorted(p.name for p in (project.home / "experiments").iterdir()) == [ids["a"]]
 
 
+@pytest.mark.slow
 def test_delete_asks_at_a_terminal(project: Project) -> None:
     setup(project)
     for answer, left in ((b"n\n", ["a", "b", "c"]), (b"y\n", ["b", "c"])):
@@ -106,6 +112,7 @@ def test_delete_asks_at_a_terminal(project: Project) -> None:
         assert names(project) == left
 
 
+@pytest.mark.slow
 def test_running_experiments_are_never_deleted_or_archived(project: Project) -> None:
     project.write("slow.py", "import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
     project.commit()
@@ -124,6 +131,7 @@ def test_running_experiments_are_never_deleted_or_archived(project: Project) -> 
     assert project.experiments() == []
 
 
+@pytest.mark.slow
 def test_commands_that_change_need_ids_or_filters(project: Project) -> None:
     setup(project)
     for verb in ("delete", "archive", "unarchive"):

@@ -17,6 +17,7 @@ import pytest
 from conftest import Project, assert_usage_error, metadata
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # the whole module: the full suite, not the edit loop's
 
 JOB = """
 import json, os, socket, sys, time, yanex

@@ -91,6 +91,7 @@ def test_script_killed_by_a_signal_from_elsewhere_is_failed(project: Project) ->
     assert meta["error"].startswith("killed by signal SIGKILL")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
 )
@@ -112,6 +113,7 @@ def test_signal_sent_to_yanex_is_forwarded_once_and_cancels(
     assert process_gone(int((project.path / "pid.txt").read_text()))
 
 
+@pytest.mark.slow
 def test_script_that_ignores_the_signal_is_killed_after_the_grace_period(project: Project) -> None:
     project.write(
         "stubborn.py",
@@ -134,6 +136,7 @@ def test_script_that_ignores_the_signal_is_killed_after_the_grace_period(project
     assert process_gone(int((project.path / "pid.txt").read_text()))
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_a_terminal_reaches_the_script_once(project: Project) -> None:
     project.write("wait.py", WAITS_FOR_SIGNALS)
     project.commit()
@@ -245,6 +248,7 @@ def test_a_closed_terminal_pipe_does_not_stop_the_run(project: Project) -> None:
     assert metadata(folder)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_background_process_holding_the_pipes_does_not_hang_the_run(project: Project) -> None:
     project.write(
         "daemon.py",

@@ -76,6 +76,7 @@ def start(project: Project, script: str, **env: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+@pytest.mark.slow
 def test_a_signal_to_yanexs_whole_group_reaches_the_script_once(
     project: Project, tmp_path: Path
 ) -> None:
@@ -91,6 +92,7 @@ def test_a_signal_to_yanexs_whole_group_reaches_the_script_once(
     assert meta["status"] == "cancelled" and meta["exit_code"] == 5
 
 
+@pytest.mark.slow
 def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Path) -> None:
     if shutil.which("timeout") is None:
         pytest.skip("no timeout command")
@@ -108,6 +110,7 @@ def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Pa
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_nothing_the_script_started_outlives_a_stop(project: Project, tmp_path: Path) -> None:
     project.write("spawner.py", SPAWNER)
     project.commit()
@@ -144,6 +147,7 @@ def test_nothing_the_script_started_outlives_a_sigkill_of_yanex(
         assert wait_for(lambda pid=pid: process_gone(pid)), f"{pid} outlived yanex"
 
 
+@pytest.mark.slow
 def test_what_a_finished_script_left_running_is_ended(project: Project, tmp_path: Path) -> None:
     project.write("spawner.py", SPAWNER)
     project.commit()
@@ -163,6 +167,7 @@ print("ready", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_stop_signal_during_the_drain_still_records_the_ending(project: Project) -> None:
     project.write("holder.py", HOLDER)
     project.commit()
@@ -174,6 +179,7 @@ def test_a_stop_signal_during_the_drain_still_records_the_ending(project: Projec
     assert metadata(project.only_experiment())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_the_whole_drain_is_bounded(project: Project) -> None:
     project.write("holder.py", HOLDER)
     project.commit()
@@ -209,6 +215,7 @@ def test_what_is_typed_at_the_terminal_reaches_the_script(project: Project) -> N
     assert (project.only_experiment() / "stdout.txt").read_text() == "name? hello Ada\n"
 
 
+@pytest.mark.slow
 def test_staged_runs_with_one_job_per_cpu_on_the_portable_path(project: Project) -> None:
     project.write("job.py", "import yanex\nprint(yanex.get_param('x'))\n")
     project.commit()

@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import Project, metadata, results, run_python
+
+pytestmark = pytest.mark.slow  # the whole module: the full suite, not the edit loop's
 
 ROOT = Path(__file__).resolve().parent.parent
 

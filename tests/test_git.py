@@ -295,6 +295,7 @@ def run_for_patch(project: Project, env: dict[str, str]) -> bytes:
     return (folder / "git.patch").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["global", "local", "environment"])
 def test_the_patch_is_the_same_whatever_the_users_git_config(
     project: Project, tmp_path: Path, scope: str

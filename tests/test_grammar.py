@@ -116,6 +116,7 @@ def test_other_overrides_are_left_to_hydra(text: str) -> None:
 ALPHABET = "abefilnrstuxAEFINTU019_-/+.$%*@?|~=:,'\"[]{}() \\\t"
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=ALPHABET, max_size=12))
 def test_random_values_either_agree_with_hydra_or_are_declined(text: str) -> None:
@@ -127,6 +128,7 @@ def test_random_values_either_agree_with_hydra_or_are_declined(text: str) -> Non
 PLAIN_ALPHABET = "aefilnrstuxAEFINLTU0123_-/+.$%*@?|"
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=PLAIN_ALPHABET, min_size=1, max_size=10))
 def test_random_plain_text_is_typed_as_hydra_types_it(text: str) -> None:
@@ -136,12 +138,14 @@ def test_random_plain_text_is_typed_as_hydra_types_it(text: str) -> None:
     assert same(value, hydra_value(text)), (text, value, hydra_value(text))
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=ALPHABET, max_size=14))
 def test_random_overrides_either_agree_with_hydra_or_are_declined(text: str) -> None:
     check_override(text)
 
 
+@pytest.mark.slow
 def test_plain_params_never_import_hydra(project: Project) -> None:
     """The fast path is what keeps Hydra's parser off a run: plain overrides (with a config
     file) do not import it, and a value only Hydra's parser reads does."""

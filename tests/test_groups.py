@@ -102,6 +102,7 @@ def test_hydra_files_are_in_the_experiment_folder(project: Project) -> None:
     assert OmegaConf.load(folder / ".hydra" / "config.yaml").training.epochs == 9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -139,6 +140,7 @@ def test_another_tree_and_primary_config(project: Project) -> None:
     assert meta["hydra"]["config_name"] == "fast"
 
 
+@pytest.mark.slow
 def test_a_sweep_over_a_group_stages_one_experiment_per_option(project: Project) -> None:
     make_tree(project)
     r = project.yanex(
@@ -166,6 +168,7 @@ def test_a_sweep_over_a_group_stages_one_experiment_per_option(project: Project)
     assert [w["width"] for w in widths] == [8, 8, 64, 64]
 
 
+@pytest.mark.slow
 def test_hydra_is_not_imported_without_a_conf_folder(project: Project) -> None:
     project.write("config.yaml", "a: 1\n")
     project.write("show.py", SHOW)
@@ -201,6 +204,7 @@ def launch(project: Project, code: str) -> Any:
     return json.loads(r.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_launch_runs_like_the_cli(project: Project) -> None:
     make_tree(project)
     project.write("logs.py", LOGS)
@@ -223,6 +227,7 @@ def test_launch_runs_like_the_cli(project: Project) -> None:
     assert meta["hydra"]["choices"]["model"] == "large" and meta["git"]["dirty"] is False
 
 
+@pytest.mark.slow
 def test_launch_with_sweeps_returns_a_list_and_can_stage(project: Project) -> None:
     make_tree(project)
     project.write("logs.py", LOGS)
@@ -265,6 +270,7 @@ def test_launch_errors_raise_yanex_error(project: Project) -> None:
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_launch_a_failing_script(project: Project) -> None:
     make_tree(project)
     project.write("fail.py", "import sys; sys.exit(4)\n")
@@ -280,6 +286,7 @@ def test_launch_a_failing_script(project: Project) -> None:
     assert got == ["failed", 4]
 
 
+@pytest.mark.slow
 def test_kfold_example_runs(project: Project) -> None:
     root = Path(__file__).resolve().parent.parent
     import shutil

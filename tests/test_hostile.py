@@ -66,6 +66,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "params", "env", "needle"),
     [case[1:] for case in REFUSED],
@@ -116,6 +117,7 @@ def test_a_35_mb_config_is_refused_at_once_by_its_size(
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_a_config_at_the_size_limit_is_read_and_one_byte_more_is_not(project: Project) -> None:
     project.write("s.py", "print('ran')\n")
     project.commit()
@@ -134,6 +136,7 @@ def test_a_config_at_the_size_limit_is_read_and_one_byte_more_is_not(project: Pr
     assert len(project.experiments()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
@@ -183,6 +186,7 @@ def test_a_nul_byte_in_the_script_path_or_config_is_refused(project: Project) ->
 TEXT = st.text(alphabet=st.sampled_from(string.printable + "éü😀\u00a0"), min_size=0, max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TEXT)
 def test_any_override_text_parses_or_gives_a_param_error(text: str) -> None:
@@ -233,6 +237,7 @@ def test_config_yaml_reads_back_as_the_params(tmp_path: Path, value: str) -> Non
     assert text == yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(

@@ -79,6 +79,7 @@ def app_saw(folder: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_an_app_runs_with_the_config_yanex_records(project: Project) -> None:
     write_app(project)
     r = project.yanex("run", "app.py", "model=large", "lr=0.5", "+seed=3")
@@ -107,6 +108,7 @@ def test_an_app_runs_with_the_config_yanex_records(project: Project) -> None:
     assert results(folder)[0]["results"] == {"seen": expected, "lr_param": 0.5}
 
 
+@pytest.mark.slow
 def test_an_app_is_found_from_any_folder(project: Project) -> None:
     write_app(project, path="pkg/app.py")
     for cwd, script in ((project.path, "pkg/app.py"), (project.path / "pkg", "app.py")):
@@ -125,6 +127,7 @@ def test_an_app_is_found_from_any_folder(project: Project) -> None:
         assert metadata(folder)["hydra"]["config_dir"] == str(project.path / "pkg" / "conf")
 
 
+@pytest.mark.slow
 def test_an_app_staged_then_run(project: Project) -> None:
     write_app(project)
     r = project.yanex("stage", "app.py", "model=large", "lr=0.25")
@@ -137,6 +140,7 @@ def test_an_app_staged_then_run(project: Project) -> None:
     assert metadata(folder)["hydra"]["app_config_matches"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["-m", "--stage"])
 def test_an_app_swept_gives_each_member_its_own_overrides(project: Project, how: str) -> None:
     write_app(project)
@@ -162,6 +166,7 @@ def test_an_app_swept_gives_each_member_its_own_overrides(project: Project, how:
         assert meta["overrides"] == [f"model={meta['sweep_values']['model']}", f"lr={saw['lr']}"]
 
 
+@pytest.mark.slow
 def test_an_app_rerun_composes_as_recorded(project: Project) -> None:
     write_app(project)
     r = project.yanex("run", "app.py", "model=large", "-n", "first")
@@ -176,6 +181,7 @@ def test_an_app_rerun_composes_as_recorded(project: Project) -> None:
     assert app_saw(project.experiments()[-1])["config"]["model"] == {"width": 8}
 
 
+@pytest.mark.slow
 def test_an_app_that_changes_its_config_at_run_time_is_recorded_as_such(project: Project) -> None:
     write_app(project, before='sys.argv.append("lr=0.9")  # an app that edits its command line')
     r = project.yanex("run", "app.py", "lr=0.5")
@@ -190,6 +196,7 @@ def test_an_app_that_changes_its_config_at_run_time_is_recorded_as_such(project:
     assert any(warning in w for w in meta["warnings"])
 
 
+@pytest.mark.slow
 def test_a_legacy_app_composes_next_to_itself_and_changes_into_its_run_dir(
     project: Project,
 ) -> None:
@@ -207,6 +214,7 @@ def test_a_legacy_app_composes_next_to_itself_and_changes_into_its_run_dir(
     assert metadata(folder)["hydra"]["app_config_matches"] is True
 
 
+@pytest.mark.slow
 def test_an_app_without_a_config_takes_added_keys_as_hydra_does(project: Project) -> None:
     write_app(project, decorator="version_base=None", conf=None)
     r = project.yanex("run", "app.py", "+lr=0.3", "+model.width=2")
@@ -216,6 +224,7 @@ def test_an_app_without_a_config_takes_added_keys_as_hydra_does(project: Project
     assert_usage_error(r, "Could not override 'lr'", "+lr=0.3")
 
 
+@pytest.mark.slow
 def test_an_app_reads_a_missing_value_as_hydra_apps_do(project: Project) -> None:
     write_app(project, decorator='version_base=None, config_path="conf"', conf=None)
     project.write("conf/db/postgresql.yaml", "driver: postgresql\nuser: ???\n")
@@ -231,6 +240,7 @@ def test_an_app_reads_a_missing_value_as_hydra_apps_do(project: Project) -> None
     assert app_saw(project.experiments()[-1])["config"]["db"]["user"] == "omry"
 
 
+@pytest.mark.slow
 def test_an_app_whose_config_path_is_computed_is_refused_with_the_way_around(
     project: Project,
 ) -> None:
@@ -297,6 +307,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_launch_works_inside_a_running_hydra_app(project: Project) -> None:
     """A @hydra.main driver (run by plain python) calls yanex.launch on an app of the same
     tree: each member composes its own config, and the driver's Hydra state is its own after."""

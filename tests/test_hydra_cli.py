@@ -53,6 +53,7 @@ def params_of(project: Project, experiment_id: str) -> dict[str, Any]:
 # --- positional overrides --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_positional_overrides_mean_the_param_forms(project: Project) -> None:
     make_tree(project)
     overrides = ["model=large", "lr=0.5", "+seed=3", "~training.lr_scale"]
@@ -73,6 +74,7 @@ def test_positional_overrides_mean_the_param_forms(project: Project) -> None:
     assert meta["overrides"] == overrides
 
 
+@pytest.mark.slow
 def test_positional_and_param_overrides_apply_in_the_order_typed(project: Project) -> None:
     make_tree(project)
     assert run_show(project, "-p", "lr=1", "lr=2")[0]["lr"] == 2
@@ -131,6 +133,7 @@ def test_a_bare_comma_is_refused_with_hydras_three_fixes(
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_each_of_the_three_fixes_does_what_it_says(project: Project) -> None:
     make_tree(project)
     assert run_show(project, "lr='0.1,0.01'")[0]["lr"] == "0.1,0.01"
@@ -140,6 +143,7 @@ def test_each_of_the_three_fixes_does_what_it_says(project: Project) -> None:
     assert [params_of(project, i)["lr"] for i in r.stdout.split()] == [0.1, 0.01]
 
 
+@pytest.mark.slow
 def test_a_function_that_makes_several_values_is_a_sweep_never_a_string(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", "lr=int(2,1,0)")
@@ -152,6 +156,7 @@ def test_a_function_that_makes_several_values_is_a_sweep_never_a_string(project:
 # --- -m/--multirun -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_multirun_stages_the_grid_and_runs_it_at_once(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", "lr=0.1,0.2", "model=small,large", "-m", "-j", "2")
@@ -171,6 +176,7 @@ def test_multirun_stages_the_grid_and_runs_it_at_once(project: Project) -> None:
     assert [m["hydra"]["choices"]["model"] for m in metas] == ["small", "large"] * 2
 
 
+@pytest.mark.slow
 def test_multirun_counts_a_failure_and_exits_1(project: Project) -> None:
     project.write("fail.py", "import sys, yanex; sys.exit(3 if yanex.get_param('x') == 2 else 0)\n")
     project.commit()
@@ -211,6 +217,7 @@ def test_a_sweep_without_m_or_stage_is_refused_naming_both(project: Project) -> 
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_dry_run_lists_a_sweep_without_stage(project: Project) -> None:
     make_tree(project)
     r = project.yanex(
@@ -271,6 +278,7 @@ def test_sweep_functions_that_are_no_grid_say_so(text: str, message: str) -> Non
     assert message in info.value.format_message()
 
 
+@pytest.mark.slow
 def test_shuffle_draws_from_a_recorded_seed(project: Project) -> None:
     make_tree(project)
     args = ["run", "show.py", "lr=shuffle(range(12))", "--stage"]
@@ -287,6 +295,7 @@ def test_shuffle_draws_from_a_recorded_seed(project: Project) -> None:
     assert [int(v) for v in listed] == order
 
 
+@pytest.mark.slow
 def test_a_shuffled_list_value_is_recorded_as_drawn(project: Project) -> None:
     make_tree(project)
     params, _, meta = run_show(project, "lr=shuffle([1, 2, 3, 4, 5, 6])")
@@ -295,6 +304,7 @@ def test_a_shuffled_list_value_is_recorded_as_drawn(project: Project) -> None:
     assert isinstance(meta["shuffle_seed"], int)
 
 
+@pytest.mark.slow
 def test_glob_selects_options_of_a_group(project: Project) -> None:
     make_tree(project)
     project.write("conf/model/tiny.yaml", "width: 2\ndepth: 1\n")
@@ -325,6 +335,7 @@ def test_typos_in_a_tree_are_refused_with_a_suggestion(
     assert project.store_entries() == []
 
 
+@pytest.mark.slow
 def test_a_new_key_close_to_one_of_a_plain_config_warns(project: Project) -> None:
     project.write("config.yaml", "model:\n  lr: 0.1\n")
     project.write("show.py", SHOW)
@@ -342,6 +353,7 @@ def test_a_new_key_close_to_one_of_a_plain_config_warns(project: Project) -> Non
         assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_with_no_config_a_key_the_script_never_reads_is_refused(project: Project) -> None:
     project.write(
         "train.py",
@@ -384,6 +396,7 @@ def bash_complete(project: Project, *lines: tuple[str, str, int]) -> list[str]:
     return out.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_shell_completion_offers_keys_and_group_options(project: Project) -> None:
     make_tree(project)
     offered = bash_complete(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Project, assert_usage_error, imported_modules, metadata
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
@@ -41,6 +42,7 @@ def run(project: Project, *args: str, cwd: Path | None = None, **env: str) -> di
     return params
 
 
+@pytest.mark.slow
 def test_the_tree_next_to_the_script_whichever_folder_yanex_runs_from(project: Project) -> None:
     write_tree(project, "myproj/conf")
     project.write("myproj/train.py", SHOW)
@@ -90,6 +92,7 @@ def test_config_given_twice_merges_the_files_in_order(project: Project) -> None:
     assert "-c " + str(project.path / "fast.yaml") in r.stdout
 
 
+@pytest.mark.slow
 def test_a_tree_without_a_primary_config_composes_from_groups_and_keeps_missing_values(
     project: Project,
 ) -> None:
@@ -119,6 +122,7 @@ python: ${python_version:major}
 """
 
 
+@pytest.mark.slow
 def test_resolvers_mean_the_same_with_and_without_a_tree(project: Project) -> None:
     project.write("config.yaml", RESOLVERS)
     project.write("show.py", SHOW)
@@ -141,6 +145,7 @@ def test_resolvers_mean_the_same_with_and_without_a_tree(project: Project) -> No
     )
 
 
+@pytest.mark.slow
 def test_untracked_config_files_the_run_reads_make_the_tree_dirty(project: Project) -> None:
     write_tree(project, "conf")
     project.write("show.py", SHOW)
@@ -167,6 +172,7 @@ def test_untracked_config_files_the_run_reads_make_the_tree_dirty(project: Proje
     assert json.loads((folder / "stdout.txt").read_text()) == {"model": {"width": 512}, "lr": 0.1}
 
 
+@pytest.mark.slow
 def test_a_tree_changed_between_runs_composes_anew(project: Project) -> None:
     """The second run of the same tree and overrides reads Hydra's composition from the cache
     (without importing Hydra); an edited option, one of the same size, is seen at once."""
@@ -191,6 +197,7 @@ def _second_run_of(project: Project, *args: str, **env: str) -> dict[str, Any]:
     return run(project, *args, **env)
 
 
+@pytest.mark.slow
 def test_files_in_a_symlinked_folder_of_the_tree_are_seen(project: Project) -> None:
     project.write("show.py", SHOW)
     project.write("conf/config.yaml", "defaults:\n  - data: a\n  - _self_\n")
@@ -204,6 +211,7 @@ def test_files_in_a_symlinked_folder_of_the_tree_are_seen(project: Project) -> N
     assert run(project, "show.py") == {"data": {"n": 2}}
 
 
+@pytest.mark.slow
 def test_a_defaults_list_read_from_the_environment_follows_it(project: Project) -> None:
     project.write("show.py", SHOW)
     project.write("conf/config.yaml", "defaults:\n  - model: ${oc.env:MODEL,a}\n  - _self_\n")
@@ -215,6 +223,7 @@ def test_a_defaults_list_read_from_the_environment_follows_it(project: Project) 
     assert metadata(project.experiments()[-1])["hydra"]["choices"] == {"model": "b"}
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_entry_is_composed_again(project: Project) -> None:
     write_tree(project, "conf")
     project.write("show.py", SHOW)

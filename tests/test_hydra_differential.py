@@ -26,6 +26,8 @@ from hydra_corpus import MULTIRUN_SWEEPS, corpus
 from yanex import params
 from yanex.errors import ParamError
 
+pytestmark = pytest.mark.slow  # the whole module: the full suite, not the edit loop's
+
 BASE = "x: 0\ny: 5\nd:\n  a: 1\n"
 REFUSED = "refused"
 

@@ -66,6 +66,7 @@ def shell(project: Project, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_member_of_a_mixed_grid_replays_byte_for_byte(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", *GRID, "-m", "-j", "2")
@@ -93,6 +94,7 @@ def test_every_member_of_a_mixed_grid_replays_byte_for_byte(project: Project) ->
         ).read_bytes()
 
 
+@pytest.mark.slow
 def test_members_take_hydras_merge_and_the_values_as_typed(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", *GRID, "--stage")
@@ -121,6 +123,7 @@ def test_members_take_hydras_merge_and_the_values_as_typed(project: Project) -> 
     assert metadata(project.home / "experiments" / ids[12])["overrides"][1] == "title=null"
 
 
+@pytest.mark.slow
 def test_a_plain_configs_members_replay_too(project: Project) -> None:
     project.write("config.yaml", "x: 0\nopt:\n  lr: 0.1\n  momentum: 0.9\n")
     project.write("show.py", SHOW)
@@ -259,6 +262,7 @@ VALUE = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(VALUE)
 def test_any_value_renders_to_text_the_grammar_reads_back(value: Any) -> None:

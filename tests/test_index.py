@@ -45,6 +45,7 @@ def index_file(project: Project) -> Path:
     return project.home / f"index-v{index.SCHEMA_VERSION}.sqlite3"
 
 
+@pytest.mark.slow
 def test_a_missing_index_is_rebuilt_with_one_line(project: Project) -> None:
     ids = setup(project)
     index_file(project).unlink()
@@ -54,6 +55,7 @@ def test_a_missing_index_is_rebuilt_with_one_line(project: Project) -> None:
     assert project.yanex("list").stderr == ""  # once rebuilt, nothing more to say
 
 
+@pytest.mark.slow
 def test_a_corrupt_index_is_rebuilt_with_one_line(project: Project) -> None:
     ids = setup(project)
     index_file(project).write_bytes(b"this is not a database" * 100)
@@ -64,6 +66,7 @@ def test_a_corrupt_index_is_rebuilt_with_one_line(project: Project) -> None:
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
     ids = setup(project)
     with sqlite3.connect(index_file(project)) as conn:
@@ -72,6 +75,7 @@ def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
     assert r.stdout.split() == ids and "it has schema 99, not 1" in r.stderr
 
 
+@pytest.mark.slow
 def test_folders_copied_in_removed_or_edited_by_hand_are_seen(
     project: Project, tmp_path: Path
 ) -> None:
@@ -98,6 +102,7 @@ def test_folders_copied_in_removed_or_edited_by_hand_are_seen(
     assert listed(project, "--name", "renamed-by-hand") == [ids[1]]
 
 
+@pytest.mark.slow
 def test_reindex_rebuilds_everything(project: Project) -> None:
     ids = setup(project)
     r = project.yanex("reindex")
@@ -105,6 +110,7 @@ def test_reindex_rebuilds_everything(project: Project) -> None:
     assert listed(project) == ids
 
 
+@pytest.mark.slow
 def test_list_while_runs_and_a_staged_batch_write(project: Project) -> None:
     """Readers never fail and never lose an experiment while launchers write the store."""
     project.write("job.py", JOB)
@@ -131,6 +137,7 @@ def test_list_while_runs_and_a_staged_batch_write(project: Project) -> None:
         assert entry["results"]["loss"] == pytest.approx(1.0 / entry["params"].get("steps", 3))
 
 
+@pytest.mark.slow
 def test_results_of_a_running_experiment_are_read_as_they_grow(project: Project) -> None:
     project.write(
         "slow.py",
@@ -212,6 +219,7 @@ def test_an_unwritable_index_is_a_clear_error(project: Project, tmp_path: Path) 
     assert "index" in r.stderr and "YANEX_INDEX" in r.stderr
 
 
+@pytest.mark.slow
 def test_two_readers_building_the_index_at_once(project: Project) -> None:
     ids = setup(project, runs=2)
     index_file(project).unlink()

@@ -38,6 +38,7 @@ def launch(project: Project, sleep: float = 0.2, extra: str = "") -> list:
     return json.loads(r.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_grid_runs_two_at_a_time_and_comes_back_in_grid_order(project: Project) -> None:
     project.write("job.py", JOB)
     project.commit()
@@ -48,6 +49,7 @@ def test_a_grid_runs_two_at_a_time_and_comes_back_in_grid_order(project: Project
     assert all(row[4] for row in found) and [row[5] for row in found] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_a_grid_on_a_local_dask_cluster(project: Project) -> None:
     pytest.importorskip("distributed")
     project.write("job.py", JOB)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import Project, metadata
 
 SLOW = """
@@ -90,6 +91,7 @@ def test_code_edited_between_members_stops_the_sweep(project: Project) -> None:
     assert len(project.experiments()) == 1
 
 
+@pytest.mark.slow
 def test_with_ignore_dirty_each_member_records_the_code_it_ran(project: Project) -> None:
     project.write("model.py", "FACTOR = 1\n")
     project.write("job.py", EDITS_ITSELF)

@@ -51,6 +51,7 @@ def names(index: Index, **options: object) -> list[str]:
     return sorted(rec.name or "" for rec in found)
 
 
+@pytest.mark.slow
 def test_text_search_finds_every_word_in_id_name_description_or_tag(index: Index) -> None:
     assert names(index, text="ALPHA") == ["alpha-run"]  # any case
     assert names(index, text="vision") == ["alpha-run", "gamma"]  # a tag
@@ -106,6 +107,7 @@ def test_an_unreadable_store_is_a_clear_error(project: Project) -> None:
     assert_usage_error(r, "cannot read the store folder", "Not a directory")
 
 
+@pytest.mark.slow
 def test_compare_shows_a_parameter_only_one_experiment_has(project: Project) -> None:
     project.write("job.py", JOB)
     project.commit()

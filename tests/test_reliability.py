@@ -63,6 +63,7 @@ def test_a_live_launcher_is_not_reaped(project: Project) -> None:
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_eight_runs_started_at_once(project: Project) -> None:
     project.write("quick.py", "import yanex\nyanex.log_results({'ok': True})\n")
     project.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Project, assert_usage_error, git, metadata, results
 
 MODEL = "FACTOR = 2\n"
@@ -30,6 +31,7 @@ def setup(project: Project) -> str:
     return project.only_experiment().name
 
 
+@pytest.mark.slow
 def test_rerun_repeats_script_args_and_params_with_changes_on_top(project: Project) -> None:
     original = setup(project)
     r = project.yanex("rerun", "orig", "-t", "again")
@@ -57,6 +59,7 @@ def test_rerun_on_todays_code_says_the_commit_differs(project: Project) -> None:
     assert results(project.experiments()[-1])[0]["results"]["score"] == 1.5
 
 
+@pytest.mark.slow
 def test_rerun_worktree_runs_the_recorded_code(project: Project) -> None:
     project.write("model.py", MODEL)
     project.write("train.py", TRAIN)
@@ -104,6 +107,7 @@ def test_rerun_keeps_the_clean_tree_rule(project: Project) -> None:
     assert len(project.experiments()) == 1
 
 
+@pytest.mark.slow
 def test_rerun_of_a_hydra_run_keeps_its_choices(project: Project) -> None:
     project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\nseed: 1\n")
     project.write("conf/model/small.yaml", "width: 8\n")
@@ -120,6 +124,7 @@ def test_rerun_of_a_hydra_run_keeps_its_choices(project: Project) -> None:
     assert newest(project)["hydra"]["choices"] == {"model": "large"}
 
 
+@pytest.mark.slow
 def test_bad_reruns(project: Project) -> None:
     setup(project)
     assert_usage_error(project.yanex("rerun", "nothing-like-it"), "no experiment has the ID")

@@ -37,6 +37,7 @@ def py(project: Project, code: str) -> object:
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_find_filters_sorts_and_limits(runs: Project) -> None:
     assert py(runs, "print(json.dumps([r.name for r in yr.find()]))") == ["lr0.2", "lr0.1", "lr0.3"]
     found = py(runs, "print(json.dumps([r.name for r in yr.find(where='params.lr>=0.2', "
@@ -47,6 +48,7 @@ def test_find_filters_sorts_and_limits(runs: Project) -> None:
     assert py(runs, "print(json.dumps(len(yr.find(status=['failed']))))") == 0
 
 
+@pytest.mark.slow
 def test_a_record_holds_params_results_and_metadata(runs: Project) -> None:
     record = py(
         runs,
@@ -62,6 +64,7 @@ def test_a_record_holds_params_results_and_metadata(runs: Project) -> None:
     assert record["dir"].endswith(record["id"]) and record["artifacts"] == []
 
 
+@pytest.mark.slow
 def test_get_best_minimizes_or_maximizes(runs: Project) -> None:
     assert py(runs, "print(json.dumps(yr.get_best('loss').name))") == "lr0.1"
     assert py(runs, "print(json.dumps(yr.get_best('loss', minimize=False).name))") == "lr0.3"
@@ -70,6 +73,7 @@ def test_get_best_minimizes_or_maximizes(runs: Project) -> None:
     assert py(runs, "print(json.dumps(yr.get_best('loss', where='params.lr>0.1').name))") == "lr0.2"
 
 
+@pytest.mark.slow
 def test_dataframes(runs: Project) -> None:
     frame = py(
         runs,
@@ -91,6 +95,7 @@ def test_dataframes(runs: Project) -> None:
     assert "params.lr" in compared and "params.model.depth" not in compared
 
 
+@pytest.mark.slow
 def test_yanex_06_names_and_errors(runs: Project) -> None:
     assert py(runs, "print(json.dumps(yr.get_experiment('lr0.3').params['lr']))") == 0.3
     assert py(runs, "print(json.dumps(len(yr.get_experiments(name='lr0.*'))))") == 3

@@ -12,6 +12,7 @@ import time as _time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from conftest import Project, metadata, results
 
 ISO_WITH_ZONE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
@@ -154,6 +155,7 @@ def test_store_is_private(project: Project) -> None:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
+@pytest.mark.slow
 def test_runs_get_distinct_ids_and_leave_no_temp_files(project: Project) -> None:
     project.write("noop.py", "pass\n")
     project.commit()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import Project, assert_usage_error, git, metadata
 
 # Appends its experiment ID to runs.log (outside the git index: untracked files are fine).
@@ -49,6 +50,7 @@ def statuses(project: Project, ids: list[str]) -> list[str]:
     return [metadata(project.home / "experiments" / i)["status"] for i in ids]
 
 
+@pytest.mark.slow
 def test_staged_experiments_run_once_oldest_first(project: Project) -> None:
     env = setup(project)
     first = stage(project, env, "x=list(1, 2, 3)")
@@ -66,6 +68,7 @@ def test_staged_experiments_run_once_oldest_first(project: Project) -> None:
     assert len(runs_log(project)) == 4
 
 
+@pytest.mark.slow
 def test_parallel_runs_keep_each_output_in_its_own_files(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=range(6)", "sleep=0.3")
@@ -79,6 +82,7 @@ def test_parallel_runs_keep_each_output_in_its_own_files(project: Project) -> No
     assert sorted(runs_log(project)) == sorted(ids)
 
 
+@pytest.mark.slow
 def test_two_runners_at_once_run_each_experiment_once(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=range(10)", "sleep=0.2")
@@ -94,6 +98,7 @@ def test_two_runners_at_once_run_each_experiment_once(project: Project) -> None:
     assert statuses(project, ids) == ["completed"] * 10
 
 
+@pytest.mark.slow
 def test_a_failure_does_not_stop_the_others(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=list(1, 2, 3)", "fail_at=2")
@@ -119,6 +124,7 @@ def test_each_runs_in_the_folder_it_was_staged_from(project: Project) -> None:
     assert f"cwd {project.path / 'sub'}" in r.stdout
 
 
+@pytest.mark.slow
 def test_only_the_current_project_is_run(project: Project, tmp_path: Path) -> None:
     env = setup(project)
     ours = stage(project, env, "x=1")
@@ -134,6 +140,7 @@ def test_only_the_current_project_is_run(project: Project, tmp_path: Path) -> No
     assert statuses(other, theirs) == ["staged"]
 
 
+@pytest.mark.slow
 def test_changed_code_is_refused_and_stays_staged(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
@@ -173,6 +180,7 @@ def test_staged_dirty_runs_when_the_changes_are_the_same(project: Project) -> No
     assert statuses(project, ids) == ["completed"]
 
 
+@pytest.mark.slow
 def test_interrupted_runner_leaves_the_rest_staged_and_a_rerun_picks_them_up(
     project: Project,
 ) -> None:
@@ -231,6 +239,7 @@ def test_a_claim_left_by_a_dead_runner_is_taken_over(project: Project) -> None:
     assert not (project.home / "experiments" / ids[0] / "claim.json").exists()
 
 
+@pytest.mark.slow
 def test_a_claim_held_by_a_live_runner_is_left_alone(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
@@ -288,6 +297,7 @@ def run_in_terminal(
     return os.waitstatus_to_exitcode(status), output
 
 
+@pytest.mark.slow
 def test_big_grid_asks_at_a_terminal(project: Project) -> None:
     env = setup(project)
     args = ["stage", "job.py", "-p", "+a=range(101)", "-p", "+b=range(100)"]
@@ -298,6 +308,7 @@ def test_big_grid_asks_at_a_terminal(project: Project) -> None:
     assert code == 0 and b"grid of 10,100 experiments" in output
 
 
+@pytest.mark.slow
 def test_parallel_run_at_a_terminal_shows_progress_and_ctrl_c_leaves_the_rest(
     project: Project,
 ) -> None:
@@ -317,6 +328,7 @@ def test_parallel_run_at_a_terminal_shows_progress_and_ctrl_c_leaves_the_rest(
     assert len(runs_log(project)) == 2
 
 
+@pytest.mark.slow
 def test_jobs_zero_means_one_per_cpu(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=range(3)")
@@ -326,6 +338,7 @@ def test_jobs_zero_means_one_per_cpu(project: Project) -> None:
     assert statuses(project, ids) == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_a_staging_killed_midway_leaves_only_whole_members(project: Project) -> None:
     """SIGKILL while a big grid is being staged: every experiment there is whole (its config,
     params and metadata readable and staged) and runs; a folder it was making is no experiment."""

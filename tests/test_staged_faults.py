@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from conftest import Project, metadata
 
 from yanex import claims
 from yanex.executors.member import SKIPPED, CodeCheck, run_member
 
 
+@pytest.mark.slow
 def test_a_deleted_folder_and_a_missing_working_folder_end_only_their_member(
     project: Project,
 ) -> None:

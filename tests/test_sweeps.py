@@ -162,6 +162,7 @@ def test_stage_writes_one_staged_experiment_per_grid_member(project: Project) ->
     )
 
 
+@pytest.mark.slow
 def test_param_overrides_a_sweep_from_the_config_and_interpolations_follow(
     project: Project,
 ) -> None:
@@ -201,6 +202,7 @@ def test_stage_a_single_experiment(project: Project) -> None:
     assert not (project.home / "experiments" / meta["id"] / "stdout.txt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "params", "message"),
     [
@@ -271,6 +273,7 @@ def test_a_whole_value_sweep_interpolated_into_a_longer_value(
     ]
 
 
+@pytest.mark.slow
 def test_big_grid_needs_yes_without_a_terminal(project: Project) -> None:
     project.write("show.py", SHOW)
     project.commit()

@@ -156,6 +156,7 @@ def wait_for(check, what: str, timeout: float = 60) -> None:  # type: ignore[no-
 # --- the table --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_table_shows_what_yanex_list_shows(store: Project, server: Server) -> None:
     reply = server.get("/")
     assert reply.status == 200
@@ -177,6 +178,7 @@ def test_the_table_shows_what_yanex_list_shows(store: Project, server: Server) -
     assert "other" in text(everywhere.text)  # the project column
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("query", "args"),
     [
@@ -737,6 +739,7 @@ def test_bad_options_are_refused(project: Project) -> None:
     assert "cannot listen on 192.0.2.1 port 8000" in line
 
 
+@pytest.mark.slow
 def test_stopping_is_clean(store: Project) -> None:
     srv = Server.start(store)
     assert srv.get("/").status == 200

@@ -23,10 +23,13 @@ from conftest import Project, git, metadata
 from uiserver import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium is not installed (apt-get install chromium; .ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="headless Chromium is not installed (apt-get install chromium; .ci/run installs it)",
+    ),
+]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
