@@ -81,7 +81,7 @@ def main() -> None:
 
         started = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "yanex", "ui", "--port", "0"],
+            [sys.executable, "-m", "yanex", "ui", "--port", "0", "--no-token"],
             cwd=project,
             env={**env, "YANEX_HOME": str(home)},
             stdout=subprocess.PIPE,

@@ -7,16 +7,20 @@ and the security rules (token, host names, CSRF, files only from inside experime
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
+import signal
 import socket
+import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -579,33 +583,92 @@ def test_files_are_served_only_from_inside_the_folder(
     assert shown.headers["x-content-type-options"] == "nosniff"
 
 
-def test_loopback_answers_only_to_local_host_names(server: Server) -> None:
-    assert server.get("/", {"host": f"localhost:{server.port}"}).status == 200
-    rebound = server.get("/", {"host": f"evil.example:{server.port}"})
-    assert rebound.status == 403 and b"127.0.0.1" in rebound.body
-    page = server.get("/")
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert page.headers["x-frame-options"] == "DENY"
+def test_a_link_swapped_in_while_a_file_is_served_never_leads_out(
+    store: Project, server: Server, tmp_path: Path
+) -> None:
+    """The file route opens a file once, without following links, and sends that descriptor:
+    a link swapped in between a check and an open (checked, then opened again by name) would
+    serve a file from outside the folder."""
+    folder = store.home / "experiments" / by_name(store)["scratch-files"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret\n")
+    target = folder / "artifacts" / "swap.txt"
+    target.write_text("inside\n")
+    link, plain = folder / "artifacts" / ".link", folder / "artifacts" / ".plain"
+    stop = threading.Event()
 
+    def swap() -> None:
+        while not stop.is_set():
+            link.unlink(missing_ok=True)
+            link.symlink_to(secret)
+            os.replace(link, target)
+            plain.write_text("inside\n")
+            os.replace(plain, target)
 
-def test_another_host_needs_the_printed_token(store: Project) -> None:
-    srv = Server.start(store, "--host", "127.0.0.2", "--all-projects")
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    seen: set[int] = set()
     try:
-        assert srv.token and srv.url.startswith(f"http://127.0.0.2:{srv.port}/?token=")
+        for i in range(400):
+            path = f"/e/{folder.name}/{'view' if i % 2 else 'files'}/artifacts/swap.txt"
+            reply = server.get(path)
+            assert b"the secret" not in reply.body, i
+            seen.add(reply.status)
+    finally:
+        stop.set()
+        swapper.join()
+        target.unlink()
+    assert seen <= {200, 403, 404} and 200 in seen, seen
+
+
+def test_with_no_token_loopback_answers_only_to_local_host_names(store: Project) -> None:
+    srv = Server.start(store, "--no-token")
+    try:
+        assert srv.token is None and srv.url == f"http://127.0.0.1:{srv.port}/"
+        assert srv.get("/", {"host": f"localhost:{srv.port}"}).status == 200
+        rebound = srv.get("/", {"host": f"evil.example:{srv.port}"})
+        assert rebound.status == 403 and b"127.0.0.1" in rebound.body
+        page = srv.get("/")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+    finally:
+        srv.stop()
+
+
+def test_no_token_is_refused_beyond_loopback(store: Project) -> None:
+    r = store.yanex("ui", "--no-token", "--host", "0.0.0.0", "--port", "0", timeout=60)
+    assert_usage_error(r, "--no-token serves only 127.0.0.1")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"])
+def test_every_address_needs_the_printed_token(store: Project, host: str) -> None:
+    """Loopback included (a shared login node's users can all open 127.0.0.1's ports)."""
+    srv = Server.start(store, "--host", host, "--all-projects")
+    try:
+        assert srv.token and srv.url.startswith(f"http://{host}:{srv.port}/?token=")
         for path in ("/", "/static/yanex.css", "/api/curves?id=base", "/vendor/plotly.min.js"):
-            denied = srv.get(path)
+            denied = srv.get(path, token=False)
             assert denied.status == 403, path
             assert b"needs its token" in denied.body
-        assert srv.get("/?token=wrong").status == 403
-        entered = srv.get(f"/?token={srv.token}&tag=baseline")
+        csrf = srv.csrf()
+        deleted = srv.post(f"/e/{by_name(store)['base']}/delete", {"csrf": csrf}, token=False)
+        assert deleted.status == 403  # the page's CSRF token alone changes nothing
+        assert srv.get("/?token=wrong", token=False).status == 403
+        entered = srv.get(f"/?token={srv.token}&tag=baseline", token=False)
         assert entered.status == 303 and entered.headers["location"] == "/?tag=baseline"
         cookie = entered.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        with_cookie = srv.get("/?tag=baseline", {"cookie": cookie.split(";")[0]})
+        with_cookie = srv.get("/?tag=baseline", {"cookie": cookie.split(";")[0]}, token=False)
         assert with_cookie.status == 200 and "base" in text(with_cookie.text)
-        everything = srv.get("/", {"authorization": f"token {srv.token}"})
+        everything = srv.get("/")  # Authorization: token ..., as a script sends it
         assert everything.status == 200
         assert row_ids(everything.text) == cli_ids(store, "-A")  # --all-projects: the default
+        # An address like //evil.example/ must not become a redirect to another site.
+        for path in ("//evil.example/", "///evil.example/x", "//evil.example/?a=1"):
+            moved = srv.get(f"{path}{'&' if '?' in path else '?'}token={srv.token}", token=False)
+            assert moved.status == 303, path
+            location = moved.headers["location"]
+            assert location.startswith("/") and not location.startswith("//"), location
     finally:
         srv.stop()
 
@@ -747,3 +810,71 @@ def test_stopping_is_clean(store: Project) -> None:
     assert srv.proc.returncode == 0
     assert srv.proc.stdout is not None
     assert "Traceback" not in "".join(srv.stderr) and "Aborted" not in "".join(srv.stderr)
+
+
+# --- queries nobody waits for ---------------------------------------------------------------
+
+ENDLESS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+
+
+@pytest.mark.parametrize("why", ["the client went away", "the server stops"])
+def test_a_query_nobody_waits_for_is_cancelled(store: Project, tmp_path: Path, why: str) -> None:
+    """A page reloaded mid-query (its connection closed) or Ctrl-C stops the query that
+    answers it at once: its thread is free again, instead of running on for minutes."""
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from yanex.ui.app import Dashboard, Settings
+
+    settings = Settings(
+        home=store.home,
+        project=str(store.path),
+        all_projects=True,
+        csrf="csrf",
+        token=None,
+        cookie="cookie",
+        plotly_js=tmp_path / "plotly.min.js",
+    )
+    dashboard = Dashboard(settings)
+    started = threading.Event()
+    connections: list[Any] = []
+
+    def endless(request: Request) -> Response:  # stands for a query that takes minutes
+        with dashboard.index() as (index, _):
+            connections.append(index.conn)
+            started.set()
+            index.conn.execute(ENDLESS).fetchone()
+        return Response("finished")
+
+    async def scenario() -> Response:
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await messages.put({"type": "http.request", "body": b"", "more_body": False})
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+        task = asyncio.ensure_future(dashboard.reader(endless)(Request(scope, messages.get)))
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 60)
+        if why == "the client went away":
+            await messages.put({"type": "http.disconnect"})
+        else:
+            settings.stopping.set()
+        return await asyncio.wait_for(task, 10)
+
+    try:
+        response = asyncio.run(scenario())
+    finally:
+        for conn in connections:  # should the cancel fail, free the thread anyway
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed: it was freed
+                conn.interrupt()
+    assert response.status_code == 503
+
+
+def test_ctrl_c_stops_the_dashboard_at_once_without_a_traceback(store: Project) -> None:
+    srv = Server.start(store)
+    assert srv.get("/").status == 200
+    started = time.monotonic()
+    srv.proc.send_signal(signal.SIGINT)
+    srv.proc.wait(timeout=30)
+    assert time.monotonic() - started < 5
+    assert srv.proc.returncode == 0
+    assert "Traceback" not in "".join(srv.stderr)

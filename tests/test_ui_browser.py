@@ -127,9 +127,11 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
     """A fresh tab (no cookies, no stored selection) whose errors fail the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    base = f"http://{server.host}:{server.port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base)
     tab = context.new_page()
     tab.set_default_timeout(WAIT_MS)
+    tab.goto(server.url)  # the printed URL, as a user opens it: its token becomes a cookie
     problems: list[str] = []
     tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda error: problems.append(str(error)))

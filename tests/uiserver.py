@@ -94,11 +94,16 @@ class Server:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
         host: str | None = None,
+        token: bool = True,
     ) -> Reply:
-        """One request, the path sent as it is (no ``..`` folded away), no redirect followed."""
+        """One request, the path sent as it is (no ``..`` folded away), no redirect followed;
+        with the server's token (as a script sends it) unless ``token=False``."""
+        sent = dict(headers or {})
+        if token and self.token and "authorization" not in {k.lower() for k in sent}:
+            sent["Authorization"] = f"token {self.token}"
         conn = http.client.HTTPConnection(host or self.host, self.port, timeout=60)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=sent)
             response = conn.getresponse()
             return Reply(
                 response.status,
@@ -108,13 +113,19 @@ class Server:
         finally:
             conn.close()
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
-        return self.request("GET", path, headers=headers)
+    def get(self, path: str, headers: dict[str, str] | None = None, token: bool = True) -> Reply:
+        return self.request("GET", path, headers=headers, token=token)
 
-    def post(self, path: str, data: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        token: bool = True,
+    ) -> Reply:
         body = urlencode(data, doseq=True).encode()
         sent = {"content-type": "application/x-www-form-urlencoded", **(headers or {})}
-        return self.request("POST", path, body=body, headers=sent)
+        return self.request("POST", path, body=body, headers=sent, token=token)
 
     def csrf(self, path: str = "/") -> str:
         page = self.get(path)

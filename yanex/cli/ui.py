@@ -34,8 +34,15 @@ def _one_line(exc: YanexError) -> str:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="The address to serve on. Any other than 127.0.0.1, localhost or ::1 (e.g. 0.0.0.0 "
-    "for other machines) requires the token printed in the URL.",
+    help="The address to serve on (e.g. 0.0.0.0 for other machines; use an SSH tunnel across "
+    "a network you do not trust).",
+)
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="Ask for no token (127.0.0.1, localhost or ::1 only). Anyone who can open this "
+    "machine's loopback ports, every user of a shared machine included, can then read and "
+    "delete your experiments.",
 )
 @click.option(
     "-A",
@@ -44,18 +51,27 @@ def _one_line(exc: YanexError) -> str:
     help="Show every project's experiments (default: this git repository's, else this "
     "folder's; the dashboard can switch).",
 )
-def ui(port: int, host: str, all_projects: bool) -> None:
+def ui(port: int, host: str, all_projects: bool, no_token: bool) -> None:
     """Open the dashboard: experiments, metric curves, comparisons, the staged queue.
 
     \b
     Serves a web page at http://127.0.0.1:8000/ (offline: nothing is loaded from the
-    internet) until Ctrl-C. Needs the ui extra: pip install "yanex[ui]".
+    internet) until Ctrl-C. Every request needs the token in the printed URL (open that
+    URL once: the browser keeps it in a cookie). Needs the ui extra: pip install "yanex[ui]".
     \b
     Examples:
       yanex ui
       yanex ui --port 8123 -A
       yanex ui --host 0.0.0.0     # from other machines, with the printed token
     """
+    if no_token:
+        from yanex.ui import security
+
+        if not security.is_loopback(host):
+            raise UserError(
+                f"--no-token serves only 127.0.0.1, localhost or ::1, not {host} (other "
+                "machines would reach it with no token); drop --no-token, or --host 127.0.0.1"
+            )
     try:
         from yanex.ui import require_extra
 
@@ -86,4 +102,5 @@ def ui(port: int, host: str, all_projects: bool) -> None:
         summary=f"{count:,} experiment{'' if count == 1 else 's'} of "
         + ("every project" if all_projects else project),
         echo=click.echo,
+        no_token=no_token,
     )

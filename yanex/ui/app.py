@@ -1,25 +1,31 @@
 """The dashboard's web application: Starlette routes, rendered with Jinja2.
 
-Handlers that read the store (the index, experiment folders) are plain functions, which
-Starlette runs in its thread pool, so a slow disk never stalls the server; each opens its own
-index, brought up to date as every CLI command does (SQLite connections belong to the thread
-that opened them). Handlers of changes are async only to read their form: the change itself
-runs in the thread pool too. Every change is a POST with the page's CSRF token, made through
-``yanex.manage`` under the CLI's rules.
+Handlers that read the store (the index, experiment folders) are plain functions, run in the
+thread pool, so a slow disk never stalls the server; each opens its own index, brought up to
+date as every CLI command does (SQLite connections belong to the thread that opened them).
+Their queries are cancelled when the browser goes away (a page reloaded mid-query) or the
+server stops (Ctrl-C): a slow query nobody waits for stops at once, instead of running on.
+Handlers of changes are async only to read their form: the change itself runs in the thread
+pool too. Every change is a POST with the page's CSRF token, made through ``yanex.manage``
+under the CLI's rules.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
@@ -33,6 +39,7 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -67,6 +74,25 @@ class Settings:
     token: str | None  # required on every request (None: loopback only, by host name)
     cookie: str  # where the browser keeps the token
     plotly_js: Path  # served from the installed plotly package
+    # Set when the server stops: every running query is cancelled.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+# How many SQLite steps a query takes between two looks at whether it is still wanted.
+_CANCEL_CHECK_STEPS = 10_000
+
+
+class _Wanted(threading.local):
+    """The request a thread pool thread is answering now: set while it is still wanted."""
+
+    cancelled: threading.Event | None = None
+
+
+def _chunks(f: BinaryIO, size: int = 1 << 16) -> Iterator[bytes]:
+    """A file's bytes in chunks, closing it at the end (or when the client goes away)."""
+    with f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 def _size(n: int) -> str:
@@ -137,16 +163,58 @@ class Dashboard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.env = _environment(settings)
+        self.wanted = _Wanted()
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def reader(self, handler: Callable[[Request], Response]) -> Callable[[Request], Any]:
+        """``handler`` (which reads the store) as an endpoint run in the thread pool, whose
+        queries are cancelled when the client goes away or the server stops."""
+
+        async def endpoint(request: Request) -> Response:
+            cancelled = threading.Event()
+
+            async def watch() -> None:
+                # A GET's one request message, then whatever comes next: only a disconnect
+                # (or the end of the response, when nobody waits any more) comes next.
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                cancelled.set()
+
+            watcher = asyncio.ensure_future(watch())
+            try:
+                return await run_in_threadpool(self._answer, handler, request, cancelled)
+            finally:
+                watcher.cancel()
+
+        return endpoint
+
+    def _answer(
+        self, handler: Callable[[Request], Response], request: Request, cancelled: threading.Event
+    ) -> Response:
+        self.wanted.cancelled = cancelled
+        try:
+            return handler(request)
+        except sqlite3.OperationalError:
+            if cancelled.is_set() or self.settings.stopping.is_set():
+                return Response("cancelled: the client went away, or the server stops", 503)
+            raise
+        finally:
+            self.wanted.cancelled = None
+
     @contextlib.contextmanager
     def index(self) -> Iterator[tuple[Index, list[str]]]:
-        """The store's index brought up to date, and the notices it gave (skipped folders)."""
+        """The store's index brought up to date, and the notices it gave (skipped folders).
+        Its queries stop (sqlite3.OperationalError) once the request is no longer wanted."""
         notices: list[str] = []
         index = Index(self.settings.home, echo=notices.append)
         try:
-            index.sync()
+            index.sync()  # brought up to date whole: only the reading after it is cancelled
+            cancelled, stopping = self.wanted.cancelled, self.settings.stopping
+            if cancelled is not None:
+                index.conn.set_progress_handler(
+                    lambda: cancelled.is_set() or stopping.is_set(), _CANCEL_CHECK_STEPS
+                )
             yield index, notices
         finally:
             index.close()
@@ -253,19 +321,26 @@ class Dashboard:
             answer[name] = {"lines": tail.lines, "offset": tail.offset}
         return JSONResponse(answer)
 
-    def file(self, request: Request) -> Response:
-        """A file of the experiment's folder: images and text shown, anything downloadable."""
+    def _open(self, request: Request) -> tuple[Record, str, int, os.stat_result]:
+        """The experiment and the file a request names, opened once (see
+        ``security.open_inside``): 403 for a name that could leave the folder, 404 for none."""
         with self.index() as (index, _):
             rec = self._exact(index, request.path_params["id"])
         name = request.path_params["name"]
         try:
-            path = security.file_inside(rec.dir, name)
+            fd, info = security.open_inside(rec.dir, name)
         except ValueError as exc:
             raise HTTPException(403, str(exc)) from None
         except FileNotFoundError:
             raise HTTPException(404, f"experiment {rec.id} has no file {out.safe(name)}") from None
+        return rec, name, fd, info
+
+    def file(self, request: Request) -> Response:
+        """A file of the experiment's folder: images and text shown, anything downloadable,
+        sent from the descriptor that was checked (never opened again by its name)."""
+        _, name, fd, info = self._open(request)
         entry = views.file_entry(name, 0)
-        suffix = path.suffix.lower()
+        suffix = Path(name).suffix.lower()
         download = request.query_params.get("download") == "1" or not (entry.image or entry.text)
         if entry.image:
             media_type = views.IMAGE_TYPES[suffix]
@@ -273,27 +348,27 @@ class Dashboard:
             media_type = "text/plain; charset=utf-8"
         else:
             media_type = "application/octet-stream"
-        return FileResponse(
-            path,
+        filename = Path(name).name
+        quoted = quote(filename)
+        disposition = "attachment" if download else "inline"
+        disposition += (
+            f"; filename*=utf-8''{quoted}" if quoted != filename else f'; filename="{filename}"'
+        )
+        return StreamingResponse(
+            _chunks(os.fdopen(fd, "rb")),
             media_type=media_type,
-            filename=Path(name).name,
-            content_disposition_type="attachment" if download else "inline",
-            headers={"content-security-policy": security.FILE_POLICY, "cache-control": "no-store"},
+            headers={
+                "content-length": str(info.st_size),
+                "content-disposition": disposition,
+                "content-security-policy": security.FILE_POLICY,
+                "cache-control": "no-store",
+            },
         )
 
     def view(self, request: Request) -> Response:
         """A text file of the folder in a page (a patch with its changes coloured)."""
-        with self.index() as (index, _):
-            rec = self._exact(index, request.path_params["id"])
-        name = request.path_params["name"]
-        try:
-            path = security.file_inside(rec.dir, name)
-        except ValueError as exc:
-            raise HTTPException(403, str(exc)) from None
-        except FileNotFoundError:
-            raise HTTPException(404, f"experiment {rec.id} has no file {out.safe(name)}") from None
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        rec, name, fd, info = self._open(request)
+        with os.fdopen(fd, "rb") as f:
             data = f.read(MAX_VIEWED_BYTES)
         text = data.decode("utf-8", "replace")
         if name.endswith((".patch", ".diff")):
@@ -301,7 +376,12 @@ class Dashboard:
         else:
             lines = [("", line) for line in views.terminal_lines(data)]
         return self.render(
-            "view.html", rec=rec, name=name, lines=lines, size=size, cut=size > len(data)
+            "view.html",
+            rec=rec,
+            name=name,
+            lines=lines,
+            size=info.st_size,
+            cut=info.st_size > len(data),
         )
 
     # -- curves and comparisons -------------------------------------------------------------
@@ -422,19 +502,20 @@ class Dashboard:
 
     def routes(self) -> list[Route | Mount]:
         actions = "{action:str}"
+        read = self.reader
         return [
-            Route("/", self.table),
-            Route("/rows", self.rows),
-            Route("/staged", self.staged),
-            Route("/compare", self.compare),
-            Route("/curves", self.curves),
-            Route("/api/curves", self.curves_data),
-            Route("/e/{ref}", self.experiment),
-            Route("/e/{id}/live", self.live),
-            Route("/e/{id}/files/{name:path}", self.file),
-            Route("/e/{id}/view/{name:path}", self.view),
+            Route("/", read(self.table)),
+            Route("/rows", read(self.rows)),
+            Route("/staged", read(self.staged)),
+            Route("/compare", read(self.compare)),
+            Route("/curves", read(self.curves)),
+            Route("/api/curves", read(self.curves_data)),
+            Route("/e/{ref}", read(self.experiment)),
+            Route("/e/{id}/live", read(self.live)),
+            Route("/e/{id}/files/{name:path}", read(self.file)),
+            Route("/e/{id}/view/{name:path}", read(self.view)),
             Route("/e/{id}/update", self.update, methods=["POST"]),
-            Route(f"/e/{{id}}/{actions}", self.confirm, methods=["GET"]),
+            Route(f"/e/{{id}}/{actions}", read(self.confirm), methods=["GET"]),
             Route(f"/e/{{id}}/{actions}", self.act, methods=["POST"]),
             Route("/vendor/plotly.min.js", self.plotly),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -1,19 +1,23 @@
 """Who may use the dashboard, what it may serve, and how a change must be asked for.
 
-- On the loopback address (the default) any local browser may use it, but only under a local
+- Every request needs the token printed in the start-up URL, on every address, loopback
+  included (as Jupyter does): on a shared login node every user can open 127.0.0.1's ports.
+  Given once in the URL it is kept in a cookie (and the address bar loses it); scripts send
+  ``Authorization: token ...``. Without it: 403.
+- ``yanex ui --no-token`` (loopback only) asks for nothing, but answers only under a local
   host name: a page of another site that makes its own name resolve to 127.0.0.1 (DNS
   rebinding) is refused.
-- On any other address every request needs the token printed in the start-up URL (as
-  Jupyter does): once given in the URL it is kept in a cookie, or sent as
-  ``Authorization: token ...``. Without it: 403.
 - Changes are POSTs carrying the page's CSRF token, which another site cannot read.
-- Files are served only from inside an experiment's folder (:func:`file_inside`), with a
-  policy that runs none of their scripts (an artifact may be any HTML or SVG).
+- Files are served only from inside an experiment's folder (:func:`open_inside`): opened
+  once, without following any link, and served from that descriptor, with a policy that runs
+  none of their scripts (an artifact may be any HTML or SVG).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -47,9 +51,10 @@ _HEADERS = [
 ]
 
 
-def needs_token(host: str) -> bool:
-    """Any address but this machine's usual loopback names needs the token."""
-    return host not in LOOPBACK_HOSTS
+def is_loopback(host: str) -> bool:
+    """Is ``host`` one of this machine's usual loopback names (where ``--no-token`` may be
+    used)?"""
+    return host in LOOPBACK_HOSTS
 
 
 def new_token() -> str:
@@ -102,7 +107,8 @@ class Guard:
                 return
             if "token" in query:  # keep it in a cookie, and out of the address bar
                 del query["token"]
-                target = scope["path"] + ("?" + urlencode(query) if query else "")
+                # "//evil.example/" would be a protocol-relative address of another site.
+                target = "/" + scope["path"].lstrip("/") + ("?" + urlencode(query) if query else "")
                 await _redirect_with_cookie(send, target, self.cookie, self.token)
                 return
 
@@ -159,19 +165,56 @@ async def _redirect_with_cookie(send: Send, target: str, cookie: str, token: str
     await send({"type": "http.response.body", "body": b""})
 
 
-def file_inside(folder: Path, name: str) -> Path:
-    """The regular file ``name`` (a relative path with ``/``) inside an experiment folder.
+def open_inside(folder: Path, name: str) -> tuple[int, os.stat_result]:
+    """Open the regular file ``name`` (a relative path with ``/``) inside an experiment folder,
+    once: each part is opened relative to the one before it without following a link, so that
+    no link, and no link swapped in while the file is opened, can lead out of the folder.
+    The descriptor and its stat; the caller serves and closes that descriptor.
 
-    ValueError when the name could leave the folder: empty parts, ``.`` or ``..``, an
-    absolute path, a NUL byte, or a symlink (anywhere on the way) that resolves outside it.
-    FileNotFoundError when there is no regular file there.
+    ValueError when the name could leave the folder (empty parts, ``.`` or ``..``, an absolute
+    path, a NUL byte, a backslash) or a part of it is a link; FileNotFoundError when there is
+    no regular file there (a FIFO or a device is never opened for reading: O_NONBLOCK, then
+    fstat).
     """
     parts = name.split("/")
     if not name or "\x00" in name or name.startswith("/") or "\\" in name:
         raise ValueError(f"{name!r} is not a file name inside the folder")
     if any(part in ("", ".", "..") for part in parts):
         raise ValueError(f"{name!r} is not a file name inside the folder")
-    path = store.path_inside(folder, name)  # resolves symlinks: refuses any that leave
-    if not path.is_file():
+    store.check_name(name, "file name")
+    nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | nofollow)
+    except OSError as exc:
+        raise FileNotFoundError(name) from exc
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fd)
+            except OSError as exc:
+                _refuse_link(fd, part, name, exc)
+            os.close(fd)
+            fd = inner
+        try:
+            found = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=fd)
+        except OSError as exc:
+            _refuse_link(fd, parts[-1], name, exc)
+    finally:
+        os.close(fd)
+    info = os.fstat(found)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(found)
         raise FileNotFoundError(name)
-    return path
+    return found, info
+
+
+def _refuse_link(fd: int, part: str, name: str, exc: OSError) -> None:
+    """Why ``part`` (in the folder open at ``fd``) could not be opened: a link is refused
+    (ValueError), anything else is not there (FileNotFoundError)."""
+    try:
+        is_link = stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        is_link = False
+    if is_link:
+        raise ValueError(f"{name!r} goes through a link; links are not followed") from exc
+    raise FileNotFoundError(name) from exc

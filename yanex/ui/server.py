@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from yanex.errors import YanexError
 from yanex.ui import security
@@ -66,13 +67,15 @@ def serve(
     plotly_js: Path,
     summary: str,
     echo: Callable[[str], None],
+    no_token: bool = False,
 ) -> None:
     """Serve the dashboard on ``sock`` until Ctrl-C (or SIGTERM, which ends the process as
-    usual once the server has stopped)."""
+    usual once the server has stopped). Every request needs the token printed in the URL,
+    unless ``no_token`` (loopback only: then local host names are all that is checked)."""
     import uvicorn
 
     port = sock.getsockname()[1]
-    token = security.new_token() if security.needs_token(host) else None
+    token = None if no_token else security.new_token()
     settings = Settings(
         home=home,
         project=project,
@@ -92,10 +95,24 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=3,
     )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            settings.stopping.set()  # the queries running now stop, and the server with them
+            super().handle_exit(sig, frame)
+
     echo(f"yanex ui: {summary}, at {url(host, port, token)}")
     if token:
-        echo("  (any address but 127.0.0.1 needs this token: keep the URL to yourself)")
+        echo(
+            "  (every request needs this token, as Jupyter's does: keep the URL to yourself; "
+            "--no-token serves 127.0.0.1 without one)"
+        )
+    else:
+        echo(
+            "  (no token: anyone who can open this machine's 127.0.0.1 ports, every user of a "
+            "shared machine included, can read and delete these experiments)"
+        )
     echo("  Ctrl-C stops it.")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops, then passes Ctrl-C on
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     echo("yanex ui: stopped")
