@@ -39,7 +39,7 @@ def _yanex_compiled() -> None:
 
 @pytest.fixture(autouse=True)
 def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What tests do in-process (params.resolve, yanex.launch) uses a store of the test
+    """What tests do in-process (pipeline.resolve, yanex.launch) uses a store of the test
     session's own, never the machine's ~/.yanex (its caches included)."""
     monkeypatch.setenv("YANEX_HOME", str(tmp_path_factory.getbasetemp() / "in-process-home"))
 

@@ -1,6 +1,6 @@
-"""The fast path of the override grammar (yanex.grammar) against Hydra's own parser, at test
-time: every override and value it accepts is typed exactly as Hydra types it, and what it
-declines goes to Hydra's parser as before. A plain run never imports Hydra."""
+"""The fast path of the override grammar (in yanex.config.overrides) against Hydra's own
+parser, at test time: every override and value it accepts is typed exactly as Hydra types it,
+and what it declines goes to Hydra's parser as before. A plain run never imports Hydra."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import Project, imported_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yanex import grammar
+from yanex.config import overrides
 
 hydra_parser = pytest.importorskip("hydra.core.override_parser.overrides_parser")
 PARSER = hydra_parser.OverridesParser.create()
@@ -39,7 +39,7 @@ PREFIXES = {"": "CHANGE", "+": "ADD", "++": "FORCE_ADD", "~": "DEL"}
 
 def check_override(text: str) -> bool:
     """If the fast path takes ``text``, Hydra reads it the same; True when it was taken."""
-    ours = grammar.override(text)
+    ours = overrides.plain_override(text)
     if ours is None:
         return False
     prefix, key, value, has_value = ours
@@ -78,14 +78,14 @@ DECLINED = [
 
 @pytest.mark.parametrize("text", VALUES)
 def test_plain_values_are_typed_as_hydra_types_them(text: str) -> None:
-    accepted, value = grammar.value(text)
+    accepted, value = overrides.plain_value(text)
     assert accepted, text
     assert same(value, hydra_value(text)), (text, value, hydra_value(text))
 
 
 @pytest.mark.parametrize("text", DECLINED)
 def test_anything_else_is_left_to_hydra(text: str) -> None:
-    assert grammar.value(text) == (False, None)
+    assert overrides.plain_value(text) == (False, None)
 
 
 KEYS = ["lr", "model.lr", "layers.0", "a.b.c", "_private", "$special", "x-y", "a1.b2.10", "a.$b"]
@@ -101,7 +101,9 @@ def test_plain_overrides_are_read_as_hydra_reads_them(prefix: str, key: str, tex
 
 def test_deletions_without_a_value() -> None:
     assert check_override("~model.lr")
-    assert grammar.override("model.lr") is None  # no '=': not an override, the parser says so
+    assert (
+        overrides.plain_override("model.lr") is None
+    )  # no '=': not an override, the parser says so
 
 
 @pytest.mark.parametrize(
@@ -110,7 +112,7 @@ def test_deletions_without_a_value() -> None:
      "x=", "+x=", "key =1", "=1", "x=[1]", "x='a b'", "x=${y}", "x=list(1, 2)"],
 )  # fmt: skip
 def test_other_overrides_are_left_to_hydra(text: str) -> None:
-    assert grammar.override(text) is None
+    assert overrides.plain_override(text) is None
 
 
 ALPHABET = "abefilnrstuxAEFINTU019_-/+.$%*@?|~=:,'\"[]{}() \\\t"
@@ -120,7 +122,7 @@ ALPHABET = "abefilnrstuxAEFINTU019_-/+.$%*@?|~=:,'\"[]{}() \\\t"
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=ALPHABET, max_size=12))
 def test_random_values_either_agree_with_hydra_or_are_declined(text: str) -> None:
-    accepted, value = grammar.value(text)
+    accepted, value = overrides.plain_value(text)
     if accepted:
         assert same(value, hydra_value(text)), (text, value)
 
@@ -133,7 +135,7 @@ PLAIN_ALPHABET = "aefilnrstuxAEFINLTU0123_-/+.$%*@?|"
 @given(st.text(alphabet=PLAIN_ALPHABET, min_size=1, max_size=10))
 def test_random_plain_text_is_typed_as_hydra_types_it(text: str) -> None:
     """Text of the plain characters only: the fast path takes all of it."""
-    accepted, value = grammar.value(text)
+    accepted, value = overrides.plain_value(text)
     assert accepted
     assert same(value, hydra_value(text)), (text, value, hydra_value(text))
 

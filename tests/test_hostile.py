@@ -12,9 +12,10 @@ from conftest import Project, assert_usage_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yanex import sweeps
+from yanex.config import sweeps
+from yanex.config.overrides import parse_override
+from yanex.config.sources import MAX_CONFIG_BYTES
 from yanex.errors import ParamError
-from yanex.params import MAX_CONFIG_BYTES, parse_override
 
 # 1,000 levels, one space of indentation each: deep enough to overflow the parser's stack,
 # small enough (0.5 MB) to stay under the size limit.

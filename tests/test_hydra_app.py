@@ -257,7 +257,7 @@ def test_an_app_whose_config_path_is_computed_is_refused_with_the_way_around(
 
 
 def test_an_app_is_recognised_however_hydra_is_imported(tmp_path: Path) -> None:
-    from yanex.hydra_app import find
+    from yanex.config.hydra_app import find
 
     forms = {
         "import hydra\n@hydra.main(config_path='c', config_name='n', version_base='1.2')\n": (

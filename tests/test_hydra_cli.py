@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from conftest import Project, assert_usage_error, metadata
 
+from yanex.config.overrides import parse_override
 from yanex.errors import ParamError
-from yanex.params import parse_override
 
 SHOW = "import json, sys, yanex; print(json.dumps([yanex.get_params(), sys.argv[1:]]))\n"
 

@@ -249,14 +249,14 @@ CONFIG_STORE = """
 import sys
 from pathlib import Path
 
-from yanex import groups, params
+from yanex.config import compose, sources
 
-source = params.find_source(cwd=Path.cwd())
-before = groups.CompositionCache.of(source, []) is not None
+source = sources.find_source(cwd=Path.cwd())
+before = compose.CompositionCache.of(source, []) is not None
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
 ConfigStore.instance().store(name="base_schema", node={"lr": 0.1})
-after = groups.CompositionCache.of(source, []) is not None
+after = compose.CompositionCache.of(source, []) is not None
 print(before, after)
 """
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import Project, same
 from hydra_corpus import MULTIRUN_SWEEPS, corpus
 
-from yanex import params
+from yanex.config import pipeline, sources
 from yanex.errors import ParamError
 
 pytestmark = pytest.mark.slow  # the whole module: the full suite, not the edit loop's
@@ -68,7 +68,7 @@ def yanex_resolve(cwd: Path, overrides: list[str], **kwargs: Any) -> Any:
     """yanex's answer, as `yanex run` gives it: the member's config, or a refusal (a grid
     without -m or --stage is one too). Any other exception is a bug and fails the test."""
     try:
-        resolved = params.resolve(cwd=cwd, param_texts=overrides, environ={}, **kwargs)
+        resolved = pipeline.resolve(cwd=cwd, param_texts=overrides, environ={}, **kwargs)
         if resolved.grid.sweeps:
             return REFUSED, None
         (member,) = list(resolved.grid.members())
@@ -370,7 +370,7 @@ def hydra_values(overrides: list[str]) -> list[Any]:
 
 
 def yanex_members(cwd: Path, overrides: list[str], **kwargs: Any) -> list[Any]:
-    resolved = params.resolve(cwd=cwd, param_texts=overrides, environ={}, multirun=True, **kwargs)
+    resolved = pipeline.resolve(cwd=cwd, param_texts=overrides, environ={}, multirun=True, **kwargs)
     return [member.config for member in resolved.grid.members()]
 
 
@@ -456,7 +456,7 @@ def test_trees_compose_the_same_from_the_cache(
     read from the cache is the same config and choices, and files changed are seen."""
     import hydra
 
-    from yanex import groups
+    from yanex.config import compose
 
     first = {}
     for shape, (files, name, override_lists) in TREES.items():
@@ -475,10 +475,10 @@ def test_trees_compose_the_same_from_the_cache(
     cached = set()
     for shape, (_files, name, override_lists) in TREES.items():
         folder = tmp_path / shape.replace(" ", "_").replace("/", "_")
-        source = params.find_source(cwd=folder, config_dir=folder / "conf", config_name=name)
+        source = sources.find_source(cwd=folder, config_dir=folder / "conf", config_name=name)
         for overrides in override_lists:
             expected = first[(shape, tuple(overrides))]
-            entry = groups.CompositionCache.of(source, list(overrides))
+            entry = compose.CompositionCache.of(source, list(overrides))
             if expected[0] == REFUSED or entry is None:
                 continue  # refusals are not kept; nor is a defaults list with ${...}
             got = yanex_resolve(folder, overrides, config_dir=folder / "conf", config_name=name)
@@ -492,7 +492,7 @@ def test_trees_compose_the_same_from_the_cache(
     changed = next(path for path in sorted((folder / "conf").rglob("*.yaml")))
     changed.write_text(changed.read_text() + "\n")
     with pytest.raises(AssertionError, match="not read from the cache"):
-        groups.compose(
-            params.find_source(cwd=folder, config_dir=folder / "conf", config_name=name),
+        compose.compose(
+            sources.find_source(cwd=folder, config_dir=folder / "conf", config_name=name),
             override_lists[0],
         )

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from conftest import Project
 
+from yanex.config.overrides import parse_override
+from yanex.config.pipeline import env_params, resolve
 from yanex.errors import ParamError
-from yanex.params import env_params, parse_override, resolve
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
 

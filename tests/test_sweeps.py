@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import Project, assert_usage_error, metadata, run_python
 
+from yanex.config.overrides import parse_override
 from yanex.errors import ParamError
-from yanex.params import parse_override
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
 
@@ -293,7 +293,7 @@ from omegaconf import OmegaConf
 from omegaconf.basecontainer import BaseContainer
 
 import yanex
-from yanex.params import resolve
+from yanex.config.pipeline import resolve
 
 # The calling program's own resolver named like a yanex sweep; `list` and `linspace` it lacks.
 OmegaConf.register_new_resolver("range", lambda n: f"caller-{n}")
@@ -361,8 +361,8 @@ def test_members_are_the_same_however_they_are_made(
     shortcut: bool,
 ) -> None:
     """The shortcut for plain grids gives exactly the members OmegaConf would make."""
-    from yanex import sweeps
-    from yanex.params import resolve
+    from yanex.config import sweeps
+    from yanex.config.pipeline import resolve
 
     (tmp_path / "config.yaml").write_text(config)
     taken: list[bool] = []

@@ -193,7 +193,7 @@ def _load_params(ctx: _Context) -> dict[str, Any]:
         if ctx.dir is not None:
             ctx.params = ctx.store.read_json(ctx.dir / ctx.store.PARAMS)
         elif any(name.startswith(ENV_PARAM_PREFIX) for name in os.environ):
-            from yanex.params import env_params  # the grammar, OmegaConf: only in this case
+            from yanex.config.pipeline import env_params  # the grammar, OmegaConf: only here
 
             params, problems = env_params(os.environ)
             for problem in problems:

@@ -28,15 +28,12 @@ from typing import IO, Any
 from yanex import (
     environment,
     gitstate,
-    groups,
-    hydra_app,
-    params,
     processes,
     record,
     store,
     supervise,
-    sweeps,
 )
+from yanex.config import hydra_app, overrides, pipeline, sources, sweeps
 from yanex.errors import GitStateError, ParamError, ScriptError
 from yanex.record import Status
 
@@ -77,7 +74,7 @@ class Prepared:
 
     request: RunRequest
     script: Path
-    resolved: params.ResolvedParams
+    resolved: pipeline.ResolvedParams
     git: gitstate.GitSnapshot | None
     project: Path
     warnings: list[str] = field(default_factory=list)
@@ -110,7 +107,7 @@ class Prepared:
                 placed.add(ov.target)
         # Sweeps written in the config itself.
         texts += [
-            f"{path}={params.render_value(value)}"
+            f"{path}={overrides.render_value(value)}"
             for path, value in member.varied.items()
             if path not in placed
         ]
@@ -235,7 +232,7 @@ class Launcher:
             raise ScriptError(
                 f"script not found: {request.script}", hint="Give the path of a Python file."
             )
-        resolved = params.resolve(
+        resolved = pipeline.resolve(
             cwd=request.cwd,
             script=script,
             config_paths=request.config_paths,
@@ -609,7 +606,7 @@ class Result:
         return record.read_results(self.dir)
 
 
-render_value = params.render_value  # a Python value as override text
+render_value = overrides.render_value  # a Python value as override text
 
 
 def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str]:
@@ -622,8 +619,8 @@ def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str
         if isinstance(value, str) and sweeps.is_sweep_text(value):
             shown = value
         else:
-            shown = params.render_value(value)
-        if config_dir is not None and isinstance(value, str) and groups.is_group(config_dir, key):
+            shown = overrides.render_value(value)
+        if config_dir is not None and isinstance(value, str) and sources.is_group(config_dir, key):
             texts.append(f"{key}={shown}")
         else:
             texts.append(f"++{key}={shown}")
@@ -708,7 +705,7 @@ def launch(
     if not isinstance(cfg, Mapping):
         raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
 
-    config_dir = params.find_source(cwd=folder, script=Path(script)).tree
+    config_dir = sources.find_source(cwd=folder, script=Path(script)).tree
     request = RunRequest(
         script=Path(script),
         script_args=list(args),
@@ -719,7 +716,7 @@ def launch(
         ignore_dirty=ignore_dirty,
         stage=stage,
         cwd=folder,
-        environ={k: v for k, v in os.environ.items() if not k.startswith(params.ENV_PREFIX)},
+        environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},
     )
     launcher = Launcher(stdout=_sink(sys.stdout), stderr=_sink(sys.stderr), echo=_print_err)
     prepared = launcher.prepare(request, run_grid=True)

@@ -129,7 +129,7 @@ class Condition:
 
 def parse_where(text: str) -> Condition:
     """``params.model.lr<=0.01`` -> a :class:`Condition`; QueryError names what is wrong."""
-    from yanex.params import parse_value
+    from yanex.config.overrides import parse_value
 
     shown = f"--where {text!r}"
     match = _OPERATOR_RE.search(text)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yanex import groups, params, record, store
+from yanex import record, store
+from yanex.config import overrides, sources
 from yanex.errors import GitStateError, YanexError
 from yanex.launcher import RunRequest
 
@@ -69,7 +70,7 @@ def prepare(
     hydra = meta.get("hydra")
     config_dir = Path(hydra["config_dir"]) if hydra and hydra.get("config_dir") else None
     picks_option = config_dir is not None and any(
-        groups.is_group(config_dir, _override_key(text)) for text in param_texts
+        sources.is_group(config_dir, _override_key(text)) for text in param_texts
     )
     carried: dict[str, Any] = {
         "rerun_of": original.id,
@@ -87,7 +88,7 @@ def prepare(
         stage=stage,
         cwd=cwd,
         # A rerun is defined by its record: the caller's YANEX_PARAM_* do not apply.
-        environ={k: v for k, v in os.environ.items() if not k.startswith(params.ENV_PREFIX)},
+        environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},
         carried=carried,
     )
     if picks_option:

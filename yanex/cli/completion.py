@@ -110,7 +110,7 @@ def _script_typed(command: click.Command) -> str | None:
 
 def complete_override(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     """Keys (``model.lr=``) and group options (``model=poly``) for an override being typed."""
-    from yanex import params
+    from yanex.config import pipeline
 
     script = ctx.params.get("script") or _script_typed(ctx.command)
     if script is None:
@@ -120,7 +120,7 @@ def complete_override(ctx: click.Context, incomplete: str) -> list[CompletionIte
         *(arg for arg in ctx.params.get("script_args") or () if "=" in arg),
     ]
     try:
-        keys, options = params.completions(
+        keys, options = pipeline.completions(
             cwd=Path.cwd(),
             script=Path(script),
             config_paths=list(ctx.params.get("config_paths") or ()),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
-from yanex.sweeps import CONFIRM_GRID
+from yanex.config.sweeps import CONFIRM_GRID
 from yanex.terminal import safe
 
 if TYPE_CHECKING:

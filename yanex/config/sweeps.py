@@ -1,22 +1,22 @@
-"""Parameter sweeps: ``list()``, ``range()``, ``linspace()``, ``logspace()``, Hydra's own
-sweep functions, and the grid they span.
+"""Sweeps and their grid: ``list()``, ``range()``, ``linspace()``, ``logspace()`` and Hydra's
+own sweep functions, each a :class:`Sweep` of values; the grid is the product of them.
 
 A sweep is a value: in an override (``lr=linspace(0.001, 0.1, 5)``, Hydra's ``choice(a, b)``,
 ``range(start=0, stop=3)``, ``shuffle(...)``, ``sort(...)``, casts like ``int(...)``, and with
 ``-m`` a bare comma list), or in a config file as a plain string (``lr: linspace(0.001, 0.1,
 5)``) or an OmegaConf resolver (``lr: ${linspace:0.001,0.1,5}``). Whichever way it is written,
-it ends up in the config as a resolver interpolation whose value is a :class:`Sweep`; the grid
-is the cartesian product of all sweeps, enumerated with numpy, and each member is the config
-with one value per sweep. Hydra's ``range()`` keeps Hydra's arguments but yanex computes its
-values exactly (``range(0, 1, 0.1)`` holds 0.7, where Hydra's float steps give
-0.7000000000000001); ``shuffle()`` draws its order from a seed that every member records.
-The resolvers are in OmegaConf's global registry only while yanex resolves a config
-(:func:`resolvers`): a program that calls ``yanex.launch`` keeps its own ``${range:...}``.
-A sweep is always a whole value; one inside a longer value (``run-${list:a,b}``) is refused.
+it ends up in the config as a resolver interpolation whose value is a :class:`Sweep` (see
+``resolvers``); the grid is the cartesian product of all sweeps, enumerated with numpy, and
+each member is the config with one value per sweep. Hydra's ``range()`` keeps Hydra's
+arguments but yanex computes its values exactly (``range(0, 1, 0.1)`` holds 0.7, where Hydra's
+float steps give 0.7000000000000001); ``shuffle()`` draws its order from a seed that every
+member records. A sweep is always a whole value; one inside a longer value
+(``run-${list:a,b}``) is refused.
 
-Each function counts its values before making them, so ``range(0, 1e12)`` is refused at once.
-This module does not use ``from __future__ import annotations``: Hydra's parser checks the
-arguments of registered functions against their real annotations.
+The lowest stage of the config package: it imports nothing of it. Each function counts its
+values before making them, so ``range(0, 1e12)`` is refused at once. This module does not use
+``from __future__ import annotations``: Hydra's parser checks the arguments of registered
+functions against their real annotations.
 """
 
 import contextlib
@@ -36,10 +36,11 @@ CONFIRM_GRID = 10_000
 MAX_GRID = 100_000
 
 FUNCTIONS = ("list", "range", "linspace", "logspace")
-_PLACEHOLDER_RESOLVER = "yanex.sweep"
+# The resolver that stands for a sweep placed in a config by an override (see ``resolvers``).
+PLACEHOLDER_RESOLVER = "yanex.sweep"
 # A config value that is one sweep resolver call, e.g. ``${linspace:0,1,5}`` (OmegaConf allows
 # spaces around the name: ``${ list : a, b }``).
-_RESOLVER_NAMES = "|".join(re.escape(n) for n in (*FUNCTIONS, _PLACEHOLDER_RESOLVER))
+_RESOLVER_NAMES = "|".join(re.escape(n) for n in (*FUNCTIONS, PLACEHOLDER_RESOLVER))
 _RESOLVER_SWEEP = re.compile(rf"^\$\{{\s*(?:{_RESOLVER_NAMES})\s*:.*\}}$", re.DOTALL)
 # A config value that is one sweep function call written as plain text, e.g. ``list(1, 2)``.
 _PLAIN_SWEEP = re.compile(rf"^\s*(?:{'|'.join(FUNCTIONS)})\s*\(.*\)\s*$", re.DOTALL)
@@ -304,62 +305,6 @@ def is_plain_sweep(text: str) -> bool:
 def is_sweep_text(text: str) -> bool:
     """Is a config string one sweep, written either way (``list(1, 2)`` or ``${list:1,2}``)?"""
     return is_plain_sweep(text) or is_resolver_sweep(text)
-
-
-# --- OmegaConf resolvers --------------------------------------------------------------------
-
-# Sweeps given on the command line or as plain text wait here; the config holds a
-# ``${yanex.sweep:N}`` interpolation in their place until the grid is expanded.
-_pending: list[Sweep] = []
-
-
-def placeholder(sweep: Sweep) -> str:
-    """An interpolation that stands for ``sweep`` in a config until the grid is expanded."""
-    _pending.append(sweep)
-    return f"${{{_PLACEHOLDER_RESOLVER}:{len(_pending) - 1}}}"
-
-
-# yanex's resolvers are in OmegaConf's global registry only while yanex resolves a config. A
-# lock (reentrant: resolving may nest) keeps two threads from restoring each other's state.
-_registry_lock = threading.RLock()
-
-
-def _not_whole(*args: Any) -> Any:
-    raise SweepValueError(f"{NOT_WHOLE}, not part of a longer one")
-
-
-@contextlib.contextmanager
-def resolvers(expand: bool = True) -> Iterator[None]:
-    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
-    placeholders) resolve to :class:`Sweep` objects for the duration, then put back exactly
-    what was registered under those names before: a calling program's own ``range``
-    resolver, or nothing.
-
-    Without ``expand`` they raise instead: a member's config has every whole-value sweep
-    replaced by its value, so a sweep resolved then is part of a longer value
-    (``run-${list:a,b}``), which would otherwise become the text of a Sweep object.
-    """
-    from omegaconf import OmegaConf
-    from omegaconf.basecontainer import BaseContainer
-
-    # OmegaConf has no public way to read a resolver back, so its registry is saved as is.
-    registry = BaseContainer._resolvers
-    names = (*FUNCTIONS, _PLACEHOLDER_RESOLVER)
-    with _registry_lock:
-        saved = {name: registry[name] for name in names if name in registry}
-        try:
-            for name in FUNCTIONS:
-                resolver = (lambda *args, _name=name: make(_name, args)) if expand else _not_whole
-                OmegaConf.register_new_resolver(name, resolver, replace=True, use_cache=False)
-            pending = (lambda index: _pending[int(index)]) if expand else _not_whole
-            OmegaConf.register_new_resolver(
-                _PLACEHOLDER_RESOLVER, pending, replace=True, use_cache=False
-            )
-            yield
-        finally:
-            for name in names:
-                registry.pop(name, None)
-            registry.update(saved)
 
 
 # --- the grid -------------------------------------------------------------------------------

@@ -1,14 +1,21 @@
-"""Hydra config groups: compose a ``conf/`` tree with Hydra's Compose API.
+"""Composing a run's config from its source and overrides: a plain config merged by OmegaConf,
+or a Hydra tree composed with Hydra's Compose API (read back from a cache while its files are
+unchanged).
 
-A project with a ``conf/`` folder (or ``--config-dir``, or a ``@hydra.main`` app's own
-``config_path``) is composed as Hydra would: its primary config's defaults list picks an
-option per group (``conf/model/small.yaml``); with no primary config the tree composes from
-groups alone (``+db=postgresql``). Overrides follow Hydra's rules: ``model=large`` selects an
-option, ``model.width=128`` changes a value (it must exist; a close key is suggested),
-``+key=value`` adds one, ``~key`` removes one, ``group@package=option`` places a group. A sweep
-over a group composes once per option; a sweep over a value is applied to each composition
-afterwards (Hydra's ``compose()`` refuses sweeps). Hydra is imported only here, when a tree is
-used.
+A plain config: the files merged in order (or a rerun's parameters, or nothing), then the
+overrides applied as Hydra applies them, except that ``key=value`` also adds a key (the
+script's own defaults are the lowest layer; one close to an existing key gets a "did you mean"
+warning). A sweep's values wait in the config as a placeholder (see ``resolvers``).
+
+A tree (a ``conf/`` folder, ``--config-dir``, or a ``@hydra.main`` app's own ``config_path``) is
+composed as Hydra would: its primary config's defaults list picks an option per group
+(``conf/model/small.yaml``); with no primary config the tree composes from groups alone
+(``+db=postgresql``). Overrides follow Hydra's rules: ``model=large`` selects an option,
+``model.width=128`` changes a value (it must exist; a close key is suggested), ``+key=value``
+adds one, ``~key`` removes one, ``group@package=option`` places a group. A sweep over a group
+composes once per option; a sweep over a value is applied to each composition afterwards
+(Hydra's ``compose()`` refuses sweeps). Hydra is imported only here, when a tree is composed
+and the cache does not hold it.
 """
 
 from __future__ import annotations
@@ -21,64 +28,111 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex import sweeps
+from yanex.config import resolvers, sources, sweeps
+from yanex.config.overrides import (
+    ParamOverride,
+    close_key,
+    dotted_keys,
+    parse_sweep_text,
+    suggest,
+)
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from yanex.params import ParamOverride, Source
-
-DEFAULT_NAME = "config"
-
 Composition = tuple["DictConfig", dict[str, Any], dict[str, Any]]
 
 
-def is_tree(folder: Path, config_name: str | None = None) -> bool:
-    """Is ``folder`` a Hydra config tree: its primary config, or (none named) config groups?"""
-    if not folder.is_dir():
-        return False
-    if (folder / f"{config_name or DEFAULT_NAME}.yaml").exists():
-        return True
-    return config_name is None and any(
-        child.is_dir() and any(child.glob("*.yaml")) for child in folder.iterdir()
-    )
+# --- a plain config ---------------------------------------------------------------------------
 
 
-def primary_name(folder: Path, config_name: str | None) -> str | None:
-    """The tree's primary config: the one named, else ``config`` when it exists, else none
-    (the tree composes from groups alone, as Hydra's ``config_name=None``)."""
-    if config_name is not None:
-        return config_name
-    return DEFAULT_NAME if (folder / f"{DEFAULT_NAME}.yaml").exists() else None
+def compose_plain(
+    source: sources.Source, overrides: list[ParamOverride], warnings: list[str]
+) -> DictConfig:
+    """The config files merged in order (or a rerun's parameters, or nothing), with the
+    overrides applied and their sweeps in place."""
+    from omegaconf import OmegaConf
+
+    if source.files:
+        configs = []
+        for path in source.files:
+            cfg = sources.load_config_file(path)
+            mark_plain_sweeps(cfg, f"config file {path}")
+            configs.append(cfg)
+        cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
+    else:
+        cfg = OmegaConf.create(source.base or {})
+    apply_overrides(cfg, overrides, warnings)
+    return cfg
 
 
-def is_group(config_dir: Path | None, key: str) -> bool:
-    """Is ``key`` (``model`` or ``model/encoder``) a config group of this tree?"""
-    return config_dir is not None and (config_dir / key.replace(".", "/")).is_dir()
+def apply_overrides(
+    cfg: DictConfig, overrides: list[ParamOverride], warnings: list[str] | None = None
+) -> None:
+    """Apply overrides in order, as Hydra does for a plain config, except that ``key=`` also
+    adds a key (the script's own defaults are the lowest layer). A new key close to one the
+    config has gets a warning in ``warnings``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    missing = object()
+    known = dotted_keys(OmegaConf.to_container(cfg, resolve=False)) if warnings is not None else []
+    for ov in overrides:
+        shown = ov.shown
+        try:
+            current = OmegaConf.select(cfg, ov.key, default=missing, throw_on_missing=False)
+            if ov.op == "delete":
+                if current is missing:
+                    raise ParamError(
+                        f"{shown}: there is no '{ov.key}' to remove{suggest(ov.key, known)}"
+                    )
+                if ov.has_value and current != ov.value:
+                    raise ParamError(f"{shown}: '{ov.key}' is {current!r}, not {ov.value!r}")
+                parent_key, _, leaf = ov.key.rpartition(".")
+                parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+                del parent[int(leaf) if isinstance(parent, ListConfig) else leaf]
+                continue
+            if ov.op == "add" and current is not missing:
+                raise ParamError(
+                    f"{shown}: '{ov.key}' is already set ({current!r})",
+                    hint=f"Use {ov.key}=... to change it, or ++{ov.key}=... to set it either way.",
+                )
+            if ov.op == "set" and current is missing:
+                close = suggest(ov.key, known)
+                if close and warnings is not None:
+                    warnings.append(
+                        f"{shown} adds '{ov.key}', which the config does not have{close}"
+                    )
+            if ov.sweep is not None:
+                under = None
+                if isinstance(current, DictConfig) and any(
+                    isinstance(v, dict) for v in ov.sweep.values
+                ):
+                    under = OmegaConf.to_container(current, resolve=False)
+                value: Any = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
+            else:
+                value = ov.value
+            OmegaConf.update(cfg, ov.key, value, merge=ov.sweep is None, force_add=True)
+        except (OmegaConfBaseException, ValueError, TypeError) as exc:
+            raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
-def options(config_dir: Path | None, group: str) -> list[str]:
-    """The options of a config group, sorted as Hydra lists them."""
-    if config_dir is None:
-        return []
-    folder = config_dir / group.replace(".", "/")
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:
+    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps."""
+    from omegaconf import OmegaConf
+
+    for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(leaf, str) and sweeps.is_plain_sweep(leaf):
+            sweep = parse_sweep_text(leaf, f"{where}: '{key}: {leaf}'")
+            OmegaConf.update(cfg, key, resolvers.placeholder(sweep), merge=False)
 
 
-def names(config_dir: Path | None) -> list[str]:
-    """Every config group of a tree (``model``, ``model/encoder``): folders holding options."""
-    if config_dir is None or not config_dir.is_dir():
-        return []
-    found = []
-    for folder in sorted(config_dir.rglob("*")):
-        if folder.is_dir() and any(folder.glob("*.yaml")):
-            found.append(folder.relative_to(config_dir).as_posix())
-    return [group for group in found if not group.startswith("hydra")]
+# --- a Hydra tree -----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _initialized(source: Source) -> Iterator[None]:
+def _initialized(source: sources.Source) -> Iterator[None]:
     """Hydra initialized as the app (or a plain tree) would be: its config folder, or none,
     and its version_base (an app's legacy warnings are the app's to give, not yanex's)."""
     from hydra import initialize, initialize_config_dir
@@ -108,7 +162,7 @@ def _initialized(source: Source) -> Iterator[None]:
         Singleton._instances = apps
 
 
-def compose(source: Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
     """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
     and what metadata records of it (the chosen option of each group, the overrides).
 
@@ -180,7 +234,7 @@ class CompositionCache:
     MAX_FILES = 2_000
 
     @classmethod
-    def of(cls, source: Source, texts: list[str]) -> CompositionCache | None:
+    def of(cls, source: sources.Source, texts: list[str]) -> CompositionCache | None:
         """The cache entry for this composition; None when it cannot be fingerprinted."""
         import hashlib
         import importlib.util
@@ -331,7 +385,7 @@ def _own_structured_configs() -> bool:
     return any(name not in own for name in ConfigStore.instance().repo)
 
 
-def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:
+def files_read(source: sources.Source, compositions: list[list[str]]) -> set[Path]:
     """The files of the tree these compositions read (their defaults lists, resolved by
     Hydra). It costs about as much as composing again, so it is asked only when git finds
     files in the tree that it does not track."""
@@ -351,12 +405,12 @@ def files_read(source: Source, compositions: list[list[str]]) -> set[Path]:
     return found
 
 
-def _missing_message(exc: Exception, source: Source) -> str:
+def _missing_message(exc: Exception, source: sources.Source) -> str:
     text = str(exc)
     match = re.search(r"Could not find '([^']+)'", text)
     if match and "/" in match.group(1):
         group, _, option = match.group(1).rpartition("/")
-        available = options(source.tree, group)
+        available = sources.options(source.tree, group)
         import difflib
 
         close = difflib.get_close_matches(option, available, n=1, cutoff=0.6)
@@ -373,7 +427,7 @@ def _missing_message(exc: Exception, source: Source) -> str:
 _NO_KEY = re.compile(r"Could not (?:override|delete from config)[^']*'([^']+)'")
 
 
-def _composition_error(exc: Exception, source: Source, texts: list[str]) -> ParamError:
+def _composition_error(exc: Exception, source: sources.Source, texts: list[str]) -> ParamError:
     """Hydra's refusal in one paragraph; a key the config lacks gets "did you mean" when a
     close key exists (found in the config composed without that override)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -403,27 +457,8 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
     return f" (did you mean {close}?)" if close else ""
 
 
-def dotted_keys(node: Any, prefix: str = "") -> list[str]:
-    """Every key of a plain config, dotted (``model``, ``model.lr``): what overrides name."""
-    keys = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            keys.append(path)
-            keys.extend(dotted_keys(value, path))
-    return keys
-
-
-def close_key(key: str, known: list[str]) -> str | None:
-    """The known key a typo most likely meant (``model.lrr`` -> ``model.lr``), if any."""
-    import difflib
-
-    close = difflib.get_close_matches(key, [k for k in known if k != key], n=1, cutoff=0.8)
-    return close[0] if close else None
-
-
 def compose_grid(
-    source: Source, overrides: list[ParamOverride]
+    source: sources.Source, overrides: list[ParamOverride]
 ) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[list[str]]]:
     """Compose the tree once per combination of swept groups, value sweeps put in each.
 
@@ -441,10 +476,10 @@ def compose_grid(
     for ov in last.values():
         if ov.sweep is None:
             fixed.append(ov.replay_text)
-        elif is_group(source.tree, ov.key):
+        elif sources.is_group(source.tree, ov.key):
             sweep = ov.sweep
             if sweep.glob is not None:
-                sweep = sweeps.globbed(sweep, ov.key, options(source.tree, ov.key))
+                sweep = sweeps.globbed(sweep, ov.key, sources.options(source.tree, ov.key))
             group_sweeps.append((ov, sweep))
         elif ov.sweep.glob is not None:
             raise ParamError(
@@ -481,7 +516,9 @@ def _group_choices(
         yield [(ov, sweep.values[i]) for (ov, sweep), i in zip(group_sweeps, index, strict=True)]
 
 
-def _apply_value_sweeps(cfg: DictConfig, value_sweeps: list[ParamOverride], source: Source) -> None:
+def _apply_value_sweeps(
+    cfg: DictConfig, value_sweeps: list[ParamOverride], source: sources.Source
+) -> None:
     """Put each value sweep in the composed config, with Hydra's rule that a plain
     ``key=...`` changes an existing key (``+key=...`` adds one)."""
     from omegaconf import DictConfig, OmegaConf
@@ -501,5 +538,5 @@ def _apply_value_sweeps(cfg: DictConfig, value_sweeps: list[ParamOverride], sour
         under = None
         if isinstance(current, DictConfig) and any(isinstance(v, dict) for v in ov.sweep.values):
             under = OmegaConf.to_container(current, resolve=False)
-        placed = sweeps.placeholder(dataclasses.replace(ov.sweep, under=under))
+        placed = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
         OmegaConf.update(cfg, ov.key, placed, merge=False, force_add=True)

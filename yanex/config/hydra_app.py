@@ -4,29 +4,31 @@ A script whose entry point is decorated with ``hydra.main`` composes its own con
 runs; yanex must give it the same config it records. So yanex reads the decorator from the
 source (``ast``: the script is never imported before it runs) for ``config_path`` (relative to
 the script's file, as Hydra takes it), ``config_name`` and ``version_base``, composes that
-tree itself (see ``groups``), and runs the app with the run's concrete overrides as Hydra
+tree itself (see ``compose``), and runs the app with the run's concrete overrides as Hydra
 command-line overrides, plus ``hydra.run.dir`` inside the experiment folder. After the run,
 the config the app composed (Hydra's own ``.hydra/config.yaml``) is compared with the one yanex
 recorded; a difference (an app that changes its config or its command line at run time) is
 recorded in metadata and said on stderr.
 
 Recognising an app imports nothing (one ``ast.parse`` of a script that mentions hydra); only
-running one imports Hydra's quoting and OmegaConf. Nothing here imports the rest of yanex's
-pipeline: ``params`` asks this module where an app's config is, never the other way.
+running one imports Hydra's quoting and OmegaConf. ``sources`` asks this module where an app's
+config is; the launcher asks it, after the config is resolved, for the app's command line and
+the check of what it composed. It knows nothing of either: a recorded run is anything with
+the folder and metadata of :class:`Recorded`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from yanex.config import overrides
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
     import ast
-
-    from yanex.launcher import Experiment
 
 # Hydra's run directory of an app, inside the experiment folder: its `.hydra/` files, its
 # log, and whatever it writes to HydraConfig's output dir (or to its cwd with chdir=True).
@@ -179,7 +181,16 @@ def require_known(app: HydraApp, config_dir: Path | None, config_name: str | Non
 # --- running an app ---------------------------------------------------------------------------
 
 
-def argv(experiment: Experiment) -> list[str]:
+class Recorded(Protocol):
+    """A recorded run, as running an app needs it (the launcher's ``Experiment`` is one)."""
+
+    dir: Path
+    metadata: dict[str, Any]
+
+    def update(self, changes: Mapping[str, Any]) -> bool: ...
+
+
+def argv(experiment: Recorded) -> list[str]:
     """The Hydra command line of a recorded run of an app: its concrete overrides (exactly
     what yanex composed), and Hydra's run directory inside the experiment folder; none for
     any other script."""
@@ -188,9 +199,7 @@ def argv(experiment: Experiment) -> list[str]:
     app = hydra.get("app")
     if not app:
         return []
-    from hydra.core.override_parser.types import Quote, QuotedString
-
-    run_dir = QuotedString(text=str(experiment.dir / RUN_DIR), quote=Quote.single).with_quotes()
+    run_dir = overrides.quoted(str(experiment.dir / RUN_DIR))
     args = [str(text) for text in meta.get("overrides") or []]
     args.append(f"hydra.run.dir={run_dir}")
     found = HydraApp(Path(meta["script"]), app["config_path"], app["config_name"], "")
@@ -201,7 +210,7 @@ def argv(experiment: Experiment) -> list[str]:
     return args
 
 
-def check_config(experiment: Experiment) -> list[str]:
+def check_config(experiment: Recorded) -> list[str]:
     """Compare the config an app composed (Hydra's ``.hydra/config.yaml`` in its run
     directory) with the one yanex recorded (``.hydra/config.yaml`` in the experiment folder,
     both unresolved); record the answer in metadata, and return a warning when they differ."""
@@ -240,7 +249,7 @@ def check_config(experiment: Experiment) -> list[str]:
     return [warning]
 
 
-def _recorded(experiment: Experiment) -> Any:
+def _recorded(experiment: Recorded) -> Any:
     import json
 
     try:

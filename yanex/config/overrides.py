@@ -1,0 +1,558 @@
+"""Overrides as text and as typed values: ``model.lr=0.01`` parsed by Hydra's override
+grammar into a :class:`ParamOverride`, and a value rendered back into text the grammar reads
+as the same value.
+
+- The plain forms (``lr=0.01``, ``+seed=3``, ``~data.noise``) are typed here exactly as Hydra's
+  parser types them (:func:`plain_override`), so that most runs never import Hydra: its parser
+  costs more to import than a run's whole start. Everything else goes to Hydra's parser, with
+  yanex's sweep functions added to it (see ``sweeps``).
+- ``3`` is an int, ``1e-3`` a float, ``true`` a bool, ``null`` None, ``[1, 2]`` a list; a
+  quoted value stays a string. A bare comma is Hydra's ambiguous value: refused with Hydra's
+  three fixes, and a sweep only with ``-m`` (Hydra's ``--multirun``).
+- :func:`render_value` and :func:`quoted` write values back (replay text, a recorded
+  command line, a ``yanex.launch`` config as overrides).
+
+Imports only ``sweeps`` of the config package; Hydra's parser is imported when a value needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from yanex.config import sweeps
+from yanex.errors import ParamError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+ENV_PREFIX = "YANEX_PARAM_"
+
+# Limits that turn hostile configs into clear errors instead of a crash or a full memory:
+# how deep parameters may nest, and how many values a config may expand to (YAML aliases
+# can make a small file expand to billions).
+MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
+
+Op = Literal["set", "add", "force_add", "delete"]
+_PREFIXES: dict[str, str] = {"set": "", "add": "+", "force_add": "++", "delete": "~"}
+
+
+@dataclass(frozen=True)
+class ParamOverride:
+    """One override, typed: ``op`` on dotted ``key`` with ``value``; ``text`` as given."""
+
+    op: Op
+    key: str
+    value: Any
+    has_value: bool
+    text: str
+    source: str  # where it came from, for messages: "--param" or "YANEX_PARAM_x"
+    sweep: sweeps.Sweep | None = None  # set when the value is a sweep (list(...), range(...))
+    package: str | None = None  # `group@package=option` (config groups only)
+    drawn: bool = False  # the value was drawn at random (shuffle([...])): replay the value
+
+    @property
+    def prefix(self) -> str:
+        """How the override's operation is written: ``""``, ``+``, ``++`` or ``~``."""
+        return _PREFIXES[self.op]
+
+    @property
+    def target(self) -> str:
+        """The key, with its package when one is given (``optimizer@second``)."""
+        return f"{self.key}@{self.package}" if self.package else self.key
+
+    @property
+    def shown(self) -> str:
+        """How messages name this override: ``--param 'x=1'`` or ``YANEX_PARAM_x: 'x=1'``."""
+        return _shown(self.text, self.source)
+
+    def concrete(self, value: Any) -> str:
+        """This override with ``value`` (one of a sweep's), written to replay as it stands."""
+        return f"{self.prefix}{self.target}={render_value(value)}"
+
+    @property
+    def replay_text(self) -> str:
+        """The text that gives this override's value again: as typed, unless it was drawn."""
+        return self.concrete(self.value) if self.drawn else self.text
+
+
+# --- the fast path: the plain forms of the grammar, typed without Hydra ----------------------
+#
+# Accepted, and nothing else: a key of letters, digits, ``_``, ``-``, ``$`` in dotted parts
+# (``model.lr``, ``layers.0``), with ``+``, ``++`` or ``~`` before it; and a value that is one
+# int (``3``, ``-1_000``), float (``1e-3``, ``.5``, ``inf``, ``nan``), bool (``true``, any
+# case), ``null``, or a plain unquoted string (letters, digits and ``_ - / + . $ % * @ ? |``: a
+# word, a path, ``model-v2.1``). The rules are the lexer's (``hydra/grammar/OverrideLexer.g4``):
+# a value that is exactly one number, bool or null token is typed; any other run of those
+# characters is the text as written.
+#
+# Everything else (quotes, brackets, braces, parentheses: lists, dicts, functions and sweeps;
+# commas; interpolations; escapes and backslashes; whitespace; ``:`` and ``=`` in values;
+# non-ASCII letters; an empty value; ``group/option`` and ``@package`` keys) is declined, and
+# Hydra's parser handles it. The fast path never changes a result, only skips an import:
+# tests/test_grammar.py checks every accepted form against Hydra's own parser.
+
+_SEGMENT = r"(?:[A-Za-z_$][A-Za-z0-9_$-]*|0|[1-9](?:_?[0-9])*)"
+# A one-part key must start with a letter, ``_`` or ``$`` (the lexer has no bare-number key).
+_KEY = re.compile(rf"[A-Za-z_$][A-Za-z0-9_$-]*(?:\.{_SEGMENT})*")
+
+_INT_UNSIGNED = r"(?:0|[1-9](?:_?[0-9])*)"
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_POINT_FLOAT = rf"(?:{_INT_UNSIGNED}\.|(?:{_INT_UNSIGNED})?\.{_DIGITS})"
+_EXPONENT_FLOAT = rf"(?:(?:{_POINT_FLOAT}|{_INT_UNSIGNED})[eE][+-]?{_DIGITS})"
+_INT = re.compile(rf"[+-]?{_INT_UNSIGNED}")
+_FLOAT = re.compile(rf"[+-]?(?:{_EXPONENT_FLOAT}|{_POINT_FLOAT}|[Ii][Nn][Ff]|[Nn][Aa][Nn])")
+_BOOLS = {"true": True, "false": False}
+# Characters of IDs, numbers and the grammar's other unquoted characters, but no backslash
+# (escapes), no whitespace, no ':' or '=' (separators inside values).
+_PLAIN = re.compile(r"[A-Za-z0-9_\-/+.$%*@?|]+")
+
+
+def plain_value(text: str) -> tuple[bool, Any]:
+    """``(True, value)`` when ``text`` is a plain value, typed as Hydra types it; else
+    ``(False, None)``: Hydra's parser must read it."""
+    if not _PLAIN.fullmatch(text):
+        return False, None
+    if _INT.fullmatch(text):
+        return True, int(text)
+    if _FLOAT.fullmatch(text):
+        return True, float(text)
+    lowered = text.lower()
+    if lowered in _BOOLS:
+        return True, _BOOLS[lowered]
+    if lowered == "null":
+        return True, None
+    return True, text
+
+
+def plain_override(text: str) -> tuple[str, str, Any, bool] | None:
+    """``(prefix, key, value, has_value)`` of a plain override (``+lr=0.1``, ``~layers.0``),
+    or None when Hydra's parser must read it. ``prefix`` is "", "+", "++" or "~"."""
+    prefix = "++" if text.startswith("++") else text[:1] if text[:1] in ("+", "~") else ""
+    rest = text[len(prefix) :]
+    key, sep, raw = rest.partition("=")
+    if not _KEY.fullmatch(key):
+        return None
+    if not sep:
+        return (prefix, key, None, False) if prefix == "~" else None
+    raw = raw.lstrip(" \t")  # the grammar's '=' takes the whitespace after it
+    plain, typed = plain_value(raw)
+    if not plain:
+        return None
+    return prefix, key, typed, True
+
+
+# --- Hydra's parser -------------------------------------------------------------------------
+
+_parser: OverridesParser | None = None
+
+
+def _get_parser() -> OverridesParser:
+    global _parser
+    if _parser is None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parser = OverridesParser.create()
+        sweeps.install(parser)
+        _parser = parser
+    return _parser
+
+
+def _shown(text: str, source: str) -> str:
+    return f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_plain(value: Any, shown: str) -> None:
+    """Refuse values that are not plain data: a sweep nested inside a value, or a config
+    deeper or larger than the limits (checked without recursion, aliases counted each time)."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ParamError(f"{_clip(shown)} expands to more than {MAX_VALUES:,} values")
+        if depth > MAX_DEPTH:
+            raise ParamError(f"{_clip(shown)} nests more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif not (node is None or isinstance(node, (str, int, float, bool))):
+            if hasattr(node, "list") or hasattr(node, "start"):  # a sweep inside a value
+                raise ParamError(f"{_clip(shown)}: {sweeps.NOT_WHOLE}")
+            raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
+
+
+def _number_error(exc: ValueError, shown: str) -> ParamError:
+    """A number longer than Python converts (4,300 digits); any other ValueError is a bug."""
+    if "digits" not in str(exc):
+        raise exc
+    return ParamError(
+        f"{_clip(shown)}: the number has more digits than Python reads from text (4,300)",
+        hint="Quote it to keep it as a string: key='123...'.",
+    )
+
+
+def _grammar_error(exc: Exception, shown: str, hint: str | None = None) -> ParamError:
+    """The parser's complaint as a ParamError: a bad sweep says why, anything else is a
+    syntax error named by its first line."""
+    if isinstance(exc.__cause__, sweeps.SweepValueError):
+        return ParamError(f"{shown}: {exc.__cause__}")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ParamError(f"{shown} cannot be parsed: {reason}", hint=hint)
+
+
+_QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
+# A shuffle of a plain list is a value drawn at random: it is recorded as the value drawn.
+_SHUFFLE_CALL = re.compile(r"\bshuffle\s*\(")
+
+
+def parse_override(
+    text: str, source: str = "--param", groups: bool = False, multirun: bool = False
+) -> ParamOverride:
+    """Parse ``KEY=VALUE``, ``+KEY=VALUE``, ``++KEY=VALUE``, ``~KEY`` or ``~KEY=VALUE``
+    (and, with ``groups``, Hydra's ``group/sub=option`` and ``group@package=option``).
+
+    ``multirun`` reads a bare comma list as a sweep, as Hydra's ``--multirun`` does; without
+    it a bare comma is ambiguous and refused with Hydra's three fixes.
+
+    The plain forms (``lr=0.01``, ``+seed=3``, ``~data.noise``) are typed by
+    :func:`plain_override` without importing Hydra; everything else by Hydra's parser."""
+    shown = _shown(text, source)
+    if "=" not in text and not text.startswith("~"):
+        raise ParamError(f"{shown} is neither KEY=VALUE nor ~KEY", hint="Example: --param lr=0.01")
+    if "\x00" in text:
+        raise ParamError(f"{shown} contains a NUL byte")
+    try:
+        plain = plain_override(text)
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
+    if plain is not None:
+        prefix, key, value, has_value = plain
+        if key.count(".") >= MAX_DEPTH:
+            raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
+        op = next(op for op, spelled in _PREFIXES.items() if spelled == prefix)
+        return ParamOverride(op, key, value, has_value, text, source)
+    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.errors import HydraException
+
+    try:
+        override = _get_parser().parse_override(text)
+    except RecursionError as exc:
+        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
+    except HydraException as exc:
+        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
+
+    key = override.key_or_group
+    if not key:
+        raise ParamError(f"{shown} has no key before '='")
+    if key.count(".") >= MAX_DEPTH:
+        raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
+    if override.package is not None and not groups:
+        raise ParamError(
+            f"{shown}: 'group@package' overrides need a Hydra conf/ folder",
+            hint="Use a dotted key instead: --param model.width=128",
+        )
+    if "/" in key and not groups:
+        raise ParamError(
+            f"{shown}: 'group/option' keys need a Hydra conf/ folder",
+            hint="Use a dotted key instead: --param model.width=128",
+        )
+
+    op: Op = {
+        OverrideType.CHANGE: "set",
+        OverrideType.ADD: "add",
+        OverrideType.FORCE_ADD: "force_add",
+        OverrideType.DEL: "delete",
+    }[override.type]
+    kind = override.value_type
+    value_text = text.split("=", 1)[1] if "=" in text else ""
+    value: Any = None
+    sweep: sweeps.Sweep | None = None
+    drawn = False
+    if kind is None or kind == ValueType.ELEMENT:
+        value = override.value()
+        check_plain(value, shown)
+        drawn = bool(_SHUFFLE_CALL.search(value_text))
+    elif op == "delete":
+        raise ParamError(
+            f"{shown}: a sweep cannot say what to remove",
+            hint=f"~{key} removes the key; ~{key}=VALUE removes it only when it holds VALUE.",
+        )
+    elif kind == ValueType.INTERVAL_SWEEP:
+        raise ParamError(
+            f"{shown}: interval() is a continuous range for a sweeper that samples it "
+            "(Hydra's Optuna or Nevergrad plugins), not a grid sweep",
+            hint="Give a grid its values: linspace(0, 1, 5), range(0, 1, 0.25) or list(...).",
+        )
+    elif kind == ValueType.GLOB_CHOICE_SWEEP:
+        if not groups:
+            raise ParamError(
+                f"{shown}: glob() selects options of a config group (a Hydra conf/ folder); "
+                "it is not a grid sweep over values",
+                hint="Give the values: list(a, b).",
+            )
+        found = override.value()
+        sweep = sweeps.Sweep(
+            expr=value_text.strip(),
+            values=(),
+            glob=(tuple(found.include), tuple(found.exclude)),  # type: ignore[union-attr]
+        )
+    elif kind == ValueType.SIMPLE_CHOICE_SWEEP and not multirun and _top_level_comma(value_text):
+        raise _ambiguous(text, value_text, source)
+    else:
+        sweep = _sweep_of(override.value(), value_text.strip(), shown)
+    return ParamOverride(
+        op=op,
+        key=key,
+        value=value,
+        has_value=kind is not None,
+        text=text,
+        source=source,
+        sweep=sweep,
+        package=override.package,
+        drawn=drawn,
+    )
+
+
+def _sweep_of(found: Any, expr: str, shown: str) -> sweeps.Sweep:
+    """A parsed sweep's values, in Hydra's meaning: a choice's as listed (quoted strings
+    made plain), a range's counted and computed exactly, a shuffle drawn from the seed."""
+    from hydra.core.override_parser.types import Override, RangeSweep
+
+    if isinstance(found, RangeSweep):
+        try:
+            values = sweeps.sweep_range(found.start, found.stop, found.step)
+        except sweeps.SweepValueError as exc:
+            raise ParamError(f"{shown}: {exc}") from exc
+    else:
+        values = tuple(Override._convert_value(item) for item in found.list)
+    if not values:
+        raise ParamError(f"{shown}: {expr} has no values")
+    for item in values:
+        check_plain(item, shown)
+    return sweeps.shuffle_sweep(sweeps.Sweep(expr=expr, values=values, shuffle=found.shuffle))
+
+
+def _top_level_comma(text: str) -> bool:
+    """Does ``text`` hold a comma outside brackets, quotes and calls (Hydra's ``a,b``)?"""
+    depth, quote, i = 0, "", 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+def _spelled(text: str, source: str) -> str:
+    """An override as the user would type it again, from where it came."""
+    if source.startswith(ENV_PREFIX):
+        value = text.split("=", 1)[1]
+        return f"{source}={_shell(value)}"
+    return f"--param {_shell(text)}"
+
+
+def _shell(text: str) -> str:
+    if not any(char in text for char in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _ambiguous(text: str, value_text: str, source: str) -> ParamError:
+    """Hydra's "Ambiguous value" with its three fixes, spelled for yanex."""
+    key_text = text.split("=", 1)[0]
+    value = value_text.strip()
+    fixes = [
+        ("a string", f"{key_text}={quoted(value)}"),
+        ("a list", f"{key_text}=[{value}]"),
+        ("a sweep", f"{key_text}=list({value})"),
+    ]
+    lines = [f"  {what + ':':<10} {_spelled(fix, source)}" for what, fix in fixes]
+    return ParamError(
+        f"{_shown(text, source)} is ambiguous: a bare comma could make a string, a list or a sweep",
+        hint="Write it as\n"
+        + "\n".join(lines)
+        + "\n(a sweep runs with -m, or is staged with --stage; -m also reads a bare comma list "
+        "as a sweep, as Hydra's --multirun does)",
+    )
+
+
+def render_value(value: Any) -> str:
+    """A Python value as override text that Hydra's grammar reads back as the same value and
+    type: ``null``, ``true``, ``0.1``, ``adam``, ``'two words'``, ``[1, 'a b']``, ``{a: 1}``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _render_text(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(render_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        items = (f"{_render_key(k)}: {render_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise ParamError(f"{type(value).__name__} values cannot be parameters: {_clip(repr(value))}")
+
+
+# Text the grammar reads back as this very string when unquoted; words it types otherwise.
+_PLAIN_TEXT = re.compile(r"^[A-Za-z_/][A-Za-z0-9_\-./]*$")
+_KEYWORDS = {"true", "false", "null", "nan", "inf"}
+
+
+def _render_text(text: str) -> str:
+    if _PLAIN_TEXT.match(text) and text.lower() not in _KEYWORDS:
+        return text
+    return quoted(text)
+
+
+def quoted(text: str) -> str:
+    """``text`` single-quoted as Hydra's grammar reads it back (Hydra's own escaping: a
+    backslash is itself except before a quote)."""
+    from hydra.core.override_parser.types import Quote, QuotedString
+
+    return QuotedString(text=text, quote=Quote.single).with_quotes()
+
+
+def _render_key(key: Any) -> str:
+    """A dict key as the grammar reads it: unquoted, special characters escaped. Keys are
+    typed there (``1`` is an int key): a string key that would read as another type, or a
+    character keys cannot hold, is refused rather than changed."""
+    if key is None or isinstance(key, (bool, int, float)):
+        return render_value(key)
+    from hydra._internal.grammar.utils import escape_special_characters
+    from hydra.errors import HydraException
+
+    text = escape_special_characters(str(key))
+    try:
+        read = _get_parser().parse_rule(text, "dictKey")
+    except HydraException:
+        read = None
+    if read != key or not isinstance(read, str):
+        raise ParamError(
+            f"the key {key!r} cannot be written in override syntax (the grammar would read "
+            f"{'it as ' + repr(read) if read is not None else 'no key'})"
+        )
+    return text
+
+
+def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
+    """A sweep written as plain text in a config (``linspace(0.001, 0.1, 5)``), by the grammar."""
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from hydra.errors import HydraException
+
+    try:
+        parsed = _get_parser().parse_rule(text.strip(), "value")
+    except HydraException as exc:
+        raise _grammar_error(exc, shown) from exc
+    if not isinstance(parsed, (ChoiceSweep, RangeSweep)):
+        raise ParamError(f"{shown} is not a sweep with values")
+    return _sweep_of(parsed, text.strip(), shown)
+
+
+def parse_value(text: str, shown: str) -> Any:
+    """One bare value typed by the override grammar, as ``--param`` types it: ``0.01`` float,
+    ``true`` bool, ``null``, ``'a, b'`` string, ``[1, 2]`` list. Sweeps are not values here."""
+    if not text.strip():
+        return ""
+    try:
+        plain, typed = plain_value(text.strip())
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
+    if plain:  # a number, bool, null or plain word: no need of Hydra's parser
+        return typed
+    from hydra.core.override_parser.types import Override
+    from hydra.errors import HydraException
+
+    try:
+        value = _get_parser().parse_rule(text.strip(), "value")
+    except RecursionError as exc:
+        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
+    except HydraException as exc:
+        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
+    if hasattr(value, "list") or hasattr(value, "start"):  # a sweep: list(...), a bare comma
+        raise ParamError(
+            f"{shown}: a value here is one value, not several",
+            hint="Quote text that holds a comma: 'a, b'.",
+        )
+    value = Override._convert_value(value)  # quoted strings become plain ones
+    check_plain(value, shown)
+    return value
+
+
+def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``YANEX_PARAM_model__lr=0.1`` -> ``("YANEX_PARAM_model__lr", "model.lr=0.1")``, by name."""
+    texts = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].replace("__", ".")
+        if not key:
+            raise ParamError(
+                f"environment variable {name} names no parameter",
+                hint="Write YANEX_PARAM_<key>=<value>, e.g. YANEX_PARAM_model__lr=0.01",
+            )
+        texts.append((name, f"{key}={environ[name]}"))
+    return texts
+
+
+# --- the keys overrides name ----------------------------------------------------------------
+
+
+def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every key of a plain config, dotted (``model``, ``model.lr``): what overrides name."""
+    keys = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            keys.append(path)
+            keys.extend(dotted_keys(value, path))
+    return keys
+
+
+def close_key(key: str, known: list[str]) -> str | None:
+    """The known key a typo most likely meant (``model.lrr`` -> ``model.lr``), if any."""
+    import difflib
+
+    close = difflib.get_close_matches(key, [k for k in known if k != key], n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def suggest(key: str, known: list[str]) -> str:
+    """``"; did you mean model.lr?"`` when a known key is close to ``key``, else ``""``."""
+    close = close_key(key, known)
+    return f"; did you mean {close}?" if close else ""
