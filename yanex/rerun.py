@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yanex import groups, params, record, store
+from yanex import code, groups, params, record, store
 from yanex.errors import GitStateError, YanexError
 from yanex.launcher import RunRequest
-
-# Git must not read the user's hooks or ask for anything while it builds a worktree.
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 
 class RerunError(YanexError):
@@ -118,13 +115,12 @@ def escape_interpolations(node: Any) -> Any:
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **_GIT_ENV},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
+    done = code.git(cwd, *args)
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
     )
 
 
