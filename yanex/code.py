@@ -321,7 +321,7 @@ def _rev_parse(proc: subprocess.Popen[bytes], path: Path) -> list[Path]:
     return [Path(os.fsdecode(line)).resolve() for line in out.split(b"\n") if line]
 
 
-def _submodule_paths(gitmodules: str) -> list[str]:
+def submodule_paths(gitmodules: str) -> list[str]:
     """The paths ``git config -z --file .gitmodules --get-regexp`` names."""
     return [item.partition("\n")[2] for item in gitmodules.split("\0") if "\n" in item]
 
@@ -385,7 +385,7 @@ def _submodules(root: Path) -> dict[str, GitSnapshot]:
         root, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"
     )
     found: dict[str, GitSnapshot] = {}
-    for path in _submodule_paths(listed.stdout.decode("utf-8", "replace")):
+    for path in submodule_paths(listed.stdout.decode("utf-8", "replace")):
         sub_root = root / path
         if not (sub_root / ".git").exists():
             continue  # not checked out: none of its code can run

@@ -256,6 +256,10 @@ class Launcher:
                 "with `yanex run --staged`.",
             )
         warnings: list[str] = list(resolved.warnings)
+        if request.name and not request.name.strip("0123456789abcdefABCDEF"):
+            from yanex.query import name_warning  # a name that may be taken for an ID
+
+            warnings += [w for w in [name_warning(request.name)] if w]
         try:
             git = code.snapshot(script, resolved.config_roots, resolved.reads)
         except code.NotARepository as exc:

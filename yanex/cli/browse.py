@@ -133,13 +133,15 @@ def _selected(
     archived_default: bool = False,
     sort: Sequence[query.Sort] = (query.NEWEST_FIRST,),
     limit: int | None = None,
+    strict: bool = False,
 ) -> list[Record]:
     """The experiments named by ``refs`` (ID, prefix or name), narrowed by the filters; or,
-    without refs, the filters' selection of the current project."""
+    without refs, the filters' selection of the current project. ``strict``: a command that
+    changes them (a name several experiments share is refused, see ``query.Lookup``)."""
     ids: list[str] = []
     if refs:
         scope = None if options["all_projects"] else _current_project_name
-        ids = [rec.id for rec in query.Lookup(index, scope).many(refs)]
+        ids = [rec.id for rec in query.Lookup(index, scope, strict).many(refs)]
     filters = _filters(options, ids, archived_default)
     if required and not refs and not filters.narrows():
         raise UserError(
@@ -757,7 +759,7 @@ def _change_command(
     @click.option("-y", "--yes", is_flag=True, help="Do it without asking.")
     def command(refs: tuple[str, ...], yes: bool, **options: Any) -> None:
         with _index() as index:
-            records = _selected(index, refs, options, archived_default=archived)
+            records = _selected(index, refs, options, archived_default=archived, strict=True)
             if not records:
                 echo_err(f"yanex: no experiments match; nothing was {verb}d")
                 return
@@ -819,8 +821,11 @@ def update(
     for tag in add_tag:
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--add-tag'")
+    warning = query.name_warning(name)
+    if warning:
+        echo_err(f"warning: {out.safe(warning)}")
     with _index() as index:
-        records = query.Lookup(index, _current_project_name).many(refs)
+        records = query.Lookup(index, _current_project_name, strict=True).many(refs)
         for rec in records:
             manage.update(
                 rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag
