@@ -441,9 +441,12 @@ def changes_since(recorded: Recorded, now: GitSnapshot, when: str) -> str | None
     current_patch = patch(now) if now.dirty else b""
     if current_patch == recorded.patch:
         return None
+    changed = [*now.changed_files, *now.untracked]
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    shown = f": {shown}" if shown else ""
     if recorded.patch:
-        return f"the uncommitted changes differ from those recorded {when}"
-    return f"the working tree has uncommitted changes (it was clean {when})"
+        return f"the uncommitted changes differ from those recorded {when}{shown}"
+    return f"the working tree has uncommitted changes (it was clean {when}){shown}"
 
 
 def require_clean(snap: GitSnapshot) -> None:
