@@ -28,6 +28,7 @@ The secret scan of a patch loads detect-secrets, which only a dirty run needs.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import subprocess
@@ -731,6 +732,28 @@ def _record_real_state(
 # --- two code states side by side (`yanex diff`) ----------------------------------------------
 
 
+def recorded_in(folder: Path, git_meta: Mapping[str, Any] | None) -> Recorded | None:
+    """The code an experiment folder recorded (None: it ran outside git)."""
+    if not git_meta:
+        return None
+    patch_file = folder / store.GIT_PATCH
+    before = patch_file.read_bytes() if patch_file.is_file() else b""
+    return Recorded.from_metadata(git_meta, before)
+
+
+def label(recorded: Recorded | None) -> str:
+    """The code a run recorded, in one short cell: its commit, ``+ patch <hash>`` when it has
+    uncommitted changes, ``path@commit`` per submodule; two different code states never look
+    alike (``compare``'s code column, the dashboard's code row)."""
+    if recorded is None:
+        return "(not in git)"
+    parts = [_short(recorded.commit)]
+    if recorded.patch:
+        parts.append(f"+ patch {hashlib.sha256(recorded.patch).hexdigest()[:8]}")
+    parts += [f"{path}@{(c or '-')[:8]}" for path, c in sorted((recorded.submodules or {}).items())]
+    return " ".join(parts)
+
+
 def _block_path(header: bytes) -> bytes:
     """The path a ``diff --git a/P b/P`` header names (C-quoted when it holds odd bytes)."""
     rest = header[len(b"diff --git ") :]
@@ -746,7 +769,7 @@ def split_patch(patch_bytes: bytes, submodules: Sequence[str]) -> dict[str, byte
     deepest = sorted(submodules, key=len, reverse=True)
     sections: dict[str, bytes] = {}
     starts = [m.start() for m in re.finditer(rb"^diff --git ", patch_bytes, re.M)]
-    for begin, end in zip(starts, [*starts[1:], len(patch_bytes)], strict=True):
+    for begin, end in zip(starts, [*starts[1:], len(patch_bytes)][: len(starts)], strict=True):
         block = patch_bytes[begin:end]
         path = os.fsdecode(_block_path(block.split(b"\n", 1)[0]))
         owner = next((sub for sub in deepest if path.startswith(sub + "/")), "")

@@ -523,8 +523,9 @@ def compare(
     fmt: str,
     **options: Any,
 ) -> None:
-    """Compare experiments side by side: one row each, the parameters that differ, and the
-    last value of each result, the best of each marked with *.
+    """Compare experiments side by side: one row each, the parameters that differ, the code
+    when it differs (commit, patch, submodules), and the last value of each result, the best
+    of each marked with *.
 
     \b
     Without IDs, the experiments the filters select (default: all of this project's).
@@ -546,6 +547,8 @@ def compare(
         keys = query.differing_keys(flat)
     names = _result_names(records)
     best = query.best_rows(records, names, minimize, maximize)
+    codes = _code_labels(records)
+    show_code = len(set(codes)) > 1  # two runs of different code never look alike
     if fmt == "json":
         out.print_json(
             [
@@ -553,6 +556,7 @@ def compare(
                     "id": rec.id,
                     "name": rec.name,
                     "status": rec.status,
+                    "code": codes[i],
                     "params": {k: params.get(k) for k in keys},
                     "results": {n: rec.last.get(n) for n in names},
                     "best": [n for n in names if best.get(n) and i in best[n]],
@@ -564,28 +568,32 @@ def compare(
     if fmt == "csv":
         rows = [
             [rec.id, out.safe(rec.name or ""), rec.status]
+            + ([out.safe(codes[i])] if show_code else [])
             + [out.full_value(params.get(k)) for k in keys]
             + [out.full_value(rec.last.get(n)) for n in names]
-            for rec, params in zip(records, flat, strict=True)
+            for i, (rec, params) in enumerate(zip(records, flat, strict=True))
         ]
         out.print_csv(
             [
                 "id",
                 "name",
                 "status",
+                *(["code"] if show_code else []),
                 *(f"params.{k}" for k in keys),
                 *(f"results.{n}" for n in names),
             ],
             rows,
         )
         return
-    headers = ["ID", "NAME", "STATUS", *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
+    fixed = ["ID", "NAME", "STATUS", *(["CODE"] if show_code else [])]
+    headers = [*fixed, *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
     table = out.Table(headers, styles={0: "cyan"})
-    first_result = 3 + len(keys)
+    first_result = len(fixed) + len(keys)
     table.numeric = set(range(first_result, len(headers)))
     for i, (rec, params) in enumerate(zip(records, flat, strict=True)):
         table.rows.append(
             [rec.id, out.safe(rec.name or ""), rec.status]
+            + ([out.safe(codes[i])] if show_code else [])
             + [out.value(params[k]) if k in params else "-" for k in keys]
             + [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
         )
@@ -595,6 +603,13 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
+
+
+def _code_labels(records: Sequence[Record]) -> list[str]:
+    """Each run's code in one cell (commit, patch hash, submodules): ``compare``'s CODE."""
+    from yanex import code
+
+    return [code.label(code.recorded_in(rec.dir, rec.metadata.get("git"))) for rec in records]
 
 
 # --- get --------------------------------------------------------------------------------------
