@@ -256,3 +256,52 @@ def test_round_trip_a_rerun_runs_the_recorded_packages_and_config(
     assert metadata(plain)["git"]["commit"] == v2  # the code it ran
     assert json.loads((plain / "params.json").read_text()) == {"scale": 1}
     assert os.environ.get("YANEX_WORKTREE") is None
+
+
+# --- config trees read from the worktree ------------------------------------------------------
+
+APP = """
+import hydra, yanex
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    yanex.log_results({"noise": cfg.noise, "epochs": cfg.epochs})
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_an_apps_config_path_is_read_from_the_worktree(project: Project) -> None:
+    """A @hydra.main app rerun with --worktree after a committed change of conf/config.yaml
+    composed today's tree (Hydra's config source pointed at the project's conf/)."""
+    project.write("app.py", APP)
+    project.write("conf/config.yaml", "noise: 0.25\nepochs: 40\n")
+    project.commit("v1")
+    assert project.yanex("run", "app.py", "-n", "app").returncode == 0
+    project.write("conf/config.yaml", "noise: 0.35\nepochs: 30\n")
+    project.commit("v2")
+    r = project.yanex("rerun", "app", "--worktree")
+    assert r.returncode == 0, r.stderr
+    assert results(project.experiments()[-1])[0]["results"] == {"noise": 0.25, "epochs": 40}
+    assert "differ" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_config_group_option_is_composed_from_the_worktrees_tree(project: Project) -> None:
+    project.write("conf/config.yaml", "defaults:\n  - model: small\n  - _self_\nseed: 1\n")
+    project.write("conf/model/small.yaml", "width: 8\n")
+    project.write("conf/model/large.yaml", "width: 64\n")
+    project.write("show.py", "import json, yanex\nprint(json.dumps(yanex.get_params()))\n")
+    project.commit("v1")
+    assert project.yanex("run", "show.py", "-n", "h").returncode == 0
+    project.write("conf/model/large.yaml", "width: 128\n")
+    project.commit("v2")
+    r = project.yanex("rerun", "h", "-p", "model=large", "--worktree")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"model": {"width": 64}, "seed": 1}  # as at the commit
+    r = project.yanex("rerun", "h", "-p", "model=large")  # today's tree
+    assert json.loads(r.stdout) == {"model": {"width": 128}, "seed": 1}
