@@ -289,7 +289,8 @@ def child_environ(
     live = os.path.realpath(project)
     entries = []
     for entry in (environ.get("PYTHONPATH") or "").split(os.pathsep):
-        real = os.path.realpath(entry) if entry else ""
+        # a relative entry is the script's working folder's: the child maps it (sys.path)
+        real = os.path.realpath(entry) if os.path.isabs(entry) else ""
         if real == live or real.startswith(live + os.sep):
             entry = str(tree) + real[len(live) :]
         if entry:

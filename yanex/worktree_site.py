@@ -25,6 +25,7 @@ standard library only until it has something to report.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import json
 import os
@@ -76,12 +77,13 @@ class LiveImports:
     def __init__(self, live: str, code: str) -> None:
         self.live, self.code = live, code
         self.reported: set[str] = set()
-        self._busy = False
+        self._busy: set[int] = set()  # threads asking the other finders now
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if self._busy:
-            return None
-        self._busy = True
+        thread = _thread.get_ident()
+        if thread in self._busy:
+            return None  # an import made while finding: the import system asks them all
+        self._busy.add(thread)
         try:
             for finder in sys.meta_path:
                 if finder is self:
@@ -96,7 +98,7 @@ class LiveImports:
                     return spec
             return None
         finally:
-            self._busy = False
+            self._busy.discard(thread)
 
     def check(self, module: str, where: Any) -> None:
         if module in self.reported or _mapped(where, self.live, self.code) is None:
