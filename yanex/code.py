@@ -525,7 +525,7 @@ RACY_SECONDS = 2.0
 _Stat = tuple[int, int, int, int, int] | None
 
 
-def _stat(path: Path) -> _Stat:
+def _stat(path: Path | str) -> _Stat:
     """What git compares to see that a file changed: mtime, ctime, size, inode, mode."""
     try:
         st = os.lstat(path)
@@ -552,7 +552,8 @@ class _Repo:
     git_dir: Path
     common_dir: Path
     index: _Stat = None  # the index the tracked paths were listed from
-    tracked: list[tuple[str, bool]] = field(default_factory=list)  # (path, is a submodule)
+    files: list[str] = field(default_factory=list)  # every tracked file, absolute
+    submodules: list[Path] = field(default_factory=list)  # every submodule, absolute
 
 
 class CodeCheck:
@@ -678,13 +679,15 @@ class CodeCheck:
         for name in ("packed-refs", "config", "reftable/tables.list"):
             stats.append(_stat(repo.common_dir / name))
         if index != repo.index:  # the tracked paths changed, or were never listed
-            repo.tracked = _tracked(repo.root) if index is not None else []
+            tracked = _tracked(repo.root) if index is not None else []
+            top = str(repo.root)
+            repo.files = [os.path.join(top, path) for path, is_sub in tracked if not is_sub]
+            repo.submodules = [repo.root / path for path, is_sub in tracked if is_sub]
             repo.index = index
-        for path, is_submodule in repo.tracked:
-            where = repo.root / path
-            if is_submodule and depth < 8 and (where / ".git").exists():
-                sub = self._repo(where)
-                self._watch(sub, stats, heads, depth + 1)
+        stats.extend(map(_stat, repo.files))  # most of a check's time: strings, no Path
+        for where in repo.submodules:
+            if depth < 8 and (where / ".git").exists():
+                self._watch(self._repo(where), stats, heads, depth + 1)
             else:
                 stats.append(_stat(where))
 
