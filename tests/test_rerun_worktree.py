@@ -303,5 +303,9 @@ def test_a_config_group_option_is_composed_from_the_worktrees_tree(project: Proj
     r = project.yanex("rerun", "h", "-p", "model=large", "--worktree")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"model": {"width": 64}, "seed": 1}  # as at the commit
+    # the worktree is gone: a rerun of this rerun finds the tree in the project again
+    r = project.yanex("rerun", "h-rerun-1", "-p", "model=small", "--worktree")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"model": {"width": 8}, "seed": 1}
     r = project.yanex("rerun", "h", "-p", "model=large")  # today's tree
     assert json.loads(r.stdout) == {"model": {"width": 128}, "seed": 1}

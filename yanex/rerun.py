@@ -88,6 +88,9 @@ def prepare(
     recorded = record.read_params(original.dir)
     hydra = meta.get("hydra")
     config_dir = Path(hydra["config_dir"]) if hydra and hydra.get("config_dir") else None
+    ran_in = (meta.get("worktree") or {}).get("path")  # a worktree rerun's tree, now removed
+    if config_dir is not None and ran_in and config_dir.is_relative_to(ran_in):
+        config_dir = Path(meta["project"]) / config_dir.relative_to(ran_in)
     picks_option = config_dir is not None and any(
         groups.is_group(config_dir, _override_key(text)) for text in param_texts
     )
@@ -127,12 +130,8 @@ def prepare(
 
 def code_change(original: record.Record, now: code.GitSnapshot) -> str | None:
     """How the code ``now`` differs from the code ``original`` recorded, or None."""
-    git_meta = original.metadata.get("git")
-    if not git_meta:
-        return None
-    patch = original.dir / store.GIT_PATCH
-    before = patch.read_bytes() if patch.is_file() else b""
-    return code.changes_since(code.Recorded.from_metadata(git_meta, before), now, "then")
+    recorded = code.recorded_in(original.dir, original.metadata.get("git"))
+    return None if recorded is None else code.changes_since(recorded, now, "then")
 
 
 def escape_interpolations(node: Any) -> Any:
@@ -207,7 +206,11 @@ def worktree(rerun: Rerun) -> Iterator[None]:
         request.environ = child_environ(request.environ, project, tree, holder / "site")
         request.carried["project"] = str(project)
         request.carried["script"] = str(meta["script"])  # the worktree's copy is removed
-        request.carried["worktree"] = {"commit": rerun.commit, "patch": patch.is_file()}
+        request.carried["worktree"] = {
+            "commit": rerun.commit,
+            "patch": patch.is_file(),
+            "path": str(tree),  # where it ran (removed): paths recorded under it are the project's
+        }
         yield
     finally:
         # `git worktree remove` refuses a worktree with submodules: remove it, then prune.
