@@ -28,11 +28,9 @@ The secret scan of a patch loads detect-secrets, which only a dirty run needs.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -750,6 +748,8 @@ def label(recorded: Recorded | None) -> str:
     alike (``compare``'s code column, the dashboard's code row)."""
     if recorded is None:
         return "(not in git)"
+    import hashlib  # not on a run's path: OpenSSL's takes a few ms to load
+
     parts = [_short(recorded.commit)]
     if recorded.patch:
         parts.append(f"+ patch {hashlib.sha256(recorded.patch).hexdigest()[:8]}")
@@ -787,6 +787,8 @@ def has_commit(repo: Path, commit: str) -> bool:
 def state_tree(repo: Path, commit: str | None, patch_bytes: bytes, strip: int = 1) -> str:
     """The tree of ``commit`` with ``patch_bytes`` applied, built in a temporary index: neither
     the work tree nor the repository's index is touched (only objects are added)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="yanex-tree-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         done = git(repo, "read-tree", commit or _EMPTY_TREE, env=env)
