@@ -102,6 +102,18 @@ def test_a_worktree_rerun_checks_out_submodules_at_their_recorded_commits(
     assert "worktree" not in git(project.path, "worktree", "list").split("\n", 1)[-1]
 
 
+def test_a_submodule_that_is_no_longer_checked_out_is_a_clear_error(
+    project: Project, tmp_path: Path
+) -> None:
+    with_submodule(project, tmp_path)
+    assert project.yanex("run", "run.py", "-n", "r").returncode == 0
+    git(project.path, "submodule", "deinit", "-q", "--force", "lib")
+    r = project.yanex("rerun", "r", "--worktree")
+    assert_usage_error(r, "submodule lib", "is not checked out", "git submodule update --init")
+    assert len(project.experiments()) == 1
+    assert "worktree" not in git(project.path, "worktree", "list").split("\n", 1)[-1]
+
+
 def test_a_member_that_edits_a_submodule_gets_the_next_ones_refused(
     project: Project, tmp_path: Path
 ) -> None:
@@ -140,6 +152,19 @@ def test_an_import_from_the_live_repository_is_reported(project: Project) -> Non
     said = "module extramod was imported from the live repository"
     assert said in r.stderr
     assert any(said in w for w in metadata(project.experiments()[-1])["warnings"])
+
+
+def test_a_sitecustomize_of_the_users_own_still_runs(project: Project, tmp_path: Path) -> None:
+    site = tmp_path / "user-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import builtins\nbuiltins.USER_SITE = 'ran'\n")
+    project.write("s.py", "import builtins, yanex\nprint('user site', builtins.USER_SITE)\n")
+    project.commit()
+    env = project.env(PYTHONPATH=str(site))
+    assert project.yanex("run", "s.py", "-n", "s", env=env).returncode == 0
+    r = project.yanex("rerun", "s", "--worktree", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "user site ran" in r.stdout
 
 
 # --- editable installs, PYTHONPATH, and the round trip ----------------------------------------
