@@ -409,7 +409,7 @@ def _short(commit: str | None) -> str:
 @dataclass(frozen=True)
 class Recorded:
     """The code a run recorded: its commit, its ``git.patch`` bytes, and its submodules'
-    commits (None: recorded before submodules were, so not compared)."""
+    commits (None: not compared)."""
 
     commit: str | None
     patch: bytes = b""
@@ -421,6 +421,8 @@ class Recorded:
 
     @classmethod
     def from_metadata(cls, git_meta: Mapping[str, Any], patch_bytes: bytes) -> Recorded:
+        """A record without ``git.submodules`` had none checked out (or predates them: a
+        difference is then refused, never let through)."""
         return cls(git_meta.get("commit"), patch_bytes, git_meta.get("submodules") or {})
 
 
