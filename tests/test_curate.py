@@ -138,3 +138,61 @@ def test_commands_that_change_need_ids_or_filters(project: Project) -> None:
         assert_usage_error(project.yanex(verb, "--yes"), "name the experiments")
     assert names(project) == ["a", "b", "c"]
     assert_usage_error(project.yanex("delete", "zzzz", "--yes"), "no experiment has the ID")
+
+
+def test_a_reference_that_is_an_id_prefix_and_a_name_is_refused_everywhere(
+    project: Project,
+) -> None:
+    """`yanex delete ffff --yes` with an experiment ffff0000 and another named `ffff` deleted
+    ffff0000: a prefix never silently beats a name, nor a name a prefix."""
+    ids = setup(project)
+    prefix = ids["a"][:4]
+    r = project.yanex("update", "b", "--name", prefix)
+    assert r.returncode == 0 and "looks like an experiment ID" in r.stderr, r.stderr
+    before = sorted(p.name for p in (project.home / "experiments").iterdir())
+    for args in (
+        ["delete", prefix, "--yes"],
+        ["archive", prefix, "--yes"],
+        ["update", prefix, "--add-tag", "x"],
+        ["rerun", prefix],
+        ["show", prefix],  # reading too: never a prefix over a name, or the other way
+    ):
+        r = project.yanex(*args)
+        assert_usage_error(r, f"'{prefix}' is an ID prefix and a name", ids["a"], ids["b"])
+        assert "full ID" in r.stderr
+    assert sorted(p.name for p in (project.home / "experiments").iterdir()) == before
+    assert all(not metadata(f)["tags"] for f in project.experiments())
+    # the full IDs still name each one
+    assert project.yanex("update", ids["a"], "--add-tag", "x").returncode == 0
+    assert metadata(project.home / "experiments" / ids["a"])["tags"] == ["x"]
+
+
+def test_a_name_several_experiments_share_is_refused_by_changing_commands(
+    project: Project,
+) -> None:
+    ids = setup(project)
+    assert project.yanex("update", ids["c"], "--name", "a").returncode == 0  # two are "a"
+    for args in (
+        ["delete", "a", "--yes"],
+        ["archive", "a", "--yes"],
+        ["update", "a", "--add-tag", "x"],
+        ["rerun", "a"],
+    ):
+        r = project.yanex(*args)
+        assert_usage_error(r, "'a' is the name of 2 experiments", ids["a"], ids["c"])
+    assert len(project.experiments()) == 3
+    assert all(not metadata(f)["tags"] for f in project.experiments())
+    # reading: the newest of this project with that name (README: Finding and comparing)
+    r = project.yanex("get", "id", "a")
+    assert r.returncode == 0 and r.stdout.strip() == ids["c"]
+
+
+def test_a_name_that_is_an_id_gets_a_warning_when_set(project: Project) -> None:
+    ids = setup(project)
+    r = project.yanex("update", "b", "--name", ids["a"])
+    assert r.returncode == 0, r.stderr
+    assert f"warning: the name '{ids['a']}' is the ID of experiment {ids['a']}" in r.stderr
+    r = project.yanex("run", "job.py", "-n", "beef12")
+    assert r.returncode == 0 and "'beef12' looks like an experiment ID" in r.stderr, r.stderr
+    r = project.yanex("run", "job.py", "-n", "plain-name")
+    assert "warning" not in r.stderr

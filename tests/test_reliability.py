@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import Project, assert_usage_error, metadata, process_gone
 
-from yanex.gitstate import find_secrets
+from yanex.code import find_secrets
 
 SLEEPER = """
 import os, time

@@ -37,7 +37,7 @@ def test_rerun_repeats_script_args_and_params_with_changes_on_top(project: Proje
     r = project.yanex("rerun", "orig", "-t", "again")
     assert r.returncode == 0, r.stderr
     meta = newest(project)
-    assert meta["rerun_of"] == original and meta["name"] == "orig"
+    assert meta["rerun_of"] == original and meta["name"] == "orig-rerun-1"  # a name of its own
     assert meta["args"] == ["--x", "1"] and meta["tags"] == ["v1", "again"]
     assert results(project.experiments()[-1])[0]["results"] == {"score": 1.0, "args": ["--x", "1"]}
     assert "ran at commit" not in r.stderr  # the same commit: nothing to point out
@@ -78,6 +78,7 @@ def test_rerun_worktree_runs_the_recorded_code(project: Project) -> None:
     assert results(rerun)[0]["results"] == results(original)[0]["results"]  # score 2.5
     assert "factor 5" in r.stdout
     meta = metadata(rerun)
+    assert meta["script"] == str(project.path / "train.py")  # not the removed worktree's copy
     assert meta["git"]["commit"] == metadata(original)["git"]["commit"]
     assert meta["git"]["dirty"] is True and meta["project"] == str(project.path)
     assert (rerun / "git.patch").read_bytes() == (original / "git.patch").read_bytes()
@@ -132,3 +133,50 @@ def test_bad_reruns(project: Project) -> None:
     assert r.returncode == 2 and "cannot be staged" in r.stderr
     assert_usage_error(project.yanex("rerun", "orig", "-p", "lr=[1,"), "cannot be parsed")
     assert len(project.experiments()) == 1
+
+
+@pytest.mark.slow
+def test_a_worktree_rerun_can_be_rerun_and_replayed_and_keeps_names_apart(
+    project: Project,
+) -> None:
+    """A worktree rerun records the original's script path and a name of its own: a rerun of
+    it works, so does `get run-command`, and `rerun NAME` still means the original."""
+    original = setup(project)
+    project.write("model.py", "FACTOR = 3\n")
+    project.commit("v2")
+    r = project.yanex("rerun", "orig", "--worktree")
+    assert r.returncode == 0, r.stderr
+    first = newest(project)
+    assert (first["name"], first["rerun_of"]) == ("orig-rerun-1", original)
+    assert first["script"] == str(project.path / "train.py")
+    assert (
+        first["git"]["commit"] == metadata(project.home / "experiments" / original)["git"]["commit"]
+    )
+    assert results(project.experiments()[-1])[0]["results"]["score"] == 1.0  # FACTOR 2
+    r = project.yanex("rerun", "orig-rerun-1", "--worktree")  # a rerun of a rerun
+    assert r.returncode == 0, r.stderr
+    second = newest(project)
+    assert (second["name"], second["rerun_of"]) == ("orig-rerun-2", first["id"])
+    assert results(project.experiments()[-1])[0]["results"]["score"] == 1.0
+    r = project.yanex("get", "run-command", "orig-rerun-1")
+    assert r.returncode == 0 and r.stdout.startswith("yanex run train.py "), r.stdout
+    r = project.yanex("rerun", "orig")  # the original, on today's code
+    assert r.returncode == 0, r.stderr
+    assert newest(project)["rerun_of"] == original and newest(project)["name"] == "orig-rerun-3"
+    assert results(project.experiments()[-1])[0]["results"]["score"] == 1.5  # FACTOR 3
+
+
+def test_a_plain_rerun_says_when_the_uncommitted_code_differs(project: Project) -> None:
+    project.write("model.py", MODEL)
+    project.write("train.py", TRAIN)
+    project.commit("v1")
+    project.write("model.py", "FACTOR = 5\n")
+    r = project.yanex("run", "train.py", "-n", "dirty", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    project.write("model.py", "FACTOR = 6\n")
+    r = project.yanex("rerun", "dirty", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert "ran other code than there is now" in r.stderr
+    assert "uncommitted changes differ" in r.stderr
+    rerun = project.experiments()[-1]
+    assert "+FACTOR = 6" in (rerun / "git.patch").read_text()  # the code it ran

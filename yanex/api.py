@@ -45,7 +45,7 @@ __all__ = [
 
 ENV_EXPERIMENT_ID = "YANEX_EXPERIMENT_ID"
 ENV_EXPERIMENT_DIR = "YANEX_EXPERIMENT_DIR"
-ENV_PARAM_PREFIX = "YANEX_PARAM_"  # params.ENV_PREFIX, without importing params
+ENV_PARAM_PREFIX = "YANEX_PARAM_"  # config.overrides.ENV_PREFIX, without importing it
 
 _MISSING = object()
 

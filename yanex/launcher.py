@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import (
+    code,
     environment,
-    gitstate,
     processes,
     record,
     store,
@@ -75,7 +75,7 @@ class Prepared:
     request: RunRequest
     script: Path
     resolved: pipeline.ResolvedParams
-    git: gitstate.GitSnapshot | None
+    git: code.GitSnapshot | None
     project: Path
     warnings: list[str] = field(default_factory=list)
     members: list[sweeps.Member] = field(default_factory=list)
@@ -253,14 +253,18 @@ class Launcher:
                 "with `yanex run --staged`.",
             )
         warnings: list[str] = list(resolved.warnings)
+        if request.name and not request.name.strip("0123456789abcdefABCDEF"):
+            from yanex.query import name_warning  # a name that may be taken for an ID
+
+            warnings += [w for w in [name_warning(request.name)] if w]
         try:
-            git = gitstate.snapshot(script, resolved.config_roots, resolved.reads)
-        except gitstate.NotARepository as exc:
+            git = code.snapshot(script, resolved.config_roots, resolved.reads)
+        except code.NotARepository as exc:
             git = None
             warnings.append(f"{exc}; the code of this run is not recorded (git: null)")
         else:
             if not request.ignore_dirty:
-                gitstate.require_clean(git)
+                code.require_clean(git)
         prepared = Prepared(
             request=request,
             script=script.resolve(),
@@ -309,10 +313,10 @@ class Launcher:
             raise
         return created
 
-    def _patch(self, git: gitstate.GitSnapshot) -> bytes:
+    def _patch(self, git: code.GitSnapshot) -> bytes:
         """The uncommitted changes for git.patch, with a warning for what looks like a secret."""
-        patch = gitstate.patch(git)
-        for path, line, what in gitstate.find_secrets(patch):
+        patch = code.patch(git)
+        for path, line, what in code.find_secrets(patch):
             self.echo(
                 f"warning: {path}:{line} may hold {what}; the uncommitted change is saved in "
                 "the experiment's git.patch"
@@ -740,10 +744,10 @@ def launch(
         )
         return found if prepared.is_sweep else found[0]
     outcomes: list[Result] = []
-    baseline = _code_at_start(prepared)
+    baseline, check = _code_at_start(prepared), code.CodeCheck(ignore_dirty)
     for member, sweep in prepared.numbered():
         if outcomes:  # the code may have been edited while the earlier members ran
-            _check_code(prepared, baseline, outcomes)
+            _check_code(prepared, check, baseline, outcomes)
         experiment = launcher.create(prepared, member, sweep=sweep, durable=False)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
         meta = experiment.metadata
@@ -818,30 +822,26 @@ class CodeChangedError(GitStateError):
         self.results = results
 
 
-def _code_at_start(prepared: Prepared) -> tuple[str | None, bytes] | None:
-    git = prepared.git
-    if git is None:
-        return None
-    return git.commit, gitstate.patch(git) if git.dirty else b""
+def _code_at_start(prepared: Prepared) -> code.Recorded | None:
+    return code.Recorded.of(prepared.git) if prepared.git is not None else None
 
 
 def _check_code(
-    prepared: Prepared, baseline: tuple[str | None, bytes] | None, done: list[Result]
+    prepared: Prepared,
+    check: code.CodeCheck,
+    baseline: code.Recorded | None,
+    done: list[Result],
 ) -> None:
-    """Before each further member: the same code as the sweep started with, as ``run
-    --staged`` checks a staged member; with ``ignore_dirty`` the member records what it runs."""
+    """Before each further member: the same code as the sweep started with, through the one
+    code check ``run --staged`` uses; with ``ignore_dirty`` the member records what it runs."""
     if baseline is None:
         return
-    try:
-        resolved = prepared.resolved
-        now = gitstate.snapshot(prepared.script, resolved.config_roots, resolved.reads)
-    except gitstate.NotARepository:
-        now = None
-    change = (
-        "the script is no longer in a git repository"
-        if now is None
-        else gitstate.changes_since(*baseline, now, "when the sweep started")
+    resolved = prepared.resolved
+    change, now = check.compare(
+        baseline, prepared.script, resolved.config_roots, resolved.reads, "when the sweep started"
     )
+    if now is None:
+        change = "the script is no longer in a git repository"
     if change is None:
         return
     if not prepared.request.ignore_dirty:

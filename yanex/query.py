@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from yanex import record, store
 from yanex.errors import YanexError
@@ -438,13 +438,38 @@ def result_names(index: Index, filters: Filters) -> list[str]:
 # --- naming experiments -----------------------------------------------------------------------
 
 
+def name_warning(name: str | None) -> str | None:
+    """Why a new name may be taken for an ID (an existing experiment's ID, or a hex string of
+    4 to 8 characters that can become the prefix of one), or None."""
+    if not name or not re.fullmatch(rf"[0-9a-fA-F]{{{MIN_PREFIX},{store.ID_LENGTH}}}", name):
+        return None
+    if len(name) == store.ID_LENGTH and any(
+        (root / name.lower()).is_dir() for root in (store.experiments_root(), store.archived_root())
+    ):
+        return (
+            f"the name {name!r} is the ID of experiment {name.lower()}: changing commands "
+            "refuse it as ambiguous until one of them is renamed"
+        )
+    return (
+        f"the name {name!r} looks like an experiment ID (prefix): where it is also one, "
+        "changing commands refuse it as ambiguous"
+    )
+
+
 @dataclass
 class Lookup:
-    """How ``yanex show ID`` finds experiments: an ID or unique prefix anywhere in the store,
-    else the newest experiment with that exact name (in the project, when one is given)."""
+    """How commands find experiments by a reference: an ID or a unique prefix of one (4+ hex
+    characters, anywhere in the store), or an exact name (in the project, when one is given).
+
+    A reference is never silently read as one of two things: one that is an ID prefix and a
+    name is refused with the candidates listed, everywhere. A name several experiments share
+    is refused the same way when ``strict`` (the commands that change what they find: delete,
+    archive, unarchive, update, rerun); a reading command (show, get) takes the newest of them.
+    """
 
     index: Index
     scope: str | Callable[[], str | None] | None  # the project, or how to find it when needed
+    strict: bool = False
 
     @cached_property
     def project(self) -> str | None:
@@ -454,20 +479,22 @@ class Lookup:
     def one(self, ref: str) -> record.Record:
         ref = ref.strip()
         is_hex = re.fullmatch(r"[0-9a-fA-F]+", ref) is not None
+        by_id: list[record.Record] = []
         if is_hex and MIN_PREFIX <= len(ref) <= store.ID_LENGTH:
-            matches = self._by_prefix(ref.lower())
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                shown = "\n".join(f"  {m.id}  {m.status:<9}  {m.name or ''}" for m in matches[:10])
-                many = "more than 10" if len(matches) > 10 else str(len(matches))
-                raise QueryError(
-                    f"{ref!r} is the prefix of {many} experiments:\n{shown}",
-                    hint="Give more characters of the ID.",
-                )
-        by_name = self._by_name(ref)
-        if by_name is not None:
-            return by_name
+            by_id = self._by_prefix(ref.lower())
+        by_name = self.named(ref)
+        found = {rec.id: rec for rec in [*by_id, *by_name]}
+        if by_id and by_name and len(found) > 1:
+            self._refuse(ref, "is an ID prefix and a name", by_id, by_name)
+        if len(by_name) > 1 and self.strict:
+            self._refuse(ref, f"is the name of {len(by_name)} experiments", [], by_name)
+        if by_name:
+            return by_name[0]  # the newest
+        if len(by_id) > 1:
+            many = "more than 10" if len(by_id) > 10 else str(len(by_id))
+            self._refuse(ref, f"is the prefix of {many} experiments", by_id, [])
+        if by_id:
+            return by_id[0]
         if is_hex and len(ref) < MIN_PREFIX:
             raise QueryError(
                 f"{ref!r} is too short to name an experiment",
@@ -487,6 +514,43 @@ class Lookup:
             found.setdefault(rec.id, rec)
         return list(found.values())
 
+    def exact(self, experiment_id: str) -> record.Record:
+        """The experiment with this full ID (a page's address): never a name or a prefix."""
+        found = [rec for rec in self._by_prefix(experiment_id) if rec.id == experiment_id]
+        if not found:
+            raise QueryError(f"no experiment has the ID {experiment_id!r}")
+        return found[0]
+
+    def named(self, name: str, limit: int = 11) -> list[record.Record]:
+        """The experiments with exactly this name (in the project), newest first (archived
+        ones after the others)."""
+        filters = Filters(project=self.project, archived=None)
+        where, params = filters.sql()
+        rows = self.index.conn.execute(
+            f"SELECT {_COLUMNS} FROM experiments e WHERE {where} AND e.name = ? "
+            "ORDER BY e.archived, e.created DESC LIMIT ?",
+            [*params, name, limit],
+        ).fetchall()
+        return [_record(self.index, row) for row in rows]
+
+    @staticmethod
+    def _refuse(
+        ref: str, what: str, by_id: list[record.Record], by_name: list[record.Record]
+    ) -> NoReturn:
+        rows = [(rec, "ID") for rec in by_id] + [
+            (rec, "name") for rec in by_name if rec.id not in {r.id for r in by_id}
+        ]
+        shown = "\n".join(
+            f"  {rec.id}  {rec.status:<9}  {rec.name or ''}  (by its {how})"
+            for rec, how in rows[:10]
+        )
+        more = "\n  ..." if len(by_id) > 10 or len(by_name) > 10 else ""
+        raise QueryError(
+            f"{ref!r} {what}; it could mean:\n{shown}{more}",
+            hint="Give the full ID of the one you mean (or rename one with `yanex update ID "
+            "--name NEW`).",
+        )
+
     def _by_prefix(self, prefix: str) -> list[record.Record]:
         # IDs are lowercase hex: every ID with this prefix sorts between it and prefix + "g".
         rows = self.index.conn.execute(
@@ -495,16 +559,6 @@ class Lookup:
             (prefix, prefix + "g"),
         ).fetchall()
         return [_record(self.index, row) for row in rows]
-
-    def _by_name(self, name: str) -> record.Record | None:
-        filters = Filters(project=self.project, archived=None)
-        where, params = filters.sql()
-        row = self.index.conn.execute(
-            f"SELECT {_COLUMNS} FROM experiments e WHERE {where} AND e.name = ? "
-            "ORDER BY e.archived, e.created DESC LIMIT 1",
-            [*params, name],
-        ).fetchone()
-        return None if row is None else _record(self.index, row)
 
 
 # --- comparing --------------------------------------------------------------------------------

@@ -2,30 +2,32 @@
 
 The rerun starts from the recorded parameters (``params.json``: exactly what the original ran
 with), with new ``--param`` values on top, the same script, script arguments and working
-folder, and ``rerun_of`` in its metadata. On today's code by default; with ``--worktree`` on
-the recorded code: its commit checked out in a temporary git worktree with its ``git.patch``
-applied, so a run from fifty commits ago runs exactly as it did.
+folder, and ``rerun_of`` in its metadata. It gets a name of its own (``NAME-rerun-N``), so a
+name keeps meaning one experiment. On today's code by default; with ``--worktree`` on the
+recorded code: its commit checked out in a temporary git worktree, its submodules at their
+recorded commits (cloned from the repository's own copies, offline), its ``git.patch``
+applied; and the worktree comes first for everything the script imports from the repository
+(see ``yanex.worktree_site``). Either way the rerun records the original's script path and
+the code it really ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yanex import record, store
+from yanex import code, record, store
 from yanex.config import overrides, sources
 from yanex.errors import GitStateError, YanexError
 from yanex.launcher import RunRequest
-
-# Git must not read the user's hooks or ask for anything while it builds a worktree.
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 
 class RerunError(YanexError):
@@ -47,6 +49,22 @@ def _override_key(text: str) -> str:
     return key.split("@", 1)[0]
 
 
+_RERUN_SUFFIX = re.compile(r"-rerun-[0-9]+$")
+
+
+def rerun_name(name: str | None, taken: Callable[[str], bool]) -> str | None:
+    """``best`` -> ``best-rerun-1``, or the first ``-rerun-N`` no experiment has; a rerun of
+    a rerun counts on from the same base (``best-rerun-1`` -> ``best-rerun-2``). An unnamed
+    original gives an unnamed rerun."""
+    if not name:
+        return None
+    base = _RERUN_SUFFIX.sub("", name)
+    number = 1
+    while taken(f"{base}-rerun-{number}"):
+        number += 1
+    return f"{base}-rerun-{number}"
+
+
 def prepare(
     original: record.Record,
     *,
@@ -55,8 +73,10 @@ def prepare(
     tags: Sequence[str] = (),
     stage: bool = False,
     ignore_dirty: bool = False,
+    taken: Callable[[str], bool] = lambda name: False,
 ) -> Rerun:
-    """The request that runs ``original`` again with ``param_texts`` on top."""
+    """The request that runs ``original`` again with ``param_texts`` on top; named ``name``,
+    else after the original (``taken`` tells a name already in use)."""
     meta = original.metadata
     if not meta:
         raise RerunError(f"experiment {original.id} cannot be read from {original.dir}")
@@ -69,6 +89,9 @@ def prepare(
     recorded = record.read_params(original.dir)
     hydra = meta.get("hydra")
     config_dir = Path(hydra["config_dir"]) if hydra and hydra.get("config_dir") else None
+    ran_in = (meta.get("worktree") or {}).get("path")  # a worktree rerun's tree, now removed
+    if config_dir is not None and ran_in and config_dir.is_relative_to(ran_in):
+        config_dir = Path(meta["project"]) / config_dir.relative_to(ran_in)
     picks_option = config_dir is not None and any(
         sources.is_group(config_dir, _override_key(text)) for text in param_texts
     )
@@ -81,7 +104,7 @@ def prepare(
     request = RunRequest(
         script=Path(meta["script"]),
         script_args=[str(arg) for arg in meta.get("args") or []],
-        name=name if name is not None else meta.get("name"),
+        name=name if name is not None else rerun_name(meta.get("name"), taken),
         description=meta.get("description"),
         tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])),
         ignore_dirty=ignore_dirty,
@@ -106,6 +129,12 @@ def prepare(
     return Rerun(request=request, original=original, commit=git.get("commit"))
 
 
+def code_change(original: record.Record, now: code.GitSnapshot) -> str | None:
+    """How the code ``now`` differs from the code ``original`` recorded, or None."""
+    recorded = code.recorded_in(original.dir, original.metadata.get("git"))
+    return None if recorded is None else code.changes_since(recorded, now, "then")
+
+
 def escape_interpolations(node: Any) -> Any:
     """Recorded values are final: a string holding ``${...}`` stays that text (OmegaConf would
     read it as an interpolation)."""
@@ -118,23 +147,22 @@ def escape_interpolations(node: Any) -> Any:
     return node
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **_GIT_ENV},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+def _git(cwd: Path, *args: str) -> str:
+    """Run one git command that must succeed for the worktree; its output."""
+    done = code.git(cwd, *args)
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip()
+        raise GitStateError(f"`git {' '.join(args)}` failed in {cwd}: {message}")
+    return done.stdout.decode(errors="replace")
 
 
 @contextlib.contextmanager
 def worktree(rerun: Rerun) -> Iterator[None]:
-    """Check out the recorded code in a temporary worktree (commit + ``git.patch``) and point
-    the request's script there for as long as the block runs; removed afterwards.
+    """Check out the recorded code in a temporary worktree (commit, submodules, ``git.patch``)
+    and point the request there for as long as the block runs; removed afterwards.
 
-    The working folder stays the recorded one, so data paths resolve as they did.
+    The working folder stays the recorded one, so data paths resolve as they did; the record
+    keeps the original's script path (the worktree is gone afterwards) and says ``worktree``.
     """
     original, meta = rerun.original, rerun.original.metadata
     if rerun.commit is None:
@@ -145,8 +173,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
     project = Path(meta.get("project") or "")
     if not (project / ".git").exists():
         raise RerunError(f"the repository {project} of experiment {original.id} is gone")
-    found = _git(project, "cat-file", "-e", f"{rerun.commit}^{{commit}}")
-    if found.returncode != 0:
+    if not code.has_commit(project, rerun.commit):
         raise RerunError(
             f"commit {rerun.commit[:12]} of experiment {original.id} is no longer in {project}",
             hint="Fetch it (or the branch that holds it) into the repository, then try again.",
@@ -156,26 +183,123 @@ def worktree(rerun: Rerun) -> Iterator[None]:
     except ValueError as exc:
         raise RerunError(f"the script {meta['script']} is not inside {project}") from exc
     holder = Path(tempfile.mkdtemp(prefix=f"yanex-rerun-{original.id}-"))
-    code = holder / "code"
+    tree = holder / "code"
     try:
-        added = _git(project, "worktree", "add", "--detach", str(code), rerun.commit)
+        added = code.git(project, "worktree", "add", "--detach", str(tree), rerun.commit)
         if added.returncode != 0:
-            raise GitStateError(f"git cannot check out {rerun.commit[:12]}: {added.stderr.strip()}")
+            message = added.stderr.decode(errors="replace").strip()
+            raise GitStateError(f"git cannot check out {rerun.commit[:12]}: {message}")
+        git_meta = meta.get("git") or {}
+        _check_out_submodules(original, project, tree, git_meta.get("submodules"))
         patch = original.dir / store.GIT_PATCH
         if patch.is_file() and patch.stat().st_size:
-            applied = _git(code, "apply", "--binary", "--whitespace=nowarn", str(patch))
+            applied = code.git(tree, "apply", "--binary", "--whitespace=nowarn", str(patch))
             if applied.returncode != 0:
                 raise RerunError(
                     f"the recorded git.patch of experiment {original.id} does not apply to "
-                    f"{rerun.commit[:12]}: {applied.stderr.strip()}"
+                    f"{rerun.commit[:12]}: {applied.stderr.decode(errors='replace').strip()}"
                 )
         request = rerun.request
-        request.script = code / script_in_repo
+        request.script = tree / script_in_repo
         request.ignore_dirty = True  # the worktree holds exactly the recorded changes
+        if request.config_dir is not None and request.config_dir.is_relative_to(project):
+            request.config_dir = tree / request.config_dir.relative_to(project)
+        request.environ = child_environ(request.environ, project, tree, holder / "site")
         request.carried["project"] = str(project)
-        request.carried["worktree"] = {"commit": rerun.commit, "patch": patch.is_file()}
+        request.carried["script"] = str(meta["script"])  # the worktree's copy is removed
+        request.carried["worktree"] = {
+            "commit": rerun.commit,
+            "patch": patch.is_file(),
+            "path": str(tree),  # where it ran (removed): paths recorded under it are the project's
+        }
         yield
     finally:
-        _git(project, "worktree", "remove", "--force", str(code))
+        # `git worktree remove` refuses a worktree with submodules: remove it, then prune.
         shutil.rmtree(holder, ignore_errors=True)
-        _git(project, "worktree", "prune")
+        code.git(project, "worktree", "prune")
+
+
+def _check_out_submodules(
+    original: record.Record, project: Path, tree: Path, recorded: Mapping[str, str] | None
+) -> None:
+    """Each submodule the original ran with, at its recorded commit, cloned from the copy the
+    project's own checkout of it holds (no network). A record made before submodules were
+    recorded gets the submodules the project has checked out, at the worktree's commits."""
+    if recorded is None:
+        listed = code.git(
+            tree, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"
+        )
+        paths = code.submodule_paths(listed.stdout.decode("utf-8", "replace"))
+        wanted: dict[str, str | None] = {
+            path: None for path in paths if (project / path / ".git").exists()
+        }
+    else:
+        wanted = dict(recorded)
+    for path in sorted(wanted, key=lambda p: p.count("/")):  # a submodule before those in it
+        parent = max((p for p in wanted if path.startswith(p + "/")), key=len, default="")
+        inner = path[len(parent) + 1 :] if parent else path
+        live = project / path
+        if not (live / ".git").exists():
+            raise RerunError(
+                f"submodule {path} of experiment {original.id} is not checked out in {project}, "
+                "so its recorded commit cannot be had",
+                hint=f"Run `git submodule update --init {path}` there, then try again.",
+            )
+        source = _git(live, "rev-parse", "--absolute-git-dir").strip()
+        where = tree / parent if parent else tree
+        names = code.git(
+            where, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"
+        ).stdout.decode("utf-8", "replace")
+        name = next(
+            (
+                key[len("submodule.") : -len(".path")]
+                for key, _, value in (item.partition("\n") for item in names.split("\0"))
+                if value == inner
+            ),
+            inner,
+        )
+        _git(
+            where,
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            f"submodule.{name}.url={source}",
+            "submodule",
+            "update",
+            "--init",
+            "--",
+            inner,
+        )
+        commit = wanted[path]
+        if commit is not None:
+            if not code.has_commit(tree / path, commit):
+                raise RerunError(
+                    f"commit {commit[:12]} of submodule {path} (experiment {original.id}) is "
+                    f"no longer in {live}",
+                    hint="Fetch it into the submodule, then try again.",
+                )
+            _git(tree / path, "checkout", "-q", "--detach", commit)
+
+
+def child_environ(
+    environ: Mapping[str, str], project: Path, tree: Path, site: Path
+) -> dict[str, str]:
+    """The script's environment for a worktree rerun: ``PYTHONPATH`` entries inside the
+    project mapped into the worktree, after a folder whose ``sitecustomize`` maps what
+    ``.pth`` files add (editable installs) and reports imports from the live repository."""
+    site.mkdir(parents=True)
+    source = Path(__file__).with_name("worktree_site.py")
+    shutil.copyfile(source, site / "sitecustomize.py")
+    live = os.path.realpath(project)
+    entries = []
+    for entry in (environ.get("PYTHONPATH") or "").split(os.pathsep):
+        # a relative entry is the script's working folder's: the child maps it (sys.path)
+        real = os.path.realpath(entry) if os.path.isabs(entry) else ""
+        if real == live or real.startswith(live + os.sep):
+            entry = str(tree) + real[len(live) :]
+        if entry:
+            entries.append(entry)
+    env = dict(environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *entries])
+    env["YANEX_WORKTREE"] = json.dumps({"live": str(project), "code": str(tree)})
+    return env

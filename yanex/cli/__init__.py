@@ -30,6 +30,7 @@ COMMANDS = {
     "list": "yanex.cli.browse:list_command",
     "show": "yanex.cli.browse:show",
     "compare": "yanex.cli.browse:compare",
+    "diff": "yanex.cli.diff:diff",
     "get": "yanex.cli.browse:get",
     "update": "yanex.cli.browse:update",
     "archive": "yanex.cli.browse:archive",

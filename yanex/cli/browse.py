@@ -133,13 +133,15 @@ def _selected(
     archived_default: bool = False,
     sort: Sequence[query.Sort] = (query.NEWEST_FIRST,),
     limit: int | None = None,
+    strict: bool = False,
 ) -> list[Record]:
     """The experiments named by ``refs`` (ID, prefix or name), narrowed by the filters; or,
-    without refs, the filters' selection of the current project."""
+    without refs, the filters' selection of the current project. ``strict``: a command that
+    changes them (a name several experiments share is refused, see ``query.Lookup``)."""
     ids: list[str] = []
     if refs:
         scope = None if options["all_projects"] else _current_project_name
-        ids = [rec.id for rec in query.Lookup(index, scope).many(refs)]
+        ids = [rec.id for rec in query.Lookup(index, scope, strict).many(refs)]
     filters = _filters(options, ids, archived_default)
     if required and not refs and not filters.narrows():
         raise UserError(
@@ -521,8 +523,9 @@ def compare(
     fmt: str,
     **options: Any,
 ) -> None:
-    """Compare experiments side by side: one row each, the parameters that differ, and the
-    last value of each result, the best of each marked with *.
+    """Compare experiments side by side: one row each, the parameters that differ, the code
+    when it differs (commit, patch, submodules), and the last value of each result, the best
+    of each marked with *.
 
     \b
     Without IDs, the experiments the filters select (default: all of this project's).
@@ -544,6 +547,8 @@ def compare(
         keys = query.differing_keys(flat)
     names = _result_names(records)
     best = query.best_rows(records, names, minimize, maximize)
+    codes = _code_labels(records)
+    show_code = len(set(codes)) > 1  # two runs of different code never look alike
     if fmt == "json":
         out.print_json(
             [
@@ -551,6 +556,7 @@ def compare(
                     "id": rec.id,
                     "name": rec.name,
                     "status": rec.status,
+                    "code": codes[i],
                     "params": {k: params.get(k) for k in keys},
                     "results": {n: rec.last.get(n) for n in names},
                     "best": [n for n in names if best.get(n) and i in best[n]],
@@ -562,28 +568,32 @@ def compare(
     if fmt == "csv":
         rows = [
             [rec.id, out.safe(rec.name or ""), rec.status]
+            + ([out.safe(codes[i])] if show_code else [])
             + [out.full_value(params.get(k)) for k in keys]
             + [out.full_value(rec.last.get(n)) for n in names]
-            for rec, params in zip(records, flat, strict=True)
+            for i, (rec, params) in enumerate(zip(records, flat, strict=True))
         ]
         out.print_csv(
             [
                 "id",
                 "name",
                 "status",
+                *(["code"] if show_code else []),
                 *(f"params.{k}" for k in keys),
                 *(f"results.{n}" for n in names),
             ],
             rows,
         )
         return
-    headers = ["ID", "NAME", "STATUS", *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
+    fixed = ["ID", "NAME", "STATUS", *(["CODE"] if show_code else [])]
+    headers = [*fixed, *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
     table = out.Table(headers, styles={0: "cyan"})
-    first_result = 3 + len(keys)
+    first_result = len(fixed) + len(keys)
     table.numeric = set(range(first_result, len(headers)))
     for i, (rec, params) in enumerate(zip(records, flat, strict=True)):
         table.rows.append(
             [rec.id, out.safe(rec.name or ""), rec.status]
+            + ([out.safe(codes[i])] if show_code else [])
             + [out.value(params[k]) if k in params else "-" for k in keys]
             + [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
         )
@@ -593,6 +603,13 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
+
+
+def _code_labels(records: Sequence[Record]) -> list[str]:
+    """Each run's code in one cell (commit, patch hash, submodules): ``compare``'s CODE."""
+    from yanex import code
+
+    return [code.label(code.recorded_in(rec.dir, rec.metadata.get("git"))) for rec in records]
 
 
 # --- get --------------------------------------------------------------------------------------
@@ -757,7 +774,7 @@ def _change_command(
     @click.option("-y", "--yes", is_flag=True, help="Do it without asking.")
     def command(refs: tuple[str, ...], yes: bool, **options: Any) -> None:
         with _index() as index:
-            records = _selected(index, refs, options, archived_default=archived)
+            records = _selected(index, refs, options, archived_default=archived, strict=True)
             if not records:
                 echo_err(f"yanex: no experiments match; nothing was {verb}d")
                 return
@@ -819,8 +836,11 @@ def update(
     for tag in add_tag:
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--add-tag'")
+    warning = query.name_warning(name)
+    if warning:
+        echo_err(f"warning: {out.safe(warning)}")
     with _index() as index:
-        records = query.Lookup(index, _current_project_name).many(refs)
+        records = query.Lookup(index, _current_project_name, strict=True).many(refs)
         for rec in records:
             manage.update(
                 rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag

@@ -540,7 +540,9 @@ def _show_dry_run(prepared: Prepared, at_once: bool = False) -> None:
     help="Change a parameter of the recorded config (repeatable; a group option recomposes "
     "a Hydra tree). Sweeps make a grid, staged with --stage.",
 )
-@click.option("-n", "--name", help="Name of the new experiment (default: the original's).")
+@click.option(
+    "-n", "--name", help="Name of the new experiment (default: the original's + -rerun-N)."
+)
 @click.option("-t", "--tag", "tags", multiple=True, help="Add a tag (repeatable).")
 @click.option("--stage", is_flag=True, help="Stage the rerun to run later with --staged.")
 @click.option(
@@ -567,9 +569,10 @@ def rerun(
 
     \b
     The same script, script arguments, working folder and recorded parameters (exactly what
-    the original ran with), --param changes on top, Hydra choices kept, and `rerun_of: ID`
-    in its metadata. It runs on today's code (the clean-tree rule applies; a different
-    commit is pointed out), or with --worktree on the code the original ran.
+    the original ran with), --param changes on top, Hydra choices kept, `rerun_of: ID` in
+    its metadata, and a name of its own (NAME-rerun-N). It runs on today's code (the
+    clean-tree rule applies; other code than the original's is pointed out), or with
+    --worktree on the code the original ran (its commit, submodules and git.patch).
     \b
     Examples:
       yanex rerun 3f9a
@@ -588,8 +591,7 @@ def rerun(
             "--worktree runs at once (its worktree is removed after); it cannot be staged"
         )
     with _index() as index:
-        original = query.Lookup(index, _current_project_name).one(ref)
-    with user_errors():
+        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
         plan = reruns.prepare(
             original,
             param_texts=params,
@@ -597,15 +599,26 @@ def rerun(
             tags=tags,
             stage=stage,
             ignore_dirty=ignore_dirty,
+            taken=lambda candidate: bool(query.Lookup(index, None).named(candidate, limit=1)),
         )
 
     def note(prepared: Prepared) -> None:
+        """Say when today's code is not the code the original ran (the rerun records its own)."""
+        if worktree or not plan.commit:
+            return
         now = prepared.git.commit if prepared.git else None
-        if not worktree and plan.commit and now != plan.commit:
+        if now != plan.commit:
             echo_err(
                 f"yanex: {original.id} ran at commit {plan.commit[:12]}; this rerun uses "
                 f"{(now or 'no commit')[:12]} (--worktree reruns its own code)"
             )
+        elif prepared.git is not None:
+            change = reruns.code_change(original, prepared.git)
+            if change:
+                echo_err(
+                    f"yanex: {original.id} ran other code than there is now ({change}); this "
+                    "rerun runs and records today's (--worktree reruns its own code)"
+                )
 
     if worktree:
         with user_errors(), reruns.worktree(plan):

@@ -14,16 +14,14 @@ failed (recorded: its working folder is gone, its metadata cannot be written).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import claims, gitstate, record, store
+from yanex import claims, record, store
+from yanex.code import CodeCheck
 from yanex.errors import YanexError
 from yanex.record import Status
 
@@ -44,80 +42,6 @@ class MemberEnd:
     error: str | None = None
     cli_exit_code: int = 0
     stopped_by: int | None = None
-
-
-class CodeCheck:
-    """Is the code there is now the code a member was staged with? Asked once per distinct
-    recorded state (commit, patch) and script, and the answer kept for ``ttl`` seconds: a
-    batch of 1,000 members of one grid reads git once a second, not 1,000 times.
-
-    With ``ignore_dirty`` a difference is allowed, and the member records the state it really
-    runs with (the staging state is kept as ``git_at_staging`` and ``git.staged.patch``).
-    """
-
-    def __init__(self, ignore_dirty: bool, ttl: float = 1.0) -> None:
-        self.ignore_dirty = ignore_dirty
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._snapshots: dict[tuple[str, ...], tuple[float, gitstate.GitSnapshot | str]] = {}
-        self._answers: dict[tuple[str, ...], tuple[float, str | None]] = {}
-
-    def _snapshot(self, script: str, configs: tuple[str, ...]) -> gitstate.GitSnapshot | str:
-        """The repository's state now (or why there is none), for ``ttl`` seconds.
-
-        ``configs``: the untracked config files the member read at staging (their content is
-        in its git.patch), so that they count as the tree's changes now too."""
-        key = (script, *configs)
-        found = self._snapshots.get(key)
-        if found is not None and time.monotonic() - found[0] < self.ttl:
-            return found[1]
-        try:
-            now: gitstate.GitSnapshot | str = gitstate.snapshot(
-                Path(script), [Path(path) for path in configs]
-            )
-        except gitstate.NotARepository as exc:
-            now = str(exc)
-        self._snapshots[key] = (time.monotonic(), now)
-        return now
-
-    def __call__(self, folder: Path, meta: dict[str, Any]) -> str | None:
-        """Why this member may not run with the code there is now, or None when it may."""
-        recorded = meta.get("git")
-        staged = folder / store.GIT_PATCH
-        before = staged.read_bytes() if staged.exists() else b""
-        commit = recorded.get("commit") if recorded else None
-        configs = tuple(meta.get("config_files") or ())
-        key = (meta["script"], str(commit), hashlib.sha256(before).hexdigest(), *configs)
-        with self._lock:
-            now = self._snapshot(meta["script"], configs)
-            answer = self._answers.get(key)
-            if answer is None or time.monotonic() - answer[0] >= self.ttl:
-                if isinstance(now, str):
-                    difference = None if recorded is None else now
-                else:
-                    commit = commit if recorded is not None else now.commit
-                    difference = gitstate.changes_since(commit, before, now, "at staging")
-                answer = (time.monotonic(), difference)
-                self._answers[key] = answer
-        difference = answer[1]
-        if difference is None:
-            return None
-        if not self.ignore_dirty:
-            return difference
-        self._record_real_state(folder, recorded, None if isinstance(now, str) else now)
-        return None
-
-    @staticmethod
-    def _record_real_state(
-        folder: Path, recorded: dict[str, Any] | None, now: gitstate.GitSnapshot | None
-    ) -> None:
-        patch = folder / store.GIT_PATCH
-        if patch.exists():
-            os.replace(patch, folder / store.GIT_PATCH_AT_STAGING)
-        if now is not None and now.dirty:
-            store.write_bytes_atomic(patch, gitstate.patch(now))
-        real = now.to_metadata() if now is not None else None
-        record.update(folder, {"git_at_staging": recorded, "git": real})
 
 
 def run_member(

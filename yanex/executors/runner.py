@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import claims, gitstate, processes, record
+from yanex import claims, code, processes, record
 from yanex.executors.base import Executor, Task
 from yanex.executors.member import REFUSED, SKIPPED, MemberEnd
 from yanex.record import Status
@@ -30,7 +30,7 @@ _COUNTED = (*Status.ENDED, REFUSED)
 
 def current_project(cwd: Path) -> Path:
     """The project a runner serves: the git repository it is run in, else the folder."""
-    return gitstate.repo_root(cwd) or cwd.resolve()
+    return code.repo_root(cwd) or cwd.resolve()
 
 
 def usable_cpus() -> int:

@@ -232,7 +232,10 @@ class Dashboard:
     def _exact(self, index: Index, experiment_id: str) -> Record:
         if not store.is_valid_id(experiment_id):
             raise HTTPException(404, f"{out.safe(experiment_id)!r} is not an experiment ID")
-        return self._lookup(index, experiment_id)
+        try:
+            return query.Lookup(index, None).exact(experiment_id)
+        except query.QueryError as exc:
+            raise HTTPException(404, exc.format_message()) from None
 
     def _selection(self, index: Index, request: Request) -> list[Record]:
         """The experiments a compare or overlay asks for: ``id=`` (IDs, prefixes, names;

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from yanex import query, record, store
+from yanex import code, query, record, store
 from yanex.index import Index, param_leaves
 from yanex.record import Record, Status
 from yanex.terminal import safe
@@ -465,6 +465,7 @@ class Comparison:
     params: list[dict[str, Any]]  # flattened, one per record
     names: list[str]
     best: dict[str, set[int]]
+    codes: list[str]  # each run's code in one cell: different code never looks alike
 
 
 def comparison(records: list[Record]) -> Comparison:
@@ -480,4 +481,5 @@ def comparison(records: list[Record]) -> Comparison:
         params=flat,
         names=names,
         best=query.best_rows(records, names),
+        codes=[code.label(code.recorded_in(r.dir, r.metadata.get("git"))) for r in records],
     )
