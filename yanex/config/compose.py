@@ -48,31 +48,38 @@ Composition = tuple["DictConfig", dict[str, Any], dict[str, Any]]
 
 
 def compose_plain(
-    source: sources.Source, overrides: list[ParamOverride], warnings: list[str]
+    source: sources.Source,
+    overrides: list[ParamOverride],
+    placed: resolvers.Placeholders,
+    warnings: list[str],
 ) -> DictConfig:
     """The config files merged in order (or a rerun's parameters, or nothing), with the
-    overrides applied and their sweeps in place."""
+    overrides applied and their sweeps in place (held by ``placed``)."""
     from omegaconf import OmegaConf
 
     if source.files:
         configs = []
         for path in source.files:
             cfg = sources.load_config_file(path)
-            mark_plain_sweeps(cfg, f"config file {path}")
+            mark_plain_sweeps(cfg, f"config file {path}", placed)
             configs.append(cfg)
         cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
     else:
         cfg = OmegaConf.create(source.base or {})
-    apply_overrides(cfg, overrides, warnings)
+    apply_overrides(cfg, overrides, placed, warnings)
     return cfg
 
 
 def apply_overrides(
-    cfg: DictConfig, overrides: list[ParamOverride], warnings: list[str] | None = None
+    cfg: DictConfig,
+    overrides: list[ParamOverride],
+    placed: resolvers.Placeholders,
+    warnings: list[str] | None = None,
 ) -> None:
     """Apply overrides in order, as Hydra does for a plain config, except that ``key=`` also
-    adds a key (the script's own defaults are the lowest layer). A new key close to one the
-    config has gets a warning in ``warnings``."""
+    adds a key (the script's own defaults are the lowest layer). A sweep is put in as a
+    placeholder held by ``placed``. A new key close to one the config has gets a warning in
+    ``warnings``."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -110,7 +117,7 @@ def apply_overrides(
                     isinstance(v, dict) for v in ov.sweep.values
                 ):
                     under = OmegaConf.to_container(current, resolve=False)
-                value: Any = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
+                value: Any = placed.place(dataclasses.replace(ov.sweep, under=under))
             else:
                 value = ov.value
             OmegaConf.update(cfg, ov.key, value, merge=ov.sweep is None, force_add=True)
@@ -118,14 +125,14 @@ def apply_overrides(
             raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
-def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:
+def mark_plain_sweeps(cfg: DictConfig, where: str, placed: resolvers.Placeholders) -> None:
     """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps."""
     from omegaconf import OmegaConf
 
     for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
         if isinstance(leaf, str) and sweeps.is_plain_sweep(leaf):
             sweep = parse_sweep_text(leaf, f"{where}: '{key}: {leaf}'")
-            OmegaConf.update(cfg, key, resolvers.placeholder(sweep), merge=False)
+            OmegaConf.update(cfg, key, placed.place(sweep), merge=False)
 
 
 # --- a Hydra tree -----------------------------------------------------------------------------
@@ -458,7 +465,7 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
 
 
 def compose_grid(
-    source: sources.Source, overrides: list[ParamOverride]
+    source: sources.Source, overrides: list[ParamOverride], placed: resolvers.Placeholders
 ) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[list[str]]]:
     """Compose the tree once per combination of swept groups, value sweeps put in each.
 
@@ -496,7 +503,7 @@ def compose_grid(
         texts = fixed + [ov.concrete(value) for ov, value in choice]
         cfg, info = compose(source, texts)
         given.append(texts)
-        _apply_value_sweeps(cfg, value_sweeps, source)
+        _apply_value_sweeps(cfg, value_sweeps, source, placed)
         info["overrides"] += [f"{ov.prefix}{ov.target}={ov.sweep.expr}" for ov in value_sweeps]  # type: ignore[union-attr]
         compositions.append((cfg, {ov.target: value for ov, value in choice}, info))
     return compositions, [(ov.target, sweep) for ov, sweep in group_sweeps], given
@@ -517,7 +524,10 @@ def _group_choices(
 
 
 def _apply_value_sweeps(
-    cfg: DictConfig, value_sweeps: list[ParamOverride], source: sources.Source
+    cfg: DictConfig,
+    value_sweeps: list[ParamOverride],
+    source: sources.Source,
+    placed: resolvers.Placeholders,
 ) -> None:
     """Put each value sweep in the composed config, with Hydra's rule that a plain
     ``key=...`` changes an existing key (``+key=...`` adds one)."""
@@ -538,5 +548,5 @@ def _apply_value_sweeps(
         under = None
         if isinstance(current, DictConfig) and any(isinstance(v, dict) for v in ov.sweep.values):
             under = OmegaConf.to_container(current, resolve=False)
-        placed = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
-        OmegaConf.update(cfg, ov.key, placed, merge=False, force_add=True)
+        text = placed.place(dataclasses.replace(ov.sweep, under=under))
+        OmegaConf.update(cfg, ov.key, text, merge=False, force_add=True)
