@@ -32,8 +32,8 @@ from yanex.config import resolvers, sources, sweeps
 from yanex.config.overrides import (
     ParamOverride,
     close_key,
+    config_sweep,
     dotted_keys,
-    parse_sweep_text,
     suggest,
 )
 from yanex.errors import ParamError
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 Composition = tuple["DictConfig", dict[str, Any], dict[str, Any]]
+# The modules whose code makes what the composition cache keeps.
+_OURS = (__file__, sources.__file__)
 
 
 # --- a plain config ---------------------------------------------------------------------------
@@ -61,7 +63,7 @@ def compose_plain(
         configs = []
         for path in source.files:
             cfg = sources.load_config_file(path)
-            mark_plain_sweeps(cfg, f"config file {path}", placed)
+            mark_plain_sweeps(cfg, f"config file {path}", placed, warnings)
             configs.append(cfg)
         cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
     else:
@@ -125,14 +127,29 @@ def apply_overrides(
             raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
-def mark_plain_sweeps(cfg: DictConfig, where: str, placed: resolvers.Placeholders) -> None:
-    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps."""
+def mark_plain_sweeps(
+    cfg: DictConfig, where: str, placed: resolvers.Placeholders, warnings: list[str]
+) -> None:
+    """Turn the config strings written unquoted as one sweep call (``choice(a, b)``,
+    ``linspace(0.001, 0.1, 5)``) into sweeps, placed in ``placed``; every other string
+    marked as unquoted when it was read (see ``sources.unquoted``) is the text as written.
+    One in yanex 0.6's sweep form (``a,b,c``) gets a warning: it is one string."""
     from omegaconf import OmegaConf
 
     for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
-        if isinstance(leaf, str) and sweeps.is_plain_sweep(leaf):
-            sweep = parse_sweep_text(leaf, f"{where}: '{key}: {leaf}'")
-            OmegaConf.update(cfg, key, placed.place(sweep), merge=False)
+        text = sources.unquoted(leaf)
+        if text is None:
+            continue
+        sweep = config_sweep(text, key, where) if sweeps.is_call(text) else None
+        OmegaConf.update(cfg, key, text if sweep is None else placed.place(sweep), merge=False)
+        if sweep is None and sweeps.is_comma_list(text):
+            warning = (
+                f"{where}: '{key}: {text}' is one string, not a sweep (yanex 0.6 swept a "
+                f"comma list): for a sweep write {key}: list({text}); quote it "
+                f"({key}: '{text}') to keep the string without this warning"
+            )
+            if warning not in warnings:
+                warnings.append(warning)
 
 
 # --- a Hydra tree -----------------------------------------------------------------------------
@@ -188,7 +205,8 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
     try:
         with _initialized(source), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
+            with sources.marking_tree_reads():
+                cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
         raise ParamError(_missing_message(exc, source)) from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
@@ -225,7 +243,8 @@ class CompositionCache:
     """Hydra's composition of a tree with some overrides, kept in ``$YANEX_HOME/cache`` and
     read back while nothing it came from changed: the same tree (each YAML file's path, size,
     mtime and inode), config name, version base and overrides, the same Hydra, OmegaConf,
-    this module and Python. Importing Hydra costs more than the rest of a run's start; most
+    Python and yanex code that made it (this module, and ``sources``, which marks the strings
+    read). Importing Hydra costs more than the rest of a run's start; most
     runs compose what the last one composed. The config is stored unresolved
     (interpolations, ``${now:}``, ``${oc.env:}`` in values are resolved per run, as always)
     with ``marshal``, behind a checksum: exact for plain data, int keys included.
@@ -265,14 +284,17 @@ class CompositionCache:
                     return None
                 st = os.stat(spec.origin)
                 libraries.append((spec.origin, st.st_size, st.st_mtime_ns))
-            ours = os.stat(__file__)  # this module makes what is kept
+            ours = []
+            for path in _OURS:
+                st = os.stat(path)
+                ours.append((path, st.st_size, st.st_mtime_ns))
         except (OSError, ImportError, ValueError):
             return None
         version_base = source.app.version_base if source.app is not None else "1.3"
         key = (
-            2,  # the entry's format
+            3,  # the entry's format
             sys.version,
-            (__file__, ours.st_size, ours.st_mtime_ns),
+            tuple(ours),
             tuple(libraries),
             str(tree),
             source.name,

@@ -122,7 +122,7 @@ def resolve(
                 swept = dict(group_sweeps)
                 bases = []
                 for cfg, varied, info in compositions:
-                    compose.mark_plain_sweeps(cfg, f"the config in {source.tree}", placed)
+                    compose.mark_plain_sweeps(cfg, f"the config in {source.tree}", placed, warnings)
                     positions = {key: swept[key].values.index(v) for key, v in varied.items()}
                     found = sweeps.find_in(cfg)
                     bases.append(sweeps.Base(cfg, found, varied, {"hydra": info}, positions))
