@@ -281,3 +281,28 @@ MULTIRUN_SWEEPS = [
     "x=shuffle(range(5))",
     "x=${y},${d.a}",
 ]
+
+# Every sweep function of the grammar (Hydra's and yanex's list/linspace/logspace) as a value of
+# `x`, and the values it gives, in order, typed (shuffle's order is the seed's: compared as a
+# set). tests/test_sweeps_everywhere.py writes each one in every way in; the differential test
+# compares the command line with Hydra's sweeper and a config value with Hydra's parser.
+SWEEP_FUNCTIONS: list[tuple[str, list[object]]] = [
+    ("list(1, 2.5, adam)", [1, 2.5, "adam"]),
+    ("choice(1, '2', true)", [1, "2", True]),
+    ("range(3)", [0, 1, 2]),
+    ("range(start=1, stop=8, step=3)", [1, 4, 7]),
+    ("range(0, 1, 0.25)", [0.0, 0.25, 0.5, 0.75]),
+    ("linspace(0, 1, 3)", [0.0, 0.5, 1.0]),
+    ("logspace(0, 2, 3)", [1, 10, 100]),
+    ("sort(3, 1, 2)", [1, 2, 3]),
+    ("sort(choice(b, c, a), reverse=true)", ["c", "b", "a"]),
+    # Hydra 1.3.8 gives 3, 1, -1; fixed upstream (hydra PR #3219, whose test expects 4, 2, 0)
+    ("sort(range(0, 5, 2), reverse=true)", [4, 2, 0]),
+    ("sort(range(4, -1, -2))", [0, 2, 4]),
+    ("shuffle(1, 2, 3)", [1, 2, 3]),
+    ("int(2.5, 1.7)", [2, 1]),
+    ("float(range(2))", [0.0, 1.0]),
+    ("str(choice(1, true))", ["1", "true"]),
+    ("bool(choice(0, 1))", [False, True]),
+    ("tag(fast, choice(a, b))", ["a", "b"]),
+]

@@ -620,7 +620,7 @@ def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str
     A key the override grammar cannot name (``1``, ``"a b"``) is set with its parent."""
     texts = []
     for key, value in _launch_leaves(dict(cfg)):
-        if isinstance(value, str) and sweeps.is_sweep_text(value):
+        if isinstance(value, str) and overrides.is_sweep_text(value):
             shown = value
         else:
             shown = overrides.render_value(value)

@@ -32,8 +32,8 @@ from yanex.config import resolvers, sources, sweeps
 from yanex.config.overrides import (
     ParamOverride,
     close_key,
+    config_sweep,
     dotted_keys,
-    parse_sweep_text,
     suggest,
 )
 from yanex.errors import ParamError
@@ -42,37 +42,46 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 Composition = tuple["DictConfig", dict[str, Any], dict[str, Any]]
+# The modules whose code makes what the composition cache keeps.
+_OURS = (__file__, sources.__file__)
 
 
 # --- a plain config ---------------------------------------------------------------------------
 
 
 def compose_plain(
-    source: sources.Source, overrides: list[ParamOverride], warnings: list[str]
+    source: sources.Source,
+    overrides: list[ParamOverride],
+    placed: resolvers.Placeholders,
+    warnings: list[str],
 ) -> DictConfig:
     """The config files merged in order (or a rerun's parameters, or nothing), with the
-    overrides applied and their sweeps in place."""
+    overrides applied and their sweeps in place (held by ``placed``)."""
     from omegaconf import OmegaConf
 
     if source.files:
         configs = []
         for path in source.files:
             cfg = sources.load_config_file(path)
-            mark_plain_sweeps(cfg, f"config file {path}")
+            mark_plain_sweeps(cfg, f"config file {path}", placed, warnings)
             configs.append(cfg)
         cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
     else:
         cfg = OmegaConf.create(source.base or {})
-    apply_overrides(cfg, overrides, warnings)
+    apply_overrides(cfg, overrides, placed, warnings)
     return cfg
 
 
 def apply_overrides(
-    cfg: DictConfig, overrides: list[ParamOverride], warnings: list[str] | None = None
+    cfg: DictConfig,
+    overrides: list[ParamOverride],
+    placed: resolvers.Placeholders,
+    warnings: list[str] | None = None,
 ) -> None:
     """Apply overrides in order, as Hydra does for a plain config, except that ``key=`` also
-    adds a key (the script's own defaults are the lowest layer). A new key close to one the
-    config has gets a warning in ``warnings``."""
+    adds a key (the script's own defaults are the lowest layer). A sweep is put in as a
+    placeholder held by ``placed``. A new key close to one the config has gets a warning in
+    ``warnings``."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -110,7 +119,7 @@ def apply_overrides(
                     isinstance(v, dict) for v in ov.sweep.values
                 ):
                     under = OmegaConf.to_container(current, resolve=False)
-                value: Any = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
+                value: Any = placed.place(dataclasses.replace(ov.sweep, under=under))
             else:
                 value = ov.value
             OmegaConf.update(cfg, ov.key, value, merge=ov.sweep is None, force_add=True)
@@ -118,14 +127,29 @@ def apply_overrides(
             raise ParamError(f"{shown} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
-def mark_plain_sweeps(cfg: DictConfig, where: str) -> None:
-    """Turn config strings like ``linspace(0.001, 0.1, 5)`` into sweeps."""
+def mark_plain_sweeps(
+    cfg: DictConfig, where: str, placed: resolvers.Placeholders, warnings: list[str]
+) -> None:
+    """Turn the config strings written unquoted as one sweep call (``choice(a, b)``,
+    ``linspace(0.001, 0.1, 5)``) into sweeps, placed in ``placed``; every other string
+    marked as unquoted when it was read (see ``sources.unquoted``) is the text as written.
+    One in yanex 0.6's sweep form (``a,b,c``) gets a warning: it is one string."""
     from omegaconf import OmegaConf
 
     for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
-        if isinstance(leaf, str) and sweeps.is_plain_sweep(leaf):
-            sweep = parse_sweep_text(leaf, f"{where}: '{key}: {leaf}'")
-            OmegaConf.update(cfg, key, resolvers.placeholder(sweep), merge=False)
+        text = sources.unquoted(leaf)
+        if text is None:
+            continue
+        sweep = config_sweep(text, key, where) if sweeps.is_call(text) else None
+        OmegaConf.update(cfg, key, text if sweep is None else placed.place(sweep), merge=False)
+        if sweep is None and sweeps.is_comma_list(text):
+            warning = (
+                f"{where}: '{key}: {text}' is one string, not a sweep (yanex 0.6 swept a "
+                f"comma list): for a sweep write {key}: list({text}); quote it "
+                f"({key}: '{text}') to keep the string without this warning"
+            )
+            if warning not in warnings:
+                warnings.append(warning)
 
 
 # --- a Hydra tree -----------------------------------------------------------------------------
@@ -181,7 +205,8 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
     try:
         with _initialized(source), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
+            with sources.marking_tree_reads():
+                cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
         raise ParamError(_missing_message(exc, source)) from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
@@ -218,7 +243,8 @@ class CompositionCache:
     """Hydra's composition of a tree with some overrides, kept in ``$YANEX_HOME/cache`` and
     read back while nothing it came from changed: the same tree (each YAML file's path, size,
     mtime and inode), config name, version base and overrides, the same Hydra, OmegaConf,
-    this module and Python. Importing Hydra costs more than the rest of a run's start; most
+    Python and yanex code that made it (this module, and ``sources``, which marks the strings
+    read). Importing Hydra costs more than the rest of a run's start; most
     runs compose what the last one composed. The config is stored unresolved
     (interpolations, ``${now:}``, ``${oc.env:}`` in values are resolved per run, as always)
     with ``marshal``, behind a checksum: exact for plain data, int keys included.
@@ -258,14 +284,17 @@ class CompositionCache:
                     return None
                 st = os.stat(spec.origin)
                 libraries.append((spec.origin, st.st_size, st.st_mtime_ns))
-            ours = os.stat(__file__)  # this module makes what is kept
+            ours = []
+            for path in _OURS:
+                st = os.stat(path)
+                ours.append((path, st.st_size, st.st_mtime_ns))
         except (OSError, ImportError, ValueError):
             return None
         version_base = source.app.version_base if source.app is not None else "1.3"
         key = (
-            2,  # the entry's format
+            3,  # the entry's format
             sys.version,
-            (__file__, ours.st_size, ours.st_mtime_ns),
+            tuple(ours),
             tuple(libraries),
             str(tree),
             source.name,
@@ -458,7 +487,7 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
 
 
 def compose_grid(
-    source: sources.Source, overrides: list[ParamOverride]
+    source: sources.Source, overrides: list[ParamOverride], placed: resolvers.Placeholders
 ) -> tuple[list[Composition], list[tuple[str, sweeps.Sweep]], list[list[str]]]:
     """Compose the tree once per combination of swept groups, value sweeps put in each.
 
@@ -496,7 +525,7 @@ def compose_grid(
         texts = fixed + [ov.concrete(value) for ov, value in choice]
         cfg, info = compose(source, texts)
         given.append(texts)
-        _apply_value_sweeps(cfg, value_sweeps, source)
+        _apply_value_sweeps(cfg, value_sweeps, source, placed)
         info["overrides"] += [f"{ov.prefix}{ov.target}={ov.sweep.expr}" for ov in value_sweeps]  # type: ignore[union-attr]
         compositions.append((cfg, {ov.target: value for ov, value in choice}, info))
     return compositions, [(ov.target, sweep) for ov, sweep in group_sweeps], given
@@ -517,7 +546,10 @@ def _group_choices(
 
 
 def _apply_value_sweeps(
-    cfg: DictConfig, value_sweeps: list[ParamOverride], source: sources.Source
+    cfg: DictConfig,
+    value_sweeps: list[ParamOverride],
+    source: sources.Source,
+    placed: resolvers.Placeholders,
 ) -> None:
     """Put each value sweep in the composed config, with Hydra's rule that a plain
     ``key=...`` changes an existing key (``+key=...`` adds one)."""
@@ -538,5 +570,5 @@ def _apply_value_sweeps(
         under = None
         if isinstance(current, DictConfig) and any(isinstance(v, dict) for v in ov.sweep.values):
             under = OmegaConf.to_container(current, resolve=False)
-        placed = resolvers.placeholder(dataclasses.replace(ov.sweep, under=under))
-        OmegaConf.update(cfg, ov.key, placed, merge=False, force_add=True)
+        text = placed.place(dataclasses.replace(ov.sweep, under=under))
+        OmegaConf.update(cfg, ov.key, text, merge=False, force_add=True)

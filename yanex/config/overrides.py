@@ -293,11 +293,7 @@ def parse_override(
             hint=f"~{key} removes the key; ~{key}=VALUE removes it only when it holds VALUE.",
         )
     elif kind == ValueType.INTERVAL_SWEEP:
-        raise ParamError(
-            f"{shown}: interval() is a continuous range for a sweeper that samples it "
-            "(Hydra's Optuna or Nevergrad plugins), not a grid sweep",
-            hint="Give a grid its values: linspace(0, 1, 5), range(0, 1, 0.25) or list(...).",
-        )
+        raise _interval_error(shown)
     elif kind == ValueType.GLOB_CHOICE_SWEEP:
         if not groups:
             raise ParamError(
@@ -325,6 +321,14 @@ def parse_override(
         sweep=sweep,
         package=override.package,
         drawn=drawn,
+    )
+
+
+def _interval_error(shown: str) -> ParamError:
+    return ParamError(
+        f"{shown}: interval() is a continuous range for a sweeper that samples it "
+        "(Hydra's Optuna or Nevergrad plugins), not a grid sweep",
+        hint="Give a grid its values: linspace(0, 1, 5), range(0, 1, 0.25) or list(...).",
     )
 
 
@@ -468,18 +472,69 @@ def _render_key(key: Any) -> str:
     return text
 
 
-def parse_sweep_text(text: str, shown: str) -> sweeps.Sweep:
-    """A sweep written as plain text in a config (``linspace(0.001, 0.1, 5)``), by the grammar."""
-    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+def config_sweep(text: str, key: str, where: str) -> sweeps.Sweep | None:
+    """The sweep an unquoted config string holds: one call of a grammar function that the
+    grammar reads as a sweep (``choice(a, b)``, ``int(range(3))``, ``sort(range(5))``), typed as
+    Hydra types it. None for a call that is no sweep (``int(3.7)``, ``sort([3, 1])``): a config
+    value is not override text, so it stays the string as written, as Hydra leaves it. A call
+    the grammar cannot read is refused: yanex cannot tell a sweep from a string, and asks."""
+    from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
+
+    shown = f"{where}: '{key}: {text}'"
+    found = _read_call(
+        text, shown, hint=f"To keep it as a string, quote it: {key}: {_yaml_quoted(text)}"
+    )
+    if isinstance(found, IntervalSweep):
+        raise _interval_error(shown)
+    if isinstance(found, Glob):
+        raise ParamError(
+            f"{shown}: glob() selects options of a config group, which a config value cannot "
+            "select",
+            hint=f"Sweep a group's options with an override: GROUP={text.strip()}",
+        )
+    if isinstance(found, (ChoiceSweep, RangeSweep)):
+        return _sweep_of(found, text.strip(), shown)
+    return None
+
+
+def is_sweep_text(text: str) -> bool:
+    """Is a ``yanex.launch`` string (a config value) a sweep: one sweep resolver call
+    (``${list:1,2}``), or one call of a grammar function that the grammar reads as a sweep
+    (``choice(a, b)``, ``glob(*)``)? Such a string is given on as override text; any other
+    stays the string as given. A call the grammar cannot read is refused."""
+    from hydra.core.override_parser.types import Glob, Sweep
+
+    if sweeps.is_resolver_sweep(text):
+        return True
+    if not sweeps.is_call(text):
+        return False
+    with sweeps.drawing(0):  # reading shuffle([...]) draws; nothing of it is kept
+        found = _read_call(
+            text,
+            f"the string {text!r}",
+            hint="A string that is one call of a sweep function is a sweep: write one the "
+            "grammar reads, e.g. list(1, 2) or choice(a, b).",
+        )
+    return isinstance(found, (Sweep, Glob))
+
+
+def _read_call(text: str, shown: str, hint: str) -> Any:
+    """Hydra's reading of one function call as a value: a sweep, a glob or a plain value."""
     from hydra.errors import HydraException
 
     try:
-        parsed = _get_parser().parse_rule(text.strip(), "value")
+        return _get_parser().parse_rule(text.strip(), "value")
+    except RecursionError as exc:
+        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
-        raise _grammar_error(exc, shown) from exc
-    if not isinstance(parsed, (ChoiceSweep, RangeSweep)):
-        raise ParamError(f"{shown} is not a sweep with values")
-    return _sweep_of(parsed, text.strip(), shown)
+        raise _grammar_error(exc, shown, hint=hint) from exc
+    except ValueError as exc:
+        raise _number_error(exc, shown) from exc
+
+
+def _yaml_quoted(text: str) -> str:
+    """``text`` as a single-quoted YAML string (a quote inside is doubled)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def parse_value(text: str, shown: str) -> Any:

@@ -114,22 +114,22 @@ def resolve(
             overrides.parse_override(text, source=name, groups=composed, multirun=multirun)
             for name, text in texts
         ]
-        with resolvers.resolvers():
+        with resolvers.expanding() as placed:
             if composed:
                 if source.tree is not None:
                     sources.check_config_tree(source.tree)
-                compositions, group_sweeps, given = compose.compose_grid(source, parsed)
+                compositions, group_sweeps, given = compose.compose_grid(source, parsed, placed)
                 swept = dict(group_sweeps)
                 bases = []
                 for cfg, varied, info in compositions:
-                    compose.mark_plain_sweeps(cfg, f"the config in {source.tree}")
+                    compose.mark_plain_sweeps(cfg, f"the config in {source.tree}", placed, warnings)
                     positions = {key: swept[key].values.index(v) for key, v in varied.items()}
                     found = sweeps.find_in(cfg)
                     bases.append(sweeps.Base(cfg, found, varied, {"hydra": info}, positions))
             else:
                 if not source.found and script is not None:
                     reads.check_script_reads(sources.absolute(script, cwd), parsed)
-                cfg = compose.compose_plain(source, parsed, warnings)
+                cfg = compose.compose_plain(source, parsed, placed, warnings)
                 bases, group_sweeps, given = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
         shuffle_seed = seed if drawn() else None
     # As Hydra's sweeper: the sweeps vary in the order typed (a key's first place), the
@@ -187,8 +187,9 @@ def completions(
                 data = OmegaConf.to_container(compose.compose(source, attempt)[0], resolve=False)
                 break
     elif source.files or source.base is not None:
-        with resolvers.resolvers():
-            data = OmegaConf.to_container(compose.compose_plain(source, [], []), resolve=False)
+        with resolvers.expanding() as placed:
+            cfg = compose.compose_plain(source, [], placed, [])
+            data = OmegaConf.to_container(cfg, resolve=False)
     else:  # no config: the keys the script reads
         for key in sorted(reads.script_reads(sources.absolute(script, cwd)) or ()):
             node = data
@@ -252,7 +253,8 @@ def env_params(environ: Mapping[str, str] = os.environ) -> tuple[dict[str, Any],
                 ):
                     raise ParamError(f"{override.shown} is a sweep; {_SWEEPS_ARE_STAGED}")
                 trial = deepcopy(cfg)
-                compose.apply_overrides(trial, [override])
+                # A sweep is refused above: nothing is placed in the config.
+                compose.apply_overrides(trial, [override], resolvers.Placeholders())
             except ParamError as exc:
                 problems[name] = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
                 continue
@@ -289,7 +291,7 @@ def _unresolved(cfg: Any, key: str) -> str | None:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with resolvers.resolvers(expand=False):  # as to_container resolves: a sweep is refused
+        with resolvers.resolving():  # as to_container resolves: a sweep is refused
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
             if isinstance(value, Container):
                 OmegaConf.to_container(value, resolve=True, throw_on_missing=True)

@@ -3,7 +3,9 @@ placeholders overrides put in a config), Hydra's ``${now:}`` and ``${python_vers
 one member's config resolved into the plain dict ``params.json`` holds.
 
 The resolvers are in OmegaConf's global registry only while yanex resolves a config
-(:func:`resolvers`): a program that calls ``yanex.launch`` keeps its own ``${range:...}``.
+(:func:`expanding`, :func:`resolving`), changed in one place under one lock: a program that
+calls ``yanex.launch`` keeps its own ``${range:...}``. Nothing here outlives a resolution: the
+sweeps a resolution places in its config are held by its own :class:`Placeholders`.
 """
 
 from __future__ import annotations
@@ -22,60 +24,89 @@ if TYPE_CHECKING:
 # How Hydra writes a missing value.
 MISSING = "???"
 
-# Sweeps given on the command line or as plain text wait here; the config holds a
-# ``${yanex.sweep:N}`` interpolation in their place until the grid is expanded.
-_pending: list[sweeps.Sweep] = []
+
+class Placeholders:
+    """The sweeps one resolution put in its config, each standing there as ``${yanex.sweep:N}``
+    until the grid is found: owned by that resolution and freed with it."""
+
+    def __init__(self) -> None:
+        self._sweeps: list[sweeps.Sweep] = []
+
+    def place(self, sweep: sweeps.Sweep) -> str:
+        """The interpolation that stands for ``sweep`` in the config until the grid is found."""
+        self._sweeps.append(sweep)
+        return f"${{{sweeps.PLACEHOLDER_RESOLVER}:{len(self._sweeps) - 1}}}"
+
+    def __getitem__(self, index: int) -> sweeps.Sweep:
+        return self._sweeps[index]
 
 
-def placeholder(sweep: sweeps.Sweep) -> str:
-    """An interpolation that stands for ``sweep`` in a config until the grid is expanded."""
-    _pending.append(sweep)
-    return f"${{{sweeps.PLACEHOLDER_RESOLVER}:{len(_pending) - 1}}}"
+@contextlib.contextmanager
+def expanding() -> Iterator[Placeholders]:
+    """While a config is composed and its sweeps found: ``${list:...}``, ``${range:...}``,
+    ``${linspace:...}``, ``${logspace:...}`` and the placeholders of the :class:`Placeholders`
+    yielded resolve to :class:`Sweep` objects."""
+    placed = Placeholders()
+    ours = {name: _sweep_function(name) for name in sweeps.FUNCTIONS}
+    ours[sweeps.PLACEHOLDER_RESOLVER] = lambda index: placed[int(index)]
+    with _registered(ours):
+        yield placed
 
 
-# yanex's resolvers are in OmegaConf's global registry only while yanex resolves a config. A
-# lock (reentrant: resolving may nest) keeps two threads from restoring each other's state.
-_registry_lock = threading.RLock()
+@contextlib.contextmanager
+def resolving() -> Iterator[None]:
+    """While a member's config is resolved: every whole-value sweep has been replaced by its
+    value, so a sweep resolved now is part of a longer value (``run-${list:a,b}``) and is
+    refused, instead of becoming the text of a Sweep object."""
+    ours = {name: _not_whole for name in (*sweeps.FUNCTIONS, sweeps.PLACEHOLDER_RESOLVER)}
+    with _registered(ours):
+        yield
+
+
+def _sweep_function(name: str) -> Any:
+    return lambda *args: sweeps.make(name, args)
 
 
 def _not_whole(*args: Any) -> Any:
     raise sweeps.SweepValueError(f"{sweeps.NOT_WHOLE}, not part of a longer one")
 
 
-@contextlib.contextmanager
-def resolvers(expand: bool = True) -> Iterator[None]:
-    """Make ``${list:...}``, ``${range:...}``, ``${linspace:...}``, ``${logspace:...}`` (and the
-    placeholders) resolve to :class:`Sweep` objects for the duration, then put back exactly
-    what was registered under those names before: a calling program's own ``range``
-    resolver, or nothing.
+# The one lock under which yanex changes OmegaConf's registry (reentrant: resolving may nest).
+_LOCK = threading.RLock()
 
-    Without ``expand`` they raise instead: a member's config has every whole-value sweep
-    replaced by its value, so a sweep resolved then is part of a longer value
-    (``run-${list:a,b}``), which would otherwise become the text of a Sweep object.
-    """
+
+@contextlib.contextmanager
+def _registered(ours: dict[str, Any]) -> Iterator[None]:
+    """The one place yanex changes OmegaConf's global registry: ``ours`` and Hydra's own
+    ``now`` and ``python_version`` (unless already there) are registered for the block, under
+    one lock, so that two threads resolving at once take turns. Afterwards each name holds what
+    it held before (a calling program's own ``range``, or nothing); a resolver that another
+    thread registered meanwhile (Hydra registers ``now`` whenever it composes) is left to it."""
     from omegaconf import OmegaConf
     from omegaconf.basecontainer import BaseContainer
 
-    # OmegaConf has no public way to read a resolver back, so its registry is saved as is.
+    # OmegaConf has no public way to read a resolver back, so its registry is read as is.
     registry = BaseContainer._resolvers
-    names = (*sweeps.FUNCTIONS, sweeps.PLACEHOLDER_RESOLVER)
-    with _registry_lock:
-        saved = {name: registry[name] for name in names if name in registry}
+    with _LOCK:
+        wanted = {name: (resolver, False) for name, resolver in ours.items()}
+        wanted.update(
+            (name, hydras) for name, hydras in _hydra_resolvers().items() if name not in registry
+        )
+        saved = {name: registry[name] for name in wanted if name in registry}
+        mine = {}
+        for name, (resolver, cached) in wanted.items():
+            OmegaConf.register_new_resolver(name, resolver, replace=True, use_cache=cached)
+            mine[name] = registry[name]
         try:
-            for name in sweeps.FUNCTIONS:
-                resolver = (
-                    (lambda *args, _name=name: sweeps.make(_name, args)) if expand else _not_whole
-                )
-                OmegaConf.register_new_resolver(name, resolver, replace=True, use_cache=False)
-            pending = (lambda index: _pending[int(index)]) if expand else _not_whole
-            OmegaConf.register_new_resolver(
-                sweeps.PLACEHOLDER_RESOLVER, pending, replace=True, use_cache=False
-            )
             yield
         finally:
-            for name in names:
-                registry.pop(name, None)
-            registry.update(saved)
+            for name, resolver in mine.items():
+                if registry.get(name) is not resolver:
+                    continue  # registered again by another thread meanwhile: theirs now
+                if name in saved:
+                    registry[name] = saved[name]
+                else:
+                    del registry[name]
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -85,7 +116,7 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with resolvers(expand=False), _hydra_resolvers():
+        with resolving():
             data = _resolve_keeping_missing(cfg)
     except RecursionError as exc:
         raise ParamError(
@@ -120,16 +151,12 @@ def _resolve_keeping_missing(cfg: DictConfig) -> Any:
             OmegaConf.update(work, str(exc.full_key), MISSING, merge=False)
 
 
-@contextlib.contextmanager
-def _hydra_resolvers() -> Iterator[None]:
-    """The resolvers Hydra registers when it composes a tree (``now``, ``python_version``),
-    for a plain config too, so that ``${now:%Y}`` means the same with and without a tree:
-    Hydra's own definitions, registered while yanex resolves unless already there."""
+def _hydra_resolvers() -> dict[str, tuple[Any, bool]]:
+    """The resolvers Hydra registers when it composes a tree (``now``, ``python_version``), as
+    Hydra defines them (and whether OmegaConf caches their value), so that ``${now:%Y}`` means
+    the same in a plain config as in a tree."""
     import sys
     from datetime import datetime
-
-    from omegaconf import OmegaConf
-    from omegaconf.basecontainer import BaseContainer
 
     version = sys.version_info
     versions = {
@@ -137,20 +164,10 @@ def _hydra_resolvers() -> Iterator[None]:
         "minor": f"{version[0]}.{version[1]}",
         "micro": f"{version[0]}.{version[1]}.{version[2]}",
     }
-    hydras = {
+    return {
         "now": (lambda pattern: datetime.now().strftime(pattern), True),
         "python_version": (lambda level="minor": versions.get(level), False),
     }
-    registry = BaseContainer._resolvers
-    added = [name for name in hydras if name not in registry]
-    for name in added:
-        resolver, cached = hydras[name]
-        OmegaConf.register_new_resolver(name, resolver, use_cache=cached)
-    try:
-        yield
-    finally:
-        for name in added:
-            registry.pop(name, None)
 
 
 def _string_keys(node: Any, where: str) -> Any:

@@ -11,14 +11,16 @@ is refused, and so is a file larger than ``MAX_CONFIG_BYTES``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex.config import hydra_app, overrides
+from yanex.config import hydra_app, overrides, sweeps
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
@@ -295,7 +297,7 @@ def load_config_file(path: Path) -> DictConfig:
 def _yaml_loader() -> Any:
     """OmegaConf's YAML loader (1e-3 is a float, duplicate keys are errors), which also
     refuses two keys that Python takes for one (``1`` and ``true``, ``1`` and ``1.0``): one
-    would be lost without a word."""
+    would be lost without a word; and marks unquoted strings (see :func:`unquoted`)."""
     import yaml
 
     try:
@@ -305,7 +307,7 @@ def _yaml_loader() -> Any:
     except ImportError:  # pragma: no cover - a future omegaconf without it
         base = yaml.SafeLoader
 
-    class Loader(base):  # type: ignore[misc, valid-type]
+    class Loader(_marking(base, tree=False)):  # type: ignore[misc]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             mapping = super().construct_mapping(node, deep=deep)
             seen: dict[Any, str] = {}
@@ -324,3 +326,104 @@ def _yaml_loader() -> Any:
             return mapping
 
     return Loader
+
+
+# --- unquoted strings: what may be a sweep ---------------------------------------------------
+#
+# A config string is a sweep only when it is written unquoted: ``lr: choice(0.1, 0.01)`` is a
+# sweep, ``title: 'choice(a, b)'`` the string. YAML's quotes are gone once a file is loaded, so
+# the unquoted strings that may be a sweep (one call of a grammar function) or are in yanex
+# 0.6's comma form are marked as the file is read, whoever reads it: yanex for a config file,
+# Hydra (through OmegaConf.load) while yanex composes a tree. The composition takes the mark
+# off again (``compose.mark_plain_sweeps``); a value a quoted string or an override gave never
+# has it. No YAML text holds the mark: a plain scalar cannot hold a NUL.
+
+_UNQUOTED = "\x00yanex:unquoted\x00"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def unquoted(value: Any) -> str | None:
+    """The text of a string that was unquoted in its YAML file and may be a sweep; else None."""
+    if isinstance(value, str) and value.startswith(_UNQUOTED):
+        return value[len(_UNQUOTED) :]
+    return None
+
+
+def _marking(base: Any, tree: bool) -> Any:
+    """A YAML loader that marks unquoted strings that may be sweeps; in a Hydra tree, not in
+    a defaults list (Hydra reads its options as names) nor in the ``hydra`` node (Hydra's own
+    settings, dropped from the config)."""
+
+    class Marking(base):  # type: ignore[misc, valid-type]
+        def construct_document(self, node: Any) -> Any:
+            _mark_unquoted(node, skip=_HYDRAS_OWN if tree else ())
+            return super().construct_document(node)
+
+    return Marking
+
+
+_HYDRAS_OWN = ("defaults", "hydra")
+
+
+def _mark_unquoted(root: Any, skip: tuple[str, ...]) -> None:
+    import yaml
+
+    seen: set[int] = set()  # an aliased node is marked once
+    stack = [(root, True)]
+    while stack:
+        node, top = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if top and getattr(key, "value", None) in skip:
+                    continue
+                stack.append((value, False))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, False) for item in node.value)
+        elif (
+            node.style is None
+            and node.tag == _STR_TAG
+            and (sweeps.is_call(node.value) or sweeps.is_comma_list(node.value))
+        ):
+            node.value = _UNQUOTED + node.value
+
+
+class _TreeReads:
+    """While yanex composes a tree in a thread, OmegaConf's YAML loader (which Hydra reads
+    each file of the tree with) is the marking one, in that thread only: OmegaConf has no
+    public way to give Hydra a loader, so ``omegaconf._utils.get_yaml_loader`` is replaced
+    while any thread composes, by one that asks which thread calls it."""
+
+    lock = threading.Lock()
+    users = 0
+    original: Any = None
+    composing = threading.local()
+
+    @classmethod
+    def loader(cls) -> Any:
+        base = cls.original()
+        return _marking(base, tree=True) if getattr(cls.composing, "depth", 0) else base
+
+
+@contextlib.contextmanager
+def marking_tree_reads() -> Iterator[None]:
+    """Hydra's reading of a tree, in this thread, marks unquoted strings (see above)."""
+    from omegaconf import _utils
+
+    with _TreeReads.lock:
+        if _TreeReads.users == 0:
+            _TreeReads.original = _utils.get_yaml_loader
+            _utils.get_yaml_loader = _TreeReads.loader
+        _TreeReads.users += 1
+    composing = _TreeReads.composing
+    composing.depth = getattr(composing, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        composing.depth -= 1
+        with _TreeReads.lock:
+            _TreeReads.users -= 1
+            if _TreeReads.users == 0:
+                _utils.get_yaml_loader = _TreeReads.original

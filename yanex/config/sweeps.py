@@ -35,15 +35,25 @@ from yanex.errors import ParamError
 CONFIRM_GRID = 10_000
 MAX_GRID = 100_000
 
+# yanex's sweep functions: in the override grammar beside Hydra's, and as OmegaConf resolvers
+# (``${linspace:0,1,5}``).
 FUNCTIONS = ("list", "range", "linspace", "logspace")
+# Every function of the override grammar: Hydra's sweeps, casts and helpers, and yanex's.
+GRAMMAR_FUNCTIONS = (
+    *("choice", "range", "interval", "glob", "sort", "shuffle", "tag"),
+    *("int", "float", "str", "bool"),
+    *("list", "linspace", "logspace"),
+)
 # The resolver that stands for a sweep placed in a config by an override (see ``resolvers``).
 PLACEHOLDER_RESOLVER = "yanex.sweep"
 # A config value that is one sweep resolver call, e.g. ``${linspace:0,1,5}`` (OmegaConf allows
 # spaces around the name: ``${ list : a, b }``).
 _RESOLVER_NAMES = "|".join(re.escape(n) for n in (*FUNCTIONS, PLACEHOLDER_RESOLVER))
 _RESOLVER_SWEEP = re.compile(rf"^\$\{{\s*(?:{_RESOLVER_NAMES})\s*:.*\}}$", re.DOTALL)
-# A config value that is one sweep function call written as plain text, e.g. ``list(1, 2)``.
-_PLAIN_SWEEP = re.compile(rf"^\s*(?:{'|'.join(FUNCTIONS)})\s*\(.*\)\s*$", re.DOTALL)
+# A config value that is one call of a grammar function, e.g. ``choice(a, b)``.
+_CALL = re.compile(rf"^\s*(?:{'|'.join(GRAMMAR_FUNCTIONS)})\s*\(.*\)\s*$", re.DOTALL)
+# yanex 0.6's sweep in a config: words or numbers joined by commas, without spaces.
+_COMMA_LIST = re.compile(r"^[\w.+\-/]+(?:,[\w.+\-/]+)+$")
 
 Number = Union[int, float]  # noqa: UP007  (Hydra's argument check needs a typing.Union)
 
@@ -217,10 +227,13 @@ def make(name: str, args: tuple[Any, ...]) -> Sweep:
 
 def install(parser: Any) -> None:
     """Add yanex's ``list()``, ``linspace()`` and ``logspace()`` to a Hydra ``OverridesParser``
-    (each returns a ``ChoiceSweep``, so the parser reports a sweep override), and make
-    Hydra's ``shuffle()`` of a plain list draw from the grid's seed. Hydra's own functions
-    (``choice``, ``range``, ``interval``, ``glob``, ``sort``, ``tag``, the casts) stay Hydra's."""
-    from hydra.core.override_parser.types import ChoiceSweep
+    (each returns a ``ChoiceSweep``, so the parser reports a sweep override), make Hydra's
+    ``shuffle()`` of a plain list draw from the grid's seed, and ``sort()`` of a ``range()``
+    sort the range's own values (Hydra 1.3.8 computes a reversed range from its exclusive end:
+    ``sort(range(0, 5, 2), reverse=true)`` gives 3, 1, -1; fixed upstream in hydra PR #3219,
+    whose answer, 4, 2, 0, is yanex's). Hydra's other functions (``choice``, ``range``,
+    ``interval``, ``glob``, ``tag``, the casts) stay Hydra's."""
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
 
     def h_list(*values: Any) -> ChoiceSweep:
         return ChoiceSweep(list=list(sweep_list(*values)))
@@ -248,7 +261,21 @@ def install(parser: Any) -> None:
         _draws.shuffle(values)
         return values
 
-    functions.functions["shuffle"] = h_shuffle  # Hydra checks calls against its own signature
+    hydra_sort = functions.functions["sort"]
+
+    def h_sort(*args: Any, **kwargs: Any) -> Any:
+        """Hydra's ``sort()``; a range's values are computed first (exactly), then sorted."""
+        found = kwargs.get("sweep", args[0] if len(args) == 1 else None)
+        if not isinstance(found, RangeSweep):
+            return hydra_sort(*args, **kwargs)
+        values = sorted(sweep_range(found.start, found.stop, found.step))
+        if kwargs.get("reverse", False):
+            values.reverse()
+        return ChoiceSweep(list=values, shuffle=found.shuffle, tags=set(found.tags))
+
+    # Hydra checks each call against the signature registered with the name, its own.
+    functions.functions["shuffle"] = h_shuffle
+    functions.functions["sort"] = h_sort
 
 
 class _Draws(threading.local):
@@ -297,14 +324,15 @@ def is_resolver_sweep(text: str) -> bool:
     return bool(_RESOLVER_SWEEP.match(text))
 
 
-def is_plain_sweep(text: str) -> bool:
-    """Does a config string read as one sweep call, like ``linspace(0.001, 0.1, 5)``?"""
-    return bool(_PLAIN_SWEEP.match(text))
+def is_call(text: str) -> bool:
+    """Is a config string one call of a grammar function, like ``choice(a, b)`` (a sweep when
+    the grammar reads one)?"""
+    return bool(_CALL.match(text))
 
 
-def is_sweep_text(text: str) -> bool:
-    """Is a config string one sweep, written either way (``list(1, 2)`` or ``${list:1,2}``)?"""
-    return is_plain_sweep(text) or is_resolver_sweep(text)
+def is_comma_list(text: str) -> bool:
+    """Is a config string in yanex 0.6's sweep form, ``quicksort,mergesort,heapsort``?"""
+    return bool(_COMMA_LIST.match(text))
 
 
 # --- the grid -------------------------------------------------------------------------------
