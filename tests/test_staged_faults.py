@@ -9,7 +9,8 @@ import pytest
 from conftest import Project, metadata
 
 from yanex import claims
-from yanex.executors.member import SKIPPED, CodeCheck, run_member
+from yanex.ending import NotRun
+from yanex.executors.member import CodeCheck, run_member
 
 
 @pytest.mark.slow
@@ -48,10 +49,10 @@ def test_the_worker_entry_runs_only_what_is_staged_and_claimed_by_its_caller(
     folder = project.home / "experiments" / experiment_id
     code = CodeCheck(ignore_dirty=False)
     # Not claimed at all, then claimed by someone else: refused, nothing runs.
-    assert run_member(project.home, experiment_id, "not-a-token", code=code).status == SKIPPED
+    assert run_member(project.home, experiment_id, "not-a-token", code=code).why == NotRun.ELSEWHERE
     theirs = claims.take(folder)
     assert theirs is not None
-    assert run_member(project.home, experiment_id, "not-a-token", code=code).status == SKIPPED
+    assert run_member(project.home, experiment_id, "not-a-token", code=code).why == NotRun.ELSEWHERE
     assert metadata(folder)["status"] == "staged" and claims.holds(folder, theirs.token)
     # Claimed by its caller: it runs, and the claim is given back.
     import os
@@ -60,7 +61,7 @@ def test_the_worker_entry_runs_only_what_is_staged_and_claimed_by_its_caller(
     end = run_member(project.home, experiment_id, theirs.token, code=code)
     assert end.status == "completed" and not (folder / "claim.json").exists()
     # Once it ran, nothing runs it again.
-    assert run_member(project.home, experiment_id, theirs.token, code=code).status == SKIPPED
+    assert run_member(project.home, experiment_id, theirs.token, code=code).why == NotRun.ELSEWHERE
     assert (folder / "stdout.txt").read_text() == "ran\n"
 
 

@@ -14,6 +14,7 @@ executors can stop after any of them:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import (
+    ending,
     environment,
     gitstate,
     groups,
@@ -37,6 +39,7 @@ from yanex import (
     supervise,
     sweeps,
 )
+from yanex.ending import Ending
 from yanex.errors import GitStateError, ParamError, ScriptError
 from yanex.record import Status
 
@@ -164,19 +167,6 @@ class Experiment:
         return cls(id=experiment_id, dir=folder, metadata=meta)
 
 
-@dataclass
-class Outcome:
-    """How a run ended: its status, the script's exit code and the code yanex exits with."""
-
-    id: str
-    dir: Path
-    status: str
-    exit_code: int | None
-    cli_exit_code: int
-    error: str | None
-    stopped_by: signal.Signals | None = None  # the stop signal that cancelled it
-
-
 def _grace_period(environ: Mapping[str, str]) -> float:
     raw = environ.get(GRACE_PERIOD_ENV)
     try:
@@ -215,7 +205,7 @@ class Launcher:
         self.stderr = stderr
         self.echo = echo
 
-    def launch(self, prepared: Prepared) -> Outcome:
+    def launch(self, prepared: Prepared) -> Ending:
         """Create and execute a prepared run of one experiment.
 
         Its folder is not waited onto the disk before the script starts: a run that a power
@@ -431,7 +421,7 @@ class Launcher:
         *,
         next_signal: Callable[[float], int | None] | None = None,
         record_environment: bool = False,
-    ) -> Outcome:
+    ) -> Ending:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
@@ -453,8 +443,9 @@ class Launcher:
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
-                    reason = "yanex failed while running the script"
-                    _finish(experiment, Status.FAILED, None, reason, 1, started)
+                    _finish(
+                        experiment, ending.failed("yanex failed while running the script"), started
+                    )
                 raise
 
     def _run_and_record(
@@ -465,7 +456,7 @@ class Launcher:
         started: float,
         next_signal: Callable[[float], int | None],
         record_environment: bool,
-    ) -> Outcome:
+    ) -> Ending:
         changes: dict[str, Any] = {
             "status": Status.RUNNING,
             "started_at": store.now_iso(),
@@ -496,28 +487,16 @@ class Launcher:
                 ),
             )
         except OSError as exc:
-            reason = f"the script could not be started: {exc}"
-            return _finish(experiment, Status.FAILED, None, reason, 1, started)
+            return _finish(
+                experiment, ending.failed(f"the script could not be started: {exc}"), started
+            )
 
-        for problem in end.log_problems:  # e.g. a full disk: say so, keep the run
+        for problem in end.warnings:  # e.g. a full disk: say so, keep the run
             self.echo(f"warning: experiment {experiment.id}: {problem}")
         # a @hydra.main app composed its own config: is it the one recorded?
         for problem in hydra_app.check_config(experiment):
             self.echo(f"warning: experiment {experiment.id}: {problem}")
-        returncode, received, problems = end.returncode, end.received, end.log_problems
-        if received is not None:
-            reason = f"cancelled by {received.name}"
-            code = 128 + received
-            outcome = _finish(
-                experiment, Status.CANCELLED, returncode, reason, code, started, problems
-            )
-            outcome.stopped_by = received
-            return outcome
-        if returncode == 0:
-            return _finish(experiment, Status.COMPLETED, 0, None, 0, started, problems)
-        code = returncode if returncode > 0 else 128 - returncode
-        reason = supervise.failure_reason(returncode, end.stderr_tail)
-        return _finish(experiment, Status.FAILED, returncode, reason, code, started, problems)
+        return _finish(experiment, end, started)
 
 
 def _home(experiment: Experiment) -> Path:
@@ -540,24 +519,25 @@ def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def _finish(
-    experiment: Experiment,
-    status: str,
-    exit_code: int | None,
-    error: str | None,
-    cli_exit_code: int,
-    started: float,
-    warnings: Sequence[str] = (),
-) -> Outcome:
+def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
+    """Record ``end`` in the experiment's metadata (whatever the disk's state); the ending,
+    with where the run is and how long it took."""
+    end = dataclasses.replace(
+        end,
+        id=experiment.id,
+        dir=experiment.dir,
+        name=experiment.metadata.get("name"),
+        duration=round(time.monotonic() - started, 3),
+    )
     changes: dict[str, Any] = {
-        "status": status,
+        "status": end.status,
         "ended_at": store.now_iso(),
-        "duration": round(time.monotonic() - started, 3),
-        "exit_code": exit_code,
-        "error": error,
+        "duration": end.duration,
+        "exit_code": end.exit_code,
+        "error": end.error,
     }
     # What the script itself could not write (reported in warnings.jsonl), and the logs.
-    warnings = [*store.read_warnings(experiment.dir), *warnings]
+    warnings = [*store.read_warnings(experiment.dir), *end.warnings]
     if warnings:
         changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
@@ -570,43 +550,21 @@ def _finish(
         # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
         print(
-            f"yanex: error: cannot record that experiment {experiment.id} {status}: "
+            f"yanex: error: cannot record that experiment {experiment.id} {end.status}: "
             f"{exc.strerror or exc}",
             file=sys.stderr,
         )
     finally:
         store.release_room(experiment.dir)
-    return Outcome(
-        id=experiment.id,
-        dir=experiment.dir,
-        status=status,
-        exit_code=exit_code,
-        cli_exit_code=cli_exit_code,
-        error=error,
-    )
+    return end
 
 
 # --- yanex.launch: the same runs, driven from Python ------------------------------------------
 
 
-@dataclass
-class Result:
-    """One experiment started by :func:`launch`: how it ended (or ``staged``), where it is,
-    its name, how long it ran and why it failed."""
-
-    id: str
-    status: str
-    exit_code: int | None
-    dir: Path
-    name: str | None = None
-    duration: float | None = None
-    error: str | None = None
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        """The lines the script logged with ``log_results``, oldest first (a line still being
-        written is left out)."""
-        return record.read_results(self.dir)
+# One experiment started by :func:`launch`: how it ended (or ``staged``), where it is, its
+# name, how long it ran, why it failed, and the lines it logged (``results``).
+Result = Ending
 
 
 render_value = params.render_value  # a Python value as override text
@@ -727,7 +685,7 @@ def launch(
         _print_err(f"warning: {warning}")
     if stage:
         staged = launcher.stage(prepared)
-        found = [Result(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
+        found = [Ending(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]
     if jobs is not None or executor is not None:
         found = _run_on_executor(
@@ -749,18 +707,7 @@ def launch(
             _check_code(prepared, baseline, outcomes)
         experiment = launcher.create(prepared, member, sweep=sweep, durable=False)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
-        meta = experiment.metadata
-        outcomes.append(
-            Result(
-                outcome.id,
-                outcome.status,
-                outcome.exit_code,
-                outcome.dir,
-                meta.get("name"),
-                meta.get("duration"),
-                outcome.error,
-            )
-        )
+        outcomes.append(outcome)
         if outcome.stopped_by is not None:
             # Ctrl-C (or a stop signal) stops the whole sweep: the caller gets it once the
             # running member is recorded (KeyboardInterrupt, for Ctrl-C).
@@ -792,21 +739,10 @@ def _run_on_executor(
     results = []
     for experiment in staged:
         end = runner.ends.get(experiment.id)
-        name = experiment.metadata.get("name")
-        if end is None or end.status not in Status.ENDED:
-            results.append(Result(experiment.id, Status.STAGED, None, experiment.dir, name))
-        else:
-            results.append(
-                Result(
-                    experiment.id,
-                    end.status,
-                    end.exit_code,
-                    experiment.dir,
-                    name,
-                    end.duration,
-                    end.error,
-                )
-            )
+        if end is None or not end.ran:  # not run: as it is recorded now (staged)
+            name = experiment.metadata.get("name")
+            end = Ending(experiment.id, Status.STAGED, None, experiment.dir, name)
+        results.append(end)
     if runner.stopped_by is not None:
         signal.raise_signal(runner.stopped_by)  # KeyboardInterrupt, for Ctrl-C
     return results

@@ -23,11 +23,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from yanex import processes
+from yanex import ending, processes
 
 # How many bytes of stderr are kept for the reason of a failure.
 STDERR_TAIL_BYTES = 8192
@@ -35,17 +34,6 @@ STDERR_TAIL_BYTES = 8192
 # ended (a process that left the group may hold them) before yanex stops waiting for them.
 DRAIN_TIMEOUT = 5.0
 _TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
-
-
-@dataclass
-class ChildEnd:
-    """How the child ended: its return code (negative: killed by that signal), the stop
-    signal yanex received (None if none), the tail of its stderr, and log write problems."""
-
-    returncode: int
-    received: signal.Signals | None
-    stderr_tail: bytes
-    log_problems: list[str] = field(default_factory=list)
 
 
 # How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
@@ -232,7 +220,7 @@ class Child:
             return _TICK
         return min(_TICK, max(0.0, self.kill_at - time.monotonic()))
 
-    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ChildEnd:
+    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ending.Ending:
         """After the script exited: end what it left running, drain its output (bounded),
         and say how it ended. A stop signal during the drain stops the waiting."""
         returncode = self.proc.wait()
@@ -250,7 +238,7 @@ class Child:
             for tee in (self.out, self.err)
             if tee.write_error is not None
         ]
-        return ChildEnd(returncode, self.received, bytes(self.err.tail or b""), problems)
+        return ending.of_exit(returncode, self.received, bytes(self.err.tail or b""), problems)
 
 
 def run(
@@ -265,7 +253,7 @@ def run(
     grace: float,
     next_signal: Callable[[float], int | None],
     started: Callable[[], None] = lambda: None,
-) -> ChildEnd:
+) -> ending.Ending:
     """Run ``argv`` to its end, passing on the stop signals ``next_signal`` gives (it waits
     at most its argument's seconds for one: ``processes.Signals.next`` in the main thread, a
     queue the runner fills in a member's thread).
@@ -296,19 +284,3 @@ def run(
         child.proc.wait()
         processes.WATCHER.unwatch(child.pgid)
         raise
-
-
-def failure_reason(returncode: int, stderr_tail: bytes, lines: int = 10) -> str:
-    """Why a script failed: how it ended, and the last lines of its stderr."""
-    if returncode < 0:
-        try:
-            head = f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            head = f"killed by signal {-returncode}"
-    else:
-        head = f"exited with code {returncode}"
-    text = stderr_tail.decode("utf-8", "replace")
-    kept = [line for line in text.splitlines() if line.strip()]
-    if not kept:
-        return head
-    return head + ":\n" + "\n".join(kept[-lines:])

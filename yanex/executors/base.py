@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yanex.claims import Claim
-from yanex.executors.member import MemberEnd
+from yanex.ending import Ending
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Executor(ABC):
         """Start (or queue) one member."""
 
     @abstractmethod
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         """The members that ended since the last call (waiting up to ``timeout`` for one)."""
 
     @abstractmethod

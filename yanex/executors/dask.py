@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from yanex import claims, record, store
+from yanex import claims, ending, record, store
+from yanex.ending import Ending, NotRun
 from yanex.errors import YanexError
 from yanex.executors.base import Executor, Task
-from yanex.executors.member import SKIPPED, CodeCheck, MemberEnd, run_member
+from yanex.executors.member import CodeCheck, record_failed, run_member
 from yanex.executors.runner import usable_cpus
 from yanex.record import Status
 
@@ -114,7 +115,7 @@ class DaskExecutor(Executor):
             self.futures[future] = task
         future.add_done_callback(lambda _: self.wake())
 
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         ended = []
         with self.lock:
             done = [(f, t) for f, t in self.futures.items() if f.done()]
@@ -145,17 +146,22 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
-def _lost(task: Task, reason: str) -> MemberEnd:
-    """A member whose task ended without telling how: recorded failed if it was running."""
-    changes = {"status": Status.FAILED, "ended_at": store.now_iso(), "error": reason}
+def _lost(task: Task, reason: str) -> Ending:
+    """A member whose task ended without telling how: recorded failed if it was running; as
+    recorded when someone else recorded it first (a reaper); still staged if it never ran."""
     try:
-        if record.update(task.folder, changes, only_if=(Status.RUNNING,)) is None:
-            claims.release(task.folder, task.claim)  # it never started: it stays staged
-            return MemberEnd(task.id, SKIPPED, task.name, error=reason)
-    except OSError:
-        return MemberEnd(task.id, SKIPPED, task.name, error=reason)
+        meta = record.read_metadata(task.folder)
+    except (OSError, record.BadRecord):
+        meta = None
+    if meta is not None and meta["status"] == Status.STAGED:
+        claims.release(task.folder, task.claim)  # it never started: it stays staged
+        return Ending(
+            task.id, Status.STAGED, dir=task.folder, name=task.name, error=reason,
+            why=NotRun.STOPPED,
+        )  # fmt: skip
+    end = record_failed(task.folder, task.name, reason)
     claims.release(task.folder, task.claim)
-    return MemberEnd(task.id, Status.FAILED, task.name, error=reason, cli_exit_code=1)
+    return end
 
 
 # --- on the worker ------------------------------------------------------------------------------
@@ -193,7 +199,7 @@ def run_task(
     retries: int,
     cancel_name: str,
     resources: dict[str, float],
-) -> MemberEnd:
+) -> Ending:
     """One member, on a Dask worker (the task the client submits)."""
     from distributed import Event
 
@@ -201,7 +207,10 @@ def run_task(
     folder = store.experiment_dir(experiment_id, Path(home))
     if cancel.is_set():
         claims.release(folder)
-        return MemberEnd(experiment_id, SKIPPED, error="cancelled before it started")
+        return Ending(
+            experiment_id, Status.STAGED, dir=folder, why=NotRun.STOPPED,
+            error="cancelled before it started",
+        )  # fmt: skip
     again = _after_a_lost_worker(folder, token, retries)
     if again is not None:
         return again
@@ -238,7 +247,7 @@ def run_task(
         give_back()
 
 
-def _after_a_lost_worker(folder: Path, token: str, retries: int) -> MemberEnd | None:
+def _after_a_lost_worker(folder: Path, token: str, retries: int) -> Ending | None:
     """The task runs again after its worker died mid-run: the member is still ``running``
     under this task's claim. Run it again (as staged) while retries last, else record it
     failed. None: nothing of the kind (a first attempt)."""
@@ -259,5 +268,4 @@ def _after_a_lost_worker(folder: Path, token: str, retries: int) -> MemberEnd | 
     changes = {"status": Status.FAILED, "ended_at": store.now_iso(), "error": lost}
     record.update(folder, changes, only_if=(Status.RUNNING,))
     claims.release(folder)
-    name = meta.get("name") or Path(meta["script"]).name
-    return MemberEnd(folder.name, Status.FAILED, name, error=lost, cli_exit_code=1)
+    return ending.recorded(folder, record.read_metadata(folder))

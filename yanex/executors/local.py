@@ -12,8 +12,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import IO
 
+from yanex.ending import Ending
 from yanex.executors.base import Executor, Task
-from yanex.executors.member import CodeCheck, MemberEnd, run_member
+from yanex.executors.member import CodeCheck, record_failed, run_member
 
 
 class LocalExecutor(Executor):
@@ -39,7 +40,7 @@ class LocalExecutor(Executor):
         self.stderr = stderr
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="yanex-member")
         self.lock = threading.Lock()
-        self.running: dict[Future[MemberEnd], tuple[Task, queue.SimpleQueue[int]]] = {}
+        self.running: dict[Future[Ending], tuple[Task, queue.SimpleQueue[int]]] = {}
 
     def submit(self, task: Task) -> None:
         signals: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -66,7 +67,7 @@ class LocalExecutor(Executor):
             self.running[future] = (task, signals)
         future.add_done_callback(lambda _: self.wake())
 
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         with self.lock:
             futures = list(self.running)
         if not futures:
@@ -80,7 +81,7 @@ class LocalExecutor(Executor):
                 ended.append((task, future.result()))
             except Exception as exc:  # a bug in yanex: this member alone fails, with the reason
                 reason = f"yanex failed while running it: {type(exc).__name__}: {exc}"
-                ended.append((task, MemberEnd(task.id, "failed", task.name, error=reason)))
+                ended.append((task, record_failed(task.folder, task.name, reason)))
         return ended
 
     def _tell_all(self, signum: int) -> None:
