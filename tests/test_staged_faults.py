@@ -4,6 +4,7 @@ the worker entry point runs only what is staged and claimed by its caller."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from conftest import Project, metadata
@@ -80,3 +81,44 @@ def test_a_member_whose_folder_is_broken_is_skipped_and_the_rest_run(project: Pr
     statuses = [metadata(project.home / "experiments" / i)["status"] for i in (ids[0], ids[2])]
     assert statuses == ["completed", "completed"]
     assert "skipped experiment folder " + ids[1] in r.stderr
+
+
+WAITS_FOR_GO = """
+import os, time, yanex
+if yanex.get_param("x") == 0:
+    open(os.environ["READY"], "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["GO"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+print("ran", yanex.get_param("x"))
+"""
+
+
+def test_members_that_vanish_while_queued_are_counted_and_fail_the_batch(
+    project: Project,
+) -> None:
+    """Deleted, emptied and truncated while the runner holds the queue: each is named with
+    its reason, the summary counts them, and the exit code says the batch did not all run."""
+    project.write("job.py", WAITS_FOR_GO)
+    project.commit()
+    ids = project.yanex("stage", "job.py", "-p", "x=range(4)").stdout.split()
+    assert len(ids) == 4
+    ready, go = project.path.parent / "ready", project.path.parent / "go"
+    runner = project.popen("run", "--staged", env=project.env(READY=str(ready), GO=str(go)))
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    root = project.home / "experiments"
+    shutil.rmtree(root / ids[1])  # deleted
+    (root / ids[2] / "metadata.json").write_bytes(b"")  # emptied
+    text = (root / ids[3] / "metadata.json").read_bytes()
+    (root / ids[3] / "metadata.json").write_bytes(text[: len(text) // 2])  # truncated
+    go.touch()
+    _, err = runner.communicate(timeout=60)
+    stderr = err.decode()
+    assert runner.returncode == 1, stderr
+    assert "1 completed, 0 failed, 0 cancelled, 0 refused, 3 gone" in stderr, stderr
+    for experiment_id in ids[1:]:
+        assert f"yanex: {experiment_id} could not be run" in stderr
+    assert "Traceback" not in stderr
+    assert metadata(root / ids[0])["status"] == "completed"
