@@ -3,6 +3,7 @@ the worker entry point runs only what is staged and claimed by its caller."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -122,3 +123,23 @@ def test_members_that_vanish_while_queued_are_counted_and_fail_the_batch(
         assert f"yanex: {experiment_id} could not be run" in stderr
     assert "Traceback" not in stderr
     assert metadata(root / ids[0])["status"] == "completed"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_claim_that_is_not_a_file_is_never_opened(project: Project, kind: str) -> None:
+    """A FIFO as claim.json would block the runner in open(), deaf to Ctrl-C: it is refused
+    for what it is, that member alone, and the rest run."""
+    project.write("job.py", "print('ran')\n")
+    project.commit()
+    ids = project.yanex("stage", "job.py", "-p", "x=list(1, 2)").stdout.split()
+    claim = project.home / "experiments" / ids[0] / "claim.json"
+    if kind == "fifo":
+        os.mkfifo(claim)
+    else:
+        claim.mkdir()
+    r = project.yanex("run", "--staged", timeout=30)
+    what = "a FIFO" if kind == "fifo" else "a folder"
+    assert f"{ids[0]} could not be run" in r.stderr and f"claim.json is {what}" in r.stderr
+    assert "1 completed, 0 failed, 0 cancelled, 0 refused, 1 gone" in r.stderr, r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert metadata(project.home / "experiments" / ids[1])["status"] == "completed"

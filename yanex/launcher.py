@@ -41,6 +41,7 @@ from yanex import (
 )
 from yanex.ending import Ending
 from yanex.errors import GitStateError, ParamError, ScriptError
+from yanex.identity import ProcessId
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -389,7 +390,7 @@ class Launcher:
                 "git": git.to_metadata() if git is not None else None,
                 "environment": env_snapshot,
                 # who runs it: a later reader can tell a dead launcher from a running one
-                "launcher": {"pid": os.getpid(), "hostname": env_snapshot["hostname"]},
+                "launcher": ProcessId.current().to_metadata(),
             }
             metadata.update(request.carried)
             metadata["hydra"] = hydra
@@ -461,7 +462,7 @@ class Launcher:
             "status": Status.RUNNING,
             "started_at": store.now_iso(),
             # this process runs it: a reader can tell a dead launcher from a live one
-            "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+            "launcher": ProcessId.current().to_metadata(),
         }
         if record_environment:  # run elsewhere than it was staged: what it really runs with
             changes["environment"] = environment.snapshot(_home(experiment) / "cache")

@@ -132,7 +132,9 @@ class StagedRunner:
         experiment_id, name = folder.name, _name(meta)
         try:
             claim = claims.take(folder)
-        except OSError as exc:  # its folder is gone (deleted meanwhile), or its claim is no file
+        except claims.BadClaim as exc:
+            return gone(experiment_id, folder, name, str(exc))
+        except OSError as exc:  # its folder is gone (deleted meanwhile)
             return gone(experiment_id, folder, name, _claim_problem(exc))
         if claim is None:
             return Ending(
