@@ -521,7 +521,11 @@ class Index:
 
     def _reap_dead_launchers(self) -> None:
         """Record as failed the runs left ``running`` by a launcher that died on this host
-        (its pid is free, or another process's now: see ``identity``)."""
+        (its pid is free, or another process's now: see ``identity``); finish (or undo) a
+        staging whose process was killed midway (see ``staging``)."""
+        from yanex import staging
+
+        staging.recover(self.home)
         rows = self.conn.execute(
             "SELECT id, archived, pid FROM experiments WHERE status = ? AND host = ?",
             (Status.RUNNING, self.hostname),
@@ -576,7 +580,8 @@ class Index:
         return bool(waiting) or getattr(self, "_next_cursor", None) is not None
 
     def _check_waiting(self) -> None:
-        for experiment_id, archived in self.conn.execute("SELECT id, archived FROM pending"):
+        pending = self.conn.execute("SELECT id, archived FROM pending").fetchall()
+        for experiment_id, archived in pending:  # (re-read rows re-enter the table)
             self._reread(experiment_id, bool(archived))
         rows = self.conn.execute("SELECT id, archived, fp FROM broken").fetchall()
         for experiment_id, archived, fp in rows:

@@ -35,6 +35,7 @@ from yanex import (
     params,
     processes,
     record,
+    staging,
     store,
     supervise,
     sweeps,
@@ -272,19 +273,21 @@ class Launcher:
         return prepared
 
     def stage(self, prepared: Prepared) -> list[Experiment]:
-        """Write every member of the grid as a ``staged`` experiment; all or none.
+        """Write every member of the grid as a ``staged`` experiment: all or none, whatever
+        stops it (see ``staging``).
 
-        What members share is made once (the patch, the environment), and the disk is waited
-        for once, at the end, not three times per member: a crash while staging leaves only
-        whole members, since each member's metadata.json is written last and a folder
-        without one is not an experiment.
+        What members share is made once (the patch, the environment); each member's files
+        are sent to the disk while the next is made, and none is shown before all are there.
         """
         numbered = prepared.numbered()
         patch = self._patch(prepared.git) if prepared.git and prepared.git.dirty else None
-        env_snapshot = environment.snapshot(store.yanex_home() / "cache")
+        home = store.yanex_home()
+        env_snapshot = environment.snapshot(home / "cache")
+        staging.recover(home)  # what an interrupted staging left, before this one
         created: list[Experiment] = []
-        try:
+        with staging.Batch(home) as batch:
             for member, sweep in numbered:
+                batch.check()
                 created.append(
                     self.create(
                         prepared,
@@ -294,13 +297,10 @@ class Launcher:
                         patch=patch,
                         env_snapshot=env_snapshot,
                         durable=False,
+                        batch=batch,
                     )
                 )
-            os.sync()  # one wait for the disk for all the members
-        except BaseException:
-            for experiment in created:
-                store.remove_experiment_dir(experiment.dir)
-            raise
+            batch.commit()
         return created
 
     def _patch(self, git: gitstate.GitSnapshot) -> bytes:
@@ -323,15 +323,19 @@ class Launcher:
         patch: bytes | None = None,
         env_snapshot: dict[str, Any] | None = None,
         durable: bool = True,
+        batch: staging.Batch | None = None,
     ) -> Experiment:
         """Reserve an ID and write the experiment folder; on any failure, remove it again.
 
         ``sweep`` is the grid's id and this member's index; ``patch`` the uncommitted changes
         and ``env_snapshot`` the environment (made once per grid; None: made here).
-        ``durable=False`` leaves waiting for the disk to the caller (a grid waits once).
+        ``durable=False`` leaves waiting for the disk to the caller; ``batch``: a grid being
+        staged, which shows the experiment only once the whole grid is written.
         """
         request = prepared.request
         experiment_id, folder = store.create_experiment_dir()
+        if batch is not None:
+            batch.add(folder)
         try:
             config = member.config
             text = record.config_yaml(config).encode()
@@ -349,8 +353,9 @@ class Launcher:
                 (folder / ".hydra").mkdir(mode=0o700)
                 # As Hydra writes it: the composition unresolved (a rerun's: as recorded).
                 source = member.source if member.source is not None else config
-                store.write_text_atomic(folder / ".hydra" / "config.yaml", _hydra_yaml(source))
-                store.write_text_atomic(folder / ".hydra" / "overrides.yaml", _yaml_list(overrides))
+                for name, text in (("config.yaml", _hydra_yaml(source)),
+                                   ("overrides.yaml", _yaml_list(overrides))):  # fmt: skip
+                    store.write_bytes_atomic(folder / ".hydra" / name, text.encode(), durable)
             git = prepared.git
             if git is not None and git.dirty:
                 if patch is None:
@@ -400,7 +405,10 @@ class Launcher:
                 metadata["shuffle_seed"] = prepared.resolved.shuffle_seed
             if prepared.resolved.warnings:
                 metadata["warnings"] = list(prepared.resolved.warnings)
-            record.write_metadata(folder, metadata, durable)
+            if batch is not None:
+                batch.write_metadata(folder, store.record_json(metadata))
+            else:
+                record.write_metadata(folder, metadata, durable)
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
         except BaseException as exc:
             store.remove_experiment_dir(folder)

@@ -47,22 +47,24 @@ def staged_experiments(
     """The project's staged experiments (not archived), oldest first (a grid in its order).
 
     Reading the index brings it up to date, which also records as failed the runs left
-    ``running`` by a launcher that died on this host.
+    ``running`` by a launcher that died on this host; an interrupted staging is finished
+    (or undone) first, so that a grid is run whole or not at all.
     """
-    from yanex import query
+    from yanex import query, staging, store
     from yanex.index import Index
 
     index = Index(echo=echo)
     try:
-        index.sync()
-        filters = query.Filters(status=(Status.STAGED,), project=str(project))
-        order = (query.Sort("created"), query.Sort("sweep_index"))
-        found = []
-        for rec in query.select(index, filters, sort=order):
-            try:
-                found.append((rec.dir, record.read_metadata(rec.dir)))
-            except (OSError, record.BadRecord):
-                continue  # gone or broken since it was indexed
+        with staging.settled(store.yanex_home()):
+            index.sync()
+            filters = query.Filters(status=(Status.STAGED,), project=str(project))
+            order = (query.Sort("created"), query.Sort("sweep_index"))
+            found = []
+            for rec in query.select(index, filters, sort=order):
+                try:
+                    found.append((rec.dir, record.read_metadata(rec.dir)))
+                except (OSError, record.BadRecord):
+                    continue  # gone or broken since it was indexed
         return found
     finally:
         index.close()
