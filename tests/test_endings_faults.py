@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Project, metadata, process_gone
+from conftest import Project, metadata, process_gone, results
 
 # Counts the SIGINT/SIGTERM it gets, cleans up for a second, and records both.
 COUNTER = """
@@ -223,3 +224,53 @@ def test_staged_runs_with_one_job_per_cpu_on_the_portable_path(project: Project)
     r = project.yanex("run", "--staged", "-j", "0", YANEX_PORTABLE="1")
     assert r.returncode == 0, r.stderr
     assert f"{os.cpu_count()} at a time" in r.stderr and "3 completed" in r.stderr
+
+
+ASKS = """
+import yanex
+x = yanex.get_param("x")
+answer = input(f"member {x}? ")
+yanex.log_results({"answer": answer})
+"""
+
+
+def test_each_member_of_a_batch_reads_what_is_typed_for_it(project: Project) -> None:
+    """-j 1 at a terminal: a line typed for a later member reaches that member, not the
+    reader of one that has ended."""
+    project.write("ask.py", ASKS)
+    project.commit()
+    members = 4
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        args = ["run", "ask.py", f"x=range({members})", "-m", "-j", "1"]
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", *args], project.env())
+    output = b""
+    deadline = time.monotonic() + 60
+    asked = 0
+    try:
+        while time.monotonic() < deadline:
+            if asked < members and f"member {asked}? ".encode() in output:
+                os.write(fd, f"answer {asked}\n".encode())
+                asked += 1
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    assert asked == members, output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    answers = sorted(
+        (metadata(f)["sweep_index"], results(f)[0]["results"]["answer"])
+        for f in project.experiments()
+    )
+    assert answers == [(i, f"answer {i}") for i in range(members)]

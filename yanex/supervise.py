@@ -125,27 +125,76 @@ def _in_terminal_foreground() -> bool:
         return False
 
 
-def _pass_terminal_input(pipe: IO[bytes]) -> None:
-    """Copy what is typed at the terminal to the script's stdin, while yanex is in the
-    foreground (a background process that read the terminal would be stopped)."""
-    fd = pipe.fileno()
+def _has_exited(pid: int) -> bool:
+    """Has the child exited (without reaping it: its Popen still waits for it)?"""
+    if not hasattr(os, "waitid"):
+        return False
     try:
-        while True:
-            if not _in_terminal_foreground():
-                time.sleep(0.2)
-                continue
-            ready, _, _ = select.select([0], [], [], 0.2)
-            if not ready:
-                continue
-            data = os.read(0, 65536)
-            if not data:  # Ctrl-D
-                break
-            os.write(fd, data)
-    except OSError:  # the script closed its stdin, or ended
-        pass
-    finally:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+class _TerminalInput(threading.Thread):
+    """Copy what is typed at the terminal to one script's stdin while yanex is in the
+    foreground (a background process that read the terminal would be stopped), and only
+    while that script runs: a line typed after it ended stays for the next script of a
+    batch (read and not delivered, it is handed on), never lost."""
+
+    _left = bytearray()  # read for a script that had ended: the next one's
+    _left_lock = threading.Lock()
+
+    def __init__(self, pipe: IO[bytes], pid: int) -> None:
+        super().__init__(daemon=True, name="yanex-stdin")
+        self.pipe = pipe
+        self.pid = pid
+        self._wake_r, self._wake_w = os.pipe()
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        try:
+            with self._left_lock:
+                data, self._left[:] = bytes(self._left), b""
+            if data:
+                self._deliver(fd, data)
+            while True:
+                ready, _, _ = select.select([self._wake_r], [], [], 0)
+                if ready:
+                    break
+                if not _in_terminal_foreground():
+                    select.select([self._wake_r], [], [], 0.2)
+                    continue
+                ready, _, _ = select.select([0, self._wake_r], [], [], 0.2)
+                if self._wake_r in ready or _has_exited(self.pid):
+                    break  # what is typed now is for whatever reads the terminal next
+                if not ready:
+                    continue
+                data = os.read(0, 65536)
+                if not data:  # Ctrl-D
+                    break
+                self._deliver(fd, data)
+        except OSError:  # the script closed its stdin, or ended
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.pipe.close()
+            os.close(self._wake_r)
+
+    def _deliver(self, fd: int, data: bytes) -> None:
+        try:
+            _write_all(fd, data)
+        except OSError:
+            with self._left_lock:
+                self._left[:0] = data  # the script ended as it came: the next one gets it
+            raise
+
+    def stop(self) -> None:
+        """The script ended: stop reading the terminal for it (waits a moment for that)."""
         with contextlib.suppress(OSError):
-            pipe.close()
+            os.write(self._wake_w, b"\0")
+        self.join(1.0)
+        with contextlib.suppress(OSError):
+            os.close(self._wake_w)
 
 
 class Child:
@@ -183,11 +232,11 @@ class Child:
         self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
         self.out.start()
         self.err.start()
+        self.typed: _TerminalInput | None = None
         if typed:
             assert self.proc.stdin is not None
-            threading.Thread(
-                target=_pass_terminal_input, args=(self.proc.stdin,), daemon=True
-            ).start()
+            self.typed = _TerminalInput(self.proc.stdin, self.proc.pid)
+            self.typed.start()
         self.received: signal.Signals | None = None
         self.kill_at: float | None = None
 
@@ -224,6 +273,8 @@ class Child:
         """After the script exited: end what it left running, drain its output (bounded),
         and say how it ended. A stop signal during the drain stops the waiting."""
         returncode = self.proc.wait()
+        if self.typed is not None:
+            self.typed.stop()
         grace = 0.0 if self.received is not None else self.grace
         processes.end_group(self.pgid, grace)
         processes.WATCHER.unwatch(self.pgid)
@@ -282,5 +333,7 @@ def run(
     except BaseException:
         child.kill()
         child.proc.wait()
+        if child.typed is not None:
+            child.typed.stop()
         processes.WATCHER.unwatch(child.pgid)
         raise
