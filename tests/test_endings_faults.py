@@ -34,12 +34,26 @@ while True:
     time.sleep(0.05)
 """
 
-# Starts three kinds of descendants, records their pids, then waits (ignoring SIGTERM).
+# Starts five kinds of descendants, two of which leave its process group (a new session, a
+# double-forked daemon), records their pids, then waits (ignoring SIGTERM).
 SPAWNER = """
 import multiprocessing, os, signal, subprocess, sys, time
 
 def sleeper():
     time.sleep(1000)
+
+def daemon():
+    read, write = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # fork, setsid, fork again; the middle one exits
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write, str(os.getpid()).encode())
+            os.execvp("sleep", ["sleep", "1000"])
+        os._exit(0)
+    os.close(write)
+    os.waitpid(middle, 0)
+    return int(os.read(read, 64))
 
 if __name__ == "__main__":
     pids = [subprocess.Popen(["sleep", "1000"]).pid]
@@ -49,6 +63,8 @@ if __name__ == "__main__":
     out = subprocess.run(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"],
                          capture_output=True, text=True).stdout
     pids.append(int(out))
+    pids.append(subprocess.Popen(["sleep", "1000"], start_new_session=True).pid)
+    pids.append(daemon())
     open(os.environ["PIDS"], "w").write(" ".join(map(str, pids)))
     if os.environ.get("STUBBORN"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -490,6 +490,7 @@ class Launcher:
                 stderr=self.stderr,
                 grace=_grace_period(request.environ),
                 next_signal=next_signal,
+                marker=f"{processes.MARKER_NAME}={experiment.id}",
                 started=lambda: self.echo(
                     f"yanex: experiment {experiment.id} running {script.name} "
                     f"(folder {experiment.dir})"

@@ -212,9 +212,11 @@ class Child:
         stderr: IO[bytes] | None,
         grace: float,
         stdin: int | None = None,
+        marker: str | None = None,
     ) -> None:
         """``stdin``: what the script reads (default: what is typed at yanex's terminal when
-        yanex runs in its foreground, else yanex's own stdin)."""
+        yanex runs in its foreground, else yanex's own stdin); ``marker``: an entry of ``env``
+        (``NAME=value``) that only this run's processes carry (see ``processes``)."""
         typed = stdin is None and _in_terminal_foreground()
         self.proc = processes.spawn(
             argv,
@@ -226,7 +228,8 @@ class Child:
         )
         self.pgid = self.proc.pid
         self.grace = grace
-        processes.WATCHER.watch(self.pgid)
+        self.marker = marker
+        processes.WATCHER.watch(self.pgid, marker)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
         self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
@@ -273,11 +276,12 @@ class Child:
         """After the script exited: end what it left running, drain its output (bounded),
         and say how it ended. A stop signal during the drain stops the waiting."""
         returncode = self.proc.wait()
+        processes.waited(self.proc.pid)
         if self.typed is not None:
             self.typed.stop()
         grace = 0.0 if self.received is not None else self.grace
-        processes.end_group(self.pgid, grace)
-        processes.WATCHER.unwatch(self.pgid)
+        processes.end_run(self.pgid, self.marker, grace)
+        processes.WATCHER.unwatch(self.pgid, self.marker)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         for tee in (self.out, self.err):
             while tee.is_alive() and time.monotonic() < deadline:
@@ -304,13 +308,15 @@ def run(
     grace: float,
     next_signal: Callable[[float], int | None],
     started: Callable[[], None] = lambda: None,
+    marker: str | None = None,
 ) -> ending.Ending:
     """Run ``argv`` to its end, passing on the stop signals ``next_signal`` gives (it waits
     at most its argument's seconds for one: ``processes.Signals.next`` in the main thread, a
     queue the runner fills in a member's thread).
 
-    ``started`` is called once the child runs. OSError: the child could not be started. Any
-    other exception (a bug) kills the child's group before it propagates.
+    ``started`` is called once the child runs; ``marker`` marks its processes (see
+    ``Child``). OSError: the child could not be started. Any other exception (a bug) kills the
+    child's group before it propagates.
     """
     child = Child(
         argv,
@@ -321,19 +327,35 @@ def run(
         stdout=stdout,
         stderr=stderr,
         grace=grace,
+        marker=marker,
     )
     try:
         started()
         while child.poll() is None:
             signum = next_signal(child.timeout())
-            if signum is not None and signum != signal.SIGCHLD:
+            if signum == signal.SIGCHLD:
+                _reap_now_and_then()  # what the run left re-parented to yanex, ended since
+            elif signum is not None:
                 child.forward(signum)
                 processes.suspend_self(signum)
         return child.finish(next_signal)
     except BaseException:
         child.kill()
         child.proc.wait()
+        processes.waited(child.proc.pid)
         if child.typed is not None:
             child.typed.stop()
-        processes.WATCHER.unwatch(child.pgid)
+        processes.end_run(child.pgid, child.marker, 0.0)
+        processes.WATCHER.unwatch(child.pgid, child.marker)
         raise
+
+
+_last_reap = 0.0
+
+
+def _reap_now_and_then() -> None:
+    """Reap ended orphans at most once a second (many children ending at once cost one)."""
+    global _last_reap
+    if time.monotonic() - _last_reap >= 1.0:
+        _last_reap = time.monotonic()
+        processes.reap_orphans()
