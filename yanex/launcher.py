@@ -333,9 +333,10 @@ class Launcher:
         staged, which shows the experiment only once the whole grid is written.
         """
         request = prepared.request
-        experiment_id, folder = store.create_experiment_dir()
         if batch is not None:
-            batch.add(folder)
+            experiment_id, folder = batch.new_folder()
+        else:
+            experiment_id, folder = store.create_experiment_dir()
         try:
             config = member.config
             text = record.config_yaml(config).encode()

@@ -88,6 +88,7 @@ class Batch:
 
     def __enter__(self) -> Batch:
         store.make_private_dirs(self.journals)
+        store.make_private_dirs(self.root)
         owner = ProcessId.current().to_metadata()
         self._fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         os.write(self._fd, (json.dumps(owner) + "\n").encode())
@@ -102,10 +103,27 @@ class Batch:
                 raise Stopped(signum)
             processes.suspend_self(signum)
 
-    def add(self, folder: Path) -> None:
-        """A member's folder, just made: listed before anything is written in it."""
-        os.write(self._fd, f"{folder.name}\n".encode())
-        self.folders.append(folder)
+    def new_folder(self) -> tuple[str, Path]:
+        """Reserve a member's ID by making its folder (0700), listed in the journal first:
+        whenever this process is killed, every folder it made is found again."""
+        try:
+            for _ in range(100):
+                experiment_id = os.urandom(store.ID_LENGTH // 2).hex()
+                os.write(self._fd, f"{experiment_id}\n".encode())
+                folder = self.root / experiment_id
+                try:
+                    folder.mkdir(mode=0o700)
+                except FileExistsError:  # another experiment's: never to be removed
+                    os.write(self._fd, f"-{experiment_id}\n".encode())
+                    continue
+                self.folders.append(folder)
+                return experiment_id, folder
+        except OSError as exc:
+            raise store.StoreError(
+                f"cannot create an experiment folder in {self.root}: {exc.strerror or exc}",
+                hint="Check that the disk has space and YANEX_HOME is writable.",
+            ) from exc
+        raise store.StoreError(f"no free experiment ID found in {self.root}")
 
     def write_metadata(self, folder: Path, text: str) -> None:
         """A member's metadata, written last, out of sight until the commit; its folder is
@@ -190,7 +208,9 @@ def _read_journal(path: Path) -> tuple[ProcessId | None, list[str]]:
     with contextlib.suppress(ValueError):
         owner = json.loads(lines[0])
     names = [line.decode("ascii", "replace") for line in lines[1:-1]]
-    return ProcessId.from_metadata(owner), [n for n in names if store.is_valid_id(n)]
+    taken = {name[1:] for name in names if name.startswith("-")}  # another's, by chance
+    ids = [name for name in names if store.is_valid_id(name) and name not in taken]
+    return ProcessId.from_metadata(owner), ids
 
 
 @contextlib.contextmanager

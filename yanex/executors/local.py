@@ -40,7 +40,7 @@ class LocalExecutor(Executor):
         self.stderr = stderr
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="yanex-member")
         self.lock = threading.Lock()
-        self.running: dict[Future[Ending], tuple[Task, queue.SimpleQueue[int]]] = {}
+        self.members: dict[Future[Ending], tuple[Task, queue.SimpleQueue[int]]] = {}
 
     def submit(self, task: Task) -> None:
         signals: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -64,19 +64,19 @@ class LocalExecutor(Executor):
             next_signal=next_signal,
         )
         with self.lock:
-            self.running[future] = (task, signals)
+            self.members[future] = (task, signals)
         future.add_done_callback(lambda _: self.wake())
 
     def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         with self.lock:
-            futures = list(self.running)
+            futures = list(self.members)
         if not futures:
             return []
         done, _ = wait_futures(futures, timeout=timeout, return_when="FIRST_COMPLETED")
         ended = []
         for future in done:
             with self.lock:
-                task, _ = self.running.pop(future)
+                task, _ = self.members.pop(future)
             try:
                 ended.append((task, future.result()))
             except Exception as exc:  # a bug in yanex: this member alone fails, with the reason
@@ -86,7 +86,7 @@ class LocalExecutor(Executor):
 
     def _tell_all(self, signum: int) -> None:
         with self.lock:
-            queues = [signals for _, signals in self.running.values()]
+            queues = [signals for _, signals in self.members.values()]
         for signals in queues:
             signals.put(signum)
 
@@ -99,7 +99,7 @@ class LocalExecutor(Executor):
 
     def busy(self) -> int:
         with self.lock:
-            return len(self.running)
+            return len(self.members)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -83,7 +83,8 @@ class StagedRunner:
 
     def run(self, queue: list[tuple[Path, dict[str, Any]]]) -> int:
         """Run ``queue``; the exit code: 128+N after stop signal N, else 1 when any failed,
-        was refused or could not be run (gone), else 0."""
+        was refused or could not be run (gone), or the executor gave up (a lost cluster),
+        else 0."""
         pending = deque(queue)
         claimed: dict[str, Task] = {}
         started = time.monotonic()
@@ -92,15 +93,15 @@ class StagedRunner:
         executor = self.executor
         with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
             executor.wake = signals.wake
-            while executor.busy() or (pending and self.stopped_by is None):
-                while pending and self.stopped_by is None and executor.busy() < executor.slots:
+            while executor.busy() or (pending and self._may_start()):
+                while pending and self._may_start() and executor.busy() < executor.slots:
                     found = self._claim(*pending.popleft())
                     if isinstance(found, Task):
                         claimed[found.id] = found
                         executor.submit(found)
                     else:
                         self._ended(found, progress)
-                progress.update(self.counts, executor.busy())
+                progress.update(self.counts, executor.running())
                 signum = signals.next(0.5)
                 if processes.is_stop(signum):
                     assert signum is not None
@@ -118,15 +119,20 @@ class StagedRunner:
                     for task in claimed.values():
                         task.claim = claims.renew(task.folder, task.claim) or task.claim
                     next_renewal = time.monotonic() + renew_every
-                progress.update(self.counts, executor.busy())
+                progress.update(self.counts, executor.running())
         executor.close()
-        for folder, meta in pending:  # never started: a stop came first
+        if executor.given_up is not None:
+            self.echo(f"yanex: {executor.given_up}; what had not started stays staged")
+        for folder, meta in pending:  # never started: a stop (or a lost cluster) came first
             self._ended(_not_started(folder, _name(meta)), None)
         self._summary(time.monotonic() - started)
         if self.stopped_by is not None:
             return 128 + self.stopped_by
         failed = (Status.FAILED, NotRun.REFUSED, NotRun.GONE)
-        return 1 if any(self.counts[k] for k in failed) else 0
+        return 1 if executor.given_up or any(self.counts[k] for k in failed) else 0
+
+    def _may_start(self) -> bool:
+        return self.stopped_by is None and self.executor.given_up is None
 
     def _claim(self, folder: Path, meta: dict[str, Any]) -> Task | Ending:
         """Take a member for this runner; else why it is not this runner's to run (another
@@ -333,6 +339,6 @@ def run_staged(
         return 0
     echo(
         f"yanex: running {len(queue)} staged experiments of {project}, "
-        f"{made.slots} at a time ({made.name})"
+        f"{made.at_a_time()} ({made.name})"
     )
     return StagedRunner(made, echo).run(queue)
