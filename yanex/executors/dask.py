@@ -298,8 +298,14 @@ class DaskExecutor(Executor):
 
 def _quiet_distributed() -> list[tuple[logging.Logger, int]]:
     """Silence distributed's and tornado's loggers while a batch runs (restored after)."""
+    names = {"distributed", "distributed.client", "tornado", "tornado.application"}
+    names.update(
+        name
+        for name in logging.root.manager.loggerDict
+        if name.startswith(("distributed.", "tornado."))
+    )
     saved = []
-    for name in ("distributed", "tornado"):
+    for name in sorted(names):
         logger = logging.getLogger(name)
         saved.append((logger, logger.level))
         logger.setLevel(logging.CRITICAL + 1)
