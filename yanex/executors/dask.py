@@ -258,7 +258,10 @@ class DaskExecutor(Executor):
                 end = Ending(task.id, None, dir=task.folder, name=task.name, why=NotRun.GONE,
                              error=f"it cannot be read: {exc}")  # fmt: skip
             else:
-                if meta["status"] == Status.RUNNING and scheduler_lost:
+                if meta["status"] in Status.ENDED:  # as its worker (or a reaper) recorded it
+                    claims.release(task.folder, task.claim)
+                    end = ending.recorded(task.folder, meta)
+                elif meta["status"] == Status.RUNNING and scheduler_lost:
                     if waited < self.lost_after + 10:  # its worker stops it meanwhile
                         continue
                     end = _lost(task, f"cut off: {reason} while it ran")

@@ -55,6 +55,7 @@ def staged_experiments(
 
     index = Index(echo=echo)
     try:
+        index.sync()  # the long part (a cold index), before a staging may have to wait
         with staging.settled(store.yanex_home()):
             index.sync()
             filters = query.Filters(status=(Status.STAGED,), project=str(project))
