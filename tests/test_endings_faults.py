@@ -290,3 +290,46 @@ def test_each_member_of_a_batch_reads_what_is_typed_for_it(project: Project) -> 
         for f in project.experiments()
     )
     assert answers == [(i, f"answer {i}") for i in range(members)]
+
+
+CALLER_STAYS_AS_IT_WAS = """
+import ctypes, json, os, yanex
+libc = ctypes.CDLL(None, use_errno=True)
+def subreaper():
+    flag = ctypes.c_int(-1)
+    libc.prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return flag.value
+before = subreaper()
+result = yanex.launch({}, "orphan.py")
+orphan_parent = result.results[0]["results"]["orphan_parent"]
+print(json.dumps([before, orphan_parent == os.getpid(), subreaper()]))
+"""
+
+# Leaves an orphan, which says who its parent became.
+ORPHAN = """
+import os, time, yanex
+read, write = os.pipe()
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(0.3)  # its parent has exited by now
+        os.write(write, str(os.getppid()).encode())
+        os._exit(0)
+    os._exit(0)
+os.wait()
+yanex.log_results({"orphan_parent": int(os.read(read, 32))})
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER")
+def test_a_program_that_launches_runs_is_their_subreaper_only_while_they_run(
+    project: Project,
+) -> None:
+    """yanex.launch in a program (a notebook): the orphans of its run become its children
+    (to be ended with the run), and before and after the run the program is as it was."""
+    from conftest import run_python
+
+    project.write("orphan.py", ORPHAN)
+    project.commit()
+    r = run_python(CALLER_STAYS_AS_IT_WAS, cwd=project.path, env=project.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[0, true, 0]"

@@ -139,37 +139,66 @@ def suspend_self(signum: int) -> None:
 # only children not to reap here, with those in yanex's own group (subprocesses run by
 # libraries, which wait for their own).
 _spawned: set[int] = set()
-_subreaper: bool | None = None
+_PR_SET_CHILD_SUBREAPER = 36
+_libc: Any = None
+_runs = 0  # runs started by spawn and not yet ended (run_ended)
+_runs_lock = threading.Lock()
 
 
-def _tracks_orphans() -> bool:
-    """Make this process the child subreaper of what it starts (Linux, once): an orphan of a
-    run is re-parented to yanex, not to init. False where it cannot be (or YANEX_PORTABLE)."""
-    global _subreaper
-    if _subreaper is None:
-        _subreaper = False
+def _prctl_libc() -> Any:
+    """libc, where this process can be made a child subreaper (Linux, not YANEX_PORTABLE)."""
+    global _libc
+    if _libc is None:
+        _libc = False
         if sys.platform.startswith("linux") and not os.environ.get(PORTABLE_ENV):
             import ctypes
 
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-            except (OSError, AttributeError):
-                _subreaper = False
-    return _subreaper
+            with contextlib.suppress(OSError, AttributeError):
+                _libc = ctypes.CDLL(None, use_errno=True)
+                _libc.prctl  # noqa: B018 (there is one)
+    return _libc
 
 
-_PR_SET_CHILD_SUBREAPER = 36
+def _tracks_orphans() -> bool:
+    """Is this process the child subreaper of its runs (an orphan of a run is re-parented to
+    yanex, not to init)? Only while runs live: a program that calls ``yanex.launch`` is
+    left as it was in between."""
+    return bool(_prctl_libc()) and _runs > 0
+
+
+def _run_started() -> None:
+    global _runs
+    with _runs_lock:
+        libc = _prctl_libc()
+        if _runs == 0 and libc and libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            global _libc
+            _libc = False  # not allowed here: the process group is all there is
+        _runs += 1
+
+
+def run_ended() -> None:
+    """A run started by :func:`spawn` is over, what it left ended and reaped."""
+    global _runs
+    with _runs_lock:
+        _runs = max(0, _runs - 1)
+        libc = _prctl_libc()
+        if _runs == 0 and libc:
+            libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def spawn(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (a list, never a shell string) in a process group of its own."""
+    """Start ``argv`` (a list, never a shell string) in a process group of its own, as a
+    run: :func:`run_ended` is to be called once it and what it left are ended."""
     if sys.version_info >= (3, 11):
         popen_kwargs["process_group"] = 0
     else:  # no process_group before 3.11: a session of its own is a group of its own too
         popen_kwargs["start_new_session"] = True
-    _tracks_orphans()
-    proc = subprocess.Popen(list(argv), **popen_kwargs)
+    _run_started()
+    try:
+        proc = subprocess.Popen(list(argv), **popen_kwargs)
+    except BaseException:
+        run_ended()
+        raise
     _spawned.add(proc.pid)
     return proc
 

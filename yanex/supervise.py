@@ -229,19 +229,34 @@ class Child:
         self.pgid = self.proc.pid
         self.grace = grace
         self.marker = marker
-        processes.WATCHER.watch(self.pgid, marker)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
-        self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
-        self.out.start()
-        self.err.start()
         self.typed: _TerminalInput | None = None
-        if typed:
-            assert self.proc.stdin is not None
-            self.typed = _TerminalInput(self.proc.stdin, self.proc.pid)
-            self.typed.start()
         self.received: signal.Signals | None = None
         self.kill_at: float | None = None
+        processes.WATCHER.watch(self.pgid, marker)
+        try:
+            assert self.proc.stdout is not None and self.proc.stderr is not None
+            self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
+            self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
+            self.out.start()
+            self.err.start()
+            if typed:
+                assert self.proc.stdin is not None
+                self.typed = _TerminalInput(self.proc.stdin, self.proc.pid)
+                self.typed.start()
+        except BaseException:  # its logs cannot be opened: it does not run unwatched
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Kill the script and what it started, without waiting for its output."""
+        self.kill()
+        self.proc.wait()
+        processes.waited(self.proc.pid)
+        if self.typed is not None:
+            self.typed.stop()
+        processes.end_run(self.pgid, self.marker, 0.0)
+        processes.run_ended()
+        processes.WATCHER.unwatch(self.pgid, self.marker)
 
     def forward(self, signum: int) -> None:
         """Pass a signal yanex received on to the script's group: the first stop signal starts
@@ -281,6 +296,7 @@ class Child:
             self.typed.stop()
         grace = 0.0 if self.received is not None else self.grace
         processes.end_run(self.pgid, self.marker, grace)
+        processes.run_ended()
         processes.WATCHER.unwatch(self.pgid, self.marker)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         for tee in (self.out, self.err):
@@ -340,13 +356,7 @@ def run(
                 processes.suspend_self(signum)
         return child.finish(next_signal)
     except BaseException:
-        child.kill()
-        child.proc.wait()
-        processes.waited(child.proc.pid)
-        if child.typed is not None:
-            child.typed.stop()
-        processes.end_run(child.pgid, child.marker, 0.0)
-        processes.WATCHER.unwatch(child.pgid, child.marker)
+        child.abandon()
         raise
 
 
