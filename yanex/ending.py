@@ -52,10 +52,6 @@ class Ending:
         return record.read_results(self.dir) if self.dir is not None else []
 
     @property
-    def ran(self) -> bool:
-        return self.why is None and self.status in Status.ENDED
-
-    @property
     def reason(self) -> str | None:
         """The error in one line: how it ended and the exception's last line
         (``exited with code 1: ValueError: bad data``)."""

@@ -748,9 +748,9 @@ def _run_on_executor(
         **streams,
     )
     results = []
-    for experiment in staged:
+    for experiment in staged:  # each as the batch told it (not run: why, in ``why``)
         end = runner.ends.get(experiment.id)
-        if end is None or not end.ran:  # not run: as it is recorded now (staged)
+        if end is None:
             name = experiment.metadata.get("name")
             end = Ending(experiment.id, Status.STAGED, None, experiment.dir, name)
         results.append(end)
