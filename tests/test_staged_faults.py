@@ -95,6 +95,7 @@ print("ran", yanex.get_param("x"))
 """
 
 
+@pytest.mark.slow
 def test_members_that_vanish_while_queued_are_counted_and_fail_the_batch(
     project: Project,
 ) -> None:
@@ -125,6 +126,7 @@ def test_members_that_vanish_while_queued_are_counted_and_fail_the_batch(
     assert metadata(root / ids[0])["status"] == "completed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
 def test_a_claim_that_is_not_a_file_is_never_opened(project: Project, kind: str) -> None:
     """A FIFO as claim.json would block the runner in open(), deaf to Ctrl-C: it is refused
