@@ -87,11 +87,23 @@ class Batch:
         self._fd = -1
 
     def __enter__(self) -> Batch:
-        store.make_private_dirs(self.journals)
-        store.make_private_dirs(self.root)
         owner = ProcessId.current().to_metadata()
-        self._fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        os.write(self._fd, (json.dumps(owner) + "\n").encode())
+        try:
+            store.make_private_dirs(self.journals)
+            store.make_private_dirs(self.root)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+            self._fd = os.open(self.journal, flags, 0o600)
+            os.write(self._fd, (json.dumps(owner) + "\n").encode())
+        except OSError as exc:
+            if self._fd >= 0:
+                os.close(self._fd)
+                with contextlib.suppress(OSError):
+                    self.journal.unlink()
+            raise store.StoreError(
+                f"cannot stage in {self.home}: {exc.strerror or exc}",
+                hint="Check that the disk has space and YANEX_HOME is writable; nothing was "
+                "staged.",
+            ) from exc
         self.pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="yanex-fsync")
         self.signals.__enter__()
         return self
