@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
-from conftest import Project, metadata
+from conftest import Project, assert_usage_error, metadata
 
 from yanex import claims
 from yanex.ending import NotRun
@@ -145,3 +146,15 @@ def test_a_claim_that_is_not_a_file_is_never_opened(project: Project, kind: str)
     assert "1 completed, 0 failed, 0 cancelled, 0 refused, 1 gone" in r.stderr, r.stderr
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert metadata(project.home / "experiments" / ids[1])["status"] == "completed"
+
+
+def test_staging_where_the_store_cannot_be_written_is_a_usage_error(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write("job.py", "print('ran')\n")
+    project.commit()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = project.env(YANEX_HOME=str(blocker / "home"))
+    r = project.yanex("stage", "job.py", "-p", "+x=range(2)", env=env)
+    assert_usage_error(r, "cannot stage in", "nothing was staged")
