@@ -51,7 +51,7 @@ def test_another_hosts_claim_holds_until_its_lease_expires(project: Project) -> 
 def test_a_reused_pid_does_not_keep_a_claim(project: Project) -> None:
     folder = staged_folder(project)
     # This process's pid, but another start time: the pid was reused by another process.
-    write_claim(folder, replace(claims.Claim.new(), start="1"))
+    write_claim(folder, replace(claims.Claim.new(), started=1.0))
     assert claims.take(folder) is not None
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -66,20 +67,20 @@ class Cluster:
             "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"
         )
 
-    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+    def _start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "dask", *args],
             cwd=self.root / "worker-home",
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
 
-    def add_workers(self, count: int, *extra: str) -> None:
+    def add_workers(self, count: int, *extra: str, env: dict[str, str] | None = None) -> None:
         proc = self._start(
             "worker", self.address, "--nworkers", str(count), "--nthreads", "1",
-            "--no-dashboard", "--host", "127.0.0.1", *extra,
+            "--no-dashboard", "--host", "127.0.0.1", *extra, env=env,
         )  # fmt: skip
         self.workers.append(proc)
         self.expected = getattr(self, "expected", 0) + count
@@ -192,6 +193,32 @@ def test_gpu_members_get_their_own_devices(project: Project, tmp_path: Path) -> 
     assert sorted(devices) == ["0", "0", "1", "1"]
 
 
+def test_a_member_sees_its_own_workers_devices(project: Project, tmp_path: Path) -> None:
+    """Two workers on GPUs 5 and 7, and one with four GPUs in two slots: each member runs on
+    its worker's own devices (its CUDA_VISIBLE_DEVICES split among its GPU slots)."""
+    env = setup(project)
+    ids = stage(project, env, "x=range(6)", "sleep=1")
+    running = Cluster(tmp_path)
+    try:
+        running.add_workers(1, "--resources", "gpu=1", env={"CUDA_VISIBLE_DEVICES": "5"})
+        running.add_workers(1, "--resources", "gpu=1", env={"CUDA_VISIBLE_DEVICES": "7"})
+        running.add_workers(
+            1, "--nthreads", "2", "--resources", "gpu=2", env={"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+        )
+        r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler",
+                          running.address, "--resources", "gpu=1", env=env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    finally:
+        running.close()
+    seen = {d["id"]: d["cuda"] for d in runs(running)}
+    assert sorted(seen) == sorted(ids)
+    assert set(seen.values()) <= {"5", "7", "0,1", "2,3"}, seen
+    assert "0" not in seen.values()
+    for experiment_id in ids:  # and which worker ran it is in its record
+        worker = metadata(project.home / "experiments" / experiment_id)["dask"]
+        assert worker["worker"].startswith("tcp://127.0.0.1:") and worker["worker_name"]
+
+
 def test_an_unreachable_scheduler_is_a_clear_error_and_nothing_changes(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
@@ -258,3 +285,190 @@ def test_with_retries_a_killed_workers_member_runs_again(
     meta = metadata(folder)
     assert meta["status"] == "completed", err
     assert meta["attempts"] == 2 and "worker died" in meta["retried_after"][0]
+
+
+STEPS = """
+import os, sys, time, yanex
+print("attempt", os.getpid(), flush=True)
+for step in range(2):
+    yanex.log_results({"x": yanex.get_param("x")}, step=step)
+open(os.environ["RUNS_LOG"] + ".steps", "a").write("logged\\n")
+time.sleep(float(yanex.get_param("sleep", 0)))
+"""
+
+
+def test_a_retried_member_keeps_its_last_attempt_only(project: Project, cluster: Cluster) -> None:
+    """The lost attempt's results and output are kept apart (attempts/1/) and listed; the
+    member's own files are those of the attempt that ended."""
+    project.write("steps.py", STEPS)
+    project.commit()
+    env = project.env()
+    (experiment_id,) = project.yanex("stage", "steps.py", "-p", "x=1", "-p", "sleep=3",
+                                     env=env).stdout.split()  # fmt: skip
+    folder = project.home / "experiments" / experiment_id
+    steps_log = Path(str(cluster.runs_log) + ".steps")
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, "--retries", "1", env=env)  # fmt: skip
+    assert wait_until(lambda: steps_log.exists())  # the first attempt logged its results
+    os.kill(metadata(folder)["launcher"]["pid"], signal.SIGKILL)
+    _, err = client.communicate(timeout=180)
+    assert client.returncode == 0, err
+    meta = metadata(folder)
+    assert meta["status"] == "completed" and meta["attempts"] == 2
+    lines = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [0, 1]  # not 0, 1, 0, 1
+    kept = folder / "attempts" / "1"
+    assert len((kept / "results.jsonl").read_text().splitlines()) == 2
+    first, last = (kept / "stdout.txt").read_text(), (folder / "stdout.txt").read_text()
+    assert first.startswith("attempt ") and last.startswith("attempt ") and first != last
+    (earlier,) = meta["earlier_attempts"]
+    assert earlier["attempt"] == 1 and earlier["folder"] == "attempts/1"
+    assert "worker died" in earlier["error"]
+
+
+def test_members_of_a_cluster_whose_workers_all_died_end_failed(
+    project: Project, cluster: Cluster
+) -> None:
+    """Every worker killed: the client does not wait for ever; the members that ran end
+    failed with the reason, counted as failed even when a reader reaped them first."""
+    env = setup(project)
+    ids = stage(project, env, "x=range(2)", "sleep=60")
+    folders = [project.home / "experiments" / i for i in ids]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, env={**env, "YANEX_DASK_LOST_AFTER": "3"})  # fmt: skip
+    assert wait_until(lambda: all(metadata(f)["status"] == "running" for f in folders))
+    for worker in cluster.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+    # A reader on this host reaps them first (their launchers, the workers, are gone).
+    assert wait_until(lambda: project.yanex("list", "--all", env=env).returncode == 0
+                      and all(metadata(f)["status"] == "failed" for f in folders))  # fmt: skip
+    started = time.monotonic()
+    _, err = client.communicate(timeout=120)
+    assert time.monotonic() - started < 60, err
+    assert client.returncode == 1, err
+    assert b"0 completed, 2 failed" in err and b"still staged" not in err, err
+    assert all(metadata(f)["status"] == "failed" for f in folders)
+
+
+def test_members_running_when_every_worker_dies_are_recorded_by_the_client(
+    project: Project, cluster: Cluster
+) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)", "sleep=60")
+    folders = [project.home / "experiments" / i for i in ids]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, env={**env, "YANEX_DASK_LOST_AFTER": "3"})  # fmt: skip
+    assert wait_until(lambda: sum(metadata(f)["status"] == "running" for f in folders) == 2)
+    for worker in cluster.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 1, err
+    statuses = sorted(metadata(f)["status"] for f in folders)
+    assert statuses == ["failed", "failed", "staged"], err
+    for folder in folders:
+        meta = metadata(folder)
+        if meta["status"] == "failed":
+            assert "every Dask worker" in meta["error"] or "launcher died" in meta["error"]
+    assert b"1 still staged" in err and b"Traceback" not in err
+
+
+class NotDask:
+    """A TCP server that is not a Dask scheduler: it answers in another protocol, or never."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answer = answer
+        import threading
+
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        held = []
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if self.answer is not None:
+                with contextlib.suppress(OSError):
+                    conn.sendall(self.answer)
+
+
+@pytest.mark.parametrize("kind", ["http", "silent", "malformed", "bracket"])
+def test_a_wrong_scheduler_is_a_usage_error_within_seconds(project: Project, kind: str) -> None:
+    env = setup(project)
+    ids = stage(project, env, "x=1")
+    address = {
+        "http": lambda: NotDask(b"HTTP/1.1 400 Bad Request\\r\\nContent-Length: 0\\r\\n\\r\\n" * 4),
+        "silent": lambda: NotDask(None),
+        "malformed": lambda: "tcp://127.0.0.1:notaport",
+        "bracket": lambda: "tcp://[::1",
+    }[kind]()
+    address = getattr(address, "address", address)
+    started = time.monotonic()
+    r = project.yanex("run", "--staged", "--executor", "dask", "--scheduler", address,
+                      env=env, timeout=60)  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert_usage_error(r, "cannot reach the Dask scheduler", "everything stays staged")
+    assert elapsed < 15, elapsed  # the connection is given 3.5 s; the rest is yanex starting
+    assert metadata(project.home / "experiments" / ids[0])["status"] == "staged"
+
+
+def test_a_lost_scheduler_ends_the_client_with_every_member_told_truly(
+    project: Project, cluster: Cluster
+) -> None:
+    """The scheduler SIGKILLed mid-batch: the client ends within a bounded time, without
+    tracebacks; the members that ran are recorded cut off (by their workers), the one that
+    never started stays staged."""
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)", "sleep=60")
+    folders = [project.home / "experiments" / i for i in ids]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, "-j", "2",
+                           env={**env, "YANEX_DASK_LOST_AFTER": "2"})  # fmt: skip
+    assert wait_until(lambda: sum(metadata(f)["status"] == "running" for f in folders) == 2)
+    os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+    started = time.monotonic()
+    _, err = client.communicate(timeout=120)
+    assert time.monotonic() - started < 40, err
+    assert client.returncode == 1, err
+    assert b"Traceback" not in err and len(err.splitlines()) < 15, err.decode()
+    assert b"0 completed, 2 failed" in err and b"1 still staged" in err, err
+    by_status = sorted((metadata(f)["status"], metadata(f)["error"] or "") for f in folders)
+    assert [status for status, _ in by_status] == ["failed", "failed", "staged"]
+    for _, error in by_status[:2]:
+        assert error.startswith("cut off: its Dask scheduler was lost while it ran"), error
+
+
+def test_the_progress_line_counts_what_runs(project: Project, cluster: Cluster) -> None:
+    """Four members sent to two one-thread workers: two run at a time, and the terminal says
+    so (never "4 running", never "1000000 at a time")."""
+    import pty
+
+    env = setup(project)
+    stage(project, env, "x=range(4)", "sleep=2")
+    args = ["run", "--staged", "--executor", "dask", "--scheduler", cluster.address]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", *args],
+                  {**env, "COLUMNS": "160"})  # fmt: skip
+    output = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"2 running" in output, output
+    assert b"4 running" not in output and b"3 running" not in output
+    assert b"1000000" not in output and b"as many at a time as the workers" in output

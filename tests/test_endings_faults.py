@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Project, metadata, process_gone
+from conftest import Project, metadata, process_gone, results
 
 # Counts the SIGINT/SIGTERM it gets, cleans up for a second, and records both.
 COUNTER = """
@@ -33,12 +34,26 @@ while True:
     time.sleep(0.05)
 """
 
-# Starts three kinds of descendants, records their pids, then waits (ignoring SIGTERM).
+# Starts five kinds of descendants, two of which leave its process group (a new session, a
+# double-forked daemon), records their pids, then waits (ignoring SIGTERM).
 SPAWNER = """
 import multiprocessing, os, signal, subprocess, sys, time
 
 def sleeper():
     time.sleep(1000)
+
+def daemon():
+    read, write = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # fork, setsid, fork again; the middle one exits
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write, str(os.getpid()).encode())
+            os.execvp("sleep", ["sleep", "1000"])
+        os._exit(0)
+    os.close(write)
+    os.waitpid(middle, 0)
+    return int(os.read(read, 64))
 
 if __name__ == "__main__":
     pids = [subprocess.Popen(["sleep", "1000"]).pid]
@@ -48,6 +63,8 @@ if __name__ == "__main__":
     out = subprocess.run(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"],
                          capture_output=True, text=True).stdout
     pids.append(int(out))
+    pids.append(subprocess.Popen(["sleep", "1000"], start_new_session=True).pid)
+    pids.append(daemon())
     open(os.environ["PIDS"], "w").write(" ".join(map(str, pids)))
     if os.environ.get("STUBBORN"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -223,3 +240,96 @@ def test_staged_runs_with_one_job_per_cpu_on_the_portable_path(project: Project)
     r = project.yanex("run", "--staged", "-j", "0", YANEX_PORTABLE="1")
     assert r.returncode == 0, r.stderr
     assert f"{os.cpu_count()} at a time" in r.stderr and "3 completed" in r.stderr
+
+
+ASKS = """
+import yanex
+x = yanex.get_param("x")
+answer = input(f"member {x}? ")
+yanex.log_results({"answer": answer})
+"""
+
+
+def test_each_member_of_a_batch_reads_what_is_typed_for_it(project: Project) -> None:
+    """-j 1 at a terminal: a line typed for a later member reaches that member, not the
+    reader of one that has ended."""
+    project.write("ask.py", ASKS)
+    project.commit()
+    members = 4
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        args = ["run", "ask.py", f"x=range({members})", "-m", "-j", "1"]
+        os.execve(sys.executable, [sys.executable, "-m", "yanex", *args], project.env())
+    output = b""
+    deadline = time.monotonic() + 60
+    asked = 0
+    try:
+        while time.monotonic() < deadline:
+            if asked < members and f"member {asked}? ".encode() in output:
+                os.write(fd, f"answer {asked}\n".encode())
+                asked += 1
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    assert asked == members, output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    answers = sorted(
+        (metadata(f)["sweep_index"], results(f)[0]["results"]["answer"])
+        for f in project.experiments()
+    )
+    assert answers == [(i, f"answer {i}") for i in range(members)]
+
+
+CALLER_STAYS_AS_IT_WAS = """
+import ctypes, json, os, yanex
+libc = ctypes.CDLL(None, use_errno=True)
+def subreaper():
+    flag = ctypes.c_int(-1)
+    libc.prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return flag.value
+before = subreaper()
+result = yanex.launch({}, "orphan.py")
+orphan_parent = result.results[0]["results"]["orphan_parent"]
+print(json.dumps([before, orphan_parent == os.getpid(), subreaper()]))
+"""
+
+# Leaves an orphan, which says who its parent became.
+ORPHAN = """
+import os, time, yanex
+read, write = os.pipe()
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(0.3)  # its parent has exited by now
+        os.write(write, str(os.getppid()).encode())
+        os._exit(0)
+    os._exit(0)
+os.wait()
+yanex.log_results({"orphan_parent": int(os.read(read, 32))})
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER")
+def test_a_program_that_launches_runs_is_their_subreaper_only_while_they_run(
+    project: Project,
+) -> None:
+    """yanex.launch in a program (a notebook): the orphans of its run become its children
+    (to be ended with the run), and before and after the run the program is as it was."""
+    from conftest import run_python
+
+    project.write("orphan.py", ORPHAN)
+    project.commit()
+    r = run_python(CALLER_STAYS_AS_IT_WAS, cwd=project.path, env=project.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[0, true, 0]"

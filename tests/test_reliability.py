@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 import signal
 import subprocess
@@ -61,6 +63,34 @@ def test_a_live_launcher_is_not_reaped(project: Project) -> None:
         launcher.send_signal(signal.SIGTERM)
         launcher.communicate(timeout=30)
     assert metadata(project.only_experiment())["status"] == "cancelled"
+
+
+def test_a_launcher_whose_pid_another_process_took_is_reaped(project: Project) -> None:
+    """The launcher died and its pid now names another live process: the run is recorded
+    failed by the next reader (the pid's start time differs), and can then be deleted."""
+    import psutil
+
+    project.write("sleepy.py", SLEEPER)
+    project.commit()
+    launcher = project.popen("run", "sleepy.py", stdin=subprocess.DEVNULL, start_new_session=True)
+    assert launcher.stdout is not None and launcher.stdout.readline() == b"ready\n"
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=30)
+    folder = project.only_experiment()
+    meta = metadata(folder)
+    assert meta["launcher"]["started"] is not None
+    # This test's own process, alive and started well before the launcher, takes its pid.
+    other = os.getpid()
+    assert psutil.Process(other).create_time() < meta["launcher"]["started"] - 1
+    meta["launcher"]["pid"] = other
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+    r = project.yanex("list", "--all")
+    assert r.returncode == 0, r.stderr
+    meta = metadata(folder)
+    assert meta["status"] == "failed" and meta["error"].startswith("launcher died"), r.stderr
+    assert project.yanex("delete", folder.name, "--yes").returncode == 0
+    assert not folder.exists()
 
 
 @pytest.mark.slow

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Project, assert_usage_error, git, metadata
+from conftest import Project, assert_usage_error, git, metadata, run_python
 
 # Appends its experiment ID to runs.log (outside the git index: untracked files are fine).
 RECORDS = """
@@ -338,36 +338,120 @@ def test_jobs_zero_means_one_per_cpu(project: Project) -> None:
     assert statuses(project, ids) == ["completed"] * 3
 
 
-@pytest.mark.slow
-def test_a_staging_killed_midway_leaves_only_whole_members(project: Project) -> None:
-    """SIGKILL while a big grid is being staged: every experiment there is whole (its config,
-    params and metadata readable and staged) and runs; a folder it was making is no experiment."""
+def start_big_staging(project: Project, size: int = 20000) -> subprocess.Popen[bytes]:
+    """``yanex stage`` of a big grid, returned once it has made 300 member folders."""
     project.write("job.py", "import yanex\nyanex.log_results({'x': yanex.get_param('x')})\n")
     project.write("config.yaml", "x: 0\n")
     project.commit()
-    proc = project.popen("run", "job.py", "-p", "x=range(20000)", "--stage", "--yes")
+    proc = project.popen("stage", "job.py", "-p", f"x=range({size})", "--yes")
     root = project.home / "experiments"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if root.is_dir() and len(os.listdir(root)) >= 300:
             break
         time.sleep(0.005)
+    assert proc.poll() is None, "the staging ended before it could be stopped"
+    return proc
+
+
+def member_folders(project: Project) -> list[Path]:
+    root = project.home / "experiments"
+    return [f for f in root.iterdir() if not f.name.startswith(".")] if root.is_dir() else []
+
+
+def assert_nothing_staged(project: Project) -> None:
+    r = project.yanex("list", "--all", "--format", "ids")
+    assert r.returncode == 0 and r.stdout.split() == [], r.stdout
+    r = project.yanex("run", "--staged", timeout=60)
+    assert r.returncode == 0 and "nothing is staged" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_staging_stopped_midway_keeps_nothing(project: Project, sig: signal.Signals) -> None:
+    proc = start_big_staging(project)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    assert member_folders(project) == []  # undone by the staging itself
+    assert_nothing_staged(project)
+
+
+@pytest.mark.slow
+def test_a_staging_killed_midway_shows_nothing_and_the_next_command_cleans_up(
+    project: Project,
+) -> None:
+    """SIGKILL while a big grid is being staged: none of its members is an experiment to any
+    reader, nothing of it runs, and the next command removes what it left."""
+    proc = start_big_staging(project)
     proc.kill()
     proc.communicate()
-    folders = [folder for folder in root.iterdir() if not folder.name.startswith(".")]
-    assert 300 <= len(folders) < 20000
-    whole = [folder for folder in folders if (folder / "metadata.json").exists()]
-    for folder in whole:
+    assert len(member_folders(project)) >= 300  # left behind, out of sight
+    assert not any((f / "metadata.json").exists() for f in member_folders(project))
+    assert_nothing_staged(project)
+    assert member_folders(project) == []
+
+
+@pytest.mark.slow
+def test_a_staging_killed_while_showing_its_grid_is_shown_whole(project: Project) -> None:
+    """Killed as its first member became visible (the grid was written in full): the next
+    command shows the rest, and the whole grid runs."""
+    project.write("job.py", "import yanex\nyanex.log_results({'x': yanex.get_param('x')})\n")
+    project.commit()
+    size = 800
+    proc = project.popen("stage", "job.py", "-p", f"x=range({size})", "--yes")
+    root = project.home / "experiments"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with os.scandir(root) if root.is_dir() else contextlib.nullcontext([]) as entries:
+            if any(os.path.exists(os.path.join(e.path, "metadata.json")) for e in entries):
+                break
+    proc.kill()
+    proc.communicate()
+    runner = project.popen("run", "--staged", stdin=subprocess.DEVNULL)
+    assert runner.stderr is not None
+    lines = [runner.stderr.readline() for _ in range(2)]
+    runner.send_signal(signal.SIGINT)
+    runner.communicate(timeout=60)
+    assert any(f"running {size} staged experiments".encode() in line for line in lines), lines
+    r = project.yanex("list", "--all", "--format", "ids")
+    assert len(r.stdout.split()) == size, r.stderr
+    for folder in member_folders(project)[:50]:
         meta = metadata(folder)
-        params = json.loads((folder / "params.json").read_text())
-        assert meta["status"] == "staged" and meta["sweep_values"] == params
-        assert (folder / "config.yaml").read_text() == f"x: {params['x']}\n"
-    r = project.yanex("list", "--status", "staged", "--format", "ids", "--all")
+        assert meta["status"] in ("staged", "cancelled")
+        assert json.loads((folder / "params.json").read_text()) == meta["sweep_values"]
+
+
+STAGES_AND_WATCHES_THE_DISK = """
+import json, os, sys
+from pathlib import Path
+synced = set()
+real_fsync = os.fsync
+def fsync(fd):
+    synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+    real_fsync(fd)
+def machine_wide_sync():
+    raise AssertionError("os.sync() flushes every filesystem of the machine")
+os.fsync, os.sync = fsync, machine_wide_sync
+import yanex
+staged = yanex.launch({"x": "list(1, 2, 3)"}, "job.py", stage=True)
+print(json.dumps({"synced": sorted(synced), "dirs": [str(r.dir) for r in staged]}))
+"""
+
+
+def test_staging_fsyncs_what_it_wrote_and_never_syncs_the_machine(project: Project) -> None:
+    project.write("job.py", "print('hi')\n")
+    project.write("config.yaml", "x: 0\n")
+    project.commit()
+    r = run_python(STAGES_AND_WATCHES_THE_DISK, cwd=project.path, env=project.env())
     assert r.returncode == 0, r.stderr
-    assert sorted(r.stdout.split()) == sorted(folder.name for folder in whole)
-    # What was staged runs (three kept, to be quick); a half-made folder is not picked up.
-    some = whole[:3]
-    for folder in whole[3:]:
-        shutil.rmtree(folder)
-    r = project.yanex("run", "--staged", "-j", "2", timeout=120)
-    assert r.returncode == 0 and f"{len(some)} completed" in r.stderr, r.stderr
+    seen = json.loads(r.stdout.splitlines()[-1])
+    synced = set(seen["synced"])
+    assert str(project.home / "experiments") in synced
+    for folder in map(Path, seen["dirs"]):
+        assert str(folder) in synced
+        for name in ("config.yaml", "params.json", "metadata.json"):
+            assert (folder / name).exists()
+        written = {str(p) for p in folder.iterdir() if p.is_file()}
+        written = {p.replace("metadata.json", ".staged-metadata.json") for p in written}
+        assert written <= synced, written - synced

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from yanex import store
+from yanex.identity import ProcessId
 
 LEASE_ENV = "YANEX_CLAIM_LEASE"
 DEFAULT_LEASE = 300.0  # seconds a claim holds without renewal, for other hosts
@@ -38,27 +40,6 @@ def lease_seconds() -> float:
         return DEFAULT_LEASE
 
 
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, from /proc): a reused pid has
-    another start time. None where it cannot be read (another system, or no such process)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
-
-
-_OWN_START: str | None = None
-
-
-def _own_start() -> str | None:
-    global _OWN_START
-    if _OWN_START is None:
-        _OWN_START = process_start(os.getpid())
-    return _OWN_START
-
-
 @dataclass(frozen=True)
 class Claim:
     """One runner's hold on one staged experiment."""
@@ -66,35 +47,79 @@ class Claim:
     token: str  # unique to this claim: the holder checks it before starting the experiment
     host: str
     pid: int
-    start: str | None  # the holder process's start time
+    started: float | None  # the holder process's start time (see identity)
     generation: int
     renewed: float  # seconds since the epoch, as the holder's clock says
 
     @classmethod
     def new(cls, generation: int = 0) -> Claim:
+        me = ProcessId.current()
         return cls(
             token=os.urandom(8).hex(),
-            host=os.uname().nodename,
-            pid=os.getpid(),
-            start=_own_start(),
+            host=me.host,
+            pid=me.pid,
+            started=me.started,
             generation=generation,
             renewed=time.time(),
         )
 
+    @property
+    def holder(self) -> ProcessId:
+        return ProcessId(self.host, self.pid, self.started)
+
     def is_stale(self, lease: float | None = None) -> bool:
         """Is the holder gone (same host), or its lease expired (another host)?"""
-        if self.host == os.uname().nodename:
-            if not store.pid_alive(self.pid):
-                return True
-            now_start = process_start(self.pid)
-            return self.start is not None and now_start is not None and now_start != self.start
+        if self.holder.is_here():
+            return self.holder.is_gone()
         return time.time() - self.renewed > (lease if lease is not None else lease_seconds())
 
 
+class BadClaim(Exception):
+    """A ``claim.json`` that is not a file (a FIFO, a device, a folder): never opened, never
+    taken; the member cannot be run until it is removed."""
+
+
+# What a claim file may hold at most (a claim is a hundred bytes or so).
+_MAX_CLAIM_BYTES = 65536
+
+
+def _read_claim_file(path: Path) -> bytes:
+    """The bytes of a claim file, never opening what is not a regular file (a FIFO would
+    block, deaf to signals). FileNotFoundError when there is none."""
+    kind = _not_a_file(os.lstat(path).st_mode)
+    if kind is None:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            info = os.fstat(fd)  # what was opened: it may have been swapped since the lstat
+            kind = _not_a_file(info.st_mode)
+            if kind is None:
+                return os.read(fd, _MAX_CLAIM_BYTES)
+        finally:
+            os.close(fd)
+    raise BadClaim(f"its {store.CLAIM} is {kind}, not a file (remove it to run the member)")
+
+
+def _not_a_file(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def read(folder: Path) -> Claim | None:
-    """The experiment's claim; None when there is none, or it is being written."""
+    """The experiment's claim; None when there is none, or it is being written. BadClaim when
+    ``claim.json`` is not a file."""
     try:
-        data: Any = store.read_json(folder / store.CLAIM)
+        data: Any = json.loads(_read_claim_file(folder / store.CLAIM))
         return Claim(**{k: data[k] for k in Claim.__dataclass_fields__})
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -116,7 +141,7 @@ def _write_new(folder: Path, claim: Claim) -> bool:
 
 def take(folder: Path) -> Claim | None:
     """Claim the experiment for this process; None when a live holder has it (or another
-    runner took over the same stale claim first)."""
+    runner took over the same stale claim first). BadClaim: its claim.json is not a file."""
     claim = Claim.new()
     if _write_new(folder, claim):
         return claim
@@ -136,7 +161,7 @@ def take(folder: Path) -> Claim | None:
 
 def renew(folder: Path, claim: Claim) -> Claim | None:
     """Renew a held claim's lease; None when it is no longer this claim (taken over)."""
-    held = read(folder)
+    held = _read_quietly(folder)
     if held is None or held.token != claim.token:
         return None
     renewed = Claim(**{**asdict(claim), "renewed": time.time()})
@@ -144,8 +169,15 @@ def renew(folder: Path, claim: Claim) -> Claim | None:
     return renewed
 
 
+def _read_quietly(folder: Path) -> Claim | None:
+    try:
+        return read(folder)
+    except BadClaim:
+        return None
+
+
 def holds(folder: Path, token: str) -> bool:
-    held = read(folder)
+    held = _read_quietly(folder)
     return held is not None and held.token == token
 
 

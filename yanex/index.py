@@ -520,20 +520,29 @@ class Index:
         return changes
 
     def _reap_dead_launchers(self) -> None:
-        """Record as failed the runs left ``running`` by a launcher that died on this host."""
+        """Record as failed the runs left ``running`` by a launcher that died on this host
+        (its pid is free, or another process's now: see ``identity``); finish (or undo) a
+        staging whose process was killed midway (see ``staging``)."""
+        from yanex import staging
+
+        staging.recover(self.home)
         rows = self.conn.execute(
             "SELECT id, archived, pid FROM experiments WHERE status = ? AND host = ?",
             (Status.RUNNING, self.hostname),
         ).fetchall()
         for experiment_id, archived, pid in rows:
-            if pid is None or store.pid_alive(pid):
+            if pid is None:
                 continue
+            folder = self._folder(experiment_id, archived)
+            reaped = False
             with contextlib.suppress(OSError, record.BadRecord):
-                if reap(self._folder(experiment_id, archived), self.hostname):
-                    self.echo(
-                        f"yanex: experiment {experiment_id} was left running by a launcher "
-                        "that died; recorded as failed"
-                    )
+                reaped = reap(folder, self.hostname)
+            if not reaped:
+                continue
+            self.echo(
+                f"yanex: experiment {experiment_id} was left running by a launcher "
+                "that died; recorded as failed"
+            )
             with _transaction(self.conn):
                 self._reread(experiment_id, bool(archived))
 
@@ -571,7 +580,8 @@ class Index:
         return bool(waiting) or getattr(self, "_next_cursor", None) is not None
 
     def _check_waiting(self) -> None:
-        for experiment_id, archived in self.conn.execute("SELECT id, archived FROM pending"):
+        pending = self.conn.execute("SELECT id, archived FROM pending").fetchall()
+        for experiment_id, archived in pending:  # (re-read rows re-enter the table)
             self._reread(experiment_id, bool(archived))
         rows = self.conn.execute("SELECT id, archived, fp FROM broken").fetchall()
         for experiment_id, archived, fp in rows:
@@ -698,18 +708,19 @@ class Index:
 
 def reap(folder: Path, hostname: str) -> bool:
     """Record a ``running`` experiment as ``failed`` when its launcher no longer runs on this
-    host (killed with SIGKILL, or the machine lost power): no run stays "running" forever.
-    True when it was reaped."""
+    host (killed with SIGKILL, or the machine lost power; its pid free or reused by another
+    process since): no run stays "running" forever. True when it was reaped."""
+    from yanex.identity import ProcessId
+
     meta = record.read_metadata(folder)
-    launcher = meta.get("launcher") or {}
-    if meta.get("status") != Status.RUNNING or launcher.get("hostname") != hostname:
+    launcher = ProcessId.from_metadata(meta.get("launcher"))
+    if meta.get("status") != Status.RUNNING or launcher is None or launcher.host != hostname:
         return False
-    pid = int(launcher.get("pid") or 0)
-    if store.pid_alive(pid):
+    if not launcher.is_gone():
         return False
     reason = (
-        f"launcher died: yanex (pid {pid} on {hostname}) stopped without recording how the "
-        "run ended"
+        f"launcher died: yanex (pid {launcher.pid} on {hostname}) stopped without recording "
+        "how the run ended"
     )
     changes: dict[str, Any] = {"status": Status.FAILED, "ended_at": store.now_iso()}
     changes["error"] = reason

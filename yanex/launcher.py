@@ -14,6 +14,7 @@ executors can stop after any of them:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -27,14 +28,18 @@ from typing import IO, Any
 
 from yanex import (
     code,
+    ending,
     environment,
     processes,
     record,
+    staging,
     store,
     supervise,
 )
 from yanex.config import hydra_app, overrides, pipeline, sources, sweeps
+from yanex.ending import Ending
 from yanex.errors import GitStateError, ParamError, ScriptError
+from yanex.identity import ProcessId
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -161,19 +166,6 @@ class Experiment:
         return cls(id=experiment_id, dir=folder, metadata=meta)
 
 
-@dataclass
-class Outcome:
-    """How a run ended: its status, the script's exit code and the code yanex exits with."""
-
-    id: str
-    dir: Path
-    status: str
-    exit_code: int | None
-    cli_exit_code: int
-    error: str | None
-    stopped_by: signal.Signals | None = None  # the stop signal that cancelled it
-
-
 def _grace_period(environ: Mapping[str, str]) -> float:
     raw = environ.get(GRACE_PERIOD_ENV)
     try:
@@ -212,7 +204,7 @@ class Launcher:
         self.stderr = stderr
         self.echo = echo
 
-    def launch(self, prepared: Prepared) -> Outcome:
+    def launch(self, prepared: Prepared) -> Ending:
         """Create and execute a prepared run of one experiment.
 
         Its folder is not waited onto the disk before the script starts: a run that a power
@@ -282,19 +274,21 @@ class Launcher:
         return prepared
 
     def stage(self, prepared: Prepared) -> list[Experiment]:
-        """Write every member of the grid as a ``staged`` experiment; all or none.
+        """Write every member of the grid as a ``staged`` experiment: all or none, whatever
+        stops it (see ``staging``).
 
-        What members share is made once (the patch, the environment), and the disk is waited
-        for once, at the end, not three times per member: a crash while staging leaves only
-        whole members, since each member's metadata.json is written last and a folder
-        without one is not an experiment.
+        What members share is made once (the patch, the environment); each member's files
+        are sent to the disk while the next is made, and none is shown before all are there.
         """
         numbered = prepared.numbered()
         patch = self._patch(prepared.git) if prepared.git and prepared.git.dirty else None
-        env_snapshot = environment.snapshot(store.yanex_home() / "cache")
+        home = store.yanex_home()
+        env_snapshot = environment.snapshot(home / "cache")
+        staging.recover(home)  # what an interrupted staging left, before this one
         created: list[Experiment] = []
-        try:
+        with staging.Batch(home) as batch:
             for member, sweep in numbered:
+                batch.check()
                 created.append(
                     self.create(
                         prepared,
@@ -304,13 +298,10 @@ class Launcher:
                         patch=patch,
                         env_snapshot=env_snapshot,
                         durable=False,
+                        batch=batch,
                     )
                 )
-            os.sync()  # one wait for the disk for all the members
-        except BaseException:
-            for experiment in created:
-                store.remove_experiment_dir(experiment.dir)
-            raise
+            batch.commit()
         return created
 
     def _patch(self, git: code.GitSnapshot) -> bytes:
@@ -333,15 +324,20 @@ class Launcher:
         patch: bytes | None = None,
         env_snapshot: dict[str, Any] | None = None,
         durable: bool = True,
+        batch: staging.Batch | None = None,
     ) -> Experiment:
         """Reserve an ID and write the experiment folder; on any failure, remove it again.
 
         ``sweep`` is the grid's id and this member's index; ``patch`` the uncommitted changes
         and ``env_snapshot`` the environment (made once per grid; None: made here).
-        ``durable=False`` leaves waiting for the disk to the caller (a grid waits once).
+        ``durable=False`` leaves waiting for the disk to the caller; ``batch``: a grid being
+        staged, which shows the experiment only once the whole grid is written.
         """
         request = prepared.request
-        experiment_id, folder = store.create_experiment_dir()
+        if batch is not None:
+            experiment_id, folder = batch.new_folder()
+        else:
+            experiment_id, folder = store.create_experiment_dir()
         try:
             config = member.config
             text = record.config_yaml(config).encode()
@@ -359,8 +355,9 @@ class Launcher:
                 (folder / ".hydra").mkdir(mode=0o700)
                 # As Hydra writes it: the composition unresolved (a rerun's: as recorded).
                 source = member.source if member.source is not None else config
-                store.write_text_atomic(folder / ".hydra" / "config.yaml", _hydra_yaml(source))
-                store.write_text_atomic(folder / ".hydra" / "overrides.yaml", _yaml_list(overrides))
+                for name, text in (("config.yaml", _hydra_yaml(source)),
+                                   ("overrides.yaml", _yaml_list(overrides))):  # fmt: skip
+                    store.write_bytes_atomic(folder / ".hydra" / name, text.encode(), durable)
             git = prepared.git
             if git is not None and git.dirty:
                 if patch is None:
@@ -400,7 +397,7 @@ class Launcher:
                 "git": git.to_metadata() if git is not None else None,
                 "environment": env_snapshot,
                 # who runs it: a later reader can tell a dead launcher from a running one
-                "launcher": {"pid": os.getpid(), "hostname": env_snapshot["hostname"]},
+                "launcher": ProcessId.current().to_metadata(),
             }
             metadata.update(request.carried)
             metadata["hydra"] = hydra
@@ -410,7 +407,10 @@ class Launcher:
                 metadata["shuffle_seed"] = prepared.resolved.shuffle_seed
             if prepared.resolved.warnings:
                 metadata["warnings"] = list(prepared.resolved.warnings)
-            record.write_metadata(folder, metadata, durable)
+            if batch is not None:
+                batch.write_metadata(folder, store.record_json(metadata))
+            else:
+                record.write_metadata(folder, metadata, durable)
             experiment = Experiment(id=experiment_id, dir=folder, metadata=metadata)
         except BaseException as exc:
             store.remove_experiment_dir(folder)
@@ -432,7 +432,7 @@ class Launcher:
         *,
         next_signal: Callable[[float], int | None] | None = None,
         record_environment: bool = False,
-    ) -> Outcome:
+    ) -> Ending:
         """Run the script as a child process and record how it ended; every ending is recorded.
 
         Signals: Ctrl-C at a terminal reaches the script directly (it shares yanex's process
@@ -454,8 +454,9 @@ class Launcher:
             except BaseException:
                 # A bug in yanex itself: record it, never leave the run "running".
                 with contextlib.suppress(Exception):
-                    reason = "yanex failed while running the script"
-                    _finish(experiment, Status.FAILED, None, reason, 1, started)
+                    _finish(
+                        experiment, ending.failed("yanex failed while running the script"), started
+                    )
                 raise
 
     def _run_and_record(
@@ -466,12 +467,12 @@ class Launcher:
         started: float,
         next_signal: Callable[[float], int | None],
         record_environment: bool,
-    ) -> Outcome:
+    ) -> Ending:
         changes: dict[str, Any] = {
             "status": Status.RUNNING,
             "started_at": store.now_iso(),
             # this process runs it: a reader can tell a dead launcher from a live one
-            "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+            "launcher": ProcessId.current().to_metadata(),
         }
         if record_environment:  # run elsewhere than it was staged: what it really runs with
             changes["environment"] = environment.snapshot(_home(experiment) / "cache")
@@ -491,34 +492,23 @@ class Launcher:
                 stderr=self.stderr,
                 grace=_grace_period(request.environ),
                 next_signal=next_signal,
+                marker=f"{processes.MARKER_NAME}={experiment.id}",
                 started=lambda: self.echo(
                     f"yanex: experiment {experiment.id} running {script.name} "
                     f"(folder {experiment.dir})"
                 ),
             )
         except OSError as exc:
-            reason = f"the script could not be started: {exc}"
-            return _finish(experiment, Status.FAILED, None, reason, 1, started)
+            return _finish(
+                experiment, ending.failed(f"the script could not be started: {exc}"), started
+            )
 
-        for problem in end.log_problems:  # e.g. a full disk: say so, keep the run
+        for problem in end.warnings:  # e.g. a full disk: say so, keep the run
             self.echo(f"warning: experiment {experiment.id}: {problem}")
         # a @hydra.main app composed its own config: is it the one recorded?
         for problem in hydra_app.check_config(experiment):
             self.echo(f"warning: experiment {experiment.id}: {problem}")
-        returncode, received, problems = end.returncode, end.received, end.log_problems
-        if received is not None:
-            reason = f"cancelled by {received.name}"
-            code = 128 + received
-            outcome = _finish(
-                experiment, Status.CANCELLED, returncode, reason, code, started, problems
-            )
-            outcome.stopped_by = received
-            return outcome
-        if returncode == 0:
-            return _finish(experiment, Status.COMPLETED, 0, None, 0, started, problems)
-        code = returncode if returncode > 0 else 128 - returncode
-        reason = supervise.failure_reason(returncode, end.stderr_tail)
-        return _finish(experiment, Status.FAILED, returncode, reason, code, started, problems)
+        return _finish(experiment, end, started)
 
 
 def _home(experiment: Experiment) -> Path:
@@ -541,24 +531,25 @@ def _child_env(experiment: Experiment, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def _finish(
-    experiment: Experiment,
-    status: str,
-    exit_code: int | None,
-    error: str | None,
-    cli_exit_code: int,
-    started: float,
-    warnings: Sequence[str] = (),
-) -> Outcome:
+def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
+    """Record ``end`` in the experiment's metadata (whatever the disk's state); the ending,
+    with where the run is and how long it took."""
+    end = dataclasses.replace(
+        end,
+        id=experiment.id,
+        dir=experiment.dir,
+        name=experiment.metadata.get("name"),
+        duration=round(time.monotonic() - started, 3),
+    )
     changes: dict[str, Any] = {
-        "status": status,
+        "status": end.status,
         "ended_at": store.now_iso(),
-        "duration": round(time.monotonic() - started, 3),
-        "exit_code": exit_code,
-        "error": error,
+        "duration": end.duration,
+        "exit_code": end.exit_code,
+        "error": end.error,
     }
     # What the script itself could not write (reported in warnings.jsonl), and the logs.
-    warnings = [*store.read_warnings(experiment.dir), *warnings]
+    warnings = [*store.read_warnings(experiment.dir), *end.warnings]
     if warnings:
         changes["warnings"] = [*experiment.metadata.get("warnings", []), *warnings]
     try:
@@ -571,43 +562,21 @@ def _finish(
         # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
         print(
-            f"yanex: error: cannot record that experiment {experiment.id} {status}: "
+            f"yanex: error: cannot record that experiment {experiment.id} {end.status}: "
             f"{exc.strerror or exc}",
             file=sys.stderr,
         )
     finally:
         store.release_room(experiment.dir)
-    return Outcome(
-        id=experiment.id,
-        dir=experiment.dir,
-        status=status,
-        exit_code=exit_code,
-        cli_exit_code=cli_exit_code,
-        error=error,
-    )
+    return end
 
 
 # --- yanex.launch: the same runs, driven from Python ------------------------------------------
 
 
-@dataclass
-class Result:
-    """One experiment started by :func:`launch`: how it ended (or ``staged``), where it is,
-    its name, how long it ran and why it failed."""
-
-    id: str
-    status: str
-    exit_code: int | None
-    dir: Path
-    name: str | None = None
-    duration: float | None = None
-    error: str | None = None
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        """The lines the script logged with ``log_results``, oldest first (a line still being
-        written is left out)."""
-        return record.read_results(self.dir)
+# One experiment started by :func:`launch`: how it ended (or ``staged``), where it is, its
+# name, how long it ran, why it failed, and the lines it logged (``results``).
+Result = Ending
 
 
 render_value = overrides.render_value  # a Python value as override text
@@ -728,7 +697,7 @@ def launch(
         _print_err(f"warning: {warning}")
     if stage:
         staged = launcher.stage(prepared)
-        found = [Result(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
+        found = [Ending(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]
     if jobs is not None or executor is not None:
         found = _run_on_executor(
@@ -750,18 +719,7 @@ def launch(
             _check_code(prepared, check, baseline, outcomes)
         experiment = launcher.create(prepared, member, sweep=sweep, durable=False)
         outcome = launcher.execute(experiment, prepared.request, prepared.script)
-        meta = experiment.metadata
-        outcomes.append(
-            Result(
-                outcome.id,
-                outcome.status,
-                outcome.exit_code,
-                outcome.dir,
-                meta.get("name"),
-                meta.get("duration"),
-                outcome.error,
-            )
-        )
+        outcomes.append(outcome)
         if outcome.stopped_by is not None:
             # Ctrl-C (or a stop signal) stops the whole sweep: the caller gets it once the
             # running member is recorded (KeyboardInterrupt, for Ctrl-C).
@@ -791,23 +749,12 @@ def _run_on_executor(
         **streams,
     )
     results = []
-    for experiment in staged:
+    for experiment in staged:  # each as the batch told it (not run: why, in ``why``)
         end = runner.ends.get(experiment.id)
-        name = experiment.metadata.get("name")
-        if end is None or end.status not in Status.ENDED:
-            results.append(Result(experiment.id, Status.STAGED, None, experiment.dir, name))
-        else:
-            results.append(
-                Result(
-                    experiment.id,
-                    end.status,
-                    end.exit_code,
-                    experiment.dir,
-                    name,
-                    end.duration,
-                    end.error,
-                )
-            )
+        if end is None:
+            name = experiment.metadata.get("name")
+            end = Ending(experiment.id, Status.STAGED, None, experiment.dir, name)
+        results.append(end)
     if runner.stopped_by is not None:
         signal.raise_signal(runner.stopped_by)  # KeyboardInterrupt, for Ctrl-C
     return results

@@ -23,11 +23,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from yanex import processes
+from yanex import ending, processes
 
 # How many bytes of stderr are kept for the reason of a failure.
 STDERR_TAIL_BYTES = 8192
@@ -35,17 +34,6 @@ STDERR_TAIL_BYTES = 8192
 # ended (a process that left the group may hold them) before yanex stops waiting for them.
 DRAIN_TIMEOUT = 5.0
 _TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
-
-
-@dataclass
-class ChildEnd:
-    """How the child ended: its return code (negative: killed by that signal), the stop
-    signal yanex received (None if none), the tail of its stderr, and log write problems."""
-
-    returncode: int
-    received: signal.Signals | None
-    stderr_tail: bytes
-    log_problems: list[str] = field(default_factory=list)
 
 
 # How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
@@ -137,27 +125,76 @@ def _in_terminal_foreground() -> bool:
         return False
 
 
-def _pass_terminal_input(pipe: IO[bytes]) -> None:
-    """Copy what is typed at the terminal to the script's stdin, while yanex is in the
-    foreground (a background process that read the terminal would be stopped)."""
-    fd = pipe.fileno()
+def _has_exited(pid: int) -> bool:
+    """Has the child exited (without reaping it: its Popen still waits for it)?"""
+    if not hasattr(os, "waitid"):
+        return False
     try:
-        while True:
-            if not _in_terminal_foreground():
-                time.sleep(0.2)
-                continue
-            ready, _, _ = select.select([0], [], [], 0.2)
-            if not ready:
-                continue
-            data = os.read(0, 65536)
-            if not data:  # Ctrl-D
-                break
-            os.write(fd, data)
-    except OSError:  # the script closed its stdin, or ended
-        pass
-    finally:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+class _TerminalInput(threading.Thread):
+    """Copy what is typed at the terminal to one script's stdin while yanex is in the
+    foreground (a background process that read the terminal would be stopped), and only
+    while that script runs: a line typed after it ended stays for the next script of a
+    batch (read and not delivered, it is handed on), never lost."""
+
+    _left = bytearray()  # read for a script that had ended: the next one's
+    _left_lock = threading.Lock()
+
+    def __init__(self, pipe: IO[bytes], pid: int) -> None:
+        super().__init__(daemon=True, name="yanex-stdin")
+        self.pipe = pipe
+        self.pid = pid
+        self._wake_r, self._wake_w = os.pipe()
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        try:
+            with self._left_lock:
+                data, self._left[:] = bytes(self._left), b""
+            if data:
+                self._deliver(fd, data)
+            while True:
+                ready, _, _ = select.select([self._wake_r], [], [], 0)
+                if ready:
+                    break
+                if not _in_terminal_foreground():
+                    select.select([self._wake_r], [], [], 0.2)
+                    continue
+                ready, _, _ = select.select([0, self._wake_r], [], [], 0.2)
+                if self._wake_r in ready or _has_exited(self.pid):
+                    break  # what is typed now is for whatever reads the terminal next
+                if not ready:
+                    continue
+                data = os.read(0, 65536)
+                if not data:  # Ctrl-D
+                    break
+                self._deliver(fd, data)
+        except OSError:  # the script closed its stdin, or ended
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.pipe.close()
+            os.close(self._wake_r)
+
+    def _deliver(self, fd: int, data: bytes) -> None:
+        try:
+            _write_all(fd, data)
+        except OSError:
+            with self._left_lock:
+                self._left[:0] = data  # the script ended as it came: the next one gets it
+            raise
+
+    def stop(self) -> None:
+        """The script ended: stop reading the terminal for it (waits a moment for that)."""
         with contextlib.suppress(OSError):
-            pipe.close()
+            os.write(self._wake_w, b"\0")
+        self.join(1.0)
+        with contextlib.suppress(OSError):
+            os.close(self._wake_w)
 
 
 class Child:
@@ -175,9 +212,11 @@ class Child:
         stderr: IO[bytes] | None,
         grace: float,
         stdin: int | None = None,
+        marker: str | None = None,
     ) -> None:
         """``stdin``: what the script reads (default: what is typed at yanex's terminal when
-        yanex runs in its foreground, else yanex's own stdin)."""
+        yanex runs in its foreground, else yanex's own stdin); ``marker``: an entry of ``env``
+        (``NAME=value``) that only this run's processes carry (see ``processes``)."""
         typed = stdin is None and _in_terminal_foreground()
         self.proc = processes.spawn(
             argv,
@@ -189,19 +228,35 @@ class Child:
         )
         self.pgid = self.proc.pid
         self.grace = grace
-        processes.WATCHER.watch(self.pgid)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
-        self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
-        self.out.start()
-        self.err.start()
-        if typed:
-            assert self.proc.stdin is not None
-            threading.Thread(
-                target=_pass_terminal_input, args=(self.proc.stdin,), daemon=True
-            ).start()
+        self.marker = marker
+        self.typed: _TerminalInput | None = None
         self.received: signal.Signals | None = None
         self.kill_at: float | None = None
+        processes.WATCHER.watch(self.pgid, marker)
+        try:
+            assert self.proc.stdout is not None and self.proc.stderr is not None
+            self.out = _Tee(self.proc.stdout, stdout_log, stdout, keep_tail=False)
+            self.err = _Tee(self.proc.stderr, stderr_log, stderr, keep_tail=True)
+            self.out.start()
+            self.err.start()
+            if typed:
+                assert self.proc.stdin is not None
+                self.typed = _TerminalInput(self.proc.stdin, self.proc.pid)
+                self.typed.start()
+        except BaseException:  # its logs cannot be opened: it does not run unwatched
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Kill the script and what it started, without waiting for its output."""
+        self.kill()
+        self.proc.wait()
+        processes.waited(self.proc.pid)
+        if self.typed is not None:
+            self.typed.stop()
+        processes.end_run(self.pgid, self.marker, 0.0)
+        processes.run_ended()
+        processes.WATCHER.unwatch(self.pgid, self.marker)
 
     def forward(self, signum: int) -> None:
         """Pass a signal yanex received on to the script's group: the first stop signal starts
@@ -232,13 +287,17 @@ class Child:
             return _TICK
         return min(_TICK, max(0.0, self.kill_at - time.monotonic()))
 
-    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ChildEnd:
+    def finish(self, next_signal: Callable[[float], int | None] | None = None) -> ending.Ending:
         """After the script exited: end what it left running, drain its output (bounded),
         and say how it ended. A stop signal during the drain stops the waiting."""
         returncode = self.proc.wait()
+        processes.waited(self.proc.pid)
+        if self.typed is not None:
+            self.typed.stop()
         grace = 0.0 if self.received is not None else self.grace
-        processes.end_group(self.pgid, grace)
-        processes.WATCHER.unwatch(self.pgid)
+        processes.end_run(self.pgid, self.marker, grace)
+        processes.run_ended()
+        processes.WATCHER.unwatch(self.pgid, self.marker)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         for tee in (self.out, self.err):
             while tee.is_alive() and time.monotonic() < deadline:
@@ -250,7 +309,7 @@ class Child:
             for tee in (self.out, self.err)
             if tee.write_error is not None
         ]
-        return ChildEnd(returncode, self.received, bytes(self.err.tail or b""), problems)
+        return ending.of_exit(returncode, self.received, bytes(self.err.tail or b""), problems)
 
 
 def run(
@@ -265,13 +324,15 @@ def run(
     grace: float,
     next_signal: Callable[[float], int | None],
     started: Callable[[], None] = lambda: None,
-) -> ChildEnd:
+    marker: str | None = None,
+) -> ending.Ending:
     """Run ``argv`` to its end, passing on the stop signals ``next_signal`` gives (it waits
     at most its argument's seconds for one: ``processes.Signals.next`` in the main thread, a
     queue the runner fills in a member's thread).
 
-    ``started`` is called once the child runs. OSError: the child could not be started. Any
-    other exception (a bug) kills the child's group before it propagates.
+    ``started`` is called once the child runs; ``marker`` marks its processes (see
+    ``Child``). OSError: the child could not be started. Any other exception (a bug) kills the
+    child's group before it propagates.
     """
     child = Child(
         argv,
@@ -282,33 +343,29 @@ def run(
         stdout=stdout,
         stderr=stderr,
         grace=grace,
+        marker=marker,
     )
     try:
         started()
         while child.poll() is None:
             signum = next_signal(child.timeout())
-            if signum is not None and signum != signal.SIGCHLD:
+            if signum == signal.SIGCHLD:
+                _reap_now_and_then()  # what the run left re-parented to yanex, ended since
+            elif signum is not None:
                 child.forward(signum)
                 processes.suspend_self(signum)
         return child.finish(next_signal)
     except BaseException:
-        child.kill()
-        child.proc.wait()
-        processes.WATCHER.unwatch(child.pgid)
+        child.abandon()
         raise
 
 
-def failure_reason(returncode: int, stderr_tail: bytes, lines: int = 10) -> str:
-    """Why a script failed: how it ended, and the last lines of its stderr."""
-    if returncode < 0:
-        try:
-            head = f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            head = f"killed by signal {-returncode}"
-    else:
-        head = f"exited with code {returncode}"
-    text = stderr_tail.decode("utf-8", "replace")
-    kept = [line for line in text.splitlines() if line.strip()]
-    if not kept:
-        return head
-    return head + ":\n" + "\n".join(kept[-lines:])
+_last_reap = 0.0
+
+
+def _reap_now_and_then() -> None:
+    """Reap ended orphans at most once a second (many children ending at once cost one)."""
+    global _last_reap
+    if time.monotonic() - _last_reap >= 1.0:
+        _last_reap = time.monotonic()
+        processes.reap_orphans()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yanex.claims import Claim
-from yanex.executors.member import MemberEnd
+from yanex.ending import Ending
 
 
 @dataclass
@@ -40,16 +40,25 @@ class Executor(ABC):
 
     slots: int  # how many members it runs at once
     name: str
+    given_up: str | None = None  # why it can run nothing more (its cluster was lost)
 
     def __init__(self) -> None:
         self.wake: Callable[[], None] = lambda: None
+
+    def at_a_time(self) -> str:
+        """How many members it runs at once, in words."""
+        return f"{self.slots} at a time"
+
+    def running(self) -> int:
+        """How many members run now (submitted ones may wait on a cluster)."""
+        return self.busy()
 
     @abstractmethod
     def submit(self, task: Task) -> None:
         """Start (or queue) one member."""
 
     @abstractmethod
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         """The members that ended since the last call (waiting up to ``timeout`` for one)."""
 
     @abstractmethod

@@ -5,34 +5,63 @@ that the client and the workers share (a shared filesystem, as on clusters): the
 and the member's claim travel with the task. ``dask-jobqueue`` gives the same scheduler on
 Slurm, PBS, SGE or LSF. Tasks are submitted impure (never merged) and carry the resources the
 user asked for (``gpu=1``: only workers that advertise GPUs take it, and each member gets its
-own ``CUDA_VISIBLE_DEVICES`` there).
+own share of its worker's devices: the worker's ``CUDA_VISIBLE_DEVICES`` split among its GPU
+slots). A member records the worker that ran it (``dask``: its address and name).
 
-A worker that dies mid-run: Dask runs the task again elsewhere, and the task finds its member
-still ``running`` under its own claim. It is then run again if ``--retries`` allows (recorded
-in ``attempts``), else recorded ``failed`` with the reason. Ctrl-C on the client sets an event
-the tasks watch: running members get the signal, members not started are given back (they stay
-staged).
+What can be lost, and how each member's ending stays true:
+
+- A worker that dies mid-run: Dask runs the task again elsewhere, and the task finds its
+  member still ``running`` under its own claim. It is then run again if ``--retries`` allows
+  (the lost attempt's output is kept apart in ``attempts/N/`` and listed in
+  ``earlier_attempts``), else recorded ``failed`` with the reason.
+- Every worker gone (none for :func:`lost_after` seconds, after there were some): the members
+  that ran are recorded ``failed``; those that had not started stay staged.
+- The scheduler lost: the client sees it at once and ends; a worker that cannot reach it for
+  :func:`lost_after` seconds stops the member it runs (recorded ``failed``: cut off), and the
+  client waits for that (bounded), then records what no worker did. Members that had not
+  started stay staged.
+
+Ctrl-C on the client sets an event the tasks watch: running members get the signal, members not
+started are given back (they stay staged).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from yanex import claims, record, store
+from yanex import claims, ending, record, store
+from yanex.code import CodeCheck
+from yanex.ending import Ending, NotRun
 from yanex.errors import YanexError
 from yanex.executors.base import Executor, Task
-from yanex.executors.member import SKIPPED, CodeCheck, MemberEnd, run_member
+from yanex.executors.member import record_failed, run_member
 from yanex.executors.runner import usable_cpus
 from yanex.record import Status
 
-CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before saying it cannot be reached
-_POLL = 0.02  # how often a task looks at its script; the cancel event every _CANCEL_POLL
-_CANCEL_POLL = 0.5
+# Seconds to reach a scheduler (and hear it answer as one) before saying it cannot be reached.
+CONNECT_TIMEOUT = 3.5
+LOST_AFTER_ENV = "YANEX_DASK_LOST_AFTER"
+DEFAULT_LOST_AFTER = 30.0  # seconds without a scheduler, or without any worker
+_POLL = 0.02  # how often a task looks at its script
+_LINK_POLL = 0.5  # how often a task asks the scheduler whether the client wants it stopped
+_ATTEMPT_FILES = (store.STDOUT, store.STDERR, store.RESULTS, store.WARNINGS, store.ARTIFACTS)
+
+
+def lost_after() -> float:
+    """How long a scheduler (or every worker) may be gone before its members are given up."""
+    raw = os.environ.get(LOST_AFTER_ENV)
+    try:
+        return max(1.0, float(raw)) if raw else DEFAULT_LOST_AFTER
+    except ValueError:
+        return DEFAULT_LOST_AFTER
 
 
 class DaskError(YanexError):
@@ -48,6 +77,40 @@ def _distributed() -> Any:
             hint='Install the extra: pip install "yanex[dask]"',
         ) from None
     return distributed
+
+
+def _connect(distributed: Any, scheduler: str) -> Any:
+    """A client of the scheduler at ``scheduler``, within CONNECT_TIMEOUT whatever answers
+    there (a server of another protocol, one that never answers, an address that is none)."""
+    found: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            found["client"] = distributed.Client(
+                scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False
+            )
+        except BaseException as exc:  # MemoryError: a length read from another protocol
+            found["error"] = exc
+
+    thread = threading.Thread(target=connect, name="yanex-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 0.5)
+    if "client" in found:
+        return found["client"]
+    error = found.get("error")
+    if error is None:
+        why = f"nothing answered as a Dask scheduler within {CONNECT_TIMEOUT:g} s"
+    elif isinstance(error, (ValueError, TypeError)):
+        why = f"it is not a scheduler address ({error})"
+    elif isinstance(error, (OSError, TimeoutError)):
+        why = str(error) or type(error).__name__
+    else:  # what answered speaks another protocol
+        why = f"what answers there is not a Dask scheduler ({type(error).__name__})"
+    raise DaskError(
+        f"cannot reach the Dask scheduler at {scheduler}: {why}",
+        hint="Start one (`dask scheduler`, then `dask worker ADDRESS`) or check the address "
+        "(tcp://HOST:PORT); nothing was run, everything stays staged.",
+    )
 
 
 class DaskExecutor(Executor):
@@ -71,11 +134,11 @@ class DaskExecutor(Executor):
         self.resources = resources
         self.retries = retries
         self.cluster: Any = None
+        # distributed logs every broken connection with its traceback: the summary says it.
+        self._quieted = _quiet_distributed()
         try:
             if scheduler:
-                self.client = distributed.Client(
-                    scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False
-                )
+                self.client = _connect(distributed, scheduler)
             else:
                 self.cluster = distributed.LocalCluster(
                     n_workers=jobs or usable_cpus(),
@@ -84,17 +147,39 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                 )
                 self.client = distributed.Client(self.cluster, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise DaskError(
-                f"cannot reach the Dask scheduler at {scheduler}: {exc}",
-                hint="Start one (`dask scheduler`, then `dask worker ADDRESS`) or check the "
-                "address; nothing was run, everything stays staged.",
-            ) from exc
+        except BaseException:
+            _loud_again(self._quieted)
+            raise
+        self.address = scheduler or "a local cluster"
         self.slots = jobs if jobs > 0 else 1_000_000  # 0: submit all, the scheduler queues
-        self.cancel_name = f"yanex-cancel-{os.urandom(6).hex()}"
+        self.token = os.urandom(6).hex()
+        self.cancel_name = f"yanex-cancel-{self.token}"
         self.cancel_event = distributed.Event(self.cancel_name, client=self.client)
         self.lock = threading.Lock()
         self.futures: dict[Any, Task] = {}
+        self.started: set[str] = set()  # members whose task a worker has begun
+        self.lost_after = lost_after()
+        self.had_workers = False
+        self.no_workers_since: float | None = None
+        self.lost: tuple[str, float] | None = None  # why the cluster was given up, and when
+        self.client.subscribe_topic(self._topic, self._event)
+
+    @property
+    def _topic(self) -> str:
+        return f"yanex-{self.token}"
+
+    def _event(self, event: Any) -> None:
+        """A worker began a member's task (the client's event thread)."""
+        _, message = event
+        if isinstance(message, dict) and message.get("started"):
+            with self.lock:
+                self.started.add(message["started"])
+        self.wake()
+
+    def at_a_time(self) -> str:
+        if self.slots < 1_000_000:
+            return f"at most {self.slots} at a time on {self.address}"
+        return f"as many at a time as the workers of {self.address} take"
 
     def submit(self, task: Task) -> None:
         future = self.client.submit(
@@ -106,6 +191,8 @@ class DaskExecutor(Executor):
             self.retries,
             self.cancel_name,
             self.resources,
+            self._topic,
+            self.lost_after,
             pure=False,
             key=f"yanex-{task.id}-{os.urandom(4).hex()}",
             resources=self.resources or None,
@@ -114,12 +201,18 @@ class DaskExecutor(Executor):
             self.futures[future] = task
         future.add_done_callback(lambda _: self.wake())
 
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
+        if self.lost is None:
+            self._look_at_the_cluster()
+        if self.lost is not None:
+            self.given_up = self.lost[0]
+            return self._give_up()
         ended = []
         with self.lock:
             done = [(f, t) for f, t in self.futures.items() if f.done()]
-            for future, _ in done:
+            for future, task in done:
                 del self.futures[future]
+                self.started.discard(task.id)
         for future, task in done:
             try:
                 end = future.result()
@@ -128,8 +221,63 @@ class DaskExecutor(Executor):
             ended.append((task, end))
         return ended
 
+    def _look_at_the_cluster(self) -> None:
+        """Is the scheduler still there, and has it any worker? Sets ``lost`` when not."""
+        now = time.monotonic()
+        if self.client.status != "running":
+            self.lost = (f"its Dask scheduler at {self.address} was lost", now)
+            return
+        try:
+            workers = len(self.client.scheduler_info().get("workers") or {})
+        except Exception:  # (being reconnected: the status says so next time)
+            return
+        if workers:
+            self.had_workers, self.no_workers_since = True, None
+        elif self.had_workers and self.futures:
+            if self.no_workers_since is None:
+                self.no_workers_since = now
+            elif now - self.no_workers_since > self.lost_after:
+                gone = f"{now - self.no_workers_since:.0f} s"
+                self.lost = (f"every Dask worker of {self.address} died (none for {gone})", now)
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(self.futures))
+
+    def _give_up(self) -> list[tuple[Task, Ending]]:
+        """The cluster is lost: each member as its record tells, once no worker can still
+        end it (a worker cut off from its scheduler stops its member within lost_after)."""
+        assert self.lost is not None
+        reason, since = self.lost
+        scheduler_lost = "scheduler" in reason
+        waited = time.monotonic() - since
+        ended = []
+        with self.lock:
+            tasks = list(self.futures.items())
+        for future, task in tasks:
+            try:
+                meta = record.read_metadata(task.folder)
+            except (OSError, record.BadRecord) as exc:
+                end = Ending(task.id, None, dir=task.folder, name=task.name, why=NotRun.GONE,
+                             error=f"it cannot be read: {exc}")  # fmt: skip
+            else:
+                if meta["status"] in Status.ENDED:  # as its worker (or a reaper) recorded it
+                    claims.release(task.folder, task.claim)
+                    end = ending.recorded(task.folder, meta)
+                elif meta["status"] == Status.RUNNING and scheduler_lost:
+                    if waited < self.lost_after + 10:  # its worker stops it meanwhile
+                        continue
+                    end = _lost(task, f"cut off: {reason} while it ran")
+                elif meta["status"] == Status.RUNNING:
+                    end = _lost(task, f"{reason} while it ran")
+                else:
+                    end = _lost(task, f"never started: {reason}")
+            with self.lock:
+                self.futures.pop(future, None)
+            ended.append((task, end))
+        return ended
+
     def cancel(self, signum: int) -> list[Task]:
-        self.cancel_event.set()  # running members get SIGINT; the others are given back
+        with contextlib.suppress(Exception):  # a lost scheduler has no event to set
+            self.cancel_event.set()  # running members get SIGINT; the others are given back
         return []
 
     def signal(self, signum: int) -> None:
@@ -139,50 +287,136 @@ class DaskExecutor(Executor):
         with self.lock:
             return len(self.futures)
 
+    def running(self) -> int:
+        with self.lock:
+            return len(self.started & {task.id for task in self.futures.values()})
+
     def close(self) -> None:
-        self.client.close()
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=CONNECT_TIMEOUT)
         if self.cluster is not None:
-            self.cluster.close()
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+        _loud_again(self._quieted)
 
 
-def _lost(task: Task, reason: str) -> MemberEnd:
-    """A member whose task ended without telling how: recorded failed if it was running."""
-    changes = {"status": Status.FAILED, "ended_at": store.now_iso(), "error": reason}
+def _quiet_distributed() -> list[tuple[logging.Logger, int]]:
+    """Silence distributed's and tornado's loggers while a batch runs (restored after)."""
+    names = {"distributed", "distributed.client", "tornado", "tornado.application"}
+    names.update(
+        name
+        for name in logging.root.manager.loggerDict
+        if name.startswith(("distributed.", "tornado."))
+    )
+    saved = []
+    for name in sorted(names):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(logging.CRITICAL + 1)
+    return saved
+
+
+def _loud_again(saved: list[tuple[logging.Logger, int]]) -> None:
+    for logger, level in saved:
+        logger.setLevel(level)
+
+
+def _lost(task: Task, reason: str) -> Ending:
+    """A member whose task ended without telling how: recorded failed if it was running; as
+    recorded when someone else recorded it first (a reaper); still staged if it never ran."""
     try:
-        if record.update(task.folder, changes, only_if=(Status.RUNNING,)) is None:
-            claims.release(task.folder, task.claim)  # it never started: it stays staged
-            return MemberEnd(task.id, SKIPPED, task.name, error=reason)
-    except OSError:
-        return MemberEnd(task.id, SKIPPED, task.name, error=reason)
+        meta = record.read_metadata(task.folder)
+    except (OSError, record.BadRecord):
+        meta = None
+    if meta is not None and meta["status"] == Status.STAGED:
+        claims.release(task.folder, task.claim)  # it never started: it stays staged
+        return Ending(
+            task.id, Status.STAGED, dir=task.folder, name=task.name, error=reason,
+            why=NotRun.STOPPED,
+        )  # fmt: skip
+    end = record_failed(task.folder, task.name, reason)
     claims.release(task.folder, task.claim)
-    return MemberEnd(task.id, Status.FAILED, task.name, error=reason, cli_exit_code=1)
+    return end
 
 
 # --- on the worker ------------------------------------------------------------------------------
 
 _gpu_lock = threading.Lock()
-_gpus_in_use: set[int] = set()
+_gpu_slots_in_use: set[int] = set()
 
 
-def _gpus(resources: dict[str, float]) -> tuple[list[int], Callable[[], None]]:
-    """Devices of this worker for one member (its own CUDA_VISIBLE_DEVICES), and how to give
-    them back: the worker advertises how many it has (``--resources gpu=N``)."""
+def _worker_devices(slots: int) -> list[str]:
+    """The devices this worker may use (its own CUDA_VISIBLE_DEVICES, else 0..slots-1)."""
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if seen is not None and seen.strip():
+        return [device.strip() for device in seen.split(",") if device.strip()]
+    return [str(i) for i in range(slots)]
+
+
+def _slot_devices(slot: int, slots: int, devices: list[str]) -> list[str]:
+    """The devices of one GPU slot of ``slots``: the worker's devices split evenly among its
+    slots (two slots of four devices: two each; four slots of two devices: two slots each)."""
+    count = len(devices)
+    first = slot * count // slots
+    last = max((slot + 1) * count // slots, first + 1)
+    return devices[first:last]
+
+
+def _gpus(resources: dict[str, float]) -> tuple[list[str], Callable[[], None]]:
+    """This worker's devices for one member (its CUDA_VISIBLE_DEVICES), and how to give them
+    back: the worker advertises its GPU slots (``--resources gpu=N``)."""
     wanted = next((int(v) for k, v in resources.items() if k.lower() == "gpu"), 0)
     if wanted <= 0:
         return [], lambda: None
     from distributed import get_worker
 
     total_resources = get_worker().state.total_resources
-    total = int(next((v for k, v in total_resources.items() if k.lower() == "gpu"), 0))
+    slots = int(next((v for k, v in total_resources.items() if k.lower() == "gpu"), 0))
+    devices = _worker_devices(slots)
     with _gpu_lock:
-        free = [i for i in range(total) if i not in _gpus_in_use][:wanted]
-        _gpus_in_use.update(free)
+        taken = [i for i in range(slots) if i not in _gpu_slots_in_use][:wanted]
+        _gpu_slots_in_use.update(taken)
+    chosen = list(dict.fromkeys(d for slot in taken for d in _slot_devices(slot, slots, devices)))
 
     def give_back() -> None:
         with _gpu_lock:
-            _gpus_in_use.difference_update(free)
+            _gpu_slots_in_use.difference_update(taken)
 
-    return free, give_back
+    return chosen, give_back
+
+
+class _SchedulerLink(threading.Thread):
+    """Asks the scheduler, every half second, whether the client wants the members stopped,
+    and notes when it last answered: a scheduler silent for ``lost_after`` seconds is lost."""
+
+    def __init__(self, cancel_name: str, lost_after: float) -> None:
+        from distributed import get_client
+
+        super().__init__(daemon=True, name="yanex-dask-link")
+        self.client = get_client()  # the worker's (found from the task's own thread only)
+        self.cancel_name = cancel_name
+        self.lost_after = lost_after
+        self.answered = threading.Event()
+        self.cancelled = False
+        self.last_answer = time.monotonic()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from distributed import Event
+
+        while not self.done.is_set():
+            try:
+                event = Event(self.cancel_name, client=self.client)
+                self.cancelled = event.is_set() or self.cancelled
+                self.last_answer = time.monotonic()
+                self.answered.set()
+            except Exception:  # the scheduler is not there (now): asked again
+                pass
+            self.done.wait(_LINK_POLL)
+
+    @property
+    def lost(self) -> bool:
+        return time.monotonic() - self.last_answer > self.lost_after
 
 
 def run_task(
@@ -193,40 +427,64 @@ def run_task(
     retries: int,
     cancel_name: str,
     resources: dict[str, float],
-) -> MemberEnd:
+    topic: str = "",
+    lost_after: float = DEFAULT_LOST_AFTER,
+) -> Ending:
     """One member, on a Dask worker (the task the client submits)."""
-    from distributed import Event
+    from distributed import get_worker
 
-    cancel = Event(cancel_name)
     folder = store.experiment_dir(experiment_id, Path(home))
-    if cancel.is_set():
-        claims.release(folder)
-        return MemberEnd(experiment_id, SKIPPED, error="cancelled before it started")
-    again = _after_a_lost_worker(folder, token, retries)
-    if again is not None:
-        return again
+    link = _SchedulerLink(cancel_name, lost_after)
+    link.start()
+    try:
+        if not link.answered.wait(CONNECT_TIMEOUT + 1) or link.cancelled:
+            claims.release(folder, _claim_of(folder, token))
+            why = "cancelled" if link.cancelled else "its Dask scheduler did not answer"
+            return Ending(
+                experiment_id, Status.STAGED, dir=folder, why=NotRun.STOPPED,
+                error=f"{why} before it started",
+            )  # fmt: skip
+        again = _after_a_lost_worker(folder, token, retries)
+        if again is not None:
+            return again
+        worker = get_worker()
+        with contextlib.suppress(OSError, ValueError, record.BadRecord):
+            seat = {"worker": worker.address, "worker_name": str(worker.name)}
+            record.update(folder, {"dask": seat}, only_if=(Status.STAGED,), durable=False)
+        with contextlib.suppress(Exception):
+            worker.log_event(topic, {"started": experiment_id})
+        return _run(home, experiment_id, token, ignore_dirty, resources, link)
+    finally:
+        link.done.set()
+
+
+def _run(
+    home: str,
+    experiment_id: str,
+    token: str,
+    ignore_dirty: bool,
+    resources: dict[str, float],
+    link: _SchedulerLink,
+) -> Ending:
     devices, give_back = _gpus(resources)
     environ = dict(os.environ)
     if devices:
-        environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
-    asked = {"at": 0.0, "sent": False}
+        environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    sent: list[int] = []
 
     def next_signal(timeout: float) -> int | None:
-        """SIGINT once the client asks to stop (looked at every half second)."""
+        """SIGINT once the client asks to stop; SIGTERM once the scheduler is lost."""
         time.sleep(min(timeout, _POLL))
-        now = time.monotonic()
-        if asked["sent"] or now - asked["at"] < _CANCEL_POLL:
+        if sent:
             return None
-        asked["at"] = now
-        if cancel.is_set():
-            asked["sent"] = True
-            import signal
-
-            return signal.SIGINT
-        return None
+        if link.cancelled:
+            sent.append(signal.SIGINT)
+        elif link.lost:
+            sent.append(signal.SIGTERM)
+        return sent[0] if sent else None
 
     try:
-        return run_member(
+        end = run_member(
             home,
             experiment_id,
             token,
@@ -236,28 +494,71 @@ def run_task(
         )
     finally:
         give_back()
+    if sent == [signal.SIGTERM] and end.status == Status.CANCELLED and end.dir is not None:
+        seconds = f"{link.lost_after:g} s"
+        cut = f"cut off: its Dask scheduler was lost while it ran (no answer for {seconds})"
+        changes = {"status": Status.FAILED, "error": cut}
+        with contextlib.suppress(OSError, ValueError):
+            meta = record.update(end.dir, changes, only_if=(Status.CANCELLED,))
+            if meta is not None:
+                return ending.recorded(end.dir, meta)
+    return end
 
 
-def _after_a_lost_worker(folder: Path, token: str, retries: int) -> MemberEnd | None:
-    """The task runs again after its worker died mid-run: the member is still ``running``
-    under this task's claim. Run it again (as staged) while retries last, else record it
-    failed. None: nothing of the kind (a first attempt)."""
+def _claim_of(folder: Path, token: str) -> claims.Claim | None:
+    """This task's claim, to give back (None: not this task's any more)."""
+    with contextlib.suppress(claims.BadClaim):
+        held = claims.read(folder)
+        if held is not None and held.token == token:
+            return held
+    return None
+
+
+def _after_a_lost_worker(folder: Path, token: str, retries: int) -> Ending | None:
+    """The task runs again after its worker died: the member is still ``running`` under this
+    task's claim (run again, as staged, while retries last, else recorded failed), or it
+    ended already (as recorded: a reaper may have recorded it). None: a first attempt."""
     try:
         meta = record.read_metadata(folder)
     except (OSError, record.BadRecord):
         return None
-    if meta["status"] != Status.RUNNING or not claims.holds(folder, token):
+    if meta["status"] == Status.STAGED or not claims.holds(folder, token):
         return None
+    if meta["status"] in Status.ENDED:
+        claims.release(folder)
+        return ending.recorded(folder, meta)
     attempts = int(meta.get("attempts") or 1)
     launcher = meta.get("launcher") or {}
     lost = f"its Dask worker died (pid {launcher.get('pid')} on {launcher.get('hostname')})"
     if attempts <= retries:
+        kept = _keep_attempt(folder, attempts)
         changes = {"status": Status.STAGED, "attempts": attempts + 1}
         changes["retried_after"] = [*(meta.get("retried_after") or []), lost]
+        earlier = {
+            "attempt": attempts,
+            "folder": kept,
+            "started_at": meta.get("started_at"),
+            "launcher": meta.get("launcher"),
+            "dask": meta.get("dask"),
+            "error": lost,
+        }
+        changes["earlier_attempts"] = [*(meta.get("earlier_attempts") or []), earlier]
         record.update(folder, changes, only_if=(Status.RUNNING,))
         return None
     changes = {"status": Status.FAILED, "ended_at": store.now_iso(), "error": lost}
     record.update(folder, changes, only_if=(Status.RUNNING,))
     claims.release(folder)
-    name = meta.get("name") or Path(meta["script"]).name
-    return MemberEnd(folder.name, Status.FAILED, name, error=lost, cli_exit_code=1)
+    return ending.recorded(folder, record.read_metadata(folder))
+
+
+def _keep_attempt(folder: Path, attempt: int) -> str:
+    """Move what a lost attempt wrote (output, results, artifacts) to ``attempts/N/``: the
+    member's record holds its last attempt only."""
+    kept = Path("attempts") / str(attempt)
+    target = folder / kept
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in _ATTEMPT_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(folder / name, target / name)
+    store.release_room(folder)
+    return str(kept)

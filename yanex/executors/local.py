@@ -12,8 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import IO
 
+from yanex.code import CodeCheck
+from yanex.ending import Ending
 from yanex.executors.base import Executor, Task
-from yanex.executors.member import CodeCheck, MemberEnd, run_member
+from yanex.executors.member import record_failed, run_member
 
 
 class LocalExecutor(Executor):
@@ -39,7 +41,7 @@ class LocalExecutor(Executor):
         self.stderr = stderr
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="yanex-member")
         self.lock = threading.Lock()
-        self.running: dict[Future[MemberEnd], tuple[Task, queue.SimpleQueue[int]]] = {}
+        self.members: dict[Future[Ending], tuple[Task, queue.SimpleQueue[int]]] = {}
 
     def submit(self, task: Task) -> None:
         signals: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -63,29 +65,29 @@ class LocalExecutor(Executor):
             next_signal=next_signal,
         )
         with self.lock:
-            self.running[future] = (task, signals)
+            self.members[future] = (task, signals)
         future.add_done_callback(lambda _: self.wake())
 
-    def wait(self, timeout: float) -> list[tuple[Task, MemberEnd]]:
+    def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
         with self.lock:
-            futures = list(self.running)
+            futures = list(self.members)
         if not futures:
             return []
         done, _ = wait_futures(futures, timeout=timeout, return_when="FIRST_COMPLETED")
         ended = []
         for future in done:
             with self.lock:
-                task, _ = self.running.pop(future)
+                task, _ = self.members.pop(future)
             try:
                 ended.append((task, future.result()))
             except Exception as exc:  # a bug in yanex: this member alone fails, with the reason
                 reason = f"yanex failed while running it: {type(exc).__name__}: {exc}"
-                ended.append((task, MemberEnd(task.id, "failed", task.name, error=reason)))
+                ended.append((task, record_failed(task.folder, task.name, reason)))
         return ended
 
     def _tell_all(self, signum: int) -> None:
         with self.lock:
-            queues = [signals for _, signals in self.running.values()]
+            queues = [signals for _, signals in self.members.values()]
         for signals in queues:
             signals.put(signum)
 
@@ -98,7 +100,7 @@ class LocalExecutor(Executor):
 
     def busy(self) -> int:
         with self.lock:
-            return len(self.running)
+            return len(self.members)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

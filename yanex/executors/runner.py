@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import claims, code, processes, record
+from yanex.ending import Ending, NotRun
 from yanex.executors.base import Executor, Task
-from yanex.executors.member import REFUSED, SKIPPED, MemberEnd
+from yanex.executors.member import gone
 from yanex.record import Status
 from yanex.terminal import safe_lines
 
-# What the runner counts: how each experiment ended, and refusals.
-_COUNTED = (*Status.ENDED, REFUSED)
+# What the summary always counts: how each experiment ended, and refusals.
+_COUNTED = (*Status.ENDED, NotRun.REFUSED)
 
 
 def current_project(cwd: Path) -> Path:
@@ -46,40 +47,45 @@ def staged_experiments(
     """The project's staged experiments (not archived), oldest first (a grid in its order).
 
     Reading the index brings it up to date, which also records as failed the runs left
-    ``running`` by a launcher that died on this host.
+    ``running`` by a launcher that died on this host; an interrupted staging is finished
+    (or undone) first, so that a grid is run whole or not at all.
     """
-    from yanex import query
+    from yanex import query, staging, store
     from yanex.index import Index
 
     index = Index(echo=echo)
     try:
-        index.sync()
-        filters = query.Filters(status=(Status.STAGED,), project=str(project))
-        order = (query.Sort("created"), query.Sort("sweep_index"))
-        found = []
-        for rec in query.select(index, filters, sort=order):
-            try:
-                found.append((rec.dir, record.read_metadata(rec.dir)))
-            except (OSError, record.BadRecord):
-                continue  # gone or broken since it was indexed
+        index.sync()  # the long part (a cold index), before a staging may have to wait
+        with staging.settled(store.yanex_home()):
+            index.sync()
+            filters = query.Filters(status=(Status.STAGED,), project=str(project))
+            order = (query.Sort("created"), query.Sort("sweep_index"))
+            found = []
+            for rec in query.select(index, filters, sort=order):
+                try:
+                    found.append((rec.dir, record.read_metadata(rec.dir)))
+                except (OSError, record.BadRecord):
+                    continue  # gone or broken since it was indexed
         return found
     finally:
         index.close()
 
 
 class StagedRunner:
-    """Claims staged members and runs them on an executor; counts how each ended."""
+    """Claims staged members and runs them on an executor; the ending of every member it
+    listed (``ends``), counted in the summary."""
 
     def __init__(self, executor: Executor, echo: Callable[[str], None]) -> None:
         self.executor = executor
         self.echo = echo
         self.counts: Counter[str] = Counter()
         self.stopped_by: signal.Signals | None = None
-        self.not_started = 0
-        self.ends: dict[str, MemberEnd] = {}  # by experiment ID
+        self.ends: dict[str, Ending] = {}  # by experiment ID, in the order they ended
 
     def run(self, queue: list[tuple[Path, dict[str, Any]]]) -> int:
-        """Run ``queue``; the exit code (1 when any failed or was refused, 128+N after signal N)."""
+        """Run ``queue``; the exit code: 128+N after stop signal N, else 1 when any failed,
+        was refused or could not be run (gone), or the executor gave up (a lost cluster),
+        else 0."""
         pending = deque(queue)
         claimed: dict[str, Task] = {}
         started = time.monotonic()
@@ -88,56 +94,74 @@ class StagedRunner:
         executor = self.executor
         with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
             executor.wake = signals.wake
-            while executor.busy() or (pending and self.stopped_by is None):
-                while pending and self.stopped_by is None and executor.busy() < executor.slots:
-                    task = self._claim(*pending.popleft())
-                    if task is not None:
-                        claimed[task.id] = task
-                        executor.submit(task)
-                progress.update(self.counts, executor.busy())
+            while executor.busy() or (pending and self._may_start()):
+                while pending and self._may_start() and executor.busy() < executor.slots:
+                    found = self._claim(*pending.popleft())
+                    if isinstance(found, Task):
+                        claimed[found.id] = found
+                        executor.submit(found)
+                    else:
+                        self._ended(found, progress)
+                progress.update(self.counts, executor.running())
                 signum = signals.next(0.5)
                 if processes.is_stop(signum):
                     assert signum is not None
                     for task in self._stop(signal.Signals(signum)):
                         claims.release(task.folder, task.claim)
                         claimed.pop(task.id, None)
-                        self.not_started += 1
+                        self._ended(_not_started(task.folder, task.name), progress)
                 elif signum is not None:
                     executor.signal(signum)  # a child ended (look), Ctrl-Z or fg
                     processes.suspend_self(signum)
                 for task, end in executor.wait(0):
                     claimed.pop(task.id, None)
-                    self._ended(task, end, progress)
+                    self._ended(end, progress, task)
                 if time.monotonic() >= next_renewal:  # members waiting on a cluster keep theirs
                     for task in claimed.values():
                         task.claim = claims.renew(task.folder, task.claim) or task.claim
                     next_renewal = time.monotonic() + renew_every
-                progress.update(self.counts, executor.busy())
+                progress.update(self.counts, executor.running())
         executor.close()
-        left = self.not_started + sum(1 for folder, _ in pending if _still_staged(folder))
-        self._summary(left, time.monotonic() - started)
+        if executor.given_up is not None:
+            self.echo(f"yanex: {executor.given_up}; what had not started stays staged")
+        for folder, meta in pending:  # never started: a stop (or a lost cluster) came first
+            self._ended(_not_started(folder, _name(meta)), None)
+        self._summary(time.monotonic() - started)
         if self.stopped_by is not None:
             return 128 + self.stopped_by
-        return 1 if self.counts[Status.FAILED] or self.counts[REFUSED] else 0
+        failed = (Status.FAILED, NotRun.REFUSED, NotRun.GONE)
+        return 1 if executor.given_up or any(self.counts[k] for k in failed) else 0
 
-    def _claim(self, folder: Path, meta: dict[str, Any]) -> Task | None:
-        """Take a member for this runner; None when another runner has it or it is no
-        longer staged (or gone)."""
+    def _may_start(self) -> bool:
+        return self.stopped_by is None and self.executor.given_up is None
+
+    def _claim(self, folder: Path, meta: dict[str, Any]) -> Task | Ending:
+        """Take a member for this runner; else why it is not this runner's to run (another
+        runner has it, or ran it) or cannot be run (gone)."""
+        experiment_id, name = folder.name, _name(meta)
         try:
             claim = claims.take(folder)
-        except OSError:
-            return None  # its folder is gone (deleted meanwhile)
+        except claims.BadClaim as exc:
+            return gone(experiment_id, folder, name, str(exc))
+        except OSError as exc:  # its folder is gone (deleted meanwhile)
+            return gone(experiment_id, folder, name, _claim_problem(exc))
         if claim is None:
-            return None
+            return Ending(
+                experiment_id, Status.STAGED, dir=folder, name=name,
+                error="another runner holds it", why=NotRun.ELSEWHERE,
+            )  # fmt: skip
         try:
             meta = record.read_metadata(folder)
-        except (OSError, record.BadRecord):
+        except (OSError, record.BadRecord) as exc:
             claims.release(folder, claim)
-            return None
+            return gone(experiment_id, folder, name, f"it cannot be read: {exc}")
         if meta["status"] != Status.STAGED:
             claims.release(folder, claim)
-            return None
-        return Task(folder, meta.get("name") or Path(meta["script"]).name, claim)
+            return Ending(
+                experiment_id, meta["status"], dir=folder, name=name,
+                error=f"it is {meta['status']} already", why=NotRun.ELSEWHERE,
+            )  # fmt: skip
+        return Task(folder, _name(meta), claim)
 
     def _stop(self, sig: signal.Signals) -> list[Task]:
         """Stop starting members, and pass the signal on to those running."""
@@ -146,34 +170,59 @@ class StagedRunner:
             self.echo(f"yanex: {sig.name}: stopping the running experiments; the rest stay staged")
         return self.executor.cancel(sig)
 
-    def _ended(self, task: Task, end: MemberEnd, progress: _Progress) -> None:
-        self.ends[task.id] = end
-        if end.status == SKIPPED:
-            self.not_started += 1
-            progress.line(f"yanex: {task.id} was not run ({task.name}): {end.error}")
+    def _ended(self, end: Ending, progress: _Progress | None, task: Task | None = None) -> None:
+        """Count one member's ending, and say it (what did not run, unless a stop kept it)."""
+        assert end.id is not None
+        name = end.name or (task.name if task is not None else end.id)
+        self.ends[end.id] = end
+        self.counts[end.why or end.status or NotRun.GONE] += 1
+        if progress is None or end.why == NotRun.STOPPED:
             return
-        self.counts[end.status] += 1
-        if end.status == REFUSED:
+        if end.why == NotRun.REFUSED:
             progress.line(
-                f"yanex: refused {task.id} ({task.name}): {end.error}; it stays staged "
+                f"yanex: refused {end.id} ({name}): {end.error}; it stays staged "
                 "(--ignore-dirty runs it anyway)"
             )
-            return
-        took = f" in {end.duration:.1f}s" if end.duration is not None else ""
-        reason = f": {end.error.splitlines()[0]}" if end.error and end.status != "completed" else ""
-        progress.line(f"yanex: {task.id} {end.status}{took} ({task.name}){reason}")
+        elif end.why == NotRun.GONE:
+            progress.line(f"yanex: {end.id} could not be run ({name}): {end.error}")
+        elif end.why is not None:
+            progress.line(f"yanex: {end.id} was not run here ({name}): {end.error}")
+        else:
+            took = f" in {end.duration:.1f}s" if end.duration is not None else ""
+            reason = f": {end.reason}" if end.reason and end.status != Status.COMPLETED else ""
+            progress.line(f"yanex: {end.id} {end.status}{took} ({name}){reason}")
 
-    def _summary(self, left: int, elapsed: float) -> None:
+    def _summary(self, elapsed: float) -> None:
         parts = [f"{self.counts[k]} {k}" for k in _COUNTED]
+        if self.counts[NotRun.GONE]:
+            parts.append(f"{self.counts[NotRun.GONE]} gone (deleted or unreadable)")
+        if self.counts[NotRun.ELSEWHERE]:
+            parts.append(f"{self.counts[NotRun.ELSEWHERE]} run by another runner")
+        left = self.counts[NotRun.STOPPED]
         tail = f"; {left} still staged" if left else ""
         self.echo(f"yanex: staged run done in {elapsed:.1f}s: {', '.join(parts)}{tail}")
 
 
-def _still_staged(folder: Path) -> bool:
+def _name(meta: dict[str, Any]) -> str:
+    return meta.get("name") or Path(meta["script"]).name
+
+
+def _claim_problem(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "its folder is gone"
+    return f"it cannot be claimed: {exc.strerror or exc}"
+
+
+def _not_started(folder: Path, name: str) -> Ending:
+    """A member this runner did not start (a stop signal came first): as it is recorded now."""
     try:
-        return record.read_metadata(folder).get("status") == Status.STAGED
-    except (OSError, record.BadRecord):
-        return False
+        status = record.read_metadata(folder)["status"]
+    except (OSError, record.BadRecord) as exc:
+        return gone(folder.name, folder, name, f"it cannot be read: {exc}")
+    if status != Status.STAGED:  # another runner took it meanwhile
+        why = NotRun.ELSEWHERE
+        return Ending(folder.name, status, dir=folder, name=name, error="run elsewhere", why=why)
+    return Ending(folder.name, Status.STAGED, dir=folder, name=name, why=NotRun.STOPPED)
 
 
 class _Progress:
@@ -244,18 +293,16 @@ def make_executor(
 ) -> Executor:
     """The executor ``name`` (``local`` or ``dask``), set up for one batch (``stdout`` and
     ``stderr``: where a local batch streams the scripts' output, if anywhere)."""
-    from yanex.executors.member import CodeCheck
-
-    code = CodeCheck(ignore_dirty)
+    check = code.CodeCheck(ignore_dirty)
     if name == "dask":
         from yanex.executors.dask import DaskExecutor
 
         return DaskExecutor(
-            code, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries
+            check, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries
         )
     from yanex.executors.local import LocalExecutor
 
-    return LocalExecutor(jobs or usable_cpus(), code, echo, stdout, stderr)
+    return LocalExecutor(jobs or usable_cpus(), check, echo, stdout, stderr)
 
 
 def run_queue(
@@ -291,6 +338,6 @@ def run_staged(
         return 0
     echo(
         f"yanex: running {len(queue)} staged experiments of {project}, "
-        f"{made.slots} at a time ({made.name})"
+        f"{made.at_a_time()} ({made.name})"
     )
     return StagedRunner(made, echo).run(queue)
