@@ -9,6 +9,7 @@ experiments with their user text escaped (``output.safe``).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from yanex import manage, query
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.index import Index, param_leaves
-from yanex.record import Record, Status
+from yanex.record import BadRecord, Record, Status, leaves, open_regular, read_regular
 
 DEFAULT_LIMIT = 20
 
@@ -103,12 +104,48 @@ def _filters(
     )
 
 
+class IndexProgress:
+    """An index build's progress on stderr: a rich bar on a terminal, else one line."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        self.told = False
+
+    def __call__(self, done: int, total: int, why: str) -> None:
+        if not sys.stderr.isatty():
+            if not self.told and done < total:
+                echo_err(f"yanex: indexing {total:,} experiments ({why})")
+                self.told = True
+            return
+        if self.bar is None:
+            if done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "yanex: indexing ({task.description})",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(out.safe(why), total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done)
+        if done >= total:
+            self.bar.stop()
+            self.bar = None
+
+
 @contextmanager
 def _index(verify: bool = True) -> Iterator[Index]:
     """The store's index, brought up to date, with user mistakes shown as ``Error:`` lines
     (``verify``: see ``Index.sync``)."""
     with user_errors():
-        index = Index(echo=echo_err)
+        index = Index(echo=echo_err, progress=IndexProgress())
         try:
             index.sync(verify)
             yield index
@@ -308,13 +345,28 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
 
 def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
     try:
-        with open(rec.dir / "stderr.txt", "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
+        fd = open_regular(rec.dir / "stderr.txt")  # never a FIFO left in its place
+    except (OSError, BadRecord):
+        return []
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - 16384)
+        text = os.pread(fd, size - start, start).decode("utf-8", "replace")
     except OSError:
         return []
+    finally:
+        os.close(fd)
     return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _last_steps(rec: Record) -> list[dict[str, Any]]:
+    """The last 10 logged lines, read from the end of results.jsonl (a warning if it cannot
+    be read)."""
+    try:
+        return rec.tail(10)
+    except BadRecord as exc:
+        echo_err(f"yanex: warning: experiment {rec.id}: {exc}; its last steps are left out")
+        return []
 
 
 def _show_json(rec: Record) -> dict[str, Any]:
@@ -325,7 +377,7 @@ def _show_json(rec: Record) -> dict[str, Any]:
         "archived": rec.archived,
         "config": rec.params,
         "results": {name: s.to_json() for name, s in rec.series.items()},
-        "last_steps": rec.results[-10:],
+        "last_steps": _last_steps(rec),
         "artifacts": [{"name": a.name, "size": a.size} for a in rec.artifacts],
         "stderr_tail": _stderr_tail(rec) if rec.status == Status.FAILED else [],
     }
@@ -351,8 +403,10 @@ def show(ref: str, fmt: str) -> None:
     ID is an experiment ID, a unique prefix of one (4+ characters), or a name (the newest
     experiment of this project with that name).
     """
-    with _index(verify=False) as index:  # the experiment itself is read from its folder
+    with _index(verify=False) as index:  # the one shown is checked below
         rec = query.Lookup(index, _current_project_name).one(ref)
+        index.refresh_if_changed(rec.id)
+        rec = query.Lookup(index, None).one(rec.id)
     if fmt == "json":
         out.print_json(_show_json(rec))
         return
@@ -362,8 +416,8 @@ def show(ref: str, fmt: str) -> None:
 def _config_text(rec: Record) -> str:
     """The config as the run's config.yaml holds it (YAML made again if it is missing)."""
     try:
-        return (rec.dir / "config.yaml").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_regular(rec.dir / "config.yaml").decode("utf-8")
+    except (OSError, UnicodeDecodeError, BadRecord):
         from yanex.record import config_yaml
 
         return config_yaml(rec.params)
@@ -420,7 +474,6 @@ def _print_show(rec: Record) -> None:
         item("overrides", out.safe(" ".join(meta["overrides"])))
 
     head("results")
-    results = rec.results
     if not rec.series:
         lines.append(("", "  (none logged)"))
     else:
@@ -439,9 +492,10 @@ def _print_show(rec: Record) -> None:
         lines.append(
             ("dim", "    " + "  ".join(["step".rjust(6)] + [out.safe(n).rjust(10) for n in names]))
         )
-        for line in results[-10:]:
+        for line in _last_steps(rec):
+            flat = dict(leaves(line["results"]))
             cells = [str(line.get("step", "")).rjust(6)] + [
-                out.value(line["results"].get(n)).rjust(10) for n in names
+                out.value(flat.get(n)).rjust(10) for n in names
             ]
             lines.append(("", "    " + "  ".join(cells)))
 
@@ -526,8 +580,9 @@ def compare(
 
     \b
     Without IDs, the experiments the filters select (default: all of this project's).
-    Best means smallest for results named like loss, error, mse, time (--minimize/--maximize
-    decide for others: larger is better by default).
+    Best means smallest for results named like loss, error, mse, time, largest for those
+    named like acc, f1, score, reward; --minimize/--maximize decide for any other (which is
+    marked nowhere until they do).
     \b
     Examples:
       yanex compare 3f9a 7c2f
@@ -593,6 +648,13 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
+    unsure = [n for n in names if query.direction(n, minimize, maximize) is None]
+    if unsure and len(records) > 1:
+        shown = ", ".join(out.safe(n) for n in unsure[:5]) + (", ..." if len(unsure) > 5 else "")
+        echo_err(
+            f"(no best marked for {shown}: the name does not say which way is better; "
+            "--minimize NAME or --maximize NAME)"
+        )
 
 
 # --- get --------------------------------------------------------------------------------------
@@ -729,13 +791,14 @@ def _confirm(records: Sequence[Record], verb: str, yes: bool) -> bool:
 
 
 def _apply(
-    records: Sequence[Record], verb: str, change: Callable[[Record], Any], index: Index
+    records: Sequence[Record], verb: str, change: Callable[[Record, Index], Any], index: Index
 ) -> None:
-    """Make the change to each, refusing (and naming) running ones; exit 2 if any refused."""
+    """Make the change to each (the index told of each row changed), refusing (and naming)
+    running ones; exit 2 if any refused."""
     done, refused = 0, 0
     for rec in records:
         try:
-            change(rec)
+            change(rec, index)
         except manage.RefusedError as exc:
             refused += 1
             echo_err(f"Error: {exc.format_message()}")
@@ -749,7 +812,7 @@ def _apply(
 
 
 def _change_command(
-    verb: str, change: Callable[[Record], Any], doc: str, archived: bool
+    verb: str, change: Callable[[Record, Index], Any], doc: str, archived: bool
 ) -> click.Command:
     @click.command(verb, context_settings=CONTEXT_SETTINGS, help=doc)
     @click.argument("refs", nargs=-1, metavar="[ID]...")
@@ -823,9 +886,13 @@ def update(
         records = query.Lookup(index, _current_project_name).many(refs)
         for rec in records:
             manage.update(
-                rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag
+                rec,
+                name=name,
+                description=description,
+                add_tags=add_tag,
+                remove_tags=remove_tag,
+                index=index,
             )
-        index.refresh([rec.id for rec in records])
     echo_err(f"yanex: updated {len(records)} experiment{'s' if len(records) != 1 else ''}")
 
 
@@ -836,7 +903,7 @@ def reindex() -> None:
 
     started = time.monotonic()
     with user_errors():
-        index = Index(echo=echo_err)
+        index = Index(echo=echo_err, progress=IndexProgress())
         try:
             count = index.reindex()
         finally:

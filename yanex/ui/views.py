@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from yanex import query, record, store
 from yanex.index import Index, param_leaves
-from yanex.record import Record, Status
+from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -147,12 +147,15 @@ class TableQuery:
         return f"{path}?{urlencode(dataclasses.replace(self, **changes).pairs())}"
 
     def sort_url(self, key: str) -> str:
-        """Sort by ``key``; again: the other way. Times and results start largest first."""
+        """Sort by ``key``; again: the other way. Times start newest first, results best
+        first (see ``query.better``)."""
         if self.sort == key:
             return self.url(sort=f"-{key}")
         if self.sort == f"-{key}":
             return self.url(sort=key)
-        first_down = key in ("created", "started", "duration") or key.startswith("results.")
+        first_down = key in ("created", "started", "duration") or (
+            key.startswith("results.") and query.better(key[len("results.") :]) != "min"
+        )  # a result starts with its best: loss smallest first, accuracy largest
         return self.url(sort=f"-{key}" if first_down else key)
 
     def arrow(self, key: str) -> str:
@@ -368,9 +371,9 @@ class Experiment:
 
 
 def experiment(rec: Record) -> Experiment:
-    """Read the experiment's folder for its page (metadata, results, files, logs)."""
+    """Read the experiment's folder for its page (metadata, files, logs). Its results'
+    summary comes from the index: a run of a million steps is not read again."""
     meta = rec.metadata
-    results = rec.results
     files = folder_files(rec.dir)
     stderr = read_tail(rec.dir / store.STDERR)
     env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
@@ -378,8 +381,8 @@ def experiment(rec: Record) -> Experiment:
     return Experiment(
         rec=rec,
         meta=meta,
-        series=record.summarize(results),
-        steps=len(results),
+        series=rec.series,
+        steps=rec.steps,
         files=files,
         artifacts=[f for f in files if f.name.startswith(store.ARTIFACTS + "/")],
         stdout=read_tail(rec.dir / store.STDOUT),
@@ -418,23 +421,17 @@ def label(rec: Record) -> str:
 def curves(records: Sequence[Record]) -> dict[str, Any]:
     """Each numeric result of these experiments against its step, one trace per experiment:
     ``{"results": [{"name", "lower_is_better", "traces": [{"id", "label", "x", "y"}]}]}``.
-    A value that is not a finite number is a gap (null)."""
+    A value that is not a finite number is a gap (null). Each curve holds at most MAX_POINTS
+    points, taken evenly (the last kept), and reading one costs memory for those only."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        xs: dict[str, list[Any]] = {}
-        ys: dict[str, list[Any]] = {}
-        for i, line in enumerate(rec.results):
-            step = line.get("step")
-            x = step if isinstance(step, int) and not isinstance(step, bool) else i
-            for name, value in line["results"].items():
-                if not record.is_number(value):
-                    continue  # text, true/false, lists: not a curve
-                xs.setdefault(name, []).append(x)
-                ys.setdefault(name, []).append(value if math.isfinite(value) else None)
-        for name in xs:
-            x, y = _thin(xs[name]), _thin(ys[name])
+        try:
+            traced = _traces(rec)
+        except record.BadRecord:
+            continue  # results.jsonl is not a file (the index names the folder)
+        for name, (xs, ys) in traced.items():
             by_name.setdefault(name, []).append(
-                {"id": rec.id, "label": label(rec), "x": x, "y": y, "status": rec.status}
+                {"id": rec.id, "label": label(rec), "x": xs, "y": ys, "status": rec.status}
             )
     return {
         "results": [
@@ -444,14 +441,46 @@ def curves(records: Sequence[Record]) -> dict[str, Any]:
     }
 
 
-def _thin(values: list[Any]) -> list[Any]:
-    if len(values) <= MAX_POINTS:
-        return values
-    stride = math.ceil(len(values) / MAX_POINTS)
-    thinned = values[::stride]
-    if (len(values) - 1) % stride:
-        thinned.append(values[-1])
-    return thinned
+def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
+    """``{leaf: (steps, values)}`` of one experiment's numeric results, each thinned to
+    MAX_POINTS by a stride from its count in the index (``rec.series``): the file is read a
+    chunk at a time and only the points kept are held."""
+    numeric = {
+        name: max(1, math.ceil(s.count / MAX_POINTS))
+        for name, s in rec.series.items()
+        if s.min is not None or (record.is_number(s.last) and s.count)
+    }
+    if not numeric:
+        return {}
+    seen: dict[str, int] = dict.fromkeys(numeric, 0)
+    xs: dict[str, list[Any]] = {name: [] for name in numeric}
+    ys: dict[str, list[Any]] = {name: [] for name in numeric}
+    last: dict[str, tuple[Any, Any]] = {}
+    index = 0
+    for lines in record.iter_results(rec.dir):
+        for line in lines:
+            step = line.get("step")
+            x = step if isinstance(step, int) and not isinstance(step, bool) else index
+            index += 1
+            for name, value in leaves(line["results"]):
+                stride = numeric.get(name)
+                if stride is None:
+                    continue
+                value = record.decode_value(value)
+                if not record.is_number(value):
+                    continue  # text, true/false, lists: not a point
+                y = value if math.isfinite(value) else None
+                if seen[name] % stride == 0:
+                    xs[name].append(x)
+                    ys[name].append(y)
+                    last.pop(name, None)
+                else:
+                    last[name] = (x, y)
+                seen[name] += 1
+    for name, (x, y) in last.items():  # the last point of a thinned curve is always drawn
+        xs[name].append(x)
+        ys[name].append(y)
+    return {name: (xs[name], ys[name]) for name in numeric if xs[name]}
 
 
 # --- compare --------------------------------------------------------------------------------
