@@ -61,8 +61,9 @@ _RACY_SECONDS = 2.0
 LOCK_WAIT = 10.0
 LOCK_NOTICE = 1.0
 _BUSY_MS = 500
-# Progress of a build is reported every this many folders.
+# Progress of a build is reported every this many folders; rows are inserted this many at once.
 PROGRESS_EVERY = 500
+BATCH = 500
 # Filesystems where SQLite's locks (and WAL's shared memory) cannot be trusted.
 NETWORK_FILESYSTEMS = frozenset(
     {
@@ -240,10 +241,9 @@ def location(home: Path | None = None, mounts: list[tuple[str, str]] | None = No
 
 def _fingerprint(path: Path | str) -> str | None:
     try:
-        st = os.stat(path)
+        return record.fingerprint(os.stat(path))
     except OSError:
         return None
-    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
 def _folder_fingerprint(folder: str) -> str | None:
@@ -335,8 +335,12 @@ def param_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     return leaves(node, prefix)
 
 
+# Made once: json.dumps with any option builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 # --- reading one folder into rows -----------------------------------------------------------
@@ -347,19 +351,23 @@ class _Row:
 
     __slots__ = ("archived", "fp", "id", "meta", "offset", "params", "summary")
 
-    def __init__(self, folder: str, archived: bool, fp: str, meta: dict[str, Any]) -> None:
+    def __init__(self, folder: str, archived: bool) -> None:
+        """Read the folder: FileNotFoundError (no metadata yet) or BadRecord."""
+        raw, st = record.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
+        self.meta = meta = record.parse_metadata(raw, os.path.basename(folder))
         self.id = meta["id"]
         self.archived = archived
-        self.fp = fp
-        self.meta = meta
         self.params = record.read_params(folder)
         self.summary = record.Summary()
         self.offset = record.scan_results(folder, self.summary)
+        # What was read, by the descriptors read from: a later change shows next time.
+        self.fp = f"{record.fingerprint(st)}|{self.summary.source or '-'}"
 
     def values(self) -> tuple[Any, ...]:
         meta = self.meta
         launcher = meta.get("launcher") if isinstance(meta.get("launcher"), dict) else {}
         pid = launcher.get("pid")
+        encode = _ENCODER.encode
         return (
             self.id,
             int(self.archived),
@@ -368,7 +376,7 @@ class _Row:
             meta.get("description"),
             meta["status"],
             meta.get("script"),
-            json.dumps(meta.get("tags") or [], ensure_ascii=False),
+            encode(meta.get("tags") or []),
             epoch(meta.get("created_at")),
             epoch(meta.get("started_at")),
             epoch(meta.get("ended_at")),
@@ -379,22 +387,27 @@ class _Row:
             meta.get("sweep_index"),
             launcher.get("hostname") if isinstance(launcher.get("hostname"), str) else None,
             pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
-            _json(self.params),
-            _json(self.summary.last),
-            _json(self.summary.stats),
+            encode(self.params),
+            encode(self.summary.last),
+            encode(self.summary.stats),
             self.summary.lines,
             self.fp,
             self.offset,
         )
 
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Its rows of the tags, params and results tables."""
+        experiment_id = self.id
+        return (
+            [(experiment_id, tag) for tag in dict.fromkeys(self.meta.get("tags") or [])],
+            [(experiment_id, key, *typed(v)) for key, v in leaves(self.params)],
+            [(experiment_id, key, *typed(v)) for key, v in leaves(self.summary.last)],
+        )
+
 
 def read_row(folder: Path | str, archived: bool) -> _Row:
     """Read one experiment folder; FileNotFoundError (no metadata yet) or BadRecord."""
-    folder = str(folder)
-    fp = _folder_fingerprint(folder)  # before reading: a later change shows next time
-    if fp is None:
-        raise FileNotFoundError(os.path.join(folder, store.METADATA))
-    return _Row(folder, archived, fp, record.read_metadata(folder))
+    return _Row(str(folder), archived)
 
 
 # --- the index --------------------------------------------------------------------------------
@@ -780,9 +793,20 @@ class Index:
             self._delete(experiment_id, archived)
         for experiment_id in waiting - names:
             self._forget_waiting(experiment_id, archived)
+        batch: list[_Row] = []
         for experiment_id in sorted(names - known - waiting):
-            self._reread(experiment_id, archived, fresh=fresh)
+            if not fresh:
+                self._reread(experiment_id, archived)
+                continue
+            row = self._read_new(experiment_id, archived)
+            if row is not None:
+                batch.append(row)
+            if len(batch) >= BATCH or (batch and row is None):
+                self._write_batch(batch)
+                batch = []
             self._advance()
+        if batch:
+            self._write_batch(batch)
         # A root changed within the last tick is looked at again next time.
         self._set_state(f"root:{flag}", "racy" if racy else key)
 
@@ -909,6 +933,20 @@ class Index:
             return
         self._write(row, fresh)
 
+    def _read_new(self, experiment_id: str, archived: bool) -> _Row | None:
+        """A folder the index holds nothing of, read (None: pending or broken, noted)."""
+        folder = self._dir(experiment_id, archived)
+        try:
+            return read_row(folder, archived)
+        except FileNotFoundError:
+            if os.path.isdir(folder):  # being created: its metadata comes later
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO pending VALUES (?, ?)", (experiment_id, int(archived))
+                )
+        except record.BadRecord as exc:
+            self._broken(experiment_id, archived, str(exc), fresh=True)
+        return None
+
     def _broken(self, experiment_id: str, archived: bool, reason: str, fresh: bool) -> None:
         if not fresh:
             self._delete(experiment_id, archived)
@@ -957,19 +995,7 @@ class Index:
         try:
             if not fresh:
                 self._delete(row.id, None)
-            conn.execute(_INSERT, row.values())
-            conn.executemany(
-                "INSERT OR IGNORE INTO tags VALUES (?, ?)",
-                [(row.id, tag) for tag in row.meta.get("tags") or []],
-            )
-            conn.executemany(
-                "INSERT INTO params VALUES (?, ?, ?, ?, ?)",
-                [(row.id, key, *typed(value)) for key, value in leaves(row.params)],
-            )
-            conn.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
-                [(row.id, key, *typed(value)) for key, value in leaves(row.summary.last)],
-            )
+            self._insert([row])
         except (sqlite3.InterfaceError, sqlite3.IntegrityError, OverflowError, ValueError) as exc:
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
@@ -981,6 +1007,35 @@ class Index:
             self._broken(row.id, row.archived, reason, fresh)
             return
         conn.execute("RELEASE one")
+
+    def _insert(self, rows: list[_Row]) -> None:
+        conn = self.conn
+        conn.executemany(_INSERT, [row.values() for row in rows])
+        tags: list[tuple[Any, ...]] = []
+        params: list[tuple[Any, ...]] = []
+        results: list[tuple[Any, ...]] = []
+        for row in rows:
+            more_tags, more_params, more_results = row.rows()
+            tags += more_tags
+            params += more_params
+            results += more_results
+        conn.executemany("INSERT INTO tags VALUES (?, ?)", tags)
+        conn.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
+        conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?)", results)
+
+    def _write_batch(self, rows: list[_Row]) -> None:
+        """A build's rows, many at once; a batch with a row SQLite refuses goes one by one."""
+        conn = self.conn
+        conn.execute("SAVEPOINT batch")
+        try:
+            self._insert(rows)
+        except (sqlite3.InterfaceError, sqlite3.IntegrityError, OverflowError, ValueError):
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            for row in rows:
+                self._write(row, fresh=True)
+            return
+        conn.execute("RELEASE batch")
 
     def _delete(self, experiment_id: str, archived: bool | None) -> None:
         conn = self.conn

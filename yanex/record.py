@@ -111,13 +111,18 @@ def read_metadata(folder: Path | str) -> dict[str, Any]:
     """The validated metadata of the experiment in ``folder``; BadRecord when unusable,
     FileNotFoundError when the folder holds none (yet)."""
     raw = read_regular(os.path.join(folder, store.METADATA))
+    return parse_metadata(raw, os.path.basename(folder))
+
+
+def parse_metadata(raw: bytes, experiment_id: str) -> dict[str, Any]:
+    """The validated metadata in the bytes of a metadata.json; BadRecord when unusable."""
     try:
         meta = json.loads(raw)
     except ValueError as exc:
         raise BadRecord(f"metadata.json is not valid JSON ({exc})") from exc
     except RecursionError:
         raise BadRecord("metadata.json is nested too deeply") from None
-    return validate(meta, os.path.basename(folder))
+    return validate(meta, experiment_id)
 
 
 # --- reading files that may not be files ------------------------------------------------------
@@ -136,40 +141,53 @@ def _not_a_file(path: Path | str, mode: int) -> BadRecord:
     return BadRecord(f"{os.path.basename(path)} is {kind}, not a file")
 
 
-def open_regular(path: Path | str) -> int:
-    """A read-only descriptor of ``path``, a regular file (or a link to one).
+def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of ``path``, a regular file (or a link to one), and its stat.
 
-    A FIFO, device or socket put in an experiment folder is never opened for real: a FIFO
-    would block the reader for ever, a device never end. It is refused (BadRecord) after a
-    ``stat`` and, against a swap in between, opened without blocking and checked again.
+    A FIFO, device or socket put in an experiment folder is never read from: a FIFO would
+    block the reader for ever, a device never end. It is opened without blocking (which a
+    FIFO with no writer allows at once) and refused (BadRecord) by what ``fstat`` says.
     FileNotFoundError when there is nothing; BadRecord for any other reason it cannot be read.
     """
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_a_file(path, mode)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise _not_a_file(path, mode)
-    return fd
+        raise _not_a_file(path, st.st_mode)
+    return fd, st
 
 
 def read_regular(path: Path | str) -> bytes:
     """The bytes of a regular file (see :func:`open_regular`)."""
-    fd = open_regular(path)
+    return read_regular_stat(path)[0]
+
+
+def read_regular_stat(path: Path | str) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and its stat, from one descriptor (see
+    :func:`open_regular`)."""
+    fd, st = open_regular(path)
     try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(st.st_size + 1, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
     except OSError as exc:
         raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
+
+
+def fingerprint(st: os.stat_result) -> str:
+    """What changes when a file is written or replaced: its mtime, size and inode."""
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
 @contextlib.contextmanager
@@ -355,41 +373,47 @@ class Summary:
         self.last: dict[str, Any] = last if last is not None else {}
         self.stats: dict[str, list[Any]] = stats if stats is not None else {}  # count, min,
         self.lines = lines  # max, last step
+        self.source: str | None = None  # the fingerprint of the results.jsonl read last
 
     def add(self, lines: list[dict[str, Any]]) -> None:
+        merge, last = self._merge, self.last
         for line in lines:
             step = line.get("step")
             try:
-                self._merge(self.last, line["results"], "", step if step.__class__ is int else None)
+                merge(last, line["results"], "", step if step.__class__ is int else None)
             except RecursionError:
                 continue  # nested deeper than Python walks: hostile, left out
             self.lines += 1
 
     def _merge(self, into: dict[str, Any], results: dict[str, Any], prefix: str, step: Any) -> None:
+        # Called for every logged line of every run the index reads: kept tight.
         stats = self.stats
         for name, value in results.items():
-            key = f"{prefix}.{name}" if prefix else name
             cls = value.__class__
             if cls is dict and value:
                 sub = into.get(name)
                 if sub.__class__ is not dict:
                     sub = into[name] = {}
-                self._merge(sub, value, key, step)
+                self._merge(sub, value, f"{prefix}{name}.", step)
                 continue
             if cls is str:
                 value = _NON_FINITE.get(value, value)
                 cls = value.__class__
             into[name] = value
+            key = prefix + name if prefix else name
             stat = stats.get(key)
             if stat is None:
                 stat = stats[key] = [0, None, None, None]
             stat[0] += 1
             if step is not None:
                 stat[3] = step
-            if cls is int or (cls is float and value == value):
-                if stat[1] is None or value < stat[1]:
+            if (cls is float and value == value) or cls is int:
+                low = stat[1]
+                if low is None:
+                    stat[1] = stat[2] = value
+                elif value < low:
                     stat[1] = value
-                if stat[2] is None or value > stat[2]:
+                elif value > stat[2]:
                     stat[2] = value
 
     def series(self) -> dict[str, Series]:
@@ -415,17 +439,22 @@ def iter_results(folder: Path | str, offset: int = 0) -> Iterator[list[dict[str,
 def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
     """Add to ``summary`` the whole lines ``results.jsonl`` holds past ``offset``; the offset
     after the last whole line. BadRecord when it is not a file."""
-    for lines, used in _chunks(folder, offset):
+    summary.source = None
+    for lines, used in _chunks(folder, offset, summary):
         summary.add(lines)
         offset += used
     return offset
 
 
-def _chunks(folder: Path | str, offset: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+def _chunks(
+    folder: Path | str, offset: int, summary: Summary | None = None
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
     try:
-        fd = open_regular(os.path.join(folder, store.RESULTS))
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
         return
+    if summary is not None:
+        summary.source = fingerprint(st)
     try:
         os.lseek(fd, offset, os.SEEK_SET)
         rest = b""
@@ -450,11 +479,11 @@ def tail_results(folder: Path | str, count: int = 10) -> list[dict[str, Any]]:
     """The last ``count`` whole lines of ``results.jsonl`` (as :func:`read_results` has them),
     read from its end: a file of a million lines costs what one of ten does."""
     try:
-        fd = open_regular(os.path.join(folder, store.RESULTS))
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
         return []
     try:
-        pos = os.fstat(fd).st_size
+        pos = st.st_size
         data, block = b"", 64 * 1024
         while pos > 0 and data.count(b"\n") <= count + 1:
             start = max(0, pos - block)

@@ -345,11 +345,11 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
 
 def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
     try:
-        fd = open_regular(rec.dir / "stderr.txt")  # never a FIFO left in its place
+        fd, st = open_regular(rec.dir / "stderr.txt")  # never a FIFO left in its place
     except (OSError, BadRecord):
         return []
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size
         start = max(0, size - 16384)
         text = os.pread(fd, size - start, start).decode("utf-8", "replace")
     except OSError:
