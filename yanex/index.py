@@ -847,7 +847,7 @@ class Index:
                 self._reread(experiment_id, bool(archived))
 
     def _verify_batch(self, skip: bool) -> list[tuple[str, bool]]:
-        """Finished experiments whose files changed since they were read, from the next
+        """Finished experiments whose metadata changed since they were read, from the next
         VERIFY_BATCH in turn (a cursor over IDs that wraps around)."""
         if skip:
             return []
@@ -861,11 +861,13 @@ class Index:
                 "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
                 (cursor, VERIFY_BATCH - len(rows)),
             ).fetchall()
-        roots = self._roots
+        # metadata.json only (one stat each): a finished run's results.jsonl edited by hand is
+        # seen by `show` (refresh_if_changed) and by `reindex`.
+        roots, tail = self._roots, f"{os.sep}{store.METADATA}"
         changed = [
             (experiment_id, bool(archived))
             for experiment_id, archived, fp in rows
-            if _folder_fingerprint(f"{roots[archived]}{experiment_id}") != fp
+            if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp.partition("|")[0]
         ]
         if rows:
             self._next_cursor = rows[-1][0]
