@@ -632,10 +632,10 @@ _LOWER_IS_BETTER = frozenset(("loss", "error", "err", "mse", "mae", "rmse", "nll
                               "cost", "neg", "distance", "fid"))  # fmt: skip
 _HIGHER_IS_BETTER = frozenset(("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc",
                                "map", "iou", "miou", "dice", "bleu", "rouge", "score", "reward",
-                               "return", "r2", "top1", "top5", "psnr", "ssim", "throughput",
+                               "return", "r2", "psnr", "ssim", "throughput",
                                "fps", "success", "ndcg", "mrr", "likelihood", "elbo", "kappa",
                                "correct"))  # fmt: skip
-_WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]*")
+_WORD_RE = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 
 
 def better(name: str) -> str | None:
@@ -643,9 +643,9 @@ def better(name: str) -> str | None:
     like loss, error, mse, time), ``"max"`` when larger are (accuracy, f1, reward, score),
     None when its name says neither or both (``top1_error``): then whoever asks which is best
     must be told (``maximize=``, ``--maximize``). The one rule for ``get_best``, ``compare``
-    and the dashboard."""
+    and the dashboard. Words split at ``_``, ``/``, ``.``, ``-`` and case changes
+    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy."""
     words = {word.lower() for word in _WORD_RE.findall(name)}
-    words |= {w.rstrip("0123456789") for w in words}  # top1 -> top, f1 stays f1
     lower, higher = bool(words & _LOWER_IS_BETTER), bool(words & _HIGHER_IS_BETTER)
     if lower == higher:
         return None
