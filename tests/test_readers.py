@@ -437,3 +437,34 @@ def test_a_copy_in_both_roots_is_named_not_flipped(typed_runs: Project) -> None:
     with sqlite3.connect(typed_runs.home / "index-v2.sqlite3") as conn:
         archived = conn.execute("SELECT archived FROM experiments WHERE id = ?", (folder.name,))
         assert archived.fetchone() == (0,)
+
+
+def test_a_build_read_by_worker_processes_indexes_what_one_process_does(
+    typed_runs: Project,
+) -> None:
+    root = typed_runs.home / "experiments"
+    broken = root / "aaaa0002"
+    shutil.copytree(root / by_seed(typed_runs)[BIG], broken)
+    (broken / "metadata.json").write_text("{not json")
+    (root / "aaaa0001").mkdir()  # being created: no metadata yet
+    code = """
+import json, sys
+from yanex import index
+index.PARALLEL_FROM = int(sys.argv[1])
+built = index.Index(echo=lambda line: None)
+dump = {table: sorted(map(list, built.conn.execute(f"SELECT * FROM {table}")))
+        for table in ("experiments", "tags", "params", "results", "pending", "broken")}
+for row in dump["experiments"]:
+    row[-2] = row[-2].split("|")[0]  # fingerprints: the same files
+print(json.dumps(dump))
+"""
+    dumps = []
+    for parallel_from in ("2", "1000000"):
+        for leftover in typed_runs.home.glob("index-v*"):
+            leftover.unlink()
+        r = run_python(code, cwd=typed_runs.path, env=typed_runs.env(), args=[parallel_from])
+        assert r.returncode == 0, r.stderr
+        dumps.append(json.loads(r.stdout))
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["experiments"]) == 4 and dumps[0]["pending"] == [["aaaa0001", 0]]
+    assert [row[0] for row in dumps[0]["broken"]] == ["aaaa0002"]

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import sqlite3
+import sys
 import tempfile
 import time
 import zlib
@@ -408,6 +409,68 @@ class _Row:
 def read_row(folder: Path | str, archived: bool) -> _Row:
     """Read one experiment folder; FileNotFoundError (no metadata yet) or BadRecord."""
     return _Row(str(folder), archived)
+
+
+class _Ready:
+    """A row's values, computed where the folder was read (a build's worker process)."""
+
+    __slots__ = ("archived", "id", "params", "results", "tags", "vals")
+
+    def __init__(self, row: _Row) -> None:
+        self.id, self.archived = row.id, row.archived
+        self.vals = row.values()
+        self.tags, self.params, self.results = row.rows()
+
+    def values(self) -> tuple[Any, ...]:
+        return self.vals
+
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return self.tags, self.params, self.results
+
+
+# A build reads folders in processes of their own (fork: nothing is imported again) from
+# this many on, a chunk each, where that is safe: Linux, and no other thread running.
+PARALLEL_FROM = 5000
+_CHUNK = 250
+_Read = _Ready | tuple[str, str, str, bool, str]
+
+
+def _read_folders(folders: list[tuple[str, str, bool]]) -> list[_Read]:
+    """Each folder read: a ready row, ("pending", id, folder, archived, "") when it has no
+    metadata yet, or ("broken", id, folder, archived, why)."""
+    found: list[_Read] = []
+    for experiment_id, folder, archived in folders:
+        try:
+            found.append(_Ready(read_row(folder, archived)))
+        except FileNotFoundError:
+            found.append(("pending", experiment_id, folder, archived, ""))
+        except record.BadRecord as exc:
+            found.append(("broken", experiment_id, folder, archived, str(exc)))
+    return found
+
+
+def _read_all(folders: list[tuple[str, str, bool]]) -> Iterator[_Read]:
+    import threading
+
+    workers = min(os.cpu_count() or 1, 4)
+    parallel = (
+        len(folders) >= PARALLEL_FROM
+        and workers > 1
+        and sys.platform == "linux"
+        and threading.active_count() == 1
+    )
+    if not parallel:
+        for one in folders:
+            yield from _read_folders([one])
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [folders[i : i + _CHUNK] for i in range(0, len(folders), _CHUNK)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for found in pool.map(_read_folders, chunks):
+            yield from found
 
 
 # --- the index --------------------------------------------------------------------------------
@@ -793,20 +856,12 @@ class Index:
             self._delete(experiment_id, archived)
         for experiment_id in waiting - names:
             self._forget_waiting(experiment_id, archived)
-        batch: list[_Row] = []
-        for experiment_id in sorted(names - known - waiting):
-            if not fresh:
+        new = sorted(names - known - waiting)
+        if not fresh:
+            for experiment_id in new:
                 self._reread(experiment_id, archived)
-                continue
-            row = self._read_new(experiment_id, archived)
-            if row is not None:
-                batch.append(row)
-            if len(batch) >= BATCH or (batch and row is None):
-                self._write_batch(batch)
-                batch = []
-            self._advance()
-        if batch:
-            self._write_batch(batch)
+        else:
+            self._add_new([(i, self._dir(i, archived), archived) for i in new])
         # A root changed within the last tick is looked at again next time.
         self._set_state(f"root:{flag}", "racy" if racy else key)
 
@@ -935,19 +990,26 @@ class Index:
             return
         self._write(row, fresh)
 
-    def _read_new(self, experiment_id: str, archived: bool) -> _Row | None:
-        """A folder the index holds nothing of, read (None: pending or broken, noted)."""
-        folder = self._dir(experiment_id, archived)
-        try:
-            return read_row(folder, archived)
-        except FileNotFoundError:
-            if os.path.isdir(folder):  # being created: its metadata comes later
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO pending VALUES (?, ?)", (experiment_id, int(archived))
-                )
-        except record.BadRecord as exc:
-            self._broken(experiment_id, archived, str(exc), fresh=True)
-        return None
+    def _add_new(self, folders: list[tuple[str, str, bool]]) -> None:
+        """Index folders the index holds nothing of (a build), read by processes of their
+        own when there are many, and inserted a batch at a time."""
+        batch: list[_Ready] = []
+        for item in _read_all(folders):
+            if isinstance(item, _Ready):
+                batch.append(item)
+            elif item[0] == "pending":
+                if os.path.isdir(item[2]):  # being created: its metadata comes later
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO pending VALUES (?, ?)", (item[1], int(item[3]))
+                    )
+            else:
+                self._broken(item[1], item[3], item[4], fresh=True)
+            if len(batch) >= BATCH:
+                self._write_batch(batch)
+                batch = []
+            self._advance()
+        if batch:
+            self._write_batch(batch)
 
     def _broken(self, experiment_id: str, archived: bool, reason: str, fresh: bool) -> None:
         if not fresh:
@@ -982,7 +1044,7 @@ class Index:
         )
         return True
 
-    def _write(self, row: _Row, fresh: bool = False) -> None:
+    def _write(self, row: _Row | _Ready, fresh: bool = False) -> None:
         """Insert one experiment's rows, all or none: a value SQLite cannot take (text that
         is not Unicode, a hand-made metadata.json's odd value) skips the folder, named."""
         conn = self.conn
@@ -1010,7 +1072,7 @@ class Index:
             return
         conn.execute("RELEASE one")
 
-    def _insert(self, rows: list[_Row]) -> None:
+    def _insert(self, rows: list[_Row] | list[_Ready]) -> None:
         conn = self.conn
         conn.executemany(_INSERT, [row.values() for row in rows])
         tags: list[tuple[Any, ...]] = []
@@ -1025,7 +1087,7 @@ class Index:
         conn.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
         conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?)", results)
 
-    def _write_batch(self, rows: list[_Row]) -> None:
+    def _write_batch(self, rows: list[_Ready]) -> None:
         """A build's rows, many at once; a batch with a row SQLite refuses goes one by one."""
         conn = self.conn
         conn.execute("SAVEPOINT batch")
