@@ -414,6 +414,9 @@ def test_a_long_results_file_is_summarized_exactly_a_chunk_at_a_time(
     xs, ys = traces["loss"]
     assert len(xs) <= views.MAX_POINTS + 1 and xs[-1] == len(values) - 1 and ys[-1] == values[-1]
     assert xs[:3] == [0, 5, 10]  # every 5th of 20,011 points
+    xs, ys = traces["nested.x"]  # at a third of the lines: found by its name's bytes
+    assert len(xs) <= views.MAX_POINTS + 1 and xs[-1] == 20_010 - 20_010 % 3 and xs[0] == 0
+    assert ys[-1] == -xs[-1]
 
 
 def test_reindex_while_others_read(typed_runs: Project) -> None:
@@ -468,3 +471,33 @@ print(json.dumps(dump))
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["experiments"]) == 4 and dumps[0]["pending"] == [["aaaa0001", 0]]
     assert [row[0] for row in dumps[0]["broken"]] == ["aaaa0002"]
+
+
+def test_a_big_results_file_summarized_in_parts_equals_one_pass(tmp_path: Path) -> None:
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    with open(folder / "results.jsonl", "w") as f:
+        for i in range(30_011):
+            line = {"loss": (i * 7919) % 1000 - 500, "val": {"f1": i / 3}} if i % 5 else {}
+            if i % 7 == 0:
+                line["acc"] = "NaN" if i % 2 else i / 10
+            f.write(json.dumps({"step": i, "results": line}) + "\n")
+    code = """
+import json, sys
+from yanex import record
+record.PARALLEL_BYTES = 10_000
+whole = record.Summary()
+fd, st = record.open_regular(sys.argv[1] + "/results.jsonl")
+parts = record._parts(fd, 0, st.st_size)
+end = record.scan_results(sys.argv[1], whole)
+record.PARALLEL_BYTES = 10**15
+one = record.Summary()
+assert record.scan_results(sys.argv[1], one) == end
+same_last = json.dumps(whole.last) == json.dumps(one.last)  # NaN is NaN
+print(json.dumps([len(parts), whole.stats == one.stats, same_last, whole.lines == one.lines,
+                  one.lines]))
+"""
+    r = run_python(code, cwd=tmp_path, env=dict(os.environ), args=[str(folder)])
+    assert r.returncode == 0, r.stderr
+    parts, *same, lines = json.loads(r.stdout)
+    assert parts > 1 and all(same) and lines == 30_011

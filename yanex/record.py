@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import math
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -416,6 +418,23 @@ class Summary:
                 elif value > stat[2]:
                     stat[2] = value
 
+    def merge(self, later: Summary) -> None:
+        """Add the summary of the lines that came after these (a part read elsewhere)."""
+        _merge_last(self.last, later.last)
+        for key, (count, low, high, step) in later.stats.items():
+            stat = self.stats.get(key)
+            if stat is None:
+                self.stats[key] = [count, low, high, step]
+                continue
+            stat[0] += count
+            if low is not None and (stat[1] is None or low < stat[1]):
+                stat[1] = low
+            if high is not None and (stat[2] is None or high > stat[2]):
+                stat[2] = high
+            if step is not None:
+                stat[3] = step
+        self.lines += later.lines
+
     def series(self) -> dict[str, Series]:
         """Each leaf of the last values with its :class:`Series`."""
         found = {}
@@ -425,6 +444,14 @@ class Summary:
         return found
 
 
+def _merge_last(into: dict[str, Any], later: dict[str, Any]) -> None:
+    for name, value in later.items():
+        if value.__class__ is dict and value and into.get(name).__class__ is dict:
+            _merge_last(into[name], value)
+        else:
+            into[name] = value
+
+
 RESULTS_CHUNK = 4 * 1024 * 1024  # bytes of results.jsonl parsed at a time (memory stays flat)
 
 
@@ -432,47 +459,114 @@ def iter_results(folder: Path | str, offset: int = 0) -> Iterator[list[dict[str,
     """The whole lines ``results.jsonl`` holds past ``offset``, a chunk of them at a time (as
     :func:`parse_results` has them): a file of any size in a few MB of memory. BadRecord when
     it is not a file. :func:`scan_results` says where the lines ended."""
-    for lines, _ in _chunks(folder, offset):
-        yield lines
+    for data in iter_result_bytes(folder, offset):
+        yield parse_results(data)[0]
+
+
+def iter_result_bytes(folder: Path | str, offset: int = 0) -> Iterator[bytes]:
+    """The bytes of ``results.jsonl`` past ``offset``, a chunk of whole lines at a time."""
+    try:
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
+    except FileNotFoundError:
+        return
+    try:
+        yield from _whole_lines(fd, offset, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def _whole_lines(fd: int, start: int, stop: int) -> Iterator[bytes]:
+    """Chunks of the whole lines between ``start`` and ``stop`` (a line begins at start)."""
+    pos, rest = start, b""
+    while pos < stop:
+        try:
+            data = os.pread(fd, min(RESULTS_CHUNK, stop - pos), pos)
+        except OSError as exc:
+            raise BadRecord(f"{store.RESULTS} cannot be read: {exc.strerror or exc}") from exc
+        if not data:
+            break
+        pos += len(data)
+        if rest:
+            data = rest + data
+        end = data.rfind(b"\n") + 1
+        rest = data[end:]
+        if end:
+            yield data[:end]
+
+
+# From this size on, what is left to read of one results.jsonl is summarized in parts by
+# processes of their own (fork, on Linux, with no other thread running), then merged.
+PARALLEL_BYTES = 32 * 1024 * 1024
 
 
 def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
     """Add to ``summary`` the whole lines ``results.jsonl`` holds past ``offset``; the offset
     after the last whole line. BadRecord when it is not a file."""
     summary.source = None
-    for lines, used in _chunks(folder, offset, summary):
-        summary.add(lines)
-        offset += used
-    return offset
-
-
-def _chunks(
-    folder: Path | str, offset: int, summary: Summary | None = None
-) -> Iterator[tuple[list[dict[str, Any]], int]]:
     try:
         fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
-        return
-    if summary is not None:
-        summary.source = fingerprint(st)
+        return offset
+    summary.source = fingerprint(st)
     try:
-        os.lseek(fd, offset, os.SEEK_SET)
-        rest = b""
-        while True:
-            try:
-                data = os.read(fd, RESULTS_CHUNK)
-            except OSError as exc:
-                raise BadRecord(f"{store.RESULTS} cannot be read: {exc.strerror or exc}") from exc
-            if not data:
-                break
-            if rest:
-                data = rest + data
-            end = data.rfind(b"\n") + 1
-            rest = data[end:]
-            if end:
-                yield parse_results(data[:end])[0], end
+        parts = _parts(fd, offset, st.st_size)
+        if len(parts) > 1:
+            return _scan_parallel(fd, parts, summary)
+        for data in _whole_lines(fd, offset, st.st_size):
+            summary.add(parse_results(data)[0])
+            offset += len(data)
+        return offset
     finally:
         os.close(fd)
+
+
+def _parts(fd: int, start: int, stop: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut at line ends into one part per worker, when it is big enough and
+    workers are safe; else the whole."""
+    import multiprocessing
+    import threading
+
+    workers = min(os.cpu_count() or 1, 4)
+    if (
+        stop - start < PARALLEL_BYTES
+        or workers < 2
+        or not sys.platform.startswith("linux")
+        or threading.active_count() > 1
+        or multiprocessing.parent_process() is not None  # a worker already
+    ):
+        return [(start, stop)]
+    cuts = [start]
+    for i in range(1, workers):
+        at = start + (stop - start) * i // workers
+        window = os.pread(fd, 1 << 20, at)
+        newline = window.find(b"\n")
+        if newline >= 0 and at + newline + 1 > cuts[-1]:
+            cuts.append(at + newline + 1)
+    cuts.append(stop)
+    return list(itertools.pairwise(cuts))
+
+
+def _scan_parallel(fd: int, parts: list[tuple[int, int]], summary: Summary) -> int:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")  # the descriptor is shared, nothing imported
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        found = list(pool.map(_summarize_part, [(fd, a, b) for a, b in parts]))
+    end = parts[0][0]
+    for part, used in found:
+        summary.merge(part)
+        end += used
+    return end
+
+
+def _summarize_part(job: tuple[int, int, int]) -> tuple[Summary, int]:
+    fd, start, stop = job
+    part, used = Summary(), 0
+    for data in _whole_lines(fd, start, stop):
+        part.add(parse_results(data)[0])
+        used += len(data)
+    return part, used
 
 
 def tail_results(folder: Path | str, count: int = 10) -> list[dict[str, Any]]:

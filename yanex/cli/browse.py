@@ -115,7 +115,8 @@ class IndexProgress:
     def __call__(self, done: int, total: int, why: str) -> None:
         if not sys.stderr.isatty():
             if not self.told and done < total:
-                echo_err(f"yanex: indexing {total:,} experiments ({why})")
+                many = "experiment" if total == 1 else "experiments"
+                echo_err(f"yanex: indexing {total:,} {many} ({why})")
                 self.told = True
             return
         if self.bar is None:

@@ -8,6 +8,7 @@ experiments through ``yanex.record``; nothing here opens the index's tables itse
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import stat
@@ -442,45 +443,95 @@ def curves(records: Sequence[Record]) -> dict[str, Any]:
 
 
 def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
-    """``{leaf: (steps, values)}`` of one experiment's numeric results, each thinned to
-    MAX_POINTS by a stride from its count in the index (``rec.series``): the file is read a
-    chunk at a time and only the points kept are held."""
-    numeric = {
-        name: max(1, math.ceil(s.count / MAX_POINTS))
+    """``{leaf: (steps, values)}`` of one experiment's numeric results, each thinned to about
+    MAX_POINTS (its last point kept), from the counts the index holds (``rec.series``).
+
+    A line is parsed only when it holds a point to draw: results logged at most steps take
+    every n-th line (a slice of the file's lines), the others are told by their name's bytes
+    in a line. A million-line file costs a pass over its bytes and a few thousand parses, in
+    a few MB of memory.
+    """
+    counts = {
+        name: s.count
         for name, s in rec.series.items()
         if s.min is not None or (record.is_number(s.last) and s.count)
     }
-    if not numeric:
+    if not counts:
         return {}
-    seen: dict[str, int] = dict.fromkeys(numeric, 0)
-    xs: dict[str, list[Any]] = {name: [] for name in numeric}
-    ys: dict[str, list[Any]] = {name: [] for name in numeric}
-    last: dict[str, tuple[Any, Any]] = {}
-    index = 0
-    for lines in record.iter_results(rec.dir):
-        for line in lines:
-            step = line.get("step")
-            x = step if isinstance(step, int) and not isinstance(step, bool) else index
-            index += 1
-            for name, value in leaves(line["results"]):
-                stride = numeric.get(name)
-                if stride is None:
-                    continue
-                value = record.decode_value(value)
-                if not record.is_number(value):
-                    continue  # text, true/false, lists: not a point
-                y = value if math.isfinite(value) else None
-                if seen[name] % stride == 0:
-                    xs[name].append(x)
-                    ys[name].append(y)
-                    last.pop(name, None)
-                else:
-                    last[name] = (x, y)
-                seen[name] += 1
-    for name, (x, y) in last.items():  # the last point of a thinned curve is always drawn
-        xs[name].append(x)
-        ys[name].append(y)
-    return {name: (xs[name], ys[name]) for name in numeric if xs[name]}
+    lines = max(rec.steps, 1)
+    dense = [name for name, count in counts.items() if count * 2 >= lines]
+    sparse = {name: count for name, count in counts.items() if name not in dense}
+    stride = max(1, math.ceil(lines / MAX_POINTS))
+    needles = {name: json.dumps(name.rsplit(".", 1)[-1]).encode() for name in counts}
+    strides = {name: max(1, math.ceil(count / MAX_POINTS)) for name, count in sparse.items()}
+    seen = dict.fromkeys(sparse, 0)
+    points: dict[str, tuple[list[Any], list[Any]]] = {name: ([], []) for name in counts}
+    held: dict[str, tuple[int, bytes]] = {}  # a sparse curve's last line not drawn yet
+    base = 0
+    tail: list[bytes] = []
+    for data in record.iter_result_bytes(rec.dir):
+        raws = data.split(b"\n")[:-1]
+        if dense:
+            first = -base % stride
+            for offset, raw in enumerate(raws[first::stride]):
+                _add_points(points, dense, base + first + offset * stride, raw)
+        for index, raw in enumerate(raws, base) if sparse else ():
+            for name in sparse:
+                if needles[name] in raw:
+                    if seen[name] % strides[name] == 0:
+                        _add_points(points, [name], index, raw)
+                        held.pop(name, None)
+                    else:
+                        held[name] = (index, raw)
+                    seen[name] += 1
+        base += len(raws)
+        tail = raws[-1000:] or tail
+    for name, (at, raw) in held.items():
+        _add_points(points, [name], at, raw)
+    _add_last(points, dense, needles, tail, base)
+    return {name: xy for name, xy in points.items() if xy[0]}
+
+
+def _add_last(
+    points: dict[str, tuple[list[Any], list[Any]]],
+    names: list[str],
+    needles: dict[str, bytes],
+    tail: list[bytes],
+    count: int,
+) -> None:
+    """Each curve's last logged point, from the last lines, when the stride left it out."""
+    for back, raw in enumerate(reversed(tail)):
+        index = count - 1 - back
+        due = [n for n in names if needles[n] in raw]
+        for name in due:
+            xs, ys = points[name]
+            drawn = len(xs)
+            _add_points(points, [name], index, raw)
+            if drawn and len(xs) > drawn and (xs[-1], ys[-1]) == (xs[-2], ys[-2]):
+                xs.pop()  # the stride had taken this line already
+                ys.pop()
+        names = [n for n in names if n not in due]
+        if not names:
+            return
+
+
+def _add_points(
+    points: dict[str, tuple[list[Any], list[Any]]], names: list[str], index: int, raw: bytes
+) -> None:
+    """Each of ``names`` from one raw line of results.jsonl, at its step (else its index); a
+    value that is not a finite number is a gap (None)."""
+    try:
+        line = json.loads(raw)
+        values = dict(leaves(line["results"]))
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return
+    step = line.get("step")
+    x = step if isinstance(step, int) and not isinstance(step, bool) else index
+    for name in names:
+        value = record.decode_value(values.get(name))
+        if record.is_number(value):
+            points[name][0].append(x)
+            points[name][1].append(value if math.isfinite(value) else None)
 
 
 # --- compare --------------------------------------------------------------------------------
