@@ -243,7 +243,7 @@ def column(values: list[Any]) -> Any:
     import pandas
 
     present = [v for v in values if v is not _MISSING and v is not None]
-    kinds = {_kind(v) for v in present}
+    kinds = {_KINDS.get(cls, "other") for cls in {v.__class__ for v in present}}
     mask = numpy.array([v is _MISSING or v is None for v in values], dtype=bool)
     if kinds == {"int"} and all(fits_int64(v) for v in present):
         data = numpy.array([0 if m else v for v, m in zip(values, mask, strict=True)], "int64")
@@ -265,17 +265,7 @@ def column(values: list[Any]) -> Any:
     return found
 
 
-def _kind(value: Any) -> str:
-    cls = value.__class__
-    if cls is bool:
-        return "bool"
-    if cls is int:
-        return "int"
-    if cls is float:
-        return "float"
-    if cls is str:
-        return "str"
-    return "other"
+_KINDS = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
 def _local_zone() -> Any:
