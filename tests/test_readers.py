@@ -501,3 +501,32 @@ print(json.dumps([len(parts), whole.stats == one.stats, same_last, whole.lines =
     assert r.returncode == 0, r.stderr
     parts, *same, lines = json.loads(r.stdout)
     assert parts > 1 and all(same) and lines == 30_011
+
+
+def test_a_command_started_during_a_build_follows_it_then_answers(typed_runs: Project) -> None:
+    """While another process builds the index (it holds the build lock and writes its
+    progress there), a reader says whose build it waits for and how far it is, then answers."""
+    for leftover in typed_runs.home.glob("index-v*"):
+        leftover.unlink()
+    lock = typed_runs.home / f"index-v{index_module.SCHEMA_VERSION}.sqlite3.lock"
+    builder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.pwrite(fd, f'{os.getpid()} 2 4\\n'.encode(), 0)\n"
+            "print('building', flush=True)\ntime.sleep(2)\n",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert builder.stdout is not None and builder.stdout.readline() == b"building\n"
+        r = typed_runs.yanex("list", "--format", "ids", timeout=60)
+    finally:
+        builder.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert f"indexing 4 experiments (pid {builder.pid} is building it)" in r.stderr
+    assert sorted(r.stdout.split()) == sorted(f.name for f in typed_runs.experiments())
