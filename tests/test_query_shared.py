@@ -146,6 +146,7 @@ def test_one_rule_says_which_way_is_better(name: str, way: str | None) -> None:
     assert query.direction(name, minimize=[name]) == "min"
 
 
+@pytest.mark.slow
 def test_a_result_of_no_known_direction_gets_no_best_mark(project: Project) -> None:
     project.write("job.py", "import yanex\nyanex.log_results({'speedup': yanex.get_param('s')})\n")
     project.commit()

@@ -22,6 +22,9 @@ from conftest import Project, assert_usage_error, metadata, run_python
 from yanex import index as index_module
 from yanex import query, record
 
+# Every test here makes real runs or reads a long file: a second or more each.
+pytestmark = pytest.mark.slow
+
 BIG = 2**53 + 1  # the first int a float cannot hold
 
 TYPED = """
