@@ -159,6 +159,9 @@ def test_nested_results_sort_and_filter_by_dotted_names(typed_runs: Project) -> 
     assert ids(typed_runs, "--where", "results.val.f1>0.6", "--sort", "-results.val.f1") == above
     r = typed_runs.yanex("show", "big", "--format", "json")
     assert json.loads(r.stdout)["results"]["val.f1"]["last"] == 0.9
+    header = typed_runs.yanex("list").stdout.splitlines()[0].split()
+    assert "val.f1" in header  # columns by the names --sort and --where take
+    assert typed_runs.yanex("get", "results.val.f1", "big").stdout == "0.9\n"
 
 
 def test_dates_are_whole_days(typed_runs: Project) -> None:

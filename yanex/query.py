@@ -679,16 +679,15 @@ def best_rows(
     best. Only numbers (not NaN) take part, and a result with fewer than two different values
     has no best."""
     best: dict[str, set[int]] = {}
+    flat = [dict(record.leaves(rec.last)) for rec in records]  # val.f1 of a nested result
     for name in names:
         way = direction(name, minimize, maximize)
         if way is None:
             continue
         values = [
-            (i, rec.last[name])
-            for i, rec in enumerate(records)
-            if name in rec.last
-            and record.is_number(rec.last[name])
-            and not math.isnan(rec.last[name])
+            (i, last[name])
+            for i, last in enumerate(flat)
+            if name in last and record.is_number(last[name]) and not math.isnan(last[name])
         ]
         if len(values) < 2 or len({v for _, v in values}) < 2:
             continue  # nothing to choose between

@@ -222,7 +222,12 @@ def _record_json(rec: Record) -> dict[str, Any]:
 
 
 def _result_names(records: Sequence[Record]) -> list[str]:
-    return list(dict.fromkeys(name for rec in records for name in rec.last))
+    """The results' dotted names (``val.f1``), as --where and --sort name them."""
+    return list(dict.fromkeys(name for rec in records for name in _flat_last(rec)))
+
+
+def _flat_last(rec: Record) -> dict[str, Any]:
+    return dict(leaves(rec.last))
 
 
 def _flat_params(rec: Record) -> dict[str, Any]:
@@ -298,7 +303,7 @@ def list_command(
                     for h in headers
                 ]
                 + [out.full_value(params.get(k)) for k in keys]
-                + [out.full_value(rec.last.get(n)) for n in names]
+                + [out.full_value(_flat_last(rec).get(n)) for n in names]
             )
         out.print_csv(
             headers + [f"params.{k}" for k in keys] + [f"results.{n}" for n in names], rows
@@ -335,7 +340,8 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
         ]
         if all_projects:
             row.append(out.safe(Path(rec.project).name if rec.project else ""))
-        row += [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
+        last = _flat_last(rec)
+        row += [out.value(last[n]) if n in last else "" for n in names]
         table.rows.append(row)
     if records:
         table.print()
@@ -608,7 +614,7 @@ def compare(
                     "name": rec.name,
                     "status": rec.status,
                     "params": {k: params.get(k) for k in keys},
-                    "results": {n: rec.last.get(n) for n in names},
+                    "results": {n: _flat_last(rec).get(n) for n in names},
                     "best": [n for n in names if best.get(n) and i in best[n]],
                 }
                 for i, (rec, params) in enumerate(zip(records, flat, strict=True))
@@ -619,7 +625,7 @@ def compare(
         rows = [
             [rec.id, out.safe(rec.name or ""), rec.status]
             + [out.full_value(params.get(k)) for k in keys]
-            + [out.full_value(rec.last.get(n)) for n in names]
+            + [out.full_value(_flat_last(rec).get(n)) for n in names]
             for rec, params in zip(records, flat, strict=True)
         ]
         out.print_csv(
@@ -638,10 +644,11 @@ def compare(
     first_result = 3 + len(keys)
     table.numeric = set(range(first_result, len(headers)))
     for i, (rec, params) in enumerate(zip(records, flat, strict=True)):
+        last = _flat_last(rec)
         table.rows.append(
             [rec.id, out.safe(rec.name or ""), rec.status]
             + [out.value(params[k]) if k in params else "-" for k in keys]
-            + [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
+            + [out.value(last[n]) if n in last else "" for n in names]
         )
         for j, name in enumerate(names):
             if i in best.get(name, ()):
@@ -649,7 +656,12 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
-    unsure = [n for n in names if query.direction(n, minimize, maximize) is None]
+    unsure = [  # results with values to choose between, but no way to tell the best
+        n
+        for n in names
+        if query.direction(n, minimize, maximize) is None
+        and query.best_rows(records, [n], maximize=[n])
+    ]
     if unsure and len(records) > 1:
         shown = ", ".join(out.safe(n) for n in unsure[:5]) + (", ..." if len(unsure) > 5 else "")
         echo_err(
@@ -671,7 +683,7 @@ def _get_value(rec: Record, field: str) -> Any:
     if field.startswith("params."):
         return _lookup(rec.params, field[len("params.") :])
     if field.startswith("results."):
-        return rec.last.get(field[len("results.") :])
+        return _flat_last(rec).get(field[len("results.") :])
     if field == "dir":
         return str(rec.dir)
     if field == "tags":
