@@ -782,10 +782,20 @@ class Index:
     def refresh_if_changed(self, experiment_id: str) -> None:
         """Read one experiment again if its files changed since it was indexed (``show``)."""
         row = self.conn.execute(
-            "SELECT archived, fp FROM experiments WHERE id = ?", (experiment_id,)
+            "SELECT archived, fp, status FROM experiments WHERE id = ?", (experiment_id,)
         ).fetchone()
-        if row is not None and _folder_fingerprint(self._dir(experiment_id, row[0])) != row[1]:
-            self.refresh([experiment_id])
+        if row is None:
+            return
+        archived, fp, status = row
+        now = _folder_fingerprint(self._dir(experiment_id, archived))
+        if now == fp:
+            return
+        with self._transaction():
+            # A running run's results only grew: read on from where the index stopped.
+            grew = (
+                status == Status.RUNNING and now and now.partition("|")[0] == fp.partition("|")[0]
+            )
+            self._reread(experiment_id, bool(archived), results_only=bool(grew))
 
     def _sync(self, *, verify: bool) -> None:
         changed_roots = self._changed_roots()
@@ -968,7 +978,7 @@ class Index:
         folder = self._dir(experiment_id, archived)
         if results_only:
             row = self.conn.execute(
-                "SELECT last, series, steps, results_offset FROM experiments WHERE id = ?",
+                "SELECT last, series, steps, results_offset, fp FROM experiments WHERE id = ?",
                 (experiment_id,),
             ).fetchone()
             if row is not None and self._add_results(experiment_id, folder, *row):
@@ -1021,7 +1031,14 @@ class Index:
         )
 
     def _add_results(
-        self, experiment_id: str, folder: str, last: str, series: str, steps: int, offset: int
+        self,
+        experiment_id: str,
+        folder: str,
+        last: str,
+        series: str,
+        steps: int,
+        offset: int,
+        fp: str,
     ) -> bool:
         """A running experiment's results, read on from where the last look stopped (False:
         the file was rewritten, read it all again)."""
@@ -1032,10 +1049,11 @@ class Index:
             offset = record.scan_results(folder, summary, offset)
         except record.BadRecord:
             return False
+        fp = f"{fp.partition('|')[0]}|{summary.source or '-'}"
         self.conn.execute(
-            "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ? "
+            "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ?, fp = ? "
             "WHERE id = ?",
-            (_json(summary.last), _json(summary.stats), summary.lines, offset, experiment_id),
+            (_json(summary.last), _json(summary.stats), summary.lines, offset, fp, experiment_id),
         )
         self.conn.execute("DELETE FROM results WHERE id = ?", (experiment_id,))
         self.conn.executemany(
