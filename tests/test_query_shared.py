@@ -158,3 +158,18 @@ def test_a_result_of_no_known_direction_gets_no_best_mark(project: Project) -> N
     assert "no best marked for speedup" in r.stderr and "--maximize" in r.stderr
     r = project.yanex("compare", "--maximize", "speedup", "--format", "json")
     assert [row["best"] for row in json.loads(r.stdout)] == [["speedup"], []]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text", ["'adam'", "'a, b'", '"x y"', "''", " 'sp ace' ", "'ünï'", "'1.5'", "'null'", '"[1]"']
+)
+def test_a_plain_quoted_string_is_what_hydra_reads(text: str) -> None:
+    """`--where` reads a quoted string without escapes itself (Hydra's parser costs more to
+    load than the query): the same string Hydra's grammar gives, checked against it."""
+    from yanex.params import parse_value
+
+    assert query._PLAIN_QUOTED_RE.match(text)
+    ours = query.parse_where(f"params.x=={text}").value
+    hydra = parse_value(text, "test")
+    assert type(ours) is type(hydra) is str and ours == hydra

@@ -196,8 +196,6 @@ def leaf_key(key: str) -> tuple[str, str] | None:
 
 def parse_where(text: str) -> Condition:
     """``params.model.lr<=0.01`` -> a :class:`Condition`; QueryError names what is wrong."""
-    from yanex.params import parse_value
-
     shown = f"--where {text!r}"
     match = _OPERATOR_RE.search(text)
     if match is None:
@@ -221,7 +219,7 @@ def parse_where(text: str) -> Condition:
     if key.startswith(("params.", "results.")):
         if not key.split(".", 1)[1]:
             raise QueryError(f"{shown} names no parameter or result after the dot")
-        value = parse_value(value_text, shown)
+        value = _value(value_text, shown)
         kind = typed(value)[0]
         if op not in ("==", "!=") and kind not in _ORDERED_KINDS:
             raise QueryError(
@@ -235,7 +233,7 @@ def parse_where(text: str) -> Condition:
     column, kind = found
     if kind == "time":
         return Condition(column, op, parse_span(value_text.strip().strip("'\""), shown), text)
-    value = parse_value(value_text, shown)
+    value = _value(value_text, shown)
     if kind == "number" and not (record.is_number(value) or value is None):
         raise QueryError(f"{shown}: {key} is a number; compare it with a number")
     if kind == "text" and value is not None:
@@ -243,6 +241,22 @@ def parse_where(text: str) -> Condition:
     if value is None and op not in ("==", "!="):
         raise QueryError(f"{shown}: {op} compares values, not null", hint="Use == null or != null.")
     return Condition(column, op, value, text)
+
+
+# A quoted string without escapes or interpolations: Hydra's grammar reads it as its text,
+# and loading Hydra's parser for it would cost more than the query (tests/test_readers.py
+# checks this against Hydra).
+_PLAIN_QUOTED_RE = re.compile(r"""^\s*(?:'([^'\\$]*)'|"([^"\\$]*)")\s*$""")
+
+
+def _value(text: str, shown: str) -> Any:
+    """A condition's value, typed as ``--param`` types it."""
+    from yanex.params import parse_value
+
+    quoted = _PLAIN_QUOTED_RE.match(text)
+    if quoted:
+        return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+    return parse_value(text, shown)
 
 
 # --- sorting ----------------------------------------------------------------------------------
