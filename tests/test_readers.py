@@ -155,6 +155,9 @@ def test_nested_results_sort_and_filter_by_dotted_names(typed_runs: Project) -> 
           typed_runs.experiments()}  # fmt: skip
     oracle = sorted(f1, key=lambda i: -f1[i]["results"]["val"]["f1"])
     assert ids(typed_runs, "--sort", "-results.val.f1") == oracle
+    # A result alone sorts best first (f1: largest), as compare and get_best decide it.
+    assert ids(typed_runs, "--sort", "results.val.f1") == oracle
+    assert ids(typed_runs, "--sort", "+results.val.f1") == oracle[::-1]
     above = [i for i in oracle if f1[i]["results"]["val"]["f1"] > 0.6]
     assert ids(typed_runs, "--where", "results.val.f1>0.6", "--sort", "-results.val.f1") == above
     r = typed_runs.yanex("show", "big", "--format", "json")

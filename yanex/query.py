@@ -293,9 +293,16 @@ SORT_ONLY = {"tags": "lower(NULLIF(e.tags, '[]'))"}
 
 
 def parse_sort(text: str) -> Sort:
-    descending = text.startswith("-")
-    key = text[1:] if descending else text
-    if leaf_key(key) is not None:
+    """``KEY`` ascending, ``-KEY`` descending, ``+KEY`` ascending; a result alone sorts best
+    first, as :func:`better` says (``results.val_acc``: largest first; a name that says
+    neither: ascending)."""
+    sign = text[:1] if text[:1] in "+-" else ""
+    key = text[len(sign) :]
+    descending = sign == "-"
+    leaf = leaf_key(key)
+    if leaf is not None:
+        if not sign and leaf[0] == "results":
+            descending = better(leaf[1]) == "max"
         return Sort(key, descending)
     if key in SORT_ONLY:
         return Sort(key, descending)

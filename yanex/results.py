@@ -85,10 +85,11 @@ def find(
 ) -> list[Record]:
     """The experiments the filters select, newest first unless ``sort`` says otherwise.
 
-    ``ids`` are IDs, unique prefixes or names (looked up as ``yanex show`` does). The other
-    filters mean what ``yanex list``'s options mean: ``where="results.loss<0.3"`` (or a list
-    of conditions, all of which must hold), ``sort="-results.accuracy"``; ``until`` a date
-    includes that day. ``progress(done, total, why)`` follows a build of the index.
+        ``ids`` are IDs, unique prefixes or names (looked up as ``yanex show`` does). The other
+        filters mean what ``yanex list``'s options mean: ``where="results.loss<0.3"`` (or a list
+        of conditions, all of which must hold), ``sort="results.accuracy"`` (a result alone: best
+    first; ``-``/``+``: descending/ascending); ``until`` a date
+        includes that day. ``progress(done, total, why)`` follows a build of the index.
     """
     index = _synced_index(progress)
     try:

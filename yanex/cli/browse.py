@@ -241,7 +241,8 @@ def _flat_params(rec: Record) -> dict[str, Any]:
     "--sort",
     "sort_key",
     metavar="KEY",
-    help="Sort by KEY (-KEY: descending); default: newest first.",
+    help="Sort by KEY (-KEY: descending, +KEY: ascending; a result alone: best first, e.g. "
+    "results.loss smallest, results.acc largest); default: newest first.",
 )
 @click.option(
     "-l",
@@ -557,7 +558,11 @@ def _print_show(rec: Record) -> None:
     "--all-params", is_flag=True, help="Show every parameter, not only those that differ."
 )
 @click.option(
-    "-s", "--sort", "sort_key", metavar="KEY", help="Sort rows by KEY (-KEY: descending)."
+    "-s",
+    "--sort",
+    "sort_key",
+    metavar="KEY",
+    help="Sort rows by KEY (-KEY: descending, +KEY: ascending; a result alone: best first).",
 )
 @click.option(
     "--minimize", multiple=True, metavar="RESULT", help="Smaller is better for RESULT (repeatable)."

@@ -149,21 +149,25 @@ class TableQuery:
 
     def sort_url(self, key: str) -> str:
         """Sort by ``key``; again: the other way. Times start newest first, results best
-        first (see ``query.better``)."""
-        if self.sort == key:
-            return self.url(sort=f"-{key}")
-        if self.sort == f"-{key}":
+        first (``query.parse_sort``: a result alone sorts best first)."""
+        current = self._current()
+        if current is not None and current.key == key:
+            return self.url(sort=f"{'+' if current.descending else '-'}{key}")
+        if key.startswith("results."):
             return self.url(sort=key)
-        first_down = key in ("created", "started", "duration") or (
-            key.startswith("results.") and query.better(key[len("results.") :]) != "min"
-        )  # a result starts with its best: loss smallest first, accuracy largest
-        return self.url(sort=f"-{key}" if first_down else key)
+        return self.url(sort=f"-{key}" if key in ("created", "started", "duration") else key)
 
     def arrow(self, key: str) -> str:
-        current = self.sort or "-created"
-        if current == key:
-            return "▲"
-        return "▼" if current == f"-{key}" else ""
+        current = self._current()
+        if current is None or current.key != key:
+            return ""
+        return "▼" if current.descending else "▲"
+
+    def _current(self) -> query.Sort | None:
+        try:
+            return query.parse_sort(self.sort or "-created")
+        except query.QueryError:
+            return None
 
 
 def _positive(text: str | None, default: int) -> int:
