@@ -161,7 +161,7 @@ def get_best(
             f"get_best({metric!r}): the name does not say whether larger or smaller is better",
             hint=f"Say which: get_best({metric!r}, maximize=True) or minimize=True.",
         )
-    order = f"{'-' if way == 'max' else ''}results.{metric}"
+    order = f"{'-' if way == 'max' else '+'}results.{metric}"
     found = find(sort=order, where=where, limit=1, **filters)
     return found[0] if found else None
 
