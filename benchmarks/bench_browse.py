@@ -5,11 +5,16 @@
 Real experiments are made by `yanex run` (and by yanex 0.6.1's, with ``--old``), then copied
 (with fresh IDs and creation times) into stores of each size. Each command is timed as a
 whole process: once cold (the first command after the copy, which builds the index) and then
-warm (medians of ``--repeat``), beside `python -c pass` in the same run. Goals (issue 9):
+warm (medians of ``--repeat``), beside `python -c pass` in the same run. Goals (issues 9, 24):
 `yanex list` <= 0.3 s at 10,000 and at 100,000 experiments (0.6.1: 1.73 s at 10,000), its
 memory flat in the store's size; `show` <= 0.1 s over the CLI's start (`yanex --version`);
 `compare` of 1,000 experiments <= 0.5 s; `yanex.results.find()` of 100,000 into a DataFrame
-<= 2 s.
+<= 2 s; every kind of filter and sort (numeric, string, bool, null, nested results and
+params, combined) and `get_best` <= 0.5 s; the cold build (with its progress) <= 30 s;
+`unarchive` changes its rows only (it rebuilt the whole index: 217 s at 100,000).
+
+Figures are taken on a quiet machine (`uptime` load under 1); a smoke run at small sizes
+(`--sizes 300 --repeat 1`) only checks that every case runs.
 """
 
 from __future__ import annotations
@@ -29,14 +34,42 @@ TRAIN = """
 import yanex
 lr = yanex.get_param("lr", 0.1)
 for step in range(20):
-    yanex.log_results({"loss": 1.0 / (step + 1) + lr, "accuracy": step / 20})
+    yanex.log_results(
+        {"loss": 1.0 / (step + 1) + lr, "accuracy": step / 20, "val": {"f1": step / 40 + lr}}
+    )
 """
-GOALS = {"list": 0.3, "show over start": 0.1, "compare 1,000": 0.5, "find -> DataFrame": 2.0}
+GOALS = {
+    "list": 0.3,
+    "show over start": 0.1,
+    "compare 1,000": 0.5,
+    "find -> DataFrame": 2.0,
+    "query": 0.5,
+    "cold": 30.0,
+    "unarchive": 1.0,
+}
 FIND = (
     "import time, yanex.results as yr; t = time.perf_counter(); "
     "df = yr.to_dataframe(yr.find(all_projects=True)); "
     "print(len(df), time.perf_counter() - t)"
 )
+BEST = (
+    "import time, yanex.results as yr; t = time.perf_counter(); "
+    "best = yr.get_best('loss', tags=['baseline'], all_projects=True); "
+    "print(best.id, time.perf_counter() - t)"
+)
+# Every kind of condition and sort, each a whole `yanex list -A` process.
+QUERIES = {
+    "numeric": ["-w", "params.lr<=0.05"],
+    "numeric on a result": ["-w", "results.loss<0.2"],
+    "string": ["-w", "params.opt.name=='adam'"],
+    "bool": ["-w", "params.flag==true"],
+    "null": ["-w", "params.note==null"],
+    "nested result": ["-w", "results.val.f1>0.3"],
+    "combined, with a tag": ["-t", "baseline", "-w", "params.lr<=0.05", "-w", "results.loss<0.5"],
+    "sort by a nested result": ["-s", "-results.val.f1"],
+    "sort by an int parameter": ["-s", "params.seed"],
+    "text search": ["--name", "run-1*"],
+}
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -63,9 +96,18 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def make_templates(yanex: list[str], project: Path, env: dict[str, str], count: int) -> None:
+def make_templates(
+    yanex: list[str], project: Path, env: dict[str, str], count: int, typed: bool = True
+) -> None:
+    """``count`` real runs; with ``typed``, parameters of every type (int, str, bool, null,
+    nested), half of them tagged."""
     for i in range(count):
-        run([*yanex, "run", "train.py", "--param", f"lr={round(0.01 * (i + 1), 4)}"], project, env)
+        args = [*yanex, "run", "train.py", "--param", f"lr={round(0.01 * (i + 1), 4)}"]
+        if typed:
+            args += ["-p", f"+seed={i}", "-p", f"+opt.name={'adam' if i % 2 else 'sgd'}"]
+            args += ["-p", f"+flag={'true' if i % 3 else 'false'}", "-p", "+note=null"]
+            args += ["-n", f"run-{i}"] + (["-t", "baseline"] if i % 2 else [])
+        run(args, project, env)
 
 
 def copy_store(templates: list[Path], target: Path, size: int, meta_name: str) -> list[str]:
@@ -149,31 +191,45 @@ def main() -> None:
             y = [ours, "-m", "yanex"]
             cold, _ = run([*y, "list"], project, e)
             warm, peak = median_of([*y, "list"], project, e, args.repeat)
+            queries = [
+                (f"  list -A {' '.join(q)}", median_of([*y, "list", "-A", *q], project, e,
+                                                       args.repeat)[0], "query")
+                for q in QUERIES.values()
+            ]  # fmt: skip
+            best = subprocess.run([ours, "-c", BEST], cwd=project, env=e, capture_output=True)
+            best_s = float(best.stdout.split()[1])
+            victim = ids[size // 3]
+            run([*y, "archive", victim, "--yes"], project, e)
+            unarchive, _ = run([*y, "unarchive", victim, "--yes"], project, e)
             show, _ = median_of([*y, "show", ids[size // 2]], project, e, args.repeat)
             compare, _ = median_of([*y, "compare", "--sweep", "bench000"], project, e, 5)
             find = subprocess.run([ours, "-c", FIND], cwd=project, env=e, capture_output=True)
             found, find_s = find.stdout.split()
-            rows += [
-                (f"list at {size:,}, cold (builds the index)", cold, None),
+            table = [
+                (f"list at {size:,}, cold (builds the index)", cold, "cold"),
                 (f"list at {size:,}, warm", warm, "list"),
                 (f"  peak memory of list at {size:,}", peak / 1024, None),
                 (f"show at {size:,}, over the CLI's start", show - start, "show over start"),
                 (f"compare 1,000 at {size:,}", compare, "compare 1,000"),
                 (f"find -> DataFrame of {int(found):,}", float(find_s), "find -> DataFrame"),
+                *queries,
+                ("get_best('loss', tags=['baseline']) in Python", best_s, "query"),
+                (f"unarchive one of {size:,}", unarchive, "unarchive"),
             ]
-            for name, value, goal in rows[-6:]:
+            rows += table
+            for name, value, goal in table:
                 unit = "MiB" if "memory" in name else "s"
                 verdict = ""
                 if goal:
                     met = "met" if value <= GOALS[goal] else "not met"
                     verdict = f"  (goal <= {GOALS[goal]} s: {met})"
-                print(f"  {name:44s} {value:8.3f} {unit}{verdict}")
+                print(f"  {name:60s} {value:8.3f} {unit}{verdict}")
             shutil.rmtree(home)
         if args.old:
             print("\nyanex 0.6.1, on stores of its own experiments:")
             env_old = {**env, "YANEX_EXPERIMENTS_DIR": str(work / "old-templates")}
             old_yanex = [str(Path(args.old).parent / "yanex")]  # its console script
-            make_templates(old_yanex, project, env_old, 10)
+            make_templates(old_yanex, project, env_old, 10, typed=False)
             old_templates = sorted((work / "old-templates").iterdir())
             for size in args.old_sizes:
                 store = work / f"old-{size}"

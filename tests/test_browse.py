@@ -102,7 +102,6 @@ def test_limit_all_and_the_count_of_what_is_left_out(store: Project) -> None:
         (["--where", "exit_code==3"], ["broken"]),
         (["--where", "params.fail==true"], ["broken"]),
         (["--where", "name=='small'"], ["small"]),
-        (["--where", "params.nothing==1"], []),
         (["--where", "params.lr=='0.1'"], []),  # a string never equals a number
     ],
 )
@@ -323,6 +322,9 @@ def test_unreadable_folders_are_skipped_with_one_warning_each(project: Project) 
         (["list", "--where", "params.lr<true"], ["compares numbers or text"]),
         (["list", "--where", "params.lr<[1,"], ["cannot be parsed"]),
         (["list", "--sort", "bogus"], ["unknown key 'bogus'"]),
+        (["list", "--where", "params.nothing==1"], ["no experiment has a parameter 'nothing'"]),
+        (["list", "--where", "params.lrr<1"], ["no experiment has", "Did you mean params.lr?"]),
+        (["list", "--sort", "-results.los"], ["no experiment has a result", "results.loss"]),
         (["list", "--since", "yesterday"], ["neither a date nor a duration", "3d"]),
         (["list", "--since", "3y"], ["neither a date nor a duration"]),
         (["list", "--format", "xml"], ["'xml' is not one of"]),

@@ -118,3 +118,58 @@ def test_compare_shows_a_parameter_only_one_experiment_has(project: Project) -> 
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row["params"] for row in json.loads(r.stdout)}
     assert rows == {"a": {"seed": None}, "b": {"seed": 3}}
+
+
+@pytest.mark.parametrize(
+    ("name", "way"),
+    [
+        ("loss", "min"),
+        ("val_loss", "min"),
+        ("trainError", "min"),
+        ("top1_error", "min"),
+        ("epoch_time", "min"),
+        ("val/mse", "min"),
+        ("val_acc", "max"),
+        ("accuracy", "max"),
+        ("valF1", "max"),
+        ("top1_acc", "max"),
+        ("episode_reward", "max"),
+        ("speedup", None),  # says neither: whoever asks for a best is asked back
+        ("lr", None),
+        ("accuracy_loss", None),  # says both
+        ("neg_log_likelihood", None),
+    ],
+)
+def test_one_rule_says_which_way_is_better(name: str, way: str | None) -> None:
+    assert query.better(name) == way
+    assert query.direction(name, maximize=[name]) == "max"
+    assert query.direction(name, minimize=[name]) == "min"
+
+
+@pytest.mark.slow
+def test_a_result_of_no_known_direction_gets_no_best_mark(project: Project) -> None:
+    project.write("job.py", "import yanex\nyanex.log_results({'speedup': yanex.get_param('s')})\n")
+    project.commit()
+    for value in (1, 2):
+        assert project.yanex("run", "job.py", "-p", f"+s={value}").returncode == 0
+    r = project.yanex("compare", "--format", "json")
+    assert [row["best"] for row in json.loads(r.stdout)] == [[], []]
+    r = project.yanex("compare")
+    assert "no best marked for speedup" in r.stderr and "--maximize" in r.stderr
+    r = project.yanex("compare", "--maximize", "speedup", "--format", "json")
+    assert [row["best"] for row in json.loads(r.stdout)] == [["speedup"], []]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text", ["'adam'", "'a, b'", '"x y"', "''", " 'sp ace' ", "'ünï'", "'1.5'", "'null'", '"[1]"']
+)
+def test_a_plain_quoted_string_is_what_hydra_reads(text: str) -> None:
+    """`--where` reads a quoted string without escapes itself (Hydra's parser costs more to
+    load than the query): the same string Hydra's grammar gives, checked against it."""
+    from yanex.config.overrides import parse_value
+
+    assert query._PLAIN_QUOTED_RE.match(text)
+    ours = query.parse_where(f"params.x=={text}").value
+    hydra = parse_value(text, "test")
+    assert type(ours) is type(hydra) is str and ours == hydra

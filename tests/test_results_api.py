@@ -65,12 +65,48 @@ def test_a_record_holds_params_results_and_metadata(runs: Project) -> None:
 
 
 @pytest.mark.slow
-def test_get_best_minimizes_or_maximizes(runs: Project) -> None:
-    assert py(runs, "print(json.dumps(yr.get_best('loss').name))") == "lr0.1"
+def test_get_best_takes_the_direction_compare_and_the_dashboard_take(runs: Project) -> None:
+    """acc is higher-is-better everywhere: get_best picks the run compare marks best (the
+    oracle: the last values in each run's results.jsonl), never the worst."""
+    last = {}
+    for folder in runs.experiments():
+        lines = (folder / "results.jsonl").read_text().splitlines()
+        last[json.loads((folder / "metadata.json").read_text())["name"]] = json.loads(lines[-1])
+    best_acc = max(last, key=lambda name: last[name]["results"]["acc"])
+    best_loss = min(last, key=lambda name: last[name]["results"]["loss"])
+    assert py(runs, "print(json.dumps(yr.get_best('acc').name))") == best_acc == "lr0.1"
+    assert py(runs, "print(json.dumps(yr.get_best('loss').name))") == best_loss == "lr0.1"
+    compared = json.loads(runs.yanex("compare", "--format", "json").stdout)
+    marked = {row["name"] for row in compared if "acc" in row["best"]}
+    assert marked == {best_acc}
+    # Explicit directions, yanex 0.6's keyword included.
+    assert py(runs, "print(json.dumps(yr.get_best('loss', maximize=True).name))") == "lr0.3"
     assert py(runs, "print(json.dumps(yr.get_best('loss', minimize=False).name))") == "lr0.3"
-    assert py(runs, "print(json.dumps(yr.get_best('acc', minimize=False).name))") == "lr0.1"
-    assert py(runs, "print(json.dumps(yr.get_best('nothing')))") is None
+    assert py(runs, "print(json.dumps(yr.get_best('acc', minimize=True).name))") == "lr0.3"
     assert py(runs, "print(json.dumps(yr.get_best('loss', where='params.lr>0.1').name))") == "lr0.2"
+    assert py(runs, "print(json.dumps(yr.get_best('loss', tags='nope')))") is None
+
+
+@pytest.mark.slow
+def test_get_best_asks_when_it_cannot_tell(runs: Project) -> None:
+    def error(call: str) -> str:
+        return str(
+            py(
+                runs,
+                f"try:\n    {call}\nexcept yanex.YanexError as e:\n"
+                "    print(json.dumps(e.format_message()))",
+            )
+        )
+
+    # A name that says neither way: an error that asks, not a guess.
+    runs.write("other.py", "import yanex\nyanex.log_results({'thing': 1})\n")
+    runs.commit()
+    assert runs.yanex("run", "other.py").returncode == 0
+    assert "maximize=True" in error("yr.get_best('thing')")
+    assert py(runs, "print(json.dumps(yr.get_best('thing', maximize=True).params))") == {}
+    # A result no experiment logged: named, with the close ones.
+    assert "Did you mean results.loss" in error("yr.get_best('los')")
+    assert "disagree" in error("yr.get_best('loss', maximize=True, minimize=True)")
 
 
 @pytest.mark.slow
@@ -87,9 +123,9 @@ def test_dataframes(runs: Project) -> None:
     steps = py(
         runs,
         "df = yr.metrics_dataframe(yr.get('lr0.3'))\n"
-        "print(json.dumps({'cols': list(df.columns), 'loss': df['loss'].tolist()}))",
+        "print(json.dumps({'cols': list(df.columns), 'loss': df['results.loss'].tolist()}))",
     )
-    assert steps["cols"] == ["step", "timestamp", "loss", "acc"]
+    assert steps["cols"] == ["step", "timestamp", "results.loss", "results.acc"]
     assert steps["loss"] == [0.9, 0.6, 0.3]
     compared = py(runs, "print(json.dumps(list(yr.compare(tags=None).columns)))")
     assert "params.lr" in compared and "params.model.depth" not in compared

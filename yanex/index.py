@@ -1,8 +1,8 @@
 """The SQLite index of the store: what reading commands query instead of opening every folder.
 
-The experiment folders stay the truth; the index is a cache of them, rebuilt from them when it
-is missing, unreadable or of an older schema (with one line on stderr), and brought up to date
-by every command that reads it (:meth:`Index.sync`), never by scripts or workers:
+The experiment folders stay the truth; the index is a cache of them, built from them when it
+is missing, unreadable or of an older schema, and brought up to date by every command that
+reads it (:meth:`Index.sync`), never by scripts or workers:
 
 - folders added or removed (new runs, copies from another machine, ``rm -r`` by hand) change
   the modification time of ``experiments/`` (or ``archived/``), which is one ``stat`` to check;
@@ -12,20 +12,33 @@ by every command that reads it (:meth:`Index.sync`), never by scripts or workers
   ``running`` by a launcher that died on this host are recorded as failed;
 - finished experiments edited by hand are found by re-checking the least recently checked
   :data:`VERIFY_BATCH` of them at every sync (all of them in a store that size or smaller;
-  ``yanex reindex`` checks everything at once).
+  ``yanex reindex`` checks everything at once);
+- commands that change experiments (``yanex.manage``) tell the index the rows they changed.
 
-Where the index lives: in the store (``$YANEX_HOME/index-v1.sqlite3``) on a local disk; when the
-store is on a network filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable,
-in a local cache folder keyed by the store's path. ``YANEX_INDEX`` names the file explicitly.
+A build writes a new file and puts it in place whole (a rename where there was no usable
+index, SQLite's backup into the live file for ``reindex``): a reader never sees the index
+vanish, and while one process builds, others wait for it and follow its progress.
+
+Values keep their type: an int is an SQLite INTEGER (compared exactly with floats), one beyond
+64 bits is kept exact as text and compared exactly by :func:`exact_compare`.
+
+Where the index lives: in the store (``$YANEX_HOME/index-v2.sqlite3``) on a local disk the
+user may write; in the user's cache folder (platformdirs) when the store is on a network
+filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable, or read-only (a
+shared archive, a mounted snapshot). ``YANEX_INDEX`` names the file explicitly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
+import math
 import os
 import sqlite3
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -35,15 +48,23 @@ from typing import Any
 
 from yanex import record, store
 from yanex.errors import StoreError
-from yanex.record import Status
+from yanex.record import Status, fits_int64, leaves
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_ENV = "YANEX_INDEX"
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
 VERIFY_BATCH = 5000
 # A folder whose modification time is this close to the last look may change again within the
 # same timestamp tick (coarse on network filesystems): it is looked at again next time.
 _RACY_SECONDS = 2.0
+# How long a command waits for another process's write lock on the index (it says who holds
+# it after LOCK_NOTICE), and each wait inside SQLite.
+LOCK_WAIT = 10.0
+LOCK_NOTICE = 1.0
+_BUSY_MS = 500
+# Progress of a build is reported every this many folders; rows are inserted this many at once.
+PROGRESS_EVERY = 500
+BATCH = 500
 # Filesystems where SQLite's locks (and WAL's shared memory) cannot be trusted.
 NETWORK_FILESYSTEMS = frozenset(
     {
@@ -67,8 +88,10 @@ NETWORK_FILESYSTEMS = frozenset(
     }
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS experiments (
+_log = logging.getLogger("yanex.index")
+
+_TABLES = """
+CREATE TABLE experiments (
     id TEXT PRIMARY KEY,
     archived INTEGER NOT NULL,
     project TEXT,
@@ -88,67 +111,70 @@ CREATE TABLE IF NOT EXISTS experiments (
     host TEXT,                       -- the launcher's host and pid, to find dead launchers
     pid INTEGER,
     params TEXT NOT NULL,            -- params.json, as JSON text
-    last TEXT NOT NULL,              -- {result name: its last logged value}
-    fp TEXT NOT NULL,                -- metadata.json's (mtime, size, inode) when read
-    results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last
+    last TEXT NOT NULL,              -- {result: its last logged value} (record.Summary)
+    series TEXT NOT NULL,            -- {result leaf: [count, min, max, last step]}
+    steps INTEGER NOT NULL,          -- lines of results.jsonl read
+    fp TEXT NOT NULL,                -- metadata.json's and results.jsonl's (mtime, size, inode)
+    results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last and series
 );
--- Listings in their default order (newest first, a grid in its order) read straight from these.
-CREATE INDEX IF NOT EXISTS experiments_listing
-    ON experiments (archived, project, created DESC, sweep_index, id);
-CREATE INDEX IF NOT EXISTS experiments_created
-    ON experiments (archived, created DESC, sweep_index, id);
-CREATE INDEX IF NOT EXISTS experiments_status ON experiments (status);
-CREATE INDEX IF NOT EXISTS experiments_name ON experiments (name);
-CREATE INDEX IF NOT EXISTS experiments_sweep ON experiments (sweep);
-CREATE TABLE IF NOT EXISTS tags (id TEXT NOT NULL, tag TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag, id);
-CREATE INDEX IF NOT EXISTS tags_id ON tags (id);
--- One row per parameter leaf and per result (its last value): kind is number, bool, str,
--- null or json (lists, dicts); num holds numbers and bools (0/1), text strings and json.
-CREATE TABLE IF NOT EXISTS params (id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
-                                   num REAL, text TEXT);
-CREATE INDEX IF NOT EXISTS params_key ON params (key, num);
-CREATE INDEX IF NOT EXISTS params_id ON params (id);
-CREATE TABLE IF NOT EXISTS results (id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
-                                    num REAL, text TEXT);
-CREATE INDEX IF NOT EXISTS results_key ON results (key, num);
-CREATE INDEX IF NOT EXISTS results_id ON results (id);
+CREATE TABLE tags (id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (id, tag)) WITHOUT ROWID;
+-- One row per parameter leaf and per result leaf (its last value). kind is number, bool, str,
+-- null or json (lists, empty dicts); num holds numbers (ints as INTEGER, exact) and bools
+-- (0/1); text holds strings, JSON, and ints beyond 64 bits (big_text: exact and sortable).
+-- The column num has no type, so SQLite keeps each value as it is given.
+CREATE TABLE params (id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, num, text TEXT,
+                     PRIMARY KEY (id, key)) WITHOUT ROWID;
+CREATE TABLE results (id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, num, text TEXT,
+                      PRIMARY KEY (id, key)) WITHOUT ROWID;
 -- Folders without metadata yet (being created), and folders whose metadata is unusable.
-CREATE TABLE IF NOT EXISTS pending (id TEXT NOT NULL, archived INTEGER NOT NULL,
-                                    PRIMARY KEY (id, archived));
-CREATE TABLE IF NOT EXISTS broken (id TEXT NOT NULL, archived INTEGER NOT NULL, fp TEXT NOT NULL,
-                                   reason TEXT NOT NULL, PRIMARY KEY (id, archived));
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE pending (id TEXT NOT NULL, archived INTEGER NOT NULL, PRIMARY KEY (id, archived));
+CREATE TABLE broken (id TEXT NOT NULL, archived INTEGER NOT NULL, fp TEXT NOT NULL,
+                     reason TEXT NOT NULL, PRIMARY KEY (id, archived));
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT);
+"""
+# Made after a build's rows are in (one sort each, instead of growing with every insert).
+# Listings in their default order (newest first, a grid in its order) read straight from the
+# first two; a condition on a parameter or result is one range of params_value/results_value.
+_INDEXES = """
+CREATE INDEX experiments_listing
+    ON experiments (archived, project, created DESC, sweep_index, id);
+CREATE INDEX experiments_created ON experiments (archived, created DESC, sweep_index, id);
+CREATE INDEX experiments_status ON experiments (status);
+CREATE INDEX experiments_name ON experiments (name);
+CREATE INDEX experiments_sweep ON experiments (sweep);
+CREATE INDEX tags_tag ON tags (tag, id);
+CREATE INDEX params_value ON params (key, kind, num, text);
+CREATE INDEX results_value ON results (key, kind, num, text);
 """
 
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
-    "duration, exit_code, error, sweep, sweep_index, host, pid, params, last, fp, results_offset"
+    "duration, exit_code, error, sweep, sweep_index, host, pid, params, last, series, steps, fp, "
+    "results_offset"
 )
+_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 24)})"
 
 
-def _echo_err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _log_warning(message: str) -> None:
+    _log.warning("%s", message)
+
+
+def _log_progress(done: int, total: int, why: str) -> None:
+    if done == 0:
+        _log.info("indexing %s experiments (%s)", f"{total:,}", why)
 
 
 # --- where the index lives ----------------------------------------------------------------
 
 
 def _mounts() -> list[tuple[str, str]]:
-    """``(mount point, filesystem type)`` of this machine's mounts (Linux); [] elsewhere."""
+    """``(mount point, filesystem type)`` of this machine's mounts (psutil; [] if unknown)."""
+    import psutil
+
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
+        return [(part.mountpoint, part.fstype) for part in psutil.disk_partitions(all=True)]
+    except (OSError, RuntimeError):
         return []
-    mounts = []
-    for line in lines:
-        before, sep, after = line.partition(" - ")
-        fields = before.split()
-        if sep and len(fields) >= 5 and after.split():
-            point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-            mounts.append((point, after.split()[0]))
-    return mounts
 
 
 def filesystem_type(path: Path, mounts: list[tuple[str, str]] | None = None) -> str | None:
@@ -170,41 +196,63 @@ def is_network_filesystem(path: Path, mounts: list[tuple[str, str]] | None = Non
     return filesystem_type(path, mounts) in NETWORK_FILESYSTEMS
 
 
-def _local_cache_dirs() -> Iterator[Path]:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        yield Path(xdg) / "yanex"
-    yield Path.home() / ".cache" / "yanex"
+def _writable(folder: Path, file: Path | None = None) -> bool:
+    """Could this user create (or write) ``file`` in ``folder`` (made if missing)? False on a
+    read-only filesystem too (``access`` says EROFS even to root)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return True  # not a folder at all: the store's own error says so
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return False
+    return file is None or not file.exists() or os.access(file, os.R_OK | os.W_OK)
+
+
+def _cache_dirs() -> Iterator[Path]:
+    """Local folders for an index kept out of its store: the user's cache folder first."""
+    import platformdirs
+
+    yield Path(platformdirs.user_cache_dir("yanex", appauthor=False))
     yield Path("/var/tmp") / f"yanex-{os.getuid()}"
-    yield Path("/tmp") / f"yanex-{os.getuid()}"
+    yield Path(tempfile.gettempdir()) / f"yanex-{os.getuid()}"
 
 
 def location(home: Path | None = None, mounts: list[tuple[str, str]] | None = None) -> Path:
     """The index file of the store at ``home``: ``$YANEX_INDEX``; else in the store when it is
-    on a local disk; else in the first local cache folder, named after the store's path."""
+    on a local disk this user may write; else in the first local cache folder this user may
+    write, named after the store's path."""
     explicit = os.environ.get(INDEX_ENV)
     if explicit:
         return Path(explicit).expanduser().absolute()
     home = home or store.yanex_home()
     name = f"index-v{SCHEMA_VERSION}.sqlite3"
-    if not is_network_filesystem(home, mounts):
+    mounts = _mounts() if mounts is None else mounts
+    if not is_network_filesystem(home, mounts) and _writable(home, home / name):
         return home / name
     key = f"{zlib.crc32(os.fsencode(str(home.resolve()))):08x}"
-    for folder in _local_cache_dirs():
-        if not is_network_filesystem(folder, mounts):
+    for folder in _cache_dirs():
+        if not is_network_filesystem(folder, mounts) and _writable(folder):
             return folder / f"store-{key}-{name}"
     return home / name  # nowhere local: the store itself, with a rollback journal
 
 
-# --- reading one folder into rows -----------------------------------------------------------
+# --- values as the index holds them -----------------------------------------------------------
 
 
 def _fingerprint(path: Path | str) -> str | None:
     try:
-        st = os.stat(path)
+        return record.fingerprint(os.stat(path))
     except OSError:
         return None
-    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+
+def _folder_fingerprint(folder: str) -> str | None:
+    """metadata.json's and results.jsonl's: a change to either is seen (None: no metadata)."""
+    meta = _fingerprint(f"{folder}{os.sep}{store.METADATA}")
+    if meta is None:
+        return None
+    return f"{meta}|{_fingerprint(f'{folder}{os.sep}{store.RESULTS}') or '-'}"
 
 
 def epoch(stamp: Any) -> float | None:
@@ -213,22 +261,70 @@ def epoch(stamp: Any) -> float | None:
         return None
     try:
         return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
-def typed(value: Any) -> tuple[str, float | None, str | None]:
+def big_text(value: int) -> str:
+    """An int beyond 64 bits as text that sorts as the numbers do: sign, length, digits
+    (a negative one's length and digits complemented)."""
+    digits = str(abs(value))
+    if value >= 0:
+        return f"1{len(digits):05d}{digits}"
+    return f"0{99999 - len(digits):05d}{digits.translate(_COMPLEMENT)}"
+
+
+_COMPLEMENT = str.maketrans("0123456789", "9876543210")
+
+
+def big_value(text: str) -> int:
+    """The int :func:`big_text` wrote."""
+    if text[0] == "1":
+        return int(text[6:])
+    return -int(text[6:].translate(_COMPLEMENT))
+
+
+def typed(value: Any) -> tuple[str, Any, str | None]:
     """``(kind, num, text)``: how one value is stored for comparisons and sorting."""
-    if isinstance(value, bool):
-        return "bool", float(value), "true" if value else "false"
-    if isinstance(value, (int, float)):
-        number = float(value)
-        return "number", None if number != number else number, repr(value)  # NaN: no order
-    if isinstance(value, str):
+    cls = value.__class__
+    if cls is bool:
+        return "bool", int(value), None
+    if cls is int:
+        if fits_int64(value):
+            return "number", value, None
+        try:
+            near = float(value)
+        except OverflowError:
+            near = math.copysign(math.inf, value)
+        return "number", near, big_text(value)
+    if cls is float:
+        return "number", None if value != value else value, None  # NaN: no order
+    if cls is str:
         return "str", None, value
     if value is None:
         return "null", None, None
     return "json", None, canonical_json(value)
+
+
+def exact_compare(num: Any, text: str | None, op: str, wanted: str) -> int:
+    """SQL function: does a stored number compare with ``wanted`` (JSON text of a number) as
+    ``op`` says, exactly? For the rare comparisons a 64-bit INTEGER or a float cannot decide:
+    an int beyond 64 bits on either side."""
+    value = big_value(text) if text is not None else num
+    if value is None:
+        return 0
+    other = json.loads(wanted)
+    return int(_OPS[op](value, other))
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 def canonical_json(value: Any) -> str:
@@ -237,29 +333,42 @@ def canonical_json(value: Any) -> str:
 
 def param_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Dotted keys of a parameter dict; lists (and empty dicts) are single values."""
-    if isinstance(node, dict) and node:
-        for key, value in node.items():
-            yield from param_leaves(value, f"{prefix}.{key}" if prefix else str(key))
-    elif prefix:
-        yield prefix, node
+    return leaves(node, prefix)
+
+
+# Made once: json.dumps with any option builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _json(value: Any) -> str:
+    return _ENCODER.encode(value)
+
+
+# --- reading one folder into rows -----------------------------------------------------------
 
 
 class _Row:
     """One experiment as read from its folder, ready to be written into the index."""
 
-    def __init__(self, folder: Path, archived: bool, fp: str, meta: dict[str, Any]) -> None:
-        self.id = folder.name
-        self.folder = folder
+    __slots__ = ("archived", "fp", "id", "meta", "offset", "params", "summary")
+
+    def __init__(self, folder: str, archived: bool) -> None:
+        """Read the folder: FileNotFoundError (no metadata yet) or BadRecord."""
+        raw, st = record.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
+        self.meta = meta = record.parse_metadata(raw, os.path.basename(folder))
+        self.id = meta["id"]
         self.archived = archived
-        self.fp = fp
-        self.meta = meta
         self.params = record.read_params(folder)
-        self.last: dict[str, Any] = {}
-        self.offset = _add_results(folder, 0, self.last)
+        self.summary = record.Summary()
+        self.offset = record.scan_results(folder, self.summary)
+        # What was read, by the descriptors read from: a later change shows next time.
+        self.fp = f"{record.fingerprint(st)}|{self.summary.source or '-'}"
 
     def values(self) -> tuple[Any, ...]:
         meta = self.meta
         launcher = meta.get("launcher") if isinstance(meta.get("launcher"), dict) else {}
+        pid = launcher.get("pid")
+        encode = _ENCODER.encode
         return (
             self.id,
             int(self.archived),
@@ -268,7 +377,7 @@ class _Row:
             meta.get("description"),
             meta["status"],
             meta.get("script"),
-            json.dumps(meta.get("tags") or [], ensure_ascii=False),
+            encode(meta.get("tags") or []),
             epoch(meta.get("created_at")),
             epoch(meta.get("started_at")),
             epoch(meta.get("ended_at")),
@@ -277,174 +386,424 @@ class _Row:
             meta.get("error"),
             meta.get("sweep"),
             meta.get("sweep_index"),
-            launcher.get("hostname"),
-            launcher.get("pid") if isinstance(launcher.get("pid"), int) else None,
-            _json(self.params),
-            _json(self.last),
+            launcher.get("hostname") if isinstance(launcher.get("hostname"), str) else None,
+            pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+            encode(self.params),
+            encode(self.summary.last),
+            encode(self.summary.stats),
+            self.summary.lines,
             self.fp,
             self.offset,
         )
 
-
-def _add_results(folder: Path, offset: int, last: dict[str, Any]) -> int:
-    """Read into ``last`` the results ``results.jsonl`` holds past ``offset``; the new offset."""
-    try:
-        with open(os.path.join(folder, store.RESULTS), "rb") as f:
-            if offset:
-                f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return offset
-    lines, used = record.parse_results(data)
-    record.last_values(lines, into=last)
-    return offset + used
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Its rows of the tags, params and results tables."""
+        experiment_id = self.id
+        return (
+            [(experiment_id, tag) for tag in dict.fromkeys(self.meta.get("tags") or [])],
+            [(experiment_id, key, *typed(v)) for key, v in leaves(self.params)],
+            [(experiment_id, key, *typed(v)) for key, v in leaves(self.summary.last)],
+        )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def read_row(folder: Path, archived: bool) -> _Row:
+def read_row(folder: Path | str, archived: bool) -> _Row:
     """Read one experiment folder; FileNotFoundError (no metadata yet) or BadRecord."""
-    fp = _fingerprint(folder / store.METADATA)  # before reading: a later change shows next time
-    if fp is None:
-        raise FileNotFoundError(folder / store.METADATA)
-    return _Row(folder, archived, fp, record.read_metadata(folder))
+    return _Row(str(folder), archived)
+
+
+class _Ready:
+    """A row's values, computed where the folder was read (a build's worker process)."""
+
+    __slots__ = ("archived", "id", "params", "results", "tags", "vals")
+
+    def __init__(self, row: _Row) -> None:
+        self.id, self.archived = row.id, row.archived
+        self.vals = row.values()
+        self.tags, self.params, self.results = row.rows()
+
+    def values(self) -> tuple[Any, ...]:
+        return self.vals
+
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return self.tags, self.params, self.results
+
+
+# A build reads folders in processes of their own (fork: nothing is imported again) from
+# this many on, a chunk each, where that is safe: Linux, and no other thread running.
+PARALLEL_FROM = 5000
+_CHUNK = 250
+_Read = _Ready | tuple[str, str, str, bool, str]
+
+
+def _read_folders(folders: list[tuple[str, str, bool]]) -> list[_Read]:
+    """Each folder read: a ready row, ("pending", id, folder, archived, "") when it has no
+    metadata yet, or ("broken", id, folder, archived, why)."""
+    found: list[_Read] = []
+    for experiment_id, folder, archived in folders:
+        try:
+            found.append(_Ready(read_row(folder, archived)))
+        except FileNotFoundError:
+            found.append(("pending", experiment_id, folder, archived, ""))
+        except record.BadRecord as exc:
+            found.append(("broken", experiment_id, folder, archived, str(exc)))
+    return found
+
+
+def _read_all(folders: list[tuple[str, str, bool]]) -> Iterator[_Read]:
+    import threading
+
+    workers = min(os.cpu_count() or 1, 4)
+    parallel = (
+        len(folders) >= PARALLEL_FROM
+        and workers > 1
+        and sys.platform == "linux"
+        and threading.active_count() == 1
+    )
+    if not parallel:
+        for one in folders:
+            yield from _read_folders([one])
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [folders[i : i + _CHUNK] for i in range(0, len(folders), _CHUNK)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for found in pool.map(_read_folders, chunks):
+            yield from found
 
 
 # --- the index --------------------------------------------------------------------------------
+
+Progress = Callable[[int, int, str], None]
+_TWICE = "its ID is in both experiments/ and archived/ (keep one of the two folders)"
 
 
 class Index:
     """An open index of the store at ``home`` (``store.yanex_home()`` by default).
 
-    ``echo`` receives the one-line notices (a rebuild, an unreadable folder).
+    ``echo`` receives the one-line notices (an unreadable folder skipped, a lock waited for):
+    by default they go to the ``yanex.index`` logger, as library code never prints.
+    ``progress(done, total, why)`` follows a build (and a wait for another's); by default the
+    start is logged at INFO.
     """
 
-    def __init__(self, home: Path | None = None, echo: Callable[[str], None] = _echo_err) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        echo: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.home = home or store.yanex_home()
-        self.echo = echo
+        self.echo = echo or _log_warning
+        self.progress = progress or _log_progress
         self.path = location(self.home)
         self.hostname = os.uname().nodename
         # Where an indexed experiment's folder is, by its archived flag (0, 1).
         self.record_roots = (store.experiments_root(self.home), store.archived_root(self.home))
+        self._roots = [f"{root}{os.sep}" for root in self.record_roots]
+        self._next_cursor: str | None = None
+        self._building: tuple[int, int, str] | None = None  # (done, total, why) of a build
         self.conn = self._open()
 
-    # -- opening, and rebuilding what cannot be used --------------------------------------
+    # -- opening, and building what cannot be used ----------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        existed = self.path.exists()
-        reason = None if existed else "there was none"
+        for _ in range(3):
+            why = "there was none"
+            if self.path.exists():
+                try:
+                    conn = self._connect(self.path)
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version == SCHEMA_VERSION:
+                        return conn
+                    conn.close()
+                    why = f"it has schema {version}, not {SCHEMA_VERSION}"
+                except sqlite3.DatabaseError as exc:
+                    if not _is_corruption(exc):
+                        raise self._store_error(exc) from exc
+                    why = f"it was unreadable: {exc}"
+            self._build(why, replace=why != "there was none")
+        raise StoreError(f"the index {self.path} could not be built", hint=self._hint())
+
+    def _connect(self, path: Path, *, building: bool = False) -> sqlite3.Connection:
         try:
-            conn = self._connect()
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if existed and version != SCHEMA_VERSION:
-                reason = f"it has schema {version}, not {SCHEMA_VERSION}"
-                conn.close()
-                self._remove()
-                conn = self._connect()
+            conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            if building:
+                for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
+                    conn.execute(f"PRAGMA {pragma}")
+            else:
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA cache_size = -32768")
         except sqlite3.DatabaseError as exc:
-            if _is_io_problem(exc):
-                raise self._store_error(exc) from exc
-            reason = f"it was unreadable: {exc}"
-            self._remove()
-            try:
-                conn = self._connect()
-            except sqlite3.DatabaseError as again:
-                raise self._store_error(again) from again
-        if reason is not None:
-            self._rebuild_notice = reason
-        else:
-            self._rebuild_notice = None
+            if _is_corruption(exc):
+                raise
+            raise self._store_error(exc) from exc
+        conn.create_function("exact_compare", 4, exact_compare, deterministic=True)
         return conn
 
-    def _connect(self) -> sqlite3.Connection:
+    def _build(self, why: str, *, replace: bool) -> None:
+        """Build the whole index into a new file and put it in place; or, when another
+        process is building it, wait for that one (following its progress)."""
+        folder = self.path.parent
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            store.make_private_dirs(folder)
+            lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StoreError(
-                f"cannot create the index folder {self.path.parent}: {exc.strerror or exc}",
-                hint=f"Check that it is writable, or set {INDEX_ENV} to a file elsewhere.",
+                f"cannot create the index folder {folder}: {exc.strerror or exc}",
+                hint=self._hint(),
             ) from exc
-        conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-        os.chmod(self.path, 0o600)
-        conn.execute("PRAGMA busy_timeout = 120000")
-        network = is_network_filesystem(self.path.parent)
-        conn.execute(f"PRAGMA journal_mode = {'DELETE' if network else 'WAL'}")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-            # Idempotent: two processes creating the index at once both succeed.
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        return conn
+        try:
+            if not self._take_build_lock(lock_fd):
+                return  # another process built it meanwhile: open that one
+            if not replace and self.path.exists():
+                return
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, f"{os.getpid()} 0 0\n".encode(), 0)
+            tmp = folder / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+            try:
+                self._fill(tmp, why, lock_fd)
+                if replace:
+                    for suffix in ("-wal", "-shm", "-journal"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(f"{self.path}{suffix}")
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except OSError as exc:
+            raise self._store_error(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) from exc
+        finally:
+            os.close(lock_fd)  # releases the lock
 
-    def _remove(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}{suffix}")
+    def _take_build_lock(self, lock_fd: int) -> bool:
+        """Take the lock builds hold (True); or wait until another process's build is done,
+        showing its progress (False)."""
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        shown = None
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            fields = os.pread(lock_fd, 64, 0).split()
+            if len(fields) == 3 and all(f.isdigit() for f in fields):
+                pid, done, total = (int(f) for f in fields)
+                why = f"pid {pid} is building it"
+                if total and (done, total) != shown:
+                    self.progress(done, total, why)
+                    shown = (done, total)
+            time.sleep(0.1)
+        if shown is not None:
+            self.progress(shown[1], shown[1], "")
+        return False
+
+    def _fill(self, tmp: Path, why: str, lock_fd: int) -> None:
+        """Index every folder into the new file ``tmp``."""
+        conn = self._connect(tmp, building=True)
+        try:
+            conn.executescript(_TABLES)
+            self.conn = conn
+            roots = self.roots()
+            total = sum(_count_ids(root) for root, _ in roots)
+            self._building = (0, total, why)
+            self._lock_fd = lock_fd
+            if total:
+                self.progress(0, total, why)
+            conn.execute("BEGIN")
+            for root, archived in roots:
+                self._scan_root(root, archived, fresh=True)
+            conn.execute("COMMIT")
+            conn.executescript(_INDEXES)
+            conn.execute("ANALYZE")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            network = is_network_filesystem(self.path.parent)
+            conn.execute(f"PRAGMA journal_mode = {'DELETE' if network else 'WAL'}")
+            if total:
+                self.progress(total, total, why)
+        finally:
+            self._building = None
+            conn.close()
+        os.chmod(tmp, 0o600)
+
+    def _advance(self) -> None:
+        if self._building is None:
+            return
+        done, total, why = self._building
+        done += 1
+        self._building = (done, total, why)
+        if done % PROGRESS_EVERY == 0 and done < total:
+            self.progress(done, total, why)
+            with contextlib.suppress(OSError):
+                os.pwrite(self._lock_fd, f"{os.getpid()} {done} {total}\n".ljust(40).encode(), 0)
+
+    def _hint(self) -> str:
+        return (
+            f"Check that the folder is writable and has space, or set {INDEX_ENV} to a file "
+            "elsewhere (e.g. on a local disk)."
+        )
 
     def _store_error(self, exc: BaseException) -> StoreError:
-        return StoreError(
-            f"the index {self.path} cannot be used: {exc}",
-            hint="Check the disk's free space and permissions; `yanex reindex` rebuilds it.",
-        )
+        text = str(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            text = exc.strerror
+        lowered = text.lower()
+        if "locked" in lowered or "busy" in lowered:
+            return StoreError(
+                f"the index {self.path} is locked by {self._holders()}",
+                hint="Wait for it to finish (or stop it), or set "
+                f"{INDEX_ENV} to a file of this command's own.",
+            )
+        if "full" in lowered or "no space" in lowered:
+            return StoreError(
+                f"the index {self.path} cannot be written: the disk is full",
+                hint=f"Free some space, or set {INDEX_ENV} to a file on another disk.",
+            )
+        return StoreError(f"the index {self.path} cannot be used: {text}", hint=self._hint())
+
+    def _holders(self) -> str:
+        """The other processes that have the index open, named: who holds its lock."""
+        import psutil
+
+        targets = {str(self.path), f"{self.path}-wal", f"{self.path}-shm", f"{self.path}-journal"}
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if proc.pid == os.getpid():
+                continue
+            try:
+                if any(f.path in targets for f in proc.open_files()):
+                    command = " ".join(proc.info["cmdline"] or [])[:80]
+                    found.append(f"pid {proc.pid} ({command})")
+            except psutil.Error:
+                continue
+        return ", ".join(found[:5]) or "another process"
 
     def close(self) -> None:
         self.conn.close()
 
+    # -- writing under the lock -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so that concurrent syncs
+        queue; a lock held by another process is waited for LOCK_WAIT seconds, saying who
+        holds it, then a StoreError names it."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield
+            return
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= LOCK_WAIT:
+                    raise self._store_error(exc) from exc
+                if not told and waited >= LOCK_NOTICE:
+                    self.echo(
+                        f"yanex: waiting for the index, which {self._holders()} is writing "
+                        f"(at most {LOCK_WAIT:.0f} s)"
+                    )
+                    told = True
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # -- keeping it true -------------------------------------------------------------------
 
     def roots(self) -> list[tuple[Path, bool]]:
-        return [(store.experiments_root(self.home), False), (store.archived_root(self.home), True)]
+        return [(self.record_roots[0], False), (self.record_roots[1], True)]
 
     def sync(self, verify: bool = True) -> None:
         """Bring the index up to date with the folders (see the module docstring).
 
         ``verify=False`` skips re-checking finished experiments for edits by hand: for a
-        command that reads the one experiment it shows from its folder anyway.
+        command that reads the one experiment it shows (see :meth:`refresh_if_changed`).
         """
         try:
-            self._sync(full=False, verify=verify)
+            self._sync(verify=verify)
         except sqlite3.DatabaseError as exc:
-            if _is_io_problem(exc) or isinstance(exc, sqlite3.OperationalError):
+            if not _is_corruption(exc):
                 raise self._store_error(exc) from exc
-            # Corrupted while open: start again from the folders.
+            # Corrupted while open: built again from the folders, in a new file.
             self.conn.close()
-            self._remove()
-            self.conn = self._connect()
-            self._rebuild_notice = f"it was unreadable: {exc}"
-            self._sync(full=False, verify=verify)
+            self._build(f"it was unreadable: {exc}", replace=True)
+            self.conn = self._open()
+            self._sync(verify=verify)
 
     def reindex(self) -> int:
-        """Rebuild the whole index from the folders; the number of experiments indexed."""
-        with _transaction(self.conn):
-            for table in ("experiments", "tags", "params", "results", "pending", "broken", "state"):
-                self.conn.execute(f"DELETE FROM {table}")
-        self._rebuild_notice = None
-        self._sync(full=True)
+        """Build the whole index again from the folders, into a new file copied into the live
+        one at once (readers go on with the old until then); the number of experiments."""
+        folder = self.path.parent
+        tmp = folder / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        live = self.conn
+        lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self._take_build_lock(lock_fd)
+            self._fill(tmp, "yanex reindex", lock_fd)
+            built = self._connect(tmp)
+            try:
+                built.backup(live)  # one step, under live's write lock: readers see old or new
+            finally:
+                built.close()
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) from exc
+        finally:
+            self.conn = live
+            os.close(lock_fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._tell_skipped()
         return self.conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
 
     def refresh(self, ids: list[str]) -> None:
         """Read these experiments again (after a command changed their folders)."""
-        with _transaction(self.conn):
+        with self._transaction():
             for experiment_id in ids:
                 self._reread(experiment_id)
 
-    def _sync(self, *, full: bool, verify: bool = True) -> None:
-        notice = self._rebuild_notice
-        if notice is not None:
-            self._rebuild_notice = None
-            count = sum(_count_ids(root) for root, _ in self.roots())
-            if count:
-                self.echo(f"yanex: indexing {count:,} experiments ({notice})")
-        changed_roots = [] if full else self._changed_roots()
+    def refresh_if_changed(self, experiment_id: str) -> None:
+        """Read one experiment again if its files changed since it was indexed (``show``)."""
+        row = self.conn.execute(
+            "SELECT archived, fp, status FROM experiments WHERE id = ?", (experiment_id,)
+        ).fetchone()
+        if row is None:
+            return
+        archived, fp, status = row
+        now = _folder_fingerprint(self._dir(experiment_id, archived))
+        if now == fp:
+            return
+        with self._transaction():
+            # A running run's results only grew: read on from where the index stopped.
+            grew = (
+                status == Status.RUNNING and now and now.partition("|")[0] == fp.partition("|")[0]
+            )
+            self._reread(experiment_id, bool(archived), results_only=bool(grew))
+
+    def _sync(self, *, verify: bool) -> None:
+        changed_roots = self._changed_roots()
         live = self._live_changes()
-        edited = self._verify_batch(full or not verify)
-        if full or changed_roots or live or edited or self._has_waiting():
-            with _transaction(self.conn):
-                roots = self.roots() if full else changed_roots
-                for root, archived in roots:
+        edited = self._verify_batch(not verify)
+        if changed_roots or live or edited or self._has_waiting():
+            with self._transaction():
+                for root, archived in changed_roots:
                     self._scan_root(root, archived)
                 for experiment_id, archived, results_only in live:
                     self._reread(experiment_id, archived, results_only=results_only)
@@ -452,6 +811,10 @@ class Index:
                     self._reread(experiment_id, archived)
                 self._check_waiting()
         self._reap_dead_launchers()
+        self._tell_skipped()
+
+    def _tell_skipped(self) -> None:
+        """One warning per folder left out, naming it and why."""
         for experiment_id, reason in self.conn.execute("SELECT id, reason FROM broken"):
             self.echo(
                 f"yanex: skipped experiment folder {experiment_id}: {reason} "
@@ -464,6 +827,11 @@ class Index:
             st = root.stat()
         except FileNotFoundError:
             return "missing", False
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the store folder {root}: {exc.strerror or exc}",
+                hint="Check YANEX_HOME and the folder's permissions.",
+            ) from exc
         racy = time.time() - st.st_mtime < _RACY_SECONDS
         return f"{st.st_mtime_ns}:{st.st_ino}:{st.st_nlink}", racy
 
@@ -475,8 +843,9 @@ class Index:
                 changed.append((root, archived))
         return changed
 
-    def _scan_root(self, root: Path, archived: bool) -> None:
-        """List one root and index the folders that came, drop those that went."""
+    def _scan_root(self, root: Path, archived: bool, *, fresh: bool = False) -> None:
+        """List one root and index the folders that came, drop those that went. ``fresh``:
+        the index holds none of them (a build)."""
         key, racy = self._root_key(root)
         names = {
             entry.name
@@ -497,8 +866,12 @@ class Index:
             self._delete(experiment_id, archived)
         for experiment_id in waiting - names:
             self._forget_waiting(experiment_id, archived)
-        for experiment_id in sorted(names - known - waiting):
-            self._reread(experiment_id, archived, fresh=True)
+        new = sorted(names - known - waiting)
+        if not fresh:
+            for experiment_id in new:
+                self._reread(experiment_id, archived)
+        else:
+            self._add_new([(i, self._dir(i, archived), archived) for i in new])
         # A root changed within the last tick is looked at again next time.
         self._set_state(f"root:{flag}", "racy" if racy else key)
 
@@ -512,10 +885,11 @@ class Index:
         ).fetchall()
         changes = []
         for experiment_id, archived, status, fp, offset in rows:
-            folder = self._folder(experiment_id, archived)
-            if _fingerprint(folder / store.METADATA) != fp:
+            folder = self._dir(experiment_id, archived)
+            meta_fp = _fingerprint(f"{folder}{os.sep}{store.METADATA}")
+            if meta_fp is None or not fp.startswith(f"{meta_fp}|"):
                 changes.append((experiment_id, bool(archived), False))
-            elif status == Status.RUNNING and _size(folder / store.RESULTS) != offset:
+            elif status == Status.RUNNING and _size(f"{folder}{os.sep}{store.RESULTS}") != offset:
                 changes.append((experiment_id, bool(archived), True))
         return changes
 
@@ -543,7 +917,7 @@ class Index:
                 f"yanex: experiment {experiment_id} was left running by a launcher "
                 "that died; recorded as failed"
             )
-            with _transaction(self.conn):
+            with self._transaction():
                 self._reread(experiment_id, bool(archived))
 
     def _verify_batch(self, skip: bool) -> list[tuple[str, bool]]:
@@ -561,12 +935,13 @@ class Index:
                 "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
                 (cursor, VERIFY_BATCH - len(rows)),
             ).fetchall()
-        roots = [f"{root}{os.sep}" for root, _ in self.roots()]  # [experiments/, archived/]
-        tail = f"{os.sep}{store.METADATA}"
+        # metadata.json only (one stat each): a finished run's results.jsonl edited by hand is
+        # seen by `show` (refresh_if_changed) and by `reindex`.
+        roots, tail = self._roots, f"{os.sep}{store.METADATA}"
         changed = [
             (experiment_id, bool(archived))
             for experiment_id, archived, fp in rows
-            if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp
+            if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp.partition("|")[0]
         ]
         if rows:
             self._next_cursor = rows[-1][0]
@@ -577,7 +952,7 @@ class Index:
         waiting = self.conn.execute(
             "SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM broken)"
         ).fetchone()[0]
-        return bool(waiting) or getattr(self, "_next_cursor", None) is not None
+        return bool(waiting) or self._next_cursor is not None
 
     def _check_waiting(self) -> None:
         pending = self.conn.execute("SELECT id, archived FROM pending").fetchall()
@@ -585,16 +960,17 @@ class Index:
             self._reread(experiment_id, bool(archived))
         rows = self.conn.execute("SELECT id, archived, fp FROM broken").fetchall()
         for experiment_id, archived, fp in rows:
-            if _fingerprint(self._folder(experiment_id, archived) / store.METADATA) != fp:
+            if (_folder_fingerprint(self._dir(experiment_id, archived)) or "-") != fp:
                 self._reread(experiment_id, bool(archived))
-        cursor = getattr(self, "_next_cursor", None)
-        if cursor is not None:
-            self._set_state("verify", cursor)
+        if self._next_cursor is not None:
+            self._set_state("verify", self._next_cursor)
             self._next_cursor = None
 
+    def _dir(self, experiment_id: str, archived: bool | int) -> str:
+        return f"{self._roots[int(archived)]}{experiment_id}"
+
     def _folder(self, experiment_id: str, archived: bool | int) -> Path:
-        root = store.archived_root(self.home) if archived else store.experiments_root(self.home)
-        return root / experiment_id
+        return self.record_roots[int(archived)] / experiment_id
 
     def _reread(
         self,
@@ -604,80 +980,154 @@ class Index:
         results_only: bool = False,
         fresh: bool = False,
     ) -> None:
-        """Index one experiment again from its folder (wherever it is now)."""
+        """Index one experiment again from its folder (wherever it is now). ``fresh``: the
+        index holds nothing of it (a build)."""
+        inferred = archived is None
         if archived is None:
-            archived = not (store.experiments_root(self.home) / experiment_id).is_dir()
-        folder = self._folder(experiment_id, archived)
+            archived = not os.path.isdir(self._dir(experiment_id, False))
+        folder = self._dir(experiment_id, archived)
         if results_only:
             row = self.conn.execute(
-                "SELECT last, results_offset FROM experiments WHERE id = ?", (experiment_id,)
+                "SELECT last, series, steps, results_offset, fp FROM experiments WHERE id = ?",
+                (experiment_id,),
             ).fetchone()
-            if row is not None:
-                self._add_results(experiment_id, folder, *row)
+            if row is not None and self._add_results(experiment_id, folder, *row):
                 return
         if not fresh:
             self._forget_waiting(experiment_id, archived)
         try:
             row = read_row(folder, archived)
         except FileNotFoundError:
-            self._delete(experiment_id, archived)
-            if folder.is_dir():  # being created: its metadata comes later
+            if not fresh:
+                self._delete(experiment_id, None if inferred else archived)
+            if os.path.isdir(folder):  # being created: its metadata comes later
                 self.conn.execute(
                     "INSERT OR IGNORE INTO pending VALUES (?, ?)", (experiment_id, int(archived))
                 )
             return
         except record.BadRecord as exc:
-            if not fresh:
-                self._delete(experiment_id, archived)
-            fp = _fingerprint(folder / store.METADATA) or "-"
-            self.conn.execute(
-                "INSERT OR REPLACE INTO broken VALUES (?, ?, ?, ?)",
-                (experiment_id, int(archived), fp, str(exc)),
-            )
+            self._broken(experiment_id, archived, str(exc), fresh)
             return
         self._write(row, fresh)
 
-    def _add_results(self, experiment_id: str, folder: Path, last_json: str, offset: int) -> None:
-        """A running experiment's results, read on from where the last look stopped."""
-        if _size(folder / store.RESULTS) < offset:  # rewritten: read it all again
-            self._reread(experiment_id)
-            return
-        last = json.loads(last_json)
-        offset = _add_results(folder, offset, last)
-        self.conn.execute(
-            "UPDATE experiments SET last = ?, results_offset = ? WHERE id = ?",
-            (_json(last), offset, experiment_id),
-        )
-        self._write_results(experiment_id, last)
+    def _add_new(self, folders: list[tuple[str, str, bool]]) -> None:
+        """Index folders the index holds nothing of (a build), read by processes of their
+        own when there are many, and inserted a batch at a time."""
+        batch: list[_Ready] = []
+        for item in _read_all(folders):
+            if isinstance(item, _Ready):
+                batch.append(item)
+            elif item[0] == "pending":
+                if os.path.isdir(item[2]):  # being created: its metadata comes later
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO pending VALUES (?, ?)", (item[1], int(item[3]))
+                    )
+            else:
+                self._broken(item[1], item[3], item[4], fresh=True)
+            if len(batch) >= BATCH:
+                self._write_batch(batch)
+                batch = []
+            self._advance()
+        if batch:
+            self._write_batch(batch)
 
-    def _write(self, row: _Row, fresh: bool = False) -> None:
-        conn = self.conn
+    def _broken(self, experiment_id: str, archived: bool, reason: str, fresh: bool) -> None:
         if not fresh:
-            self._delete(row.id, None)
-        placeholders = ", ".join("?" * 22)
-        conn.execute(
-            f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({placeholders})",
-            row.values(),
+            self._delete(experiment_id, archived)
+        fp = _folder_fingerprint(self._dir(experiment_id, archived)) or "-"
+        self.conn.execute(
+            "INSERT OR REPLACE INTO broken VALUES (?, ?, ?, ?)",
+            (experiment_id, int(archived), fp, reason),
         )
-        conn.executemany(
-            "INSERT INTO tags VALUES (?, ?)",
-            [(row.id, tag) for tag in dict.fromkeys(row.meta.get("tags") or [])],
-        )
-        conn.executemany(
-            "INSERT INTO params VALUES (?, ?, ?, ?, ?)",
-            [(row.id, key, *typed(value)) for key, value in param_leaves(row.params)],
-        )
-        self._write_results(row.id, row.last, replace=False)
 
-    def _write_results(
-        self, experiment_id: str, last: dict[str, Any], replace: bool = True
-    ) -> None:
-        if replace:
-            self.conn.execute("DELETE FROM results WHERE id = ?", (experiment_id,))
+    def _add_results(
+        self,
+        experiment_id: str,
+        folder: str,
+        last: str,
+        series: str,
+        steps: int,
+        offset: int,
+        fp: str,
+    ) -> bool:
+        """A running experiment's results, read on from where the last look stopped (False:
+        the file was rewritten, read it all again)."""
+        if _size(f"{folder}{os.sep}{store.RESULTS}") < offset:
+            return False
+        summary = record.Summary(json.loads(last), json.loads(series), steps)
+        try:
+            offset = record.scan_results(folder, summary, offset)
+        except record.BadRecord:
+            return False
+        fp = f"{fp.partition('|')[0]}|{summary.source or '-'}"
+        self.conn.execute(
+            "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ?, fp = ? "
+            "WHERE id = ?",
+            (_json(summary.last), _json(summary.stats), summary.lines, offset, fp, experiment_id),
+        )
+        self.conn.execute("DELETE FROM results WHERE id = ?", (experiment_id,))
         self.conn.executemany(
             "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
-            [(experiment_id, name, *typed(record.decode_value(v))) for name, v in last.items()],
+            [(experiment_id, key, *typed(v)) for key, v in leaves(summary.last)],
         )
+        return True
+
+    def _write(self, row: _Row | _Ready, fresh: bool = False) -> None:
+        """Insert one experiment's rows, all or none: a value SQLite cannot take (text that
+        is not Unicode, a hand-made metadata.json's odd value) skips the folder, named."""
+        conn = self.conn
+        if not fresh:
+            other = conn.execute(
+                "SELECT archived FROM experiments WHERE id = ?", (row.id,)
+            ).fetchone()
+            if other and other[0] != row.archived and os.path.isdir(self._dir(row.id, other[0])):
+                self._broken(row.id, row.archived, _TWICE, fresh=True)
+                return
+        conn.execute("SAVEPOINT one")
+        try:
+            if not fresh:
+                self._delete(row.id, None)
+            self._insert([row])
+        except (sqlite3.InterfaceError, sqlite3.IntegrityError, OverflowError, ValueError) as exc:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            reason = f"it holds a value the index cannot take ({exc})"
+            if isinstance(exc, UnicodeEncodeError):
+                reason = "it holds text that is not valid Unicode"
+            elif isinstance(exc, sqlite3.IntegrityError):
+                reason = _TWICE
+            self._broken(row.id, row.archived, reason, fresh)
+            return
+        conn.execute("RELEASE one")
+
+    def _insert(self, rows: list[_Row] | list[_Ready]) -> None:
+        conn = self.conn
+        conn.executemany(_INSERT, [row.values() for row in rows])
+        tags: list[tuple[Any, ...]] = []
+        params: list[tuple[Any, ...]] = []
+        results: list[tuple[Any, ...]] = []
+        for row in rows:
+            more_tags, more_params, more_results = row.rows()
+            tags += more_tags
+            params += more_params
+            results += more_results
+        conn.executemany("INSERT INTO tags VALUES (?, ?)", tags)
+        conn.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
+        conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?)", results)
+
+    def _write_batch(self, rows: list[_Ready]) -> None:
+        """A build's rows, many at once; a batch with a row SQLite refuses goes one by one."""
+        conn = self.conn
+        conn.execute("SAVEPOINT batch")
+        try:
+            self._insert(rows)
+        except (sqlite3.InterfaceError, sqlite3.IntegrityError, OverflowError, ValueError):
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            for row in rows:
+                self._write(row, fresh=True)
+            return
+        conn.execute("RELEASE batch")
 
     def _delete(self, experiment_id: str, archived: bool | None) -> None:
         conn = self.conn
@@ -730,27 +1180,11 @@ def reap(folder: Path, hostname: str) -> bool:
     return record.update(folder, changes, only_if=(Status.RUNNING,)) is not None
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taken at once (BEGIN IMMEDIATE) so that concurrent syncs queue."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _is_io_problem(exc: sqlite3.DatabaseError) -> bool:
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Is this the file being no (usable) database, which a build from the folders mends?
+    Locks, a full disk, permissions and constraint errors are not."""
     text = str(exc).lower()
-    return any(
-        words in text
-        for words in ("disk is full", "disk i/o", "unable to open", "readonly", "locked")
-    )
+    return "malformed" in text or "not a database" in text or "file is encrypted" in text
 
 
 def _scandir(root: Path) -> list[os.DirEntry[str]]:
@@ -769,8 +1203,8 @@ def _count_ids(root: Path) -> int:
     return sum(1 for entry in _scandir(root) if store.is_valid_id(entry.name))
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0

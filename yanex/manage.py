@@ -4,7 +4,8 @@ and delete them, with the same rules wherever it is asked (CLI or dashboard).
 A running experiment is never archived or deleted, and a staged one only while no runner has
 claimed it (the change claims it first, so a runner cannot start it meanwhile). Folders move
 by rename, so an experiment is always whole in one place: in ``experiments/``, in
-``archived/``, or gone.
+``archived/``, or gone. Given the index, each change tells it the rows it changed, and
+nothing else (a change never rebuilds it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from yanex import claims, record, store
 from yanex.errors import YanexError
+from yanex.index import Index
 from yanex.record import Record, Status
 
 
@@ -63,27 +65,38 @@ def _current(rec: Record) -> Record:
     return rec
 
 
-def delete(rec: Record) -> None:
+def _tell(index: Index | None, rec: Record) -> None:
+    """Have the index read this one experiment again (its rows only)."""
+    if index is not None:
+        index.refresh([rec.id])
+
+
+def delete(rec: Record, index: Index | None = None) -> None:
     """Remove the experiment's folder: renamed out of the store first, then deleted."""
     rec = _current(rec)
     check_changeable(rec, "deleted")
     with _held(rec, "deleted"):
         trash = rec.dir.parent / f".deleting-{rec.id}-{os.urandom(4).hex()}"
         os.rename(rec.dir, trash)
+    _tell(index, rec)
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def archive(rec: Record) -> Path:
+def archive(rec: Record, index: Index | None = None) -> Path:
     """Move the experiment to ``archived/``: out of listings and ``--staged``, kept whole."""
-    return _move(rec, store.archived_root(), "archived")
+    return _move(rec, store.archived_root(_home(index)), "archived", index)
 
 
-def unarchive(rec: Record) -> Path:
+def unarchive(rec: Record, index: Index | None = None) -> Path:
     """Move an archived experiment back to ``experiments/``."""
-    return _move(rec, store.experiments_root(), "unarchived")
+    return _move(rec, store.experiments_root(_home(index)), "unarchived", index)
 
 
-def _move(rec: Record, root: Path, action: str) -> Path:
+def _home(index: Index | None) -> Path | None:
+    return None if index is None else index.home
+
+
+def _move(rec: Record, root: Path, action: str, index: Index | None) -> Path:
     rec = _current(rec)
     check_changeable(rec, action)
     target = root / rec.id
@@ -95,6 +108,7 @@ def _move(rec: Record, root: Path, action: str) -> Path:
     with _held(rec, action):
         os.rename(rec.dir, target)
         rec.dir = target  # the claim moved with it: released there
+    _tell(index, rec)
     return target
 
 
@@ -105,6 +119,7 @@ def update(
     description: str | None = None,
     add_tags: Sequence[str] = (),
     remove_tags: Sequence[str] = (),
+    index: Index | None = None,
 ) -> dict[str, Any]:
     """Change the name, description or tags in metadata.json (under its lock); the changes."""
     for tag in add_tags:
@@ -126,4 +141,5 @@ def update(
         record.update(rec.dir, change)
     except FileNotFoundError:
         raise RefusedError(f"experiment {rec.id} is no longer in {rec.dir.parent}") from None
+    _tell(index, rec)
     return changes

@@ -5,18 +5,27 @@ experiment by ID, prefix or name. One implementation, compiled to SQL over the i
 Conditions compare typed values: ``--where "params.model.lr<=0.01"`` types ``0.01`` with the
 same grammar as ``--param``, and holds only for experiments whose ``model.lr`` is a number
 ``<= 0.01``. A key an experiment does not have, or a value of another type, never matches
-(``!=`` included). Numbers compare as numbers, text as text; booleans, null, lists and dicts
-only with ``==`` and ``!=``.
+(``!=`` included). Numbers compare as numbers (ints exactly, at any size), text as text;
+booleans, null, lists and dicts only with ``==`` and ``!=``. A key no experiment has, in a
+condition or a sort, is an error naming the keys it is close to.
+
+Each condition is one range of an index (``e.id IN (SELECT id FROM params WHERE key = ? AND
+kind = ? AND num < ?)``): at 100,000 experiments a filter costs what its matches do.
+
+Which way is better for a result (:func:`better`) is decided here, once, for ``get_best``,
+``compare``'s marks and the dashboard.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,6 +41,7 @@ class QueryError(YanexError):
 
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+IS_NUMBER = "is a number"  # a condition no --where writes: get_best's "a number, not NaN"
 _OPERATOR_RE = re.compile(r"[<>=!~]+")
 _ORDERED_KINDS = ("number", "str")
 
@@ -66,27 +76,53 @@ def _key_help() -> str:
     return "Use params.<dotted key>, results.<name>, or one of: " + ", ".join(FIELDS) + "."
 
 
-# --- times ------------------------------------------------------------------------------------
+# --- times ---------------------------------------------------------------------------------
 
 _AGO_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# How much time an ISO date or time stands for, by how far it is written: a date is its day.
+_SPANS = (
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), timedelta(days=1)),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}$"), timedelta(hours=1)),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}$"), timedelta(minutes=1)),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}$"), timedelta(seconds=1)),
+)
+_ZONE_RE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
 
 
 def parse_time(text: str, option: str = "--since") -> float:
     """``3d``, ``12h``, ``30m`` (that long ago) or an ISO date/time (local time unless it
-    says its offset): seconds since the epoch."""
+    says its offset): seconds since the epoch (the start of a date)."""
+    return parse_span(text, option)[0]
+
+
+def parse_span(text: str, option: str = "--since") -> tuple[float, float]:
+    """The time ``text`` stands for, as ``[start, end)`` in seconds since the epoch: a date is
+    the whole day (``--until 2026-12-03`` includes it), ``14:30`` the whole minute; a
+    duration ago (``3d``) is an instant."""
     match = _AGO_RE.match(text)
     if match:
-        return time.time() - float(match.group(1)) * _SECONDS[match.group(2)]
+        moment = time.time() - float(match.group(1)) * _SECONDS[match.group(2)]
+        return moment, math.nextafter(moment, math.inf)
     try:
         stamp = datetime.fromisoformat(text.strip())
-    except ValueError:
+        start = stamp.timestamp()
+    except (ValueError, OverflowError, OSError):
         raise QueryError(
             f"{option} {text!r} is neither a date nor a duration",
             hint="Write an ISO date or time (2026-11-28, 2026-11-28T14:30) or a duration "
             "ago: 30m, 12h, 3d, 2w.",
         ) from None
-    return stamp.timestamp()
+    written = text.strip()
+    if len(written) > 10:  # an offset follows a time only
+        written = _ZONE_RE.sub("", written)
+    span = next((span for pattern, span in _SPANS if pattern.match(written)), None)
+    if span is None:
+        return start, math.nextafter(start, math.inf)
+    try:
+        return start, (stamp + span).timestamp()
+    except OverflowError:
+        return start, math.inf
 
 
 # --- conditions -------------------------------------------------------------------------------
@@ -104,12 +140,12 @@ class Condition:
     def sql(self) -> tuple[str, list[Any]]:
         """An SQL expression over the ``experiments e`` row, and its parameters."""
         op = "=" if self.op == "==" else self.op
-        for prefix, table in (("params.", "params"), ("results.", "results")):
-            if self.key.startswith(prefix):
-                return self._leaf_sql(table, self.key[len(prefix) :], op)
+        leaf = leaf_key(self.key)
+        if leaf is not None:
+            return self._leaf_sql(*leaf, op)
         column, kind = _field(self.key) or ("", "")
         if kind == "time":
-            return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
+            return _span_sql(f"e.{column}", op, self.value)
         if kind == "number":
             return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
         if self.value is None:
@@ -118,19 +154,48 @@ class Condition:
 
     def _leaf_sql(self, table: str, key: str, op: str) -> tuple[str, list[Any]]:
         kind, num, text = typed(self.value)
-        head = f"EXISTS (SELECT 1 FROM {table} x WHERE x.id = e.id AND x.key = ?"
+        head = f"e.id IN (SELECT id FROM {table} WHERE key = ?"
+        if op == IS_NUMBER:
+            return f"{head} AND kind = 'number' AND (num IS NOT NULL OR text IS NOT NULL))", [key]
         if kind == "null":
-            test = "x.kind = 'null'" if op == "=" else "x.kind != 'null'"
+            test = "kind = 'null'" if op == "=" else "kind != 'null'"
             return f"{head} AND {test})", [key]
+        if kind == "number" and (text is not None or (num is not None and abs(num) >= 2**63)):
+            # Beyond 64 bits on the query's side: each value of the key compared exactly.
+            wanted = json.dumps(self.value)
+            return f"{head} AND kind = 'number' AND exact_compare(num, text, ?, ?))", [
+                key,
+                op,
+                wanted,
+            ]
         if kind in ("number", "bool"):
-            return f"{head} AND x.kind = ? AND x.num {op} ?)", [key, kind, num]
-        return f"{head} AND x.kind = ? AND x.text {op} ?)", [key, kind, text]
+            # A stored int beyond 64 bits holds the float nearest it in num: at 2**63 or more
+            # in size, it compares with anything smaller as exactly as the int would.
+            return f"{head} AND kind = ? AND num {op} ?)", [key, kind, num]
+        return f"{head} AND kind = ? AND num IS NULL AND text {op} ?)", [key, kind, text]
+
+
+def _span_sql(column: str, op: str, span: tuple[float, float]) -> tuple[str, list[Any]]:
+    """A time compared with a span (a date is its whole day): ``<= D`` is before its end."""
+    start, end = span
+    if op == "=":
+        return f"({column} >= ? AND {column} < ?)", [start, end]
+    if op == "!=":
+        return f"({column} < ? OR {column} >= ?)", [start, end]
+    bound, sql_op = {"<": (start, "<"), "<=": (end, "<"), ">": (end, ">="), ">=": (start, ">=")}[op]
+    return f"({column} IS NOT NULL AND {column} {sql_op} ?)", [bound]
+
+
+def leaf_key(key: str) -> tuple[str, str] | None:
+    """``params.model.lr`` -> ``("params", "model.lr")``; None for a metadata field."""
+    for prefix in ("params.", "results."):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return prefix[:-1], key[len(prefix) :]
+    return None
 
 
 def parse_where(text: str) -> Condition:
     """``params.model.lr<=0.01`` -> a :class:`Condition`; QueryError names what is wrong."""
-    from yanex.config.overrides import parse_value
-
     shown = f"--where {text!r}"
     match = _OPERATOR_RE.search(text)
     if match is None:
@@ -154,7 +219,7 @@ def parse_where(text: str) -> Condition:
     if key.startswith(("params.", "results.")):
         if not key.split(".", 1)[1]:
             raise QueryError(f"{shown} names no parameter or result after the dot")
-        value = parse_value(value_text, shown)
+        value = _value(value_text, shown)
         kind = typed(value)[0]
         if op not in ("==", "!=") and kind not in _ORDERED_KINDS:
             raise QueryError(
@@ -167,8 +232,8 @@ def parse_where(text: str) -> Condition:
         raise QueryError(f"{shown}: unknown key {key!r}", hint=_key_help())
     column, kind = found
     if kind == "time":
-        return Condition(column, op, parse_time(value_text, shown), text)
-    value = parse_value(value_text, shown)
+        return Condition(column, op, parse_span(value_text.strip().strip("'\""), shown), text)
+    value = _value(value_text, shown)
     if kind == "number" and not (record.is_number(value) or value is None):
         raise QueryError(f"{shown}: {key} is a number; compare it with a number")
     if kind == "text" and value is not None:
@@ -176,6 +241,22 @@ def parse_where(text: str) -> Condition:
     if value is None and op not in ("==", "!="):
         raise QueryError(f"{shown}: {op} compares values, not null", hint="Use == null or != null.")
     return Condition(column, op, value, text)
+
+
+# A quoted string without escapes or interpolations: Hydra's grammar reads it as its text,
+# and loading Hydra's parser for it would cost more than the query (tests/test_readers.py
+# checks this against Hydra).
+_PLAIN_QUOTED_RE = re.compile(r"""^\s*(?:'([^'\\$]*)'|"([^"\\$]*)")\s*$""")
+
+
+def _value(text: str, shown: str) -> Any:
+    """A condition's value, typed as ``--param`` types it."""
+    from yanex.config.overrides import parse_value
+
+    quoted = _PLAIN_QUOTED_RE.match(text)
+    if quoted:
+        return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+    return parse_value(text, shown)
 
 
 # --- sorting ----------------------------------------------------------------------------------
@@ -188,22 +269,22 @@ class Sort:
     key: str
     descending: bool = False
 
-    def sql(self) -> tuple[str, list[Any]]:
-        # SQLite puts NULL first when ascending and last when descending: only an ascending
-        # order needs to send missing values to the end (and a plain descending one can be
-        # read straight from an index: `yanex list` of 100,000 sorts nothing).
-        for prefix, table in (("params.", "params"), ("results.", "results")):
-            if self.key.startswith(prefix):
-                leaf = self.key[len(prefix) :]
-                sub = f"(SELECT {{}} FROM {table} x WHERE x.id = e.id AND x.key = ?)"
-                num, text = sub.format("x.num"), sub.format("x.text")
-                if self.descending:
-                    return f"{num} DESC, {text} DESC", [leaf, leaf]
-                return f"({num} IS NULL AND {text} IS NULL), {num}, {text}", [leaf] * 4
+    def sql(self, alias: str) -> tuple[str, str, list[Any]]:
+        """``(join, order, join parameters)``: a parameter or result is joined once by its
+        key (one lookup per row), and sorted numbers first, then text, then missing."""
+        way = " DESC" if self.descending else ""
+        leaf = leaf_key(self.key)
+        if leaf is not None:
+            table, key = leaf
+            join = f"LEFT JOIN {table} {alias} ON {alias}.id = e.id AND {alias}.key = ?"
+            order = f"{alias}.id IS NULL, {alias}.num IS NULL, {alias}.num{way}, {alias}.text{way}"
+            return join, order, [key]
         column = f"e.{FIELDS[self.key][0]}" if self.key in FIELDS else SORT_ONLY[self.key]
+        # SQLite puts NULL last when descending: a plain descending order reads straight from
+        # an index (`yanex list` of 100,000 sorts nothing); ascending sends missing ones last.
         if self.descending:
-            return f"{column} DESC", []
-        return f"({column} IS NULL), {column}", []
+            return "", f"{column} DESC", []
+        return "", f"({column} IS NULL), {column}", []
 
 
 # Keys a listing sorts by but a condition does not compare, and the SQL they sort by: tags
@@ -212,9 +293,16 @@ SORT_ONLY = {"tags": "lower(NULLIF(e.tags, '[]'))"}
 
 
 def parse_sort(text: str) -> Sort:
-    descending = text.startswith("-")
-    key = text[1:] if descending else text
-    if key.startswith(("params.", "results.")) and key.split(".", 1)[1]:
+    """``KEY`` ascending, ``-KEY`` descending, ``+KEY`` ascending; a result alone sorts best
+    first, as :func:`better` says (``results.val_acc``: largest first; a name that says
+    neither: ascending)."""
+    sign = text[:1] if text[:1] in "+-" else ""
+    key = text[len(sign) :]
+    descending = sign == "-"
+    leaf = leaf_key(key)
+    if leaf is not None:
+        if not sign and leaf[0] == "results":
+            descending = better(leaf[1]) == "max"
         return Sort(key, descending)
     if key in SORT_ONLY:
         return Sort(key, descending)
@@ -244,8 +332,8 @@ class Filters:
     name: str | None = None
     script: str | None = None
     sweep: str | None = None
-    since: float | None = None
-    until: float | None = None
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before (the end of the day --until names)
     where: tuple[Condition, ...] = ()
     project: str | None = None
     archived: bool | None = False
@@ -283,7 +371,7 @@ class Filters:
         if self.status:
             add(f"e.status IN ({', '.join('?' * len(self.status))})", *self.status)
         for tag in self.tags:
-            add("EXISTS (SELECT 1 FROM tags t WHERE t.id = e.id AND t.tag = ?)", tag)
+            add("e.id IN (SELECT id FROM tags WHERE tag = ?)", tag)
         if self.name is not None:
             add("e.name GLOB ?", self.name)
         if self.script is not None:
@@ -296,7 +384,7 @@ class Filters:
         if self.since is not None:
             add("e.created >= ?", self.since)
         if self.until is not None:
-            add("e.created <= ?", self.until)
+            add("e.created < ?", self.until)
         for condition in self.where:
             clause, values = condition.sql()
             add(clause, *values)
@@ -331,7 +419,7 @@ def make_filters(
     sweep: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    where: Sequence[str] | str = (),
+    where: Sequence[str | Condition] | str = (),
     project: str | None = None,
     archived: bool | None = False,
     ids: Sequence[str] = (),
@@ -358,9 +446,9 @@ def make_filters(
         name=name,
         script=script,
         sweep=sweep,
-        since=parse_time(since, "--since") if since is not None else None,
-        until=parse_time(until, "--until") if until is not None else None,
-        where=tuple(parse_where(text) for text in where),
+        since=parse_span(since, "--since")[0] if since is not None else None,
+        until=parse_span(until, "--until")[1] if until is not None else None,
+        where=tuple(parse_where(w) if isinstance(w, str) else w for w in where),
         project=project,
         archived=archived,
         text=tuple(dict.fromkeys((text or "").split())),
@@ -372,7 +460,7 @@ def make_filters(
 _COLUMNS = (
     "e.id, e.archived, e.status, e.name, e.description, e.tags, e.project, e.script, e.created, "
     "e.started, e.ended, e.duration, e.exit_code, e.error, e.sweep, e.sweep_index, e.params, "
-    "e.last"
+    "e.last, e.series, e.steps"
 )  # record.Record's fields, in order
 
 
@@ -389,21 +477,29 @@ def select(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[record.Record]:
-    """The experiments ``filters`` select, in ``sort`` order (newest first by default)."""
+    """The experiments ``filters`` select, in ``sort`` order (newest first by default).
+    QueryError when a condition or sort names a key no experiment has."""
+    check_keys(index, filters, sort)
     where, params = filters.sql()
-    order_parts = []
-    for key in sort if NEWEST_FIRST in sort else (*sort, NEWEST_FIRST):
-        clause, values = key.sql()
-        order_parts.append(clause)
-        params.extend(values)
+    joins, order_parts, join_params = [], [], []
+    for i, key in enumerate(sort if NEWEST_FIRST in sort else (*sort, NEWEST_FIRST)):
+        join, order, values = key.sql(f"s{i}")
+        if join:
+            joins.append(join)
+        order_parts.append(order)
+        join_params.extend(values)
     order_parts.append("e.sweep_index, e.id")  # ties: a grid in its order (as the index is)
-    sql = f"SELECT {_COLUMNS} FROM experiments e WHERE {where} ORDER BY {', '.join(order_parts)}"
+    sql = (
+        f"SELECT {_COLUMNS} FROM experiments e {' '.join(joins)} WHERE {where} "
+        f"ORDER BY {', '.join(order_parts)}"
+    )
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-    return [_record(index, row) for row in index.conn.execute(sql, params)]
+    return [_record(index, row) for row in index.conn.execute(sql, [*join_params, *params])]
 
 
 def count(index: Index, filters: Filters) -> int:
+    check_keys(index, filters)
     where, params = filters.sql()
     return index.conn.execute(
         f"SELECT count(*) FROM experiments e WHERE {where}", params
@@ -424,15 +520,44 @@ def group_count(index: Index, filters: Filters, field: str) -> list[tuple[Any, i
     return [(value, number) for value, number in rows]
 
 
-def result_names(index: Index, filters: Filters) -> list[str]:
-    """The names of the results the selected experiments logged, in first-seen order."""
-    where, params = filters.sql()
-    rows = index.conn.execute(
-        "SELECT key FROM results WHERE id IN "
-        f"(SELECT e.id FROM experiments e WHERE {where}) GROUP BY key ORDER BY min(rowid)",
-        params,
-    )
-    return [row[0] for row in rows]
+def check_keys(index: Index, filters: Filters, sort: Sequence[Sort] = ()) -> None:
+    """Refuse a condition or sort over a parameter or result no experiment has (a typo would
+    otherwise select nothing, or sort by nothing, silently), naming the keys close to it."""
+    named = [(c.key, c.text, "--where") for c in filters.where]
+    named += [(s.key, s.key, "--sort") for s in sort]
+    for key, shown, option in named:
+        leaf = leaf_key(key)
+        if leaf is None:
+            continue
+        table, name = leaf
+        found = index.conn.execute(f"SELECT 1 FROM {table} WHERE key = ? LIMIT 1", (name,))
+        if found.fetchone() is None:
+            what = "a result" if table == "results" else "a parameter"
+            raise QueryError(
+                f"{option} {shown!r}: no experiment has {what} {name!r}",
+                hint=_close_keys(index, table, name),
+            )
+
+
+def _close_keys(index: Index, table: str, name: str) -> str:
+    """Keys of the store close to a mistyped one (or under it, for a dict)."""
+    # Each distinct key by one seek of the (key, ...) index: as fast at 100,000 experiments.
+    keys = [
+        row[0]
+        for row in index.conn.execute(
+            f"WITH RECURSIVE k(key) AS (SELECT min(key) FROM {table} UNION ALL "
+            f"SELECT (SELECT min(key) FROM {table} WHERE key > k.key) FROM k "
+            "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL LIMIT 100000"
+        )
+    ]
+    if not keys:
+        return f"No experiment has logged any {'result' if table == 'results' else 'parameter'}."
+    under = [key for key in keys if key.startswith(f"{name}.")][:5]
+    close = under or difflib.get_close_matches(name, keys, n=5, cutoff=0.6)
+    if close:
+        return "Did you mean " + ", ".join(f"{table}.{key}" for key in close) + "?"
+    shown = ", ".join(f"{table}.{key}" for key in keys[:8])
+    return f"Known {table}: {shown}" + (", ..." if len(keys) > 8 else "") + "."
 
 
 # --- naming experiments -----------------------------------------------------------------------
@@ -576,14 +701,46 @@ def differing_keys(flat: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in keys if len({canonical(p[k]) if k in p else None for p in flat}) > 1]
 
 
-# Results whose smaller values are better; any other result: larger is better.
-_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl",
-                    "wer", "cer", "time", "latency", "duration", "regret", "cost")  # fmt: skip
+# Which way is better for a result, told by the words of its name (val_loss, top1Accuracy).
+_LOWER_IS_BETTER = frozenset(("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity",
+                              "ppl", "wer", "cer", "time", "latency", "duration", "regret",
+                              "cost", "neg", "distance", "fid"))  # fmt: skip
+_HIGHER_IS_BETTER = frozenset(("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc",
+                               "map", "iou", "miou", "dice", "bleu", "rouge", "score", "reward",
+                               "return", "r2", "psnr", "ssim", "throughput",
+                               "fps", "success", "ndcg", "mrr", "likelihood", "elbo", "kappa",
+                               "correct"))  # fmt: skip
+_WORD_RE = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 
 
-def lower_is_better(name: str) -> bool:
-    words = name.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
-    return any(word in _LOWER_IS_BETTER for word in words)
+def better(name: str) -> str | None:
+    """``"min"`` when smaller values of the result ``name`` are better (its name has a word
+    like loss, error, mse, time), ``"max"`` when larger are (accuracy, f1, reward, score),
+    None when its name says neither or both (``top1_error``): then whoever asks which is best
+    must be told (``maximize=``, ``--maximize``). The one rule for ``get_best``, ``compare``
+    and the dashboard. Words split at ``_``, ``/``, ``.``, ``-`` and case changes
+    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy."""
+    words = {word.lower() for word in _WORD_RE.findall(name)}
+    lower, higher = bool(words & _LOWER_IS_BETTER), bool(words & _HIGHER_IS_BETTER)
+    if lower == higher:
+        return None
+    return "min" if lower else "max"
+
+
+def lower_is_better(name: str) -> bool | None:
+    """True, False, or None when the name does not say (see :func:`better`)."""
+    way = better(name)
+    return None if way is None else way == "min"
+
+
+def direction(name: str, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> str | None:
+    """``"min"``/``"max"`` for ``name``: what ``minimize``/``maximize`` say, else
+    :func:`better`."""
+    if name in minimize:
+        return "min"
+    if name in maximize:
+        return "max"
+    return better(name)
 
 
 def best_rows(
@@ -593,21 +750,22 @@ def best_rows(
     maximize: Sequence[str] = (),
 ) -> dict[str, set[int]]:
     """For each result, the rows holding its best last value (``compare``'s marks): the
-    smallest for names like loss or error (:func:`lower_is_better`), else the largest;
-    ``minimize`` and ``maximize`` decide for the names they hold. Only numbers (not NaN)
-    take part, and a result with fewer than two different values has no best."""
+    smallest or largest as :func:`direction` says; a result whose direction is unknown has no
+    best. Only numbers (not NaN) take part, and a result with fewer than two different values
+    has no best."""
     best: dict[str, set[int]] = {}
+    flat = [dict(record.leaves(rec.last)) for rec in records]  # val.f1 of a nested result
     for name in names:
+        way = direction(name, minimize, maximize)
+        if way is None:
+            continue
         values = [
-            (i, rec.last[name])
-            for i, rec in enumerate(records)
-            if name in rec.last
-            and record.is_number(rec.last[name])
-            and not math.isnan(rec.last[name])
+            (i, last[name])
+            for i, last in enumerate(flat)
+            if name in last and record.is_number(last[name]) and not math.isnan(last[name])
         ]
         if len(values) < 2 or len({v for _, v in values}) < 2:
             continue  # nothing to choose between
-        lower = name in minimize or (name not in maximize and lower_is_better(name))
-        target = (min if lower else max)(v for _, v in values)
+        target = (min if way == "min" else max)(v for _, v in values)
         best[name] = {i for i, v in values if v == target}
     return best

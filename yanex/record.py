@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import math
 import os
+import stat
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,24 +84,112 @@ def validate(meta: Any, experiment_id: str) -> dict[str, Any]:
         value = meta.get(key)
         if key in meta and (not isinstance(value, types) or isinstance(value, bool)):
             raise BadRecord(f"{key} is a {type(value).__name__}")
+        if isinstance(value, int) and not fits_int64(value):
+            raise BadRecord(f"{key} is out of range ({_short(value)})")
+    launcher = meta.get("launcher")
+    if isinstance(launcher, dict):
+        pid = launcher.get("pid")
+        if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+            raise BadRecord(f"launcher.pid is a {type(pid).__name__}")
+        if pid is not None and not 0 <= pid < 2**31:
+            raise BadRecord(f"launcher.pid is out of range ({_short(pid)})")
     return meta
 
 
-def read_metadata(folder: Path) -> dict[str, Any]:
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def fits_int64(value: int) -> bool:
+    """Does SQLite hold this int as an INTEGER (beyond, Python's sqlite3 refuses it)?"""
+    return INT64_MIN <= value <= INT64_MAX
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]}, {len(text)} digits"
+
+
+def read_metadata(folder: Path | str) -> dict[str, Any]:
     """The validated metadata of the experiment in ``folder``; BadRecord when unusable,
     FileNotFoundError when the folder holds none (yet)."""
-    path = folder / store.METADATA
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise BadRecord(f"metadata.json cannot be read: {exc.strerror or exc}") from exc
+    raw = read_regular(os.path.join(folder, store.METADATA))
+    return parse_metadata(raw, os.path.basename(folder))
+
+
+def parse_metadata(raw: bytes, experiment_id: str) -> dict[str, Any]:
+    """The validated metadata in the bytes of a metadata.json; BadRecord when unusable."""
     try:
         meta = json.loads(raw)
     except ValueError as exc:
         raise BadRecord(f"metadata.json is not valid JSON ({exc})") from exc
-    return validate(meta, folder.name)
+    except RecursionError:
+        raise BadRecord("metadata.json is nested too deeply") from None
+    return validate(meta, experiment_id)
+
+
+# --- reading files that may not be files ------------------------------------------------------
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def _not_a_file(path: Path | str, mode: int) -> BadRecord:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return BadRecord(f"{os.path.basename(path)} is {kind}, not a file")
+
+
+def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of ``path``, a regular file (or a link to one), and its stat.
+
+    A FIFO, device or socket put in an experiment folder is never read from: a FIFO would
+    block the reader for ever, a device never end. It is opened without blocking (which a
+    FIFO with no writer allows at once) and refused (BadRecord) by what ``fstat`` says.
+    FileNotFoundError when there is nothing; BadRecord for any other reason it cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_a_file(path, st.st_mode)
+    return fd, st
+
+
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`)."""
+    return read_regular_stat(path)[0]
+
+
+def read_regular_stat(path: Path | str) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and its stat, from one descriptor (see
+    :func:`open_regular`)."""
+    fd, st = open_regular(path)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(st.st_size + 1, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    except OSError as exc:
+        raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def fingerprint(st: os.stat_result) -> str:
+    """What changes when a file is written or replaced: its mtime, size and inode."""
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
 @contextlib.contextmanager
@@ -168,10 +259,10 @@ def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
     text = data[:end].decode("utf-8", "replace")
     try:  # one parse for the whole file: the common case, and much faster than line by line
         lines = json.loads("[" + text.rstrip().replace("\n", ",") + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         lines = []
         for raw in text.splitlines():
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):
                 lines.append(json.loads(raw))
     return [
         line for line in lines if isinstance(line, dict) and isinstance(line.get("results"), dict)
@@ -190,7 +281,7 @@ def read_results(folder: Path) -> list[dict[str, Any]]:
     """Every whole line the script logged, oldest first: ``{"step", "timestamp", "results"}``,
     NaN and the infinities as floats."""
     try:
-        data = (folder / store.RESULTS).read_bytes()
+        data = read_regular(folder / store.RESULTS)
     except FileNotFoundError:
         return []
     lines = parse_results(data)[0]
@@ -243,6 +334,265 @@ def summarize(
         for name, value in line["results"].items():
             series.setdefault(name, Series()).add(value, line.get("step"))
     return series
+
+
+def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The dotted keys of a nested dict and their values (``model.lr``), in order; lists and
+    empty dicts are single values. Without recursion: any depth JSON holds is walked."""
+    if not (isinstance(node, dict) and node):
+        if prefix:
+            yield prefix, node
+        return
+    stack = [(prefix, iter(node.items()))]
+    while stack:
+        base, items = stack[-1]
+        for key, value in items:
+            name = f"{base}.{key}" if base else str(key)
+            if isinstance(value, dict) and value:
+                stack.append((name, iter(value.items())))
+                break
+            yield name, value
+        else:
+            stack.pop()
+
+
+class Summary:
+    """What the results of a run come to, read once from ``results.jsonl`` (and on from where
+    the last read stopped while it grows): each result's last value (dicts merged, so a nested
+    result's leaves each keep their last value), and per dotted leaf how many lines logged it,
+    its smallest and largest number (NaN left out) and the last step that logged it.
+
+    The index keeps it, so ``yanex show`` and the dashboard say these exact numbers of a run
+    of a million steps without reading its file again.
+    """
+
+    def __init__(
+        self,
+        last: dict[str, Any] | None = None,
+        stats: dict[str, list[Any]] | None = None,
+        lines: int = 0,
+    ) -> None:
+        self.last: dict[str, Any] = last if last is not None else {}
+        self.stats: dict[str, list[Any]] = stats if stats is not None else {}  # count, min,
+        self.lines = lines  # max, last step
+        self.source: str | None = None  # the fingerprint of the results.jsonl read last
+
+    def add(self, lines: list[dict[str, Any]]) -> None:
+        merge, last = self._merge, self.last
+        for line in lines:
+            step = line.get("step")
+            try:
+                merge(last, line["results"], "", step if step.__class__ is int else None)
+            except RecursionError:
+                continue  # nested deeper than Python walks: hostile, left out
+            self.lines += 1
+
+    def _merge(self, into: dict[str, Any], results: dict[str, Any], prefix: str, step: Any) -> None:
+        # Called for every logged line of every run the index reads: kept tight.
+        stats = self.stats
+        for name, value in results.items():
+            cls = value.__class__
+            if cls is dict and value:
+                sub = into.get(name)
+                if sub.__class__ is not dict:
+                    sub = into[name] = {}
+                self._merge(sub, value, f"{prefix}{name}.", step)
+                continue
+            if cls is str:
+                value = _NON_FINITE.get(value, value)
+                cls = value.__class__
+            into[name] = value
+            key = prefix + name if prefix else name
+            stat = stats.get(key)
+            if stat is None:
+                stat = stats[key] = [0, None, None, None]
+            stat[0] += 1
+            if step is not None:
+                stat[3] = step
+            if (cls is float and value == value) or cls is int:
+                low = stat[1]
+                if low is None:
+                    stat[1] = stat[2] = value
+                elif value < low:
+                    stat[1] = value
+                elif value > stat[2]:
+                    stat[2] = value
+
+    def merge(self, later: Summary) -> None:
+        """Add the summary of the lines that came after these (a part read elsewhere)."""
+        _merge_last(self.last, later.last)
+        for key, (count, low, high, step) in later.stats.items():
+            stat = self.stats.get(key)
+            if stat is None:
+                self.stats[key] = [count, low, high, step]
+                continue
+            stat[0] += count
+            if low is not None and (stat[1] is None or low < stat[1]):
+                stat[1] = low
+            if high is not None and (stat[2] is None or high > stat[2]):
+                stat[2] = high
+            if step is not None:
+                stat[3] = step
+        self.lines += later.lines
+
+    def series(self) -> dict[str, Series]:
+        """Each leaf of the last values with its :class:`Series`."""
+        found = {}
+        for leaf, value in leaves(self.last):
+            count, low, high, step = self.stats.get(leaf) or (0, None, None, None)
+            found[leaf] = Series(value, low, high, count, step)
+        return found
+
+
+def _merge_last(into: dict[str, Any], later: dict[str, Any]) -> None:
+    for name, value in later.items():
+        if value.__class__ is dict and value and into.get(name).__class__ is dict:
+            _merge_last(into[name], value)
+        else:
+            into[name] = value
+
+
+RESULTS_CHUNK = 4 * 1024 * 1024  # bytes of results.jsonl parsed at a time (memory stays flat)
+
+
+def iter_results(folder: Path | str, offset: int = 0) -> Iterator[list[dict[str, Any]]]:
+    """The whole lines ``results.jsonl`` holds past ``offset``, a chunk of them at a time (as
+    :func:`parse_results` has them): a file of any size in a few MB of memory. BadRecord when
+    it is not a file. :func:`scan_results` says where the lines ended."""
+    for data in iter_result_bytes(folder, offset):
+        yield parse_results(data)[0]
+
+
+def iter_result_bytes(folder: Path | str, offset: int = 0) -> Iterator[bytes]:
+    """The bytes of ``results.jsonl`` past ``offset``, a chunk of whole lines at a time."""
+    try:
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
+    except FileNotFoundError:
+        return
+    try:
+        yield from _whole_lines(fd, offset, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def _whole_lines(fd: int, start: int, stop: int) -> Iterator[bytes]:
+    """Chunks of the whole lines between ``start`` and ``stop`` (a line begins at start)."""
+    pos, rest = start, b""
+    while pos < stop:
+        try:
+            data = os.pread(fd, min(RESULTS_CHUNK, stop - pos), pos)
+        except OSError as exc:
+            raise BadRecord(f"{store.RESULTS} cannot be read: {exc.strerror or exc}") from exc
+        if not data:
+            break
+        pos += len(data)
+        if rest:
+            data = rest + data
+        end = data.rfind(b"\n") + 1
+        rest = data[end:]
+        if end:
+            yield data[:end]
+
+
+# From this size on, what is left to read of one results.jsonl is summarized in parts by
+# processes of their own (fork, on Linux, with no other thread running), then merged.
+PARALLEL_BYTES = 32 * 1024 * 1024
+
+
+def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
+    """Add to ``summary`` the whole lines ``results.jsonl`` holds past ``offset``; the offset
+    after the last whole line. BadRecord when it is not a file."""
+    summary.source = None
+    try:
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
+    except FileNotFoundError:
+        return offset
+    summary.source = fingerprint(st)
+    try:
+        parts = _parts(fd, offset, st.st_size)
+        if len(parts) > 1:
+            return _scan_parallel(fd, parts, summary)
+        for data in _whole_lines(fd, offset, st.st_size):
+            summary.add(parse_results(data)[0])
+            offset += len(data)
+        return offset
+    finally:
+        os.close(fd)
+
+
+def _parts(fd: int, start: int, stop: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut at line ends into one part per worker, when it is big enough and
+    workers are safe; else the whole."""
+    import multiprocessing
+    import threading
+
+    workers = min(os.cpu_count() or 1, 4)
+    if (
+        stop - start < PARALLEL_BYTES
+        or workers < 2
+        or not sys.platform.startswith("linux")
+        or threading.active_count() > 1
+        or multiprocessing.parent_process() is not None  # a worker already
+    ):
+        return [(start, stop)]
+    cuts = [start]
+    for i in range(1, workers):
+        at = start + (stop - start) * i // workers
+        window = os.pread(fd, 1 << 20, at)
+        newline = window.find(b"\n")
+        if newline >= 0 and at + newline + 1 > cuts[-1]:
+            cuts.append(at + newline + 1)
+    cuts.append(stop)
+    return list(itertools.pairwise(cuts))
+
+
+def _scan_parallel(fd: int, parts: list[tuple[int, int]], summary: Summary) -> int:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")  # the descriptor is shared, nothing imported
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        found = list(pool.map(_summarize_part, [(fd, a, b) for a, b in parts]))
+    end = parts[0][0]
+    for part, used in found:
+        summary.merge(part)
+        end += used
+    return end
+
+
+def _summarize_part(job: tuple[int, int, int]) -> tuple[Summary, int]:
+    fd, start, stop = job
+    part, used = Summary(), 0
+    for data in _whole_lines(fd, start, stop):
+        part.add(parse_results(data)[0])
+        used += len(data)
+    return part, used
+
+
+def tail_results(folder: Path | str, count: int = 10) -> list[dict[str, Any]]:
+    """The last ``count`` whole lines of ``results.jsonl`` (as :func:`read_results` has them),
+    read from its end: a file of a million lines costs what one of ten does."""
+    try:
+        fd, st = open_regular(os.path.join(folder, store.RESULTS))
+    except FileNotFoundError:
+        return []
+    try:
+        pos = st.st_size
+        data, block = b"", 64 * 1024
+        while pos > 0 and data.count(b"\n") <= count + 1:
+            start = max(0, pos - block)
+            os.lseek(fd, start, os.SEEK_SET)
+            data = os.read(fd, pos - start) + data
+            pos, block = start, block * 2
+    finally:
+        os.close(fd)
+    data = data[: data.rfind(b"\n") + 1]  # a last line being written is left out
+    if pos > 0:
+        data = data[data.find(b"\n") + 1 :]  # begin at a whole line
+    lines = parse_results(data)[0][-count:]
+    for line in lines:
+        line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
+    return lines
 
 
 # --- artifacts ------------------------------------------------------------------------------
@@ -304,11 +654,12 @@ def _printable_ascii(node: Any) -> bool:
     return True
 
 
-def read_params(folder: Path) -> dict[str, Any]:
-    """The run's resolved parameters (``params.json``); {} when missing or unreadable."""
+def read_params(folder: Path | str) -> dict[str, Any]:
+    """The run's resolved parameters (``params.json``); {} when missing or not JSON;
+    BadRecord when it is not a file (a FIFO, a device)."""
     try:
-        params = store.read_json(folder / store.PARAMS)
-    except (OSError, ValueError):
+        params = json.loads(read_regular(os.path.join(folder, store.PARAMS)))
+    except (FileNotFoundError, ValueError, RecursionError):
         return {}
     return params if isinstance(params, dict) else {}
 
@@ -324,10 +675,10 @@ def _datetime(stamp: float | None) -> datetime | None:
 class Record:
     """One experiment as readers see it: what the index holds, the folder read on demand.
 
-    ``params`` is the resolved config and ``last`` each result's last logged value (both from
-    the index); ``metadata``, ``results`` (every logged line), ``series`` (each result's
-    summary) and ``artifacts`` read the folder. ``created``, ``started`` and ``ended`` are
-    timezone-aware datetimes (``*_ts``: the same as seconds since the epoch).
+    ``params`` is the resolved config, ``last`` each result's last logged value and
+    ``series`` each result's summary (all from the index); ``metadata``, ``results`` (every
+    logged line) and ``artifacts`` read the folder. ``created``, ``started`` and ``ended``
+    are timezone-aware datetimes (``*_ts``: the same as seconds since the epoch).
 
     The index's text is decoded when an attribute is first used: ``yanex.results.find()`` of
     100,000 experiments builds its records without parsing what nobody reads.
@@ -351,6 +702,8 @@ class Record:
     sweep_index: int | None
     params_json: str
     last_json: str
+    series_json: str  # per result leaf: [count, min, max, last step]
+    steps: int  # the lines of results.jsonl indexed
     root: Path  # the store folder it is in (experiments/ or archived/)
 
     @cached_property
@@ -367,7 +720,8 @@ class Record:
 
     @cached_property
     def last(self) -> dict[str, Any]:
-        return {name: decode_value(v) for name, v in json.loads(self.last_json).items()}
+        """Each result's last logged value (a nested result's leaves each their last)."""
+        return json.loads(self.last_json)
 
     @property
     def created(self) -> datetime | None:
@@ -383,8 +737,13 @@ class Record:
 
     @cached_property
     def series(self) -> dict[str, Series]:
-        """Each result's last value, min, max and number of steps (reads ``results.jsonl``)."""
-        return summarize(self.results)
+        """Each result leaf (``val.f1``) with its last value, min, max, number of steps and
+        last step: exact, kept in the index (``results.jsonl`` is not read again)."""
+        return Summary(self.last, json.loads(self.series_json), self.steps).series()
+
+    def tail(self, count: int = 10) -> list[dict[str, Any]]:
+        """The last ``count`` lines the script logged (read from the end of the file)."""
+        return tail_results(self.dir, count)
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
@@ -396,7 +755,8 @@ class Record:
 
     @property
     def results(self) -> list[dict[str, Any]]:
-        """Every line the script logged: ``{"step", "timestamp", "results"}``, oldest first."""
+        """Every line the script logged: ``{"step", "timestamp", "results"}``, oldest first
+        (the whole file in memory: :meth:`tail` and :attr:`series` read less)."""
         return read_results(self.dir)
 
     @property

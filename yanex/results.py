@@ -5,7 +5,7 @@ The same filters as ``yanex list`` (through ``yanex.query``), the same records a
 
     import yanex.results as yr
 
-    best = yr.get_best("loss", tags=["baseline"])
+    best = yr.get_best("loss", tags=["baseline"])   # loss: smaller is better
     runs = yr.find(status="completed", where="params.model.lr<=0.01", sort="results.loss")
     df = yr.to_dataframe(runs)           # one row per experiment (pandas: yanex[analysis])
     steps = yr.metrics_dataframe(best)   # one row per logged step
@@ -13,20 +13,25 @@ The same filters as ``yanex list`` (through ``yanex.query``), the same records a
 By default, like the CLI, the experiments of the current project (the git repository of the
 working folder, else the folder); ``all_projects=True`` for every one. Bad filters raise
 ``yanex.YanexError``. yanex 0.6's names (``get_experiment``, ``get_experiments``,
-``compare``) are kept.
+``compare``, ``get_best(metric, maximize=True)``) are kept.
+
+Values keep their types: DataFrames use pandas' nullable dtypes (``Int64``, ``Float64``,
+``boolean``, ``string``), so an int column stays ints, exact, beside a run that lacks it
+(``<NA>``), and a logged NaN stays NaN. Nothing here prints: building the index is logged
+(``logging.getLogger("yanex")``) and can be followed with ``progress=``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from yanex import query
 from yanex.errors import YanexError
-from yanex.index import Index, param_leaves
-from yanex.record import Record, decode_value
+from yanex.index import Index
+from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
 
 __all__ = [
     "Record",
@@ -49,8 +54,8 @@ def _project(all_projects: bool) -> str | None:
     return str(current_project(Path.cwd()))
 
 
-def _synced_index() -> Index:
-    index = Index()
+def _synced_index(progress: Callable[[int, int, str], None] | None = None) -> Index:
+    index = Index(progress=progress)
     index.sync()
     return index
 
@@ -71,19 +76,22 @@ def find(
     sweep: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    where: str | Sequence[str] = (),
+    where: str | Sequence[str | query.Condition] = (),
     sort: str | Sequence[str] | None = None,
     limit: int | None = None,
     archived: bool | None = False,
     all_projects: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Record]:
     """The experiments the filters select, newest first unless ``sort`` says otherwise.
 
-    ``ids`` are IDs, unique prefixes or names (looked up as ``yanex show`` does). The other
-    filters mean what ``yanex list``'s options mean: ``where="results.loss<0.3"`` (or a list
-    of conditions, all of which must hold), ``sort="-results.accuracy"``.
+        ``ids`` are IDs, unique prefixes or names (looked up as ``yanex show`` does). The other
+        filters mean what ``yanex list``'s options mean: ``where="results.loss<0.3"`` (or a list
+        of conditions, all of which must hold), ``sort="results.accuracy"`` (a result alone: best
+    first; ``-``/``+``: descending/ascending); ``until`` a date
+        includes that day. ``progress(done, total, why)`` follows a build of the index.
     """
-    index = _synced_index()
+    index = _synced_index(progress)
     try:
         project = _project(all_projects)
         resolved: list[str] = []
@@ -117,13 +125,44 @@ def get(ref: str, *, all_projects: bool = False) -> Record:
         index.close()
 
 
-def get_best(metric: str, minimize: bool = True, **filters: Any) -> Record | None:
-    """The experiment with the smallest (``minimize=False``: largest) last value of the result
-    ``metric``, among those ``filters`` select (as in :func:`find`); None if none logged it."""
-    order = f"{'' if minimize else '-'}results.{metric}"
-    # Only experiments whose last value is a number (not text, not NaN) take part.
-    where = [*_as_tuple(filters.pop("where", ())), f"results.{metric}>=-1e308"]
-    found = find(sort=order, limit=1, where=where, **filters)
+def get_best(
+    metric: str,
+    *,
+    maximize: bool | None = None,
+    minimize: bool | None = None,
+    **filters: Any,
+) -> Record | None:
+    """The experiment whose last value of the result ``metric`` (``val.f1`` for a nested one)
+    is best, among those ``filters`` select (as in :func:`find`); None if none logged a
+    number for it (NaN and text take no part).
+
+    Best is what ``maximize=True`` or ``minimize=True`` says (yanex 0.6's ``maximize=``
+    included); else what the name says, by the rule ``yanex compare`` and the dashboard use
+    (``query.better``: loss, error, time smaller; accuracy, f1, score larger); a name that
+    says neither is a YanexError asking which.
+    """
+    if maximize is not None and minimize is not None and bool(maximize) == bool(minimize):
+        raise query.QueryError(
+            f"get_best({metric!r}): maximize={maximize} and minimize={minimize} disagree",
+            hint="Give one of them.",
+        )
+    if maximize is not None:
+        way = "max" if maximize else "min"
+    elif minimize is not None:
+        way = "min" if minimize else "max"
+    else:
+        way = query.better(metric)
+    # Only experiments whose last value is a number (not NaN, not text) take part.
+    is_number = query.Condition(f"results.{metric}", query.IS_NUMBER, None, metric)
+    where = [*_as_tuple(filters.pop("where", ())), is_number]
+    if way is None:
+        find(where=where, limit=0, **filters)  # a result nobody logged is named first
+        raise query.QueryError(
+            f"get_best({metric!r}): the name does not say whether larger or smaller is better",
+            hint=f"Say which: get_best({metric!r}, maximize=True) or minimize=True.",
+        )
+    order = f"{'-' if way == 'max' else '+'}results.{metric}"
+    found = find(sort=order, where=where, limit=1, **filters)
     return found[0] if found else None
 
 
@@ -140,8 +179,9 @@ def _pandas() -> Any:
 
 def to_dataframe(records: Sequence[Record]) -> Any:
     """One row per experiment: id, name, status, tags, times, duration, sweep, then a
-    ``params.<dotted key>`` column per parameter and a ``results.<name>`` column per result
-    (its last value). Needs pandas (``pip install "yanex[analysis]"``)."""
+    ``params.<dotted key>`` column per parameter and a ``results.<dotted name>`` column per
+    result (its last value). Columns have pandas' nullable dtypes (see :func:`column`).
+    Needs pandas (``pip install "yanex[analysis]"``)."""
     pandas = _pandas()
     count = len(records)
     # The index's JSON of all records decoded in one call each: 100,000 small parses cost more.
@@ -154,9 +194,9 @@ def to_dataframe(records: Sequence[Record]) -> Any:
         )
     )
     columns: dict[str, Any] = {
-        "id": [rec.id for rec in records],
-        "name": [rec.name for rec in records],
-        "status": [rec.status for rec in records],
+        "id": pandas.array([rec.id for rec in records], dtype="string"),
+        "name": pandas.array([rec.name for rec in records], dtype="string"),
+        "status": pandas.array([rec.status for rec in records], dtype="string"),
         "tags": tags,
     }
     for when, seconds in (
@@ -170,28 +210,63 @@ def to_dataframe(records: Sequence[Record]) -> Any:
             utc=True,
         )
         columns[when] = stamps.tz_convert(_local_zone())
-    columns["duration"] = [rec.duration for rec in records]
-    columns["sweep"] = [rec.sweep for rec in records]
+    columns["duration"] = column([rec.duration for rec in records])
+    columns["sweep"] = pandas.array([rec.sweep for rec in records], dtype="string")
     # Built column by column: a 100,000-row frame from row dicts costs several times more.
     spread: dict[str, list[Any]] = {}
+    for prefix, rows in (("params", params), ("results", lasts)):
+        for row, values in enumerate(rows):
+            for leaf, value in leaves(values, prefix):
+                found = spread.get(leaf)
+                if found is None:
+                    found = spread[leaf] = [_MISSING] * count
+                found[row] = value
+    columns.update((name, column(values)) for name, values in spread.items())
+    return pandas.DataFrame(columns)
 
-    def put(name: str, row: int, value: Any) -> None:
-        column = spread.get(name)
-        if column is None:
-            column = spread[name] = [None] * count
-        column[row] = value
 
-    for row, values in enumerate(params):
-        for key, value in values.items():
-            if isinstance(value, dict) and value:  # nested: dotted keys, as --param writes them
-                for leaf, item in param_leaves(value, f"params.{key}"):
-                    put(leaf, row, item)
-            else:
-                put(f"params.{key}", row, value)
-    for row, values in enumerate(lasts):
-        for key, value in values.items():
-            put(f"results.{key}", row, decode_value(value) if value.__class__ is str else value)
-    return pandas.DataFrame({**columns, **spread})
+class _Missing:
+    """A value a row does not have (None is JSON's null, a value)."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def column(values: list[Any]) -> Any:
+    """A pandas array of ``values`` (``_MISSING`` where a row has none) that keeps their type:
+    ``Int64`` for ints (``object`` beyond 64 bits, exact), ``Float64`` for floats (and ints
+    small enough to be exact in one), ``boolean``, ``string``; anything else (lists, mixed
+    types) ``object``. Missing and null are ``<NA>``; a NaN stays NaN."""
+    import numpy
+    import pandas
+
+    present = [v for v in values if v is not _MISSING and v is not None]
+    kinds = {_KINDS.get(cls, "other") for cls in {v.__class__ for v in present}}
+    mask = numpy.array([v is _MISSING or v is None for v in values], dtype=bool)
+    if kinds == {"int"} and all(fits_int64(v) for v in present):
+        data = numpy.array([0 if m else v for v, m in zip(values, mask, strict=True)], "int64")
+        return pandas.arrays.IntegerArray(data, mask)
+    if (
+        kinds
+        and kinds <= {"int", "float"}
+        and all(v.__class__ is float or abs(v) <= 2**53 for v in present)
+    ):
+        data = numpy.array([0.0 if m else v for v, m in zip(values, mask, strict=True)], float)
+        return pandas.arrays.FloatingArray(data, mask)  # NaN kept apart from <NA>
+    if kinds == {"bool"}:
+        data = numpy.array([False if m else v for v, m in zip(values, mask, strict=True)], bool)
+        return pandas.arrays.BooleanArray(data, mask)
+    if kinds == {"str"}:
+        return pandas.array([None if m else v for v, m in zip(values, mask, strict=True)], "string")
+    found = numpy.empty(len(values), dtype=object)
+    found[:] = [pandas.NA if m else v for v, m in zip(values, mask, strict=True)]
+    return found
+
+
+_KINDS = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
 def _local_zone() -> Any:
@@ -201,13 +276,27 @@ def _local_zone() -> Any:
 
 
 def metrics_dataframe(record: Record) -> Any:
-    """One row per logged line of ``record``: step, timestamp, and a column per result."""
+    """One row per logged step of ``record``: ``step`` (Int64), ``timestamp`` (the last of the
+    step's lines), then a ``results.<dotted name>`` column per result, so no result name
+    meets yanex's own columns. Results logged at one step in several calls are one row (a
+    name logged twice keeps its last value); lines without a step are rows of their own."""
     pandas = _pandas()
-    rows = [
-        {"step": line.get("step"), "timestamp": line.get("timestamp"), **line["results"]}
-        for line in record.results
-    ]
-    return pandas.DataFrame(rows, columns=None if rows else ["step", "timestamp"])
+    rows: dict[Any, dict[str, Any]] = {}
+    lines = (line for chunk in iter_results(record.dir) for line in chunk)
+    for i, line in enumerate(lines):
+        step = line.get("step")
+        key = step if step.__class__ is int else ("line", i)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {"step": step if step.__class__ is int else _MISSING}
+        row["timestamp"] = line.get("timestamp", _MISSING)
+        row.update((k, decode_value(v)) for k, v in leaves(line["results"], "results"))
+    names = list(dict.fromkeys(name for row in rows.values() for name in row))
+    names = ["step", "timestamp", *(n for n in names if n not in ("step", "timestamp"))]
+    table = list(rows.values())
+    return pandas.DataFrame(
+        {name: column([row.get(name, _MISSING) for row in table]) for name in names}
+    )
 
 
 def compare(
@@ -220,11 +309,11 @@ def compare(
     if all_params or len(records) < 2:
         return frame
     keep = [
-        column
-        for column in frame.columns
-        if not column.startswith("params.")
-        or frame[column].astype(str).nunique(dropna=False) > 1
-        or frame[column].isna().any()
+        name
+        for name in frame.columns
+        if not name.startswith("params.")
+        or frame[name].astype(str).nunique(dropna=False) > 1
+        or frame[name].isna().any()
     ]
     return frame[keep]
 

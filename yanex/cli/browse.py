@@ -9,6 +9,7 @@ experiments with their user text escaped (``output.safe``).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from yanex import manage, query
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.index import Index, param_leaves
-from yanex.record import Record, Status
+from yanex.record import BadRecord, Record, Status, leaves, open_regular, read_regular
 
 DEFAULT_LIMIT = 20
 
@@ -103,12 +104,49 @@ def _filters(
     )
 
 
+class IndexProgress:
+    """An index build's progress on stderr: a rich bar on a terminal, else one line."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        self.told = False
+
+    def __call__(self, done: int, total: int, why: str) -> None:
+        if not sys.stderr.isatty():
+            if not self.told and done < total:
+                many = "experiment" if total == 1 else "experiments"
+                echo_err(f"yanex: indexing {total:,} {many} ({why})")
+                self.told = True
+            return
+        if self.bar is None:
+            if done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "yanex: indexing ({task.description})",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(out.safe(why), total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done)
+        if done >= total:
+            self.bar.stop()
+            self.bar = None
+
+
 @contextmanager
 def _index(verify: bool = True) -> Iterator[Index]:
     """The store's index, brought up to date, with user mistakes shown as ``Error:`` lines
     (``verify``: see ``Index.sync``)."""
     with user_errors():
-        index = Index(echo=echo_err)
+        index = Index(echo=echo_err, progress=IndexProgress())
         try:
             index.sync(verify)
             yield index
@@ -186,7 +224,12 @@ def _record_json(rec: Record) -> dict[str, Any]:
 
 
 def _result_names(records: Sequence[Record]) -> list[str]:
-    return list(dict.fromkeys(name for rec in records for name in rec.last))
+    """The results' dotted names (``val.f1``), as --where and --sort name them."""
+    return list(dict.fromkeys(name for rec in records for name in _flat_last(rec)))
+
+
+def _flat_last(rec: Record) -> dict[str, Any]:
+    return dict(leaves(rec.last))
 
 
 def _flat_params(rec: Record) -> dict[str, Any]:
@@ -200,7 +243,8 @@ def _flat_params(rec: Record) -> dict[str, Any]:
     "--sort",
     "sort_key",
     metavar="KEY",
-    help="Sort by KEY (-KEY: descending); default: newest first.",
+    help="Sort by KEY (-KEY: descending, +KEY: ascending; a result alone: best first, e.g. "
+    "results.loss smallest, results.acc largest); default: newest first.",
 )
 @click.option(
     "-l",
@@ -262,7 +306,7 @@ def list_command(
                     for h in headers
                 ]
                 + [out.full_value(params.get(k)) for k in keys]
-                + [out.full_value(rec.last.get(n)) for n in names]
+                + [out.full_value(_flat_last(rec).get(n)) for n in names]
             )
         out.print_csv(
             headers + [f"params.{k}" for k in keys] + [f"results.{n}" for n in names], rows
@@ -299,7 +343,8 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
         ]
         if all_projects:
             row.append(out.safe(Path(rec.project).name if rec.project else ""))
-        row += [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
+        last = _flat_last(rec)
+        row += [out.value(last[n]) if n in last else "" for n in names]
         table.rows.append(row)
     if records:
         table.print()
@@ -310,13 +355,28 @@ def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: b
 
 def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
     try:
-        with open(rec.dir / "stderr.txt", "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
+        fd, st = open_regular(rec.dir / "stderr.txt")  # never a FIFO left in its place
+    except (OSError, BadRecord):
+        return []
+    try:
+        size = st.st_size
+        start = max(0, size - 16384)
+        text = os.pread(fd, size - start, start).decode("utf-8", "replace")
     except OSError:
         return []
+    finally:
+        os.close(fd)
     return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _last_steps(rec: Record) -> list[dict[str, Any]]:
+    """The last 10 logged lines, read from the end of results.jsonl (a warning if it cannot
+    be read)."""
+    try:
+        return rec.tail(10)
+    except BadRecord as exc:
+        echo_err(f"yanex: warning: experiment {rec.id}: {exc}; its last steps are left out")
+        return []
 
 
 def _show_json(rec: Record) -> dict[str, Any]:
@@ -327,7 +387,7 @@ def _show_json(rec: Record) -> dict[str, Any]:
         "archived": rec.archived,
         "config": rec.params,
         "results": {name: s.to_json() for name, s in rec.series.items()},
-        "last_steps": rec.results[-10:],
+        "last_steps": _last_steps(rec),
         "artifacts": [{"name": a.name, "size": a.size} for a in rec.artifacts],
         "stderr_tail": _stderr_tail(rec) if rec.status == Status.FAILED else [],
     }
@@ -353,8 +413,10 @@ def show(ref: str, fmt: str) -> None:
     ID is an experiment ID, a unique prefix of one (4+ characters), or a name (the newest
     experiment of this project with that name).
     """
-    with _index(verify=False) as index:  # the experiment itself is read from its folder
+    with _index(verify=False) as index:  # the one shown is checked below
         rec = query.Lookup(index, _current_project_name).one(ref)
+        index.refresh_if_changed(rec.id)
+        rec = query.Lookup(index, None).one(rec.id)
     if fmt == "json":
         out.print_json(_show_json(rec))
         return
@@ -364,8 +426,8 @@ def show(ref: str, fmt: str) -> None:
 def _config_text(rec: Record) -> str:
     """The config as the run's config.yaml holds it (YAML made again if it is missing)."""
     try:
-        return (rec.dir / "config.yaml").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_regular(rec.dir / "config.yaml").decode("utf-8")
+    except (OSError, UnicodeDecodeError, BadRecord):
         from yanex.record import config_yaml
 
         return config_yaml(rec.params)
@@ -422,7 +484,6 @@ def _print_show(rec: Record) -> None:
         item("overrides", out.safe(" ".join(meta["overrides"])))
 
     head("results")
-    results = rec.results
     if not rec.series:
         lines.append(("", "  (none logged)"))
     else:
@@ -441,9 +502,10 @@ def _print_show(rec: Record) -> None:
         lines.append(
             ("dim", "    " + "  ".join(["step".rjust(6)] + [out.safe(n).rjust(10) for n in names]))
         )
-        for line in results[-10:]:
+        for line in _last_steps(rec):
+            flat = dict(leaves(line["results"]))
             cells = [str(line.get("step", "")).rjust(6)] + [
-                out.value(line["results"].get(n)).rjust(10) for n in names
+                out.value(flat.get(n)).rjust(10) for n in names
             ]
             lines.append(("", "    " + "  ".join(cells)))
 
@@ -498,7 +560,11 @@ def _print_show(rec: Record) -> None:
     "--all-params", is_flag=True, help="Show every parameter, not only those that differ."
 )
 @click.option(
-    "-s", "--sort", "sort_key", metavar="KEY", help="Sort rows by KEY (-KEY: descending)."
+    "-s",
+    "--sort",
+    "sort_key",
+    metavar="KEY",
+    help="Sort rows by KEY (-KEY: descending, +KEY: ascending; a result alone: best first).",
 )
 @click.option(
     "--minimize", multiple=True, metavar="RESULT", help="Smaller is better for RESULT (repeatable)."
@@ -529,8 +595,9 @@ def compare(
 
     \b
     Without IDs, the experiments the filters select (default: all of this project's).
-    Best means smallest for results named like loss, error, mse, time (--minimize/--maximize
-    decide for others: larger is better by default).
+    Best means smallest for results named like loss, error, mse, time, largest for those
+    named like acc, f1, score, reward; --minimize/--maximize decide for any other (which is
+    marked nowhere until they do).
     \b
     Examples:
       yanex compare 3f9a 7c2f
@@ -558,7 +625,7 @@ def compare(
                     "status": rec.status,
                     "code": codes[i],
                     "params": {k: params.get(k) for k in keys},
-                    "results": {n: rec.last.get(n) for n in names},
+                    "results": {n: _flat_last(rec).get(n) for n in names},
                     "best": [n for n in names if best.get(n) and i in best[n]],
                 }
                 for i, (rec, params) in enumerate(zip(records, flat, strict=True))
@@ -570,7 +637,7 @@ def compare(
             [rec.id, out.safe(rec.name or ""), rec.status]
             + ([out.safe(codes[i])] if show_code else [])
             + [out.full_value(params.get(k)) for k in keys]
-            + [out.full_value(rec.last.get(n)) for n in names]
+            + [out.full_value(_flat_last(rec).get(n)) for n in names]
             for i, (rec, params) in enumerate(zip(records, flat, strict=True))
         ]
         out.print_csv(
@@ -591,11 +658,12 @@ def compare(
     first_result = len(fixed) + len(keys)
     table.numeric = set(range(first_result, len(headers)))
     for i, (rec, params) in enumerate(zip(records, flat, strict=True)):
+        last = _flat_last(rec)
         table.rows.append(
             [rec.id, out.safe(rec.name or ""), rec.status]
             + ([out.safe(codes[i])] if show_code else [])
             + [out.value(params[k]) if k in params else "-" for k in keys]
-            + [out.value(rec.last.get(n)) if n in rec.last else "" for n in names]
+            + [out.value(last[n]) if n in last else "" for n in names]
         )
         for j, name in enumerate(names):
             if i in best.get(name, ()):
@@ -603,6 +671,18 @@ def compare(
     table.print()
     if not keys and len(records) > 1:
         echo_err("(every parameter is the same; --all-params shows them)")
+    unsure = [  # results with values to choose between, but no way to tell the best
+        n
+        for n in names
+        if query.direction(n, minimize, maximize) is None
+        and query.best_rows(records, [n], maximize=[n])
+    ]
+    if unsure and len(records) > 1:
+        shown = ", ".join(out.safe(n) for n in unsure[:5]) + (", ..." if len(unsure) > 5 else "")
+        echo_err(
+            f"(no best marked for {shown}: the name does not say which way is better; "
+            "--minimize NAME or --maximize NAME)"
+        )
 
 
 def _code_labels(records: Sequence[Record]) -> list[str]:
@@ -625,7 +705,7 @@ def _get_value(rec: Record, field: str) -> Any:
     if field.startswith("params."):
         return _lookup(rec.params, field[len("params.") :])
     if field.startswith("results."):
-        return rec.last.get(field[len("results.") :])
+        return _flat_last(rec).get(field[len("results.") :])
     if field == "dir":
         return str(rec.dir)
     if field == "tags":
@@ -746,13 +826,14 @@ def _confirm(records: Sequence[Record], verb: str, yes: bool) -> bool:
 
 
 def _apply(
-    records: Sequence[Record], verb: str, change: Callable[[Record], Any], index: Index
+    records: Sequence[Record], verb: str, change: Callable[[Record, Index], Any], index: Index
 ) -> None:
-    """Make the change to each, refusing (and naming) running ones; exit 2 if any refused."""
+    """Make the change to each (the index told of each row changed), refusing (and naming)
+    running ones; exit 2 if any refused."""
     done, refused = 0, 0
     for rec in records:
         try:
-            change(rec)
+            change(rec, index)
         except manage.RefusedError as exc:
             refused += 1
             echo_err(f"Error: {exc.format_message()}")
@@ -766,7 +847,7 @@ def _apply(
 
 
 def _change_command(
-    verb: str, change: Callable[[Record], Any], doc: str, archived: bool
+    verb: str, change: Callable[[Record, Index], Any], doc: str, archived: bool
 ) -> click.Command:
     @click.command(verb, context_settings=CONTEXT_SETTINGS, help=doc)
     @click.argument("refs", nargs=-1, metavar="[ID]...")
@@ -843,9 +924,13 @@ def update(
         records = query.Lookup(index, _current_project_name, strict=True).many(refs)
         for rec in records:
             manage.update(
-                rec, name=name, description=description, add_tags=add_tag, remove_tags=remove_tag
+                rec,
+                name=name,
+                description=description,
+                add_tags=add_tag,
+                remove_tags=remove_tag,
+                index=index,
             )
-        index.refresh([rec.id for rec in records])
     echo_err(f"yanex: updated {len(records)} experiment{'s' if len(records) != 1 else ''}")
 
 
@@ -856,7 +941,7 @@ def reindex() -> None:
 
     started = time.monotonic()
     with user_errors():
-        index = Index(echo=echo_err)
+        index = Index(echo=echo_err, progress=IndexProgress())
         try:
             count = index.reindex()
         finally:

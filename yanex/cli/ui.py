@@ -77,11 +77,12 @@ def ui(port: int, host: str, all_projects: bool, no_token: bool) -> None:
 
         plotly_js = require_extra()
         from yanex import query
+        from yanex.cli.browse import IndexProgress
         from yanex.executors import current_project
         from yanex.index import Index
         from yanex.ui.server import listen, serve
 
-        index = Index(echo=echo_err)
+        index = Index(echo=echo_err, progress=IndexProgress())
         try:
             index.sync()  # an unreadable store stops us here, not at the first page
             home = index.home

@@ -8,6 +8,7 @@ experiments through ``yanex.record``; nothing here opens the index's tables itse
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import stat
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 
 from yanex import code, query, record, store
 from yanex.index import Index, param_leaves
-from yanex.record import Record, Status
+from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -147,19 +148,26 @@ class TableQuery:
         return f"{path}?{urlencode(dataclasses.replace(self, **changes).pairs())}"
 
     def sort_url(self, key: str) -> str:
-        """Sort by ``key``; again: the other way. Times and results start largest first."""
-        if self.sort == key:
-            return self.url(sort=f"-{key}")
-        if self.sort == f"-{key}":
+        """Sort by ``key``; again: the other way. Times start newest first, results best
+        first (``query.parse_sort``: a result alone sorts best first)."""
+        current = self._current()
+        if current is not None and current.key == key:
+            return self.url(sort=f"{'+' if current.descending else '-'}{key}")
+        if key.startswith("results."):
             return self.url(sort=key)
-        first_down = key in ("created", "started", "duration") or key.startswith("results.")
-        return self.url(sort=f"-{key}" if first_down else key)
+        return self.url(sort=f"-{key}" if key in ("created", "started", "duration") else key)
 
     def arrow(self, key: str) -> str:
-        current = self.sort or "-created"
-        if current == key:
-            return "▲"
-        return "▼" if current == f"-{key}" else ""
+        current = self._current()
+        if current is None or current.key != key:
+            return ""
+        return "▼" if current.descending else "▲"
+
+    def _current(self) -> query.Sort | None:
+        try:
+            return query.parse_sort(self.sort or "-created")
+        except query.QueryError:
+            return None
 
 
 def _positive(text: str | None, default: int) -> int:
@@ -368,9 +376,9 @@ class Experiment:
 
 
 def experiment(rec: Record) -> Experiment:
-    """Read the experiment's folder for its page (metadata, results, files, logs)."""
+    """Read the experiment's folder for its page (metadata, files, logs). Its results'
+    summary comes from the index: a run of a million steps is not read again."""
     meta = rec.metadata
-    results = rec.results
     files = folder_files(rec.dir)
     stderr = read_tail(rec.dir / store.STDERR)
     env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
@@ -378,8 +386,8 @@ def experiment(rec: Record) -> Experiment:
     return Experiment(
         rec=rec,
         meta=meta,
-        series=record.summarize(results),
-        steps=len(results),
+        series=rec.series,
+        steps=rec.steps,
         files=files,
         artifacts=[f for f in files if f.name.startswith(store.ARTIFACTS + "/")],
         stdout=read_tail(rec.dir / store.STDOUT),
@@ -418,23 +426,17 @@ def label(rec: Record) -> str:
 def curves(records: Sequence[Record]) -> dict[str, Any]:
     """Each numeric result of these experiments against its step, one trace per experiment:
     ``{"results": [{"name", "lower_is_better", "traces": [{"id", "label", "x", "y"}]}]}``.
-    A value that is not a finite number is a gap (null)."""
+    A value that is not a finite number is a gap (null). Each curve holds at most MAX_POINTS
+    points, taken evenly (the last kept), and reading one costs memory for those only."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        xs: dict[str, list[Any]] = {}
-        ys: dict[str, list[Any]] = {}
-        for i, line in enumerate(rec.results):
-            step = line.get("step")
-            x = step if isinstance(step, int) and not isinstance(step, bool) else i
-            for name, value in line["results"].items():
-                if not record.is_number(value):
-                    continue  # text, true/false, lists: not a curve
-                xs.setdefault(name, []).append(x)
-                ys.setdefault(name, []).append(value if math.isfinite(value) else None)
-        for name in xs:
-            x, y = _thin(xs[name]), _thin(ys[name])
+        try:
+            traced = _traces(rec)
+        except record.BadRecord:
+            continue  # results.jsonl is not a file (the index names the folder)
+        for name, (xs, ys) in traced.items():
             by_name.setdefault(name, []).append(
-                {"id": rec.id, "label": label(rec), "x": x, "y": y, "status": rec.status}
+                {"id": rec.id, "label": label(rec), "x": xs, "y": ys, "status": rec.status}
             )
     return {
         "results": [
@@ -444,14 +446,96 @@ def curves(records: Sequence[Record]) -> dict[str, Any]:
     }
 
 
-def _thin(values: list[Any]) -> list[Any]:
-    if len(values) <= MAX_POINTS:
-        return values
-    stride = math.ceil(len(values) / MAX_POINTS)
-    thinned = values[::stride]
-    if (len(values) - 1) % stride:
-        thinned.append(values[-1])
-    return thinned
+def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
+    """``{leaf: (steps, values)}`` of one experiment's numeric results, each thinned to about
+    MAX_POINTS (its last point kept), from the counts the index holds (``rec.series``).
+
+    A line is parsed only when it holds a point to draw: results logged at most steps take
+    every n-th line (a slice of the file's lines), the others are told by their name's bytes
+    in a line. A million-line file costs a pass over its bytes and a few thousand parses, in
+    a few MB of memory.
+    """
+    counts = {
+        name: s.count
+        for name, s in rec.series.items()
+        if s.min is not None or (record.is_number(s.last) and s.count)
+    }
+    if not counts:
+        return {}
+    lines = max(rec.steps, 1)
+    dense = [name for name, count in counts.items() if count * 2 >= lines]
+    sparse = {name: count for name, count in counts.items() if name not in dense}
+    stride = max(1, math.ceil(lines / MAX_POINTS))
+    needles = {name: json.dumps(name.rsplit(".", 1)[-1]).encode() for name in counts}
+    strides = {name: max(1, math.ceil(count / MAX_POINTS)) for name, count in sparse.items()}
+    seen = dict.fromkeys(sparse, 0)
+    points: dict[str, tuple[list[Any], list[Any]]] = {name: ([], []) for name in counts}
+    held: dict[str, tuple[int, bytes]] = {}  # a sparse curve's last line not drawn yet
+    base = 0
+    tail: list[bytes] = []
+    for data in record.iter_result_bytes(rec.dir):
+        raws = data.split(b"\n")[:-1]
+        if dense:
+            first = -base % stride
+            for offset, raw in enumerate(raws[first::stride]):
+                _add_points(points, dense, base + first + offset * stride, raw)
+        for index, raw in enumerate(raws, base) if sparse else ():
+            for name in sparse:
+                if needles[name] in raw:
+                    if seen[name] % strides[name] == 0:
+                        _add_points(points, [name], index, raw)
+                        held.pop(name, None)
+                    else:
+                        held[name] = (index, raw)
+                    seen[name] += 1
+        base += len(raws)
+        tail = raws[-1000:] or tail
+    for name, (at, raw) in held.items():
+        _add_points(points, [name], at, raw)
+    _add_last(points, dense, needles, tail, base)
+    return {name: xy for name, xy in points.items() if xy[0]}
+
+
+def _add_last(
+    points: dict[str, tuple[list[Any], list[Any]]],
+    names: list[str],
+    needles: dict[str, bytes],
+    tail: list[bytes],
+    count: int,
+) -> None:
+    """Each curve's last logged point, from the last lines, when the stride left it out."""
+    for back, raw in enumerate(reversed(tail)):
+        index = count - 1 - back
+        due = [n for n in names if needles[n] in raw]
+        for name in due:
+            xs, ys = points[name]
+            drawn = len(xs)
+            _add_points(points, [name], index, raw)
+            if drawn and len(xs) > drawn and (xs[-1], ys[-1]) == (xs[-2], ys[-2]):
+                xs.pop()  # the stride had taken this line already
+                ys.pop()
+        names = [n for n in names if n not in due]
+        if not names:
+            return
+
+
+def _add_points(
+    points: dict[str, tuple[list[Any], list[Any]]], names: list[str], index: int, raw: bytes
+) -> None:
+    """Each of ``names`` from one raw line of results.jsonl, at its step (else its index); a
+    value that is not a finite number is a gap (None)."""
+    try:
+        line = json.loads(raw)
+        values = dict(leaves(line["results"]))
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return
+    step = line.get("step")
+    x = step if isinstance(step, int) and not isinstance(step, bool) else index
+    for name in names:
+        value = record.decode_value(values.get(name))
+        if record.is_number(value):
+            points[name][0].append(x)
+            points[name][1].append(value if math.isfinite(value) else None)
 
 
 # --- compare --------------------------------------------------------------------------------

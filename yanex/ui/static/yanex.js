@@ -110,7 +110,8 @@ function plotTraces(result) {
 }
 
 function plotLayout(result, log) {
-  const better = result.lower_is_better ? "lower is better" : "higher is better";
+  const better = result.lower_is_better === null ? "which way is better: unknown"
+    : result.lower_is_better ? "lower is better" : "higher is better";
   const last = Math.max(0, ...result.traces.map((trace) => trace.x[trace.x.length - 1] || 0));
   return {
     title: { text: `${esc(result.name)} <span style="font-size:11px;color:#888">(${better})</span>`, x: 0.02 },
