@@ -682,6 +682,30 @@ def test_create_experiment_is_refused_where_it_cannot_work(project: Project) -> 
     assert len(project.experiments()) == 1  # only the run itself
 
 
+def test_an_experiment_created_but_never_run_is_not_left_to_a_runner(project: Project) -> None:
+    """Created, then the program died before its block: no `run --staged` runs the program
+    as a script, and the next reader of the store records it failed."""
+    project.write(
+        "p.py",
+        """
+        import os
+        from pathlib import Path
+        import yanex
+        context = yanex.create_experiment(Path(__file__), name="orphan")
+        print(yanex.get_status(), flush=True)  # standalone still: None
+        os._exit(0)
+        """,
+    )
+    project.commit()
+    r = run_python("import runpy; runpy.run_path('p.py')", cwd=project.path, env=project.env())
+    assert r.stdout.splitlines() == ["None"], r.stderr
+    staged = project.yanex("run", "--staged")
+    assert staged.returncode == 0, staged.stderr
+    meta = metadata(project.only_experiment())
+    assert meta["status"] == "failed" and "launcher died" in meta["error"], meta
+    assert results(project.only_experiment()) == []
+
+
 def test_create_context_runs_a_staged_experiment_in_process(project: Project) -> None:
     project.write("s.py", "import yanex\nyanex.log_metrics({'x': yanex.get_param('x', 0)})\n")
     project.commit()

@@ -337,16 +337,16 @@ class ExperimentContext:
         self._started = 0.0
         self._previous: Any = None
         self._claim: Any = None
+        self._entered = False
 
-    def __enter__(self) -> ExperimentContext:
+    def _take(self) -> None:
+        """Take the staged experiment for this process: claimed (no `yanex run --staged`
+        runner starts it) and ``running`` under this process's pid, so that if the process
+        dies before the block ends, the next reader of the store records it failed."""
         from yanex import claims
 
-        if _in_process.get("dir") is not None or not api.is_standalone():
-            raise ExperimentContextError(
-                "an experiment is already tracked in this process; experiments created "
-                "in-process cannot be nested",
-                hint="Leave the first `with` block before entering another.",
-            )
+        if self._claim is not None:
+            return
         self._claim = claims.take(self.dir)
         if self._claim is None:
             raise ExperimentContextError(
@@ -358,7 +358,6 @@ class ExperimentContext:
             self.dir,
             {
                 "status": record.Status.RUNNING,
-                "started_at": store.now_iso(),
                 "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
             },
             only_if=(record.Status.STAGED,),
@@ -366,12 +365,29 @@ class ExperimentContext:
         )
         if changed is None:
             claims.release(self.dir, self._claim)
+            self._claim = None
             status = store.read_json(self.dir / store.METADATA).get("status")
             raise ExperimentContextError(
                 f"experiment {self.experiment_id} is {status}: only a staged experiment can "
                 "be run in this process",
                 hint="Create a new experiment with yanex.create_experiment(...).",
             )
+
+    def __enter__(self) -> ExperimentContext:
+        if _in_process.get("dir") is not None or not api.is_standalone():
+            raise ExperimentContextError(
+                "an experiment is already tracked in this process; experiments created "
+                "in-process cannot be nested",
+                hint="Leave the first `with` block before entering another.",
+            )
+        if self._entered:
+            raise ExperimentContextError(
+                f"experiment {self.experiment_id} has run already: a block runs once",
+                hint="Create a new experiment with yanex.create_experiment(...).",
+            )
+        self._take()
+        self._entered = True
+        record.update(self.dir, {"started_at": store.now_iso()}, durable=False)
         store.reserve_room(self.dir)
         self._started = time.monotonic()
         self._previous = api._track(self.dir)
@@ -478,7 +494,9 @@ def create_experiment(
         ignore_dirty=ignore_dirty,
     )
     assert not isinstance(staged, list)
-    return ExperimentContext(staged.id, staged.dir)
+    context = ExperimentContext(staged.id, staged.dir)
+    context._take()  # at once: no runner may start it, and a process that dies fails it
+    return context
 
 
 def create_context(experiment_id: str) -> ExperimentContext:
