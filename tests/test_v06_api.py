@@ -372,6 +372,83 @@ except subprocess.CalledProcessError as exc:
     assert not (plain_dir.path / "artifacts").exists()  # standalone: nothing saved
 
 
+# --- 0.6's examples/cli: the script side ---------------------------------------------------
+
+# examples/cli/03_logging_artifacts/analyze.py (no sleep, fixed data)
+ANALYZE = """
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import yanex
+
+num_samples = yanex.get_param("num_samples", default=50)
+data_points = [(i, float(10 + i % 7)) for i in range(num_samples)]
+avg = sum(v for _, v in data_points) / len(data_points)
+yanex.save_artifact([{"index": i, "value": v} for i, v in data_points], "results.csv")
+yanex.save_artifact(f"Samples analyzed: {num_samples}\\nAverage value: {avg:.2f}\\n", "summary.txt")
+fig, ax = plt.subplots()
+ax.plot([i for i, _ in data_points], [v for _, v in data_points])
+yanex.save_artifact(fig, "analysis_plot.png")
+plt.close(fig)
+yanex.log_metrics({"num_samples": num_samples, "avg_value": avg})
+print("standalone" if yanex.is_standalone() else "All artifacts logged successfully!")
+"""
+
+
+def test_logging_artifacts_example(project: Project) -> None:
+    project.write("analyze.py", ANALYZE)
+    project.commit()
+    r = project.yanex("run", "analyze.py", "-p", "num_samples=14", "--name", "large-dataset")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["All artifacts logged successfully!"]
+    folder = project.only_experiment()
+    art = folder / "artifacts"
+    assert sorted(p.name for p in art.iterdir()) == [
+        "analysis_plot.png",
+        "results.csv",
+        "summary.txt",
+    ]
+    assert (art / "results.csv").read_text().splitlines()[:3] == ["index,value", "0,10.0", "1,11.0"]
+    assert (art / "summary.txt").read_text() == "Samples analyzed: 14\nAverage value: 13.00\n"
+    assert (art / "analysis_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [x["results"] for x in results(folder)] == [{"num_samples": 14, "avg_value": 13.0}]
+    alone = run_python(ANALYZE, cwd=project.path, env=project.env())
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.splitlines() == ["standalone"]
+    assert not (project.path / "artifacts").exists()  # standalone writes nothing (0.6 did)
+
+
+# examples/cli/05_multi_step_metrics/train_model.py (no sleep, no randomness)
+MULTI_STEP = """
+import yanex
+
+epochs = yanex.get_param("epochs", default=10)
+val_frequency = yanex.get_param("val_frequency", default=2)
+for epoch in range(1, epochs + 1):
+    yanex.log_metrics({"train_loss": 1.0 / epoch}, step=epoch)
+    if epoch % val_frequency == 0:
+        yanex.log_metrics({"val_loss": 1.5 / epoch}, step=epoch)  # the same epoch
+yanex.log_metrics({"total_epochs": epochs})  # no step: the next one
+"""
+
+
+def test_multi_step_metrics_example(project: Project) -> None:
+    project.write("train_model.py", MULTI_STEP)
+    project.commit()
+    r = project.yanex("run", "train_model.py", "-p", "epochs=4", "-p", "val_frequency=2")
+    assert r.returncode == 0, r.stderr
+    assert [(x["step"], x["results"]) for x in results(project.only_experiment())] == [
+        (1, {"train_loss": 1.0}),
+        (2, {"train_loss": 0.5}),
+        (2, {"val_loss": 0.75}),
+        (3, {"train_loss": 1.0 / 3}),
+        (4, {"train_loss": 0.25}),
+        (4, {"val_loss": 0.375}),
+        (5, {"total_epochs": 4}),
+    ]
+
+
 # --- the script API's 0.6 keywords and names --------------------------------------------------
 
 
