@@ -4,7 +4,6 @@ script API's, in the shapes of 0.6's examples/), its keywords, and what each nam
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -952,4 +951,3 @@ def test_every_0_6_script_name_is_there() -> None:
     ]  # fmt: skip
     assert [name for name in v06 if not hasattr(yanex, name)] == []
     assert set(v06) - {"__version__"} <= set(yanex.__all__)
-    assert os.environ.get("YANEX_EXPERIMENT_DIR") is None
