@@ -148,10 +148,10 @@ print("script went on")
     assert r.returncode == 0, r.stderr
     assert "script went on" in r.stdout
     folder = on_disk.only_experiment()
-    # The lines that did not fit are gone whole; the steps they took are not reused.
+    # The lines that did not fit are gone whole, and used no step: the next line takes it.
     assert [(x["step"], x["results"]) for x in strict_lines(folder)] == [
         (0, {"ok": 0}),
-        (4, {"ok": 1}),
+        (1, {"ok": 1}),
     ]
     problem = "results.jsonl is incomplete: No space left on device (from step 1)"
     assert r.stderr.count("results.jsonl is incomplete") == 1, r.stderr  # once, not per call
@@ -163,9 +163,10 @@ print("script went on")
     assert "metadata.json" not in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_full_disk_still_warns_on_stderr_when_no_record_fits(
+def test_a_loss_is_recorded_even_when_the_disk_has_no_room_for_the_warning(
     project: Project, small_disk: Path
 ) -> None:
+    """The warning is written into room taken from what the launcher keeps for the ending."""
     project.write(
         "s.py",
         FILL_THE_DISK
@@ -183,9 +184,54 @@ yanex.log_results({"ok": 1})
     r = on_disk.yanex("run", "s.py")
     assert r.returncode == 0, r.stderr
     folder = on_disk.only_experiment()
-    assert [x["results"] for x in strict_lines(folder)] == [{"ok": 0}, {"ok": 1}]
+    assert [(x["step"], x["results"]) for x in strict_lines(folder)] == [
+        (0, {"ok": 0}),
+        (1, {"ok": 1}),
+    ]
+    problem = "results.jsonl is incomplete: No space left on device (from step 1)"
     assert r.stderr.count("results.jsonl is incomplete: No space left on device") == 1
-    assert store.read_warnings(folder) == []  # it did not fit either: stderr has it
+    recorded = metadata(folder)["warnings"]
+    assert recorded[0] == problem
+    # stderr.txt may miss the warning too (the tee wrote it while the disk was full): said so
+    assert set(recorded[1:]) <= {"stderr.txt is incomplete: No space left on device"}
+    assert metadata(folder)["status"] == "completed"
+
+
+def test_an_artifact_the_full_disk_cannot_take_raises_and_is_recorded(
+    project: Project, small_disk: Path
+) -> None:
+    project.write(
+        "s.py",
+        FILL_THE_DISK
+        + """
+yanex.save_artifact("small", "before.txt")
+fill_the_disk()
+for name in ("model.pkl", "plots/curve.json"):
+    try:
+        yanex.save_artifact({"weights": "w" * 200_000}, name)
+    except OSError as exc:
+        print("raised", exc.strerror)
+os.remove(filler)
+print(sorted(p.name for p in (folder / "artifacts").rglob("*")))
+""",
+    )
+    project.commit()
+    on_disk = Project(project.path, small_disk)
+    r = on_disk.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "raised No space left on device",
+        "raised No space left on device",
+        "['before.txt', 'plots']",  # no temp file is left behind
+    ], r.stdout + r.stderr
+    folder = on_disk.only_experiment()
+    recorded = metadata(folder)["warnings"]
+    assert recorded[:2] == [
+        "artifact 'model.pkl' was not saved: No space left on device (save_artifact)",
+        "artifact 'plots/curve.json' was not saved: No space left on device (save_artifact)",
+    ]
+    logs = {f"{log} is incomplete: No space left on device" for log in ("stdout.txt", "stderr.txt")}
+    assert set(recorded[2:]) <= logs  # what the script printed while the disk was full
 
 
 # --- values that cannot be stored -----------------------------------------------------------------
@@ -197,17 +243,28 @@ def test_a_refused_call_uses_up_no_step(project: Project) -> None:
         """
         import yanex
         yanex.log_results({"a": 0})
-        for bad in ({"x": object()}, {1: "int", "1": "str"}):
+        for bad in ({"x": object()}, {1: "int", "1": "str"}, {"text": "a\\udc80b"}):
             try:
                 yanex.log_results(bad)
             except (TypeError, ValueError) as exc:
                 print(type(exc).__name__)
+        try:
+            yanex.log_results({"nested": {"deep": ["\\ud800"]}}, step=7)
+        except ValueError as exc:
+            print(exc)
         yanex.log_results({"a": 1})
         """,
     )
     project.commit()
     r = project.yanex("run", "s.py")
-    assert r.stdout.split() == ["TypeError", "ValueError"], r.stderr
+    assert r.stdout.splitlines() == [
+        "TypeError",
+        "ValueError",
+        "ValueError",
+        "log_results: a string holds the lone surrogate '\\ud800', which UTF-8 (and so a "
+        "JSON file) cannot hold; decode the text it came from with errors='replace', or log "
+        "it as bytes.hex()",
+    ], r.stderr
     assert [(x["step"], x["results"]) for x in results(project.only_experiment())] == [
         (0, {"a": 0}),
         (1, {"a": 1}),

@@ -15,7 +15,32 @@ from yanex import api
 from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
 from yanex.errors import YanexError as YanexError
 
-__all__ = ["Result", "YanexError", "launch", "results", *api.__all__]
+# yanex 0.6's names that today's API does not have under another name: loaded with yanex.v06
+# the first time one is used (``yanex.run_multiple``), never by ``import yanex``.
+V06_NAMES = frozenset(
+    {
+        "ExperimentContext",
+        "ExperimentResult",
+        "ExperimentSpec",
+        "artifact_exists",
+        "cancel",
+        "completed",
+        "create_context",
+        "create_experiment",
+        "execute_bash_script",
+        "fail",
+        "get_artifacts_dir",
+        "get_cli_args",
+        "get_metadata",
+        "get_status",
+        "has_context",
+        "list_artifacts",
+        "register_format",
+        "run_multiple",
+    }
+)
+
+__all__ = ["Result", "YanexError", "launch", "results", *api.__all__, *sorted(V06_NAMES)]
 
 TYPE_CHECKING = False  # typing itself costs more to import than yanex
 if TYPE_CHECKING:
@@ -23,6 +48,7 @@ if TYPE_CHECKING:
 
     from yanex import results
     from yanex.launcher import Result, launch
+    from yanex.v06 import *  # noqa: F403
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from yanex import launcher
 
         return getattr(launcher, name)
+    if name in V06_NAMES:
+        from yanex import v06
+
+        return getattr(v06, name)
     if name == "results":  # yanex.results.find(...): the store's experiments, from Python
         from importlib import import_module
 

@@ -62,7 +62,9 @@ def _is_mapping(obj: object) -> bool:
 class _Context:
     """The experiment this process belongs to (or none), found once per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        """The experiment of ``YANEX_EXPERIMENT_DIR``, or of ``folder`` when given (one
+        created in this process)."""
         import json  # loaded with the store anyway
 
         from yanex import store  # with json, pathlib and re: imported at the first call
@@ -80,7 +82,10 @@ class _Context:
         self.warned = False
         self.reported: set[str] = set()  # problems already told on stderr and recorded
         raw = os.environ.get(ENV_EXPERIMENT_DIR)
-        if raw:
+        if folder is not None:
+            self.dir = folder
+            self.id = folder.name
+        elif raw:
             self.dir = _checked_experiment_dir(raw)
             self.id = self.dir.name
 
@@ -253,46 +258,58 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def log_results(results: Mapping[str, Any], step: int | None = None) -> None:
+def log_results(data: Mapping[str, Any], step: int | None = None) -> None:
     """Append one line ``{"step", "timestamp", "results"}`` to ``results.jsonl``.
 
     ``step=None`` means one more than the last step this process logged (0 at first).
-    Safe from several threads and processes at once. A value JSON cannot hold raises and
-    uses up no step; a line the disk cannot take is left out whole and reported.
+    Safe from several threads and processes at once. A call that fails uses no step: a value
+    JSON cannot hold raises; a line the disk cannot take is left out whole, and the loss is
+    told on stderr and recorded in ``metadata.warnings``.
     """
-    if type(results) is not dict:  # a dict: the fast path
-        if not _is_mapping(results):
+    if type(data) is not dict:  # a dict: the fast path
+        if not _is_mapping(data):
             raise TypeError(
-                f"log_results takes a mapping of names to values, not {type(results).__name__}"
+                f"log_results takes a mapping of names to values, not {type(data).__name__}"
             )
-        results = dict(results)
+        data = dict(data)
     if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
         raise TypeError(f"step must be an int or None, not {type(step).__name__}")
     ctx = _ctx()
     if ctx.dir is None:
         _warn_standalone("log_results")
         return
-    _check_keys(results)
+    _check_keys(data)
     store = ctx.store
     with ctx.lock:
         if step is None:
             step = ctx.next_step
-        record = {"step": step, "timestamp": store.now_iso(), "results": results}
+        record = {"step": step, "timestamp": store.now_iso(), "results": data}
         try:
             line = ctx.encoder.encode(record)
         except ValueError:  # NaN or infinity (or a value that holds itself)
             line = ctx.encoder.encode(_finite(record, set()))
-        ctx.next_step = step + 1  # only now: a call that raised used up no step
+        try:
+            encoded = (line + "\n").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise ValueError(
+                f"log_results: a string holds the lone surrogate {bad!r}, which UTF-8 (and so "
+                "a JSON file) cannot hold; decode the text it came from with "
+                "errors='replace', or log it as bytes.hex()"
+            ) from None
         try:
             if ctx.results_fd is None:
                 ctx.results_fd = os.open(
                     ctx.dir / store.RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
                 )
-            store.append_locked(ctx.results_fd, (line + "\n").encode("utf-8"))
+            store.append_locked(ctx.results_fd, encoded)
         except OSError as exc:
-            # The run goes on without this line; the step stays used, so the gap shows.
+            # The run goes on without this line, and the step is not used: the next line
+            # takes it. The loss is told once, and recorded.
             problem = f"{store.RESULTS} is incomplete: {exc.strerror or exc}"
             _report(ctx, ctx.dir, problem, f"from step {step}")
+            return
+        ctx.next_step = step + 1  # only now: a call that failed used up no step
 
 
 def _report(ctx: _Context, folder: Path, problem: str, detail: str) -> None:
@@ -307,8 +324,32 @@ def _report(ctx: _Context, folder: Path, problem: str, detail: str) -> None:
     with contextlib.suppress(AttributeError, OSError, ValueError):  # no usable stderr
         sys.stderr.write(f"yanex: warning: experiment {ctx.id}: {text}\n")
         sys.stderr.flush()
-    with contextlib.suppress(OSError):  # the disk is full: stderr has told it
+    try:
         ctx.store.append_warning(folder, text)
+    except OSError:
+        # Most likely the disk is full: the warning is written into room taken from what the
+        # launcher keeps for recording the ending (it ends up in metadata.json from there).
+        if _borrow_room(ctx, folder):
+            with contextlib.suppress(OSError):  # stderr has told it
+                ctx.store.append_warning(folder, text)
+
+
+_BORROW = 8192  # bytes given up from the launcher's reserve for one warning
+_RESERVE_KEPT = 128 * 1024  # what is never borrowed: the room the ending itself needs
+
+
+def _borrow_room(ctx: _Context, folder: Path) -> bool:
+    """Shrink the launcher's reserve (``.reserve``) by a few KiB, so a warning fits on a full
+    disk; False when there is none left to spare."""
+    reserve = folder / ctx.store.RESERVE
+    try:
+        size = reserve.stat().st_size
+        if size - _BORROW < _RESERVE_KEPT:
+            return False
+        os.truncate(reserve, size - _BORROW)
+    except OSError:
+        return False
+    return True
 
 
 def _json_key(key: object) -> str | None:
@@ -432,11 +473,18 @@ def _artifact_path(name: str) -> Path | None:
     return store.path_inside(ctx.dir / store.ARTIFACTS, str(name), "artifact name")
 
 
-def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None]) -> None:
+def _write_via_temp(
+    target: Path,
+    what: str,
+    write: Callable[[IO[bytes]], None] | None = None,
+    write_path: Callable[[Path], None] | None = None,
+) -> None:
     """Write an artifact through a temp file and a rename: no half-written artifact is seen.
 
-    Folders are made user-only, like the experiment's; the temp file's name is short, so any
-    name a file can have fits.
+    ``write`` fills an open file; ``write_path`` (a custom saver) writes a path of its own,
+    which ends with the artifact's extension. Folders are made user-only, like the
+    experiment's; the temp file's name is short, so any name a file can have fits. An artifact
+    the disk cannot take is recorded in ``metadata.warnings`` before the error is raised.
     """
     import contextlib  # loaded with the store already
 
@@ -444,26 +492,41 @@ def _write_via_temp(target: Path, what: str, write: Callable[[IO[bytes]], None])
     assert ctx.dir is not None
     root = ctx.dir / ctx.store.ARTIFACTS
     name = target.relative_to(root)
-    with contextlib.suppress(NotADirectoryError):  # a file is in the way: named below
+    with contextlib.suppress(NotADirectoryError, OSError):  # a file is in the way: named below
         ctx.store.make_private_dirs(target.parent)
     for folder in reversed(name.parents[:-1]):  # "plots", then "plots/2024", ...
         if not (root / folder).is_dir():
-            raise ValueError(
-                f"{what}: cannot write {name.as_posix()!r}: {folder.as_posix()!r} is a file "
-                "in artifacts/, not a folder"
-            )
+            if (root / folder).exists():
+                raise ValueError(
+                    f"{what}: cannot write {name.as_posix()!r}: {folder.as_posix()!r} is a "
+                    "file in artifacts/, not a folder"
+                )
+            break  # the folder could not be made: the write below says why
     if target.is_dir():
         raise ValueError(
             f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
         )
-    tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # ".yanex-<hex>.tmp<ext>": readers leave it out (a dot name with ".tmp"), and a saver
+    # that looks at the extension (numpy adds ".npy" to a path without it) sees the real one.
+    tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp{target.suffix[:32]}"
     try:
-        with open(fd, "wb") as f:
-            write(f)
+        if write_path is None:
+            assert write is not None
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as f:
+                write(f)
+        else:
+            write_path(tmp)
+            if not tmp.is_file():
+                raise ValueError(f"{what}: the saver wrote no file at the path it was given")
+            os.chmod(tmp, 0o600)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            problem = f"artifact {name.as_posix()!r} was not saved: {exc.strerror or exc}"
+            _report(ctx, ctx.dir, problem, what)
         raise
 
 
@@ -489,72 +552,90 @@ def copy_artifact(src_path: str | os.PathLike[str], filename: str | None = None)
     log_artifact(src_path, filename)
 
 
-def _save_json(obj: Any, f: IO[bytes]) -> None:
+def _save_text(obj: Any, f: IO[bytes], encoding: str = "utf-8") -> None:
+    f.write(str(obj).encode(encoding))
+
+
+def _save_json(
+    obj: Any, f: IO[bytes], indent: int | None = 2, ensure_ascii: bool = False, **options: Any
+) -> None:
     import json
 
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)
+    text = json.dumps(
+        obj, indent=indent, ensure_ascii=ensure_ascii, default=_json_default, **options
+    )
     f.write((text + "\n").encode("utf-8"))
 
 
-def _save_csv(obj: Any, f: IO[bytes]) -> None:
+def _save_jsonl(obj: Any, f: IO[bytes], ensure_ascii: bool = False) -> None:
+    import json
+
+    for item in obj:
+        line = json.dumps(item, ensure_ascii=ensure_ascii, default=_json_default)
+        f.write((line + "\n").encode("utf-8"))
+
+
+def _save_csv(obj: Any, f: IO[bytes], delimiter: str = ",", **options: Any) -> None:
     import csv
     import io
 
     if hasattr(obj, "to_csv"):  # a pandas DataFrame
-        obj.to_csv(f, index=False)
+        obj.to_csv(f, **{"index": False, "sep": delimiter, **options})
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     rows = list(obj)
     if rows and _is_mapping(rows[0]):
         fields = list(dict.fromkeys(k for row in rows for k in row))
-        writer = csv.DictWriter(text, fieldnames=fields)
+        writer = csv.DictWriter(text, fieldnames=fields, delimiter=delimiter)
         writer.writeheader()
         writer.writerows(rows)
     else:
-        csv.writer(text).writerows(rows)
+        csv.writer(text, delimiter=delimiter).writerows(rows)
     text.flush()
     text.detach()
 
 
-def _save_npy(obj: Any, f: IO[bytes]) -> None:
+def _save_npy(obj: Any, f: IO[bytes], **options: Any) -> None:
     import numpy
 
-    numpy.save(f, obj)
+    numpy.save(f, obj, **options)
 
 
-def _save_npz(obj: Any, f: IO[bytes]) -> None:
+def _save_npz(obj: Any, f: IO[bytes], compressed: bool = False) -> None:
     import numpy
 
+    save = numpy.savez_compressed if compressed else numpy.savez
     if _is_mapping(obj):
-        numpy.savez(f, **obj)
+        save(f, **obj)
     else:
-        numpy.savez(f, obj)
+        save(f, obj)
 
 
-def _save_figure(fmt: str) -> Callable[[Any, IO[bytes]], None]:
-    def save(fig: Any, f: IO[bytes]) -> None:
+def _save_figure(fmt: str) -> Callable[..., None]:
+    def save(fig: Any, f: IO[bytes], **options: Any) -> None:
         if not hasattr(fig, "savefig"):
             raise TypeError(f"save_artifact: a .{fmt} artifact takes a matplotlib figure")
-        fig.savefig(f, format=fmt)
+        fig.savefig(f, **{"format": fmt, **options})
 
     return save
 
 
-def _save_pickle(obj: Any, f: IO[bytes]) -> None:
+def _save_pickle(obj: Any, f: IO[bytes], **options: Any) -> None:
     import pickle
 
-    pickle.dump(obj, f)
+    pickle.dump(obj, f, **options)
 
 
-def _save_torch(obj: Any, f: IO[bytes]) -> None:
+def _save_torch(obj: Any, f: IO[bytes], **options: Any) -> None:
     import torch
 
-    torch.save(obj, f)
+    torch.save(obj, f, **options)
 
 
-_SAVERS: dict[str, Callable[[Any, IO[bytes]], None]] = {
-    ".txt": lambda obj, f: f.write(str(obj).encode("utf-8")),
+_SAVERS: dict[str, Callable[..., None]] = {
+    ".txt": _save_text,
     ".json": _save_json,
+    ".jsonl": _save_jsonl,
     ".csv": _save_csv,
     ".npy": _save_npy,
     ".npz": _save_npz,
@@ -568,24 +649,70 @@ _SAVERS: dict[str, Callable[[Any, IO[bytes]], None]] = {
 }
 
 
-def save_artifact(obj: Any, name: str) -> None:
-    """Save ``obj`` into ``artifacts/name``; the format follows the extension.
+class _Format:
+    """A format added with ``yanex.register_format`` (yanex 0.6): tried before the built-in
+    ones for its extensions, and loadable by name (``load_artifact(..., format=name)``)."""
 
-    .txt (str), .json, .csv (rows, dicts or a DataFrame), .npy/.npz (numpy), .pkl,
-    .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch).
+    def __init__(
+        self,
+        name: str,
+        extensions: list[str],
+        type_check: Callable[[Any], bool],
+        saver: Callable[..., None],
+        loader: Callable[[Path], Any],
+        required_package: str | None,
+    ) -> None:
+        self.name = name
+        self.extensions = [ext.lower() for ext in extensions]
+        self.type_check = type_check
+        self.saver = saver
+        self.loader = loader
+        self.required_package = required_package
+
+    def check_package(self) -> None:
+        if self.required_package:
+            from importlib.util import find_spec
+
+            if find_spec(self.required_package) is None:
+                raise ImportError(
+                    f"the artifact format {self.name!r} needs {self.required_package}: "
+                    f"pip install {self.required_package}"
+                )
+
+
+_FORMATS: list[_Format] = []  # registered formats, the latest first
+
+
+def save_artifact(obj: Any, filename: str, saver: Any = None, **kwargs: Any) -> None:
+    """Save ``obj`` into ``artifacts/filename``; the format follows the extension.
+
+    .txt (str), .json, .jsonl (a list), .csv (rows, dicts or a DataFrame), .npy/.npz
+    (numpy), .pkl, .png/.svg/.pdf (a matplotlib figure), .pt/.pth (torch), and formats added
+    with ``register_format``. ``saver(obj, path, **kwargs)`` writes any other; ``kwargs`` go
+    to the writer (``indent=`` for JSON, ``dpi=`` for a figure, ``compressed=`` for .npz).
     """
-    target = _artifact_path(name)  # an invalid name is refused first, for what it is
-    suffix = os.path.splitext(str(name))[1].lower()
-    saver = _SAVERS.get(suffix)
+    target = _artifact_path(filename)  # an invalid name is refused first, for what it is
+    suffix = os.path.splitext(str(filename))[1].lower()
     if saver is None:
+        for fmt in _FORMATS:
+            if suffix in fmt.extensions and fmt.type_check(obj):
+                fmt.check_package()
+                saver = fmt.saver
+                break
+    builtin = _SAVERS.get(suffix) if saver is None else None
+    if saver is None and builtin is None:
         raise ValueError(
             f"save_artifact: no format for {suffix or 'a name without extension'!r}; "
-            f"use one of {', '.join(_SAVERS)} or write the file and call log_artifact"
+            f"use one of {', '.join(_SAVERS)}, pass saver=, or write the file and call "
+            "log_artifact"
         )
     if target is None:
         _warn_standalone("save_artifact")
         return
-    _write_via_temp(target, "save_artifact", lambda f: saver(obj, f))
+    if builtin is not None:
+        _write_via_temp(target, "save_artifact", lambda f: builtin(obj, f, **kwargs))
+    else:
+        _write_via_temp(target, "save_artifact", write_path=lambda p: saver(obj, p, **kwargs))
 
 
 def _load_json(path: Path) -> Any:
@@ -594,11 +721,24 @@ def _load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _load_jsonl(path: Path) -> list[Any]:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def _load_csv(path: Path) -> list[dict[str, str]]:
     import csv
 
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _load_csv_dataframe(path: Path) -> Any:
+    import pandas
+
+    return pandas.read_csv(path)
 
 
 def _load_npy(path: Path) -> Any:
@@ -627,9 +767,16 @@ def _load_torch(path: Path) -> Any:
     return torch.load(path)
 
 
+def _load_image(path: Path) -> Any:
+    from PIL import Image
+
+    return Image.open(path)
+
+
 _LOADERS: dict[str, Callable[[Path], Any]] = {
     ".txt": lambda p: p.read_text(encoding="utf-8"),
     ".json": _load_json,
+    ".jsonl": _load_jsonl,
     ".csv": _load_csv,
     ".npy": _load_npy,
     ".npz": _load_npz,
@@ -639,15 +786,75 @@ _LOADERS: dict[str, Callable[[Path], Any]] = {
     ".pth": _load_torch,
 }
 
+# yanex 0.6's names for its built-in formats (``load_artifact(..., format="csv-pandas")``).
+_NAMED_LOADERS: dict[str, Callable[[Path], Any]] = {
+    "text": _LOADERS[".txt"],
+    "json": _load_json,
+    "jsonl": _load_jsonl,
+    "csv-pandas": _load_csv_dataframe,
+    "csv-list": _load_csv_dataframe,  # 0.6 read both CSV formats with pandas
+    "npy": _load_npy,
+    "npz": _load_npz,
+    "torch": _load_torch,
+    "pickle": _load_pickle,
+    "png": _load_image,
+}
 
-def load_artifact(name: str) -> Any:
-    """Load ``artifacts/name`` by its extension (.csv gives a list of row dicts; other
-    extensions give bytes); None when it does not exist or when standalone."""
-    target = _artifact_path(name)
+
+def _loader_for(path: Path, format: str | None) -> Callable[[Path], Any]:
+    if format is not None:
+        for fmt in _FORMATS:
+            if fmt.name == format:
+                fmt.check_package()
+                return fmt.loader
+        if format in _NAMED_LOADERS:
+            return _NAMED_LOADERS[format]
+        known = sorted({*_NAMED_LOADERS, *(fmt.name for fmt in _FORMATS)})
+        raise ValueError(f"load_artifact: unknown format {format!r}; known: {', '.join(known)}")
+    suffix = path.suffix.lower()
+    for fmt in _FORMATS:
+        if suffix in fmt.extensions:
+            fmt.check_package()
+            return fmt.loader
+    return _LOADERS.get(suffix, lambda p: p.read_bytes())
+
+
+def load_artifact(filename: str, loader: Any = None, format: str | None = None) -> Any:
+    """Load ``artifacts/filename`` by its extension (.csv gives a list of row dicts; other
+    extensions give bytes); None when it does not exist or when standalone.
+
+    ``loader(path)`` reads any other format; ``format=`` names one (``"csv-pandas"`` for a
+    DataFrame, or a name given to ``register_format``).
+    """
+    target = _artifact_path(filename)
     if target is None or not target.is_file():
         return None
-    loader = _LOADERS.get(target.suffix.lower(), lambda p: p.read_bytes())
-    return loader(target)
+    return (loader or _loader_for(target, format))(target)
+
+
+# --- the experiment of this process ---------------------------------------------------------
+
+
+def _track(folder: Path | None) -> _Context | None:
+    """Make ``folder``'s experiment the one this process logs to (None: back to none);
+    the previous context, for :func:`_untrack`. For experiments created in-process."""
+    global _context
+    with _context_lock:
+        previous = _context
+        _context = None if folder is None else _Context(folder)
+    return previous
+
+
+def _untrack(previous: _Context | None) -> None:
+    global _context
+    with _context_lock:
+        current = _context
+        _context = previous
+    if current is not None and current.results_fd is not None:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            os.close(current.results_fd)
 
 
 # yanex 0.6 names, kept so that scripts written for it run unchanged.

@@ -38,3 +38,8 @@ class StoreError(YanexError):
 
 class ScriptError(YanexError):
     """The script to run does not exist or is not a file."""
+
+
+class ExperimentContextError(YanexError):
+    """A script-API call made where it cannot work: ``completed()`` with no experiment, or
+    ``create_experiment()`` inside a script that ``yanex run`` already tracks (yanex 0.6's name)."""
