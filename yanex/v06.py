@@ -246,7 +246,7 @@ def execute_bash_script(
         processes.signal_group(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5.0)  # reaped: a zombie would keep the group alive
-        processes.end_group(proc.pid, grace=5.0)  # what the command started, if still there
+        processes.end_run(proc.pid, None, grace=5.0)  # what the command started, if still there
         proc.wait()
         raise
     finally:
@@ -439,14 +439,14 @@ class ExperimentContext:
 
 
 def _sweeps_in(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    from yanex import sweeps
+    from yanex.config import overrides
 
     found = []
     for key, value in config.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, Mapping):
             found.extend(_sweeps_in(value, path))
-        elif isinstance(value, str) and sweeps.is_sweep_text(value):
+        elif isinstance(value, str) and overrides.is_sweep_text(value):
             found.append(f"{path}={value}")
     return found
 
