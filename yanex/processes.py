@@ -235,6 +235,9 @@ def end_run(pgid: int, marker: str | None, grace: float) -> None:
     if in_group or strays:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
+            # What ended is a zombie, and still in the group, until its subreaper (yanex, or
+            # init where yanex cannot be one) waits for it.
+            reap_orphans()
             if not group_alive(pgid) and not any(_running(p) for p in strays):
                 break
             time.sleep(0.02)
