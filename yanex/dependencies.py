@@ -587,6 +587,27 @@ def _chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
+Link = tuple[str, str, "record.Record | None"]  # (slot, experiment id, its record, if any)
+
+
+def links(index: Index, experiment_id: str) -> tuple[list[Link], list[Link]]:
+    """What an experiment depends on, and what depends on it: each slot, ID and record
+    (None: gone), as ``yanex show`` and the dashboard list them."""
+    from yanex import query
+
+    ups = dependencies_of(index, [experiment_id]).get(experiment_id, {})
+    downs = dependents(index, [experiment_id]).get(experiment_id, [])
+    ids = [*ups.values(), *(eid for eid, _ in downs)]
+    found = {}
+    if ids:
+        filters = query.Filters(ids=tuple(ids), archived=None)
+        found = {rec.id: rec for rec in query.select(index, filters)}
+    return (
+        [(slot, eid, found.get(eid)) for slot, eid in ups.items()],
+        [(slot, eid, found.get(eid)) for eid, slot in downs],
+    )
+
+
 @dataclass
 class Lineage:
     """Experiments and the edges between them (``(upstream, dependent, slot)``), upstream first."""
