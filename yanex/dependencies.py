@@ -277,7 +277,7 @@ def _check_status(slot: str, rec: record.Record, staging: bool, project: str) ->
     if rec.status == Status.STAGED:
         hint = "Stage this one too (--stage): `yanex run --staged` then runs the dependency first."
     elif rec.status == Status.RUNNING:
-        hint = "Wait for it to end, or stage this one (--stage) after it."
+        hint = "Wait for it to end, then run this one."
     else:
         hint = (
             "Depend on a completed run (yanex list --status completed), or run it again: "
