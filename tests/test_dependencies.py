@@ -205,6 +205,17 @@ print([r.status for r in yanex.run_multiple([spec])])
     assert "completed" in r.stdout.splitlines() and "['completed']" in r.stdout.splitlines()
     made = [p for p in pipeline.experiments() if p.name != prep]
     assert [metadata(p)["dependencies"] for p in made] == [{"data": prep}] * 2
+    other = run(pipeline, "prep.py", "dataset=cifar")
+    code = f"""
+import yanex
+for ended in yanex.launch({{}}, "train.py", dependencies={{"data": ["{prep}", "{other}"]}}):
+    print(ended.status, ended.name)
+"""
+    r = run_python(code, cwd=pipeline.path, env=pipeline.env())
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stdout.splitlines() if line.startswith("completed")] == [
+        f"completed data={prep}", f"completed data={other}",
+    ]  # fmt: skip
 
 
 # --- refusals: exit 2, nothing created ------------------------------------------------------
@@ -359,7 +370,7 @@ def test_a_staged_pipeline_runs_upstream_first_and_stops_at_a_failure(pipeline: 
     )
 
 
-def test_one_at_a_time_a_dependent_waits_for_a_slow_upstream(pipeline: Project) -> None:
+def test_a_dependent_waits_for_a_slow_upstream_while_others_run(pipeline: Project) -> None:
     slow = stage(pipeline, "prep.py", "sleep=1")[0]
     quick = stage(pipeline, "prep.py", "dataset=quick")[0]
     dependent = stage(pipeline, "train.py", "-D", f"data={slow}")[0]
@@ -371,7 +382,7 @@ def test_one_at_a_time_a_dependent_waits_for_a_slow_upstream(pipeline: Project) 
 
 
 def test_a_runner_waits_for_a_dependency_another_runner_runs(pipeline: Project) -> None:
-    slow = stage(pipeline, "prep.py", "sleep=2")[0]
+    slow = stage(pipeline, "prep.py", "sleep=3")[0]
     dependent = stage(pipeline, "train.py", "-D", f"data={slow}")[0]
     first = pipeline.popen("run", "--staged")
     try:
@@ -384,6 +395,7 @@ def test_a_runner_waits_for_a_dependency_another_runner_runs(pipeline: Project) 
         _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err.decode()
     assert second.returncode == 0, second.stderr
+    assert "running 1 staged experiments" in second.stderr  # it saw the dependent staged
     assert "waiting on a dependency" not in second.stderr + err.decode()
     down = meta(pipeline, dependent)
     assert down["status"] == "completed"

@@ -138,12 +138,15 @@ class Prepared:
             for text in self.overrides_for(member)
         }
         swept = member.extra.get(dependencies.FIELD, {})
+        if not swept:
+            return ",".join(texts[key] for key in member.varied if key in texts)
+        rank = {path: i for i, path in enumerate(self.grid.order)}
         slots = {dep.path: dep.slot for dep in self.depends_on}
         parts = []
-        for path, _ in self.grid.sweeps:
+        for path in sorted([*member.varied, *swept], key=lambda path: rank.get(path, -1)):
             if path in swept:
                 parts.append(f"{slots[path]}={swept[path]}")
-            elif path in member.varied and path in texts:
+            elif path in texts:
                 parts.append(texts[path])
         return ",".join(parts)
 
@@ -437,8 +440,8 @@ class Launcher:
             if env_snapshot is None:
                 env_snapshot = environment.snapshot(store.yanex_home() / "cache")
             name = request.name
-            if member.varied:
-                label = prepared.label(member)
+            label = prepared.label(member) if prepared.is_sweep else ""
+            if label:  # what tells the member apart (a swept dependency too)
                 name = f"{name}-{label}" if name else label
             metadata: dict[str, Any] = {
                 "id": experiment_id,
