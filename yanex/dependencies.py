@@ -9,9 +9,10 @@ must be ``completed``, or ``staged`` when the dependent is staged too: ``yanex r
 then runs the upstream first (:class:`Order`), and a member whose dependency failed ends
 ``failed`` with that reason, without running (:func:`blocking`).
 
-Reading the graph: from the folders (a script's own dependencies, :func:`upstream`: no index
-is opened inside a run) or from the index's ``dependencies`` table (who depends on an
-experiment, :func:`dependents`; a whole lineage, :func:`lineage`).
+Reading the graph: from the folders (a script's own dependencies and those above them,
+:func:`upstream`, :func:`blocking`: a run reads its own upstream without the index) or from the
+index's ``dependencies`` table (who depends on an experiment, :func:`dependents`; both ways,
+:func:`links`; a whole lineage, :func:`lineage`).
 """
 
 from __future__ import annotations
