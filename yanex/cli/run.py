@@ -326,6 +326,7 @@ def run(
       yanex run train.py -c configs/big.yaml -p epochs=50 -n big-run
       yanex run train.py --dry-run "title='Hello, world'"
       yanex run train.py -- --data ./data --verbose
+      yanex run evaluate.py -D model=3f9a    (yanex.get_dependency("model") is 3f9a...)
     """
     if staged:
         given = [name for name, value in options.items() if value and name != "ignore_dirty"]
