@@ -858,10 +858,6 @@ def test_run_multiple_one_after_another_with_refusals_and_cli_args(project: Proj
             "[yanex.ExperimentSpec(script_path='s.py'), yanex.ExperimentSpec(function=print)]",
             "Invalid ExperimentSpec at index 1: Inline function execution not yet supported",
         ),
-        (
-            "[yanex.ExperimentSpec(script_path='s.py', dependencies={'data': 'abc12345'})]",
-            "dependencies between experiments are not supported yet",
-        ),
     ],
 )
 def test_run_multiple_refuses_specs_it_cannot_run(

@@ -824,12 +824,40 @@ def load_artifact(filename: str, loader: Any = None, format: str | None = None) 
     extensions give bytes); None when it does not exist or when standalone.
 
     ``loader(path)`` reads any other format; ``format=`` names one (``"csv-pandas"`` for a
-    DataFrame, or a name given to ``register_format``).
+    DataFrame, or a name given to ``register_format``). An artifact this experiment does not
+    have is looked for in the experiments it depends on (``-D``), directly or not: found in
+    one, it is loaded from there; in several, ``AmbiguousArtifactError`` names them.
     """
     target = _artifact_path(filename)
-    if target is None or not target.is_file():
+    if target is None:
         return None
+    if not target.is_file():
+        target = _dependency_artifact(filename)
+        if target is None:
+            return None
     return (loader or _loader_for(target, format))(target)
+
+
+def _dependency_artifact(name: str) -> Path | None:
+    """Where artifact ``name`` is among the experiments this one depends on (yanex 0.6's
+    search); None when none has it."""
+    from yanex import dependencies
+    from yanex.errors import AmbiguousArtifactError
+
+    ctx = _ctx()
+    assert ctx.dir is not None and ctx.id is not None
+    home = ctx.dir.parent.parent
+    found: list[tuple[str, Path]] = []
+    for upstream in dependencies.upstream(ctx.id, home):
+        folder = dependencies.folder_of(upstream, home)
+        if folder is None:
+            continue
+        candidate = ctx.store.path_inside(folder / ctx.store.ARTIFACTS, str(name), "artifact name")
+        if candidate.is_file():
+            found.append((upstream, candidate))
+    if len(found) > 1:
+        raise AmbiguousArtifactError(name, [upstream for upstream, _ in found])
+    return found[0][1] if found else None
 
 
 # --- the experiment of this process ---------------------------------------------------------

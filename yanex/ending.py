@@ -25,6 +25,7 @@ class NotRun:
     STOPPED = "stopped"  # a stop signal came before it started: it stays staged
     ELSEWHERE = "elsewhere"  # another runner holds it, or ran it
     GONE = "gone"  # deleted, emptied or unreadable since it was listed: it cannot be run
+    WAITING = "waiting"  # a dependency of it did not run (or runs elsewhere): it stays staged
 
 
 @dataclass

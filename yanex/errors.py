@@ -40,6 +40,26 @@ class ScriptError(YanexError):
     """The script to run does not exist or is not a file."""
 
 
+class DependencyError(YanexError):
+    """A ``-D/--depends-on`` that cannot be used: no such experiment, an ambiguous name, a
+    status a dependency cannot have, a slot named twice, a cycle."""
+
+
+class AmbiguousArtifactError(YanexError):
+    """``load_artifact(name)`` found the artifact in several of the run's dependencies
+    (yanex 0.6's name): which one is meant must be said."""
+
+    def __init__(self, filename: str, experiment_ids: list[str]) -> None:
+        found = "\n".join(f"  {i}. {eid}" for i, eid in enumerate(experiment_ids, 1))
+        super().__init__(
+            f"artifact {filename!r} is in several experiments this one depends on:\n{found}",
+            hint="Load it from the one you mean: "
+            f"yanex.get_dependency('SLOT').load_artifact({filename!r}).",
+        )
+        self.filename = filename
+        self.experiment_ids = experiment_ids
+
+
 class ExperimentContextError(YanexError):
     """A script-API call made where it cannot work: ``completed()`` with no experiment, or
     ``create_experiment()`` inside a script that ``yanex run`` already tracks (yanex 0.6's name)."""

@@ -22,7 +22,7 @@ vanish, and while one process builds, others wait for it and follow its progress
 Values keep their type: an int is an SQLite INTEGER (compared exactly with floats), one beyond
 64 bits is kept exact as text and compared exactly by :func:`exact_compare`.
 
-Where the index lives: in the store (``$YANEX_HOME/index-v2.sqlite3``) on a local disk the
+Where the index lives: in the store (``$YANEX_HOME/index-v3.sqlite3``) on a local disk the
 user may write; in the user's cache folder (platformdirs) when the store is on a network
 filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable, or read-only (a
 shared archive, a mounted snapshot). ``YANEX_INDEX`` names the file explicitly.
@@ -50,7 +50,7 @@ from yanex import record, store
 from yanex.errors import StoreError
 from yanex.record import Status, fits_int64, leaves
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INDEX_ENV = "YANEX_INDEX"
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
 VERIFY_BATCH = 5000
@@ -118,6 +118,9 @@ CREATE TABLE experiments (
     results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last and series
 );
 CREATE TABLE tags (id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (id, tag)) WITHOUT ROWID;
+-- Each experiment's dependencies (metadata.dependencies: {slot: upstream id}), in their order.
+CREATE TABLE dependencies (id TEXT NOT NULL, slot TEXT NOT NULL, upstream TEXT NOT NULL,
+                           position INTEGER NOT NULL, PRIMARY KEY (id, slot)) WITHOUT ROWID;
 -- One row per parameter leaf and per result leaf (its last value). kind is number, bool, str,
 -- null or json (lists, empty dicts); num holds numbers (ints as INTEGER, exact) and bools
 -- (0/1); text holds strings, JSON, and ints beyond 64 bits (big_text: exact and sortable).
@@ -143,6 +146,7 @@ CREATE INDEX experiments_status ON experiments (status);
 CREATE INDEX experiments_name ON experiments (name);
 CREATE INDEX experiments_sweep ON experiments (sweep);
 CREATE INDEX tags_tag ON tags (tag, id);
+CREATE INDEX dependencies_upstream ON dependencies (upstream, id);
 CREATE INDEX params_value ON params (key, kind, num, text);
 CREATE INDEX results_value ON results (key, kind, num, text);
 """
@@ -396,13 +400,15 @@ class _Row:
             self.offset,
         )
 
-    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Its rows of the tags, params and results tables."""
+    def rows(self) -> tuple[list[tuple[Any, ...]], ...]:
+        """Its rows of the tags, params, results and dependencies tables."""
         experiment_id = self.id
+        depends = self.meta.get("dependencies") or {}
         return (
             [(experiment_id, tag) for tag in dict.fromkeys(self.meta.get("tags") or [])],
             [(experiment_id, key, *typed(v)) for key, v in leaves(self.params)],
             [(experiment_id, key, *typed(v)) for key, v in leaves(self.summary.last)],
+            [(experiment_id, slot, up, i) for i, (slot, up) in enumerate(depends.items())],
         )
 
 
@@ -414,18 +420,18 @@ def read_row(folder: Path | str, archived: bool) -> _Row:
 class _Ready:
     """A row's values, computed where the folder was read (a build's worker process)."""
 
-    __slots__ = ("archived", "id", "params", "results", "tags", "vals")
+    __slots__ = ("archived", "depends", "id", "params", "results", "tags", "vals")
 
     def __init__(self, row: _Row) -> None:
         self.id, self.archived = row.id, row.archived
         self.vals = row.values()
-        self.tags, self.params, self.results = row.rows()
+        self.tags, self.params, self.results, self.depends = row.rows()
 
     def values(self) -> tuple[Any, ...]:
         return self.vals
 
-    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        return self.tags, self.params, self.results
+    def rows(self) -> tuple[list[tuple[Any, ...]], ...]:
+        return self.tags, self.params, self.results, self.depends
 
 
 # A build reads folders in processes of their own (fork: nothing is imported again) from
@@ -1106,12 +1112,15 @@ class Index:
         tags: list[tuple[Any, ...]] = []
         params: list[tuple[Any, ...]] = []
         results: list[tuple[Any, ...]] = []
+        depends: list[tuple[Any, ...]] = []
         for row in rows:
-            more_tags, more_params, more_results = row.rows()
+            more_tags, more_params, more_results, more_depends = row.rows()
             tags += more_tags
             params += more_params
             results += more_results
+            depends += more_depends
         conn.executemany("INSERT INTO tags VALUES (?, ?)", tags)
+        conn.executemany("INSERT INTO dependencies VALUES (?, ?, ?, ?)", depends)
         conn.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
         conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?)", results)
 
@@ -1138,7 +1147,7 @@ class Index:
             ).fetchone()
             if found is None:
                 return
-        for table in ("experiments", "tags", "params", "results"):
+        for table in ("experiments", "tags", "params", "results", "dependencies"):
             conn.execute(f"DELETE FROM {table} WHERE id = ?", (experiment_id,))
 
     def _forget_waiting(self, experiment_id: str, archived: bool) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 from yanex import (
     code,
+    dependencies,
     ending,
     environment,
     processes,
@@ -63,6 +65,13 @@ class RunRequest:
     tags: list[str] = field(default_factory=list)
     ignore_dirty: bool = False
     stage: bool = False
+    # -D/--depends-on as typed (``data=3f9a``, ``model=list(a, b)``), and how many overrides
+    # were typed before each (Hydra's order of the sweeps; None: after them all).
+    depends_on: list[str] = field(default_factory=list)
+    depends_on_after: list[int] | None = None
+    # -m without --stage: the grid is staged and run at once, so a dependency must be
+    # completed already (a staged one would not run first).
+    run_at_once: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # A rerun: the recorded config to start from instead of a config file or tree, the
@@ -84,6 +93,7 @@ class Prepared:
     project: Path
     warnings: list[str] = field(default_factory=list)
     members: list[sweeps.Member] = field(default_factory=list)
+    depends_on: list[dependencies.Resolved] = field(default_factory=list)
 
     @property
     def grid(self) -> sweeps.Grid:
@@ -121,12 +131,29 @@ class Prepared:
     def label(self, member: sweeps.Member) -> str:
         """``model=poly,optimizer.lr=0.01``: what tells this member from the others, in the
         text of its overrides (``null``, not ``None``; without ``+``/``++``, which say how a
-        key was set, not what tells the member apart)."""
+        key was set, not what tells the member apart), and a swept dependency as its slot
+        and ID (``data=3f9a2c1b``), all in the grid's order."""
         texts = {
             text.split("=", 1)[0].lstrip("+~"): text.lstrip("+")
             for text in self.overrides_for(member)
         }
-        return ",".join(texts[key] for key in member.varied if key in texts)
+        swept = member.extra.get(dependencies.FIELD, {})
+        if not swept:
+            return ",".join(texts[key] for key in member.varied if key in texts)
+        rank = {path: i for i, path in enumerate(self.grid.order)}
+        slots = {dep.path: dep.slot for dep in self.depends_on}
+        parts = []
+        for path in sorted([*member.varied, *swept], key=lambda path: rank.get(path, -1)):
+            if path in swept:
+                parts.append(f"{slots[path]}={swept[path]}")
+            elif path in texts:
+                parts.append(texts[path])
+        return ",".join(parts)
+
+    def dependencies_of(self, member: sweeps.Member) -> dict[str, str]:
+        """``{slot: id}``: the experiments this member depends on, in the order given."""
+        swept = member.extra.get(dependencies.FIELD, {})
+        return {dep.slot: swept.get(dep.path, dep.ids[0]) for dep in self.depends_on}
 
     def numbered(self) -> list[tuple[sweeps.Member, tuple[str, int] | None]]:
         """Each member with its place in the sweep (a new sweep id, its index); None alone."""
@@ -164,6 +191,26 @@ class Experiment:
         except record.BadRecord as exc:
             raise store.StoreError(f"experiment {experiment_id} cannot be read: {exc}") from exc
         return cls(id=experiment_id, dir=folder, metadata=meta)
+
+
+def _sweep_order(prepared: Prepared) -> list[str]:
+    """Every sweep of the grid from the slowest to the fastest varying, the swept
+    dependencies among the overrides as they were typed (Hydra's rule: a key's first place;
+    the config's own sweeps first)."""
+    request = prepared.request
+    parsed = prepared.resolved.parsed
+    env = len(parsed) - len(request.params)  # YANEX_PARAM_* come first
+    first: dict[str, tuple[float, int]] = {}
+    for i, override in enumerate(parsed):
+        if override.sweep is not None:
+            first.setdefault(override.target, (i, 0))
+    after = request.depends_on_after
+    for typed, dep in enumerate(prepared.depends_on):
+        if dep.sweep is not None:
+            before = after[typed] if after is not None else len(request.params)
+            first[dep.path] = (env + before - 0.5, typed)
+    in_config = [path for path in prepared.grid.order if path not in first]
+    return [*in_config, *sorted(first, key=lambda path: first[path])]
 
 
 def _grace_period(environ: Mapping[str, str]) -> float:
@@ -236,10 +283,16 @@ class Launcher:
             multirun=request.multirun,
         )
         grid = resolved.grid
-        if grid.sweeps and not (request.stage or run_grid):
-            varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
+        specs = dependencies.parse(request.depends_on, multirun=request.multirun)
+        swept = [spec for spec in specs if spec.sweep is not None]
+        if (grid.sweeps or swept) and not (request.stage or run_grid):
+            varied = ", ".join(
+                [f"{path}={sweep.expr}" for path, sweep in grid.sweeps]
+                + [f"{spec.path}={spec.sweep}" for spec in swept]
+            )
+            size = grid.size * math.prod(len(spec.refs) for spec in swept)
             raise ParamError(
-                f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
+                f"the sweeps ({varied}) make a grid of {size:,} experiments, "
                 "which run with -m or are staged with --stage",
                 hint="Add -m to run them now (-j N at a time), or --stage to run them later "
                 "with `yanex run --staged`.",
@@ -269,9 +322,29 @@ class Launcher:
             else request.cwd.resolve(),
             warnings=warnings,
         )
+        if specs:
+            self._depend(prepared, specs)
         if not grid.sweeps:
             prepared.expand()  # one member: resolve it now, so a bad config fails here
         return prepared
+
+    def _depend(self, prepared: Prepared, specs: list[dependencies.Spec]) -> None:
+        """Find the experiments ``-D`` names and check they may be depended on; a swept slot
+        makes the grid a product with it, in Hydra's order of the sweeps (as typed)."""
+        request = prepared.request
+        cwd = request.cwd
+        found = dependencies.resolve(
+            specs,
+            scope=lambda: str(code.repo_root(cwd) or cwd.resolve()),
+            project=str(prepared.project),
+            staging=request.stage and not request.run_at_once,
+            echo=self.echo,
+        )
+        prepared.depends_on = found
+        swept = [(dep.path, sweeps.Sweep(dep.sweep, dep.ids)) for dep in found if dep.sweep]
+        grid = prepared.grid
+        grid.cross(swept, dependencies.FIELD, _sweep_order(prepared))
+        grid.check_size()
 
     def stage(self, prepared: Prepared) -> list[Experiment]:
         """Write every member of the grid as a ``staged`` experiment: all or none, whatever
@@ -367,8 +440,8 @@ class Launcher:
             if env_snapshot is None:
                 env_snapshot = environment.snapshot(store.yanex_home() / "cache")
             name = request.name
-            if member.varied:
-                label = prepared.label(member)
+            label = prepared.label(member) if prepared.is_sweep else ""
+            if label:  # what tells the member apart (a swept dependency too)
                 name = f"{name}-{label}" if name else label
             metadata: dict[str, Any] = {
                 "id": experiment_id,
@@ -399,6 +472,9 @@ class Launcher:
                 # who runs it: a later reader can tell a dead launcher from a running one
                 "launcher": ProcessId.current().to_metadata(),
             }
+            depends = prepared.dependencies_of(member)
+            if depends:  # {slot: id}: what it depends on (-D)
+                metadata[dependencies.FIELD] = depends
             metadata.update(request.carried)
             metadata["hydra"] = hydra
             if git is not None and git.configs_untracked:  # in git.patch, as the script is
@@ -574,6 +650,8 @@ def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
 # --- yanex.launch: the same runs, driven from Python ------------------------------------------
 
 
+_depends = dependencies  # the module, where launch() has a parameter of that name
+
 # One experiment started by :func:`launch`: how it ended (or ``staged``), where it is, its
 # name, how long it ran, why it failed, and the lines it logged (``results``).
 Result = Ending
@@ -657,6 +735,7 @@ def launch(
     scheduler: str | None = None,
     resources: Mapping[str, float] | None = None,
     retries: int = 0,
+    dependencies: Mapping[str, str | Sequence[str]] | None = None,
 ) -> Result | list[Result]:
     """Run ``script`` as a tracked experiment with the parameters ``cfg`` (a dict or an
     OmegaConf config), as ``yanex run`` would with ``cfg`` given as ``--param`` values.
@@ -669,6 +748,9 @@ def launch(
     cluster), the grid runs through the same executors as ``yanex run --staged``. Ctrl-C
     cancels what is running and reaches the caller as KeyboardInterrupt. Bad input raises
     ``YanexError``.
+
+    ``dependencies``: ``{slot: ID}`` as ``-D slot=ID`` (an ID, a unique prefix or a name); a
+    list of them sweeps the slot, one experiment each.
     """
     folder = Path(cwd) if cwd is not None else Path.cwd()
     if type(cfg).__module__.startswith("omegaconf"):  # a DictConfig (itself a Mapping)
@@ -688,6 +770,7 @@ def launch(
         tags=list(tags),
         ignore_dirty=ignore_dirty,
         stage=stage,
+        depends_on=[_depends.spell(slot, refs) for slot, refs in (dependencies or {}).items()],
         cwd=folder,
         environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},
     )

@@ -71,8 +71,48 @@ def _tell(index: Index | None, rec: Record) -> None:
         index.refresh([rec.id])
 
 
-def delete(rec: Record, index: Index | None = None) -> None:
-    """Remove the experiment's folder: renamed out of the store first, then deleted."""
+class DependentsError(RefusedError):
+    """Experiments to delete that others depend on (``yanex delete --ignore-dependents``)."""
+
+
+def check_dependents(records: Sequence[Record], index: Index) -> None:
+    """Refuse to delete experiments that others, not deleted with them, depend on (``-D``):
+    their dependency would name an experiment that is gone. The refusal names them."""
+    from yanex import dependencies
+
+    leaving = {rec.id for rec in records}
+    found = dependencies.dependents(index, [rec.id for rec in records])
+    kept = {
+        upstream: [(dependent, slot) for dependent, slot in rows if dependent not in leaving]
+        for upstream, rows in found.items()
+    }
+    kept = {upstream: rows for upstream, rows in kept.items() if rows}
+    if not kept:
+        return
+    lines = []
+    for upstream, rows in kept.items():
+        named = ", ".join(f"{dependent} (as {slot})" for dependent, slot in rows[:10])
+        more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+        lines.append(f"  {upstream} is a dependency of {named}{more}")
+    others = sorted({dependent for rows in kept.values() for dependent, _ in rows})
+    raise DependentsError(
+        "experiments others depend on cannot be deleted; nothing was deleted:\n" + "\n".join(lines),
+        hint=f"Delete those too (add {' '.join(others[:10])}{' ...' if len(others) > 10 else ''} "
+        "to the command), or pass --ignore-dependents to delete anyway (their dependency then "
+        "names a deleted experiment: a staged one fails when run).",
+    )
+
+
+def delete(rec: Record, index: Index | None = None, *, ignore_dependents: bool = False) -> None:
+    """Remove the experiment's folder: renamed out of the store first, then deleted. One that
+    others depend on is refused (see :func:`check_dependents`) unless ``ignore_dependents``."""
+    if not ignore_dependents:
+        if index is None:
+            with contextlib.closing(Index()) as opened:
+                opened.sync()
+                check_dependents([rec], opened)
+        else:
+            check_dependents([rec], index)
     rec = _current(rec)
     check_changeable(rec, "deleted")
     with _held(rec, "deleted"):

@@ -338,6 +338,7 @@ class Filters:
     project: str | None = None
     archived: bool | None = False
     text: tuple[str, ...] = ()  # words, each in the ID, name, description or a tag
+    depends_on: tuple[str, ...] = ()  # full IDs: experiments that depend on each (-D)
 
     def narrows(self) -> bool:
         """Does anything beyond the project and archive state select experiments?"""
@@ -352,6 +353,7 @@ class Filters:
             or self.until is not None
             or self.where
             or self.text
+            or self.depends_on
         )
 
     def sql(self) -> tuple[str, list[Any]]:
@@ -388,6 +390,8 @@ class Filters:
         for condition in self.where:
             clause, values = condition.sql()
             add(clause, *values)
+        for upstream in self.depends_on:
+            add("e.id IN (SELECT id FROM dependencies WHERE upstream = ?)", upstream)
         for word in self.text:
             like = f"%{_like_escape(word)}%"
             add(

@@ -66,6 +66,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "git": (dict, type(None)),
     "hydra": (dict, type(None)),
     "environment": (dict, type(None)),
+    "dependencies": (dict, type(None)),
 }
 
 
@@ -86,6 +87,9 @@ def validate(meta: Any, experiment_id: str) -> dict[str, Any]:
             raise BadRecord(f"{key} is a {type(value).__name__}")
         if isinstance(value, int) and not fits_int64(value):
             raise BadRecord(f"{key} is out of range ({_short(value)})")
+    for slot, upstream in (meta.get("dependencies") or {}).items():
+        if not isinstance(upstream, str) or not store.is_valid_id(upstream):
+            raise BadRecord(f"dependencies.{slot} is not an experiment ID ({_short(upstream)})")
     launcher = meta.get("launcher")
     if isinstance(launcher, dict):
         pid = launcher.get("pid")

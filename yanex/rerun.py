@@ -109,6 +109,9 @@ def prepare(
         tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])),
         ignore_dirty=ignore_dirty,
         stage=stage,
+        # The same experiments as dependencies (checked again: completed, or staged for a
+        # staged rerun).
+        depends_on=[f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items()],
         cwd=cwd,
         # A rerun is defined by its record: the caller's YANEX_PARAM_* do not apply.
         environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},

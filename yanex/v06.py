@@ -8,6 +8,8 @@ meaning, built on ``yanex.launch`` (runs), the script API (``yanex.api``) and th
 - In a script: ``has_context``, ``get_status``, ``get_metadata``, ``get_artifacts_dir``,
   ``artifact_exists``, ``list_artifacts``, ``get_cli_args``, ``execute_bash_script``,
   ``completed``, ``fail``, ``cancel``, ``register_format``.
+- The experiments this one depends on (``-D``): ``get_dependency``, ``get_dependencies``,
+  ``assert_dependency``, ``get_graph``.
 - An experiment in the calling process: ``create_experiment``, ``create_context``,
   ``ExperimentContext``.
 - Several runs from Python: ``ExperimentSpec``, ``ExperimentResult``, ``run_multiple``.
@@ -16,6 +18,7 @@ meaning, built on ``yanex.launch`` (runs), the script API (``yanex.api``) and th
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -36,6 +39,7 @@ __all__ = [
     "ExperimentResult",
     "ExperimentSpec",
     "artifact_exists",
+    "assert_dependency",
     "cancel",
     "completed",
     "create_context",
@@ -44,6 +48,9 @@ __all__ = [
     "fail",
     "get_artifacts_dir",
     "get_cli_args",
+    "get_dependencies",
+    "get_dependency",
+    "get_graph",
     "get_metadata",
     "get_status",
     "has_context",
@@ -95,12 +102,16 @@ def artifact_exists(filename: str) -> bool:
 
 def list_artifacts(transitive: bool = False) -> list[str] | dict[str, list[str]]:
     """The names of the experiment's artifacts, sorted (``plots/loss.png`` for one in a
-    folder); with ``transitive=True``, ``{experiment_id: names}``. Empty when standalone."""
+    folder); with ``transitive=True``, ``{experiment_id: names}`` for this experiment and
+    every one it depends on, directly or not. Empty when standalone."""
     folder = api.experiment_dir()
     names = [] if folder is None else [artifact.name for artifact in record.artifacts(folder)]
-    if transitive:  # dependencies between experiments do not exist yet: only this one
-        return {} if folder is None else {folder.name: names}
-    return names
+    if not transitive:
+        return names
+    if folder is None:
+        return {}
+    found = {dep.id: dep.list_artifacts() for dep in _upstream()}
+    return {**found, folder.name: names}
 
 
 def get_cli_args() -> dict[str, Any]:
@@ -135,7 +146,7 @@ def get_cli_args() -> dict[str, Any]:
         "name": meta.get("name"),
         "tag": list(meta.get("tags") or []),
         "description": meta.get("description"),
-        "depends_on": [],
+        "depends_on": [f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items()],
         "dry_run": False,
         "stage": False,
         "staged": False,
@@ -161,6 +172,326 @@ def register_format(
         raise ValueError("register_format: give at least one extension, such as ['.jsonl']")
     fmt = api._Format(name, list(extensions), type_check, saver, loader, required_package)
     api._FORMATS.insert(0, fmt)
+
+
+# --- the experiments this one depends on ----------------------------------------------------
+
+
+class Dependency:
+    """An experiment this one depends on, read from its folder: what yanex 0.6's
+    ``get_dependency`` gave (its results ``Experiment``), for a script's use: ``id``,
+    ``name``, ``status``, ``script_path``, ``get_params()``, ``get_param(key)``,
+    ``get_metric(name)``, ``load_artifact(name)``, ``list_artifacts()``, ... ``slot`` is the
+    slot it fills (None for one reached through another).
+
+    The results API's own experiment object (``yanex.results``) is richer; this reads one
+    folder and nothing else (no index), so a script pays only for what it asks.
+    """
+
+    def __init__(self, experiment_id: str, folder: Path, slot: str | None = None) -> None:
+        self.id = experiment_id
+        self.slot = slot
+        self.experiment_dir = folder
+        self.artifacts_dir = folder / store.ARTIFACTS
+
+    @property
+    def dir(self) -> Path:
+        return self.experiment_dir
+
+    @functools.cached_property
+    def metadata(self) -> dict[str, Any]:
+        try:
+            return record.read_metadata(self.experiment_dir)
+        except (OSError, record.BadRecord):
+            return {}
+
+    @property
+    def name(self) -> str | None:
+        return self.metadata.get("name")
+
+    @property
+    def status(self) -> str | None:
+        return self.metadata.get("status")
+
+    @property
+    def description(self) -> str | None:
+        return self.metadata.get("description")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.metadata.get("tags") or [])
+
+    @property
+    def script_path(self) -> Path | None:
+        script = self.metadata.get("script")
+        return Path(script) if script else None
+
+    @property
+    def dependencies(self) -> dict[str, str]:
+        """``{slot: id}`` of the experiments it depends on itself."""
+        return dict(self.metadata.get("dependencies") or {})
+
+    @property
+    def dependency_ids(self) -> list[str]:
+        return list(self.dependencies.values())
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self.dependencies)
+
+    def get_params(self) -> dict[str, Any]:
+        """Its parameters (``params.json``)."""
+        return record.read_params(self.experiment_dir)
+
+    def get_param(self, key: str, default: Any = None) -> Any:
+        """One parameter by its dotted key (``model.lr``), ``default`` when it has none."""
+        node: Any = self.get_params()
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def get_metric(self, name: str) -> Any:
+        """A result it logged: its value when logged once, the values in order when logged
+        at several steps, None when never (yanex 0.6's meaning)."""
+        values = [
+            line["results"][name]
+            for line in record.read_results(self.experiment_dir)
+            if isinstance(line.get("results"), dict) and name in line["results"]
+        ]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def list_artifacts(self) -> list[str]:
+        return [artifact.name for artifact in record.artifacts(self.experiment_dir)]
+
+    def artifact_exists(self, filename: str) -> bool:
+        return store.path_inside(self.artifacts_dir, str(filename), "artifact name").is_file()
+
+    def load_artifact(self, filename: str, loader: Any = None, format: str | None = None) -> Any:
+        """Its artifact ``filename``, read as ``yanex.load_artifact`` reads one; None when it
+        has none."""
+        target = store.path_inside(self.artifacts_dir, str(filename), "artifact name")
+        if not target.is_file():
+            return None
+        return (loader or api._loader_for(target, format))(target)
+
+    def get_dependency(self, slot: str) -> Dependency | None:
+        found = self.dependencies.get(slot)
+        return None if found is None else _dependency(found, slot, self.experiment_dir)
+
+    def get_dependencies(
+        self, transitive: bool = False, include_self: bool = False
+    ) -> dict[str, Dependency] | list[Dependency]:
+        if not transitive:
+            found = (_dependency(i, s, self.experiment_dir) for s, i in self.dependencies.items())
+            return {dep.slot or "": dep for dep in found if dep is not None}
+        return _upstream(self.id, self.experiment_dir, include_self)
+
+    def __repr__(self) -> str:
+        slot = f" slot={self.slot!r}" if self.slot else ""
+        return f"<Dependency {self.id}{slot} {self.status} name={self.name!r}>"
+
+
+def _home_of(folder: Path) -> Path:
+    return folder.parent.parent  # <home>/experiments/<id> (or archived/<id>)
+
+
+def _dependency(experiment_id: str, slot: str | None, near: Path) -> Dependency | None:
+    """The experiment ``experiment_id`` of the store ``near`` is in, or None when gone."""
+    from yanex import dependencies
+
+    folder = dependencies.folder_of(experiment_id, _home_of(near))
+    return None if folder is None else Dependency(experiment_id, folder, slot)
+
+
+def _upstream(
+    experiment_id: str | None = None, folder: Path | None = None, include_self: bool = False
+) -> list[Dependency]:
+    """Every experiment one depends on, directly or not, upstream first (this script's
+    experiment by default); itself last with ``include_self``."""
+    from yanex import dependencies
+
+    if folder is None:
+        folder = api.experiment_dir()
+        if folder is None:
+            return []
+        experiment_id = folder.name
+    assert experiment_id is not None
+    ids = dependencies.upstream(experiment_id, _home_of(folder))
+    found = [_dependency(i, None, folder) for i in ids]
+    if include_self:
+        found.append(Dependency(experiment_id, folder))
+    return [dep for dep in found if dep is not None]
+
+
+def get_dependency(slot: str) -> Dependency | None:
+    """The experiment in dependency slot ``slot`` (``-D data=ID``: ``"data"``; ``-D ID``:
+    ``"dep1"``), None when it has none or standalone."""
+    meta = _metadata()
+    if meta is None:
+        return None
+    found = (meta.get("dependencies") or {}).get(slot)
+    folder = api.experiment_dir()
+    assert folder is not None
+    return None if found is None else _dependency(found, slot, folder)
+
+
+def get_dependencies(
+    transitive: bool = False, include_self: bool = False
+) -> dict[str, Dependency] | list[Dependency]:
+    """The experiments this one depends on: ``{slot: experiment}``; with ``transitive``, a
+    list of every one it depends on directly or not, upstream first (and itself last, with
+    ``include_self``). Empty when standalone."""
+    meta = _metadata()
+    if meta is None:
+        return [] if transitive else {}
+    if transitive:
+        return _upstream(include_self=include_self)
+    folder = api.experiment_dir()
+    assert folder is not None
+    found = {
+        slot: _dependency(eid, slot, folder)
+        for slot, eid in (meta.get("dependencies") or {}).items()
+    }
+    return {slot: dep for slot, dep in found.items() if dep is not None}
+
+
+def assert_dependency(script_name: str, slot: str | None = None) -> None:
+    """End the experiment as failed unless it depends on a run of ``script_name`` (a file
+    name, ``prepare_data.py``), in ``slot`` when given; says why on stdout first, as 0.6
+    did. Nothing is checked when standalone."""
+    if _metadata() is None:
+        return
+    deps = get_dependencies()
+    assert isinstance(deps, dict)
+
+    def script_of(dep: Dependency) -> str:
+        return dep.script_path.name if dep.script_path else "[unknown]"
+
+    if not deps:
+        print(f"Error: No dependency from '{script_name}' found")
+        print("This experiment has no dependencies.")
+        fail(f"Missing required dependency: {script_name}")
+        return
+    if slot is not None:
+        dep = deps.get(slot)
+        if dep is None:
+            print(f"Error: No dependency in slot '{slot}'")
+            print(f"Available slots: {', '.join(deps)}")
+            fail(f"Missing required dependency slot: {slot}")
+            return
+        if script_of(dep) == script_name:
+            return
+        print(f"Error: Dependency in slot '{slot}' is not from '{script_name}'")
+        print(f"Slot '{slot}' is from: {script_of(dep)}")
+        fail(f"Slot '{slot}' not from required script: {script_name}")
+        return
+    if any(script_of(dep) == script_name for dep in deps.values()):
+        return
+    print(f"Error: No dependency from '{script_name}' found")
+    print(f"Current dependencies: {', '.join(f'{s}={script_of(d)}' for s, d in deps.items())}")
+    fail(f"Missing required dependency: {script_name}")
+
+
+class Graph:
+    """The dependency graph around this experiment (yanex 0.6's ``ExperimentGraph``, in the
+    part a script uses): ``experiments`` upstream first, ``edges`` as ``(upstream,
+    dependent, slot)``, ``roots``, ``leaves``, ``get(id)``, ``filter(...)``,
+    ``load_artifact(name)`` (from the one experiment of the graph that has it)."""
+
+    def __init__(self, experiments: list[Dependency], edges: list[tuple[str, str, str]]) -> None:
+        self.experiments = experiments
+        self.edges = edges
+        self._by_id = {dep.id: dep for dep in experiments}
+
+    @property
+    def ids(self) -> list[str]:
+        return [dep.id for dep in self.experiments]
+
+    @property
+    def roots(self) -> list[Dependency]:
+        """Those that depend on none of the graph."""
+        below = {dependent for _, dependent, _ in self.edges}
+        return [dep for dep in self.experiments if dep.id not in below]
+
+    @property
+    def leaves(self) -> list[Dependency]:
+        """Those none of the graph depends on."""
+        above = {upstream for upstream, _, _ in self.edges}
+        return [dep for dep in self.experiments if dep.id not in above]
+
+    def get(self, experiment_id: str) -> Dependency | None:
+        return self._by_id.get(experiment_id)
+
+    def filter(
+        self,
+        script_pattern: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+    ) -> list[Dependency]:
+        """The experiments whose script file name matches ``script_pattern`` (a glob), with
+        that ``status``, whose name matches ``name`` (a glob)."""
+        import fnmatch
+
+        found = []
+        for dep in self.experiments:
+            script = dep.script_path.name if dep.script_path else ""
+            if script_pattern is not None and not fnmatch.fnmatch(script, script_pattern):
+                continue
+            if status is not None and dep.status != status:
+                continue
+            if name is not None and not fnmatch.fnmatch(dep.name or "", name):
+                continue
+            found.append(dep)
+        return found
+
+    def load_artifact(self, filename: str, loader: Any = None, format: str | None = None) -> Any:
+        """The artifact from the one experiment of the graph that has it; None when none has
+        it; AmbiguousArtifactError when several have."""
+        from yanex.errors import AmbiguousArtifactError
+
+        having = [dep for dep in self.experiments if dep.artifact_exists(filename)]
+        if len(having) > 1:
+            raise AmbiguousArtifactError(filename, [dep.id for dep in having])
+        return having[0].load_artifact(filename, loader, format) if having else None
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    def __iter__(self) -> Any:
+        return iter(self.experiments)
+
+    def __contains__(self, experiment_id: object) -> bool:
+        return experiment_id in self._by_id
+
+    def __repr__(self) -> str:
+        return f"<Graph of {len(self)} experiments, {len(self.edges)} dependencies>"
+
+
+def get_graph(*, weakly_connected: bool = False) -> Graph:
+    """The experiments this one depends on and those that depend on it (directly or not),
+    with itself; ``weakly_connected``: the whole connected pipeline, its siblings' branches
+    too. Who depends on an experiment is read from the store's index."""
+    from yanex import dependencies
+    from yanex.index import Index
+
+    folder = api.experiment_dir()
+    if folder is None:
+        raise ExperimentContextError(
+            "get_graph() needs an experiment, and this script runs standalone",
+            hint="Run it with `yanex run`.",
+        )
+    index = Index(_home_of(folder))
+    try:
+        index.sync()
+        found = dependencies.lineage(index, [folder.name], connected=weakly_connected)
+    finally:
+        index.close()
+    nodes = [_dependency(eid, None, folder) for eid in found.ids]
+    return Graph([dep for dep in nodes if dep is not None], found.edges)
 
 
 # --- running a shell command from the script ------------------------------------------------
@@ -514,7 +845,8 @@ def create_context(experiment_id: str) -> ExperimentContext:
 class ExperimentSpec:
     """One experiment for :func:`run_multiple`: the script, its ``config`` (merged over the
     project's config, as ``yanex.launch`` takes it), name, tags, description, and the
-    arguments its ``sys.argv`` gets. ``cli_args`` reach the script's ``get_cli_args()``."""
+    arguments its ``sys.argv`` gets. ``cli_args`` reach the script's ``get_cli_args()``;
+    ``dependencies`` (``{slot: ID}``, as ``-D slot=ID``) must be completed experiments."""
 
     script_path: Path | None = None
     script_args: list[str] = field(default_factory=list)
@@ -540,11 +872,6 @@ class ExperimentSpec:
             raise NotImplementedError(
                 "Inline function execution not yet supported. "
                 "Use script_path for subprocess execution."
-            )
-        if self.dependencies:
-            raise ValueError(
-                "dependencies between experiments are not supported yet; pass the upstream "
-                "experiment's ID in config and read it with yanex.results.get(...)"
             )
         if self.project is not None:
             raise ValueError(
@@ -574,6 +901,7 @@ def _launch_kwargs(spec: ExperimentSpec) -> dict[str, Any]:
         "tags": list(spec.tags),
         "args": [str(arg) for arg in spec.script_args],
         "ignore_dirty": spec.ignore_dirty,
+        "dependencies": dict(spec.dependencies),
     }
 
 

@@ -264,8 +264,20 @@ def _flat_params(rec: Record) -> dict[str, Any]:
     show_default=True,
     help="ids: one ID per line, for shell pipes.",
 )
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    metavar="ID",
+    help="Only experiments that depend on this one (-D; repeatable: on all of them).",
+)
 def list_command(
-    sort_key: str | None, limit: int, show_all: bool, fmt: str, **options: Any
+    sort_key: str | None,
+    limit: int,
+    show_all: bool,
+    fmt: str,
+    depends_on: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """List experiments of this project, newest first.
 
@@ -278,18 +290,27 @@ def list_command(
       yanex list --tag baseline --where "results.loss<0.3" --sort results.loss
       yanex list -A --since 3d --format csv > runs.csv
       yanex list --sweep 3f9a --format ids | xargs yanex archive --yes
+      yanex list --depends-on 3f9a       (what was run on 3f9a's output: -D)
     """
     with _index() as index:
         filters = _filters(options)
+        if depends_on:
+            upstream = query.Lookup(index, _current_project_name).many(depends_on)
+            filters.depends_on = tuple(rec.id for rec in upstream)
         sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
         records = query.select(index, filters, sort=sort, limit=None if show_all else limit)
         total = len(records) if show_all else query.count(index, filters)
+        if fmt == "json":
+            from yanex import dependencies
+
+            found = dependencies.dependencies_of(index, [rec.id for rec in records])
     if fmt == "ids":
         for rec in records:
             click.echo(rec.id)
         return
     if fmt == "json":
-        out.print_json([_record_json(rec) for rec in records])
+        out.print_json([{**_record_json(rec), "dependencies": found.get(rec.id, {})}
+                        for rec in records])  # fmt: skip
         return
     names = _result_names(records)
     if fmt == "csv":
@@ -417,10 +438,30 @@ def show(ref: str, fmt: str) -> None:
         rec = query.Lookup(index, _current_project_name).one(ref)
         index.refresh_if_changed(rec.id)
         rec = query.Lookup(index, None).one(rec.id)
+        links = _dependency_links(index, rec)
     if fmt == "json":
-        out.print_json(_show_json(rec))
+        data = _show_json(rec)
+        data["dependents"] = [{"id": eid, "slot": slot} for slot, eid, _ in links[1]]
+        out.print_json(data)
         return
-    _print_show(rec)
+    _print_show(rec, links)
+
+
+_Link = tuple[str, str, Record | None]  # (slot, experiment id, its record: None when gone)
+
+
+def _dependency_links(index: Index, rec: Record) -> tuple[list[_Link], list[_Link]]:
+    from yanex import dependencies
+
+    return dependencies.links(index, rec.id)
+
+
+def _link_text(eid: str, other: Record | None) -> str:
+    if other is None:
+        return f"{eid}  (gone)"
+    script = Path(other.script).name if other.script else "?"
+    named = f"  {out.safe(other.name)}" if other.name else ""
+    return f"{eid}  {other.status:<9}  {out.safe(script)}{named}"
 
 
 def _config_text(rec: Record) -> str:
@@ -433,7 +474,7 @@ def _config_text(rec: Record) -> str:
         return config_yaml(rec.params)
 
 
-def _print_show(rec: Record) -> None:
+def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) -> None:
 
     meta = rec.metadata
     lines: list[tuple[str, str]] = []  # (style, text)
@@ -473,6 +514,14 @@ def _print_show(rec: Record) -> None:
         item("rerun of", meta["rerun_of"])
     for warning in meta.get("warnings") or []:
         item("warning", out.safe(warning))
+
+    ups, downs = links
+    if ups:
+        head("dependencies")
+        lines += [("", f"  {out.safe(slot):<12} {_link_text(e, o)}") for slot, e, o in ups]
+    if downs:
+        head("depended on by")
+        lines += [("", f"  {out.safe(slot):<12} {_link_text(e, o)}") for slot, e, o in downs]
 
     head("config")
     lines += [("", f"  {out.safe(line)}") for line in _config_text(rec).splitlines()]
@@ -697,7 +746,10 @@ def _code_labels(records: Sequence[Record]) -> list[str]:
 _GET_FIELDS = ("id", "name", "status", "dir", "description", "tags", "script", "args", "cwd",
                "project", "created", "started", "ended", "duration", "exit_code", "error",
                "sweep", "sweep_index", "git.commit", "git.branch", "git.dirty", "rerun_of",
-               "run-command")  # fmt: skip
+               "run-command", "dependencies", "upstream", "downstream",
+               "lineage")  # fmt: skip
+# Fields that walk the dependency graph (the index's): IDs, comma-joined, upstream first.
+_LINEAGE_FIELDS = {"upstream": (True, False), "downstream": (False, True), "lineage": (True, True)}
 
 
 def _get_value(rec: Record, field: str) -> Any:
@@ -712,6 +764,8 @@ def _get_value(rec: Record, field: str) -> Any:
         return ",".join(rec.tags)
     if field == "run-command":
         return run_command(rec)
+    if field == "dependencies":
+        return " ".join(f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items())
     if field in ("created", "started", "ended"):
         return meta.get(f"{field}_at")
     if field.startswith("git."):
@@ -766,6 +820,8 @@ def run_command(rec: Record) -> str:
         argv += ["--config-name", hydra["config_name"]]
     for text in meta.get("overrides") or []:
         argv += ["-p", text]
+    for slot, eid in (meta.get("dependencies") or {}).items():
+        argv += ["-D", f"{slot}={eid}"]
     if meta.get("name"):
         argv += ["-n", meta["name"]]
     if meta.get("description"):
@@ -781,7 +837,12 @@ def run_command(rec: Record) -> str:
 @click.argument("field")
 @click.argument("refs", nargs=-1, metavar="[ID]...")
 @filter_options
-def get(field: str, refs: tuple[str, ...], **options: Any) -> None:
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    help="With upstream, downstream or lineage: at most N dependencies away.",
+)
+def get(field: str, refs: tuple[str, ...], depth: int | None, **options: Any) -> None:
     """Print one FIELD of each experiment, one line each (for scripts).
 
     \b
@@ -789,12 +850,16 @@ def get(field: str, refs: tuple[str, ...], **options: Any) -> None:
     command line that rebuilds the experiment), or one of:
       id name status dir description tags script args cwd project created started ended
       duration exit_code error sweep sweep_index git.commit git.branch git.dirty rerun_of
+    dependencies: its -D dependencies, as SLOT=ID; upstream: the IDs of the experiments it
+    depends on, directly or not; downstream: of those that depend on it; lineage: both, and
+    itself (comma-joined, upstream first; --depth N: at most N steps away).
     A missing value prints an empty line. Without IDs, the experiments the filters select.
     \b
     Examples:
       yanex get results.loss --sweep 81d0
       cd "$(yanex get dir 3f9a)"
       $(yanex get run-command 3f9a)
+      yanex run eval.py -D "model=list($(yanex get downstream 3f9a))" -m
     """
     leaf = field.partition(".")[2] if field.startswith(("params.", "results.")) else None
     if field not in _GET_FIELDS and not leaf:
@@ -802,10 +867,25 @@ def get(field: str, refs: tuple[str, ...], **options: Any) -> None:
             f"unknown field {out.safe(field)!r}\n"
             "Give params.<key>, results.<name>, or one of: " + ", ".join(_GET_FIELDS)
         )
+    if depth is not None and field not in _LINEAGE_FIELDS:
+        raise click.UsageError("--depth applies to upstream, downstream and lineage")
     with _index() as index:
         records = _selected(index, refs, options)
-    for rec in records:
-        click.echo(out.full_value(_get_value(rec, field)))
+        if field in _LINEAGE_FIELDS:
+            values = [_lineage_ids(index, rec, field, depth) for rec in records]
+        else:
+            values = [_get_value(rec, field) for rec in records]
+    for value in values:
+        click.echo(out.full_value(value))
+
+
+def _lineage_ids(index: Index, rec: Record, field: str, depth: int | None) -> str:
+    """``upstream``, ``downstream`` or ``lineage`` of one experiment: IDs, upstream first."""
+    from yanex import dependencies
+
+    up, down = _LINEAGE_FIELDS[field]
+    found = dependencies.lineage(index, [rec.id], up=up, down=down, depth=depth)
+    return ",".join(eid for eid in found.ids if field == "lineage" or eid != rec.id)
 
 
 # --- changes ----------------------------------------------------------------------------------
@@ -847,13 +927,20 @@ def _apply(
 
 
 def _change_command(
-    verb: str, change: Callable[[Record, Index], Any], doc: str, archived: bool
+    verb: str,
+    change: Callable[[Record, Index], Any],
+    doc: str,
+    archived: bool,
+    dependents: bool = False,
 ) -> click.Command:
+    """``dependents``: refuse experiments others depend on (``--ignore-dependents``)."""
+
     @click.command(verb, context_settings=CONTEXT_SETTINGS, help=doc)
     @click.argument("refs", nargs=-1, metavar="[ID]...")
     @filter_options
     @click.option("-y", "--yes", is_flag=True, help="Do it without asking.")
     def command(refs: tuple[str, ...], yes: bool, **options: Any) -> None:
+        ignore_dependents = options.pop("ignore_dependents", False)
         with _index() as index:
             records = _selected(index, refs, options, archived_default=archived, strict=True)
             if not records:
@@ -866,20 +953,35 @@ def _change_command(
                     f"{len(running)} of them {'is' if len(running) == 1 else 'are'} running and "
                     f"cannot be {verb}d: {names}; nothing was {verb}d"
                 )
+            act = change
+            if dependents:
+                if not ignore_dependents:
+                    with user_errors():
+                        manage.check_dependents(records, index)
+                act = functools.partial(change, ignore_dependents=True)  # checked as a whole
             if _confirm(records, verb, yes):
-                _apply(records, verb, change, index)
+                _apply(records, verb, act, index)
             else:
                 echo_err(f"yanex: nothing was {verb}d")
 
+    if dependents:
+        command = click.option(
+            "--ignore-dependents",
+            is_flag=True,
+            help="Delete experiments others depend on (-D) too; the others keep naming them.",
+        )(command)
     return command
 
 
 delete = _change_command(
     "delete",
     manage.delete,
-    "Delete experiments (their folders) by IDs or filters; running ones are refused.\n\n"
+    "Delete experiments (their folders) by IDs or filters; running ones are refused, and so "
+    "are ones other experiments depend on (-D), unless deleted with them or "
+    "--ignore-dependents is given.\n\n"
     "Lists them and asks first (--yes skips the question).",
     archived=False,
+    dependents=True,
 )
 archive = _change_command(
     "archive",

@@ -49,8 +49,9 @@ class RunCommand(click.Command):
 
 
 def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
-    """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("arg",
-    text)`` for each positional argument, in order, and where ``--`` ends the options."""
+    """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("dep",
+    text)`` for each ``-D``, ``("arg", text)`` for each positional argument, in order, and
+    where ``--`` ends the options."""
     takes_value: dict[str, str] = {}
     for param in command.params:
         if isinstance(param, click.Option) and not param.is_flag and not param.count:
@@ -79,6 +80,8 @@ def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, 
             items.append(("arg", arg))
         if name == "params" and value is not None:
             items.append(("param", value))
+        if name == "depends_on" and value is not None:
+            items.append(("dep", value))
         i += step
     return items, None
 
@@ -100,9 +103,27 @@ def _overrides_and_args(
     if scanned != before or [text for kind, text in items if kind == "param"] != list(params):
         # The scan read the line differently from click: keep click's reading.
         items = [("param", text) for text in params] + [("arg", text) for text in before]
-    overrides = [text for kind, text in items if kind == "param" or is_override(text)]
+    overrides = [
+        text for kind, text in items if kind == "param" or (kind == "arg" and is_override(text))
+    ]
     own = [text for text in before if not is_override(text)]
     return overrides, [*own, *after]
+
+
+def _dependency_places(depends_on: tuple[str, ...]) -> list[int] | None:
+    """How many overrides were typed before each ``-D`` (the order of the sweeps, as
+    Hydra's); None when the scan read the line otherwise than click (then: after them all)."""
+    items: list[tuple[str, str]] = click.get_current_context().meta.get("yanex.items", [])
+    if [text for kind, text in items if kind == "dep"] != list(depends_on):
+        return None
+    places, overrides, script_seen = [], 0, False
+    for kind, text in items:
+        if kind == "dep":
+            places.append(overrides)
+        elif kind == "param" or (kind == "arg" and script_seen and is_override(text)):
+            overrides += 1
+        script_seen = script_seen or kind == "arg"
+    return places
 
 
 def _complete_override(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -175,6 +196,17 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             is_flag=True,
             help="Hydra's multirun: read a bare comma list (lr=0.1,0.01) as a sweep, stage the "
             "grid and run it at once (-j N at a time), with a summary. With --stage: only stage.",
+        ),
+        click.option(
+            "-D",
+            "--depends-on",
+            "depends_on",
+            multiple=True,
+            metavar="[SLOT=]ID",
+            help="Depend on another experiment (repeatable): SLOT=ID (an ID, a unique prefix, "
+            "a name), ID alone for slot dep1, dep2, ...; the script reads it with "
+            'yanex.get_dependency("SLOT"). SLOT=list(ID1, ID2) (with -m: SLOT=ID1,ID2) sweeps '
+            "the slot. It must be completed (or staged, when this run is staged).",
         ),
         click.option("-n", "--name", help="Name of the experiment."),
         click.option("-d", "--description", help="Description of the experiment."),
@@ -294,6 +326,7 @@ def run(
       yanex run train.py -c configs/big.yaml -p epochs=50 -n big-run
       yanex run train.py --dry-run "title='Hello, world'"
       yanex run train.py -- --data ./data --verbose
+      yanex run evaluate.py -D model=3f9a    (yanex.get_dependency("model") is 3f9a...)
     """
     if staged:
         given = [name for name, value in options.items() if value and name != "ignore_dirty"]
@@ -391,6 +424,7 @@ def _launch(
     config_name: str | None,
     params: tuple[str, ...],
     multirun: bool,
+    depends_on: tuple[str, ...],
     name: str | None,
     description: str | None,
     tags: tuple[str, ...],
@@ -421,6 +455,9 @@ def _launch(
         tags=list(tags),
         ignore_dirty=ignore_dirty,
         stage=stage or multirun,
+        depends_on=list(depends_on),
+        depends_on_after=_dependency_places(depends_on),
+        run_at_once=multirun and not stage,
     )
     # -m without --stage: the grid is staged, then run at once.
     _run_request(
@@ -523,9 +560,13 @@ def _show_dry_run(prepared: Prepared, at_once: bool = False) -> None:
         action = "run"
     else:
         action = "stage" if prepared.request.stage else "run with -m or --stage"
+    depends = ""
+    if prepared.depends_on and not prepared.is_sweep:
+        found = prepared.dependencies_of(members[0])
+        depends = ", depending on " + ", ".join(f"{s}={i}" for s, i in found.items())
     echo_err(
-        f"dry run: {prepared.script.name} is ready to {action} with {_describe_git(prepared)}; "
-        "nothing was created."
+        f"dry run: {prepared.script.name} is ready to {action} with {_describe_git(prepared)}"
+        f"{depends}; nothing was created."
     )
 
 

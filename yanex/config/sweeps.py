@@ -408,6 +408,31 @@ class Grid:
     def size(self) -> int:
         return sum(base.size for base in self.bases)
 
+    def cross(self, outside: list[tuple[str, Sweep]], key: str, order: list[str]) -> None:
+        """Make the grid its product with sweeps whose values are no config values (a run's
+        dependencies, ``-D data=list(a, b)``): each member gets one value of each in
+        ``extra[key]`` (``{path: value}``), never in its config. ``order`` is the new order of
+        every sweep, these included (Hydra's: as typed, the last varying fastest)."""
+        import itertools
+
+        self.order = list(order)
+        if not outside:
+            return
+        self.group_sweeps = self._ordered(self.group_sweeps + outside)
+        fixed = [path for path, _ in self.group_sweeps]
+        bases = []
+        for base in self.bases:
+            counts = [range(len(sweep.values)) for _, sweep in outside]
+            for index in itertools.product(*counts):
+                chosen = {p: s.values[i] for (p, s), i in zip(outside, index, strict=True)}
+                places = {p: i for (p, _), i in zip(outside, index, strict=True)}
+                extra = {**base.extra, key: {**base.extra.get(key, {}), **chosen}}
+                positions = {**base.positions, **places}
+                bases.append(dataclasses.replace(base, extra=extra, positions=positions))
+        # Made in the grid's order, as the compositions of swept config groups are.
+        bases.sort(key=lambda b: tuple(b.positions.get(path, 0) for path in fixed))
+        self.bases = bases
+
     def check_size(self) -> None:
         if self.size > MAX_GRID:
             described = " x ".join(f"{len(s.values):,} ({path})" for path, s in self.sweeps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from yanex.claims import Claim
@@ -19,11 +19,14 @@ from yanex.ending import Ending
 
 @dataclass
 class Task:
-    """One claimed member to run: where it is, and the claim that lets it run."""
+    """One claimed member to run: where it is, the claim that lets it run, and the members of
+    the batch it depends on that were handed over before it (``after``: an executor that
+    chains tasks starts it once they ended)."""
 
     folder: Path
     name: str
     claim: Claim
+    after: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -40,6 +43,9 @@ class Executor(ABC):
 
     slots: int  # how many members it runs at once
     name: str
+    # Whether it makes a member's task wait on its dependencies' tasks (Dask); else the
+    # runner hands a member over only once its dependencies have ended.
+    chains: bool = False
     given_up: str | None = None  # why it can run nothing more (its cluster was lost)
 
     def __init__(self) -> None:

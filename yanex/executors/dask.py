@@ -33,7 +33,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,7 @@ class DaskExecutor(Executor):
     of processes started for this batch (``jobs`` workers, one member each at a time)."""
 
     name = "dask"
+    chains = True  # a member's task waits on its dependencies' tasks (their futures)
 
     def __init__(
         self,
@@ -157,6 +158,8 @@ class DaskExecutor(Executor):
         self.cancel_event = distributed.Event(self.cancel_name, client=self.client)
         self.lock = threading.Lock()
         self.futures: dict[Any, Task] = {}
+        self.by_id: dict[str, Any] = {}  # each running member's future, for those that follow
+        self.erred: set[str] = set()  # members whose task failed (Dask fails those after them)
         self.started: set[str] = set()  # members whose task a worker has begun
         self.lost_after = lost_after()
         self.had_workers = False
@@ -182,6 +185,8 @@ class DaskExecutor(Executor):
         return f"as many at a time as the workers of {self.address} take"
 
     def submit(self, task: Task) -> None:
+        # Its dependencies' tasks: Dask starts this one once they ended (their results).
+        upstream = [self.by_id[up] for up in task.after if up in self.by_id]
         future = self.client.submit(
             run_task,
             str(task.home),
@@ -193,12 +198,14 @@ class DaskExecutor(Executor):
             self.resources,
             self._topic,
             self.lost_after,
+            upstream,
             pure=False,
             key=f"yanex-{task.id}-{os.urandom(4).hex()}",
             resources=self.resources or None,
         )
         with self.lock:
             self.futures[future] = task
+            self.by_id[task.id] = future
         future.add_done_callback(lambda _: self.wake())
 
     def wait(self, timeout: float) -> list[tuple[Task, Ending]]:
@@ -213,13 +220,33 @@ class DaskExecutor(Executor):
             for future, task in done:
                 del self.futures[future]
                 self.started.discard(task.id)
+                # A finished member's record says how it ended: a task handed over later
+                # needs no future of it.
+                if self.by_id.get(task.id) is future:
+                    del self.by_id[task.id]
+                if future.status == "error":
+                    self.erred.add(task.id)
         for future, task in done:
             try:
                 end = future.result()
             except Exception as exc:  # the task could not be run: its worker died for good
-                end = _lost(task, f"its Dask task failed: {type(exc).__name__}: {exc}")
+                why = f"{type(exc).__name__}: {exc}"
+                failed = [up for up in task.after if up in self.erred or self._erred(up)]
+                if failed:  # its dependency's task failed, so Dask did not start this one
+                    claims.release(task.folder, task.claim)
+                    end = Ending(
+                        task.id, Status.STAGED, dir=task.folder, name=task.name,
+                        error=f"its dependency {failed[0]} did not end: its Dask task failed "
+                        f"({why})", why=NotRun.WAITING,
+                    )  # fmt: skip
+                else:
+                    end = _lost(task, f"its Dask task failed: {why}")
             ended.append((task, end))
         return ended
+
+    def _erred(self, experiment_id: str) -> bool:
+        future = self.by_id.get(experiment_id)
+        return future is not None and future.status == "error"
 
     def _look_at_the_cluster(self) -> None:
         """Is the scheduler still there, and has it any worker? Sets ``lost`` when not."""
@@ -429,8 +456,11 @@ def run_task(
     resources: dict[str, float],
     topic: str = "",
     lost_after: float = DEFAULT_LOST_AFTER,
+    upstream: Sequence[Ending] = (),
 ) -> Ending:
-    """One member, on a Dask worker (the task the client submits)."""
+    """One member, on a Dask worker (the task the client submits). ``upstream``: how its
+    dependencies in the batch ended (Dask runs this task after theirs); whether it may run is
+    read from their records (``member.run_member``)."""
     from distributed import get_worker
 
     folder = store.experiment_dir(experiment_id, Path(home))

@@ -8,8 +8,9 @@ statuses), and gives back how it ended. The store travels with the task too (``h
 the worker's own YANEX_HOME.
 
 Anything that goes wrong before the script starts ends that member alone, with the reason:
-refused (it stays staged: the code changed), not run (it is gone, or not this caller's), or
-failed (recorded: its working folder is gone, it could not be started).
+refused (it stays staged: the code changed), not run (it is gone, or not this caller's, or a
+dependency of it has not ended), or failed (recorded: a dependency of it failed, its working
+folder is gone, it could not be started).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
-from yanex import claims, ending, record, store
+from yanex import claims, dependencies, ending, record, store
 from yanex.code import CodeCheck
 from yanex.ending import Ending, NotRun
 from yanex.errors import YanexError
@@ -64,6 +65,17 @@ def run_member(
             why=NotRun.ELSEWHERE,
         )
     try:
+        # Its dependencies first: one that failed fails it (it never runs); one not ended yet
+        # (staged, or running elsewhere) leaves it staged.
+        blocked = dependencies.blocking(meta, Path(home))
+        if blocked is not None:
+            kind, reason = blocked
+            if kind == dependencies.FAIL:
+                return record_failed(folder, name, reason)
+            return Ending(
+                experiment_id, Status.STAGED, dir=folder, name=name, error=reason,
+                why=NotRun.WAITING,
+            )  # fmt: skip
         refusal = code(folder, meta)
         if refusal is not None:
             claims.release(folder)

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -83,24 +83,38 @@ class StagedRunner:
         self.ends: dict[str, Ending] = {}  # by experiment ID, in the order they ended
 
     def run(self, queue: list[tuple[Path, dict[str, Any]]]) -> int:
-        """Run ``queue``; the exit code: 128+N after stop signal N, else 1 when any failed,
-        was refused or could not be run (gone), or the executor gave up (a lost cluster),
-        else 0."""
-        pending = deque(queue)
+        """Run ``queue`` (each member after its dependencies: ``dependencies.Order``); the
+        exit code: 128+N after stop signal N, else 1 when any failed, was refused, could not
+        be run (gone) or waits on a dependency that did not run, or the executor gave up (a
+        lost cluster), else 0."""
+        from yanex.dependencies import Held, Order
+
+        executor = self.executor
+        home = queue[0][0].parent.parent if queue else None
+        order = Order(queue, chained=executor.chains, home=home)
         claimed: dict[str, Task] = {}
         started = time.monotonic()
         renew_every = claims.lease_seconds() / 3
         next_renewal = time.monotonic() + renew_every
-        executor = self.executor
         with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
             executor.wake = signals.wake
-            while executor.busy() or (pending and self._may_start()):
-                while pending and self._may_start() and executor.busy() < executor.slots:
-                    found = self._claim(*pending.popleft())
+            while executor.busy() or (order.pending() and self._may_start()):
+                while self._may_start() and executor.busy() < executor.slots:
+                    ready = order.next()
+                    if ready is None:
+                        break
+                    if isinstance(ready, Held):
+                        order.ended(ready.folder.name)
+                        self._ended(_waiting(ready.folder, ready.meta, ready.reason), progress)
+                        continue
+                    found = self._claim(ready.folder, ready.meta)
                     if isinstance(found, Task):
+                        found.after = ready.after
                         claimed[found.id] = found
                         executor.submit(found)
+                        order.started(found.id)
                     else:
+                        order.ended(ready.folder.name, elsewhere=found.why == NotRun.ELSEWHERE)
                         self._ended(found, progress)
                 progress.update(self.counts, executor.running())
                 signum = signals.next(0.5)
@@ -115,6 +129,7 @@ class StagedRunner:
                     processes.suspend_self(signum)
                 for task, end in executor.wait(0):
                     claimed.pop(task.id, None)
+                    order.ended(task.id, elsewhere=end.why == NotRun.ELSEWHERE)
                     self._ended(end, progress, task)
                 if time.monotonic() >= next_renewal:  # members waiting on a cluster keep theirs
                     for task in claimed.values():
@@ -124,12 +139,12 @@ class StagedRunner:
         executor.close()
         if executor.given_up is not None:
             self.echo(f"yanex: {executor.given_up}; what had not started stays staged")
-        for folder, meta in pending:  # never started: a stop (or a lost cluster) came first
+        for folder, meta in order.left():  # never started: a stop (or a lost cluster) came first
             self._ended(_not_started(folder, _name(meta)), None)
         self._summary(time.monotonic() - started)
         if self.stopped_by is not None:
             return 128 + self.stopped_by
-        failed = (Status.FAILED, NotRun.REFUSED, NotRun.GONE)
+        failed = (Status.FAILED, NotRun.REFUSED, NotRun.GONE, NotRun.WAITING)
         return 1 if executor.given_up or any(self.counts[k] for k in failed) else 0
 
     def _may_start(self) -> bool:
@@ -185,6 +200,8 @@ class StagedRunner:
             )
         elif end.why == NotRun.GONE:
             progress.line(f"yanex: {end.id} could not be run ({name}): {end.error}")
+        elif end.why == NotRun.WAITING:
+            progress.line(f"yanex: {end.id} was not run ({name}): {end.error}; it stays staged")
         elif end.why is not None:
             progress.line(f"yanex: {end.id} was not run here ({name}): {end.error}")
         else:
@@ -198,6 +215,8 @@ class StagedRunner:
             parts.append(f"{self.counts[NotRun.GONE]} gone (deleted or unreadable)")
         if self.counts[NotRun.ELSEWHERE]:
             parts.append(f"{self.counts[NotRun.ELSEWHERE]} run by another runner")
+        if self.counts[NotRun.WAITING]:
+            parts.append(f"{self.counts[NotRun.WAITING]} waiting on a dependency")
         left = self.counts[NotRun.STOPPED]
         tail = f"; {left} still staged" if left else ""
         self.echo(f"yanex: staged run done in {elapsed:.1f}s: {', '.join(parts)}{tail}")
@@ -223,6 +242,12 @@ def _not_started(folder: Path, name: str) -> Ending:
         why = NotRun.ELSEWHERE
         return Ending(folder.name, status, dir=folder, name=name, error="run elsewhere", why=why)
     return Ending(folder.name, Status.STAGED, dir=folder, name=name, why=NotRun.STOPPED)
+
+
+def _waiting(folder: Path, meta: dict[str, Any], reason: str) -> Ending:
+    """A member held back: a dependency of it did not run; it stays staged."""
+    return Ending(folder.name, Status.STAGED, dir=folder, name=_name(meta), error=reason,
+                  why=NotRun.WAITING)  # fmt: skip
 
 
 class _Progress:

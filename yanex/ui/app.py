@@ -44,7 +44,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from yanex import manage, query, store
+from yanex import dependencies, manage, query, store
 from yanex.cli import output as out
 from yanex.errors import YanexError
 from yanex.index import Index
@@ -305,11 +305,14 @@ class Dashboard:
         ref = request.path_params["ref"]
         with self.index() as (index, _):
             rec = self._lookup(index, ref)
-        if rec.id != ref:
-            return RedirectResponse(f"/e/{rec.id}", 303)
+            if rec.id != ref:
+                return RedirectResponse(f"/e/{rec.id}", 303)
+            ups, downs = dependencies.links(index, rec.id)  # both ways, linked
         x = views.experiment(rec)
         done = DONE.get(request.query_params.get("done", ""))
-        return self.render("experiment.html", nav="experiment", x=x, rec=rec, done=done)
+        return self.render(
+            "experiment.html", nav="experiment", x=x, rec=rec, done=done, ups=ups, downs=downs
+        )
 
     def live(self, request: Request) -> Response:
         """What changed in a live experiment: its status, and the log lines since the offsets
@@ -453,10 +456,13 @@ class Dashboard:
             raise HTTPException(404, "no such page")
         with self.index() as (index, _):
             rec = self._exact(index, request.path_params["id"])
+            downs = dependencies.links(index, rec.id)[1] if action == "delete" else []
         refusal = None
         if rec.status == Status.RUNNING and action != "unarchive":
             refusal = f"experiment {rec.id} is running; it cannot be {action}d"
-        return self.render("confirm.html", rec=rec, action=action, refusal=refusal)
+        return self.render(
+            "confirm.html", rec=rec, action=action, refusal=refusal, dependents=downs
+        )
 
     async def act(self, request: Request) -> Response:
         action = request.path_params["action"]
@@ -467,7 +473,7 @@ class Dashboard:
         def change() -> str:
             with self.index() as (index, _):
                 rec = self._exact(index, request.path_params["id"])
-                ACTIONS[action](rec)
+                ACTIONS[action](rec, index)  # a delete others depend on is refused (409)
                 index.sync()
                 return rec.id
 
