@@ -262,3 +262,30 @@ def test_python_reader_on_a_store_without_the_extra(project: Project) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert 'pip install "yanex[analysis]"' in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+def test_a_grid_a_killed_staging_committed_is_listed_whole_by_the_next_reader(
+    project: Project,
+) -> None:
+    """A staging SIGKILLed after its commit, while it showed its members one by one: the next
+    command finishes showing them before it looks at the store, never listing part of it."""
+    from yanex import staging
+
+    setup(project, runs=0)
+    r = project.yanex("stage", "job.py", "-p", "steps=range(4)")
+    grid = r.stdout.split()
+    assert len(grid) == 4, r.stderr
+    past = time.time() - 60  # staged a while ago (no folder changed within a clock tick)
+    os.utime(project.home / "experiments", (past, past))
+    assert sorted(listed(project, "--status", "staged")) == sorted(grid)
+    # As the killed staging left it: committed, two members shown, two not yet.
+    journals = project.home / staging.JOURNALS
+    journals.mkdir(exist_ok=True)
+    owner = json.dumps({"pid": 999999, "hostname": os.uname().nodename, "started": 1.0})
+    (journals / "0123456789abcdef.committed").write_text(owner + "\n" + "\n".join(grid) + "\n")
+    for experiment_id in grid[2:]:
+        folder = project.home / "experiments" / experiment_id
+        os.rename(folder / "metadata.json", folder / staging.PENDING)
+    assert sorted(listed(project, "--status", "staged")) == sorted(grid)
+    assert not any(journals.glob("*.committed"))

@@ -9,6 +9,7 @@ what has not started stays staged. At the end, a summary counts how each ended.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -89,7 +90,7 @@ class StagedRunner:
         pending = deque(queue)
         claimed: dict[str, Task] = {}
         started = time.monotonic()
-        renew_every = claims.lease_seconds() / 3
+        renew_every = claims.renewal_seconds()
         next_renewal = time.monotonic() + renew_every
         executor = self.executor
         with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
@@ -146,9 +147,13 @@ class StagedRunner:
         except OSError as exc:  # its folder is gone (deleted meanwhile)
             return gone(experiment_id, folder, name, _claim_problem(exc))
         if claim is None:
+            held = None
+            with contextlib.suppress(claims.BadClaim):
+                held = claims.read(folder)
+            why = claims.describe(held) if held is not None else "another runner holds it"
             return Ending(
-                experiment_id, Status.STAGED, dir=folder, name=name,
-                error="another runner holds it", why=NotRun.ELSEWHERE,
+                experiment_id, Status.STAGED, dir=folder, name=name, error=why,
+                why=NotRun.ELSEWHERE,
             )  # fmt: skip
         try:
             meta = record.read_metadata(folder)
@@ -196,8 +201,14 @@ class StagedRunner:
         parts = [f"{self.counts[k]} {k}" for k in _COUNTED]
         if self.counts[NotRun.GONE]:
             parts.append(f"{self.counts[NotRun.GONE]} gone (deleted or unreadable)")
-        if self.counts[NotRun.ELSEWHERE]:
-            parts.append(f"{self.counts[NotRun.ELSEWHERE]} run by another runner")
+        held = sum(
+            1 for end in self.ends.values()
+            if end.why == NotRun.ELSEWHERE and end.status == Status.STAGED
+        )  # fmt: skip
+        if self.counts[NotRun.ELSEWHERE] - held:
+            parts.append(f"{self.counts[NotRun.ELSEWHERE] - held} run by another runner")
+        if held:
+            parts.append(f"{held} held by another runner (still staged)")
         left = self.counts[NotRun.STOPPED]
         tail = f"; {left} still staged" if left else ""
         self.echo(f"yanex: staged run done in {elapsed:.1f}s: {', '.join(parts)}{tail}")
