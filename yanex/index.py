@@ -61,11 +61,14 @@ VERIFY_BATCH = 5000
 # A folder whose modification time is this close to the last look may change again within the
 # same timestamp tick (coarse on network filesystems): it is looked at again next time.
 _RACY_SECONDS = 2.0
-# How long a command waits for another process's write lock on the index (it says who holds
-# it after LOCK_NOTICE), and each wait inside SQLite.
+# How long a command waits for another process's lock on the index: any statement (a reader
+# meets one while the last connection checkpoints as it closes, or a first one recovers the
+# WAL: a moment, longer on a slow disk under load), and a write transaction (it says who holds
+# it after LOCK_NOTICE, waiting in steps of _BUSY_MS).
 LOCK_WAIT = 10.0
 LOCK_NOTICE = 1.0
 _BUSY_MS = 500
+_WAIT_MS = int(LOCK_WAIT * 1000)
 # Progress of a build is reported every this many folders; rows are inserted this many at once.
 PROGRESS_EVERY = 500
 BATCH = 500
@@ -532,8 +535,8 @@ class Index:
 
     def _connect(self, path: Path, *, building: bool = False) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            conn = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
             if building:
                 for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
                     conn.execute(f"PRAGMA {pragma}")
@@ -709,22 +712,26 @@ class Index:
             return
         started = time.monotonic()
         told = False
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                waited = time.monotonic() - started
-                if waited >= LOCK_WAIT:
-                    raise self._store_error(exc) from exc
-                if not told and waited >= LOCK_NOTICE:
-                    self.echo(
-                        f"yanex: waiting for the index, which {self._holders()} is writing "
-                        f"(at most {LOCK_WAIT:.0f} s)"
-                    )
-                    told = True
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")  # in steps, to say who holds it
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    waited = time.monotonic() - started
+                    if waited >= LOCK_WAIT:
+                        raise self._store_error(exc) from exc
+                    if not told and waited >= LOCK_NOTICE:
+                        self.echo(
+                            f"yanex: waiting for the index, which {self._holders()} is writing "
+                            f"(at most {LOCK_WAIT:.0f} s)"
+                        )
+                        told = True
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
         try:
             yield
         except BaseException:
