@@ -329,7 +329,7 @@ def test_first_commands_at_once_on_a_fresh_store_all_work(project: Project) -> N
     runners = [project.popen("run", "--staged", "-j", "2") for _ in range(3)]
     lister = project.popen("list", "--all")
     for proc in [*runners, lister]:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
         assert b"locked" not in err and b"Traceback" not in err
     assert all(metadata(f)["status"] == "completed" for f in project.experiments())
