@@ -299,18 +299,22 @@ def make_executor(
     scheduler: str | None = None,
     resources: dict[str, float] | None = None,
     retries: int = 0,
+    cluster: str | None = None,
+    cluster_options: dict[str, str] | None = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
 ) -> Executor:
     """The executor ``name`` (``local`` or ``dask``), set up for one batch (``stdout`` and
-    ``stderr``: where a local batch streams the scripts' output, if anywhere)."""
+    ``stderr``: where a local batch streams the scripts' output, if anywhere; ``cluster``:
+    a cluster of batch jobs dask-jobqueue builds, slurm, pbs, ...)."""
     check = code.CodeCheck(ignore_dirty)
     if name == "dask":
         from yanex.executors.dask import DaskExecutor
 
         return DaskExecutor(
-            check, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries
-        )
+            check, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries,
+            cluster=cluster, cluster_options=cluster_options, echo=echo,
+        )  # fmt: skip
     from yanex.executors.local import LocalExecutor
 
     return LocalExecutor(jobs or usable_cpus(), check, echo, stdout, stderr)
@@ -326,6 +330,8 @@ def run_queue(
     **options: Any,
 ) -> tuple[int, StagedRunner]:
     """Run exactly these staged members (``yanex run -m``, ``yanex.launch(jobs=...)``)."""
+    if options.get("cluster"):  # batch jobs: submitted for the members there are, no more
+        jobs = min(jobs, len(queue))
     runner = StagedRunner(
         make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options), echo
     )
@@ -341,14 +347,34 @@ def run_staged(
     project = current_project(Path.cwd())
     if executor == "local" and jobs == 1:
         options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
-    made = make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options)
-    queue = staged_experiments(project, echo)
+    # A cluster of batch jobs is built for what is staged (no jobs for nothing); any other
+    # executor first, so that a scheduler that cannot be reached is said at once.
+    batch = bool(options.get("cluster"))
+
+    def made_for(count: int) -> Executor:
+        slots = min(jobs, count) if batch else jobs
+        return make_executor(executor, jobs=slots, ignore_dirty=ignore_dirty, echo=echo, **options)
+
+    made = None if batch else made_for(0)
+    try:
+        queue = staged_experiments(project, echo)
+    except BaseException:
+        if made is not None:
+            made.close()
+        raise
     if not queue:
-        made.close()
+        if made is not None:
+            made.close()
         echo(f"yanex: nothing is staged for {project}")
         return 0
+    if made is None:
+        made = made_for(len(queue))
     echo(
         f"yanex: running {len(queue)} staged experiments of {project}, "
         f"{made.at_a_time()} ({made.name})"
     )
-    return StagedRunner(made, echo).run(queue)
+    try:
+        return StagedRunner(made, echo).run(queue)
+    except BaseException:
+        made.close()  # (a cluster it built: its jobs cancelled, whatever happened)
+        raise
