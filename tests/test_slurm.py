@@ -276,3 +276,22 @@ def test_multirun_runs_its_grid_on_a_cluster_built_for_it(site: Site) -> None:
     assert len(site.batch.submitted()) == 2  # two members: two one-core jobs, not four
     assert sorted(run["x"] for run in site.runs()) == [1, 2]
     wait_for(lambda: not site.batch.live(), 30, "every job ended")
+
+
+def test_ctrl_c_cancels_what_runs_leaves_the_rest_staged_and_every_job(site: Site) -> None:
+    import signal
+
+    site.jobqueue_yaml(SMALL_JOBS)
+    staged = site.stage("-p", "x=range(2)")
+    runner = site.project.popen(
+        "run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1",
+        env=site.env(RELEASE=str(site.release)),
+    )  # fmt: skip
+    wait_for(lambda: site.runs(), 120, "a member runs")
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert sorted(site.status(i) for i in staged) == ["cancelled", "staged"]
+    assert site.batch.cancelled() == site.batch.submitted() == ["1"]
+    wait_for(lambda: not site.batch.live(), 30, "the job ended")

@@ -461,7 +461,8 @@ class BatchJobs:
                 lost.append(job)
         if not lost:
             return
-        self.cluster.sync(self.cluster.scale_down, lost)  # their specs dropped, jobs cancelled
+        with contextlib.suppress(Exception):  # (a job already gone cannot be cancelled)
+            self.cluster.sync(self.cluster.scale_down, lost)  # specs dropped, jobs cancelled
         for job in lost:
             self.seen.discard(job)
             self.missing.pop(job, None)
