@@ -140,3 +140,17 @@ def test_two_runners_and_a_third_taking_over_stale_claims_run_each_member_once(
         for i in ids
         for name in os.listdir(project.home / "experiments" / i)
     )
+
+
+def test_another_hosts_claim_is_described_with_when_it_expires(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(claims.LEASE_ENV, "120")
+    theirs = replace(claims.Claim.new(), host="elsewhere.cluster", pid=4242)
+    theirs = replace(theirs, renewed=time.time() - 50)
+    said = claims.describe(theirs)
+    expires = time.strftime("%H:%M:%S", time.localtime(theirs.renewed + 120))
+    assert said.startswith("a runner on elsewhere.cluster (pid 4242) holds it")
+    assert "last renewed 50 s ago (every 40 s while it holds it)" in said
+    assert f"the claim expires at {expires} (in 70 s; YANEX_CLAIM_LEASE=120 s)" in said
+    assert claims.describe(claims.Claim.new()).startswith("another runner holds it (pid ")
