@@ -11,7 +11,9 @@ on any other.
 
 - Writers append whole lines under the file's lock (``O_APPEND``, ``store.append_locked``);
   readers never write it. A line is an ID and a newline (9 bytes): a million changes are
-  9 MB, and a reader reads only what came since its last look.
+  9 MB, and a reader reads only what came since its last look. (On NFS mounted ``nolock``,
+  two machines' appends may mix: a line that is no ID is skipped, and that change is found
+  by the periodic re-check instead.)
 - A journal that cannot be written (a read-only store, a full disk) never stops the change
   itself: other indexes then find it by their periodic re-check of finished experiments.
 - A reader's position is the file's identity (inode) and an offset: a journal removed,
