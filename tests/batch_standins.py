@@ -108,6 +108,16 @@ class BatchSystem:
     state: Path
     submit: str
     cancel: str
+    status: str
+
+    def listed(self) -> list[str]:
+        """The jobs the status command (squeue, qstat) lists as a user runs it."""
+        import subprocess
+
+        out = subprocess.run(
+            [str(self.bin / self.status)], capture_output=True, text=True, check=True
+        ).stdout
+        return [line.split()[0] for line in out.splitlines()[1:]]
 
     def calls(self) -> list[str]:
         log = self.state / "calls.log"
@@ -183,4 +193,4 @@ def install(kind: str, root: Path) -> BatchSystem:
         script = bin_dir / name
         script.write_text(head + textwrap.dedent(body))
         script.chmod(0o755)
-    return BatchSystem(bin_dir, state, spec["submit"], spec["cancel"])
+    return BatchSystem(bin_dir, state, spec["submit"], spec["cancel"], spec["status"])

@@ -137,13 +137,20 @@ def test_the_readmes_slurm_section_runs_as_written(site: Site) -> None:
 def test_jobs_are_submitted_for_j_members_at_once(site: Site) -> None:
     site.jobqueue_yaml(SMALL_JOBS)
     staged = site.stage("-p", "x=range(3)")
-    r = site.yanex("run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "2")
-    assert r.returncode == 0, r.stderr
-    assert "at most 2 at a time on a slurm cluster of 2 jobs" in r.stderr
+    runner = site.project.popen(
+        "run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "2",
+        env=site.env(RELEASE=str(site.release)),
+    )  # fmt: skip
+    wait_for(lambda: len(site.runs()) == 2, 120, "two members run")
+    assert site.batch.listed() == ["1", "2"]  # squeue: the two jobs run
+    site.release.touch()
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == 0, err.decode()
+    assert b"at most 2 at a time on a slurm cluster of 2 jobs" in err
     assert len(site.batch.submitted()) == 2
     assert all(site.status(i) == "completed" for i in staged)
     assert {run["job"] for run in site.runs()} <= set(site.batch.submitted())
-    wait_for(lambda: not site.batch.live(), 30, "every job ended")
+    wait_for(lambda: not site.batch.listed(), 30, "squeue lists no job")
 
 
 def test_a_preempted_job_is_replaced_while_members_remain(site: Site) -> None:
