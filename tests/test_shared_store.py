@@ -297,7 +297,8 @@ def test_claims_held_by_a_dead_host_say_when_they_expire(
     line = next(line for line in r.stderr.splitlines() if held in line)
     assert f"a runner on {OTHER_HOST} (pid {holder.pid}) holds it" in line
     assert "if that runner is gone, the claim expires at" in line
-    assert re.search(r"\(in (299|300) s; YANEX_CLAIM_LEASE=300 s\)", line), line
+    left = re.search(r"\(in (\d+) s; YANEX_CLAIM_LEASE=300 s\)", line)
+    assert left and 240 < int(left.group(1)) <= 300, line
     assert "1 completed" in r.stderr and "1 held by another runner (still staged)" in r.stderr
 
     # Once the lease has run out (2 s here), the next runner takes the claim over and runs it.
