@@ -237,6 +237,7 @@ def test_a_run_whose_machine_died_is_recorded_failed_by_the_other(
         f"launcher lost: no heartbeat from yanex (pid {launcher['pid']} on {OTHER_HOST}) since"
     )
     assert "renewed it every 1 s" in meta["error"]
+    assert not (folder / ".heartbeat").exists()  # the dead launcher's, removed with it
     r = a.yanex("delete", folder.name, "--yes")  # no longer running: a may delete it
     assert r.returncode == 0, r.stderr
     assert not folder.exists()

@@ -1226,7 +1226,11 @@ def reap(folder: Path, hostname: str) -> str | None:
     warnings = store.read_warnings(folder)
     if warnings:
         changes["warnings"] = [*(meta.get("warnings") or []), *warnings]
-    return what if record.update(folder, changes, only_if=(Status.RUNNING,)) else None
+    if record.update(folder, changes, only_if=(Status.RUNNING,)) is None:
+        return None
+    with contextlib.suppress(OSError):  # the dead launcher's, if it left one
+        (folder / identity.HEARTBEAT).unlink()
+    return what
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
