@@ -74,7 +74,8 @@ start = float(sys.argv[2])
 while time.time() < start:
     pass
 taken = claims.take(Path(sys.argv[1]))
-print(json.dumps(taken.token if taken else None))
+print(json.dumps(taken.token if taken else None), flush=True)
+sys.stdin.read()  # a runner that holds its claim lives on (until every one has tried)
 """
 
 
@@ -88,12 +89,15 @@ def test_of_many_runners_taking_over_one_stale_claim_exactly_one_gets_it(
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", TAKE, str(folder), str(start)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=project.env(),
         )
         for _ in range(8)
     ]
-    tokens = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    tokens = [json.loads(p.stdout.readline()) for p in procs if p.stdout is not None]
+    for p in procs:
+        p.communicate(timeout=60)
     winners = [t for t in tokens if t is not None]
     assert len(winners) == 1
     assert claims.holds(folder, winners[0])
