@@ -74,7 +74,8 @@ start = float(sys.argv[2])
 while time.time() < start:
     pass
 taken = claims.take(Path(sys.argv[1]))
-print(json.dumps(taken.token if taken else None))
+print(json.dumps(taken.token if taken else None), flush=True)
+sys.stdin.read()  # a runner that holds its claim lives on (until every one has tried)
 """
 
 
@@ -88,12 +89,15 @@ def test_of_many_runners_taking_over_one_stale_claim_exactly_one_gets_it(
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", TAKE, str(folder), str(start)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=project.env(),
         )
         for _ in range(8)
     ]
-    tokens = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    tokens = [json.loads(p.stdout.readline()) for p in procs if p.stdout is not None]
+    for p in procs:
+        p.communicate(timeout=60)
     winners = [t for t in tokens if t is not None]
     assert len(winners) == 1
     assert claims.holds(folder, winners[0])
@@ -140,3 +144,17 @@ def test_two_runners_and_a_third_taking_over_stale_claims_run_each_member_once(
         for i in ids
         for name in os.listdir(project.home / "experiments" / i)
     )
+
+
+def test_another_hosts_claim_is_described_with_when_it_expires(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(claims.LEASE_ENV, "120")
+    theirs = replace(claims.Claim.new(), host="elsewhere.cluster", pid=4242)
+    theirs = replace(theirs, renewed=time.time() - 50)
+    said = claims.describe(theirs)
+    expires = time.strftime("%H:%M:%S", time.localtime(theirs.renewed + 120))
+    assert said.startswith("a runner on elsewhere.cluster (pid 4242) holds it")
+    assert "last renewed 50 s ago (every 40 s while it holds it)" in said
+    assert f"the claim expires at {expires} (in 70 s; YANEX_CLAIM_LEASE=120 s)" in said
+    assert claims.describe(claims.Claim.new()).startswith("another runner holds it (pid ")

@@ -147,6 +147,9 @@ def test_a_grid_runs_on_the_cluster_with_the_store_it_was_staged_in(
         assert meta["status"] == "completed"
         assert meta["launcher"]["hostname"] == os.uname().nodename
         assert meta["launcher"]["pid"] != os.getpid()  # a worker process ran it
+        # the worker that ran it, by its address and name
+        assert meta["dask"]["worker"].startswith("tcp://127.0.0.1:"), meta["dask"]
+        assert meta["dask"]["worker_name"]
         assert (project.home / "experiments" / experiment_id / "stdout.txt").read_text() == (
             f"done {meta['sweep_values']['x']}\n"
         )
@@ -440,6 +443,33 @@ def test_a_lost_scheduler_ends_the_client_with_every_member_told_truly(
     assert b"0 completed, 2 failed" in err and b"1 still staged" in err, err
     by_status = sorted((metadata(f)["status"], metadata(f)["error"] or "") for f in folders)
     assert [status for status, _ in by_status] == ["failed", "failed", "staged"]
+    for _, error in by_status[:2]:
+        assert error.startswith("cut off: its Dask scheduler was lost while it ran"), error
+
+
+def test_ctrl_c_after_the_scheduler_was_lost_ends_the_client_cleanly(
+    project: Project, cluster: Cluster
+) -> None:
+    """Ctrl-C on a client whose scheduler was SIGKILLed: no traceback, a bounded end, and the
+    members told truly (the running ones cut off, the one not started still staged)."""
+    env = setup(project)
+    ids = stage(project, env, "x=range(3)", "sleep=60")
+    folders = [project.home / "experiments" / i for i in ids]
+    client = project.popen("run", "--staged", "--executor", "dask", "--scheduler",
+                           cluster.address, "-j", "2",
+                           env={**env, "YANEX_DASK_LOST_AFTER": "2"})  # fmt: skip
+    assert wait_until(lambda: sum(metadata(f)["status"] == "running" for f in folders) == 2)
+    os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    client.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = client.communicate(timeout=120)
+    assert time.monotonic() - started < 40, err
+    assert b"Traceback" not in err and b"Error" not in err, err.decode()
+    assert client.returncode == 130, err
+    # (the scheduler gone, the stop cannot reach the workers: each cuts its member off)
+    by_status = sorted((metadata(f)["status"], metadata(f)["error"] or "") for f in folders)
+    assert [status for status, _ in by_status] == ["failed", "failed", "staged"], by_status
     for _, error in by_status[:2]:
         assert error.startswith("cut off: its Dask scheduler was lost while it ran"), error
 

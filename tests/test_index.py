@@ -263,3 +263,74 @@ def test_python_reader_on_a_store_without_the_extra(project: Project) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert 'pip install "yanex[analysis]"' in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+def test_a_grid_a_killed_staging_committed_is_listed_whole_by_the_next_reader(
+    project: Project,
+) -> None:
+    """A staging SIGKILLed after its commit, while it showed its members one by one: the next
+    command finishes showing them before it looks at the store, never listing part of it."""
+    from yanex import staging
+
+    setup(project, runs=0)
+    r = project.yanex("stage", "job.py", "-p", "steps=range(4)")
+    grid = r.stdout.split()
+    assert len(grid) == 4, r.stderr
+    past = time.time() - 60  # staged a while ago (no folder changed within a clock tick)
+    os.utime(project.home / "experiments", (past, past))
+    assert sorted(listed(project, "--status", "staged")) == sorted(grid)
+    # As the killed staging left it: committed, two members shown, two not yet.
+    journals = project.home / staging.JOURNALS
+    journals.mkdir(exist_ok=True)
+    owner = json.dumps({"pid": 999999, "hostname": os.uname().nodename, "started": 1.0})
+    (journals / "0123456789abcdef.committed").write_text(owner + "\n" + "\n".join(grid) + "\n")
+    for experiment_id in grid[2:]:
+        folder = project.home / "experiments" / experiment_id
+        os.rename(folder / "metadata.json", folder / staging.PENDING)
+    assert sorted(listed(project, "--status", "staged")) == sorted(grid)
+    assert not any(journals.glob("*.committed"))
+
+
+HOLD_INDEX = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # as the last connection's checkpoint holds it
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_reader_waits_for_an_index_locked_a_moment(project: Project) -> None:
+    """Every statement waits for a lock held a moment (the last connection's checkpoint as it
+    closes, a first connection's recovery, a slow disk under load), not only a write: two
+    first commands on a fresh store both work."""
+    ids = setup(project, runs=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_INDEX, str(index_file(project)), "2"],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+    started = time.monotonic()
+    assert listed(project) == ids
+    assert time.monotonic() - started > 1  # it waited
+    holder.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_first_commands_at_once_on_a_fresh_store_all_work(project: Project) -> None:
+    project.write("job.py", JOB)
+    project.commit()
+    r = project.yanex("stage", "job.py", "-p", "steps=range(6)")
+    assert r.returncode == 0, r.stderr
+    runners = [project.popen("run", "--staged", "-j", "2") for _ in range(3)]
+    lister = project.popen("list", "--all")
+    for proc in [*runners, lister]:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert b"locked" not in err and b"Traceback" not in err
+    assert all(metadata(f)["status"] == "completed" for f in project.experiments())

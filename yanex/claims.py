@@ -7,7 +7,9 @@ can be taken over:
 
 - on the same host, when the process no longer exists, or the pid now belongs to another
   process (its start time differs);
-- from another host, when the lease has not been renewed for ``LEASE`` seconds.
+- from another host, when the lease has not been renewed for :func:`lease_seconds` (300 s
+  by default, ``YANEX_CLAIM_LEASE``); a holder renews it every third of that. Until then,
+  :func:`describe` says who holds it and when it expires.
 
 A takeover is race-free: the claim has a generation, and taking over generation ``g`` means
 creating the marker ``.claim-g+1`` first, which only one runner can do.
@@ -33,11 +35,17 @@ _MARKER = ".claim-generation-"
 
 
 def lease_seconds() -> float:
+    """How long a claim holds for other hosts without renewal (``YANEX_CLAIM_LEASE``)."""
     raw = os.environ.get(LEASE_ENV)
     try:
         return max(1.0, float(raw)) if raw else DEFAULT_LEASE
     except ValueError:
         return DEFAULT_LEASE
+
+
+def renewal_seconds() -> float:
+    """How often a holder renews its claims: three times per lease."""
+    return lease_seconds() / 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,24 @@ class Claim:
         if self.holder.is_here():
             return self.holder.is_gone()
         return time.time() - self.renewed > (lease if lease is not None else lease_seconds())
+
+
+def describe(claim: Claim) -> str:
+    """Who holds ``claim``, and, for another host's, when it can be taken over: a runner on
+    another host cannot be asked whether it still runs, so its claim holds until its lease
+    runs out (a runner whose machine died included)."""
+    if claim.holder.is_here():
+        return f"another runner holds it (pid {claim.pid} on this host, running)"
+    lease = lease_seconds()
+    ago = max(0.0, time.time() - claim.renewed)
+    expires = claim.renewed + lease
+    at = time.strftime("%H:%M:%S", time.localtime(expires))
+    return (
+        f"a runner on {claim.host} (pid {claim.pid}) holds it, its claim last renewed "
+        f"{ago:.0f} s ago (every {renewal_seconds():g} s while it holds it); if that runner "
+        f"is gone, the claim expires at {at} (in {max(0.0, expires - time.time()):.0f} s; "
+        f"{LEASE_ENV}={lease:g} s) and the next `yanex run --staged` takes it over"
+    )
 
 
 class BadClaim(Exception):

@@ -7,9 +7,13 @@ reads it (:meth:`Index.sync`), never by scripts or workers:
 - folders added or removed (new runs, copies from another machine, ``rm -r`` by hand) change
   the modification time of ``experiments/`` (or ``archived/``), which is one ``stat`` to check;
   only then is the folder listed and compared with the index;
+- experiments changed by another machine's commands (or by another index's, on this one) are
+  named in the store's change journal (``yanex.journal``), read on from where the last sync
+  stopped: each is read again at the next sync;
 - experiments still expected to change (staged, running) have their ``metadata.json`` (and,
   while running, the growth of ``results.jsonl``) checked at every sync, and runs left
-  ``running`` by a launcher that died on this host are recorded as failed;
+  ``running`` by a launcher that died are recorded as failed (on this host, its process is
+  gone; on another, its heartbeat stopped: see ``identity.Heartbeat``);
 - finished experiments edited by hand are found by re-checking the least recently checked
   :data:`VERIFY_BATCH` of them at every sync (all of them in a store that size or smaller;
   ``yanex reindex`` checks everything at once);
@@ -46,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from yanex import record, store
+from yanex import journal, record, store
 from yanex.errors import StoreError
 from yanex.record import Status, fits_int64, leaves
 
@@ -57,11 +61,14 @@ VERIFY_BATCH = 5000
 # A folder whose modification time is this close to the last look may change again within the
 # same timestamp tick (coarse on network filesystems): it is looked at again next time.
 _RACY_SECONDS = 2.0
-# How long a command waits for another process's write lock on the index (it says who holds
-# it after LOCK_NOTICE), and each wait inside SQLite.
+# How long a command waits for another process's lock on the index: any statement (a reader
+# meets one while the last connection checkpoints as it closes, or a first one recovers the
+# WAL: a moment, longer on a slow disk under load), and a write transaction (it says who holds
+# it after LOCK_NOTICE, waiting in steps of _BUSY_MS).
 LOCK_WAIT = 10.0
 LOCK_NOTICE = 1.0
 _BUSY_MS = 500
+_WAIT_MS = int(LOCK_WAIT * 1000)
 # Progress of a build is reported every this many folders; rows are inserted this many at once.
 PROGRESS_EVERY = 500
 BATCH = 500
@@ -534,8 +541,8 @@ class Index:
 
     def _connect(self, path: Path, *, building: bool = False) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            conn = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
             if building:
                 for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
                     conn.execute(f"PRAGMA {pragma}")
@@ -623,6 +630,8 @@ class Index:
             total = sum(_count_ids(root) for root, _ in roots)
             self._building = (0, total, why)
             self._lock_fd = lock_fd
+            # What changes from here on is read from the journal at the next sync.
+            self._set_state("journal", journal.end(self.home))
             if total:
                 self.progress(0, total, why)
             conn.execute("BEGIN")
@@ -709,22 +718,26 @@ class Index:
             return
         started = time.monotonic()
         told = False
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                waited = time.monotonic() - started
-                if waited >= LOCK_WAIT:
-                    raise self._store_error(exc) from exc
-                if not told and waited >= LOCK_NOTICE:
-                    self.echo(
-                        f"yanex: waiting for the index, which {self._holders()} is writing "
-                        f"(at most {LOCK_WAIT:.0f} s)"
-                    )
-                    told = True
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")  # in steps, to say who holds it
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    waited = time.monotonic() - started
+                    if waited >= LOCK_WAIT:
+                        raise self._store_error(exc) from exc
+                    if not told and waited >= LOCK_NOTICE:
+                        self.echo(
+                            f"yanex: waiting for the index, which {self._holders()} is writing "
+                            f"(at most {LOCK_WAIT:.0f} s)"
+                        )
+                        told = True
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
         try:
             yield
         except BaseException:
@@ -804,10 +817,15 @@ class Index:
             self._reread(experiment_id, bool(archived), results_only=bool(grew))
 
     def _sync(self, *, verify: bool) -> None:
-        changed_roots = self._changed_roots()
+        from yanex import staging
+
+        staging.recover(self.home)  # a grid a killed staging left: undone or shown, first
+        noted, journal_at = self._journal_changes()
+        # The journal cannot say what changed (replaced, cut, far ahead): check them all.
+        changed_roots = self.roots() if noted is None else self._changed_roots()
         live = self._live_changes()
-        edited = self._verify_batch(not verify)
-        if changed_roots or live or edited or self._has_waiting():
+        edited = self._verify_batch(not verify, everything=noted is None)
+        if changed_roots or live or edited or noted or self._has_waiting() or journal_at:
             with self._transaction():
                 for root, archived in changed_roots:
                     self._scan_root(root, archived)
@@ -815,9 +833,32 @@ class Index:
                     self._reread(experiment_id, archived, results_only=results_only)
                 for experiment_id, archived in edited:
                     self._reread(experiment_id, archived)
+                for experiment_id in noted or ():
+                    self._reread_if_changed(experiment_id)
+                if journal_at:
+                    self._set_state("journal", journal_at)
                 self._check_waiting()
         self._reap_dead_launchers()
         self._tell_skipped()
+
+    def _journal_changes(self) -> tuple[list[str] | None, str | None]:
+        """The experiments the store's change journal names since this index last read it
+        (None: every experiment must be checked), and the journal's new position (None when
+        it did not move)."""
+        position = self._state("journal")
+        if position is None:  # an index made before the journal: it starts from here
+            return [], journal.end(self.home)
+        noted, now = journal.read_since(self.home, position)
+        return noted, (now if now != position else None)
+
+    def _reread_if_changed(self, experiment_id: str) -> None:
+        """Read one experiment again unless its files are as the index read them."""
+        row = self.conn.execute(
+            "SELECT archived, fp FROM experiments WHERE id = ?", (experiment_id,)
+        ).fetchone()
+        if row is not None and _folder_fingerprint(self._dir(experiment_id, row[0])) == row[1]:
+            return
+        self._reread(experiment_id)
 
     def _tell_skipped(self) -> None:
         """One warning per folder left out, naming it and why."""
@@ -900,58 +941,56 @@ class Index:
         return changes
 
     def _reap_dead_launchers(self) -> None:
-        """Record as failed the runs left ``running`` by a launcher that died on this host
-        (its pid is free, or another process's now: see ``identity``); finish (or undo) a
-        staging whose process was killed midway (see ``staging``)."""
-        from yanex import staging
+        """Record as failed the runs left ``running`` by a launcher that died: on this host,
+        its pid is free (or another process's now: see ``identity``); on another host, its
+        heartbeat stopped (the machine died, or lost the store)."""
+        from yanex.identity import Heartbeat, ProcessId
 
-        staging.recover(self.home)
         rows = self.conn.execute(
-            "SELECT id, archived, pid FROM experiments WHERE status = ? AND host = ?",
-            (Status.RUNNING, self.hostname),
+            "SELECT id, archived, host, pid FROM experiments WHERE status = ? AND pid NOT NULL",
+            (Status.RUNNING,),
         ).fetchall()
-        for experiment_id, archived, pid in rows:
-            if pid is None:
-                continue
+        for experiment_id, archived, host, pid in rows:
             folder = self._folder(experiment_id, archived)
-            reaped = False
+            if host != self.hostname and not Heartbeat.silence(folder, ProcessId(host, pid, None)):
+                continue  # its heartbeat is renewed (one small read, not its metadata)
+            reaped = None
             with contextlib.suppress(OSError, record.BadRecord):
                 reaped = reap(folder, self.hostname)
-            if not reaped:
+            if reaped is None:
                 continue
-            self.echo(
-                f"yanex: experiment {experiment_id} was left running by a launcher "
-                "that died; recorded as failed"
-            )
+            self.echo(f"yanex: experiment {experiment_id} {reaped}; recorded as failed")
             with self._transaction():
                 self._reread(experiment_id, bool(archived))
 
-    def _verify_batch(self, skip: bool) -> list[tuple[str, bool]]:
+    def _verify_batch(self, skip: bool, everything: bool = False) -> list[tuple[str, bool]]:
         """Finished experiments whose metadata changed since they were read, from the next
-        VERIFY_BATCH in turn (a cursor over IDs that wraps around)."""
-        if skip:
+        VERIFY_BATCH in turn (a cursor over IDs that wraps around); ``everything``: all."""
+        if everything:
+            rows = self.conn.execute("SELECT id, archived, fp FROM experiments").fetchall()
+        elif skip:
             return []
-        cursor = self._state("verify") or ""
-        rows = self.conn.execute(
-            "SELECT id, archived, fp FROM experiments WHERE id > ? ORDER BY id LIMIT ?",
-            (cursor, VERIFY_BATCH),
-        ).fetchall()
-        if len(rows) < VERIFY_BATCH:
-            rows += self.conn.execute(
-                "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
-                (cursor, VERIFY_BATCH - len(rows)),
+        else:
+            cursor = self._state("verify") or ""
+            rows = self.conn.execute(
+                "SELECT id, archived, fp FROM experiments WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, VERIFY_BATCH),
             ).fetchall()
+            if len(rows) < VERIFY_BATCH:
+                rows += self.conn.execute(
+                    "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
+                    (cursor, VERIFY_BATCH - len(rows)),
+                ).fetchall()
+            if rows:
+                self._next_cursor = rows[-1][0]
         # metadata.json only (one stat each): a finished run's results.jsonl edited by hand is
         # seen by `show` (refresh_if_changed) and by `reindex`.
         roots, tail = self._roots, f"{os.sep}{store.METADATA}"
-        changed = [
+        return [
             (experiment_id, bool(archived))
             for experiment_id, archived, fp in rows
             if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp.partition("|")[0]
         ]
-        if rows:
-            self._next_cursor = rows[-1][0]
-        return changed
 
     def _has_waiting(self) -> bool:
         """Folders met without usable metadata are looked at again at every sync."""
@@ -1165,28 +1204,42 @@ class Index:
         self.conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
 
 
-def reap(folder: Path, hostname: str) -> bool:
-    """Record a ``running`` experiment as ``failed`` when its launcher no longer runs on this
-    host (killed with SIGKILL, or the machine lost power; its pid free or reused by another
-    process since): no run stays "running" forever. True when it was reaped."""
-    from yanex.identity import ProcessId
+def reap(folder: Path, hostname: str) -> str | None:
+    """Record a ``running`` experiment as ``failed`` when its launcher is gone, so that no run
+    stays "running" forever: on this host, its process no longer runs (killed with SIGKILL;
+    its pid free or reused since); on another host, its heartbeat was not renewed in time (the
+    machine died or lost the store: see ``identity.Heartbeat``). What happened, when it was
+    reaped; None otherwise."""
+    from yanex import identity
 
     meta = record.read_metadata(folder)
-    launcher = ProcessId.from_metadata(meta.get("launcher"))
-    if meta.get("status") != Status.RUNNING or launcher is None or launcher.host != hostname:
-        return False
-    if not launcher.is_gone():
-        return False
-    reason = (
-        f"launcher died: yanex (pid {launcher.pid} on {hostname}) stopped without recording "
-        "how the run ended"
-    )
+    launcher = identity.ProcessId.from_metadata(meta.get("launcher"))
+    if meta.get("status") != Status.RUNNING or launcher is None:
+        return None
+    if launcher.host == hostname:
+        if not launcher.is_gone():
+            return None
+        what = "was left running by a launcher that died"
+        reason = (
+            f"launcher died: yanex (pid {launcher.pid} on {hostname}) stopped without "
+            "recording how the run ended"
+        )
+    else:
+        silent = identity.Heartbeat.silence(folder, launcher)
+        if silent is None:
+            return None
+        what = f"lost its launcher on {launcher.host}"
+        reason = f"launcher lost: {silent}"
     changes: dict[str, Any] = {"status": Status.FAILED, "ended_at": store.now_iso()}
     changes["error"] = reason
     warnings = store.read_warnings(folder)
     if warnings:
         changes["warnings"] = [*(meta.get("warnings") or []), *warnings]
-    return record.update(folder, changes, only_if=(Status.RUNNING,)) is not None
+    if record.update(folder, changes, only_if=(Status.RUNNING,)) is None:
+        return None
+    with contextlib.suppress(OSError):  # the dead launcher's, if it left one
+        (folder / identity.HEARTBEAT).unlink()
+    return what
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

@@ -41,7 +41,7 @@ from yanex import (
 from yanex.config import hydra_app, overrides, pipeline, sources, sweeps
 from yanex.ending import Ending
 from yanex.errors import GitStateError, ParamError, ScriptError
-from yanex.identity import ProcessId
+from yanex.identity import Heartbeat, ProcessId
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
@@ -523,6 +523,8 @@ class Launcher:
         with contextlib.ExitStack() as stack:
             if next_signal is None:  # the main thread: take the stop signals here
                 next_signal = stack.enter_context(processes.Signals()).next
+            # Beating before it is recorded running: other hosts know it runs (identity).
+            stack.enter_context(Heartbeat(experiment.dir))
             try:
                 return self._run_and_record(
                     experiment, request, script, started, next_signal, record_environment

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from yanex import claims, record, store
+from yanex import claims, journal, record, store
 from yanex.errors import YanexError
 from yanex.index import Index
 from yanex.record import Record, Status
@@ -118,6 +118,7 @@ def delete(rec: Record, index: Index | None = None, *, ignore_dependents: bool =
     with _held(rec, "deleted"):
         trash = rec.dir.parent / f".deleting-{rec.id}-{os.urandom(4).hex()}"
         os.rename(rec.dir, trash)
+    journal.note(rec.dir.parent.parent, [rec.id])
     _tell(index, rec)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -148,6 +149,7 @@ def _move(rec: Record, root: Path, action: str, index: Index | None) -> Path:
     with _held(rec, action):
         os.rename(rec.dir, target)
         rec.dir = target  # the claim moved with it: released there
+    journal.note(root.parent, [rec.id])
     _tell(index, rec)
     return target
 

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from yanex import store
+from yanex import journal, store
 
 
 class Status:
@@ -211,6 +211,7 @@ def write_metadata(folder: Path, meta: Mapping[str, Any], durable: bool = True) 
     """Write the whole metadata atomically (a new experiment; changes go through ``update``)."""
     text = store.record_json(dict(meta))
     store.write_bytes_atomic(folder / store.METADATA, text.encode("utf-8"), durable)
+    journal.note_folder(folder)  # other machines' indexes read it from the journal
 
 
 def update(
@@ -233,6 +234,7 @@ def update(
             return None
         meta.update(changes(meta) if callable(changes) else changes)
         store.write_bytes_atomic(folder / store.METADATA, store.record_json(meta).encode(), durable)
+    journal.note_folder(folder)  # other machines' indexes read it from the journal
     return meta
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from yanex import processes, store
+from yanex import journal, processes, store
 from yanex.identity import ProcessId
 
 PENDING = ".staged-metadata.json"  # a member's metadata until its grid is whole
@@ -162,6 +162,7 @@ class Batch:
             _show(self.folders, self.pool)
             with contextlib.suppress(OSError):
                 committed.unlink()
+        journal.note(self.home, [folder.name for folder in self.folders])
 
     def __exit__(
         self,
@@ -272,6 +273,7 @@ def recover(home: Path) -> None:
                 with ThreadPoolExecutor(_SYNC_THREADS) as pool:
                     _show([root / i for i in ids], pool)
                 path.unlink()
+                journal.note(home, ids)
             elif name.endswith(_WRITING) and _abandoned(path):
                 _, ids = _read_journal(path)
                 root = store.experiments_root(home)

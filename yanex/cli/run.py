@@ -271,6 +271,21 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     "cluster of processes, started for this run.",
 )
 @click.option(
+    "--cluster",
+    type=click.Choice(["slurm", "pbs", "sge", "lsf", "htcondor", "moab", "oar"]),
+    help="With --executor dask and -j N: a cluster of batch jobs for this run, built by "
+    "dask-jobqueue from Dask's configuration (~/.config/dask/jobqueue.yaml), scaled to run N "
+    "experiments at once, lost jobs replaced, and cancelled at the end.",
+)
+@click.option(
+    "--cluster-option",
+    "cluster_given",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --cluster: one of its jobqueue.yaml options for this run (repeatable), e.g. "
+    "walltime=02:00:00, queue=gpu, 'job_extra_directives=[\"--gres=gpu:1\"]'.",
+)
+@click.option(
     "--resources",
     "resources_given",
     multiple=True,
@@ -293,6 +308,8 @@ def run(
     jobs: int | None,
     executor: str,
     scheduler: str | None,
+    cluster: str | None,
+    cluster_given: tuple[str, ...],
     resources_given: tuple[str, ...],
     retries: int,
     **options: Any,
@@ -337,48 +354,83 @@ def run(
             raise click.UsageError(f"--staged runs what was staged; it takes no {', '.join(extra)}")
         from yanex.executors import run_staged
 
-        cluster = _cluster_options(executor, scheduler, resources_given, retries)
+        dask_options = _cluster_options(
+            executor, scheduler, resources_given, retries, cluster, cluster_given, jobs
+        )
         with user_errors():
             code = run_staged(
                 jobs=jobs if jobs is not None else (1 if executor == "local" else 0),
                 ignore_dirty=options["ignore_dirty"],
                 echo=echo_err,
                 executor=executor,
-                **cluster,
+                **dask_options,
             )
         sys.exit(code)
-    executor_options = jobs is not None or executor != "local" or scheduler or resources_given
-    if options["multirun"] and stage and (executor_options or retries):
+    executor_options = (
+        jobs is not None or executor != "local" or scheduler or resources_given or cluster
+        or cluster_given or retries
+    )  # fmt: skip
+    if options["multirun"] and stage and executor_options:
         raise click.UsageError(
             "-m with --stage only stages; -j and the executor options apply when the grid "
             "runs: yanex run --staged -j N --executor ..."
         )
     if options["multirun"]:
-        cluster = _cluster_options(executor, scheduler, resources_given, retries)
+        dask_options = _cluster_options(
+            executor, scheduler, resources_given, retries, cluster, cluster_given, jobs
+        )
     elif jobs is not None:
         raise click.UsageError("-j/--jobs applies to --staged and -m")
-    elif executor != "local" or scheduler or resources_given or retries:
+    elif executor_options:
         raise click.UsageError(
-            "--executor, --scheduler, --resources and --retries apply to --staged and -m"
+            "--executor, --scheduler, --cluster, --resources and --retries apply to --staged and -m"
         )
     else:
-        cluster = {}
+        dask_options = {}
     at_once = {
         "jobs": jobs if jobs is not None else (1 if executor == "local" else 0),
         "executor": executor,
-        **cluster,
+        **dask_options,
     }
     _launch(script, script_args, stage=stage, at_once=at_once, **options)
 
 
 def _cluster_options(
-    executor: str, scheduler: str | None, resources_given: tuple[str, ...], retries: int
+    executor: str,
+    scheduler: str | None,
+    resources_given: tuple[str, ...],
+    retries: int,
+    cluster: str | None,
+    cluster_given: tuple[str, ...],
+    jobs: int | None,
 ) -> dict[str, Any]:
     """The Dask executor's options, checked: they mean nothing to the local one."""
     if executor != "dask":
-        if scheduler or resources_given or retries:
-            raise click.UsageError("--scheduler, --resources and --retries need --executor dask")
+        if scheduler or resources_given or retries or cluster or cluster_given:
+            raise click.UsageError(
+                "--scheduler, --cluster, --resources and --retries need --executor dask"
+            )
         return {}
+    if cluster and scheduler:
+        raise click.UsageError(
+            "--cluster builds a cluster for this run; --scheduler uses one that runs: give one"
+        )
+    if cluster and not jobs:
+        raise click.UsageError(
+            f"--cluster {cluster} needs -j N: how many experiments run at once (its jobs are "
+            "submitted for that many)"
+        )
+    if cluster_given and not cluster:
+        raise click.UsageError("--cluster-option needs --cluster (slurm, pbs, ...)")
+    cluster_options: dict[str, str] = {}
+    for text in cluster_given:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"{text!r} is not KEY=VALUE (e.g. walltime=02:00:00)",
+                param_hint="'--cluster-option'",
+            )
+        cluster_options[key.strip()] = value
     resources: dict[str, float] = {}
     for text in resources_given:
         name, sep, amount = text.partition("=")
@@ -392,7 +444,10 @@ def _cluster_options(
                 param_hint="'--resources'",
             )
         resources[name.strip()] = value
-    return {"scheduler": scheduler, "resources": resources, "retries": retries}
+    found: dict[str, Any] = {"scheduler": scheduler, "resources": resources, "retries": retries}
+    if cluster:
+        found.update(cluster=cluster, cluster_options=cluster_options)
+    return found
 
 
 def _option_name(name: str) -> str:

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import re
 import signal
 import threading
 import time
@@ -48,6 +50,8 @@ from yanex.record import Status
 
 # Seconds to reach a scheduler (and hear it answer as one) before saying it cannot be reached.
 CONNECT_TIMEOUT = 3.5
+# Seconds a batch system's submit command (sbatch, qsub, ...) may take to answer.
+SUBMIT_TIMEOUT = 120.0
 LOST_AFTER_ENV = "YANEX_DASK_LOST_AFTER"
 DEFAULT_LOST_AFTER = 30.0  # seconds without a scheduler, or without any worker
 _POLL = 0.02  # how often a task looks at its script
@@ -114,8 +118,10 @@ def _connect(distributed: Any, scheduler: str) -> Any:
 
 
 class DaskExecutor(Executor):
-    """Members as tasks of a Dask cluster: the scheduler at ``scheduler``, or a local cluster
-    of processes started for this batch (``jobs`` workers, one member each at a time)."""
+    """Members as tasks of a Dask cluster: the scheduler at ``scheduler``; or a cluster of
+    batch jobs built for this batch by dask-jobqueue (``cluster``: slurm, pbs, ...; see
+    :class:`BatchJobs`); or a local cluster of processes started for this batch (``jobs``
+    workers, one member each at a time)."""
 
     name = "dask"
     chains = True  # a member's task waits on its dependencies' tasks (their futures)
@@ -128,6 +134,9 @@ class DaskExecutor(Executor):
         jobs: int,
         resources: dict[str, float],
         retries: int,
+        cluster: str | None = None,
+        cluster_options: dict[str, str] | None = None,
+        echo: Callable[[str], None] = lambda message: None,
     ) -> None:
         super().__init__()
         distributed = _distributed()
@@ -135,11 +144,18 @@ class DaskExecutor(Executor):
         self.resources = resources
         self.retries = retries
         self.cluster: Any = None
+        self.batch: BatchJobs | None = None
         # distributed logs every broken connection with its traceback: the summary says it.
         self._quieted = _quiet_distributed()
         try:
             if scheduler:
                 self.client = _connect(distributed, scheduler)
+                self.address = scheduler
+            elif cluster:
+                self.batch = BatchJobs(cluster, cluster_options or {}, jobs, echo)
+                self.cluster = self.batch.cluster
+                self.client = distributed.Client(self.cluster, set_as_default=False)
+                self.address = self.batch.describe()
             else:
                 self.cluster = distributed.LocalCluster(
                     n_workers=jobs or usable_cpus(),
@@ -148,10 +164,12 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                 )
                 self.client = distributed.Client(self.cluster, set_as_default=False)
+                self.address = "a local cluster"
         except BaseException:
+            if self.batch is not None:
+                self.batch.close()
             _loud_again(self._quieted)
             raise
-        self.address = scheduler or "a local cluster"
         self.slots = jobs if jobs > 0 else 1_000_000  # 0: submit all, the scheduler queues
         self.token = os.urandom(6).hex()
         self.cancel_name = f"yanex-cancel-{self.token}"
@@ -249,14 +267,25 @@ class DaskExecutor(Executor):
         return future is not None and future.status == "error"
 
     def _look_at_the_cluster(self) -> None:
-        """Is the scheduler still there, and has it any worker? Sets ``lost`` when not."""
+        """Is the scheduler still there, and has it any worker? Sets ``lost`` when not. A
+        cluster of batch jobs has its lost jobs replaced instead, while members remain."""
         now = time.monotonic()
         if self.client.status != "running":
             self.lost = (f"its Dask scheduler at {self.address} was lost", now)
             return
         try:
-            workers = len(self.client.scheduler_info().get("workers") or {})
+            info = self.client.scheduler_info(n_workers=-1).get("workers") or {}
         except Exception:  # (being reconnected: the status says so next time)
+            return
+        workers = len(info)
+        if self.batch is not None:
+            if self.futures:
+                try:
+                    self.batch.replace_lost({w.get("name") for w in info.values()})
+                except DaskError as exc:
+                    self.lost = (exc.message, now)
+                    with contextlib.suppress(Exception):
+                        self.client.cancel(list(self.futures))
             return
         if workers:
             self.had_workers, self.no_workers_since = True, None
@@ -321,10 +350,217 @@ class DaskExecutor(Executor):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close(timeout=CONNECT_TIMEOUT)
-        if self.cluster is not None:
+        if self.batch is not None:
+            self.batch.close()  # its jobs cancelled
+        elif self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
         _loud_again(self._quieted)
+
+
+# dask-jobqueue's clusters, by the name of their section of its configuration.
+JOBQUEUE_CLUSTERS = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "htcondor": "HTCondorCluster",
+    "moab": "MoabCluster",
+    "oar": "OARCluster",
+}
+
+
+class BatchJobs:
+    """A Dask cluster of batch jobs (Slurm, PBS, SGE, LSF, ...), built by dask-jobqueue for
+    one batch of members, and closed (its jobs cancelled) when the batch ends.
+
+    Everything about the jobs comes from Dask's own configuration
+    (``~/.config/dask/jobqueue.yaml``, ``DASK_JOBQUEUE__SLURM__...``), ``options`` (from
+    ``--cluster-option KEY=VALUE``, values read as Dask reads its environment variables)
+    taking precedence. It is scaled to run ``slots`` members at once: one member per worker
+    thread, so ``ceil(slots / threads per job)`` jobs. A job whose workers all left (its job
+    preempted, killed, out of walltime) is replaced by a new one once Dask's own grace for a
+    lost worker (``distributed.deploy.lost-worker-timeout``) has passed, while members remain.
+    """
+
+    def __init__(
+        self, kind: str, options: dict[str, str], slots: int, echo: Callable[[str], None]
+    ) -> None:
+        try:
+            import dask
+            import dask_jobqueue
+        except ImportError:
+            raise DaskError(
+                f"--cluster {kind} needs dask-jobqueue, which is not installed",
+                hint='Install the extra: pip install "yanex[dask]"',
+            ) from None
+        from dask.config import interpret_value
+        from dask.utils import parse_timedelta
+
+        if kind not in JOBQUEUE_CLUSTERS:
+            raise DaskError(
+                f"--cluster {kind}: dask-jobqueue has no such cluster",
+                hint=f"Use one of {', '.join(JOBQUEUE_CLUSTERS)}.",
+            )
+        self.kind = kind
+        self.echo = echo
+        known = dask.config.get(f"jobqueue.{kind}", {}) or {}
+        kwargs: dict[str, Any] = {}
+        for key, text in options.items():
+            spelled = key.replace("_", "-")
+            if spelled not in known:
+                raise DaskError(
+                    f"--cluster-option {key}: dask-jobqueue's {kind} cluster has no such option",
+                    hint=_close_options(spelled, sorted(known)),
+                )
+            kwargs[spelled.replace("-", "_")] = interpret_value(text)
+        try:
+            self.cluster = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[kind])(**kwargs)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DaskError(
+                f"cannot build the {kind} cluster: {_one_line(exc)}",
+                hint=f"Set its options in ~/.config/dask/jobqueue.yaml (jobqueue: {kind}: ...), "
+                "or give them with --cluster-option KEY=VALUE; nothing was run.",
+            ) from None
+        self.grace = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout"))
+        self.seen: set[str] = set()  # jobs whose workers have joined
+        self.missing: dict[str, float] = {}  # jobs whose workers all left: since when
+        try:
+            job = self.cluster._dummy_job  # the jobs' shape (what cluster.job_script() shows)
+            self.threads = max(1, job.worker_processes * job.worker_process_threads)
+            self.jobs = max(1, math.ceil(slots / self.threads))
+            self.cluster.scale(jobs=self.jobs)
+            self._submitted()
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self) -> str:
+        return (
+            f"a {self.kind} cluster of {self.jobs} job{'s' if self.jobs > 1 else ''} "
+            f"({self.threads} at a time each; scheduler {self.cluster.scheduler_address})"
+        )
+
+    def _submitted(self) -> None:
+        """Wait until the jobs the cluster wants are submitted (not started: a batch queue
+        may hold them); a submission the batch system refused is a DaskError."""
+        import asyncio
+
+        cluster = self.cluster
+
+        async def settled() -> None:
+            # cluster.scale() submits in the background: wait until every job it wants
+            # exists, then ask each that failed once more, in the open (its error raised).
+            deadline = time.monotonic() + SUBMIT_TIMEOUT
+            while set(cluster.worker_spec) - set(cluster.workers):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no answer within {SUBMIT_TIMEOUT:g} s")
+                await asyncio.sleep(0.05)
+            for job in list(cluster.workers.values()):
+                if job.status.name == "created":  # its submission failed
+                    await job
+
+        _drop_failed_submissions(cluster.loop.asyncio_loop)
+        try:
+            cluster.sync(settled)
+        except Exception as exc:  # sbatch (or qsub ...) failed: what it said
+            raise DaskError(
+                f"the {self.kind} job could not be submitted: {_submission_problem(exc)}",
+                hint="Check the batch system's options (queue, account, walltime) in "
+                "~/.config/dask/jobqueue.yaml or --cluster-option; what had not started "
+                "stays staged.",
+            ) from None
+
+    def _names(self, job: str) -> set[str]:
+        spec = self.cluster.worker_spec.get(job) or {}
+        return {f"{job}{suffix}" for suffix in spec.get("group", ())} or {job}
+
+    def replace_lost(self, workers: set[str]) -> None:
+        """Replace the jobs whose workers all left the scheduler (``workers``: the names of
+        those it has) for longer than the grace."""
+        now = time.monotonic()
+        lost = []
+        for job in list(self.cluster.worker_spec):
+            if self._names(job) & workers:
+                self.seen.add(job)
+                self.missing.pop(job, None)
+            elif job in self.seen and now - self.missing.setdefault(job, now) > self.grace:
+                lost.append(job)
+        if not lost:
+            return
+        with contextlib.suppress(Exception):  # (a job already gone cannot be cancelled)
+            self.cluster.sync(self.cluster.scale_down, lost)  # specs dropped, jobs cancelled
+        for job in lost:
+            self.seen.discard(job)
+            self.missing.pop(job, None)
+        what = f"{len(lost)} {self.kind} job{'s' if len(lost) > 1 else ''} ({', '.join(lost)})"
+        self.cluster.scale(jobs=self.jobs)
+        try:
+            self._submitted()
+        except DaskError as exc:  # go on with the jobs left, if any
+            self.jobs -= len(lost)
+            self.cluster.scale(jobs=self.jobs)
+            if self.jobs <= 0:
+                raise
+            self.echo(f"yanex: {what} lost, and not replaced: {exc.message}")
+            return
+        self.echo(
+            f"yanex: {what} lost its workers (preempted, killed or out of time); "
+            f"submitted {'new ones' if len(lost) > 1 else 'a new one'}"
+        )
+
+    def close(self) -> None:
+        """Cancel every job of the cluster and stop its scheduler."""
+        with contextlib.suppress(Exception):
+            self.cluster.close()
+
+
+def _drop_failed_submissions(loop: Any) -> None:
+    """A submission that failed is reported once, as yanex's error: the copies of its error
+    that dask's own tasks never retrieved are dropped instead of printed with a traceback
+    when they are collected (every other error of the loop goes on as before)."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "yanex", False):
+        return
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, RuntimeError) and "Command exited with non-zero" in str(error):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.yanex = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
+
+def _close_options(key: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=3)
+    if close:
+        return f"Did you mean {', '.join(close)}? Its options: {', '.join(known)}."
+    return f"Its options: {', '.join(known)}."
+
+
+def _submission_problem(exc: BaseException) -> str:
+    """What the batch system's submit command said, from dask-jobqueue's error ("Command
+    exited with non-zero exit code. Exit code: N Command: ... stdout: ... stderr: ...")."""
+    text = str(exc)
+    found = re.search(r"Exit code: (\d+)\s+Command:\s+(\S+).*?stdout:(.*?)stderr:(.*)", text, re.S)
+    if found is None:
+        return _one_line(exc)
+    code, command, out, err = found.groups()
+    said = " ".join((err.strip() or out.strip() or "nothing").split())
+    return f"{Path(command).name} exited with code {code}: {said[:400]}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a batch command's output can be long)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else f"{text[:400]}..."
 
 
 def _quiet_distributed() -> list[tuple[logging.Logger, int]]:

@@ -9,6 +9,7 @@ what has not started stays staged. At the end, a summary counts how each ended.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -94,7 +95,7 @@ class StagedRunner:
         order = Order(queue, chained=executor.chains, home=home)
         claimed: dict[str, Task] = {}
         started = time.monotonic()
-        renew_every = claims.lease_seconds() / 3
+        renew_every = claims.renewal_seconds()
         next_renewal = time.monotonic() + renew_every
         with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
             executor.wake = signals.wake
@@ -161,9 +162,13 @@ class StagedRunner:
         except OSError as exc:  # its folder is gone (deleted meanwhile)
             return gone(experiment_id, folder, name, _claim_problem(exc))
         if claim is None:
+            held = None
+            with contextlib.suppress(claims.BadClaim):
+                held = claims.read(folder)
+            why = claims.describe(held) if held is not None else "another runner holds it"
             return Ending(
-                experiment_id, Status.STAGED, dir=folder, name=name,
-                error="another runner holds it", why=NotRun.ELSEWHERE,
+                experiment_id, Status.STAGED, dir=folder, name=name, error=why,
+                why=NotRun.ELSEWHERE,
             )  # fmt: skip
         try:
             meta = record.read_metadata(folder)
@@ -213,8 +218,14 @@ class StagedRunner:
         parts = [f"{self.counts[k]} {k}" for k in _COUNTED]
         if self.counts[NotRun.GONE]:
             parts.append(f"{self.counts[NotRun.GONE]} gone (deleted or unreadable)")
-        if self.counts[NotRun.ELSEWHERE]:
-            parts.append(f"{self.counts[NotRun.ELSEWHERE]} run by another runner")
+        held = sum(
+            1 for end in self.ends.values()
+            if end.why == NotRun.ELSEWHERE and end.status == Status.STAGED
+        )  # fmt: skip
+        if self.counts[NotRun.ELSEWHERE] - held:
+            parts.append(f"{self.counts[NotRun.ELSEWHERE] - held} run by another runner")
+        if held:
+            parts.append(f"{held} held by another runner (still staged)")
         if self.counts[NotRun.WAITING]:
             parts.append(f"{self.counts[NotRun.WAITING]} waiting on a dependency")
         left = self.counts[NotRun.STOPPED]
@@ -313,18 +324,22 @@ def make_executor(
     scheduler: str | None = None,
     resources: dict[str, float] | None = None,
     retries: int = 0,
+    cluster: str | None = None,
+    cluster_options: dict[str, str] | None = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
 ) -> Executor:
     """The executor ``name`` (``local`` or ``dask``), set up for one batch (``stdout`` and
-    ``stderr``: where a local batch streams the scripts' output, if anywhere)."""
+    ``stderr``: where a local batch streams the scripts' output, if anywhere; ``cluster``:
+    a cluster of batch jobs dask-jobqueue builds, slurm, pbs, ...)."""
     check = code.CodeCheck(ignore_dirty)
     if name == "dask":
         from yanex.executors.dask import DaskExecutor
 
         return DaskExecutor(
-            check, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries
-        )
+            check, scheduler=scheduler, jobs=jobs, resources=resources or {}, retries=retries,
+            cluster=cluster, cluster_options=cluster_options, echo=echo,
+        )  # fmt: skip
     from yanex.executors.local import LocalExecutor
 
     return LocalExecutor(jobs or usable_cpus(), check, echo, stdout, stderr)
@@ -340,6 +355,8 @@ def run_queue(
     **options: Any,
 ) -> tuple[int, StagedRunner]:
     """Run exactly these staged members (``yanex run -m``, ``yanex.launch(jobs=...)``)."""
+    if options.get("cluster"):  # batch jobs: submitted for the members there are, no more
+        jobs = min(jobs, len(queue))
     runner = StagedRunner(
         make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options), echo
     )
@@ -355,14 +372,34 @@ def run_staged(
     project = current_project(Path.cwd())
     if executor == "local" and jobs == 1:
         options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
-    made = make_executor(executor, jobs=jobs, ignore_dirty=ignore_dirty, echo=echo, **options)
-    queue = staged_experiments(project, echo)
+    # A cluster of batch jobs is built for what is staged (no jobs for nothing); any other
+    # executor first, so that a scheduler that cannot be reached is said at once.
+    batch = bool(options.get("cluster"))
+
+    def made_for(count: int) -> Executor:
+        slots = min(jobs, count) if batch else jobs
+        return make_executor(executor, jobs=slots, ignore_dirty=ignore_dirty, echo=echo, **options)
+
+    made = None if batch else made_for(0)
+    try:
+        queue = staged_experiments(project, echo)
+    except BaseException:
+        if made is not None:
+            made.close()
+        raise
     if not queue:
-        made.close()
+        if made is not None:
+            made.close()
         echo(f"yanex: nothing is staged for {project}")
         return 0
+    if made is None:
+        made = made_for(len(queue))
     echo(
         f"yanex: running {len(queue)} staged experiments of {project}, "
         f"{made.at_a_time()} ({made.name})"
     )
-    return StagedRunner(made, echo).run(queue)
+    try:
+        return StagedRunner(made, echo).run(queue)
+    except BaseException:
+        made.close()  # (a cluster it built: its jobs cancelled, whatever happened)
+        raise
