@@ -330,7 +330,7 @@ def test_a_read_only_store_is_read(read_only_store: Project, tmp_path: Path) -> 
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
     assert "kept" in read_only_store.yanex("list", env=env).stdout
-    assert list(cache.rglob("store-*-index-v2.sqlite3"))  # the index went to the user's cache
+    assert list(cache.rglob("store-*-index-v3.sqlite3"))  # the index went to the user's cache
 
 
 def test_a_locked_index_names_its_holder_and_gives_up(typed_runs: Project) -> None:
@@ -446,7 +446,7 @@ def test_a_copy_in_both_roots_is_named_not_flipped(typed_runs: Project) -> None:
     r = typed_runs.yanex("list", "--all", "--format", "ids")
     assert r.returncode == 0 and folder.name in r.stdout.split()
     assert "in both experiments/ and archived/" in r.stderr
-    with sqlite3.connect(typed_runs.home / "index-v2.sqlite3") as conn:
+    with sqlite3.connect(typed_runs.home / "index-v3.sqlite3") as conn:
         archived = conn.execute("SELECT archived FROM experiments WHERE id = ?", (folder.name,))
         assert archived.fetchone() == (0,)
 
