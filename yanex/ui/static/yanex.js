@@ -3,6 +3,7 @@
 "use strict";
 
 const POLL_MS = 3000;
+const LIVE = ["staged", "running"];
 const MAX_LOG_LINES = 5000;
 
 function visible() {
@@ -343,7 +344,9 @@ async function drawGroup(group, refetch = true) {
   const tools = group.parentElement.querySelector(".plot-tools");
   const mode = tools?.querySelector("select.xaxis")?.value || "step";
   const weight = Number(tools?.querySelector("input.smoothing")?.value || 0);
-  const once = data.results.filter((result) => result.traces.every((trace) => trace.x.length <= 1));
+  // Logged once by runs that have ended: a value each (a running run's first point grows).
+  const once = data.results.filter((result) => result.traces.every(
+    (trace) => trace.x.length <= 1 && !LIVE.includes(trace.status)));
   const curves = data.results.filter((result) => !once.includes(result));
   drawLegend(group, data.results);
   const drawing = [];
