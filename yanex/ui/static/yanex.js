@@ -510,6 +510,7 @@ function axisOf(column, valueTicks = true) {
       ticktext: hasNone && ticks ? [NONE, ...ticktext] : ticktext,
       tickformat: log && !ticks ? ".2~e" : undefined,
       text: values.map((v) => (v === null ? NONE : shortNumber(v))),
+      ticks: valueTicks && distinct.length <= 12 ? distinct : undefined, // for the scatter
     };
   }
   const names = values.map((v) => (v === null ? NONE : String(v)));
@@ -677,7 +678,9 @@ async function setUpSweep() {
       unselected: { marker: { opacity: 0.12 } },
     }], {
       title: { text: `${esc(chosen.title)} against ${esc(across.title)}`, x: 0.02 },
-      xaxis: { title: { text: across.title }, type: log ? "log" : numeric ? "linear" : "category" },
+      xaxis: { title: { text: across.title }, type: log ? "log" : numeric ? "linear" : "category",
+               tickvals: numeric ? axis.ticks : undefined,
+               ticktext: numeric && axis.ticks ? axis.ticks.map(shortNumber) : undefined },
       yaxis: { title: { text: chosen.title } },
       height: 380,
       margin: { l: 60, r: 20, t: 40, b: 50 },
