@@ -552,12 +552,22 @@ function download(name, text) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
+// What each part of the sweep view took, as the browser's performance entries (for
+// benchmarks/bench_ui.py): "yanex sweep: data", "... parallel coordinates", and so on.
+function timed(part, since) {
+  const now = performance.now();
+  performance.measure(`yanex sweep: ${part}`, { start: since, end: now });
+  return now;
+}
+
 async function setUpSweep() {
   const root = document.getElementById("sweep");
   if (!root || !window.Plotly) return;
+  let since = performance.now();
   let data;
   try {
     data = JSON.parse(await getText(root.dataset.src));
+    since = timed("data", since);
   } catch (error) {
     const note = document.getElementById("sweep-note");
     note.hidden = false;
@@ -572,7 +582,7 @@ async function setUpSweep() {
   const xPick = document.getElementById("sweep-x");
   const clear = document.getElementById("sweep-clear");
   const note = document.getElementById("sweep-note");
-  const state = { boxed: null, sort: null, descending: false, kept: runs.map((_, i) => i) };
+  const state = { boxed: null, sort: null, kept: runs.map((_, i) => i), shown: "all" };
   const notes = [];
   if (data.total > runs.length) notes.push(`The first ${runs.length.toLocaleString()} of ${data.total.toLocaleString()} experiments are drawn: narrow the selection to see the rest.`);
   if (!runs.length) notes.push("No experiments match.");
@@ -637,7 +647,11 @@ async function setUpSweep() {
     clear.disabled = !narrowed;
     document.getElementById("sweep-count").textContent = `${state.kept.length} of ${runs.length} runs kept`;
     root.dataset.kept = String(state.kept.length);
-    if (scatter.data) Plotly.restyle(scatter, { selectedpoints: [narrowed ? state.kept : null] });
+    const shown = narrowed ? state.kept.join(",") : "all";
+    if (scatter.data && shown !== state.shown) {
+      Plotly.restyle(scatter, { selectedpoints: [narrowed ? state.kept : null] });
+    }
+    state.shown = shown;
     drawTable();
   }
 
@@ -804,8 +818,11 @@ async function setUpSweep() {
   });
 
   await drawParcoords();
+  since = timed("parallel coordinates", since);
   await drawScatter();
+  since = timed("scatter", since);
   update();
+  timed("table", since);
   parcoords.on && parcoords.on("plotly_restyle", update);
   if (scatter.on) {
     scatter.on("plotly_selected", (event) => {
