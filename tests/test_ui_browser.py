@@ -245,6 +245,18 @@ def test_open_an_experiment_and_see_its_curves(page: Any, store: Project, tmp_pa
     # test_acc was logged once: a value, not a chart of one dot.
     expect(page.locator("table.values")).to_contain_text("test_acc")
     expect(page.locator('.chart[data-name="test_acc"]')).to_have_count(0)
+    # Its results table, and every step of it, download as CSV.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of this table").click()
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert table[0] == ["result", "last", "min", "max", "steps", "last step"]
+    assert [row[0] for row in table[1:]] == ["loss", "accuracy", "test_acc"]
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of every step").click()
+    steps = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert steps[0] == ["id", "name", "step", "timestamp", "results.loss", "results.accuracy",
+                        "results.test_acc"]  # fmt: skip
+    assert len(steps) == 1 + 41  # 40 steps, and test_acc's own
     page.mouse.move(0, 0)
     shot(
         page,
@@ -493,6 +505,15 @@ def test_a_running_experiments_curve_grows_without_a_reload(page: Any, store: Pr
             proc.wait()
         for name in ("more", "go"):
             (store.path / name).unlink(missing_ok=True)
+
+
+def test_the_staged_queue_downloads_as_csv(page: Any, store: Project) -> None:
+    visit(page, "/staged")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of this table").first.click()
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert table[0] == ["#", "ID", "Name", "Values", "Staged", ""]
+    assert sorted(row[2] for row in table[1:]) == ["next-lr=0.4", "next-lr=0.6"]
 
 
 def test_tag_one(page: Any, store: Project) -> None:

@@ -267,7 +267,9 @@ function chartFor(group, result) {
   chart.append(tools, plot);
   group.appendChild(chart);
   box.addEventListener("change", () => {
-    Plotly.relayout(plot, { "yaxis.type": box.checked ? "log" : "linear" });
+    if (!chart.classList.contains("once")) {
+      Plotly.relayout(plot, { "yaxis.type": box.checked ? "log" : "linear" });
+    }
   });
   return chart;
 }
@@ -837,7 +839,23 @@ async function setUpSweep() {
   root.dataset.drawn = "1";
 }
 
+// A table of the page as CSV, as it shows (the experiment's results, the staged queue): the
+// links that name one by data-table.
+function setUpTableCsv() {
+  for (const link of document.querySelectorAll("a.table-csv[data-table]")) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      const table = document.getElementById(link.dataset.table);
+      if (!table) return;
+      const lines = [...table.rows].filter((row) => !row.hidden).map(
+        (row) => [...row.cells].map((cell) => csvField(cell.textContent.trim())).join(","));
+      download(link.getAttribute("download") || "table.csv", lines.join("\n") + "\n");
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setUpTableCsv();
   setUpTable();
   setUpPlots();
   setUpExperiment();
