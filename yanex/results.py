@@ -9,6 +9,7 @@ The same filters as ``yanex list`` (through ``yanex.query``), the same records a
     runs = yr.find(status="completed", where="params.model.lr<=0.01", sort="results.loss")
     df = yr.to_dataframe(runs)           # one row per experiment (pandas: yanex[analysis])
     steps = yr.metrics_dataframe(best)   # one row per logged step
+    steps = yr.metrics_dataframe(runs)   # the steps of many, with the experiment's id
 
 By default, like the CLI, the experiments of the current project (the git repository of the
 working folder, else the folder); ``all_projects=True`` for every one. Bad filters raise

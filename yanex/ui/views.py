@@ -184,7 +184,8 @@ class TableQuery:
             return self.url(sort=f"{'+' if current.descending else '-'}{key}")
         if key.startswith("results."):
             return self.url(sort=key)
-        return self.url(sort=f"-{key}" if key in ("created", "started", "duration") else key)
+        newest = ("created", "started", "ended", "duration")
+        return self.url(sort=f"-{key}" if key in newest else key)
 
     def filter_of(self, key: str) -> str:
         """What the filter of the column ``key`` says ("" for none)."""

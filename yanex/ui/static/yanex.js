@@ -505,7 +505,7 @@ function axisOf(column, valueTicks = true) {
     const ticktext = ticks ? ticks.map(shortNumber) : undefined;
     const hasNone = present.length < values.length;
     return {
-      label: column.title,
+      label: esc(column.title),
       values: values.map((v) => (v === null ? none : f(v))),
       range: [hasNone ? none : f(lo), f(hi)],
       tickvals: hasNone && ticks ? [none, ...tickvals] : tickvals,
@@ -518,12 +518,12 @@ function axisOf(column, valueTicks = true) {
   const names = values.map((v) => (v === null ? NONE : String(v)));
   const cats = [...new Set(names)].sort((a, b) => (a === NONE) - (b === NONE) || a.localeCompare(b));
   return {
-    label: column.title,
+    label: esc(column.title),
     values: names.map((name) => cats.indexOf(name)),
     range: [-0.3, Math.max(cats.length - 0.7, 0.3)],
     tickvals: cats.map((_, i) => i),
-    ticktext: cats,
-    text: names,
+    ticktext: cats.map(esc), // user text: shown as text, never as plotly's HTML
+    text: names.map(esc),
   };
 }
 
@@ -628,7 +628,7 @@ async function setUpSweep() {
       cmin: lo,
       cmax: hi === lo ? lo + 1 : hi,
       showscale: true,
-      colorbar: { title: { text: chosen.title, side: "right" }, thickness: 12, x: 1.06 },
+      colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, x: 1.06 },
     };
   }
 
@@ -694,10 +694,10 @@ async function setUpSweep() {
       unselected: { marker: { opacity: 0.12 } },
     }], {
       title: { text: `${esc(chosen.title)} against ${esc(across.title)}`, x: 0.02 },
-      xaxis: { title: { text: across.title }, type: log ? "log" : numeric ? "linear" : "category",
+      xaxis: { title: { text: esc(across.title) }, type: log ? "log" : numeric ? "linear" : "category",
                tickvals: numeric ? axis.ticks : undefined,
                ticktext: numeric && axis.ticks ? axis.ticks.map(shortNumber) : undefined },
-      yaxis: { title: { text: chosen.title } },
+      yaxis: { title: { text: esc(chosen.title) } },
       height: 380,
       margin: { l: 60, r: 20, t: 40, b: 50 },
       dragmode: "select",
