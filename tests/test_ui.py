@@ -284,6 +284,11 @@ def test_user_text_is_shown_escaped(store: Project, server: Server) -> None:
     # The edit form holds the name as it is, so that saving it changes nothing.
     field = '<input name="name" value="&lt;script&gt;alert(1)&lt;/script&gt;\x1b[2J">'
     assert one.count("\x1b") == 1 and field in one
+    # The sweep view's data: control characters escaped (the page shows it as text).
+    sweep = server.get("/api/sweep?tag=odd%25_tag")
+    assert "\x1b" not in sweep.text
+    (run,) = json.loads(sweep.body)["runs"]
+    assert run["name"] == "<script>alert(1)</script>\\x1b[2J"
 
 
 # --- columns ----------------------------------------------------------------------------------
