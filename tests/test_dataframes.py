@@ -67,9 +67,8 @@ def test_a_dataframe_says_where_each_run_came_from(runs: Project) -> None:
     assert b["error"] == "exited with code 3: ValueError: the data is bad"
     assert a["folder"] == str(folders["a"]) and a["script"] == str(runs.path / "train.py")
     assert a["tags"] == ["x"] and a["project"] == str(runs.path)
-    assert datetime.fromisoformat(a["started"]) == datetime.fromisoformat(
-        metadata(folders["a"])["started_at"]
-    )
+    started = datetime.fromisoformat(metadata(folders["a"])["started_at"])
+    assert datetime.fromisoformat(a["started"]) == started  # to the microsecond, as recorded
     assert a["duration"] == metadata(folders["a"])["duration"]
     assert seen["dtypes"] == {
         "commit": "string",

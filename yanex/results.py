@@ -214,7 +214,7 @@ def to_dataframe(records: Sequence[Record]) -> Any:
             pandas.array(seconds, dtype="Float64").to_numpy(float, na_value=float("nan")),
             unit="s",
             utc=True,
-        )
+        ).round("us")  # as recorded: the index's float seconds are a few ns off
         columns[when] = stamps.tz_convert(_local_zone())
     columns["duration"] = column([rec.duration for rec in records])
     columns["sweep"] = pandas.array([rec.sweep for rec in records], dtype="string")
