@@ -421,10 +421,10 @@ def test_a_long_results_file_is_summarized_exactly_a_chunk_at_a_time(
         summary.lines, tmp_path,
     )  # fmt: skip
     traces = views._traces(rec)
-    xs, ys = traces["loss"]
+    xs, ys, _ = traces["loss"]
     assert len(xs) <= views.MAX_POINTS + 1 and xs[-1] == len(values) - 1 and ys[-1] == values[-1]
     assert xs[:3] == [0, 5, 10]  # every 5th of 20,011 points
-    xs, ys = traces["nested.x"]  # at a third of the lines: found by its name's bytes
+    xs, ys, _ = traces["nested.x"]  # at a third of the lines: found by its name's bytes
     assert len(xs) <= views.MAX_POINTS + 1 and xs[-1] == 20_010 - 20_010 % 3 and xs[0] == 0
     assert ys[-1] == -xs[-1]
 

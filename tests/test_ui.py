@@ -8,6 +8,9 @@ and the security rules (token, host names, CSRF, files only from inside experime
 from __future__ import annotations
 
 import contextlib
+import csv
+import html
+import io
 import json
 import os
 import platform
@@ -21,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 from conftest import (
@@ -280,6 +284,165 @@ def test_user_text_is_shown_escaped(store: Project, server: Server) -> None:
     # The edit form holds the name as it is, so that saving it changes nothing.
     field = '<input name="name" value="&lt;script&gt;alert(1)&lt;/script&gt;\x1b[2J">'
     assert one.count("\x1b") == 1 and field in one
+    # The sweep view's data: control characters escaped (the page shows it as text).
+    sweep = server.get("/api/sweep?tag=odd%25_tag")
+    assert "\x1b" not in sweep.text
+    (run,) = json.loads(sweep.body)["runs"]
+    assert run["name"] == "<script>alert(1)</script>\\x1b[2J"
+
+
+# --- columns ----------------------------------------------------------------------------------
+
+
+def column_keys(html: str) -> list[str]:
+    """The keys of the table's columns, left to right."""
+    return re.findall(r'<th class="[^"]*" data-key="([^"]+)"', html)
+
+
+def cell(html: str, experiment_id: str, key: str) -> str:
+    """What the table shows in one row's column."""
+    row = re.search(rf'<tr data-id="{experiment_id}".*?</tr>', html, re.S)
+    assert row is not None, experiment_id
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(), re.S)[1:]  # after the checkbox
+    return text(cells[column_keys(html).index(key)])
+
+
+def test_the_table_shows_the_parameters_that_tell_rows_apart(
+    store: Project, server: Server
+) -> None:
+    names = by_name(store)
+    page = server.get("/").text
+    fields = ["id", "name", "status", "tags", "started", "duration"]
+    # What varies among the rows shown: lr, the model group's width, the failed run's flag.
+    keys = column_keys(page)
+    assert keys[:6] == fields and keys[9:] == ["results.loss", "results.acc", "error"]
+    assert set(keys[6:9]) == {"params.lr", "params.model.width", "params.fail"}
+    assert cell(page, names["base"], "params.lr") == "0.1"
+    assert cell(page, names["small"], "params.model.width") == "64"
+    assert cell(page, names["base"], "params.fail") == "-"  # it has no such parameter
+    # A sweep's members: the parameters the sweep varies, nothing else.
+    sweep = metadata(queued(store)[0])["sweep"]
+    members = server.get(f"/?sweep={sweep}").text
+    assert column_keys(members) == [*fields, "params.lr"]
+    # A failed run on the page brings the reason.
+    failed = server.get("/?status=failed").text
+    assert column_keys(failed)[-1] == "error"
+    reason = "exited with code 3: ValueError: the data is bad"
+    assert cell(failed, names["broken"], "error") == reason
+
+
+def test_columns_are_chosen_in_the_address(store: Project, server: Server) -> None:
+    names = by_name(store)
+    page = server.get("/?col=name,params.lr,commit,error&sort=params.lr").text
+    assert column_keys(page) == ["id", "name", "params.lr", "commit", "error"]  # the ID first
+    head = git(store.path, "rev-parse", "HEAD").strip()
+    assert cell(page, names["base"], "commit") == head[:10]
+    # Every link of the page keeps the choice: sorting, pages, the filter form, the views.
+    kept = "col=name%2Cparams.lr%2Ccommit%2Cerror"
+    assert f"/?sort=-params.lr&amp;{kept}" in page.replace("&amp;scope=project", "")
+    assert '<input type="hidden" name="col" value="name,params.lr,commit,error">' in page
+    assert f"/sweep?sort=params.lr&amp;{kept}" in page.replace("&amp;scope=project", "")
+    # The picker offers every field and the store's parameters and results, these ticked.
+    picker = page[page.index('<details class="picker"') : page.index("</details>")]
+    for key in ("exit_code", "dirty", "params.epochs", "params.model.width", "results.acc"):
+        assert f'value="{key}"' in picker, key
+    assert re.search(r'value="params.lr" checked', picker)
+    assert not re.search(r'value="params.epochs" checked', picker)
+    # A column that cannot be shown is named.
+    reply = server.get("/?col=bogus")
+    assert reply.status == 400 and "unknown column 'bogus'" in text(reply.text)
+    reply = server.get("/?col=params.lrr")
+    assert reply.status == 400 and "no experiment has a parameter 'lrr'" in text(reply.text)
+    assert "params.lr" in text(reply.text)
+
+
+def test_every_column_sorts_as_the_cli_sorts(store: Project, server: Server) -> None:
+    for key in ("params.lr", "-params.model.width", "error", "-exit_code", "commit"):
+        assert page_ids(server, f"sort={key}") == cli_ids(store, "--sort", key), key
+
+
+@pytest.mark.parametrize(
+    ("query", "args"),
+    [
+        ("f.params.lr=%3C0.2", ["--where", "params.lr<0.2"]),
+        ("f.params.lr=0.1", ["--where", "params.lr==0.1"]),
+        ("f.results.loss=%3E%3D0.2", ["--where", "results.loss>=0.2"]),
+        ("f.status=failed,staged", ["--status", "failed", "--status", "staged"]),
+        ("f.tags=baseline", ["--tag", "baseline"]),
+        ("f.name=scratch", ["--name", "*scratch*"]),
+        ("f.error=the+data+is+bad", ["--name", "broken"]),
+        ("f.exit_code=3", ["--where", "exit_code==3"]),
+        ("f.duration=%3E0&f.params.model.width=64", ["--where", "params.model.width==64"]),
+        ("f.dirty=yes", ["--name", "dirty"]),
+    ],
+)
+def test_each_column_filters(store: Project, server: Server, query: str, args: list[str]) -> None:
+    expected = cli_ids(store, *args)
+    assert expected  # each case selects something
+    assert page_ids(server, query) == expected
+    page = server.get(f"/?{query}").text
+    key, _, value = query.split("&")[0].partition("=")
+    shown = html.escape(unquote_plus(value))
+    assert f'name="{key}" value="{shown}"' in page  # the filter shows what it holds
+
+
+def test_a_bad_column_filter_is_a_clear_error(server: Server) -> None:
+    reply = server.get("/?f.params.lr=%3C%5B1%2C")
+    assert reply.status == 400 and "cannot be parsed" in text(reply.text)
+    reply = server.get("/?f.bogus=1")
+    assert reply.status == 400 and "unknown column 'bogus'" in text(reply.text)
+
+
+def csv_rows(reply: Any) -> list[list[str]]:
+    assert reply.status == 200, reply.text[:500]
+    assert reply.headers["content-type"].startswith("text/csv")
+    assert reply.headers["content-disposition"].startswith("attachment")
+    return list(csv.reader(io.StringIO(reply.text)))
+
+
+def test_the_table_downloads_as_csv_the_cli_writes(store: Project, server: Server) -> None:
+    columns = "name,status,params.lr,results.loss,error,started"
+    rows = csv_rows(server.get(f"/table.csv?per=5&col={columns}"))  # every row, not a page
+    r = store.yanex("list", "--all", "--columns", f"id,{columns}", "--format", "csv")
+    assert rows == list(csv.reader(io.StringIO(r.stdout)))
+    assert r.stdout == server.get(f"/table.csv?col={columns}").text
+    # Without a choice: the columns the table shows.
+    default = csv_rows(server.get("/table.csv"))
+    assert default[0] == column_keys(server.get("/").text)
+    assert [row[0] for row in default[1:]] == cli_ids(store)
+
+
+def test_the_sweep_view_draws_what_the_selection_holds(store: Project, server: Server) -> None:
+    names = by_name(store)
+    members = sorted(
+        (metadata(f)["sweep_index"], f, metadata(f)["sweep"])
+        for f in store.experiments()
+        if metadata(f)["sweep"] and metadata(f)["status"] == "completed"
+    )
+    sweep = members[0][2]
+    data = json.loads(server.get(f"/api/sweep?sweep={sweep[:6]}&scope=all").body)
+    assert data["total"] == 2 and [run["id"] for run in data["runs"]] == [
+        m[1].name for m in members
+    ]
+    assert [p["key"] for p in data["params"]] == ["params.lr"]
+    assert data["params"][0]["values"] == [0.2, 0.3]
+    loss = next(r for r in data["results"] if r["key"] == "results.loss")
+    assert loss["better"] == "min"
+    assert loss["values"] == [results(m[1])[-1]["results"]["loss"] for m in members]
+    # Any selection: a tag's runs, the parameters that vary among them.
+    tagged = json.loads(server.get("/api/sweep?tag=baseline").body)
+    assert {run["id"] for run in tagged["runs"]} == {names["base"], names["small"]}
+    assert {p["key"] for p in tagged["params"]} == {"params.lr", "params.model.width"}
+    failed = json.loads(server.get("/api/sweep?status=failed").body)
+    assert failed["runs"][0]["reason"] == "exited with code 3: ValueError: the data is bad"
+    # The page: its scripts may compile plotly's WebGL code; the others may not.
+    page = server.get(f"/sweep?sweep={sweep}&result=results.loss")
+    assert page.status == 200 and "Sweep view" in text(page.text)
+    assert "'unsafe-eval'" in page.headers["content-security-policy"]
+    assert "'unsafe-eval'" not in server.get("/").headers["content-security-policy"]
+    assert f'data-src="/api/sweep?sweep={sweep}' in page.text
+    bad = server.get("/api/sweep?status=sleeping")
+    assert bad.status == 400 and "unknown status" in json.loads(bad.body)["error"]
 
 
 # --- one experiment -------------------------------------------------------------------------
@@ -370,6 +533,40 @@ def test_curves_are_each_result_against_its_step(store: Project, server: Server)
     assert trace["y"] == [line["results"]["loss"] for line in logged]
     acc = next(r for r in data["results"] if r["name"] == "acc")
     assert acc["lower_is_better"] is False
+    # Each point's time and the run's start, for the wall-time and relative-time axes.
+    from datetime import datetime
+
+    assert trace["t"] == [datetime.fromisoformat(line["timestamp"]).timestamp() for line in logged]
+    started = metadata(store.home / "experiments" / experiment_id)["started_at"]
+    assert trace["start"] == datetime.fromisoformat(started).timestamp() and trace["n"] == 0
+
+
+def test_curves_and_comparisons_download_as_csv(store: Project, server: Server) -> None:
+    names = by_name(store)
+    base, small = names["base"], names["small"]
+    logged = results(store.home / "experiments" / base)
+    rows = csv_rows(server.get(f"/api/curves.csv?id={base}"))
+    assert rows[0] == ["id", "name", "step", "timestamp", "results.loss", "results.acc"]
+    assert rows[1:] == [
+        [base, "base", str(line["step"]), line["timestamp"], repr(line["results"]["loss"]),
+         repr(line["results"]["acc"])]
+        for line in logged
+    ]  # fmt: skip
+    both = csv_rows(server.get(f"/api/curves.csv?id={base}&id={small}&result=loss"))
+    assert both[0] == ["id", "name", "step", "timestamp", "results.loss"]
+    assert [row[0] for row in both[1:]] == [base] * len(logged) + [small] * len(logged)
+    compared = csv_rows(server.get("/compare.csv?id=base&id=small"))
+    assert compared[0][:4] == ["id", "name", "status", "code"]
+    base_row, small_row = (dict(zip(compared[0], row, strict=True)) for row in compared[1:])
+    assert set(compared[0][4:]) == {
+        "params.lr",
+        "params.model.width",
+        "results.loss",
+        "results.acc",
+    }
+    assert (base_row["params.lr"], base_row["params.model.width"]) == ("0.1", "8")
+    assert (small_row["params.lr"], small_row["params.model.width"]) == ("0.01", "64")
+    assert small_row["results.loss"] == "0.093333" and base_row["id"] == base
 
 
 def test_a_sweeps_curves_overlaid_in_grid_order(store: Project, server: Server) -> None:
@@ -431,6 +628,12 @@ def test_a_running_experiment_updates_live_and_cannot_be_removed(
         first = json.loads(server.get(f"/e/{experiment_id}/live").body)
         assert first["status"] == "running"
         wait_for(
+            lambda: json.loads(server.get(f"/e/{experiment_id}/live").body)["results"],
+            "its first result",
+        )
+        now = json.loads(server.get(f"/e/{experiment_id}/live").body)["results"]
+        assert now == [["loss", "1", "1", "1", "1", "0"]]  # last, min, max, steps, last step
+        wait_for(
             lambda: (
                 "waiting"
                 in json.loads(server.get(f"/e/{experiment_id}/live").body)["stdout"]["lines"]
@@ -462,6 +665,7 @@ def test_a_running_experiment_updates_live_and_cannot_be_removed(
     assert later["stdout"]["lines"] == ["done"]  # only what came since
     curve = json.loads(server.get(f"/api/curves?id={experiment_id}").body)["results"][0]
     assert curve["traces"][0]["y"] == [1.0, 0.5]
+    assert later["results"] == [["loss", "0.5", "0.5", "1", "2", "1"]]
     assert experiment_id in page_ids(server, "status=completed")
 
 
@@ -562,10 +766,10 @@ def test_files_are_served_only_from_inside_the_folder(
     for path in (
         f"{base}/../metadata.json",
         f"{base}/artifacts/../../{experiment_id}/metadata.json",
-        f"{base}/%2e%2e/%2e%2e/index-v1.sqlite3",
+        f"{base}/%2e%2e/%2e%2e/index-v4.sqlite3",
         f"{base}//etc/passwd",
         f"{base}/artifacts/leak.txt",
-        f"{base}/artifacts/up/index-v1.sqlite3",
+        f"{base}/artifacts/up/index-v4.sqlite3",
         f"/e/{experiment_id}/view/artifacts/leak.txt",
     ):
         reply = server.get(path)
@@ -683,7 +887,7 @@ def test_a_fifo_results_file_never_stalls_a_request(store: Project, server: Serv
     os.mkfifo(results_file)
     try:
         reply = server.get(f"/api/curves?id={experiment_id}")
-        assert reply.status == 200 and json.loads(reply.text) == {"results": []}
+        assert reply.status == 200 and json.loads(reply.text)["results"] == []
         assert server.get("/").status == 200
         assert server.get(f"/e/{experiment_id}").status == 200
         assert server.get(f"/e/{by_name(store)['base']}").status == 200

@@ -1,9 +1,12 @@
 """The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, against a
 real `yanex ui` over a store made by real runs. One server and one browser for the module.
 
-It opens the table and filters it, opens an experiment and sees its curve drawn, selects two
-and compares them, tags one, watches a running one finish, and deletes one after confirming.
-No page may log an error (a refused script or style, a failed request) meanwhile.
+It opens the table and filters it, chooses its columns, opens an experiment and sees its curve
+drawn, sees a sweep at a glance (parallel coordinates, a scatter, brushing that filters its
+table), overlays a sweep's curves (a style per run, smoothing, time axes, a log scale per
+chart, CSV downloads), selects two and compares them, tags one, watches a running one grow and
+finish, and deletes one after confirming. No page may log an error (a refused script or style,
+a failed request) meanwhile.
 
 The screenshots in the README are taken here: set YANEX_SCREENSHOTS to a folder to keep them
 (``YANEX_SCREENSHOTS=docs/screenshots python -m pytest tests/test_ui_browser.py``).
@@ -11,6 +14,8 @@ The screenshots in the README are taken here: set YANEX_SCREENSHOTS to a folder 
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -19,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, git, metadata
+from conftest import Project, git, metadata, results
 from uiserver import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,15 +50,17 @@ TRAIN = """
 import math, random, sys, yanex
 lr = yanex.get_param("lr", 0.1)
 width = yanex.get_param("width", 128)
+speed = 1.5 if yanex.get_param("optimizer", "sgd") == "adam" else 1.0
 random.seed(round(lr * 1000) + width)
 for step in range(40):
-    loss = 0.12 + 2.0 * math.exp(-3 * lr * step) + random.uniform(-0.03, 0.03)
+    loss = 0.12 + 2.0 * math.exp(-3 * lr * speed * step) + 20 / width + random.uniform(-0.03, 0.03)
     if yanex.get_param("fail", False):
         loss = 0.3 * 1.6**step
     yanex.log_results({"loss": round(loss, 4), "accuracy": round(max(0.0, 1 - loss / 2.2), 4)})
     if yanex.get_param("fail", False) and step == 12:
         print("epoch 12: loss is nan", file=sys.stderr)
         raise RuntimeError("loss is NaN at step 12: lower the learning rate")
+yanex.log_results({"test_acc": round(max(0.0, 1 - loss / 2.0), 4)})  # once, at the end
 if yanex.get_param("plot", False):
     import matplotlib
     matplotlib.use("Agg")
@@ -64,6 +71,17 @@ if yanex.get_param("plot", False):
     yanex.save_artifact(fig, "filters.png")
 yanex.save_artifact({"lr": lr, "width": width}, "summary.json")
 print(f"trained: lr={lr} width={width}")
+"""
+
+GROW = """
+import os, time, yanex
+yanex.log_results({"loss": 1.0}, step=0)
+while not os.path.exists("more"):
+    time.sleep(0.05)
+yanex.log_results({"loss": 0.6}, step=1)
+yanex.log_results({"loss": 0.4}, step=2)
+while not os.path.exists("go"):
+    time.sleep(0.05)
 """
 
 WAIT = """
@@ -91,14 +109,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Project:
     proj = Project(path, root / "home")
     proj.write("train.py", TRAIN)
     proj.write("wait.py", WAIT)
-    proj.write(".gitignore", "go\n")
+    proj.write("grow.py", GROW)
+    proj.write(".gitignore", "go\nmore\n")
     proj.commit("train")
     run_ok(proj, "run", "train.py", "-p", "lr=0.1", "-p", "plot=true", "-n", "baseline",
            "-t", "baseline", "-d", "the reference run")  # fmt: skip
     run_ok(proj, "run", "train.py", "-p", "lr=0.03", "-n", "slow", "-t", "baseline")
     failed = proj.yanex("run", "train.py", "-p", "lr=0.9", "-p", "fail=true", "-n", "diverged")
     assert failed.returncode == 1, failed.stderr
-    run_ok(proj, "stage", "train.py", "-p", "lr=list(0.05, 0.2)", "-p", "width=list(64, 256)")
+    run_ok(proj, "stage", "train.py", "-p", "lr=list(0.02, 0.05, 0.2)", "-p", "width=list(64, 256)",
+           "-p", "optimizer=list(sgd, adam)", "-t", "grid")  # fmt: skip
     run_ok(proj, "run", "--staged", "-j", "2")
     run_ok(proj, "stage", "train.py", "-p", "lr=list(0.4, 0.6)", "-n", "next")
     run_ok(proj, "run", "train.py", "-n", "old-try")
@@ -215,9 +235,28 @@ def test_open_an_experiment_and_see_its_curves(page: Any, store: Project, tmp_pa
     expect(page.locator(".plot").first.locator(".hoverlayer")).to_contain_text(
         re.compile(r"\d\.\d")
     )  # the value under the pointer
-    page.get_by_label("log scale").check()
+    page.get_by_label("log scale of loss").check()  # this chart's, not the others'
     page.wait_for_function("() => document.querySelector('.plot')._fullLayout.yaxis.type == 'log'")
-    page.get_by_label("log scale").uncheck()
+    assert page.eval_on_selector_all(".plot", "ps => ps.map(p => p._fullLayout.yaxis.type)") == [
+        "log",
+        "linear",
+    ]
+    page.get_by_label("log scale of loss").uncheck()
+    # test_acc was logged once: a value, not a chart of one dot.
+    expect(page.locator("table.values")).to_contain_text("test_acc")
+    expect(page.locator('.chart[data-name="test_acc"]')).to_have_count(0)
+    # Its results table, and every step of it, download as CSV.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of this table").click()
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert table[0] == ["result", "last", "min", "max", "steps", "last step"]
+    assert [row[0] for row in table[1:]] == ["loss", "accuracy", "test_acc"]
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of every step").click()
+    steps = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert steps[0] == ["id", "name", "step", "timestamp", "results.loss", "results.accuracy",
+                        "results.test_acc"]  # fmt: skip
+    assert len(steps) == 1 + 41  # 40 steps, and test_acc's own
     page.mouse.move(0, 0)
     shot(
         page,
@@ -246,13 +285,235 @@ def test_select_two_and_compare_them(page: Any, store: Project, tmp_path: Path) 
     differ = page.locator("tbody.differ tr.param")
     expect(differ).to_have_count(2)  # lr and plot; width is the same
     expect(differ.first).to_contain_text("lr")
-    expect(page.locator("td.best")).to_have_count(2)  # the best loss and the best accuracy
+    expect(page.locator("td.best")).to_have_count(3)  # the best loss, accuracy and test_acc
     page.get_by_role("button", name="Overlay curves").click()
     page.wait_for_function(
         "() => document.querySelectorAll('#compare-plots .plot .scatterlayer .trace').length >= 4"
     )
-    assert drawn_traces(page, "#compare-plots .plot") == [2, 2]
+    assert drawn_traces(page, "#compare-plots .chart:not(.once) .plot") == [2, 2]
+    expect(page.locator("#compare-plots .chart.once .bars .point")).to_have_count(2)  # test_acc
     shot(page, "compare", tmp_path, full_page=True)
+
+
+def grid(store: Project) -> str:
+    """The sweep of 12 (3 lr x 2 width x 2 optimizer)."""
+    sweeps = {metadata(f)["sweep"] for f in store.experiments() if "grid" in metadata(f)["tags"]}
+    assert len(sweeps) == 1, sweeps
+    return sweeps.pop()
+
+
+def header_texts(tab: Any) -> list[str]:
+    return tab.eval_on_selector_all(
+        "table.experiments thead tr:first-child th[data-key]",
+        "ths => ths.map(th => th.querySelector('a').textContent)",
+    )
+
+
+def column(tab: Any, title: str) -> list[str]:
+    """The cells of the table's column ``title``, top to bottom."""
+    return tab.eval_on_selector(
+        "table.experiments",
+        """(t, title) => {
+             const ths = [...t.querySelectorAll('thead tr:first-child th')];
+             const at = ths.findIndex(th => th.textContent.trim().startsWith(title));
+             return [...t.querySelectorAll('tbody tr')].map(r => r.cells[at].textContent.trim());
+           }""",
+        title,
+    )
+
+
+def test_choose_the_tables_columns_sort_and_filter_them(page: Any, store: Project) -> None:
+    from playwright.sync_api import expect
+
+    visit(page, f"/?sweep={grid(store)}")
+    rows = page.locator("table.experiments tbody tr")
+    expect(rows).to_have_count(12)
+    # A sweep's members: the parameters it varies, beside the results.
+    assert header_texts(page) == [
+        "ID", "Name", "Status", "Tags", "Started", "Duration", "lr", "width", "optimizer",
+        "loss", "accuracy", "test_acc",
+    ]  # fmt: skip
+    page.get_by_role("link", name="lr", exact=True).click()  # sort by a parameter
+    expect(page).to_have_url(re.compile(r"sort=params.lr"))
+    assert column(page, "lr") == ["0.02"] * 4 + ["0.05"] * 4 + ["0.2"] * 4
+    # The picker: no width, the exit code.
+    page.locator("details.picker summary").click()
+    page.locator('.picker-form input[value="params.width"]').uncheck()
+    page.locator('.picker-form input[value="exit_code"]').check()
+    page.get_by_role("button", name="Show these columns").click()
+    expect(page).to_have_url(re.compile(r"col=[^&]*exit_code"))
+    assert "width" not in header_texts(page) and "Exit code" in header_texts(page)
+    assert column(page, "lr")[0] == "0.02"  # the sort is kept
+    # A filter per column, kept with the columns in the address: a view to bookmark.
+    page.get_by_label("filter optimizer").fill("adam")
+    page.get_by_label("filter optimizer").press("Enter")
+    expect(rows).to_have_count(6)
+    page.get_by_label("filter loss").fill("<0.3")
+    page.get_by_label("filter loss").press("Enter")
+    low = [f for f in store.experiments() if "grid" in metadata(f)["tags"]]
+    wanted = [f for f in low if metadata(f)["sweep_values"]["optimizer"] == "adam"
+              and results(f)[-2]["results"]["loss"] < 0.3]  # fmt: skip
+    expect(rows).to_have_count(len(wanted))
+    assert 0 < len(wanted) < 6
+    bookmark = page.url
+    visit(page, bookmark)
+    expect(rows).to_have_count(len(wanted))
+    assert "width" not in header_texts(page) and "Exit code" in header_texts(page)
+    assert page.get_by_label("filter optimizer").input_value() == "adam"
+    page.locator("details.picker summary").click()
+    page.get_by_role("link", name="Default columns").click()
+    assert "width" in header_texts(page)
+
+
+def test_a_sweep_at_a_glance(page: Any, store: Project, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    visit(page, f"/sweep?sweep={grid(store)}")
+    page.wait_for_selector("#sweep[data-drawn]", state="attached")
+    # Parallel coordinates of the three parameters and the chosen result, a line per run.
+    dims = page.eval_on_selector(
+        "#sweep-parcoords", "p => p._fullData[0].dimensions.map(d => [d.label, d.values.length])"
+    )
+    assert dims == [["lr", 12], ["width", 12], ["optimizer", 12], ["loss", 12]]
+    assert page.locator("#sweep-parcoords canvas").count() > 0
+    expect(page.locator("#sweep-result")).to_have_value("results.loss")  # a result said better
+    rows = page.locator("#sweep-table tbody tr")
+    expect(rows).to_have_count(12)
+    expect(page.locator("#sweep-count")).to_have_text("12 of 12 runs kept")
+    # Brushing: drag along the lr axis over its top value (0.2, on a log axis).
+    brush = page.locator("#sweep-parcoords .axis-brush rect.background").nth(0)
+    box = brush.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.2, steps=6)
+    page.mouse.up()
+    expect(page.locator("#sweep-count")).to_have_text("4 of 12 runs kept")
+    expect(rows).to_have_count(4)
+    lr_at = header_index(page, "#sweep-table", "lr")
+    assert (
+        page.eval_on_selector_all(
+            "#sweep-table tbody tr", f"rs => rs.map(r => r.cells[{lr_at}].textContent)"
+        )
+        == ["0.2"] * 4
+    )
+    selected = page.eval_on_selector("#sweep-scatter", "p => p.data[0].selectedpoints.length")
+    assert selected == 4  # the scatter shows the same runs
+    shot(page, "sweep", tmp_path, full_page=True)
+    # The rows kept download as CSV.
+    with page.expect_download() as download:
+        page.locator("#sweep-csv").click()
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert table[0][:6] == ["id", "name", "status", "params.lr", "params.width",
+                            "params.optimizer"]  # fmt: skip
+    assert len(table) == 5 and all(row[3] == "0.2" for row in table[1:])
+    page.get_by_role("button", name="Clear the brushing").click()
+    expect(rows).to_have_count(12)
+    # Another result and parameter: kept in the address.
+    page.locator("#sweep-result").select_option("results.accuracy")
+    page.locator("#sweep-x").select_option("params.width")
+    expect(page).to_have_url(re.compile(r"result=results.accuracy.*x=params.width"))
+    assert page.eval_on_selector("#sweep-scatter", "p => p._fullLayout.xaxis.title.text") == (
+        "width"
+    )
+
+
+def header_index(tab: Any, table: str, title: str) -> int:
+    return tab.eval_on_selector(
+        table,
+        "(t, title) => [...t.tHead.rows[0].cells].findIndex(c => c.textContent.trim() == title)",
+        title,
+    )
+
+
+def test_a_sweeps_curves_one_style_per_run_and_the_tools(page: Any, store: Project) -> None:
+    from playwright.sync_api import expect
+
+    visit(page, f"/curves?sweep={grid(store)}")
+    page.wait_for_selector(".plot-group[data-drawn]", state="attached")
+    legend = page.locator("ul.run-legend li")
+    expect(legend).to_have_count(12)
+    styles = legend.evaluate_all("items => items.map(i => [i.dataset.color, i.dataset.dash])")
+    assert len({tuple(style) for style in styles}) == 12  # no two runs look alike
+    drawn = page.evaluate("() => [...Array(200).keys()].map(n => JSON.stringify(runStyle(n)))")
+    assert len(set(drawn)) == 200  # nor two of any number of runs
+    loss = '.chart[data-name="loss"] .plot'
+    lines = page.eval_on_selector(loss, "p => p._fullData.map(t => [t.line.color, t.line.dash])")
+    assert [list(style) for style in lines] == [list(style) for style in styles]
+    # test_acc, logged once per run: a bar per run, not twelve dots.
+    expect(page.locator('.chart.once[data-name="test_acc"]')).to_have_count(1)
+    # Time axes: wall time, then seconds since each run started.
+    page.get_by_label("x axis").select_option("wall")
+    page.wait_for_function(
+        f"() => document.querySelector('{loss}')._fullLayout.xaxis.type == 'date'"
+    )
+    page.get_by_label("x axis").select_option("relative")
+    page.wait_for_function(
+        f"() => document.querySelector('{loss}')._fullLayout.xaxis.type == 'linear'"
+    )
+    first = page.eval_on_selector(loss, "p => p._fullData.map(t => t.x[0])")
+    assert all(0 <= x < 30 for x in first)
+    # Smoothing: each curve smoothed, the raw one faint behind it.
+    page.get_by_label("smoothing").fill("0.9")
+    page.wait_for_function(f"() => document.querySelector('{loss}')._fullData.length == 24")
+    raw, smoothed = page.eval_on_selector(loss, "p => [p._fullData[0].y, p._fullData[1].y]")
+    assert raw[0] == smoothed[0] and raw[5] != smoothed[5]
+    # One chart's log scale leaves the others alone.
+    page.get_by_label("log scale of accuracy").check()
+    page.wait_for_function(
+        "() => document.querySelector('.chart[data-name=\"accuracy\"] .plot')"
+        "._fullLayout.yaxis.type == 'log'"
+    )
+    assert page.eval_on_selector(loss, "p => p._fullLayout.yaxis.type") == "linear"
+    # Each chart downloads as CSV: every step of every run, whole.
+    with page.expect_download() as download:
+        page.locator('.chart[data-name="loss"] a.csv').click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "id,name,step,timestamp,results.loss"
+    assert len(lines) == 1 + 12 * 40
+
+
+def test_a_running_experiments_curve_grows_without_a_reload(page: Any, store: Project) -> None:
+    from playwright.sync_api import expect
+
+    for name in ("more", "go"):
+        (store.path / name).unlink(missing_ok=True)
+    proc = store.popen("run", "grow.py", "-n", "growing")
+    try:
+        visit(page, "/?q=growing")
+        row = page.locator("table.experiments tbody tr", has_text="growing")
+        expect(row.locator(".status")).to_have_text("running")
+        row.get_by_role("link").first.click()
+        page.wait_for_function(
+            "() => document.querySelector('.plot') && document.querySelector('.plot')._fullData"
+        )
+        page.evaluate("() => { window.notReloaded = true; }")
+        (store.path / "more").write_text("")
+        page.wait_for_function(
+            "() => document.querySelector('.plot')._fullData[0].x.length == 3", timeout=WAIT_MS
+        )
+        xs = page.eval_on_selector(".plot", "p => p._fullData[0].x")
+        assert list(xs) == [0, 1, 2]
+        expect(page.locator("#results-table tbody tr").first).to_contain_text("0.4")
+        assert page.evaluate("() => window.notReloaded") is True  # it grew in place
+        (store.path / "go").write_text("")
+        assert proc.wait(timeout=60) == 0
+        expect(page.locator(".status.big")).to_have_text("completed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for name in ("more", "go"):
+            (store.path / name).unlink(missing_ok=True)
+
+
+def test_the_staged_queue_downloads_as_csv(page: Any, store: Project) -> None:
+    visit(page, "/staged")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of this table").first.click()
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert table[0] == ["#", "ID", "Name", "Values", "Staged", ""]
+    assert sorted(row[2] for row in table[1:]) == ["next-lr=0.4", "next-lr=0.6"]
 
 
 def test_tag_one(page: Any, store: Project) -> None:

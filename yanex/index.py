@@ -26,7 +26,7 @@ vanish, and while one process builds, others wait for it and follow its progress
 Values keep their type: an int is an SQLite INTEGER (compared exactly with floats), one beyond
 64 bits is kept exact as text and compared exactly by :func:`exact_compare`.
 
-Where the index lives: in the store (``$YANEX_HOME/index-v3.sqlite3``) on a local disk the
+Where the index lives: in the store (``$YANEX_HOME/index-v4.sqlite3``) on a local disk the
 user may write; in the user's cache folder (platformdirs) when the store is on a network
 filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable, or read-only (a
 shared archive, a mounted snapshot). ``YANEX_INDEX`` names the file explicitly.
@@ -54,7 +54,7 @@ from yanex import journal, record, store
 from yanex.errors import StoreError
 from yanex.record import Status, fits_int64, leaves
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 INDEX_ENV = "YANEX_INDEX"
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
 VERIFY_BATCH = 5000
@@ -115,6 +115,8 @@ CREATE TABLE experiments (
     error TEXT,
     sweep TEXT,
     sweep_index INTEGER,
+    git_commit TEXT,                 -- the code it ran: git.commit and git.dirty of metadata
+    git_dirty INTEGER,
     host TEXT,                       -- the launcher's host and pid, to find dead launchers
     pid INTEGER,
     params TEXT NOT NULL,            -- params.json, as JSON text
@@ -160,10 +162,10 @@ CREATE INDEX results_value ON results (key, kind, num, text);
 
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
-    "duration, exit_code, error, sweep, sweep_index, host, pid, params, last, series, steps, fp, "
-    "results_offset"
+    "duration, exit_code, error, sweep, sweep_index, git_commit, git_dirty, host, pid, params, "
+    "last, series, steps, fp, results_offset"
 )
-_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 24)})"
+_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 
 
 def _log_warning(message: str) -> None:
@@ -379,6 +381,8 @@ class _Row:
         meta = self.meta
         launcher = meta.get("launcher") if isinstance(meta.get("launcher"), dict) else {}
         pid = launcher.get("pid")
+        git = meta.get("git") or {}
+        commit, dirty = git.get("commit"), git.get("dirty")
         encode = _ENCODER.encode
         return (
             self.id,
@@ -397,6 +401,8 @@ class _Row:
             meta.get("error"),
             meta.get("sweep"),
             meta.get("sweep_index"),
+            commit if isinstance(commit, str) else None,
+            int(dirty) if isinstance(dirty, bool) else None,
             launcher.get("hostname") if isinstance(launcher.get("hostname"), str) else None,
             pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
             encode(self.params),

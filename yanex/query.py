@@ -42,6 +42,7 @@ class QueryError(YanexError):
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 IS_NUMBER = "is a number"  # a condition no --where writes: get_best's "a number, not NaN"
+CONTAINS = "contains"  # a condition no --where writes: the dashboard's filter of a text column
 _OPERATOR_RE = re.compile(r"[<>=!~]+")
 _ORDERED_KINDS = ("number", "str")
 
@@ -58,6 +59,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "exit_code": ("exit_code", "number"),
     "duration": ("duration", "number"),
     "error": ("error", "text"),
+    "commit": ("git_commit", "text"),
+    "dirty": ("git_dirty", "bool"),
     "created": ("created", "time"),
     "started": ("started", "time"),
     "ended": ("ended", "time"),
@@ -144,9 +147,11 @@ class Condition:
         if leaf is not None:
             return self._leaf_sql(*leaf, op)
         column, kind = _field(self.key) or ("", "")
+        if self.op == CONTAINS and kind == "text":
+            return f"instr(e.{column}, ?) > 0", [str(self.value)]
         if kind == "time":
             return _span_sql(f"e.{column}", op, self.value)
-        if kind == "number":
+        if kind in ("number", "bool"):
             return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
         if self.value is None:
             return (f"e.{column} IS NULL", []) if op == "=" else (f"e.{column} IS NOT NULL", [])
@@ -230,17 +235,19 @@ def parse_where(text: str) -> Condition:
     found = _field(key)
     if found is None:
         raise QueryError(f"{shown}: unknown key {key!r}", hint=_key_help())
-    column, kind = found
+    name, kind = _FIELD_ALIASES.get(key, key), found[1]
     if kind == "time":
-        return Condition(column, op, parse_span(value_text.strip().strip("'\""), shown), text)
+        return Condition(name, op, parse_span(value_text.strip().strip("'\""), shown), text)
     value = _value(value_text, shown)
     if kind == "number" and not (record.is_number(value) or value is None):
         raise QueryError(f"{shown}: {key} is a number; compare it with a number")
+    if kind == "bool" and not (isinstance(value, bool) and op in ("==", "!=")):
+        raise QueryError(f"{shown}: {key} is true or false", hint=f"Write {key}==true.")
     if kind == "text" and value is not None:
         value = str(value)
     if value is None and op not in ("==", "!="):
         raise QueryError(f"{shown}: {op} compares values, not null", hint="Use == null or != null.")
-    return Condition(column, op, value, text)
+    return Condition(name, op, value, text)
 
 
 # A quoted string without escapes or interpolations: Hydra's grammar reads it as its text,
@@ -464,14 +471,16 @@ def make_filters(
 _COLUMNS = (
     "e.id, e.archived, e.status, e.name, e.description, e.tags, e.project, e.script, e.created, "
     "e.started, e.ended, e.duration, e.exit_code, e.error, e.sweep, e.sweep_index, e.params, "
-    "e.last, e.series, e.steps"
-)  # record.Record's fields, in order
+    "e.last, e.series, e.steps, e.git_commit, e.git_dirty"
+)  # record.Record's fields, in order (its root between e.steps and e.git_commit)
 
 
 def _record(index: Index, row: tuple[Any, ...]) -> record.Record:
     """A record from a row of ``_COLUMNS`` (in the order of ``record.Record``'s fields)."""
-    roots = index.record_roots
-    return record.Record(*row, roots[row[1]])
+    *fields, commit, dirty = row
+    return record.Record(
+        *fields, index.record_roots[row[1]], commit, None if dirty is None else bool(dirty)
+    )
 
 
 def select(
@@ -530,30 +539,40 @@ def check_keys(index: Index, filters: Filters, sort: Sequence[Sort] = ()) -> Non
     named = [(c.key, c.text, "--where") for c in filters.where]
     named += [(s.key, s.key, "--sort") for s in sort]
     for key, shown, option in named:
-        leaf = leaf_key(key)
-        if leaf is None:
-            continue
-        table, name = leaf
-        found = index.conn.execute(f"SELECT 1 FROM {table} WHERE key = ? LIMIT 1", (name,))
-        if found.fetchone() is None:
-            what = "a result" if table == "results" else "a parameter"
-            raise QueryError(
-                f"{option} {shown!r}: no experiment has {what} {name!r}",
-                hint=_close_keys(index, table, name),
-            )
+        check_key(index, key, f"{option} {shown!r}")
 
 
-def _close_keys(index: Index, table: str, name: str) -> str:
-    """Keys of the store close to a mistyped one (or under it, for a dict)."""
-    # Each distinct key by one seek of the (key, ...) index: as fast at 100,000 experiments.
-    keys = [
+def check_key(index: Index, key: str, shown: str) -> None:
+    """Refuse a ``params.``/``results.`` key no experiment has (``shown`` names where it was
+    written), naming the keys close to it; any other key passes."""
+    leaf = leaf_key(key)
+    if leaf is None:
+        return
+    table, name = leaf
+    found = index.conn.execute(f"SELECT 1 FROM {table} WHERE key = ? LIMIT 1", (name,))
+    if found.fetchone() is None:
+        what = "a result" if table == "results" else "a parameter"
+        raise QueryError(
+            f"{shown}: no experiment has {what} {name!r}", hint=_close_keys(index, table, name)
+        )
+
+
+def known_keys(index: Index, table: str, limit: int = 100_000) -> list[str]:
+    """The distinct keys of ``params`` or ``results`` in the store, sorted (one seek of the
+    (key, ...) index per key: as fast at 100,000 experiments)."""
+    return [
         row[0]
         for row in index.conn.execute(
             f"WITH RECURSIVE k(key) AS (SELECT min(key) FROM {table} UNION ALL "
             f"SELECT (SELECT min(key) FROM {table} WHERE key > k.key) FROM k "
-            "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL LIMIT 100000"
+            f"WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL LIMIT {int(limit)}"
         )
     ]
+
+
+def _close_keys(index: Index, table: str, name: str) -> str:
+    """Keys of the store close to a mistyped one (or under it, for a dict)."""
+    keys = known_keys(index, table)
     if not keys:
         return f"No experiment has logged any {'result' if table == 'results' else 'parameter'}."
     under = [key for key in keys if key.startswith(f"{name}.")][:5]

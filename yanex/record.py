@@ -711,6 +711,8 @@ class Record:
     series_json: str  # per result leaf: [count, min, max, last step]
     steps: int  # the lines of results.jsonl indexed
     root: Path  # the store folder it is in (experiments/ or archived/)
+    git_commit: str | None = None  # the commit it ran (metadata's git.commit)
+    git_dirty: bool | None = None  # with uncommitted changes (None: not in a git repository)
 
     @cached_property
     def dir(self) -> Path:

@@ -9,6 +9,7 @@ The same filters as ``yanex list`` (through ``yanex.query``), the same records a
     runs = yr.find(status="completed", where="params.model.lr<=0.01", sort="results.loss")
     df = yr.to_dataframe(runs)           # one row per experiment (pandas: yanex[analysis])
     steps = yr.metrics_dataframe(best)   # one row per logged step
+    steps = yr.metrics_dataframe(runs)   # the steps of many, with the experiment's id
 
 By default, like the CLI, the experiments of the current project (the git repository of the
 working folder, else the folder); ``all_projects=True`` for every one. Bad filters raise
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import query
+from yanex.columns import reason
 from yanex.errors import YanexError
 from yanex.index import Index
 from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
@@ -41,7 +43,9 @@ __all__ = [
     "get_best",
     "get_experiment",
     "get_experiments",
+    "metric_rows",
     "metrics_dataframe",
+    "reason",
     "to_dataframe",
 ]
 
@@ -178,10 +182,12 @@ def _pandas() -> Any:
 
 
 def to_dataframe(records: Sequence[Record]) -> Any:
-    """One row per experiment: id, name, status, tags, times, duration, sweep, then a
-    ``params.<dotted key>`` column per parameter and a ``results.<dotted name>`` column per
-    result (its last value). Columns have pandas' nullable dtypes (see :func:`column`).
-    Needs pandas (``pip install "yanex[analysis]"``)."""
+    """One row per experiment: id, name, status, tags, times, duration, sweep, where it came
+    from (exit_code, error: the failure's reason in one line, commit, dirty, script, project,
+    folder), then a ``params.<dotted key>`` column per parameter and a ``results.<dotted
+    name>`` column per result (its last value). yanex's own columns have no dot, so none
+    meets a parameter's or a result's. Columns have pandas' nullable dtypes (see
+    :func:`column`). Needs pandas (``pip install "yanex[analysis]"``)."""
     pandas = _pandas()
     count = len(records)
     # The index's JSON of all records decoded in one call each: 100,000 small parses cost more.
@@ -208,10 +214,20 @@ def to_dataframe(records: Sequence[Record]) -> Any:
             pandas.array(seconds, dtype="Float64").to_numpy(float, na_value=float("nan")),
             unit="s",
             utc=True,
-        )
+        ).round("us")  # as recorded: the index's float seconds are a few ns off
         columns[when] = stamps.tz_convert(_local_zone())
     columns["duration"] = column([rec.duration for rec in records])
     columns["sweep"] = pandas.array([rec.sweep for rec in records], dtype="string")
+    columns["exit_code"] = column([rec.exit_code for rec in records])
+    columns["error"] = pandas.array([reason(rec) for rec in records], dtype="string")
+    columns["commit"] = pandas.array([rec.git_commit for rec in records], dtype="string")
+    columns["dirty"] = column([rec.git_dirty for rec in records])
+    for name, texts in (
+        ("script", [rec.script for rec in records]),
+        ("project", [rec.project for rec in records]),
+        ("folder", [str(rec.dir) for rec in records]),
+    ):
+        columns[name] = pandas.array(texts, dtype="string")
     # Built column by column: a 100,000-row frame from row dicts costs several times more.
     spread: dict[str, list[Any]] = {}
     for prefix, rows in (("params", params), ("results", lasts)):
@@ -275,12 +291,11 @@ def _local_zone() -> Any:
     return datetime.now().astimezone().tzinfo
 
 
-def metrics_dataframe(record: Record) -> Any:
-    """One row per logged step of ``record``: ``step`` (Int64), ``timestamp`` (the last of the
-    step's lines), then a ``results.<dotted name>`` column per result, so no result name
-    meets yanex's own columns. Results logged at one step in several calls are one row (a
-    name logged twice keeps its last value); lines without a step are rows of their own."""
-    pandas = _pandas()
+def metric_rows(record: Record) -> list[dict[str, Any]]:
+    """One dict per logged step of ``record``: ``step``, ``timestamp`` (the last of the
+    step's lines), then ``results.<dotted name>``. Results logged at one step in several
+    calls are one row (a name logged twice keeps its last value); lines without a step are
+    rows of their own (without ``step``)."""
     rows: dict[Any, dict[str, Any]] = {}
     lines = (line for chunk in iter_results(record.dir) for line in chunk)
     for i, line in enumerate(lines):
@@ -288,15 +303,33 @@ def metrics_dataframe(record: Record) -> Any:
         key = step if step.__class__ is int else ("line", i)
         row = rows.get(key)
         if row is None:
-            row = rows[key] = {"step": step if step.__class__ is int else _MISSING}
-        row["timestamp"] = line.get("timestamp", _MISSING)
+            row = rows[key] = {"step": step} if step.__class__ is int else {}
+        if "timestamp" in line:
+            row["timestamp"] = line["timestamp"]
         row.update((k, decode_value(v)) for k, v in leaves(line["results"], "results"))
-    names = list(dict.fromkeys(name for row in rows.values() for name in row))
-    names = ["step", "timestamp", *(n for n in names if n not in ("step", "timestamp"))]
-    table = list(rows.values())
-    return pandas.DataFrame(
-        {name: column([row.get(name, _MISSING) for row in table]) for name in names}
-    )
+    return list(rows.values())
+
+
+def metrics_dataframe(records: Record | Sequence[Record]) -> Any:
+    """One row per logged step (see :func:`metric_rows`): ``step`` (Int64), ``timestamp``,
+    then a ``results.<dotted name>`` column per result, so no result name meets yanex's own
+    columns. Given several experiments, one long table of all their steps, its first column
+    ``id`` the experiment's (``df.groupby("id")``, or ``df.pivot`` for a column each)."""
+    pandas = _pandas()
+    many = not isinstance(records, Record)
+    table: list[dict[str, Any]] = []
+    for rec in records if many else [records]:  # type: ignore[union-attr]
+        rows = metric_rows(rec)
+        if many:
+            rows = [{"id": rec.id, **row} for row in rows]
+        table += rows
+    names = list(dict.fromkeys(name for row in table for name in row))
+    first = ["id", "step", "timestamp"] if many else ["step", "timestamp"]
+    names = [*first, *(n for n in names if n not in first)]
+    frame = {name: column([row.get(name, _MISSING) for row in table]) for name in names}
+    if many:
+        frame["id"] = pandas.array([row["id"] for row in table], dtype="string")
+    return pandas.DataFrame(frame)
 
 
 def compare(

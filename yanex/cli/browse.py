@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from yanex import manage, query
+from yanex import columns, manage, query
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.index import Index, param_leaves
@@ -214,6 +214,9 @@ def _record_json(rec: Record) -> dict[str, Any]:
         "duration": rec.duration,
         "exit_code": rec.exit_code,
         "error": rec.error,
+        "reason": columns.reason(rec),
+        "commit": rec.git_commit,
+        "dirty": rec.git_dirty,
         "sweep": rec.sweep,
         "sweep_index": rec.sweep_index,
         "archived": rec.archived,
@@ -256,6 +259,15 @@ def _flat_params(rec: Record) -> dict[str, Any]:
 )
 @click.option("--all", "show_all", is_flag=True, help="Show every match (no limit).")
 @click.option(
+    "--columns",
+    "column_keys",
+    multiple=True,
+    metavar="KEYS",
+    help="The columns of the table and csv, comma-separated: params.<key>, results.<name> or "
+    "a field (id, name, status, tags, started, duration, created, ended, project, script, "
+    "sweep, exit_code, error, commit, dirty, description); +KEY adds one to the default ones.",
+)
+@click.option(
     "-f",
     "--format",
     "fmt",
@@ -275,6 +287,7 @@ def list_command(
     sort_key: str | None,
     limit: int,
     show_all: bool,
+    column_keys: tuple[str, ...],
     fmt: str,
     depends_on: tuple[str, ...],
     **options: Any,
@@ -282,12 +295,15 @@ def list_command(
     """List experiments of this project, newest first.
 
     \b
-    Columns: ID, name, status, tags, when it started, how long it ran, and the last value of
-    each result the listed runs logged (as many as fit the terminal).
+    Columns: ID, name, status, tags, when it started, how long it ran, the parameters a sweep
+    varies (for --sweep, or runs of one sweep), and the last value of each result the listed
+    runs logged (as many as fit the terminal); the reason a run failed with --status failed.
+    --columns chooses them.
     \b
     Examples:
       yanex list --status failed
       yanex list --tag baseline --where "results.loss<0.3" --sort results.loss
+      yanex list --sweep 3f9a --columns id,params.lr,results.loss,error
       yanex list -A --since 3d --format csv > runs.csv
       yanex list --sweep 3f9a --format ids | xargs yanex archive --yes
       yanex list --depends-on 3f9a       (what was run on 3f9a's output: -D)
@@ -300,6 +316,7 @@ def list_command(
         sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
         records = query.select(index, filters, sort=sort, limit=None if show_all else limit)
         total = len(records) if show_all else query.count(index, filters)
+        chosen = _list_columns(index, column_keys, records, filters, options)
         if fmt == "json":
             from yanex import dependencies
 
@@ -313,14 +330,20 @@ def list_command(
                         for rec in records])  # fmt: skip
         return
     names = _result_names(records)
+    if fmt == "csv" and column_keys:
+        out.print_csv(
+            [col.key for col in chosen],
+            [[out.csv_cell(col.key, col.value(rec)) for col in chosen] for rec in records],
+        )
+        return
     if fmt == "csv":
         keys = list(dict.fromkeys(k for rec in records for k in _flat_params(rec)))
         headers = ["id", "name", "status", "tags", "project", "script", "created", "started",
-                   "ended", "duration", "exit_code"]  # fmt: skip
+                   "ended", "duration", "exit_code", "error", "commit", "dirty"]  # fmt: skip
         rows = []
         for rec in records:
             params = _flat_params(rec)
-            data = _record_json(rec)
+            data = {**_record_json(rec), "error": columns.reason(rec)}
             rows.append(
                 [
                     out.full_value(data[h]) if h != "tags" else out.safe(";".join(rec.tags))
@@ -333,7 +356,7 @@ def list_command(
             headers + [f"params.{k}" for k in keys] + [f"results.{n}" for n in names], rows
         )
         return
-    _print_list(records, names, all_projects=options["all_projects"])
+    _print_list(records, chosen)
     scope = "all projects" if options["all_projects"] else _current_project_name()
     if not records:
         echo_err(
@@ -345,28 +368,41 @@ def list_command(
         echo_err(f"{shown}; --limit N or --all for more")
 
 
-def _print_list(records: Sequence[Record], names: Sequence[str], all_projects: bool) -> None:
-    headers = ["ID", "NAME", "STATUS", "TAGS", "STARTED", "DURATION"]
-    if all_projects:
-        headers.append("PROJECT")
-    fixed = len(headers)
-    table = out.Table(headers + [out.safe(n) for n in names], numeric={5}, optional_from=fixed)
-    table.numeric |= set(range(fixed, fixed + len(names)))
-    table.styles = {0: "cyan", 2: "bold"}
+def _list_columns(
+    index: Index,
+    keys: Sequence[str],
+    records: Sequence[Record],
+    filters: query.Filters,
+    options: dict[str, Any],
+) -> list[columns.Column]:
+    """The columns ``--columns`` asks for (``+KEY``: the default ones and KEY); by default
+    the swept parameters when the listing is one sweep's members, and the reason a run
+    failed when only failed or cancelled runs are asked for."""
+    parts = [part.strip() for key in keys for part in key.split(",")]
+    added = columns.parse(part[1:] for part in parts if part.startswith("+"))
+    exact = columns.parse(part for part in parts if not part.startswith("+"))
+    columns.check(index, [*exact, *added])
+    if exact:
+        return exact + [col for col in added if col not in exact]
+    sweep = columns.one_sweep(records)
+    chosen = columns.defaults(
+        records,
+        params=columns.swept_params(index, sweep) if sweep else (),
+        all_projects=options["all_projects"],
+        reasons=columns.failures_only(filters.status),
+    )
+    return chosen + [col for col in added if col not in chosen]
+
+
+def _print_list(records: Sequence[Record], chosen: Sequence[columns.Column]) -> None:
+    titles = [col.title.upper() if col.kind == "field" else out.safe(col.leaf) for col in chosen]
+    leading = next((i for i, col in enumerate(chosen) if col.key not in columns.BASE), len(chosen))
+    table = out.Table(titles, optional_from=max(1, min(leading, len(chosen))))
+    table.numeric = {i for i, col in enumerate(chosen) if col.numeric}
+    styles = {"id": "cyan", "status": "bold"}
+    table.styles = {i: styles[col.key] for i, col in enumerate(chosen) if col.key in styles}
     for rec in records:
-        row = [
-            rec.id,
-            out.safe(rec.name or ""),
-            rec.status,
-            out.safe(", ".join(rec.tags)),
-            out.ago(rec.started),
-            out.duration(rec.duration),
-        ]
-        if all_projects:
-            row.append(out.safe(Path(rec.project).name if rec.project else ""))
-        last = _flat_last(rec)
-        row += [out.value(last[n]) if n in last else "" for n in names]
-        table.rows.append(row)
+        table.rows.append([out.cell(col.key, col.value(rec)) for col in chosen])
     if records:
         table.print()
 
@@ -853,7 +889,8 @@ def get(field: str, refs: tuple[str, ...], depth: int | None, **options: Any) ->
     dependencies: its -D dependencies, as SLOT=ID; upstream: the IDs of the experiments it
     depends on, directly or not; downstream: of those that depend on it; lineage: both, and
     itself (comma-joined, upstream first; --depth N: at most N steps away).
-    A missing value prints an empty line. Without IDs, the experiments the filters select.
+    A missing value prints an empty line; error prints the ID and the reason in one line
+    (a tab between). Without IDs, the experiments the filters select.
     \b
     Examples:
       yanex get results.loss --sweep 81d0
@@ -875,7 +912,10 @@ def get(field: str, refs: tuple[str, ...], depth: int | None, **options: Any) ->
             values = [_lineage_ids(index, rec, field, depth) for rec in records]
         else:
             values = [_get_value(rec, field) for rec in records]
-    for value in values:
+    for rec, value in zip(records, values, strict=True):
+        if field == "error":  # which run, and why it failed in one line
+            click.echo(f"{rec.id}\t{out.safe(columns.reason(rec) or '')}".rstrip("\t"))
+            continue
         click.echo(out.full_value(value))
 
 

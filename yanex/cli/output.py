@@ -78,6 +78,43 @@ def full_value(item: Any) -> str:
     return safe(json.dumps(item, ensure_ascii=False, default=str))
 
 
+def cell(key: str, item: Any) -> str:
+    """A column's value (``yanex.columns``) as a table shows it: times as how long ago,
+    durations short, a commit by its first 10 digits, paths by their last part, text
+    escaped; a parameter a run lacks as ``-``."""
+    if key.startswith("params."):
+        return "-" if item is None else value(item)
+    if key.startswith("results."):
+        return value(item)
+    if item is None:
+        return ""
+    if key in ("created", "started", "ended"):
+        return ago(datetime.fromtimestamp(item).astimezone())
+    if key == "duration":
+        return duration(item)
+    if key == "tags":
+        return safe(", ".join(item))
+    if key == "commit":
+        return safe(item[:10])
+    if key == "dirty":
+        return "yes" if item else "no"
+    if key in ("project", "script"):
+        return safe(str(item).rstrip("/").rsplit("/", 1)[-1])
+    return safe(str(item))
+
+
+def csv_cell(key: str, item: Any) -> str:
+    """A column's value in a csv file: exact (floats by repr), times in ISO 8601 with their
+    offset, tags joined by ``;``, text escaped."""
+    if item is None:
+        return ""
+    if key in ("created", "started", "ended"):
+        return datetime.fromtimestamp(item).astimezone().isoformat()
+    if key == "tags":
+        return safe(";".join(item))
+    return full_value(item)
+
+
 @dataclass
 class Table:
     """Rows of cells under headers; ``best`` marks (row, column) cells as the best value."""

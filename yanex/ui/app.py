@@ -44,7 +44,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from yanex import dependencies, manage, query, store
+from yanex import columns, dependencies, manage, query, store
 from yanex.cli import output as out
 from yanex.errors import YanexError
 from yanex.index import Index
@@ -153,6 +153,9 @@ def _environment(settings: Settings) -> jinja2.Environment:
         page_sizes=views.PAGE_SIZES,
         lower_is_better=query.lower_is_better,
         now=time.time,
+        cell=out.cell,
+        reason=columns.reason,
+        fields=columns.FIELDS,
     )
     return env
 
@@ -273,13 +276,19 @@ class Dashboard:
 
     # -- the table --------------------------------------------------------------------------
 
-    def _table_context(self, request: Request) -> tuple[dict[str, Any], int]:
+    def _query(self, request: Request) -> views.TableQuery:
         params = {key: request.query_params.getlist(key) for key in request.query_params}
-        q = views.TableQuery.parse(params, self.settings.all_projects)
+        return views.TableQuery.parse(params, self.settings.all_projects)
+
+    def _table_context(self, request: Request, whole: bool = True) -> tuple[dict[str, Any], int]:
+        """The table's page; ``whole``: with what the column picker offers."""
+        q = self._query(request)
         context: dict[str, Any] = {"q": q, "page": None, "error": None, "notices": []}
         with self.index() as (index, notices):
             try:
-                context["page"] = views.table_page(index, q, self.settings.project)
+                context["page"] = page = views.table_page(index, q, self.settings.project)
+                if whole:
+                    page.picker = views.picker(index)
             except query.QueryError as exc:
                 context["error"] = exc.format_message()
         context["notices"] = notices
@@ -296,8 +305,43 @@ class Dashboard:
 
     def rows(self, request: Request) -> Response:
         """The table alone, for live updates."""
-        context, status = self._table_context(request)
+        context, status = self._table_context(request, whole=False)
         return self.render("_table.html", status, **context)
+
+    def table_csv(self, request: Request) -> Response:
+        """Every row the table's filters select, with the columns it shows."""
+        q = self._query(request)
+        with self.index() as (index, _):
+            try:
+                page = views.table_page(index, q, self.settings.project)
+                text = views.table_csv(index, q, self.settings.project, page.columns)
+            except query.QueryError as exc:
+                raise HTTPException(400, exc.format_message()) from None
+        return _csv(text, "experiments.csv")
+
+    # -- the sweep view ---------------------------------------------------------------------
+
+    def sweep(self, request: Request) -> Response:
+        q = self._query(request)
+        page = self.render(
+            "sweep.html",
+            nav="sweep",
+            q=q,
+            source=q.url("/api/sweep"),
+            result=request.query_params.get("result", ""),
+            x=request.query_params.get("x", ""),
+        )
+        page.headers["content-security-policy"] = security.WEBGL_PAGE_POLICY
+        return page
+
+    def sweep_data(self, request: Request) -> Response:
+        q = self._query(request)
+        with self.index() as (index, _):
+            try:
+                data = views.sweep_data(index, q, self.settings.project)
+            except query.QueryError as exc:
+                raise HTTPException(400, exc.format_message()) from None
+        return JSONResponse(data)
 
     # -- one experiment ---------------------------------------------------------------------
 
@@ -319,7 +363,20 @@ class Dashboard:
         the page has (``?stdout=N&stderr=M``)."""
         with self.index() as (index, _):
             rec = self._exact(index, request.path_params["id"])
-        answer: dict[str, Any] = {"status": rec.status}
+        answer: dict[str, Any] = {
+            "status": rec.status,
+            "results": [
+                [
+                    out.safe(name),
+                    out.value(s.last),
+                    out.value(s.min),
+                    out.value(s.max),
+                    str(s.count),
+                    "" if s.last_step is None else str(s.last_step),
+                ]
+                for name, s in rec.series.items()
+            ],
+        }
         for name, filename in (("stdout", store.STDOUT), ("stderr", store.STDERR)):
             offset = request.query_params.get(name)
             start = int(offset) if offset and offset.isdigit() else None
@@ -396,6 +453,19 @@ class Dashboard:
         with self.index() as (index, _):
             records = self._selection(index, request)
         return JSONResponse(views.curves(records))
+
+    def curves_csv(self, request: Request) -> Response:
+        """Every logged step of the selection (or of one result: ``result=``), whole."""
+        with self.index() as (index, _):
+            records = self._selection(index, request)
+        result = request.query_params.get("result") or None
+        name = f"{result or 'results'}.csv" if len(records) != 1 else f"{records[0].id}.csv"
+        return _csv(views.curves_csv(records, result), name)
+
+    def compare_csv(self, request: Request) -> Response:
+        with self.index() as (index, _):
+            records = self._selection(index, request)
+        return _csv(views.compare_csv(views.comparison(records)), "compare.csv")
 
     def curves(self, request: Request) -> Response:
         with self.index() as (index, _):
@@ -515,6 +585,11 @@ class Dashboard:
         return [
             Route("/", read(self.table)),
             Route("/rows", read(self.rows)),
+            Route("/table.csv", read(self.table_csv)),
+            Route("/sweep", read(self.sweep)),
+            Route("/api/sweep", read(self.sweep_data)),
+            Route("/api/curves.csv", read(self.curves_csv)),
+            Route("/compare.csv", read(self.compare_csv)),
             Route("/staged", read(self.staged)),
             Route("/compare", read(self.compare)),
             Route("/curves", read(self.curves)),
@@ -529,6 +604,19 @@ class Dashboard:
             Route("/vendor/plotly.min.js", self.plotly),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
+
+
+def _csv(text: str, filename: str) -> Response:
+    """A CSV download (the name is the browser's suggestion: only safe characters)."""
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{safe_name}"',
+            "cache-control": "no-store",
+        },
+    )
 
 
 def create_app(settings: Settings) -> Any:

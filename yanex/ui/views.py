@@ -18,14 +18,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from yanex import code, query, record, store
-from yanex.index import Index, param_leaves
+from yanex import code, columns, query, record, store
+from yanex.columns import Column
+from yanex.index import Index, epoch, param_leaves
 from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
 PAGE_SIZES = (20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_RESULT_COLUMNS = 30
+MAX_PARAM_COLUMNS = 12  # shown by default; the picker offers every one
+MAX_PICKER_KEYS = 500  # parameters (and results) the column picker lists
+FILTER_PREFIX = "f."  # a column's filter in the address: f.params.lr=<0.1
+MAX_SWEEP_RUNS = 5000  # drawn by the sweep view
+MAX_SWEEP_PARAMS = 30  # axes of its parallel coordinates
 TAIL_BYTES = 64 * 1024  # of stdout and stderr shown, and sent per live update
 MAX_POINTS = 5000  # per curve; longer ones are thinned evenly (the last point is kept)
 MAX_FILES = 1000  # listed per experiment folder
@@ -76,11 +82,18 @@ class TableQuery:
     per: int = DEFAULT_PAGE_SIZE
     archived: bool = False
     all_projects: bool = False
+    columns: tuple[str, ...] = ()  # chosen in the picker; empty: the default ones
+    column_filters: tuple[tuple[str, str], ...] = ()  # (column key, what its filter says)
 
     @classmethod
     def parse(cls, params: Mapping[str, Sequence[str]], all_by_default: bool) -> TableQuery:
         scope = _one(params, "scope")
         where = [line.strip() for v in params.get("where", ()) for line in v.splitlines()]
+        column_filters = {
+            key[len(FILTER_PREFIX) :]: value
+            for key in params
+            if key.startswith(FILTER_PREFIX) and (value := _one(params, key))
+        }
         return cls(
             status=words(params.get("status", ())),
             tags=words(params.get("tag", ())),
@@ -96,23 +109,36 @@ class TableQuery:
             per=min(_positive(_one(params, "per"), DEFAULT_PAGE_SIZE), max(PAGE_SIZES)),
             archived=_one(params, "archived") in ("1", "on", "true"),
             all_projects=all_by_default if scope is None else scope == "all",
+            columns=words(params.get("col", ())),
+            column_filters=tuple(sorted(column_filters.items())),
         )
 
     def filters(self, project: str | None) -> query.Filters:
-        """The shared filters (``yanex list``'s); QueryError when one cannot be used."""
+        """The shared filters (``yanex list``'s) and the columns' own; QueryError when one
+        cannot be used."""
+        status, tags = list(self.status), list(self.tags)
+        where: list[str | query.Condition] = list(self.where)
+        for key, text in self.column_filters:
+            column_filter(key, text, status, tags, where)
         return query.make_filters(
-            status=self.status,
-            tags=self.tags,
+            status=status,
+            tags=tags,
             name=self.name,
             script=self.script,
             sweep=self.sweep,
             since=self.since,
             until=self.until,
-            where=self.where,
+            where=where,
             project=None if self.all_projects else project,
             archived=self.archived,
             text=self.text,
         )
+
+    def chosen_columns(self) -> list[Column]:
+        """The columns the address asks for (the ID always first); QueryError names an
+        unknown one."""
+        chosen = columns.parse(self.columns)
+        return [Column("id"), *(col for col in chosen if col.key != "id")] if chosen else []
 
     def sorts(self) -> tuple[query.Sort, ...]:
         return (query.parse_sort(self.sort),) if self.sort else (query.NEWEST_FIRST,)
@@ -132,6 +158,9 @@ class TableQuery:
             if value:
                 pairs.append((key, value))
         pairs += [("where", w) for w in self.where]
+        if self.columns:
+            pairs.append(("col", ",".join(self.columns)))
+        pairs += [(f"{FILTER_PREFIX}{key}", text) for key, text in self.column_filters]
         if self.archived:
             pairs.append(("archived", "1"))
         pairs.append(("scope", "all" if self.all_projects else "project"))
@@ -155,7 +184,12 @@ class TableQuery:
             return self.url(sort=f"{'+' if current.descending else '-'}{key}")
         if key.startswith("results."):
             return self.url(sort=key)
-        return self.url(sort=f"-{key}" if key in ("created", "started", "duration") else key)
+        newest = ("created", "started", "ended", "duration")
+        return self.url(sort=f"-{key}" if key in newest else key)
+
+    def filter_of(self, key: str) -> str:
+        """What the filter of the column ``key`` says ("" for none)."""
+        return dict(self.column_filters).get(key, "")
 
     def arrow(self, key: str) -> str:
         current = self._current()
@@ -168,6 +202,31 @@ class TableQuery:
             return query.parse_sort(self.sort or "-created")
         except query.QueryError:
             return None
+
+
+def column_filter(
+    key: str, text: str, status: list[str], tags: list[str], where: list[str | query.Condition]
+) -> None:
+    """A column's filter as the table's filters: ``<0.3``, ``>=2026-01-01``, ``!=adam`` (an
+    operator first) compare as ``--where`` does; a bare value is ``==`` for a parameter, a
+    result, a number or a time (a date is its day), one of the statuses or tags (``failed,
+    cancelled``), and what a text field contains (name, reason, script, ...)."""
+    key = columns.ALIASES.get(key, key)
+    columns.parse([key])  # an unknown column is named
+    text = text.strip()
+    starts = next((op for op in query.OPERATORS if text.startswith(op)), None)
+    if key == "status":
+        status.extend(words([text]))
+    elif key == "tags":
+        tags.extend(words([text]))
+    elif starts is not None:
+        where.append(query.parse_where(f"{key}{text}"))
+    elif key.startswith(("params.", "results.")) or key in columns.NUMERIC | columns.TIMES:
+        where.append(query.parse_where(f"{key}=={text}"))
+    elif key == "dirty":
+        where.append(query.parse_where(f"dirty=={'true' if text in ('yes', 'true') else 'false'}"))
+    else:
+        where.append(query.Condition(key, query.CONTAINS, text, f"{key} contains {text!r}"))
 
 
 def _positive(text: str | None, default: int) -> int:
@@ -184,12 +243,14 @@ class TablePage:
 
     rows: list[Record]
     total: int
-    names: list[str]  # result columns
-    hidden_names: int  # result names past MAX_RESULT_COLUMNS
+    columns: list[Column]
+    hidden_names: int  # result names past MAX_RESULT_COLUMNS (default columns)
     status_counts: dict[str, int]
     page: int
     pages: int
     first: int  # 1-based position of the first row shown
+    explicit: bool = False  # the columns were chosen (else: the default ones)
+    picker: dict[str, list[str]] = field(default_factory=dict)  # what the picker offers
 
     @property
     def last(self) -> int:
@@ -207,21 +268,75 @@ def table_page(index: Index, q: TableQuery, project: str | None) -> TablePage:
     pages = max(1, math.ceil(total / q.per))
     page = min(q.page, pages)
     rows = query.select(index, filters, q.sorts(), limit=q.per, offset=(page - 1) * q.per)
-    # The results the rows shown logged, as `yanex list` has them (all of the selection's
-    # would cost a pass over the results of every selected experiment).
-    names = list(dict.fromkeys(name for rec in rows for name in rec.last))
+    chosen = q.chosen_columns()
+    columns.check(index, chosen, "the column")
+    # By default the results the rows shown logged, as `yanex list` has them (all of the
+    # selection's would cost a pass over the results of every selected experiment).
+    names = columns.result_names(rows)
+    shown = chosen or table_defaults(index, q, rows)
     without_status = dataclasses.replace(filters, status=())
     counts = {str(s): n for s, n in query.group_count(index, without_status, "status")}
     return TablePage(
         rows=rows,
         total=total,
-        names=names[:MAX_RESULT_COLUMNS],
-        hidden_names=max(0, len(names) - MAX_RESULT_COLUMNS),
+        columns=shown,
+        hidden_names=0 if chosen else max(0, len(names) - MAX_RESULT_COLUMNS),
         status_counts=counts,
         page=page,
         pages=pages,
         first=(page - 1) * q.per + 1,
+        explicit=bool(chosen),
     )
+
+
+def table_defaults(index: Index, q: TableQuery, rows: Sequence[Record]) -> list[Column]:
+    """The table's columns unless chosen: ``yanex list``'s, with the parameters that tell the
+    rows apart (a sweep's: what it varies; else those that vary among the rows shown) and
+    the reason a run failed when one shown did."""
+    sweep = columns.one_sweep(rows)
+    params = columns.swept_params(index, sweep) if sweep else columns.varying_params(rows)
+    return columns.defaults(
+        rows,
+        params=params,
+        all_projects=q.all_projects,
+        reasons=any(rec.error for rec in rows),
+        max_params=MAX_PARAM_COLUMNS,
+        max_results=MAX_RESULT_COLUMNS,
+    )
+
+
+def picker(index: Index) -> dict[str, list[str]]:
+    """What the column picker offers: every field, and the store's parameters and results."""
+    return {
+        "field": list(columns.FIELDS),
+        "params": [f"params.{k}" for k in query.known_keys(index, "params", MAX_PICKER_KEYS)],
+        "results": [f"results.{k}" for k in query.known_keys(index, "results", MAX_PICKER_KEYS)],
+    }
+
+
+def table_csv(index: Index, q: TableQuery, project: str | None, shown: Sequence[Column]) -> str:
+    """Every row the table's filters select (not one page), in its order, with ``shown``
+    columns: values exact, times in ISO 8601."""
+    from yanex.cli import output as out
+
+    filters = q.filters(project)
+    lines = [[col.key for col in shown]]
+    batch, offset = 2000, 0
+    while True:
+        rows = query.select(index, filters, q.sorts(), limit=batch, offset=offset)
+        lines += [[out.csv_cell(col.key, col.value(rec)) for col in shown] for rec in rows]
+        offset += batch
+        if len(rows) < batch:
+            return csv_text(lines)
+
+
+def csv_text(lines: Iterable[Sequence[Any]]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()
 
 
 # --- the staged queue -----------------------------------------------------------------------
@@ -425,29 +540,46 @@ def label(rec: Record) -> str:
 
 def curves(records: Sequence[Record]) -> dict[str, Any]:
     """Each numeric result of these experiments against its step, one trace per experiment:
-    ``{"results": [{"name", "lower_is_better", "traces": [{"id", "label", "x", "y"}]}]}``.
-    A value that is not a finite number is a gap (null). Each curve holds at most MAX_POINTS
-    points, taken evenly (the last kept), and reading one costs memory for those only."""
+    ``{"results": [{"name", "lower_is_better", "traces": [{"id", "label", "n", "status",
+    "start", "x", "y", "t"}]}], "live": bool}``. ``n`` is the experiment's place among
+    ``records`` (its colour in every chart), ``t`` each point's time (seconds since the
+    epoch, null when the line has none), ``start`` when the run started. A value that is not
+    a finite number is a gap (null). Each curve holds at most MAX_POINTS points, taken
+    evenly (the last kept), and reading one costs memory for those only."""
     by_name: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
+    for n, rec in enumerate(records):
         try:
             traced = _traces(rec)
         except record.BadRecord:
             continue  # results.jsonl is not a file (the index names the folder)
-        for name, (xs, ys) in traced.items():
+        start = rec.started_ts if rec.started_ts is not None else rec.created_ts
+        for name, (xs, ys, ts) in traced.items():
             by_name.setdefault(name, []).append(
-                {"id": rec.id, "label": label(rec), "x": xs, "y": ys, "status": rec.status}
+                {
+                    "id": rec.id,
+                    "label": label(rec),
+                    "n": n,
+                    "status": rec.status,
+                    "start": start,
+                    "x": xs,
+                    "y": ys,
+                    "t": ts,
+                }
             )
     return {
         "results": [
             {"name": safe(name), "lower_is_better": query.lower_is_better(name), "traces": traces}
             for name, traces in by_name.items()
-        ]
+        ],
+        "live": any(rec.status in Status.LIVE for rec in records),
     }
 
 
-def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
-    """``{leaf: (steps, values)}`` of one experiment's numeric results, each thinned to about
+Points = tuple[list[Any], list[Any], list[Any]]  # steps, values, times
+
+
+def _traces(rec: Record) -> dict[str, Points]:
+    """``{leaf: (steps, values, times)}`` of one experiment's numeric results, each thinned to about
     MAX_POINTS (its last point kept), from the counts the index holds (``rec.series``).
 
     A line is parsed only when it holds a point to draw: results logged at most steps take
@@ -469,7 +601,7 @@ def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
     needles = {name: json.dumps(name.rsplit(".", 1)[-1]).encode() for name in counts}
     strides = {name: max(1, math.ceil(count / MAX_POINTS)) for name, count in sparse.items()}
     seen = dict.fromkeys(sparse, 0)
-    points: dict[str, tuple[list[Any], list[Any]]] = {name: ([], []) for name in counts}
+    points: dict[str, Points] = {name: ([], [], []) for name in counts}
     held: dict[str, tuple[int, bytes]] = {}  # a sparse curve's last line not drawn yet
     base = 0
     tail: list[bytes] = []
@@ -497,7 +629,7 @@ def _traces(rec: Record) -> dict[str, tuple[list[Any], list[Any]]]:
 
 
 def _add_last(
-    points: dict[str, tuple[list[Any], list[Any]]],
+    points: dict[str, Points],
     names: list[str],
     needles: dict[str, bytes],
     tail: list[bytes],
@@ -508,22 +640,21 @@ def _add_last(
         index = count - 1 - back
         due = [n for n in names if needles[n] in raw]
         for name in due:
-            xs, ys = points[name]
+            xs, ys, ts = points[name]
             drawn = len(xs)
             _add_points(points, [name], index, raw)
             if drawn and len(xs) > drawn and (xs[-1], ys[-1]) == (xs[-2], ys[-2]):
                 xs.pop()  # the stride had taken this line already
                 ys.pop()
+                ts.pop()
         names = [n for n in names if n not in due]
         if not names:
             return
 
 
-def _add_points(
-    points: dict[str, tuple[list[Any], list[Any]]], names: list[str], index: int, raw: bytes
-) -> None:
-    """Each of ``names`` from one raw line of results.jsonl, at its step (else its index); a
-    value that is not a finite number is a gap (None)."""
+def _add_points(points: dict[str, Points], names: list[str], index: int, raw: bytes) -> None:
+    """Each of ``names`` from one raw line of results.jsonl, at its step (else its index) and
+    its time; a value that is not a finite number is a gap (None)."""
     try:
         line = json.loads(raw)
         values = dict(leaves(line["results"]))
@@ -531,11 +662,14 @@ def _add_points(
         return
     step = line.get("step")
     x = step if isinstance(step, int) and not isinstance(step, bool) else index
+    t = epoch(line.get("timestamp"))
     for name in names:
         value = record.decode_value(values.get(name))
         if record.is_number(value):
-            points[name][0].append(x)
-            points[name][1].append(value if math.isfinite(value) else None)
+            xs, ys, ts = points[name]
+            xs.append(x)
+            ys.append(value if math.isfinite(value) else None)
+            ts.append(t)
 
 
 # --- compare --------------------------------------------------------------------------------
@@ -567,3 +701,120 @@ def comparison(records: list[Record]) -> Comparison:
         best=query.best_rows(records, names),
         codes=[code.label(code.recorded_in(r.dir, r.metadata.get("git"))) for r in records],
     )
+
+
+def compare_csv(c: Comparison) -> str:
+    """The comparison as ``yanex compare --format csv`` writes it (the code always)."""
+    from yanex.cli import output as out
+
+    lines: list[list[str]] = [
+        [
+            "id",
+            "name",
+            "status",
+            "code",
+            *(f"params.{k}" for k in c.differing),
+            *(f"results.{n}" for n in c.names),
+        ]
+    ]
+    for rec, params, label_ in zip(c.records, c.params, c.codes, strict=True):
+        last = columns.flat_last(rec)
+        lines.append(
+            [rec.id, safe(rec.name or ""), rec.status, safe(label_)]
+            + [out.full_value(params.get(k)) for k in c.differing]
+            + [out.full_value(last.get(n)) for n in c.names]
+        )
+    return csv_text(lines)
+
+
+def curves_csv(records: Sequence[Record], result: str | None = None) -> str:
+    """Every logged step of these experiments, whole (not thinned as drawn): one row per
+    experiment and step, ``id, name, step, timestamp`` and a ``results.<name>`` column per
+    result (or only ``result``)."""
+    from yanex.cli import output as out
+    from yanex.results import metric_rows
+
+    rows: list[tuple[Record, dict[str, Any]]] = []
+    for rec in records:
+        try:
+            rows += [(rec, row) for row in metric_rows(rec)]
+        except record.BadRecord:
+            continue
+    names = list(dict.fromkeys(k for _, row in rows for k in row if k.startswith("results.")))
+    if result is not None:
+        names = [n for n in names if n == f"results.{result}"]
+        rows = [(rec, row) for rec, row in rows if any(n in row for n in names)]
+    lines: list[list[str]] = [["id", "name", "step", "timestamp", *names]]
+    for rec, row in rows:
+        lines.append(
+            [
+                rec.id,
+                safe(rec.name or ""),
+                out.full_value(row.get("step")),
+                safe(str(row.get("timestamp") or "")),
+            ]
+            + [out.full_value(row.get(n)) for n in names]
+        )
+    return csv_text(lines)
+
+
+# --- the sweep view -------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A value as the sweep view's JSON holds it: numbers (finite), text, true/false, or null;
+    lists and dicts as their JSON text."""
+    value = record.decode_value(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return query.canonical(value)
+
+
+def sweep_data(index: Index, q: TableQuery, project: str | None) -> dict[str, Any]:
+    """What the sweep view draws, for the selection of the table's filters (a sweep, a tag,
+    any): each run, the parameters that vary among them and every numeric result, a column
+    of values each, in the runs' order (at most MAX_SWEEP_RUNS runs)."""
+    filters = q.filters(project)
+    total = query.count(index, filters)
+    order = q.sorts() if q.sort else (query.Sort("created"), query.Sort("sweep_index"))
+    runs = query.select(index, filters, order, limit=MAX_SWEEP_RUNS)
+    flat = [columns.flat_params(rec) for rec in runs]
+    lasts = [columns.flat_last(rec) for rec in runs]
+    varying = columns.varying_params(runs)[:MAX_SWEEP_PARAMS]
+    names = list(dict.fromkeys(n for last in lasts for n in last))
+    results = []
+    for name in names:
+        values = [_plain(last.get(name)) for last in lasts]
+        if any(record.is_number(v) for v in values):
+            results.append(
+                {
+                    "key": f"results.{name}",
+                    "title": safe(name),
+                    "better": query.better(name),
+                    "values": [v if record.is_number(v) else None for v in values],
+                }
+            )
+    return {
+        "total": total,
+        "runs": [
+            {
+                "id": rec.id,
+                "name": safe(rec.name or ""),
+                "label": label(rec),
+                "status": rec.status,
+                "reason": safe(columns.reason(rec) or ""),
+            }
+            for rec in runs
+        ],
+        "params": [
+            {
+                "key": f"params.{key}",
+                "title": safe(key),
+                "values": [_plain(params.get(key)) for params in flat],
+            }
+            for key in varying
+        ],
+        "results": results,
+    }

@@ -3,6 +3,7 @@
 "use strict";
 
 const POLL_MS = 3000;
+const LIVE = ["staged", "running"];
 const MAX_LOG_LINES = 5000;
 
 function visible() {
@@ -78,8 +79,11 @@ function setUpTable() {
   if (!table.dataset.src) return; // a query that cannot be shown is not asked again
   let last = table.innerHTML;
   let busy = false;
+  // A column filter being typed in is not swept away by a refresh.
+  const typing = () => [...table.querySelectorAll(".column-filters input")].some(
+    (input) => input === document.activeElement || input.value !== input.defaultValue);
   setInterval(async () => {
-    if (busy || !visible()) return;
+    if (busy || !visible() || typing()) return;
     busy = true;
     try {
       const html = await getText(table.dataset.src);
@@ -98,40 +102,235 @@ function setUpTable() {
 
 // --- curves ---------------------------------------------------------------------------------
 
-function plotTraces(result) {
-  return result.traces.map((trace) => ({
-    type: "scatter",
-    mode: trace.x.length > 1 ? "lines" : "markers",
-    x: trace.x,
-    y: trace.y,
-    name: esc(trace.label),
-    hovertemplate: "%{y:.6g}",
+// A colour and a dash per run, the same in every chart of a page: ten colours, each again in
+// five other dash styles, then colours spread around the wheel (each hue its own) for any more.
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+
+const PATTERNS = ["", "/", ".", "x", "-", "+"]; // a bar's stand-in for its run's dash
+
+function runStyle(n) {
+  const color = n < PALETTE.length * DASHES.length ? PALETTE[n % PALETTE.length]
+    : `hsl(${((n * 137.508) % 360).toFixed(2)}, 62%, ${38 + (n % 3) * 9}%)`;
+  const kind = Math.floor(n / PALETTE.length) % DASHES.length;
+  return { color, dash: DASHES[kind], pattern: PATTERNS[kind] };
+}
+
+const DASH_ARRAYS = { solid: "", dash: "6 3", dot: "2 3", dashdot: "6 3 2 3", longdash: "10 4",
+                      longdashdot: "10 4 2 4" };
+
+// One legend for every chart of a group: each run's colour and dash, as its curves have them.
+function drawLegend(group, results) {
+  const runs = new Map();
+  for (const result of results) {
+    for (const trace of result.traces) runs.set(trace.n, trace);
+  }
+  let legend = group.parentElement.querySelector(".run-legend");
+  if (runs.size < 2) {
+    if (legend) legend.remove();
+    return;
+  }
+  if (!legend) {
+    legend = document.createElement("ul");
+    legend.className = "run-legend";
+    group.before(legend);
+  }
+  const svg = "http://www.w3.org/2000/svg";
+  legend.replaceChildren(...[...runs.values()].sort((a, b) => a.n - b.n).map((trace) => {
+    const style = runStyle(trace.n);
+    const item = document.createElement("li");
+    item.dataset.n = String(trace.n);
+    item.dataset.color = style.color;
+    item.dataset.dash = style.dash;
+    const sample = document.createElementNS(svg, "svg");
+    sample.setAttribute("width", "30");
+    sample.setAttribute("height", "8");
+    const line = document.createElementNS(svg, "line");
+    for (const [key, value] of [["x1", 0], ["y1", 4], ["x2", 30], ["y2", 4], ["stroke", style.color],
+                                ["stroke-width", 2], ["stroke-dasharray", DASH_ARRAYS[style.dash]]]) {
+      line.setAttribute(key, String(value));
+    }
+    sample.appendChild(line);
+    const link = document.createElement("a");
+    link.href = `/e/${trace.id}`;
+    link.textContent = trace.label;
+    item.append(sample, " ", link);
+    return item;
   }));
 }
 
-function plotLayout(result, log) {
-  const better = result.lower_is_better === null ? "which way is better: unknown"
+// An exponential moving average, as TensorBoard smooths (debiased at the start); gaps stay.
+function smooth(ys, weight) {
+  if (!weight) return ys;
+  let last = 0;
+  let count = 0;
+  return ys.map((y) => {
+    if (y === null || !Number.isFinite(y)) return null;
+    last = last * weight + (1 - weight) * y;
+    count += 1;
+    return last / (1 - weight ** count);
+  });
+}
+
+const AXES = {
+  step: { title: "step", type: "linear" },
+  wall: { title: "time", type: "date" },
+  relative: { title: "seconds since the run started", type: "linear" },
+};
+
+function xValues(trace, mode) {
+  if (mode === "step") return trace.x;
+  if (mode === "wall") return trace.t.map((t) => (t === null ? null : new Date(t * 1000)));
+  const start = trace.start ?? trace.t.find((t) => t !== null) ?? 0;
+  return trace.t.map((t) => (t === null ? null : Math.round((t - start) * 1000) / 1000));
+}
+
+function plotTraces(result, mode, weight) {
+  const traces = [];
+  for (const trace of result.traces) {
+    const style = runStyle(trace.n);
+    const x = xValues(trace, mode);
+    const line = { color: style.color, dash: style.dash, width: 1.8 };
+    const many = trace.x.length > 1;
+    if (weight && many) {
+      traces.push({ type: "scatter", mode: "lines", x, y: trace.y, line: { ...line, width: 1 },
+                    opacity: 0.25, hoverinfo: "skip", showlegend: false, legendgroup: trace.id });
+    }
+    traces.push({
+      type: "scatter",
+      mode: many ? "lines" : "markers",
+      x,
+      y: weight && many ? smooth(trace.y, weight) : trace.y,
+      name: esc(trace.label),
+      legendgroup: trace.id,
+      line,
+      marker: { color: style.color, size: 7 },
+      hovertemplate: "%{y:.6g}",
+    });
+  }
+  return traces;
+}
+
+function betterNote(result) {
+  return result.lower_is_better === null ? "which way is better: unknown"
     : result.lower_is_better ? "lower is better" : "higher is better";
+}
+
+function plotLayout(result, mode, log) {
   const last = Math.max(0, ...result.traces.map((trace) => trace.x[trace.x.length - 1] || 0));
+  const axis = AXES[mode];
   return {
-    title: { text: `${esc(result.name)} <span style="font-size:11px;color:#888">(${better})</span>`, x: 0.02 },
+    title: { text: `${esc(result.name)} <span style="font-size:11px;color:#888">(${betterNote(result)})</span>`, x: 0.02 },
     // Steps are whole numbers: a short run gets a tick per step, not 0.5s.
-    xaxis: { title: { text: "step" }, zeroline: false, dtick: last < 10 ? 1 : undefined },
+    xaxis: { title: { text: axis.title }, type: axis.type, zeroline: false,
+             dtick: mode === "step" && last < 10 ? 1 : undefined },
     yaxis: { type: log ? "log" : "linear", zeroline: false },
-    // One curve needs no legend; more get one below, the plot taller for it.
-    height: 320 + 20 * Math.min(Math.max(result.traces.length - 1, 0), 15),
+    height: 320,
     margin: { l: 60, r: 20, t: 40, b: 45 },
     hovermode: "x unified",
-    showlegend: result.traces.length > 1,
-    legend: { orientation: "h", yanchor: "top", y: -0.3 },
-    uirevision: "keep", // live updates keep the user's zoom
+    hoverlabel: { namelength: 40 },
+    showlegend: false, // one legend above the charts says which run is which
+    uirevision: mode, // live updates keep the user's zoom; another x axis starts afresh
   };
 }
 
-async function drawGroup(group) {
+function csvUrl(src, result) {
+  const url = src.replace("/api/curves?", "/api/curves.csv?");
+  return result === undefined ? url : `${url}&result=${encodeURIComponent(result)}`;
+}
+
+// A chart of one result: its own log scale and CSV, the plot below them.
+function chartFor(group, result) {
+  let chart = [...group.querySelectorAll(".chart")].find((el) => el.dataset.name === result.name);
+  if (chart) return chart;
+  chart = document.createElement("div");
+  chart.className = "chart";
+  chart.dataset.name = result.name;
+  const tools = document.createElement("div");
+  tools.className = "chart-tools";
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.className = "chart-log";
+  box.setAttribute("aria-label", `log scale of ${result.name}`);
+  label.append(box, " log scale");
+  const csv = document.createElement("a");
+  csv.className = "csv";
+  csv.href = csvUrl(group.dataset.src, result.name);
+  csv.download = `${result.name}.csv`;
+  csv.textContent = "CSV";
+  tools.append(label, " ", csv);
+  const plot = document.createElement("div");
+  plot.className = "plot";
+  plot.dataset.name = result.name;
+  chart.append(tools, plot);
+  group.appendChild(chart);
+  box.addEventListener("change", () => {
+    if (!chart.classList.contains("once")) {
+      Plotly.relayout(plot, { "yaxis.type": box.checked ? "log" : "linear" });
+    }
+  });
+  return chart;
+}
+
+// Results logged once: a value each, not a curve (a table; a bar per run when several ran).
+function drawValues(group, results) {
+  let table = group.querySelector("table.values");
+  const single = results.filter((result) => result.traces.length === 1);
+  const several = results.filter((result) => result.traces.length > 1);
+  if (single.length && !table) {
+    table = document.createElement("table");
+    table.className = "compact values";
+    group.prepend(table);
+  }
+  if (table) {
+    table.replaceChildren(...single.map((result) => {
+      const row = document.createElement("tr");
+      const name = document.createElement("th");
+      name.textContent = result.name;
+      const value = document.createElement("td");
+      value.className = "num";
+      value.textContent = String(result.traces[0].y[0] ?? "");
+      const note = document.createElement("td");
+      note.className = "muted";
+      note.textContent = `logged once (${betterNote(result)})`;
+      row.append(name, value, note);
+      return row;
+    }));
+  }
+  return several.map((result) => {
+    const chart = chartFor(group, result);
+    chart.classList.add("once");
+    const traces = [{
+      type: "bar",
+      orientation: "h",
+      y: result.traces.map((trace) => esc(trace.label)),
+      x: result.traces.map((trace) => trace.y[0]),
+      marker: {
+        color: result.traces.map((trace) => runStyle(trace.n).color),
+        pattern: { shape: result.traces.map((trace) => runStyle(trace.n).pattern) },
+      },
+      hovertemplate: "%{x:.6g}<extra></extra>",
+    }];
+    const layout = {
+      title: { text: `${esc(result.name)} <span style="font-size:11px;color:#888">(logged once; ${betterNote(result)})</span>`, x: 0.02 },
+      height: 140 + 22 * Math.min(result.traces.length, 30),
+      margin: { l: 160, r: 20, t: 40, b: 30 },
+      yaxis: { automargin: true, autorange: "reversed" },
+    };
+    return Plotly.react(chart.querySelector(".plot"), traces, layout, { responsive: true, displaylogo: false });
+  });
+}
+
+const drawnData = new WeakMap();
+
+async function drawGroup(group, refetch = true) {
   if (!window.Plotly) return;
-  const data = JSON.parse(await getText(group.dataset.src));
-  const log = group.dataset.log === "1";
+  const data = refetch || !drawnData.has(group)
+    ? JSON.parse(await getText(group.dataset.src)) : drawnData.get(group);
+  drawnData.set(group, data);
+  if (!data.live) group.dataset.ended = "1"; // nothing left to follow
   if (!data.results.length) {
     group.dataset.empty = "1";
     if (!group.querySelector(".none")) {
@@ -144,44 +343,59 @@ async function drawGroup(group) {
   }
   const none = group.querySelector(".none");
   if (none) none.remove();
-  for (const result of data.results) {
-    let plot = [...group.querySelectorAll(".plot")].find((el) => el.dataset.name === result.name);
-    if (!plot) {
-      plot = document.createElement("div");
-      plot.className = "plot";
-      plot.dataset.name = result.name;
-      group.appendChild(plot);
-    }
-    await Plotly.react(plot, plotTraces(result), plotLayout(result, log), {
-      responsive: true,
-      displaylogo: false,
-    });
+  const tools = group.parentElement.querySelector(".plot-tools");
+  const mode = tools?.querySelector("select.xaxis")?.value || "step";
+  const weight = Number(tools?.querySelector("input.smoothing")?.value || 0);
+  // Logged once by runs that have ended: a value each (a running run's first point grows).
+  const once = data.results.filter((result) => result.traces.every(
+    (trace) => trace.x.length <= 1 && !LIVE.includes(trace.status)));
+  const curves = data.results.filter((result) => !once.includes(result));
+  drawLegend(group, data.results);
+  const drawing = [];
+  for (const result of curves) {
+    const chart = chartFor(group, result);
+    chart.classList.remove("once");
+    const log = chart.querySelector("input.chart-log").checked;
+    drawing.push(Plotly.react(chart.querySelector(".plot"), plotTraces(result, mode, weight),
+                              plotLayout(result, mode, log), { responsive: true, displaylogo: false }));
   }
+  drawing.push(...drawValues(group, once)); // after the curves: they matter more
+  await Promise.all(drawing);
   group.dataset.drawn = String(data.results.length);
 }
 
 function startGroup(group) {
   drawGroup(group).catch(() => {});
   if (group.dataset.live === "1") {
-    setInterval(() => {
-      if (visible()) drawGroup(group).catch(() => {});
+    const timer = setInterval(() => {
+      if (group.dataset.ended === "1") clearInterval(timer);
+      else if (visible()) drawGroup(group).catch(() => {});
     }, POLL_MS);
+  }
+}
+
+function setUpPlotTools(tools) {
+  const section = tools.closest("section") || document;
+  const redraw = () => {
+    for (const group of section.querySelectorAll(".plot-group[data-src]")) {
+      drawGroup(group, false).catch(() => {});
+    }
+  };
+  const axis = tools.querySelector("select.xaxis");
+  if (axis) axis.addEventListener("change", redraw);
+  const smoothing = tools.querySelector("input.smoothing");
+  if (smoothing) {
+    smoothing.addEventListener("input", () => {
+      const shown = tools.querySelector("output.smoothing-value");
+      if (shown) shown.textContent = Number(smoothing.value).toFixed(2);
+      redraw();
+    });
   }
 }
 
 function setUpPlots() {
   for (const group of document.querySelectorAll(".plot-group[data-src]")) startGroup(group);
-  for (const box of document.querySelectorAll("input.logscale")) {
-    box.addEventListener("change", () => {
-      const section = box.closest("section") || document;
-      for (const group of section.querySelectorAll(".plot-group")) {
-        group.dataset.log = box.checked ? "1" : "0";
-        for (const plot of group.querySelectorAll(".plot")) {
-          Plotly.relayout(plot, { "yaxis.type": box.checked ? "log" : "linear" });
-        }
-      }
-    });
-  }
+  for (const tools of document.querySelectorAll(".plot-tools")) setUpPlotTools(tools);
   const overlay = document.getElementById("overlay");
   if (overlay) {
     overlay.disabled = false; // it works from now on
@@ -207,6 +421,26 @@ function appendLines(pre, lines) {
   if (all.length > MAX_LOG_LINES) pre.textContent = all.slice(-MAX_LOG_LINES).join("\n");
 }
 
+// The results table of a running experiment, as the index has it now.
+function showResults(rows) {
+  const table = document.getElementById("results-table");
+  if (!table || !rows) return;
+  const body = table.querySelector("tbody");
+  body.replaceChildren(...rows.map((cells) => {
+    const row = document.createElement("tr");
+    cells.forEach((text, i) => {
+      const cell = document.createElement("td");
+      if (i > 0) cell.className = "num";
+      cell.textContent = text;
+      row.appendChild(cell);
+    });
+    return row;
+  }));
+  table.hidden = rows.length === 0;
+  const none = document.getElementById("no-results");
+  if (none) none.hidden = rows.length > 0;
+}
+
 function setUpExperiment() {
   const page = document.getElementById("experiment");
   if (!page) return;
@@ -227,6 +461,7 @@ function setUpExperiment() {
         const follow = document.getElementById("follow");
         if (part.lines.length && follow && follow.checked) pre.scrollTop = pre.scrollHeight;
       }
+      showResults(live.results);
       if (live.status !== page.dataset.status) window.location.reload();
     } catch (error) {
       // try again at the next tick
@@ -236,9 +471,394 @@ function setUpExperiment() {
   }, POLL_MS);
 }
 
+// --- the sweep view: parameters against a result, brushing that filters the table ----------
+
+const NONE = "(none)";
+
+function shortNumber(value) {
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+}
+
+// One axis of the parallel coordinates: numbers as they are (a log axis when they are all
+// positive and span a decade or more), anything else as categories; a run without the value
+// at "(none)", below the others. A parameter's few values are its ticks.
+function spansDecades(values) {
+  const present = values.filter((v) => v !== null);
+  return present.length > 0 && present.every((v) => typeof v === "number" && v > 0)
+    && Math.max(...present) / Math.min(...present) >= 10;
+}
+
+function axisOf(column, valueTicks = true) {
+  const values = column.values;
+  const present = values.filter((v) => v !== null);
+  if (present.length && present.every((v) => typeof v === "number")) {
+    const distinct = [...new Set(present)].sort((a, b) => a - b);
+    const lo = distinct[0];
+    const hi = distinct[distinct.length - 1];
+    const log = spansDecades(values);
+    const f = log ? Math.log10 : (v) => v;
+    const span = f(hi) - f(lo) || 1;
+    const none = f(lo) - span * 0.15;
+    const ticks = valueTicks && distinct.length <= 12 ? distinct
+      : log ? decades(lo, hi) : null;
+    const tickvals = ticks ? ticks.map(f) : undefined;
+    const ticktext = ticks ? ticks.map(shortNumber) : undefined;
+    const hasNone = present.length < values.length;
+    return {
+      label: esc(column.title),
+      values: values.map((v) => (v === null ? none : f(v))),
+      range: [hasNone ? none : f(lo), f(hi)],
+      tickvals: hasNone && ticks ? [none, ...tickvals] : tickvals,
+      ticktext: hasNone && ticks ? [NONE, ...ticktext] : ticktext,
+      tickformat: log && !ticks ? ".2~e" : undefined,
+      text: values.map((v) => (v === null ? NONE : shortNumber(v))),
+      ticks: valueTicks && distinct.length <= 12 ? distinct : undefined, // for the scatter
+    };
+  }
+  const names = values.map((v) => (v === null ? NONE : String(v)));
+  const cats = [...new Set(names)].sort((a, b) => (a === NONE) - (b === NONE) || a.localeCompare(b));
+  return {
+    label: esc(column.title),
+    values: names.map((name) => cats.indexOf(name)),
+    range: [-0.3, Math.max(cats.length - 0.7, 0.3)],
+    tickvals: cats.map((_, i) => i),
+    ticktext: cats.map(esc), // user text: shown as text, never as plotly's HTML
+    text: names.map(esc),
+  };
+}
+
+function decades(lo, hi) {
+  const found = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e += 1) found.push(10 ** e);
+  return found;
+}
+
+function inRanges(value, range) {
+  if (!range) return true;
+  const ranges = Array.isArray(range[0]) ? range : [range];
+  return ranges.some(([lo, hi]) => value >= lo && value <= hi);
+}
+
+function csvField(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function download(name, text) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// What each part of the sweep view took, as the browser's performance entries (for
+// benchmarks/bench_ui.py): "yanex sweep: data", "... parallel coordinates", and so on.
+function timed(part, since) {
+  const now = performance.now();
+  performance.measure(`yanex sweep: ${part}`, { start: since, end: now });
+  return now;
+}
+
+async function setUpSweep() {
+  const root = document.getElementById("sweep");
+  if (!root || !window.Plotly) return;
+  let since = performance.now();
+  let data;
+  try {
+    data = JSON.parse(await getText(root.dataset.src));
+    since = timed("data", since);
+  } catch (error) {
+    const note = document.getElementById("sweep-note");
+    note.hidden = false;
+    note.className = "error";
+    note.textContent = "This selection cannot be shown: see it in the table for why.";
+    return;
+  }
+  const runs = data.runs;
+  const parcoords = document.getElementById("sweep-parcoords");
+  const scatter = document.getElementById("sweep-scatter");
+  const resultPick = document.getElementById("sweep-result");
+  const xPick = document.getElementById("sweep-x");
+  const clear = document.getElementById("sweep-clear");
+  const note = document.getElementById("sweep-note");
+  const state = { boxed: null, sort: null, kept: runs.map((_, i) => i), shown: "all" };
+  const notes = [];
+  if (data.total > runs.length) notes.push(`The first ${runs.length.toLocaleString()} of ${data.total.toLocaleString()} experiments are drawn: narrow the selection to see the rest.`);
+  if (!runs.length) notes.push("No experiments match.");
+  else if (!data.params.length) notes.push("These experiments do not differ in any parameter.");
+  if (runs.length && !data.results.length) notes.push("None of them logged a numeric result.");
+  if (notes.length) {
+    note.hidden = false;
+    note.textContent = notes.join(" ");
+  }
+  for (const result of data.results) resultPick.add(new Option(result.title, result.key));
+  for (const param of data.params) xPick.add(new Option(param.title, param.key));
+  const wanted = (pick, key) => {
+    if ([...pick.options].some((option) => option.value === key)) pick.value = key;
+  };
+  const known = data.results.find((result) => result.better);
+  if (known) resultPick.value = known.key;
+  wanted(resultPick, root.dataset.result);
+  wanted(xPick, root.dataset.x);
+  const result = () => data.results.find((r) => r.key === resultPick.value);
+  const param = () => data.params.find((p) => p.key === xPick.value);
+  const reasons = runs.some((run) => run.reason);
+
+  function remember() {
+    const url = new URL(window.location.href);
+    if (resultPick.value) url.searchParams.set("result", resultPick.value);
+    if (xPick.value) url.searchParams.set("x", xPick.value);
+    history.replaceState(null, "", url);
+  }
+
+  function colours() {
+    const chosen = result();
+    if (!chosen) return { color: "#2f5bd3" };
+    const present = chosen.values.filter((v) => v !== null);
+    const lo = Math.min(...present);
+    const hi = Math.max(...present);
+    const worst = chosen.better === "max" ? lo : hi;
+    return {
+      color: chosen.values.map((v) => (v === null ? worst : v)),
+      colorscale: "Viridis",
+      reversescale: chosen.better === "min", // the best runs bright, whichever way is better
+      cmin: lo,
+      cmax: hi === lo ? lo + 1 : hi,
+      showscale: true,
+      colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, x: 1.06 },
+    };
+  }
+
+  function axes() {
+    const chosen = result();
+    return [...data.params.map((p) => axisOf(p)), ...(chosen ? [axisOf(chosen, false)] : [])];
+  }
+
+  function keptByAxes() {
+    const dims = (parcoords.data && parcoords.data[0] && parcoords.data[0].dimensions) || [];
+    return runs.map((_, i) => i).filter((i) => dims.every((dim) => inRanges(dim.values[i], dim.constraintrange)));
+  }
+
+  function update() {
+    const byAxes = new Set(keptByAxes());
+    state.kept = runs.map((_, i) => i).filter((i) => byAxes.has(i) && (!state.boxed || state.boxed.has(i)));
+    const narrowed = state.kept.length < runs.length;
+    clear.disabled = !narrowed;
+    document.getElementById("sweep-count").textContent = `${state.kept.length} of ${runs.length} runs kept`;
+    root.dataset.kept = String(state.kept.length);
+    const shown = narrowed ? state.kept.join(",") : "all";
+    if (scatter.data && shown !== state.shown) {
+      Plotly.restyle(scatter, { selectedpoints: [narrowed ? state.kept : null] });
+    }
+    state.shown = shown;
+    drawTable();
+  }
+
+  async function drawParcoords() {
+    if (!data.params.length && !result()) return;
+    await Plotly.react(parcoords, [{
+      type: "parcoords",
+      dimensions: axes(),
+      line: colours(),
+      labelangle: data.params.length > 7 ? -20 : 0,
+      labelside: "top",
+    }], {
+      height: 380,
+      margin: { l: 70, r: 110, t: 70, b: 30 },
+    }, { responsive: true, displaylogo: false });
+    parcoords.dataset.lines = String(parcoords._fullData[0].dimensions[0]?.values.length ?? 0);
+  }
+
+  async function drawScatter() {
+    const chosen = result();
+    const across = param();
+    if (!chosen || !across) {
+      scatter.hidden = true;
+      return;
+    }
+    const axis = axisOf(across);
+    const numeric = across.values.every((v) => v === null || typeof v === "number");
+    const log = numeric && spansDecades(across.values);
+    await Plotly.react(scatter, [{
+      type: "scatter",
+      mode: "markers",
+      x: numeric ? across.values : axis.text,
+      y: chosen.values,
+      text: runs.map((run) => esc(run.label)),
+      hovertemplate: `%{text}<br>${esc(across.title)} %{x}<br>${esc(chosen.title)} %{y:.6g}<extra></extra>`,
+      marker: { ...colours(), showscale: false, size: 9, line: { width: 0.5, color: "#333" } },
+      selectedpoints: state.kept.length < runs.length ? state.kept : null,
+      unselected: { marker: { opacity: 0.12 } },
+    }], {
+      title: { text: `${esc(chosen.title)} against ${esc(across.title)}`, x: 0.02 },
+      xaxis: { title: { text: esc(across.title) }, type: log ? "log" : numeric ? "linear" : "category",
+               tickvals: numeric ? axis.ticks : undefined,
+               ticktext: numeric && axis.ticks ? axis.ticks.map(shortNumber) : undefined },
+      yaxis: { title: { text: esc(chosen.title) } },
+      height: 380,
+      margin: { l: 60, r: 20, t: 40, b: 50 },
+      dragmode: "select",
+    }, { responsive: true, displaylogo: false });
+  }
+
+  function tableColumns() {
+    return [
+      { key: "id", title: "ID", value: (i) => runs[i].id },
+      { key: "name", title: "Name", value: (i) => runs[i].name },
+      { key: "status", title: "Status", value: (i) => runs[i].status },
+      ...data.params.map((p) => ({ key: p.key, title: p.title, value: (i) => p.values[i], num: true, kind: "param" })),
+      ...data.results.map((r) => ({ key: r.key, title: r.title, value: (i) => r.values[i], num: true, kind: "result", better: r.better })),
+      ...(reasons ? [{ key: "error", title: "Reason", value: (i) => runs[i].reason }] : []),
+    ];
+  }
+
+  function ordered() {
+    const rows = [...state.kept];
+    const sort = state.sort || (result() ? { key: result().key, descending: result().better === "max" } : null);
+    if (!sort) return rows;
+    const column = tableColumns().find((c) => c.key === sort.key);
+    if (!column) return rows;
+    const way = sort.descending ? -1 : 1;
+    return rows.sort((a, b) => {
+      const va = column.value(a);
+      const vb = column.value(b);
+      if (va === null || va === "" || va === undefined) return vb === null || vb === "" ? 0 : 1;
+      if (vb === null || vb === "" || vb === undefined) return -1;
+      if (typeof va === "number" && typeof vb === "number") return (va - vb) * way;
+      return String(va).localeCompare(String(vb)) * way;
+    });
+  }
+
+  function drawTable() {
+    const table = document.getElementById("sweep-table");
+    const cols = tableColumns();
+    const head = document.createElement("tr");
+    for (const column of cols) {
+      const th = document.createElement("th");
+      th.className = `${column.kind || ""}${column.num ? " num" : ""}`;
+      const link = document.createElement("a");
+      link.href = "#";
+      link.textContent = column.title;
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        const again = state.sort && state.sort.key === column.key;
+        state.sort = { key: column.key,
+                       descending: again ? !state.sort.descending : column.better === "max" };
+        drawTable();
+      });
+      th.appendChild(link);
+      if (state.sort && state.sort.key === column.key) {
+        const arrow = document.createElement("span");
+        arrow.className = "arrow";
+        arrow.textContent = state.sort.descending ? " ▼" : " ▲";
+        th.appendChild(arrow);
+      }
+      head.appendChild(th);
+    }
+    table.tHead.replaceChildren(head);
+    const rows = ordered();
+    const body = rows.slice(0, 2000).map((i) => {
+      const row = document.createElement("tr");
+      row.dataset.id = runs[i].id;
+      row.className = `row ${runs[i].status}`;
+      for (const column of cols) {
+        const cell = document.createElement("td");
+        const value = column.value(i);
+        if (column.key === "id") {
+          const link = document.createElement("a");
+          link.href = `/e/${runs[i].id}`;
+          link.textContent = runs[i].id;
+          cell.className = "id";
+          cell.appendChild(link);
+        } else if (column.key === "status") {
+          const badge = document.createElement("span");
+          badge.className = `status ${value}`;
+          badge.textContent = value;
+          cell.appendChild(badge);
+        } else {
+          cell.textContent = value === null ? (column.kind === "param" ? "-" : "")
+            : typeof value === "number" ? shortNumber(value) : String(value);
+          if (column.num) cell.className = "num";
+          if (column.key === "error") { cell.className = "reason"; cell.title = value; }
+        }
+        row.appendChild(cell);
+      }
+      return row;
+    });
+    table.tBodies[0].replaceChildren(...body);
+    document.getElementById("sweep-shown").textContent = rows.length > 2000
+      ? `The first 2,000 of ${rows.length.toLocaleString()} runs kept (the CSV has them all)`
+      : `${rows.length} run${rows.length === 1 ? "" : "s"}`;
+  }
+
+  document.getElementById("sweep-csv").addEventListener("click", (event) => {
+    event.preventDefault();
+    const cols = tableColumns();
+    const lines = [cols.map((c) => csvField(c.key === "error" ? "error" : c.key)).join(",")];
+    for (const i of ordered()) lines.push(cols.map((c) => csvField(c.value(i))).join(","));
+    download("sweep.csv", lines.join("\n") + "\n");
+  });
+  resultPick.addEventListener("change", async () => {
+    state.sort = null;
+    remember();
+    await drawParcoords();
+    await drawScatter();
+    update();
+  });
+  xPick.addEventListener("change", async () => {
+    remember();
+    await drawScatter();
+  });
+  clear.addEventListener("click", async () => {
+    state.boxed = null;
+    await drawParcoords(); // fresh axes: their brushes go
+    await drawScatter();
+    update();
+  });
+
+  await drawParcoords();
+  since = timed("parallel coordinates", since);
+  await drawScatter();
+  since = timed("scatter", since);
+  update();
+  timed("table", since);
+  parcoords.on && parcoords.on("plotly_restyle", update);
+  if (scatter.on) {
+    scatter.on("plotly_selected", (event) => {
+      state.boxed = event && event.points.length ? new Set(event.points.map((p) => p.pointIndex)) : null;
+      update();
+    });
+    scatter.on("plotly_deselect", () => {
+      state.boxed = null;
+      update();
+    });
+  }
+  root.dataset.drawn = "1";
+}
+
+// A table of the page as CSV, as it shows (the experiment's results, the staged queue): the
+// links that name one by data-table.
+function setUpTableCsv() {
+  for (const link of document.querySelectorAll("a.table-csv[data-table]")) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      const table = document.getElementById(link.dataset.table);
+      if (!table) return;
+      const lines = [...table.rows].filter((row) => !row.hidden).map(
+        (row) => [...row.cells].map((cell) => csvField(cell.textContent.trim())).join(","));
+      download(link.getAttribute("download") || "table.csv", lines.join("\n") + "\n");
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setUpTableCsv();
   setUpTable();
   setUpPlots();
   setUpExperiment();
+  setUpSweep().catch(() => {});
   document.documentElement.dataset.ready = "1"; // for tests: the page is wired up
 });
