@@ -317,12 +317,19 @@ class CompositionCache:
         if hashlib.sha256(payload).digest() != checksum:
             return None  # damaged: marshal is not made for bad input, so it never sees it
         try:
-            config, info = marshal.loads(payload)
+            entry = marshal.loads(payload)
         except (ValueError, EOFError, TypeError):
             return None
+        if not _is_entry(entry):
+            return None  # of another shape (made by hand, or by other code): compose again
+        config, info = entry
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
-        cfg = OmegaConf.create(config)
+        try:
+            cfg = OmegaConf.create(config)
+        except (OmegaConfBaseException, ValueError, TypeError):
+            return None
         OmegaConf.set_struct(cfg, False)
         return cfg, info
 
@@ -380,25 +387,78 @@ def _yaml_files(tree: Path, limit: int) -> list[tuple[str, int, int, int]] | Non
 
 
 def _interpolated_defaults(path: str) -> bool:
-    """Does this config's defaults list hold an interpolation (``- db: ${oc.env:DB}``)? Read
-    line by line: the ``defaults:`` key and the lines indented or listed under it."""
+    """Does this config's defaults list hold an interpolation (``- db: ${oc.env:DB}``)? The
+    file is read as YAML (the ``defaults`` key however it is spelled, block or flow style,
+    aliases and escapes included); one that cannot be read is not cached either (Hydra says
+    what is wrong with it). A file without ``$`` or ``\\`` cannot spell ``${``: not parsed."""
+    import yaml
+
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
-    if "${" not in text or "defaults" not in text:
+    if "$" not in text and "\\" not in text:
         return False
-    inside = False
-    for line in text.splitlines():
-        if line.startswith("defaults:"):
-            inside = True
-            if "${" in line:
-                return True
-            continue
-        if inside:
-            if line[:1] not in (" ", "\t", "-", "#", ""):
-                inside = False
-            elif "${" in line:
-                return True
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return True
+    if not isinstance(data, dict) or "defaults" not in data:
+        return False
+    stack = [data["defaults"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str) and "${" in node:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return False
+
+
+_NAMED = ("config_dir", "config_name")
+
+
+def _is_entry(entry: Any) -> bool:
+    """Is a cache entry what :meth:`CompositionCache.write` writes: ``(config, info)``, the
+    config a mapping of plain data, ``info`` the composition's record (its choices and
+    overrides)? Anything else is composed again."""
+    if not (isinstance(entry, tuple) and len(entry) == 2):
+        return False
+    config, info = entry
+    if not (isinstance(config, dict) and _plain(config) and isinstance(info, dict)):
+        return False
+    choices, overrides = info.get("choices"), info.get("overrides")
+    return (
+        set(info) <= {"config_dir", "config_name", "choices", "overrides", "app", "hydra"}
+        and all(isinstance(info.get(key), (str, type(None))) for key in _NAMED)
+        and isinstance(choices, dict)
+        and all(isinstance(k, str) for k in choices)
+        and _plain(choices)
+        and isinstance(overrides, list)
+        and all(isinstance(text, str) for text in overrides)
+        and isinstance(info.get("app", {}), dict)
+        and isinstance(info.get("hydra", {}), dict)
+        and _plain(info.get("app", {}))
+        and _plain(info.get("hydra", {}))
+    )
+
+
+def _plain(node: Any) -> bool:
+    """Plain data only (what a composition holds): mappings, lists, strings, numbers, bools
+    and None; keys strings, ints, floats or bools. Checked without recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, (str, int, float, bool)) for k in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not (item is None or isinstance(item, (str, int, float, bool))):
+            return False
+    return True
 
 
 def _own_structured_configs() -> bool:
