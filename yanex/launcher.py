@@ -166,6 +166,18 @@ class Experiment:
         return cls(id=experiment_id, dir=folder, metadata=meta)
 
 
+def _apply_settings(request: RunRequest, settings: sources.Settings) -> None:
+    """A config file's ``yanex:`` section gives what the command line left out (name,
+    description, tags, --stage); tags given on the command line replace the file's."""
+    if request.name is None:
+        request.name = settings.name
+    if request.description is None:
+        request.description = settings.description
+    if not request.tags and settings.tags:
+        request.tags = list(settings.tags)
+    request.stage = request.stage or settings.stage
+
+
 def _grace_period(environ: Mapping[str, str]) -> float:
     raw = environ.get(GRACE_PERIOD_ENV)
     try:
@@ -235,8 +247,9 @@ class Launcher:
             base=request.base_config,
             multirun=request.multirun,
         )
+        _apply_settings(request, resolved.settings)
         grid = resolved.grid
-        if grid.sweeps and not (request.stage or run_grid):
+        if grid.sweeps and not (request.stage or run_grid or resolved.settings.dry_run):
             varied = ", ".join(f"{path}={sweep.expr}" for path, sweep in grid.sweeps)
             raise ParamError(
                 f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
@@ -695,7 +708,7 @@ def launch(
     prepared = launcher.prepare(request, run_grid=True)
     for warning in prepared.warnings:
         _print_err(f"warning: {warning}")
-    if stage:
+    if prepared.request.stage:  # stage=True, or the config's yanex.stage
         staged = launcher.stage(prepared)
         found = [Ending(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]

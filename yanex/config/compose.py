@@ -54,22 +54,26 @@ def compose_plain(
     overrides: list[ParamOverride],
     placed: resolvers.Placeholders,
     warnings: list[str],
-) -> DictConfig:
+) -> tuple[DictConfig, sources.Settings]:
     """The config files merged in order (or a rerun's parameters, or nothing), with the
-    overrides applied and their sweeps in place (held by ``placed``)."""
+    overrides applied and their sweeps in place (held by ``placed``); and the run's settings
+    from the files' ``yanex:`` sections."""
     from omegaconf import OmegaConf
 
+    sections = []
     if source.files:
         configs = []
         for path in source.files:
-            cfg = sources.load_config_file(path)
+            cfg, section = sources.load_config_file(path)
             mark_plain_sweeps(cfg, f"config file {path}", placed, warnings)
             configs.append(cfg)
+            sections.append((path, section))
         cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
     else:
         cfg = OmegaConf.create(source.base or {})
+    settings = sources.settings(sections, warnings)
     apply_overrides(cfg, overrides, placed, warnings)
-    return cfg
+    return cfg, settings
 
 
 def apply_overrides(

@@ -46,6 +46,7 @@ class ResolvedParams:
     warnings: list[str] = field(default_factory=list)  # said on stderr, kept in metadata
     shuffle_seed: int | None = None  # the seed shuffle() drew from, when it was used
     compositions: list[list[str]] = field(default_factory=list)  # a tree's, the overrides each
+    settings: sources.Settings = field(default_factory=sources.Settings)  # the `yanex:` section
     _read: set[Path] | None = None
 
     @property
@@ -107,6 +108,7 @@ def resolve(
 
     seed = _shuffle_seed(environ)
     warnings: list[str] = []
+    settings = sources.Settings()
     with sweeps.drawing(seed) as drawn:
         composed = source.composed
         texts = [*env_texts, *(("--param", text) for text in param_texts)]
@@ -129,7 +131,7 @@ def resolve(
             else:
                 if not source.found and script is not None:
                     reads.check_script_reads(sources.absolute(script, cwd), parsed)
-                cfg = compose.compose_plain(source, parsed, placed, warnings)
+                cfg, settings = compose.compose_plain(source, parsed, placed, warnings)
                 bases, group_sweeps, given = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
         shuffle_seed = seed if drawn() else None
     # As Hydra's sweeper: the sweeps vary in the order typed (a key's first place), the
@@ -147,6 +149,7 @@ def resolve(
         warnings=warnings,
         shuffle_seed=shuffle_seed,
         compositions=given,
+        settings=settings,
     )
 
 
@@ -188,7 +191,7 @@ def completions(
                 break
     elif source.files or source.base is not None:
         with resolvers.expanding() as placed:
-            cfg = compose.compose_plain(source, [], placed, [])
+            cfg, _ = compose.compose_plain(source, [], placed, [])
             data = OmegaConf.to_container(cfg, resolve=False)
     else:  # no config: the keys the script reads
         for key in sorted(reads.script_reads(sources.absolute(script, cwd)) or ()):
