@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex.config import resolvers, sources, sweeps
+from yanex.config import hydra_app, resolvers, sources, sweeps
 from yanex.config.overrides import (
     ParamOverride,
     close_key,
@@ -177,7 +178,7 @@ def _initialized(source: sources.Source) -> Iterator[None]:
     own = (GlobalHydra, HydraConfig, VersionBase)
     Singleton._instances = {cls: obj for cls, obj in apps.items() if cls not in own}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _app_importable(source.app):
             warnings.simplefilter("ignore")
             if source.tree is not None:
                 tree = str(source.tree.resolve())
@@ -188,6 +189,36 @@ def _initialized(source: sources.Source) -> Iterator[None]:
                 yield
     finally:
         Singleton._instances = apps
+
+
+@contextlib.contextmanager
+def _app_importable(app: hydra_app.HydraApp | None) -> Iterator[None]:
+    """An app's own folder first on ``sys.path``, as Python puts it when the app runs: its
+    ``hydra.searchpath`` may name packages next to it (``pkg://additional_conf``). What was
+    imported from there while composing is forgotten again: it is the app's, not yanex's."""
+    import sys
+
+    if app is None:
+        yield
+        return
+    import importlib
+
+    folder = str(app.script.parent)
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        inside = folder + os.sep
+        for name in set(sys.modules) - before:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            paths = getattr(getattr(sys.modules[name], "__path__", None), "__iter__", None)
+            places = [where, *(paths() if paths else [])]
+            if any(str(place).startswith(inside) for place in places):
+                del sys.modules[name]
 
 
 def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
@@ -269,7 +300,6 @@ class CompositionCache:
         import hashlib
         import importlib.util
         import marshal
-        import os
         import sys
 
         from yanex import store
@@ -364,7 +394,6 @@ def _yaml_files(tree: Path, limit: int) -> list[tuple[str, int, int, int]] | Non
     inode, sorted. None when the tree cannot be fingerprinted so: a symlinked folder (its files
     may change elsewhere), more than ``limit`` entries (a project's whole folder, data and
     all), or a defaults list with an interpolation (its choice depends on more than files)."""
-    import os
 
     found = []
     seen = 0
