@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import signal
@@ -354,7 +353,7 @@ class Launcher:
         try:
             config = member.config
             text = record.config_yaml(config).encode()
-            params_text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+            params_text = record.params_json(config)
             if durable:
                 store.write_bytes_atomic(folder / store.CONFIG, text)
                 store.write_bytes_atomic(folder / store.PARAMS, params_text.encode())

@@ -139,7 +139,10 @@ def resolve(
     typed = list(dict.fromkeys(ov.target for ov in parsed if ov.sweep is not None))
     in_config = [path for path, _ in bases[0].sweeps if path not in typed] if bases else []
     grid = sweeps.Grid(
-        bases, resolve=resolvers.to_container, group_sweeps=group_sweeps, order=[*in_config, *typed]
+        bases,
+        resolve=_resolver(bases, source),
+        group_sweeps=group_sweeps,
+        order=[*in_config, *typed],
     )
     grid.check_size()
     return ResolvedParams(
@@ -151,6 +154,24 @@ def resolve(
         compositions=given,
         settings=settings,
     )
+
+
+def _resolver(bases: list[sweeps.Base], source: sources.Source) -> Any:
+    """How each member's config is resolved: as :func:`resolvers.to_container` does, except
+    that the values of a ``@hydra.main`` app that need the app's own resolvers keep their
+    text, listed in the composition's record (``resolved_by_app``) for the app to resolve."""
+    if source.app is None:
+        return resolvers.to_container
+    left: list[str] = []
+    for base in bases:
+        found = resolvers.left_to_app(base.cfg) if base.cfg is not None else []
+        if found:
+            base.extra["hydra"]["resolved_by_app"] = found
+            left += found
+    if not left:
+        return resolvers.to_container
+    unresolved = tuple(dict.fromkeys(left))
+    return lambda cfg: resolvers.to_container(cfg, unresolved)
 
 
 def completions(
