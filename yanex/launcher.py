@@ -70,6 +70,9 @@ class RunRequest:
     base_config: dict[str, Any] | None = None
     base_overrides: list[str] = field(default_factory=list)
     carried: dict[str, Any] = field(default_factory=dict)
+    # A rerun of a @hydra.main app: the app composes its tree again, given back exactly the
+    # recorded parameters (see pipeline.Replay).
+    replay: pipeline.Replay | None = None
 
 
 @dataclass
@@ -245,6 +248,7 @@ class Launcher:
             environ=request.environ,
             base=request.base_config,
             multirun=request.multirun,
+            replay=request.replay,
         )
         _apply_settings(request, resolved.settings)
         grid = resolved.grid

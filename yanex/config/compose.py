@@ -25,7 +25,7 @@ import dataclasses
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -577,6 +577,103 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
 
     close = close_key(key, dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
     return f" (did you mean {close}?)" if close else ""
+
+
+def replay_pins(
+    source: sources.Source,
+    texts: list[str],
+    recorded: Mapping[str, Any],
+    choices: Mapping[str, Any],
+    where: str,
+) -> list[str]:
+    """The overrides that make the tree, composed with ``texts`` (the overrides a recorded run
+    of an app was composed with), give exactly ``recorded`` (the parameters it recorded) and
+    its group ``choices``: ``group=option`` for each option the tree's defaults no longer
+    pick; then ``++key=value`` for each value that differs still (the tree changed since, or
+    the value came from the clock, the environment or the app's own resolver), ``~key`` for
+    each key the tree gained. The result is checked by composing again with them; a config
+    that cannot be made so is refused, with why (``where`` names the recorded run)."""
+    from yanex.config.overrides import render_value
+
+    cfg, now = _replay_composition(source, texts, where)
+    pins = [
+        f"{'+' if group not in now else ''}{group}={render_value(option)}"
+        for group, option in choices.items()
+        if group not in now or now[group] != option
+    ]
+    pins += [f"~{group}" for group in now if group not in choices]
+    if pins:
+        cfg, _ = _replay_composition(source, [*texts, *pins], where)
+    pins += _pins(recorded, _resolved_as_recorded(cfg, where))
+    if pins:
+        again, _ = _replay_composition(source, [*texts, *pins], where)
+        left = hydra_app.differences(dict(recorded), _resolved_as_recorded(again, where))
+        if left:
+            raise ParamError(
+                f"{where} cannot be composed again from {source.tree}: its values at "
+                f"{', '.join(left[:5])} cannot be given back",
+                hint=_REPLAY_HINT,
+            )
+    return pins
+
+
+_REPLAY_HINT = (
+    "Rerun it with --worktree (the app composes the tree it ran with), or run the app anew."
+)
+
+
+def _replay_composition(
+    source: sources.Source, texts: list[str], where: str
+) -> tuple[DictConfig, dict[str, Any]]:
+    """The composition and its group choices."""
+    try:
+        cfg, info = compose(source, texts)
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again from {source.tree}: {exc.message}",
+            hint=_REPLAY_HINT,
+        ) from exc
+    mark_plain_sweeps(cfg, f"the config in {source.tree}", resolvers.Placeholders(), [])
+    return cfg, info["choices"]
+
+
+def _resolved_as_recorded(cfg: DictConfig, where: str) -> dict[str, Any]:
+    """The composition resolved as its record holds it; an app's own resolvers' values as
+    text (they differ from the recorded ones, so they are given back)."""
+    try:
+        return resolvers.to_container(cfg, resolvers.left_to_app(cfg))
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again: {exc.message}", hint=_REPLAY_HINT
+        ) from exc
+
+
+def _pins(recorded: Any, now: Any, prefix: str = "") -> list[str]:
+    """``++key=value`` and ``~key`` overrides that turn ``now`` into ``recorded``."""
+    from yanex.config.overrides import render_value
+
+    found = []
+    for key in [*recorded, *(k for k in now if k not in recorded)]:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in recorded:
+            found.append(f"~{path}")
+        elif key in now and isinstance(recorded[key], dict) and isinstance(now[key], dict):
+            found += _pins(recorded[key], now[key], path)
+        elif key not in now or hydra_app.differences(recorded[key], now[key]):
+            found.append(f"++{path}={render_value(_literal(recorded[key]))}")
+    return found
+
+
+def _literal(value: Any) -> Any:
+    """A recorded value given back as itself: ``${`` in its text escaped (``\\${``), so
+    that it is not read as an interpolation."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
 
 
 def compose_grid(

@@ -76,6 +76,17 @@ class ResolvedParams:
         return files[0] if len(files) == 1 else files
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A rerun of a ``@hydra.main`` app: the parameters it must run with (the recorded ones,
+    exactly), and the overrides its config was composed with."""
+
+    params: Mapping[str, Any]
+    overrides: Sequence[str]
+    choices: Mapping[str, Any]  # the option of each config group
+    experiment: str  # the recorded run's ID, for messages
+
+
 def resolve(
     *,
     cwd: Path,
@@ -87,10 +98,11 @@ def resolve(
     config_name: str | None = None,
     base: Mapping[str, Any] | None = None,
     multirun: bool = False,
+    replay: Replay | None = None,
 ) -> ResolvedParams:
     """The run's parameters: source -> overrides -> composition -> grid (see the module
-    docstring). ``base`` is a rerun's recorded parameters; ``multirun`` reads bare comma
-    lists as sweeps."""
+    docstring). ``base`` is a rerun's recorded parameters; ``replay`` a rerun of an app (see
+    :func:`_replayed`); ``multirun`` reads bare comma lists as sweeps."""
     source = sources.find_source(
         cwd=cwd,
         script=script,
@@ -116,6 +128,8 @@ def resolve(
             overrides.parse_override(text, source=name, groups=composed, multirun=multirun)
             for name, text in texts
         ]
+        if replay is not None and source.app is not None:
+            parsed = [*_replayed(source, replay, parsed, warnings), *parsed]
         with resolvers.expanding() as placed:
             if composed:
                 if source.tree is not None:
@@ -154,6 +168,39 @@ def resolve(
         compositions=given,
         settings=settings,
     )
+
+
+def _replayed(
+    source: sources.Source,
+    replay: Replay,
+    parsed: list[overrides.ParamOverride],
+    warnings: list[str],
+) -> list[overrides.ParamOverride]:
+    """A rerun of an app composes its tree (the worktree's, with ``--worktree``) with the
+    overrides it recorded, and with the pins that make that give exactly the recorded
+    parameters whatever the tree holds today (see ``compose.replay_pins``). A new override
+    that picks another option of a config group composes the tree anew instead."""
+    where = f"experiment {replay.experiment}"
+    texts = [str(text) for text in replay.overrides]
+    if not any(sources.is_group(source.tree, ov.key) for ov in parsed):
+        pins = compose.replay_pins(source, texts, replay.params, replay.choices, where)
+        if pins:
+            shown = " ".join(pins[:5]) + (" ..." if len(pins) > 5 else "")
+            warnings.append(
+                f"the app's config composes other values today than {where} recorded: "
+                f"they are given back as recorded ({shown})"
+            )
+        texts += pins
+    try:
+        return [
+            overrides.parse_override(text, source=f"the record of {where}", groups=True)
+            for text in texts
+        ]
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again: {exc.message}",
+            hint="Rerun it with --worktree, or run the app anew.",
+        ) from exc
 
 
 def _resolver(bases: list[sweeps.Base], source: sources.Source) -> Any:
