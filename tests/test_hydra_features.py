@@ -16,8 +16,11 @@ from conftest import Project, metadata
 pytestmark = pytest.mark.slow  # real apps, each run by Hydra and by yanex
 
 
-def under_hydra(project: Project, script: str, *args: str, cwd: Path | None = None) -> str:
-    """Run the app as Hydra runs it (``python app.py ARGS``), its output in a tmp folder."""
+def under_hydra(
+    project: Project, script: str, *args: str, cwd: Path | None = None, refused: bool = False
+) -> str:
+    """Run the app as Hydra runs it (``python app.py ARGS``), its output in a tmp folder;
+    with ``refused``, Hydra must refuse it (its message is returned)."""
     out = project.path.parent / "hydra-outputs"
     proc = subprocess.run(
         [sys.executable, script, *args, f"hydra.run.dir={out}/run", f"hydra.sweep.dir={out}/m"],
@@ -27,6 +30,9 @@ def under_hydra(project: Project, script: str, *args: str, cwd: Path | None = No
         text=True,
         timeout=120,
     )
+    if refused:
+        assert proc.returncode == 1, proc.stdout
+        return proc.stderr
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -111,3 +117,106 @@ def test_a_search_path_package_next_to_the_app_is_found(project: Project) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-3:] == ["completed", "False", "False"]
+
+
+# --- tutorials/basic/running_your_hydra_app/5_basic_sweep: hydra.sweeper.params drive -m ------
+
+SWEEP_APP = """
+from omegaconf import DictConfig
+
+import hydra
+
+
+@hydra.main(config_path="conf", config_name="config")
+def my_app(cfg: DictConfig) -> None:
+    print(f"driver={cfg.db.driver}, timeout={cfg.db.timeout}")
+
+
+if __name__ == "__main__":
+    my_app()
+"""
+
+
+def sweep_app(project: Project) -> None:
+    project.write("my_app.py", SWEEP_APP)
+    project.write(
+        "conf/config.yaml",
+        """
+        defaults:
+          - db: ???
+          - _self_
+
+        hydra:
+          sweeper:
+            params:
+              db: glob(*)
+              db.timeout: 5,10
+        """,
+    )
+    project.write("conf/db/mysql.yaml", "driver: mysql\nuser: omry\npassword: secret\ntimeout: 5\n")
+    project.write(
+        "conf/db/postgresql.yaml",
+        "driver: postgresql\nuser: postgres_user\npassword: drowssap\ntimeout: 10\n",
+    )
+    project.commit()
+
+
+def jobs_printed(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("driver=")]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["db=mysql", "db.timeout=20"],
+        ["db=mysql"],
+        ["db.timeout=1,2,3"],
+        ["db=postgresql,mysql"],
+        ["+db.port=1,2"],
+    ],
+    ids=["the config's", "all fixed", "a group fixed", "a value swept", "reordered", "added"],
+)
+def test_the_sweeper_params_drive_multirun_as_under_hydra(
+    project: Project, overrides: list[str]
+) -> None:
+    """Differential: Hydra's own ``-m`` (its BasicSweeper) against ``yanex run -m``: the same
+    jobs in the same order, each with the same config."""
+    sweep_app(project)
+    expected = jobs_printed(under_hydra(project, "my_app.py", "-m", *overrides))
+    assert expected  # Hydra ran jobs
+    r = project.yanex("run", "my_app.py", "-m", "-j", "2", *overrides)
+    assert r.returncode == 0, r.stderr
+    members = sorted(
+        (metadata(folder)["sweep_index"] or 0, folder) for folder in project.experiments()
+    )
+    got = [jobs_printed((folder / "stdout.txt").read_text())[0] for _, folder in members]
+    assert got == expected
+    for _, folder in members:
+        assert metadata(folder)["hydra"]["app_config_matches"] is True
+
+
+def test_the_sweeper_params_are_hydras_multirun_only(project: Project) -> None:
+    """Without -m Hydra runs one job and leaves the sweeper alone: so does yanex. What Hydra
+    refuses under -m (a value of a group the multirun's config has not chosen yet) yanex
+    refuses too, and a sweeper yanex does not run is refused, with the way to run it."""
+    sweep_app(project)
+    assert "Could not override 'db.timeout'" in under_hydra(
+        project, "my_app.py", "-m", "db.timeout=20", refused=True
+    )
+    r = project.yanex("run", "my_app.py", "-m", "db.timeout=20")
+    assert r.returncode == 2 and "Could not override 'db.timeout'" in r.stderr, r.stderr
+    assert project.store_entries() == []
+    r = project.yanex("run", "my_app.py", "db=mysql")
+    assert r.returncode == 0, r.stderr
+    assert jobs_printed(r.stdout) == ["driver=mysql, timeout=5"]
+    project.write("conf/hydra/sweeper/grid.yaml", "_target_: some.Sweeper\n")
+    project.write(
+        "conf/config.yaml",
+        "defaults:\n  - db: mysql\n  - override hydra/sweeper: grid\n  - _self_\n",
+    )
+    project.commit()
+    before = project.store_entries()
+    r = project.yanex("run", "my_app.py", "-m", "db.timeout=1,2")
+    assert r.returncode == 2 and "chooses Hydra's grid sweeper" in r.stderr, r.stderr
+    assert project.store_entries() == before

@@ -579,6 +579,50 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
     return f" (did you mean {close}?)" if close else ""
 
 
+def sweeper_params(source: sources.Source, texts: list[str]) -> list[str]:
+    """The sweeps ``hydra.sweeper.params`` of the tree gives a multirun (Hydra's tutorial
+    5_basic_sweep: ``db: glob(*)``, ``db.timeout: 5,10``), as Hydra's basic sweeper reads
+    them: ``key=value`` each, before the command line's overrides. Composed as Hydra composes
+    for ``--multirun`` (a group left ``???`` is allowed), with the overrides that are not
+    sweeps. A tree whose files never mention a sweeper has none: Hydra is not asked."""
+    if source.tree is None or not (
+        any("sweeper" in text for text in texts) or _mentions(source.tree, "sweeper")
+    ):
+        return []
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with _initialized(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader = GlobalHydra.instance().config_loader()
+            cfg = loader.load_configuration(source.name, texts, RunMode.MULTIRUN)
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise _composition_error(exc, source, texts) from exc
+    sweeper = OmegaConf.select(cfg, "hydra.runtime.choices", default={}).get("hydra/sweeper")
+    params = OmegaConf.to_container(cfg.hydra.sweeper, resolve=False).get("params") or {}
+    if sweeper not in (None, "basic"):
+        raise ParamError(
+            f"the config in {source.tree} chooses Hydra's {sweeper} sweeper (hydra/sweeper); "
+            "yanex -m runs grids as Hydra's basic sweeper makes them",
+            hint="Run the app under Hydra for that sweeper (python app.py -m), or choose the "
+            "basic sweeper: hydra/sweeper=basic.",
+        )
+    return [f"{key}={value}" for key, value in params.items()]
+
+
+def _mentions(tree: Path, word: str) -> bool:
+    """Does any YAML file of the tree hold ``word``? (A quick look, before asking Hydra.)"""
+    for path in sorted(tree.rglob("*.y*ml")):
+        with contextlib.suppress(OSError):
+            if path.is_file() and word in path.read_text(encoding="utf-8", errors="replace"):
+                return True
+    return False
+
+
 def replay_pins(
     source: sources.Source,
     texts: list[str],

@@ -130,6 +130,8 @@ def resolve(
         ]
         if replay is not None and source.app is not None:
             parsed = [*_replayed(source, replay, parsed, warnings), *parsed]
+        if multirun and composed:
+            parsed = [*_swept_by_the_config(source, parsed), *parsed]
         with resolvers.expanding() as placed:
             if composed:
                 if source.tree is not None:
@@ -168,6 +170,18 @@ def resolve(
         compositions=given,
         settings=settings,
     )
+
+
+def _swept_by_the_config(
+    source: sources.Source, parsed: list[overrides.ParamOverride]
+) -> list[overrides.ParamOverride]:
+    """Under -m, the sweeps the tree's ``hydra.sweeper.params`` gives, before the command
+    line's overrides (which replace one of the same key), as Hydra's basic sweeper does."""
+    fixed = [ov.replay_text for ov in parsed if ov.sweep is None]
+    return [
+        overrides.parse_override(text, source="hydra.sweeper.params", groups=True, multirun=True)
+        for text in compose.sweeper_params(source, fixed)
+    ]
 
 
 def _replayed(
