@@ -220,3 +220,100 @@ def test_the_sweeper_params_are_hydras_multirun_only(project: Project) -> None:
     r = project.yanex("run", "my_app.py", "-m", "db.timeout=1,2")
     assert r.returncode == 2 and "chooses Hydra's grid sweeper" in r.stderr, r.stderr
     assert project.store_entries() == before
+
+
+# --- hydra.run.dir and hydra.sweep.dir chosen by the user are honoured ------------------------
+
+DIR_APP = """
+import json
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    print("OUT " + json.dumps([HydraConfig.get().runtime.output_dir, cfg.x]))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def dir_app(project: Project, hydra_node: str = "") -> None:
+    project.write("app.py", DIR_APP)
+    project.write("conf/config.yaml", "x: 0\n" + hydra_node)
+    project.commit()
+
+
+def test_a_run_dir_given_on_the_command_line_is_where_the_app_writes(project: Project) -> None:
+    dir_app(project)
+    mine = project.path.parent / "mine"
+    r = project.yanex("run", "app.py", f"hydra.run.dir={mine}", "x=1")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    assert printed(folder, "OUT ") == [str(mine), 1]
+    assert (mine / ".hydra" / "config.yaml").read_text() == "x: 1\n"
+    meta = metadata(folder)
+    assert meta["overrides"] == [f"hydra.run.dir={mine}", "x=1"]
+    assert meta["hydra"]["output_dir"] == str(mine)
+    assert meta["hydra"]["app_config_matches"] is True
+    # Hydra's default: the experiment folder, and nothing recorded beyond it.
+    r = project.yanex("run", "app.py", "x=2")
+    assert r.returncode == 0, r.stderr
+    folder = project.experiments()[-1]
+    assert printed(folder, "OUT ") == [str(folder / "hydra"), 2]
+    assert "output_dir" not in metadata(folder)["hydra"]
+
+
+def test_a_run_dir_the_config_sets_is_where_the_app_writes(project: Project) -> None:
+    dir_app(project, "hydra:\n  run:\n    dir: runs/x=${x}\n")
+    r = project.yanex("run", "app.py", "x=3")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    expected = str(project.path / "runs" / "x=3")
+    assert printed(folder, "OUT ") == [expected, 3]
+    assert metadata(folder)["hydra"]["run_dir"] == "runs/x=${x}"
+    assert metadata(folder)["hydra"]["output_dir"] == expected
+    assert (project.path / "runs" / "x=3" / ".hydra" / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    "subdir", [None, "${hydra.job.override_dirname}"], ids=["Hydra's subdir", "the user's"]
+)
+def test_a_sweep_dir_holds_the_members_as_hydras_multirun_holds_its_jobs(
+    project: Project, subdir: str | None
+) -> None:
+    """Differential: the folders Hydra's own ``-m`` makes against those of ``yanex run -m``,
+    each holding the config of the same job."""
+    node = "hydra:\n  sweep:\n    dir: SWEEP\n" + (f"    subdir: {subdir}\n" if subdir else "")
+    dir_app(project, node.replace("SWEEP", str(project.path.parent / "hydra-sweep")))
+    theirs = project.path.parent / "hydra-sweep"
+    proc = subprocess.run(
+        [sys.executable, "app.py", "-m", "x=1,2,3"],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = {
+        str(p.parent.parent.relative_to(theirs)): p.read_text()
+        for p in theirs.rglob(".hydra/config.yaml")
+    }
+    assert len(expected) == 3
+    ours = project.path.parent / "yanex-sweep"
+    r = project.yanex("run", "app.py", "-m", "x=1,2,3", f"hydra.sweep.dir={ours}", "-j", "2")
+    assert r.returncode == 0, r.stderr
+    got = {
+        str(p.parent.parent.relative_to(ours)): p.read_text()
+        for p in ours.rglob(".hydra/config.yaml")
+    }
+    assert got == expected
+    for folder in project.experiments():
+        out, x = printed(folder, "OUT ")
+        assert metadata(folder)["hydra"]["output_dir"] == out
+        assert (Path(out) / ".hydra" / "config.yaml").read_text() == f"x: {x}\n"

@@ -257,6 +257,7 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
         if not group.startswith("hydra/")
     }
     task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # texts, as typed
+    outputs = _output_dirs(cfg.hydra)
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.set_struct(cfg, False)
@@ -265,12 +266,33 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
         "config_name": source.name,
         "choices": choices,
         "overrides": task,
+        **outputs,
     }
     if source.app is not None:
         info["app"] = source.app.to_metadata()
     if cache is not None and cacheable:
         cache.write(OmegaConf.to_container(cfg, resolve=False), info)
     return cfg, info
+
+
+def _output_dirs(hydra: Any) -> dict[str, str]:
+    """Hydra's output folders the user chose (in the config or on the command line), as
+    written: ``run_dir`` (``hydra.run.dir``), ``sweep_dir`` (``hydra.sweep.dir`` and
+    ``subdir``, for a grid's members); none when they are Hydra's defaults (yanex then puts
+    the app's output in the experiment folder)."""
+    import yaml
+    from hydra import __file__ as hydra_init
+    from omegaconf import OmegaConf
+
+    defaults_file = Path(hydra_init).parent / "conf" / "hydra" / "output" / "default.yaml"
+    defaults = yaml.safe_load(defaults_file.read_text(encoding="utf-8"))
+    given = OmegaConf.to_container(hydra, resolve=False)
+    found = {}
+    if given["run"]["dir"] != defaults["run"]["dir"]:
+        found["run_dir"] = str(given["run"]["dir"])
+    if given["sweep"] != defaults["sweep"]:
+        found["sweep_dir"] = f"{given['sweep']['dir']}/{given['sweep']['subdir']}"
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,7 +348,7 @@ class CompositionCache:
             return None
         version_base = source.app.version_base if source.app is not None else "1.3"
         key = (
-            3,  # the entry's format
+            4,  # the entry's format
             sys.version,
             tuple(ours),
             tuple(libraries),
@@ -450,6 +472,7 @@ def _interpolated_defaults(path: str) -> bool:
 
 
 _NAMED = ("config_dir", "config_name")
+_OUTPUTS = ("run_dir", "sweep_dir")
 
 
 def _is_entry(entry: Any) -> bool:
@@ -463,7 +486,8 @@ def _is_entry(entry: Any) -> bool:
         return False
     choices, overrides = info.get("choices"), info.get("overrides")
     return (
-        set(info) <= {"config_dir", "config_name", "choices", "overrides", "app", "hydra"}
+        set(info) <= {"config_dir", "config_name", "choices", "overrides", "app", *_OUTPUTS}
+        and all(isinstance(info.get(key, ""), str) for key in _OUTPUTS)
         and all(isinstance(info.get(key), (str, type(None))) for key in _NAMED)
         and isinstance(choices, dict)
         and all(isinstance(k, str) for k in choices)
@@ -471,9 +495,7 @@ def _is_entry(entry: Any) -> bool:
         and isinstance(overrides, list)
         and all(isinstance(text, str) for text in overrides)
         and isinstance(info.get("app", {}), dict)
-        and isinstance(info.get("hydra", {}), dict)
         and _plain(info.get("app", {}))
-        and _plain(info.get("hydra", {}))
     )
 
 

@@ -192,17 +192,27 @@ class Recorded(Protocol):
 
 def argv(experiment: Recorded) -> list[str]:
     """The Hydra command line of a recorded run of an app: its concrete overrides (exactly
-    what yanex composed), Hydra's run directory inside the experiment folder, and the
-    callback that records what the app composes (``yanex.hydra_callback``); none for any
-    other script."""
+    what yanex composed), where Hydra puts the app's output, and the callback that records
+    what the app composes (``yanex.hydra_callback``); none for any other script.
+
+    The output goes where Hydra would put it when the user chose the folder (in the config
+    or on the command line): a run's in ``hydra.run.dir``; a grid member's, as a job of
+    Hydra's ``-m``, in ``hydra.sweep.dir``/``hydra.sweep.subdir`` with ``hydra.job.num`` its
+    place in the grid (each member resolves them when it runs). Otherwise it goes in the
+    experiment folder (``hydra/``)."""
     meta = experiment.metadata
     hydra = meta.get("hydra") or {}
     app = hydra.get("app")
     if not app:
         return []
-    run_dir = overrides.quoted(str(experiment.dir / RUN_DIR))
     args = [str(text) for text in meta.get("overrides") or []]
-    args.append(f"hydra.run.dir={run_dir}")
+    member = meta.get("sweep_index")
+    if member is not None:
+        args.append(f"hydra.job.num={int(member)}")  # as Hydra numbers the jobs of -m
+    if member is not None and hydra.get("sweep_dir"):
+        args.append("hydra.run.dir='${hydra.sweep.dir}/${hydra.sweep.subdir}'")
+    elif member is not None or not hydra.get("run_dir"):
+        args.append(f"hydra.run.dir={overrides.quoted(str(experiment.dir / RUN_DIR))}")
     args.append(f"++hydra.callbacks.{CALLBACK}._target_={CALLBACK_CLASS}")
     found = HydraApp(Path(meta["script"]), app["config_path"], app["config_name"], "")
     if hydra.get("config_dir") and Path(hydra["config_dir"]) != found.config_dir:
@@ -240,6 +250,9 @@ def check_config(experiment: Recorded) -> list[str]:
     if not isinstance(report, dict):
         report = {"error": "its report is not a JSON object"}
     changes: dict[str, Any] = {"hydra": dict(hydra)}
+    output = report.get("output_dir")
+    if isinstance(output, str) and output != str(experiment.dir / RUN_DIR):
+        changes["hydra"]["output_dir"] = output  # the user's hydra.run.dir or sweep.dir
     found: list[str] = []
     if report.get("error"):
         changes["hydra"]["app_config_matches"] = None
