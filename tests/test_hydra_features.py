@@ -317,3 +317,185 @@ def test_a_sweep_dir_holds_the_members_as_hydras_multirun_holds_its_jobs(
         out, x = printed(folder, "OUT ")
         assert metadata(folder)["hydra"]["output_dir"] == out
         assert (Path(out) / ".hydra" / "config.yaml").read_text() == f"x: {x}\n"
+
+
+# --- structured configs the app stores in ConfigStore (structured_configs/5.1) ----------------
+
+SCHEMA_APP = """
+import json
+from dataclasses import dataclass
+
+from omegaconf import MISSING, OmegaConf
+
+import hydra
+from hydra.core.config_store import ConfigStore
+
+import yanex
+
+
+@dataclass
+class DBConfig:
+    driver: str = MISSING
+    host: str = "localhost"
+    port: int = MISSING
+
+
+@dataclass
+class MySQLConfig(DBConfig):
+    driver: str = "mysql"
+    port: int = 3306
+    user: str = MISSING
+    password: str = MISSING
+
+
+@dataclass
+class PostGreSQLConfig(DBConfig):
+    driver: str = "postgresql"
+    user: str = MISSING
+    port: int = 5432
+    password: str = MISSING
+    timeout: int = 10
+
+
+@dataclass
+class Config:
+    db: DBConfig = MISSING
+    debug: bool = False
+
+
+cs = ConfigStore.instance()
+cs.store(name="base_config", node=Config)
+cs.store(group="db", name="base_mysql", node=MySQLConfig)
+cs.store(group="db", name="base_postgresql", node=PostGreSQLConfig)
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def my_app(cfg: Config) -> None:
+    kind = type(OmegaConf.to_object(cfg).db).__name__
+    print("JOB " + json.dumps([kind, OmegaConf.to_container(cfg)]))
+    yanex.log_results({"port": yanex.get_param("db.port")})
+
+
+if __name__ == "__main__":
+    my_app()
+"""
+
+
+def schema_app(project: Project) -> None:
+    project.write("my_app.py", SCHEMA_APP)
+    project.write(
+        "conf/config.yaml",
+        "defaults:\n  - base_config\n  - db: mysql\n  - _self_\n\ndebug: true\n",
+    )
+    project.write(
+        "conf/db/mysql.yaml", "defaults:\n  - base_mysql\n\nuser: omry\npassword: secret\n"
+    )
+    project.write(
+        "conf/db/postgresql.yaml",
+        "defaults:\n  - base_postgresql\n\nuser: postgres_user\npassword: drowssap\n",
+    )
+    project.commit()
+
+
+def jobs(text: str) -> list[Any]:
+    return [json.loads(line[4:]) for line in text.splitlines() if line.startswith("JOB ")]
+
+
+def test_configs_the_app_stores_in_config_store_compose(project: Project) -> None:
+    """The app's schemas exist only in its own process: the app composes (yanex asks it),
+    the record is what it composed, typed by its schema, as under Hydra."""
+    schema_app(project)
+    args = ["db=postgresql", "db.port=1234"]
+    (expected,) = jobs(under_hydra(project, "my_app.py", *args))
+    assert expected[0] == "PostGreSQLConfig"
+    r = project.yanex("run", "my_app.py", *args)
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    assert jobs((folder / "stdout.txt").read_text()) == [expected]
+    assert json.loads((folder / "params.json").read_text()) == expected[1]
+    meta = metadata(folder)
+    assert meta["hydra"]["choices"] == {"db": "postgresql"}
+    assert meta["hydra"]["app_config_matches"] is True
+    # A grid over a group and a typed value, as Hydra's -m runs it.
+    grid = ["db=mysql,postgresql", "db.port=1,2"]
+    expected = jobs(under_hydra(project, "my_app.py", "-m", *grid))
+    r = project.yanex("run", "my_app.py", "-m", "-j", "2", *grid)
+    assert r.returncode == 0, r.stderr
+    members = sorted((metadata(f)["sweep_index"], f) for f in project.experiments()[1:])
+    assert [jobs((f / "stdout.txt").read_text())[0] for _, f in members] == expected
+    # A rerun composes through the app again, and runs what was recorded.
+    r = project.yanex("rerun", folder.name)
+    assert r.returncode == 0, r.stderr
+    assert jobs((project.experiments()[-1] / "stdout.txt").read_text()) == [
+        jobs((folder / "stdout.txt").read_text())[0]
+    ]
+
+
+def test_what_the_app_cannot_compose_is_refused_before_anything_is_made(project: Project) -> None:
+    schema_app(project)
+    for args, needle in (
+        (["db=mysqll"], "config group 'db' has no option 'mysqll'; did you mean mysql?"),
+        (["db.port=abc"], "Value 'abc' of type 'str' could not be converted to Integer"),
+    ):
+        r = project.yanex("run", "my_app.py", *args)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert project.store_entries() == []
+
+
+def test_an_untracked_file_in_the_tree_of_such_an_app_is_uncommitted_code(
+    project: Project,
+) -> None:
+    """Which files the app's composition reads is the app's to know: every file of its tree
+    counts, so an untracked one makes the run dirty (refused, or kept in git.patch)."""
+    schema_app(project)
+    project.write("conf/db/sqlite.yaml", "driver: sqlite\n")  # not committed
+    r = project.yanex("run", "my_app.py")
+    assert r.returncode == 2 and "conf/db/sqlite.yaml" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and project.store_entries() == []
+    r = project.yanex("run", "my_app.py", "--ignore-dirty")
+    assert r.returncode == 0, r.stderr
+    assert "+driver: sqlite" in (project.only_experiment() / "git.patch").read_text()
+
+
+LAUNCHER = """
+from dataclasses import dataclass
+
+from hydra.core.config_store import ConfigStore
+
+import yanex
+
+
+@dataclass
+class Schema:
+    lr: float = 0.1
+    epochs: int = 3
+
+
+ConfigStore.instance().store(name="schema", node=Schema)
+results = yanex.launch({"lr": "list(0.2, 0.3)", "epochs": "range(1, 3)"}, "show.py")
+print([r.status for r in results])
+"""
+
+
+def test_a_sweep_over_a_key_a_schema_types_is_a_grid(project: Project) -> None:
+    """A program that stores a schema and launches a grid over its typed keys: each member
+    gets its value, converted as the schema says (an int range for a float is floats)."""
+    project.write("conf/config.yaml", "defaults:\n  - schema\n  - _self_\nlr: 0.5\n")
+    project.write("show.py", "import json, yanex; print(json.dumps(yanex.get_params()))\n")
+    project.write("launcher.py", LAUNCHER)
+    project.commit()
+    proc = subprocess.run(
+        [sys.executable, "launcher.py"],
+        cwd=project.path,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == str(["completed"] * 4)
+    got = [json.loads((f / "params.json").read_text()) for f in project.experiments()]
+    assert sorted(map(json.dumps, got)) == sorted(
+        json.dumps({"lr": lr, "epochs": e}) for lr in (0.2, 0.3) for e in (1, 2)
+    )

@@ -29,7 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from yanex import record, store
-from yanex.config import hydra_app, resolvers
+from yanex.config import compose, hydra_app, resolvers
 from yanex.errors import ParamError
 
 
@@ -97,3 +97,19 @@ def _record(folder: Path, config: DictConfig) -> dict[str, Any]:
     hydra_dir.mkdir(exist_ok=True)
     store.write_bytes_atomic(hydra_dir / "config.yaml", composed.encode())
     return report
+
+
+class Composer(Callback):
+    """Composes the app's config for yanex and stops the app before its job starts: yanex
+    asks the app when the config names configs only the app has (stored in Hydra's
+    ConfigStore when it is imported). The composition, and what yanex records of it, go to
+    the file ``YANEX_COMPOSE_TO`` names (see ``yanex.config.compose``)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        task = copy.deepcopy(config)
+        with read_write(task), open_dict(task):
+            del task["hydra"]
+        data = {"config": OmegaConf.to_yaml(task), **compose.describe(config)}
+        target = Path(os.environ[hydra_app.COMPOSE_TO_ENV])
+        store.write_bytes_atomic(target, json.dumps(data).encode(), False)
+        raise SystemExit(0)  # not an Exception: Hydra lets it end the app

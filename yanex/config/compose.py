@@ -243,7 +243,10 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
             with sources.marking_tree_reads():
                 cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
-        raise ParamError(_missing_message(exc, source)) from exc
+        if source.app is None:
+            raise ParamError(_missing_message(exc, source)) from exc
+        # A config the app itself stores in Hydra's ConfigStore: the app composes it.
+        return _composed_by_app(source, texts, _missing_message(exc, source))
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         # Hydra refuses some overrides with a plain ValueError (`db=null` for a group).
         raise _composition_error(exc, source, texts) from exc
@@ -251,28 +254,122 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
     # search path of other folders or packages is not fingerprinted, so it is not cached.
     providers = {str(s.provider) for s in cfg.hydra.runtime.config_sources}
     cacheable = providers <= {"hydra", "main", "schema"} and not cfg.hydra.searchpath
+    described = describe(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.set_struct(cfg, False)
+    info = _info(source, described)
+    if cache is not None and cacheable:
+        cache.write(OmegaConf.to_container(cfg, resolve=False), info)
+    return cfg, info
+
+
+def describe(cfg: DictConfig) -> dict[str, Any]:
+    """What yanex records of a Hydra composition, from its ``hydra`` node: the option chosen
+    in each group, the overrides as typed, and the output folders the user chose."""
+    from omegaconf import OmegaConf
+
     choices = {
         group: option
         for group, option in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
         if not group.startswith("hydra/")
     }
     task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # texts, as typed
-    outputs = _output_dirs(cfg.hydra)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.set_struct(cfg, False)
+    return {"choices": choices, "overrides": task, **_output_dirs(cfg.hydra)}
+
+
+def _info(source: sources.Source, described: dict[str, Any]) -> dict[str, Any]:
     info = {
         "config_dir": str(source.tree.resolve()) if source.tree is not None else None,
         "config_name": source.name,
-        "choices": choices,
-        "overrides": task,
-        **outputs,
+        **described,
     }
     if source.app is not None:
         info["app"] = source.app.to_metadata()
-    if cache is not None and cacheable:
-        cache.write(OmegaConf.to_container(cfg, resolve=False), info)
-    return cfg, info
+    return info
+
+
+# How long an app may take to compose its config in its own process (its imports included).
+APP_COMPOSE_TIMEOUT = 300.0
+
+
+def _composed_by_app(
+    source: sources.Source, texts: list[str], missing: str
+) -> tuple[DictConfig, dict[str, Any]]:
+    """A composition that names configs the app stores in Hydra's ConfigStore when it is
+    imported (a structured config's schema), which yanex's process does not have: the app
+    composes it, in a process of its own run as the app runs (its folder, environment and
+    command line), and stops before its task: ``yanex.hydra_callback.Composer`` hands the
+    composition back. Not cached: the app's code made it. ``missing`` is said when the app
+    cannot compose it either (a misspelt option)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    app = source.app
+    assert app is not None
+    args = [sys.executable, str(app.script), *texts, hydra_app.COMPOSER_OVERRIDE]
+    if source.tree is not None and source.tree.resolve() != app.config_dir:
+        args += ["--config-path", str(source.tree.resolve())]
+    if source.name is not None and source.name != app.config_name:
+        args += ["--config-name", source.name]
+    environ = dict(source.environ if source.environ is not None else os.environ)
+    with tempfile.TemporaryDirectory(prefix="yanex-compose-") as folder:
+        report = Path(folder, "composed.json")
+        environ[hydra_app.COMPOSE_TO_ENV] = str(report)
+        try:
+            done = subprocess.run(
+                args,
+                cwd=source.cwd,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=APP_COMPOSE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ParamError(
+                f"{app.script.name} did not compose its config within "
+                f"{APP_COMPOSE_TIMEOUT:g} s (it stores configs in Hydra's ConfigStore, so yanex "
+                "asks the app itself)"
+            ) from exc
+        except OSError as exc:
+            raise ParamError(f"{app.script.name} cannot be started: {exc}") from exc
+        try:
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), str):
+        said = _hydras_error(done.stderr.decode("utf-8", "replace"))
+        if "Could not find" in said or "Could not load" in said or not said:
+            raise ParamError(missing)
+        raise ParamError(f"{app.script.name} cannot compose its config: {said}")
+    cfg = OmegaConf.create(data.pop("config"))
+    OmegaConf.set_struct(cfg, False)
+    return cfg, _info(source, data)  # type: ignore[return-value]
+
+
+def _hydras_error(stderr: str) -> str:
+    """The message Hydra printed when an app failed, in one line: the lines before Hydra's
+    "Set the environment variable HYDRA_FULL_ERROR" back to the app's own output or Python's
+    warnings, without the config search path and the keys' types."""
+    lines = stderr.splitlines()
+    end = next(
+        (i for i, line in enumerate(lines) if line.startswith("Set the environment variable")),
+        len(lines),
+    )
+    said: list[str] = []
+    for line in reversed(lines[:end]):
+        if "Warning" in line or line.startswith(("  @hydra.main", "See https://")):
+            break
+        if not line[:1].isspace():  # indented: the keys' types, a list of options
+            said.insert(0, line.strip())
+    if "Config search path:" in said:
+        said = said[: said.index("Config search path:")]
+    kept = [line for line in said if line and not line.startswith(("full_key:", "object_"))]
+    return " ".join(line for line in kept if not line.startswith("reference_type"))
 
 
 def _output_dirs(hydra: Any) -> dict[str, str]:
@@ -536,16 +633,23 @@ def files_read(source: sources.Source, compositions: list[list[str]]) -> set[Pat
     if source.tree is None:
         return set()
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from hydra.types import RunMode
 
     tree = source.tree.resolve()
     found: set[Path] = set()
-    with _initialized(source), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = GlobalHydra.instance().config_loader()
-        for texts in compositions:
-            defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
-            found.update(tree / f"{item.config_path}.yaml" for item in defaults if item.config_path)
+    try:
+        with _initialized(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader = GlobalHydra.instance().config_loader()
+            for texts in compositions:
+                defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
+                found.update(
+                    tree / f"{item.config_path}.yaml" for item in defaults if item.config_path
+                )
+    except HydraException:
+        # Configs only the app has (ConfigStore): every file of the tree counts as read.
+        found = {path.resolve() for path in tree.rglob("*.y*ml")}
     return found
 
 

@@ -225,6 +225,10 @@ def argv(experiment: Recorded) -> list[str]:
 # The callback's name in the app's hydra.callbacks, and the class Hydra instantiates.
 CALLBACK = "yanex_record"
 CALLBACK_CLASS = "yanex.hydra_callback.Recorder"
+# An app that composes its config for yanex and stops (see compose._composed_by_app): the
+# override that adds the callback, and the variable naming the file it writes.
+COMPOSER_OVERRIDE = "++hydra.callbacks.yanex_compose._target_=yanex.hydra_callback.Composer"
+COMPOSE_TO_ENV = "YANEX_COMPOSE_TO"
 # What the callback reports of the app's config, in the experiment folder.
 REPORT = ".hydra/app.json"
 # How many keys a warning names before "...".

@@ -110,6 +110,7 @@ def resolve(
         config_dir=config_dir,
         config_name=config_name,
         base=base,
+        environ=environ,
     )
     env_texts = overrides.env_override_texts(environ)
     if not source.found and not env_texts and not param_texts:

@@ -45,6 +45,9 @@ class Source:
     name: str | None = None  # its primary config; None composes from groups alone
     base: dict[str, Any] | None = None  # a rerun's recorded parameters
     app: hydra_app.HydraApp | None = None  # a @hydra.main app: the tree is the app's own
+    # Where and with what environment an app runs (it composes there what yanex cannot).
+    cwd: Path | None = None
+    environ: Mapping[str, str] | None = None
 
     @property
     def composed(self) -> bool:
@@ -67,9 +70,11 @@ def find_source(
     config_dir: Path | None = None,
     config_name: str | None = None,
     base: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Source:
     """Where the config comes from, found as Hydra finds it (paths are absolute or relative
-    to ``cwd``): the same config whichever folder ``yanex run`` is started from."""
+    to ``cwd``): the same config whichever folder ``yanex run`` is started from. An app is
+    run in ``cwd`` with ``environ`` (None: this process's)."""
     if base is not None:
         return Source(base=dict(base))
     config_paths = [absolute(path, cwd) for path in config_paths]
@@ -91,7 +96,7 @@ def find_source(
                 f"the config folder of {app.script.name} is not found: {tree}",
                 hint="Its @hydra.main config_path is relative to the script's folder.",
             )
-        return Source(tree=tree, name=name, app=app)
+        return Source(tree=tree, name=name, app=app, cwd=cwd, environ=environ)
     if config_paths:
         if config_dir is not None or config_name is not None:
             raise ParamError(
