@@ -458,6 +458,18 @@ def test_an_untracked_file_in_the_tree_of_such_an_app_is_uncommitted_code(
     assert "+driver: sqlite" in (project.only_experiment() / "git.patch").read_text()
 
 
+def test_shell_completion_never_starts_such_an_app(project: Project) -> None:
+    from test_hydra_cli import bash_complete
+
+    schema_app(project)
+    marker = project.path.parent / "imported"
+    project.write("my_app.py", f"open({str(marker)!r}, 'w').close()\n" + SCHEMA_APP)
+    project.commit()
+    offered = bash_complete(project, ("yanex run my_app.py db=", "yanex run my_app.py db =", 4))
+    assert offered == ["=mysql =postgresql"]
+    assert not marker.exists()
+
+
 LAUNCHER = """
 from dataclasses import dataclass
 

@@ -221,9 +221,13 @@ def _app_importable(app: hydra_app.HydraApp | None) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+def compose(
+    source: sources.Source, texts: list[str], *, ask_app: bool = True
+) -> tuple[DictConfig, dict[str, Any]]:
     """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
     and what metadata records of it (the chosen option of each group, the overrides).
+    A config only the app has is composed by the app, unless ``ask_app`` is false (shell
+    completion never starts the app).
 
     A composition of a tree whose files are as they were is read from the cache Hydra's
     last composition of it left (see :class:`CompositionCache`): no Hydra import."""
@@ -243,7 +247,7 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
             with sources.marking_tree_reads():
                 cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
-        if source.app is None:
+        if source.app is None or not ask_app:
             raise ParamError(_missing_message(exc, source)) from exc
         # A config the app itself stores in Hydra's ConfigStore: the app composes it.
         return _composed_by_app(source, texts, _missing_message(exc, source))

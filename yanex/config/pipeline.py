@@ -270,7 +270,8 @@ def completions(
                     texts.append(text)
         for attempt in (texts, []):
             with contextlib.suppress(ParamError):
-                data = OmegaConf.to_container(compose.compose(source, attempt)[0], resolve=False)
+                cfg = compose.compose(source, attempt, ask_app=False)[0]
+                data = OmegaConf.to_container(cfg, resolve=False)
                 break
     elif source.files or source.base is not None:
         with resolvers.expanding() as placed:
