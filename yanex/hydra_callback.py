@@ -70,10 +70,7 @@ def _record(folder: Path, config: DictConfig) -> dict[str, Any]:
     task = copy.deepcopy(config)
     with read_write(task), open_dict(task):
         del task["hydra"]
-    report: dict[str, Any] = {
-        "output_dir": str(config.hydra.runtime.output_dir),
-        "cwd": os.getcwd(),
-    }
+    report: dict[str, Any] = {"output_dir": str(config.hydra.runtime.output_dir)}
     composed = OmegaConf.to_yaml(task)
     try:
         resolved = json.loads(json.dumps(resolvers.to_container(task), default=str))

@@ -784,7 +784,7 @@ def replay_pins(
         left = hydra_app.differences(dict(recorded), _resolved_as_recorded(again, where))
         if left:
             raise ParamError(
-                f"{where} cannot be composed again from {source.tree}: its values at "
+                f"{where} cannot be composed again from {source.tree or 'the app'}: its values at "
                 f"{', '.join(left[:5])} cannot be given back",
                 hint=_REPLAY_HINT,
             )
@@ -804,7 +804,7 @@ def _replay_composition(
         cfg, info = compose(source, texts)
     except ParamError as exc:
         raise ParamError(
-            f"{where} cannot be composed again from {source.tree}: {exc.message}",
+            f"{where} cannot be composed again from {source.tree or 'the app'}: {exc.message}",
             hint=_REPLAY_HINT,
         ) from exc
     mark_plain_sweeps(cfg, f"the config in {source.tree}", resolvers.Placeholders(), [])
