@@ -157,3 +157,27 @@ def test_on_dask_the_record_is_what_the_worker_resolved(project: Project, cluste
     assert_recorded_as_the_app_ran(folder)
     assert recorded(folder) == {"db": {"user": "worker"}}
     assert metadata(folder)["hydra"]["app_config_differences"] == ["db.user"]
+
+
+def test_a_config_the_app_cannot_resolve_keeps_the_record_yanex_composed(
+    project: Project,
+) -> None:
+    """An app that adds to its own command line a value that cannot be resolved (and never
+    reads it): the record stays what yanex composed, and says why."""
+    project.write(
+        "app.py",
+        APP.replace(
+            'print("CFG "', 'print("A " + str(cfg.a))\n    return\n    print("CFG "'
+        ).replace("import json\n", 'import json\nimport sys\nsys.argv.append("+bad=${nope}")\n'),
+    )
+    project.write("conf/config.yaml", "a: 1\n")
+    project.commit()
+    r = project.yanex("run", "app.py")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    assert recorded(folder) == {"a": 1}
+    meta = metadata(folder)
+    assert meta["hydra"]["app_config_matches"] is False
+    assert "the config the @hydra.main app composed cannot be resolved" in r.stderr
+    assert "the record holds the one yanex composed" in meta["warnings"][0]
+    assert "bad: ${nope}" in (folder / ".hydra" / "config.yaml").read_text()

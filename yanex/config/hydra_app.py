@@ -264,13 +264,18 @@ def check_config(experiment: Recorded) -> list[str]:
     else:
         differences = [str(key) for key in report.get("differences") or []]
         changes["hydra"]["app_config_matches"] = not differences
-        if differences:
+        if report.get("unresolved"):
+            found.append(
+                f"the config the @hydra.main app composed cannot be resolved "
+                f"({report['unresolved']}); the record holds the one yanex composed"
+            )
+        elif differences:
             shown = ", ".join(differences[:_SHOWN]) + (", ..." if len(differences) > _SHOWN else "")
-            why = f" ({report['unresolved']})" if report.get("unresolved") else ""
             found.append(
                 f"the config the @hydra.main app resolved differs from the one yanex composed "
-                f"at {shown}{why}; the record holds the app's (params.json, config.yaml)"
+                f"at {shown}; the record holds the app's (params.json, config.yaml)"
             )
+        if differences:
             changes["hydra"]["app_config_differences"] = differences
     if found:
         changes["warnings"] = [*meta.get("warnings", []), *found]
