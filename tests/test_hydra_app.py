@@ -188,8 +188,12 @@ def test_an_app_that_changes_its_config_at_run_time_is_recorded_as_such(project:
     assert r.returncode == 0, r.stderr
     folder = project.only_experiment()
     assert app_saw(folder)["config"]["lr"] == 0.9
-    warning = "the config the @hydra.main app composed differs from the recorded one at lr"
+    warning = "the config the @hydra.main app resolved differs from the one yanex composed at lr"
     assert warning in r.stderr
+    # The record holds what the app ran with, and get_param inside the app read it.
+    assert json.loads((folder / "params.json").read_text())["lr"] == 0.9
+    assert "lr: 0.9" in (folder / "config.yaml").read_text()
+    assert results(folder)[0]["results"]["lr_param"] == 0.9
     meta = metadata(folder)
     assert meta["hydra"]["app_config_matches"] is False
     assert meta["hydra"]["app_config_differences"] == ["lr"]

@@ -245,6 +245,62 @@ def test_a_damaged_cache_entry_is_composed_again(project: Project) -> None:
         assert run(project, "show.py", "model=large") == expected
 
 
+@pytest.mark.slow
+def test_a_cache_entry_of_another_shape_is_composed_again(project: Project) -> None:
+    """An entry whose checksum holds but whose content is not a composition (written by
+    hand, or by other code): composed again by Hydra, never a traceback."""
+    import hashlib
+    import marshal
+
+    write_tree(project, "conf")
+    project.write("show.py", SHOW)
+    project.commit()
+    expected = {"model": {"width": 64}, "lr": 0.1}
+    assert run(project, "show.py", "model=large") == expected
+    (entry,) = (project.home / "cache" / "compositions").iterdir()
+    config, info = marshal.loads(entry.read_bytes()[32:])
+    shapes = [
+        ([1, 2], info),  # a list for the config
+        ({"model": {"width": 64}, "lr": {1, 2}}, info),  # a set: not a value OmegaConf holds
+        ({"model": {"width": 64}, "lr": b"0.1"}, info),  # bytes
+        (config, "info"),  # info not a mapping
+        (config, {**info, "choices": ["model"]}),
+        (config, {k: v for k, v in info.items() if k != "overrides"}),  # a key missing
+        (config, {**info, "overrides": [1]}),
+        (config,),  # one item
+        None,
+    ]
+    for shape in shapes:
+        payload = marshal.dumps(shape)
+        entry.write_bytes(hashlib.sha256(payload).digest() + payload)
+        assert run(project, "show.py", "model=large") == expected, shape
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config",
+    [
+        '"defaults":\n  - model: ${oc.env:MODEL,a}\n  - _self_\n',
+        "{defaults: [{model: '${oc.env:MODEL,a}'}, _self_]}\n",
+        "'defaults' : [{model: \"\\x24{oc.env:MODEL,a}\"}, _self_]\n",
+        "base: &d\n  - model: ${oc.env:MODEL,a}\n  - _self_\ndefaults: *d\n",
+    ],
+    ids=["quoted key", "flow style", "escaped", "an alias"],
+)
+def test_a_defaults_list_read_from_the_environment_however_written_is_not_cached(
+    project: Project, config: str
+) -> None:
+    project.write("show.py", SHOW)
+    project.write("conf/config.yaml", config)
+    project.write("conf/model/a.yaml", "width: 1\n")
+    project.write("conf/model/b.yaml", "width: 2\n")
+    project.commit()
+    first = _second_run_of(project, "show.py")
+    assert first["model"] == {"width": 1}
+    assert run(project, "show.py", MODEL="b")["model"] == {"width": 2}
+    assert metadata(project.experiments()[-1])["hydra"]["choices"] == {"model": "b"}
+
+
 CONFIG_STORE = """
 import sys
 from pathlib import Path

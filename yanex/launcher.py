@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import re
@@ -80,6 +79,9 @@ class RunRequest:
     base_config: dict[str, Any] | None = None
     base_overrides: list[str] = field(default_factory=list)
     carried: dict[str, Any] = field(default_factory=dict)
+    # A rerun of a @hydra.main app: the app composes its tree again, given back exactly the
+    # recorded parameters (see pipeline.Replay).
+    replay: pipeline.Replay | None = None
 
 
 @dataclass
@@ -213,6 +215,18 @@ def _sweep_order(prepared: Prepared) -> list[str]:
     return [*in_config, *sorted(first, key=lambda path: first[path])]
 
 
+def _apply_settings(request: RunRequest, settings: sources.Settings) -> None:
+    """A config file's ``yanex:`` section gives what the command line left out (name,
+    description, tags, --stage); tags given on the command line replace the file's."""
+    if request.name is None:
+        request.name = settings.name
+    if request.description is None:
+        request.description = settings.description
+    if not request.tags and settings.tags:
+        request.tags = list(settings.tags)
+    request.stage = request.stage or settings.stage
+
+
 def _grace_period(environ: Mapping[str, str]) -> float:
     raw = environ.get(GRACE_PERIOD_ENV)
     try:
@@ -281,11 +295,13 @@ class Launcher:
             environ=request.environ,
             base=request.base_config,
             multirun=request.multirun,
+            replay=request.replay,
         )
+        _apply_settings(request, resolved.settings)
         grid = resolved.grid
         specs = dependencies.parse(request.depends_on, multirun=request.multirun)
         swept = [spec for spec in specs if spec.sweep is not None]
-        if (grid.sweeps or swept) and not (request.stage or run_grid):
+        if (grid.sweeps or swept) and not (request.stage or run_grid or resolved.settings.dry_run):
             varied = ", ".join(
                 [f"{path}={sweep.expr}" for path, sweep in grid.sweeps]
                 + [f"{spec.path}={spec.sweep}" for spec in swept]
@@ -414,7 +430,7 @@ class Launcher:
         try:
             config = member.config
             text = record.config_yaml(config).encode()
-            params_text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+            params_text = record.params_json(config)
             if durable:
                 store.write_bytes_atomic(folder / store.CONFIG, text)
                 store.write_bytes_atomic(folder / store.PARAMS, params_text.encode())
@@ -780,7 +796,7 @@ def launch(
     prepared = launcher.prepare(request, run_grid=True)
     for warning in prepared.warnings:
         _print_err(f"warning: {warning}")
-    if stage:
+    if prepared.request.stage:  # stage=True, or the config's yanex.stage
         staged = launcher.stage(prepared)
         found = [Ending(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
         return found if prepared.is_sweep else found[0]

@@ -628,6 +628,11 @@ def artifacts(folder: Path) -> list[Artifact]:
     return found
 
 
+def params_json(config: Mapping[str, Any]) -> str:
+    """The resolved parameters as ``params.json`` holds them (what ``get_param`` reads)."""
+    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+
+
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The resolved parameters as ``config.yaml`` holds them (block style, keys in order)."""
     if not config:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import code, record, store
-from yanex.config import overrides, sources
+from yanex.config import overrides, pipeline, sources
 from yanex.errors import GitStateError, YanexError
 from yanex.launcher import RunRequest
 
@@ -117,7 +117,17 @@ def prepare(
         environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},
         carried=carried,
     )
-    if picks_option:
+    if hydra and hydra.get("app"):
+        # A @hydra.main app composes its own config: its tree again (the worktree's, with
+        # --worktree) with the recorded overrides, given back exactly the recorded values
+        # whatever the tree holds today; a new option of a group composes the tree anew.
+        request.config_dir = config_dir
+        request.config_name = hydra.get("config_name")
+        request.params = list(param_texts)
+        choices = hydra.get("choices") or {}
+        request.replay = pipeline.Replay(recorded, prior, choices, original.id)
+        carried["hydra"] = None  # the composition records its own
+    elif picks_option:
         # Another option of a config group: compose the tree again, as recorded plus the new.
         assert hydra is not None and config_dir is not None
         request.config_dir = config_dir

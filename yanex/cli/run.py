@@ -544,7 +544,7 @@ def _run_request(
             note(prepared)
         if prepared.is_sweep:
             _confirm_grid(prepared.grid.size, yes)
-        if dry_run:
+        if dry_run or prepared.resolved.settings.dry_run:  # a config's yanex.dry_run too
             _show_dry_run(prepared, at_once is not None)
             return
         if request.stage:

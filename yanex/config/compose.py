@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex.config import resolvers, sources, sweeps
+from yanex.config import hydra_app, resolvers, sources, sweeps
 from yanex.config.overrides import (
     ParamOverride,
     close_key,
@@ -54,22 +55,26 @@ def compose_plain(
     overrides: list[ParamOverride],
     placed: resolvers.Placeholders,
     warnings: list[str],
-) -> DictConfig:
+) -> tuple[DictConfig, sources.Settings]:
     """The config files merged in order (or a rerun's parameters, or nothing), with the
-    overrides applied and their sweeps in place (held by ``placed``)."""
+    overrides applied and their sweeps in place (held by ``placed``); and the run's settings
+    from the files' ``yanex:`` sections."""
     from omegaconf import OmegaConf
 
+    sections = []
     if source.files:
         configs = []
         for path in source.files:
-            cfg = sources.load_config_file(path)
+            cfg, section = sources.load_config_file(path)
             mark_plain_sweeps(cfg, f"config file {path}", placed, warnings)
             configs.append(cfg)
+            sections.append((path, section))
         cfg = configs[0] if len(configs) == 1 else OmegaConf.merge(*configs)  # type: ignore[assignment]
     else:
         cfg = OmegaConf.create(source.base or {})
+    settings = sources.settings(sections, warnings)
     apply_overrides(cfg, overrides, placed, warnings)
-    return cfg
+    return cfg, settings
 
 
 def apply_overrides(
@@ -173,7 +178,7 @@ def _initialized(source: sources.Source) -> Iterator[None]:
     own = (GlobalHydra, HydraConfig, VersionBase)
     Singleton._instances = {cls: obj for cls, obj in apps.items() if cls not in own}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _app_importable(source.app):
             warnings.simplefilter("ignore")
             if source.tree is not None:
                 tree = str(source.tree.resolve())
@@ -186,9 +191,43 @@ def _initialized(source: sources.Source) -> Iterator[None]:
         Singleton._instances = apps
 
 
-def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+@contextlib.contextmanager
+def _app_importable(app: hydra_app.HydraApp | None) -> Iterator[None]:
+    """An app's own folder first on ``sys.path``, as Python puts it when the app runs: its
+    ``hydra.searchpath`` may name packages next to it (``pkg://additional_conf``). What was
+    imported from there while composing is forgotten again: it is the app's, not yanex's."""
+    import sys
+
+    if app is None:
+        yield
+        return
+    import importlib
+
+    folder = str(app.script.parent)
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        inside = folder + os.sep
+        for name in set(sys.modules) - before:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            paths = getattr(getattr(sys.modules[name], "__path__", None), "__iter__", None)
+            places = [where, *(paths() if paths else [])]
+            if any(str(place).startswith(inside) for place in places):
+                del sys.modules[name]
+
+
+def compose(
+    source: sources.Source, texts: list[str], *, ask_app: bool = True
+) -> tuple[DictConfig, dict[str, Any]]:
     """One Hydra composition: the config (without its ``hydra`` node, not in struct mode),
     and what metadata records of it (the chosen option of each group, the overrides).
+    A config only the app has is composed by the app, unless ``ask_app`` is false (shell
+    completion never starts the app).
 
     A composition of a tree whose files are as they were is read from the cache Hydra's
     last composition of it left (see :class:`CompositionCache`): no Hydra import."""
@@ -208,7 +247,10 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
             with sources.marking_tree_reads():
                 cfg = hydra_compose(source.name, overrides=texts, return_hydra_config=True)
     except MissingConfigException as exc:
-        raise ParamError(_missing_message(exc, source)) from exc
+        if source.app is None or not ask_app:
+            raise ParamError(_missing_message(exc, source)) from exc
+        # A config the app itself stores in Hydra's ConfigStore: the app composes it.
+        return _composed_by_app(source, texts, _missing_message(exc, source))
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         # Hydra refuses some overrides with a plain ValueError (`db=null` for a group).
         raise _composition_error(exc, source, texts) from exc
@@ -216,26 +258,142 @@ def compose(source: sources.Source, texts: list[str]) -> tuple[DictConfig, dict[
     # search path of other folders or packages is not fingerprinted, so it is not cached.
     providers = {str(s.provider) for s in cfg.hydra.runtime.config_sources}
     cacheable = providers <= {"hydra", "main", "schema"} and not cfg.hydra.searchpath
+    described = describe(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.set_struct(cfg, False)
+    info = _info(source, described)
+    if cache is not None and cacheable:
+        cache.write(OmegaConf.to_container(cfg, resolve=False), info)
+    return cfg, info
+
+
+def describe(cfg: DictConfig) -> dict[str, Any]:
+    """What yanex records of a Hydra composition, from its ``hydra`` node: the option chosen
+    in each group, the overrides as typed, and the output folders the user chose."""
+    from omegaconf import OmegaConf
+
     choices = {
         group: option
         for group, option in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
         if not group.startswith("hydra/")
     }
     task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # texts, as typed
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.set_struct(cfg, False)
+    return {"choices": choices, "overrides": task, **_output_dirs(cfg.hydra)}
+
+
+def _info(source: sources.Source, described: dict[str, Any]) -> dict[str, Any]:
     info = {
         "config_dir": str(source.tree.resolve()) if source.tree is not None else None,
         "config_name": source.name,
-        "choices": choices,
-        "overrides": task,
+        **described,
     }
     if source.app is not None:
         info["app"] = source.app.to_metadata()
-    if cache is not None and cacheable:
-        cache.write(OmegaConf.to_container(cfg, resolve=False), info)
-    return cfg, info
+    return info
+
+
+# How long an app may take to compose its config in its own process (its imports included).
+APP_COMPOSE_TIMEOUT = 300.0
+
+
+def _composed_by_app(
+    source: sources.Source, texts: list[str], missing: str
+) -> tuple[DictConfig, dict[str, Any]]:
+    """A composition that names configs the app stores in Hydra's ConfigStore when it is
+    imported (a structured config's schema), which yanex's process does not have: the app
+    composes it, in a process of its own run as the app runs (its folder, environment and
+    command line), and stops before its task: ``yanex.hydra_callback.Composer`` hands the
+    composition back. Not cached: the app's code made it. ``missing`` is said when the app
+    cannot compose it either (a misspelt option)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    app = source.app
+    assert app is not None
+    args = [sys.executable, str(app.script), *texts, hydra_app.COMPOSER_OVERRIDE]
+    if source.tree is not None and source.tree.resolve() != app.config_dir:
+        args += ["--config-path", str(source.tree.resolve())]
+    if source.name is not None and source.name != app.config_name:
+        args += ["--config-name", source.name]
+    environ = dict(source.environ if source.environ is not None else os.environ)
+    with tempfile.TemporaryDirectory(prefix="yanex-compose-") as folder:
+        report = Path(folder, "composed.json")
+        environ[hydra_app.COMPOSE_TO_ENV] = str(report)
+        try:
+            done = subprocess.run(
+                args,
+                cwd=source.cwd,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=APP_COMPOSE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ParamError(
+                f"{app.script.name} did not compose its config within "
+                f"{APP_COMPOSE_TIMEOUT:g} s (it stores configs in Hydra's ConfigStore, so yanex "
+                "asks the app itself)"
+            ) from exc
+        except OSError as exc:
+            raise ParamError(f"{app.script.name} cannot be started: {exc}") from exc
+        try:
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), str):
+        said = _hydras_error(done.stderr.decode("utf-8", "replace"))
+        if "Could not find" in said or "Could not load" in said or not said:
+            raise ParamError(missing)
+        raise ParamError(f"{app.script.name} cannot compose its config: {said}")
+    cfg = OmegaConf.create(data.pop("config"))
+    OmegaConf.set_struct(cfg, False)
+    return cfg, _info(source, data)  # type: ignore[return-value]
+
+
+def _hydras_error(stderr: str) -> str:
+    """The message Hydra printed when an app failed, in one line: the lines before Hydra's
+    "Set the environment variable HYDRA_FULL_ERROR" back to the app's own output or Python's
+    warnings, without the config search path and the keys' types."""
+    lines = stderr.splitlines()
+    end = next(
+        (i for i, line in enumerate(lines) if line.startswith("Set the environment variable")),
+        len(lines),
+    )
+    said: list[str] = []
+    for line in reversed(lines[:end]):
+        if "Warning" in line or line.startswith(("  @hydra.main", "See https://")):
+            break
+        if not line[:1].isspace():  # indented: the keys' types, a list of options
+            said.insert(0, line.strip())
+    if "Config search path:" in said:
+        said = said[: said.index("Config search path:")]
+    kept = [line for line in said if line and not line.startswith(("full_key:", "object_"))]
+    return " ".join(line for line in kept if not line.startswith("reference_type"))
+
+
+def _output_dirs(hydra: Any) -> dict[str, str]:
+    """Hydra's output folders the user chose (in the config or on the command line), as
+    written: ``run_dir`` (``hydra.run.dir``), ``sweep_dir`` (``hydra.sweep.dir`` and
+    ``subdir``, for a grid's members); none when they are Hydra's defaults (yanex then puts
+    the app's output in the experiment folder)."""
+    import yaml
+    from hydra import __file__ as hydra_init
+    from omegaconf import OmegaConf
+
+    defaults_file = Path(hydra_init).parent / "conf" / "hydra" / "output" / "default.yaml"
+    defaults = yaml.safe_load(defaults_file.read_text(encoding="utf-8"))
+    given = OmegaConf.to_container(hydra, resolve=False)
+    found = {}
+    if given["run"]["dir"] != defaults["run"]["dir"]:
+        found["run_dir"] = str(given["run"]["dir"])
+    if given["sweep"] != defaults["sweep"]:
+        found["sweep_dir"] = f"{given['sweep']['dir']}/{given['sweep']['subdir']}"
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +423,6 @@ class CompositionCache:
         import hashlib
         import importlib.util
         import marshal
-        import os
         import sys
 
         from yanex import store
@@ -292,7 +449,7 @@ class CompositionCache:
             return None
         version_base = source.app.version_base if source.app is not None else "1.3"
         key = (
-            3,  # the entry's format
+            4,  # the entry's format
             sys.version,
             tuple(ours),
             tuple(libraries),
@@ -317,12 +474,19 @@ class CompositionCache:
         if hashlib.sha256(payload).digest() != checksum:
             return None  # damaged: marshal is not made for bad input, so it never sees it
         try:
-            config, info = marshal.loads(payload)
+            entry = marshal.loads(payload)
         except (ValueError, EOFError, TypeError):
             return None
+        if not _is_entry(entry):
+            return None  # of another shape (made by hand, or by other code): compose again
+        config, info = entry
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
-        cfg = OmegaConf.create(config)
+        try:
+            cfg = OmegaConf.create(config)
+        except (OmegaConfBaseException, ValueError, TypeError):
+            return None
         OmegaConf.set_struct(cfg, False)
         return cfg, info
 
@@ -353,7 +517,6 @@ def _yaml_files(tree: Path, limit: int) -> list[tuple[str, int, int, int]] | Non
     inode, sorted. None when the tree cannot be fingerprinted so: a symlinked folder (its files
     may change elsewhere), more than ``limit`` entries (a project's whole folder, data and
     all), or a defaults list with an interpolation (its choice depends on more than files)."""
-    import os
 
     found = []
     seen = 0
@@ -380,25 +543,78 @@ def _yaml_files(tree: Path, limit: int) -> list[tuple[str, int, int, int]] | Non
 
 
 def _interpolated_defaults(path: str) -> bool:
-    """Does this config's defaults list hold an interpolation (``- db: ${oc.env:DB}``)? Read
-    line by line: the ``defaults:`` key and the lines indented or listed under it."""
+    """Does this config's defaults list hold an interpolation (``- db: ${oc.env:DB}``)? The
+    file is read as YAML (the ``defaults`` key however it is spelled, block or flow style,
+    aliases and escapes included); one that cannot be read is not cached either (Hydra says
+    what is wrong with it). A file without ``$`` or ``\\`` cannot spell ``${``: not parsed."""
+    import yaml
+
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
-    if "${" not in text or "defaults" not in text:
+    if "$" not in text and "\\" not in text:
         return False
-    inside = False
-    for line in text.splitlines():
-        if line.startswith("defaults:"):
-            inside = True
-            if "${" in line:
-                return True
-            continue
-        if inside:
-            if line[:1] not in (" ", "\t", "-", "#", ""):
-                inside = False
-            elif "${" in line:
-                return True
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return True
+    if not isinstance(data, dict) or "defaults" not in data:
+        return False
+    stack = [data["defaults"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str) and "${" in node:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return False
+
+
+_NAMED = ("config_dir", "config_name")
+_OUTPUTS = ("run_dir", "sweep_dir")
+
+
+def _is_entry(entry: Any) -> bool:
+    """Is a cache entry what :meth:`CompositionCache.write` writes: ``(config, info)``, the
+    config a mapping of plain data, ``info`` the composition's record (its choices and
+    overrides)? Anything else is composed again."""
+    if not (isinstance(entry, tuple) and len(entry) == 2):
+        return False
+    config, info = entry
+    if not (isinstance(config, dict) and _plain(config) and isinstance(info, dict)):
+        return False
+    choices, overrides = info.get("choices"), info.get("overrides")
+    return (
+        set(info) <= {"config_dir", "config_name", "choices", "overrides", "app", *_OUTPUTS}
+        and all(isinstance(info.get(key, ""), str) for key in _OUTPUTS)
+        and all(isinstance(info.get(key), (str, type(None))) for key in _NAMED)
+        and isinstance(choices, dict)
+        and all(isinstance(k, str) for k in choices)
+        and _plain(choices)
+        and isinstance(overrides, list)
+        and all(isinstance(text, str) for text in overrides)
+        and isinstance(info.get("app", {}), dict)
+        and _plain(info.get("app", {}))
+    )
+
+
+def _plain(node: Any) -> bool:
+    """Plain data only (what a composition holds): mappings, lists, strings, numbers, bools
+    and None; keys strings, ints, floats or bools. Checked without recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, (str, int, float, bool)) for k in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not (item is None or isinstance(item, (str, int, float, bool))):
+            return False
+    return True
 
 
 def _own_structured_configs() -> bool:
@@ -421,16 +637,23 @@ def files_read(source: sources.Source, compositions: list[list[str]]) -> set[Pat
     if source.tree is None:
         return set()
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from hydra.types import RunMode
 
     tree = source.tree.resolve()
     found: set[Path] = set()
-    with _initialized(source), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = GlobalHydra.instance().config_loader()
-        for texts in compositions:
-            defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
-            found.update(tree / f"{item.config_path}.yaml" for item in defaults if item.config_path)
+    try:
+        with _initialized(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader = GlobalHydra.instance().config_loader()
+            for texts in compositions:
+                defaults = loader.compute_defaults_list(source.name, texts, RunMode.RUN).defaults
+                found.update(
+                    tree / f"{item.config_path}.yaml" for item in defaults if item.config_path
+                )
+    except HydraException:
+        # Configs only the app has (ConfigStore): every file of the tree counts as read.
+        found = {path.resolve() for path in tree.rglob("*.y*ml")}
     return found
 
 
@@ -484,6 +707,147 @@ def did_you_mean(key: str, cfg: DictConfig) -> str:
 
     close = close_key(key, dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
     return f" (did you mean {close}?)" if close else ""
+
+
+def sweeper_params(source: sources.Source, texts: list[str]) -> list[str]:
+    """The sweeps ``hydra.sweeper.params`` of the tree gives a multirun (Hydra's tutorial
+    5_basic_sweep: ``db: glob(*)``, ``db.timeout: 5,10``), as Hydra's basic sweeper reads
+    them: ``key=value`` each, before the command line's overrides. Composed as Hydra composes
+    for ``--multirun`` (a group left ``???`` is allowed), with the overrides that are not
+    sweeps. A tree whose files never mention a sweeper has none: Hydra is not asked."""
+    if source.tree is None or not (
+        any("sweeper" in text for text in texts) or _mentions(source.tree, "sweeper")
+    ):
+        return []
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with _initialized(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader = GlobalHydra.instance().config_loader()
+            cfg = loader.load_configuration(source.name, texts, RunMode.MULTIRUN)
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise _composition_error(exc, source, texts) from exc
+    sweeper = OmegaConf.select(cfg, "hydra.runtime.choices", default={}).get("hydra/sweeper")
+    params = OmegaConf.to_container(cfg.hydra.sweeper, resolve=False).get("params") or {}
+    if sweeper not in (None, "basic"):
+        raise ParamError(
+            f"the config in {source.tree} chooses Hydra's {sweeper} sweeper (hydra/sweeper); "
+            "yanex -m runs grids as Hydra's basic sweeper makes them",
+            hint="Run the app under Hydra for that sweeper (python app.py -m), or choose the "
+            "basic sweeper: hydra/sweeper=basic.",
+        )
+    return [f"{key}={value}" for key, value in params.items()]
+
+
+def _mentions(tree: Path, word: str) -> bool:
+    """Does any YAML file of the tree hold ``word``? (A quick look, before asking Hydra.)"""
+    for path in sorted(tree.rglob("*.y*ml")):
+        with contextlib.suppress(OSError):
+            if path.is_file() and word in path.read_text(encoding="utf-8", errors="replace"):
+                return True
+    return False
+
+
+def replay_pins(
+    source: sources.Source,
+    texts: list[str],
+    recorded: Mapping[str, Any],
+    choices: Mapping[str, Any],
+    where: str,
+) -> list[str]:
+    """The overrides that make the tree, composed with ``texts`` (the overrides a recorded run
+    of an app was composed with), give exactly ``recorded`` (the parameters it recorded) and
+    its group ``choices``: ``group=option`` for each option the tree's defaults no longer
+    pick; then ``++key=value`` for each value that differs still (the tree changed since, or
+    the value came from the clock, the environment or the app's own resolver), ``~key`` for
+    each key the tree gained. The result is checked by composing again with them; a config
+    that cannot be made so is refused, with why (``where`` names the recorded run)."""
+    from yanex.config.overrides import render_value
+
+    cfg, now = _replay_composition(source, texts, where)
+    pins = [
+        f"{'+' if group not in now else ''}{group}={render_value(option)}"
+        for group, option in choices.items()
+        if group not in now or now[group] != option
+    ]
+    pins += [f"~{group}" for group in now if group not in choices]
+    if pins:
+        cfg, _ = _replay_composition(source, [*texts, *pins], where)
+    pins += _pins(recorded, _resolved_as_recorded(cfg, where))
+    if pins:
+        again, _ = _replay_composition(source, [*texts, *pins], where)
+        left = hydra_app.differences(dict(recorded), _resolved_as_recorded(again, where))
+        if left:
+            raise ParamError(
+                f"{where} cannot be composed again from {source.tree or 'the app'}: its values at "
+                f"{', '.join(left[:5])} cannot be given back",
+                hint=_REPLAY_HINT,
+            )
+    return pins
+
+
+_REPLAY_HINT = (
+    "Rerun it with --worktree (the app composes the tree it ran with), or run the app anew."
+)
+
+
+def _replay_composition(
+    source: sources.Source, texts: list[str], where: str
+) -> tuple[DictConfig, dict[str, Any]]:
+    """The composition and its group choices."""
+    try:
+        cfg, info = compose(source, texts)
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again from {source.tree or 'the app'}: {exc.message}",
+            hint=_REPLAY_HINT,
+        ) from exc
+    mark_plain_sweeps(cfg, f"the config in {source.tree}", resolvers.Placeholders(), [])
+    return cfg, info["choices"]
+
+
+def _resolved_as_recorded(cfg: DictConfig, where: str) -> dict[str, Any]:
+    """The composition resolved as its record holds it; an app's own resolvers' values as
+    text (they differ from the recorded ones, so they are given back)."""
+    try:
+        return resolvers.to_container(cfg, resolvers.left_to_app(cfg))
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again: {exc.message}", hint=_REPLAY_HINT
+        ) from exc
+
+
+def _pins(recorded: Any, now: Any, prefix: str = "") -> list[str]:
+    """``++key=value`` and ``~key`` overrides that turn ``now`` into ``recorded``."""
+    from yanex.config.overrides import render_value
+
+    found = []
+    for key in [*recorded, *(k for k in now if k not in recorded)]:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in recorded:
+            found.append(f"~{path}")
+        elif key in now and isinstance(recorded[key], dict) and isinstance(now[key], dict):
+            found += _pins(recorded[key], now[key], path)
+        elif key not in now or hydra_app.differences(recorded[key], now[key]):
+            found.append(f"++{path}={render_value(_literal(recorded[key]))}")
+    return found
+
+
+def _literal(value: Any) -> Any:
+    """A recorded value given back as itself: ``${`` in its text escaped (``\\${``), so
+    that it is not read as an interpolation."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
 
 
 def compose_grid(

@@ -192,16 +192,28 @@ class Recorded(Protocol):
 
 def argv(experiment: Recorded) -> list[str]:
     """The Hydra command line of a recorded run of an app: its concrete overrides (exactly
-    what yanex composed), and Hydra's run directory inside the experiment folder; none for
-    any other script."""
+    what yanex composed), where Hydra puts the app's output, and the callback that records
+    what the app composes (``yanex.hydra_callback``); none for any other script.
+
+    The output goes where Hydra would put it when the user chose the folder (in the config
+    or on the command line): a run's in ``hydra.run.dir``; a grid member's, as a job of
+    Hydra's ``-m``, in ``hydra.sweep.dir``/``hydra.sweep.subdir`` with ``hydra.job.num`` its
+    place in the grid (each member resolves them when it runs). Otherwise it goes in the
+    experiment folder (``hydra/``)."""
     meta = experiment.metadata
     hydra = meta.get("hydra") or {}
     app = hydra.get("app")
     if not app:
         return []
-    run_dir = overrides.quoted(str(experiment.dir / RUN_DIR))
     args = [str(text) for text in meta.get("overrides") or []]
-    args.append(f"hydra.run.dir={run_dir}")
+    member = meta.get("sweep_index")
+    if member is not None:
+        args.append(f"hydra.job.num={int(member)}")  # as Hydra numbers the jobs of -m
+    if member is not None and hydra.get("sweep_dir"):
+        args.append("hydra.run.dir='${hydra.sweep.dir}/${hydra.sweep.subdir}'")
+    elif member is not None or not hydra.get("run_dir"):
+        args.append(f"hydra.run.dir={overrides.quoted(str(experiment.dir / RUN_DIR))}")
+    args.append(f"++hydra.callbacks.{CALLBACK}._target_={CALLBACK_CLASS}")
     found = HydraApp(Path(meta["script"]), app["config_path"], app["config_name"], "")
     if hydra.get("config_dir") and Path(hydra["config_dir"]) != found.config_dir:
         args += ["--config-path", hydra["config_dir"]]  # --config-dir given to yanex
@@ -210,69 +222,68 @@ def argv(experiment: Recorded) -> list[str]:
     return args
 
 
+# The callback's name in the app's hydra.callbacks, and the class Hydra instantiates.
+CALLBACK = "yanex_record"
+CALLBACK_CLASS = "yanex.hydra_callback.Recorder"
+# An app that composes its config for yanex and stops (see compose._composed_by_app): the
+# override that adds the callback, and the variable naming the file it writes.
+COMPOSER_OVERRIDE = "++hydra.callbacks.yanex_compose._target_=yanex.hydra_callback.Composer"
+COMPOSE_TO_ENV = "YANEX_COMPOSE_TO"
+# What the callback reports of the app's config, in the experiment folder.
+REPORT = ".hydra/app.json"
+# How many keys a warning names before "...".
+_SHOWN = 5
+
+
 def check_config(experiment: Recorded) -> list[str]:
-    """Compare the config an app composed (Hydra's ``.hydra/config.yaml`` in its run
-    directory) with the one yanex recorded (``.hydra/config.yaml`` in the experiment folder,
-    both unresolved); record the answer in metadata, and return a warning when they differ."""
+    """After an app ran: record in metadata what its callback reported (the app's config is
+    the record: ``hydra.app_config_matches``, and where it differs from the config yanex had
+    composed, ``hydra.app_config_differences`` and a warning, which is returned). No report:
+    the app stopped before its job started (Hydra refused its command line), and its exit
+    code says why."""
+    import json
+
     meta = experiment.metadata
     hydra = meta.get("hydra") or {}
-    theirs_file = experiment.dir / RUN_DIR / ".hydra" / "config.yaml"
-    if not hydra.get("app") or not theirs_file.is_file():
-        return []  # not an app, or it stopped before Hydra composed (its exit code says why)
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        ours = OmegaConf.to_container(OmegaConf.load(experiment.dir / ".hydra" / "config.yaml"))
-        theirs = OmegaConf.to_container(OmegaConf.load(theirs_file))
-    except (OSError, OmegaConfBaseException, ValueError) as exc:
-        ours, theirs = None, f"unreadable: {exc}"
-    differences = _differences(ours, theirs)
-    if differences and isinstance(theirs, dict):
-        # A rerun records resolved values only: compare the app's config resolved as yanex
-        # resolves one with the parameters the script was given.
-        resolved = _resolved(theirs)
-        if resolved is not None:
-            differences = _differences(_recorded(experiment), resolved)
-    changes: dict[str, Any] = {"hydra": {**hydra, "app_config_matches": not differences}}
-    if not differences:
-        experiment.update(changes)
+    if not hydra.get("app"):
         return []
-    shown = ", ".join(differences[:5]) + (", ..." if len(differences) > 5 else "")
-    warning = (
-        f"the config the @hydra.main app composed differs from the recorded one at {shown} "
-        f"(the app's is {RUN_DIR}/.hydra/config.yaml in the experiment folder)"
-    )
-    changes["hydra"]["app_config_differences"] = differences
-    changes["warnings"] = [*meta.get("warnings", []), warning]
+    try:
+        report = json.loads((experiment.dir / REPORT).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(report, dict):
+        report = {"error": "its report is not a JSON object"}
+    changes: dict[str, Any] = {"hydra": dict(hydra)}
+    output = report.get("output_dir")
+    if isinstance(output, str) and output != str(experiment.dir / RUN_DIR):
+        changes["hydra"]["output_dir"] = output  # the user's hydra.run.dir or sweep.dir
+    found: list[str] = []
+    if report.get("error"):
+        changes["hydra"]["app_config_matches"] = None
+        found.append(f"the @hydra.main app's config was not recorded: {report['error']}")
+    else:
+        differences = [str(key) for key in report.get("differences") or []]
+        changes["hydra"]["app_config_matches"] = not differences
+        if report.get("unresolved"):
+            found.append(
+                f"the config the @hydra.main app composed cannot be resolved "
+                f"({report['unresolved']}); the record holds the one yanex composed"
+            )
+        elif differences:
+            shown = ", ".join(differences[:_SHOWN]) + (", ..." if len(differences) > _SHOWN else "")
+            found.append(
+                f"the config the @hydra.main app resolved differs from the one yanex composed "
+                f"at {shown}; the record holds the app's (params.json, config.yaml)"
+            )
+        if differences:
+            changes["hydra"]["app_config_differences"] = differences
+    if found:
+        changes["warnings"] = [*meta.get("warnings", []), *found]
     experiment.update(changes)
-    return [warning]
+    return found
 
 
-def _recorded(experiment: Recorded) -> Any:
-    import json
-
-    try:
-        return json.loads((experiment.dir / "params.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _resolved(config: dict[str, Any]) -> Any:
-    """The app's config resolved, keys as params.json holds them (None if it cannot be)."""
-    import json
-
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
-    except OmegaConfBaseException:
-        return None
-    return json.loads(json.dumps(resolved))
-
-
-def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
+def differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
     """The dotted keys at which two configs differ (the root is ``<config>``)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         found = []
@@ -281,7 +292,7 @@ def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
             if key not in ours or key not in theirs:
                 found.append(path)
             else:
-                found.extend(_differences(ours[key], theirs[key], path))
+                found.extend(differences(ours[key], theirs[key], path))
         return found
     if ours == theirs and type(ours) is type(theirs):
         return []

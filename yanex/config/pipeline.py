@@ -46,6 +46,7 @@ class ResolvedParams:
     warnings: list[str] = field(default_factory=list)  # said on stderr, kept in metadata
     shuffle_seed: int | None = None  # the seed shuffle() drew from, when it was used
     compositions: list[list[str]] = field(default_factory=list)  # a tree's, the overrides each
+    settings: sources.Settings = field(default_factory=sources.Settings)  # the `yanex:` section
     _read: set[Path] | None = None
 
     @property
@@ -75,6 +76,17 @@ class ResolvedParams:
         return files[0] if len(files) == 1 else files
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A rerun of a ``@hydra.main`` app: the parameters it must run with (the recorded ones,
+    exactly), and the overrides its config was composed with."""
+
+    params: Mapping[str, Any]
+    overrides: Sequence[str]
+    choices: Mapping[str, Any]  # the option of each config group
+    experiment: str  # the recorded run's ID, for messages
+
+
 def resolve(
     *,
     cwd: Path,
@@ -86,10 +98,11 @@ def resolve(
     config_name: str | None = None,
     base: Mapping[str, Any] | None = None,
     multirun: bool = False,
+    replay: Replay | None = None,
 ) -> ResolvedParams:
     """The run's parameters: source -> overrides -> composition -> grid (see the module
-    docstring). ``base`` is a rerun's recorded parameters; ``multirun`` reads bare comma
-    lists as sweeps."""
+    docstring). ``base`` is a rerun's recorded parameters; ``replay`` a rerun of an app (see
+    :func:`_replayed`); ``multirun`` reads bare comma lists as sweeps."""
     source = sources.find_source(
         cwd=cwd,
         script=script,
@@ -97,6 +110,7 @@ def resolve(
         config_dir=config_dir,
         config_name=config_name,
         base=base,
+        environ=environ,
     )
     env_texts = overrides.env_override_texts(environ)
     if not source.found and not env_texts and not param_texts:
@@ -107,6 +121,7 @@ def resolve(
 
     seed = _shuffle_seed(environ)
     warnings: list[str] = []
+    settings = sources.Settings()
     with sweeps.drawing(seed) as drawn:
         composed = source.composed
         texts = [*env_texts, *(("--param", text) for text in param_texts)]
@@ -114,6 +129,10 @@ def resolve(
             overrides.parse_override(text, source=name, groups=composed, multirun=multirun)
             for name, text in texts
         ]
+        if replay is not None and source.app is not None:
+            parsed = [*_replayed(source, replay, parsed, warnings), *parsed]
+        if multirun and composed:
+            parsed = [*_swept_by_the_config(source, parsed), *parsed]
         with resolvers.expanding() as placed:
             if composed:
                 if source.tree is not None:
@@ -129,7 +148,7 @@ def resolve(
             else:
                 if not source.found and script is not None:
                     reads.check_script_reads(sources.absolute(script, cwd), parsed)
-                cfg = compose.compose_plain(source, parsed, placed, warnings)
+                cfg, settings = compose.compose_plain(source, parsed, placed, warnings)
                 bases, group_sweeps, given = [sweeps.Base(cfg, sweeps.find_in(cfg))], [], []
         shuffle_seed = seed if drawn() else None
     # As Hydra's sweeper: the sweeps vary in the order typed (a key's first place), the
@@ -137,7 +156,10 @@ def resolve(
     typed = list(dict.fromkeys(ov.target for ov in parsed if ov.sweep is not None))
     in_config = [path for path, _ in bases[0].sweeps if path not in typed] if bases else []
     grid = sweeps.Grid(
-        bases, resolve=resolvers.to_container, group_sweeps=group_sweeps, order=[*in_config, *typed]
+        bases,
+        resolve=_resolver(bases, source),
+        group_sweeps=group_sweeps,
+        order=[*in_config, *typed],
     )
     grid.check_size()
     return ResolvedParams(
@@ -147,7 +169,71 @@ def resolve(
         warnings=warnings,
         shuffle_seed=shuffle_seed,
         compositions=given,
+        settings=settings,
     )
+
+
+def _swept_by_the_config(
+    source: sources.Source, parsed: list[overrides.ParamOverride]
+) -> list[overrides.ParamOverride]:
+    """Under -m, the sweeps the tree's ``hydra.sweeper.params`` gives, before the command
+    line's overrides (which replace one of the same key), as Hydra's basic sweeper does."""
+    fixed = [ov.replay_text for ov in parsed if ov.sweep is None]
+    return [
+        overrides.parse_override(text, source="hydra.sweeper.params", groups=True, multirun=True)
+        for text in compose.sweeper_params(source, fixed)
+    ]
+
+
+def _replayed(
+    source: sources.Source,
+    replay: Replay,
+    parsed: list[overrides.ParamOverride],
+    warnings: list[str],
+) -> list[overrides.ParamOverride]:
+    """A rerun of an app composes its tree (the worktree's, with ``--worktree``) with the
+    overrides it recorded, and with the pins that make that give exactly the recorded
+    parameters whatever the tree holds today (see ``compose.replay_pins``). A new override
+    that picks another option of a config group composes the tree anew instead."""
+    where = f"experiment {replay.experiment}"
+    texts = [str(text) for text in replay.overrides]
+    if not any(sources.is_group(source.tree, ov.key) for ov in parsed):
+        pins = compose.replay_pins(source, texts, replay.params, replay.choices, where)
+        if pins:
+            shown = " ".join(pins[:5]) + (" ..." if len(pins) > 5 else "")
+            warnings.append(
+                f"the app's config composes other values today than {where} recorded: "
+                f"they are given back as recorded ({shown})"
+            )
+        texts += pins
+    try:
+        return [
+            overrides.parse_override(text, source=f"the record of {where}", groups=True)
+            for text in texts
+        ]
+    except ParamError as exc:
+        raise ParamError(
+            f"{where} cannot be composed again: {exc.message}",
+            hint="Rerun it with --worktree, or run the app anew.",
+        ) from exc
+
+
+def _resolver(bases: list[sweeps.Base], source: sources.Source) -> Any:
+    """How each member's config is resolved: as :func:`resolvers.to_container` does, except
+    that the values of a ``@hydra.main`` app that need the app's own resolvers keep their
+    text, listed in the composition's record (``resolved_by_app``) for the app to resolve."""
+    if source.app is None:
+        return resolvers.to_container
+    left: list[str] = []
+    for base in bases:
+        found = resolvers.left_to_app(base.cfg) if base.cfg is not None else []
+        if found:
+            base.extra["hydra"]["resolved_by_app"] = found
+            left += found
+    if not left:
+        return resolvers.to_container
+    unresolved = tuple(dict.fromkeys(left))
+    return lambda cfg: resolvers.to_container(cfg, unresolved)
 
 
 def completions(
@@ -184,11 +270,12 @@ def completions(
                     texts.append(text)
         for attempt in (texts, []):
             with contextlib.suppress(ParamError):
-                data = OmegaConf.to_container(compose.compose(source, attempt)[0], resolve=False)
+                cfg = compose.compose(source, attempt, ask_app=False)[0]
+                data = OmegaConf.to_container(cfg, resolve=False)
                 break
     elif source.files or source.base is not None:
         with resolvers.expanding() as placed:
-            cfg = compose.compose_plain(source, [], placed, [])
+            cfg, _ = compose.compose_plain(source, [], placed, [])
             data = OmegaConf.to_container(cfg, resolve=False)
     else:  # no config: the keys the script reads
         for key in sorted(reads.script_reads(sources.absolute(script, cwd)) or ()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from yanex.config import sweeps
@@ -109,15 +109,16 @@ def _registered(ours: dict[str, Any]) -> Iterator[None]:
                     del registry[name]
 
 
-def to_container(cfg: DictConfig) -> dict[str, Any]:
+def to_container(cfg: DictConfig, unresolved: Sequence[str] = ()) -> dict[str, Any]:
     """Resolve interpolations into a plain dict that JSON and YAML both hold the same way:
     keys are strings (``1`` -> ``"1"``, ``true`` -> ``"true"``, as JSON writes them) and a
-    missing value (``???``), or one interpolated from it, stays ``???``."""
+    missing value (``???``), or one interpolated from it, stays ``???``. The keys named in
+    ``unresolved`` keep their text (see :func:`left_to_app`)."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with resolving():
-            data = _resolve_keeping_missing(cfg)
+            data = _resolve_keeping_missing(_as_text(cfg, unresolved))
     except RecursionError as exc:
         raise ParamError(
             "parameters cannot be resolved: an interpolation refers to itself"
@@ -135,6 +136,46 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     return _string_keys(data, "")  # type: ignore[return-value]
 
 
+def left_to_app(cfg: DictConfig) -> list[str]:
+    """The keys of a ``@hydra.main`` app's config whose value needs a resolver that only the
+    app has (one it registers when it is imported: ``${double:${a}}``), or a value that does.
+    yanex records their text until the app runs; the app resolves them, and its callback
+    records what they became."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException, UnsupportedInterpolationType
+
+    left = []
+    with resolving():
+        for key, leaf in sweeps.leaves(OmegaConf.to_container(cfg, resolve=False)):
+            if not (isinstance(leaf, str) and "${" in leaf):
+                continue
+            try:
+                OmegaConf.select(cfg, key, throw_on_missing=False)
+            except UnsupportedInterpolationType:
+                left.append(key)
+            except (OmegaConfBaseException, RecursionError):
+                pass  # any other problem is said when the config is resolved
+    return left
+
+
+def _as_text(cfg: DictConfig, keys: Sequence[str]) -> DictConfig:
+    """A copy of ``cfg`` whose values at ``keys`` are their text, escaped (``\\${...}``), so
+    that resolving it gives the text as written."""
+    if not keys:
+        return cfg
+    from omegaconf import OmegaConf
+
+    text = OmegaConf.to_container(cfg, resolve=False)
+    work = cfg.copy()
+    for key in keys:
+        node: Any = text
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if isinstance(node, str):
+            OmegaConf.update(work, key, node.replace("${", "\\${"), merge=False)
+    return work
+
+
 def _resolve_keeping_missing(cfg: DictConfig) -> Any:
     """``OmegaConf.to_container(resolve=True)``, where an interpolation of a missing value
     becomes missing too instead of an error (Hydra leaves both for the script to meet)."""
@@ -144,7 +185,10 @@ def _resolve_keeping_missing(cfg: DictConfig) -> Any:
     work = cfg
     while True:
         try:
-            return OmegaConf.to_container(work, resolve=True, throw_on_missing=False)
+            # an app's structured config may hold enums: recorded by name, as Hydra writes them
+            return OmegaConf.to_container(
+                work, resolve=True, throw_on_missing=False, enum_to_str=True
+            )
         except InterpolationToMissingValueError as exc:
             if work is cfg:
                 work = cfg.copy()

@@ -45,6 +45,9 @@ class Source:
     name: str | None = None  # its primary config; None composes from groups alone
     base: dict[str, Any] | None = None  # a rerun's recorded parameters
     app: hydra_app.HydraApp | None = None  # a @hydra.main app: the tree is the app's own
+    # Where and with what environment an app runs (it composes there what yanex cannot).
+    cwd: Path | None = None
+    environ: Mapping[str, str] | None = None
 
     @property
     def composed(self) -> bool:
@@ -67,9 +70,11 @@ def find_source(
     config_dir: Path | None = None,
     config_name: str | None = None,
     base: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Source:
     """Where the config comes from, found as Hydra finds it (paths are absolute or relative
-    to ``cwd``): the same config whichever folder ``yanex run`` is started from."""
+    to ``cwd``): the same config whichever folder ``yanex run`` is started from. An app is
+    run in ``cwd`` with ``environ`` (None: this process's)."""
     if base is not None:
         return Source(base=dict(base))
     config_paths = [absolute(path, cwd) for path in config_paths]
@@ -91,7 +96,7 @@ def find_source(
                 f"the config folder of {app.script.name} is not found: {tree}",
                 hint="Its @hydra.main config_path is relative to the script's folder.",
             )
-        return Source(tree=tree, name=name, app=app)
+        return Source(tree=tree, name=name, app=app, cwd=cwd, environ=environ)
     if config_paths:
         if config_dir is not None or config_name is not None:
             raise ParamError(
@@ -252,8 +257,10 @@ def check_config_tree(config_dir: Path) -> None:
                 check_config_file(path)
 
 
-def load_config_file(path: Path) -> DictConfig:
-    """Load a YAML config file whose top level is a mapping (an empty file is ``{}``)."""
+def load_config_file(path: Path) -> tuple[DictConfig, dict[str, Any]]:
+    """Load a YAML config file whose top level is a mapping (an empty file is ``{}``): its
+    parameters, and its ``yanex:`` section (the run's own settings, see :class:`Settings`),
+    which is not a parameter."""
     import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -285,13 +292,103 @@ def load_config_file(path: Path) -> DictConfig:
             f"config file {path} must hold a mapping of names to values at its top level, "
             f"not a {type(data).__name__}"
         )
+    section = data.pop(SETTINGS_KEY, None)
+    if section is None:
+        section = {}
+    elif not isinstance(section, dict):
+        raise ParamError(
+            f"config file {path}: its '{SETTINGS_KEY}:' section holds the run's settings "
+            f"(name, description, tag, ...), not a {type(section).__name__}",
+            hint=f"Write it as a mapping: {SETTINGS_KEY}: {{name: baseline, tag: [dev]}}.",
+        )
     overrides.check_plain(data, f"config file {path}")
     try:
         cfg = OmegaConf.create(data)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
         raise ParamError(f"config file {path} cannot be loaded: {exc}".splitlines()[0]) from exc
     assert isinstance(cfg, DictConfig)
-    return cfg
+    return cfg, section
+
+
+# --- the `yanex:` section: the run's own settings -------------------------------------------
+
+SETTINGS_KEY = "yanex"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the ``yanex:`` sections of a run's config files say about the run itself, as
+    yanex 0.6 read them (the files merged in order, the last file wins): defaults of the
+    command line's ``--name``, ``--description``, ``--tag``, ``--dry-run`` and ``--stage``.
+    The command line wins: a name given there replaces the file's, and tags given there
+    replace the file's (0.6's rule). None of it is a parameter of the script."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] | None = None
+    dry_run: bool = False
+    stage: bool = False
+
+
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "description": (str,),
+    "tag": (str, list),
+    "tags": (str, list),
+    "dry_run": (bool,),
+    "stage": (bool,),
+}
+
+
+def settings(sections: Sequence[tuple[Path, dict[str, Any]]], warnings: list[str]) -> Settings:
+    """The run's :class:`Settings` from the ``yanex:`` section of each config file (in the
+    order merged). A key yanex does not read (0.6's ``project`` among them) gets a warning in
+    ``warnings``; a value of the wrong type is refused."""
+    merged: dict[str, Any] = {}
+    for path, section in sections:
+        given = {str(key): _plain_text(value) for key, value in section.items()}
+        if "tag" in given and "tags" in given:
+            raise ParamError(
+                f"config file {path}: its '{SETTINGS_KEY}:' section gives both tag and tags",
+                hint="Give the run's tags once: tag: [a, b].",
+            )
+        for key, value in given.items():
+            where = f"config file {path}: {SETTINGS_KEY}.{key}"
+            if key not in _SETTING_TYPES:
+                why = (
+                    "yanex 0.6's project name; a run's project here is its git repository"
+                    if key == "project"
+                    else "not a setting yanex reads (name, description, tag, dry_run, stage)"
+                )
+                warnings.append(f"{where} is ignored: {why}")
+                continue
+            if key in ("tag", "tags") and isinstance(value, str):
+                value = [value]
+            if not isinstance(value, _SETTING_TYPES[key]) or (
+                isinstance(value, list) and not all(isinstance(tag, str) for tag in value)
+            ):
+                kinds = " or ".join(
+                    {"str": "text", "list": "a list of text", "bool": "true or false"}[k.__name__]
+                    for k in _SETTING_TYPES[key]
+                )
+                raise ParamError(f"{where} must be {kinds}, not {value!r}")
+            if key in ("tag", "tags"):
+                merged.pop("tag", None)
+                merged.pop("tags", None)
+                key = "tags"
+                value = tuple(value)
+                if any(not tag.strip() for tag in value):
+                    raise ParamError(f"{where}: a tag cannot be empty")
+            merged[key] = value
+    return Settings(**merged)
+
+
+def _plain_text(value: Any) -> Any:
+    """A value of the section without the loader's unquoted-string mark (see below)."""
+    if isinstance(value, list):
+        return [_plain_text(item) for item in value]
+    text = unquoted(value)
+    return value if text is None else text
 
 
 def _yaml_loader() -> Any:

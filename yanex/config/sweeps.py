@@ -584,10 +584,14 @@ def find_in(cfg: Any) -> list[tuple[str, Sweep]]:
     from omegaconf.errors import OmegaConfBaseException
 
     found: list[tuple[str, Sweep]] = []
-    for path, leaf in leaves(OmegaConf.to_container(cfg, resolve=False)):
+    text = OmegaConf.to_container(cfg, resolve=False)
+    plain = None  # a copy without a structured config's types: a Sweep is no float
+    for path, leaf in leaves(text):
         if isinstance(leaf, str) and is_resolver_sweep(leaf):
+            if plain is None:
+                plain = OmegaConf.create(text)
             try:
-                value = OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
+                value = OmegaConf.select(plain, path, throw_on_resolution_failure=True)
             except OmegaConfBaseException as exc:
                 reason = str(sweep_error(exc) or exc).splitlines()[0]
                 raise ParamError(f"'{path}: {leaf}' cannot be expanded: {reason}") from exc
