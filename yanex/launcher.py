@@ -241,8 +241,8 @@ class Launcher:
             raise ParamError(
                 f"the sweeps ({varied}) make a grid of {grid.size:,} experiments, "
                 "which run with -m or are staged with --stage",
-                hint="Add -m to run them now (-j N at a time), or --stage to run them later "
-                "with `yanex run --staged`.",
+                hint="Add -m to run them now (-j N at a time; yanex 0.6 ran them without it), "
+                "or --stage to run them later with `yanex run --staged`.",
             )
         warnings: list[str] = list(resolved.warnings)
         if request.name and not request.name.strip("0123456789abcdefABCDEF"):
