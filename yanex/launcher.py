@@ -503,6 +503,7 @@ class Launcher:
                 experiment, ending.failed(f"the script could not be started: {exc}"), started
             )
 
+        end = ending.asked_by_script(experiment.dir, end)  # yanex.cancel() under yanex run
         for problem in end.warnings:  # e.g. a full disk: say so, keep the run
             self.echo(f"warning: experiment {experiment.id}: {problem}")
         # a @hydra.main app composed its own config: is it the one recorded?

@@ -296,7 +296,16 @@ def _end_here(status: str, message: str | None) -> None:
             "experiment, and this script runs standalone",
             hint="Run it with `yanex run`, or inside `with yanex.create_experiment(...)`.",
         )
-    # Under `yanex run` the launcher records how the script ended: by its exit code.
+    # Under `yanex run` the launcher records how the script ended: by its exit code, and
+    # for a cancel by what the script leaves in its folder (see ending.asked_by_script).
+    if status == record.Status.CANCELLED:
+        from yanex import ending
+
+        folder = api.experiment_dir()
+        assert folder is not None
+        asked = {"status": status, "reason": message, "pid": os.getpid()}
+        with contextlib.suppress(OSError):  # the run then ends failed, the reason on stderr
+            store.write_bytes_atomic(folder / ending.SCRIPT_ENDING, json.dumps(asked).encode())
     if message:
         print(f"yanex: {status}: {message}", file=sys.stderr, flush=True)
     sys.exit(0 if status == record.Status.COMPLETED else 1)
@@ -315,9 +324,8 @@ def fail(message: str) -> None:
 def cancel(message: str) -> None:
     """End the experiment now as ``cancelled`` with ``message`` as the reason.
 
-    Under ``yanex run`` the script can only end with an exit code: it exits 1 and the run is
-    recorded ``failed``, its reason holding ``cancelled: <message>``. In ``create_experiment``
-    it is recorded ``cancelled``.
+    Under ``yanex run`` the script exits 1 and the run is recorded ``cancelled`` ("cancelled
+    by the script: <message>"); in ``create_experiment`` too.
     """
     _end_here(record.Status.CANCELLED, message)
 

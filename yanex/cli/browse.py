@@ -1168,14 +1168,15 @@ def cli_command(rec: Record) -> str:
             argv += [flag, str(given[key])]
     for tag in given.get("tag") or []:
         argv += ["-t", str(tag)]
-    if given.get("multirun"):
-        argv.append("-m")
+    meta = rec.metadata
+    if meta.get("sweep") and not given.get("stage") and given.get("parallel") is None:
+        argv.append("-m")  # a member of a grid run at once
     if given.get("parallel") is not None:
         argv += ["-j", str(given["parallel"])]
     if given.get("stage"):
         argv.append("--stage")
-    if given.get("script_args"):
-        argv += ["--", *map(str, given["script_args"])]
+    if meta.get("args"):
+        argv += ["--", *map(str, meta["args"])]
     return " ".join(shlex.quote(arg) for arg in argv)
 
 

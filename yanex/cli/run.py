@@ -460,8 +460,6 @@ def _cli_args(
         "staged": staged,
         "parallel": parallel,
         "project": None,
-        "multirun": options["multirun"],
-        "script_args": [],
     }
 
 
@@ -572,7 +570,7 @@ def _launch(
     if clone_from is not None:
         request = _cloned(request, clone_from)
     if cli_args is not None:
-        request.carried["cli_args"] = {**cli_args, "param": overrides, "script_args": own_args}
+        request.carried["cli_args"] = {**cli_args, "param": overrides}
     # -m without --stage: the grid is staged, then run at once.
     _run_request(
         request,
