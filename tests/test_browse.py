@@ -334,7 +334,6 @@ def test_unreadable_folders_are_skipped_with_one_warning_each(project: Project) 
         (["show", "ffffffff"], ["no experiment has the ID, ID prefix or name 'ffffffff'"]),
         (["show", "nosuchname"], ["no experiment has the ID"]),
         (["show", "ab"], ["too short"]),
-        (["compare", "--name", "nothing*"], ["no experiments to compare"]),
     ],
 )
 def test_bad_input_is_refused(store: Project, args: list[str], needles: list[str]) -> None:

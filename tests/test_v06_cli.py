@@ -636,6 +636,8 @@ def test_list_show_and_compare_in_0_6s_formats(project: Project, tmp_path: Path)
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert len(list(csv.DictReader(export.open()))) == 2
     assert_usage_error(project.yanex("compare", "--params", "nope"), "--params 'nope'")
+    r = project.yanex("compare", "-n", "nothing*")  # as list: an empty answer, not an error
+    assert r.returncode == 0 and r.stdout == "" and "no experiments match" in r.stderr
 
 
 # --- update, archive, delete -----------------------------------------------------------------

@@ -513,6 +513,7 @@ _NARROWING = ("status", "tags", "name", "script", "id_lists", "sweep", "since", 
 @filter_options
 @click.option(
     "--metrics",
+    "--show-metric",
     "metric_names",
     metavar="NAME,...",
     help="Only these results in the results table (comma-separated).",
@@ -871,7 +872,9 @@ def compare(
         sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
         records = _selected(index, refs, options, required=False, sort=sort)
     if not records:
-        raise UserError("no experiments to compare\n`yanex list` shows what there is.")
+        # As `list` and yanex 0.6's compare: an empty selection is an answer, not an error.
+        echo_err("yanex: no experiments match; nothing to compare (`yanex list` shows them)")
+        return
     if max_rows is not None and len(records) > max_rows:
         echo_err(f"(the first {max_rows} of {len(records)} experiments; --max-rows)")
         records = records[:max_rows]
