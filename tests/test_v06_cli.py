@@ -508,6 +508,10 @@ def test_get_fields_and_formats_of_0_6(project: Project) -> None:
     assert_usage_error(project.yanex("get", "bogus", "one"), "unknown field 'bogus'")
     assert_usage_error(project.yanex("get", "status", "one", "--tail", "2"), "stdout and stderr")
     assert_usage_error(project.yanex("get", "id", "-F", "yaml", "one"), "yaml")
+    # -F sweep leaves out (and names) the experiments without the value: no empty items
+    assert project.yanex("run", "t.py", "-n", "short", "-t", "a", "-p", "epochs=1").returncode == 0
+    r = project.yanex("get", "results.val_loss", "-t", "a", "-F", "sweep")
+    assert r.stdout == "0.75,0.75\n" and "1 of them have no results.val_loss, left out" in r.stderr
 
 
 @pytest.mark.slow

@@ -370,7 +370,8 @@ def list_command(
     """
     with _index() as index:
         refs = _refs((), options)
-        ids = [rec.id for rec in query.Lookup(index, None).many(refs)] if refs else []
+        scope = None if options["all_projects"] else _current_project_name
+        ids = [rec.id for rec in query.Lookup(index, scope).many(refs)] if refs else []
         filters = _filters(options, ids, index=index)
         sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
         records = query.select(index, filters, sort=sort, limit=None if show_all else limit)
@@ -554,7 +555,8 @@ def show(ref: str | None, latest: bool, metric_names: str | None, fmt: str, **op
                 raise UserError("no experiments match\n`yanex list` shows what there is.")
             rec = found[0]
         else:
-            rec = query.Lookup(index, _current_project_name).one(ref or "")
+            scope = None if options["all_projects"] else _current_project_name
+            rec = query.Lookup(index, scope).one(ref or "")
         index.refresh_if_changed(rec.id)
         rec = query.Lookup(index, None).one(rec.id)
     metrics = _metric_names(rec, metric_names)
@@ -1329,8 +1331,15 @@ def _print_values(
     elif fmt == "markdown":
         out.print_markdown(["ID", field], [[rec.id, text(value)] for rec, value in pairs])
     elif fmt == "sweep":
+        missing = [rec.id for rec, value in pairs if value is None]
+        if missing:  # a sweep over "nothing" is no value: left out, and said
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            echo_err(f"yanex: {len(missing)} of them have no {out.safe(field)}, left out: {shown}")
         flat = [
-            item for value in values for item in (value if isinstance(value, list) else [value])
+            item
+            for value in values
+            if value is not None
+            for item in (value if isinstance(value, list) else [value])
         ]
         click.echo(",".join(out.full_value(item) for item in flat))
     elif field in _OUTPUTS:
