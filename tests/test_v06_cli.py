@@ -440,6 +440,13 @@ def test_a_substituted_value_from_get_is_exact_or_loud(project: Project) -> None
     )
     assert r.returncode == 0, r.stderr
     assert sorted(line for line in r.stdout.splitlines()) == ["lr 0.1", "lr 0.2"]
+    # values are written as Hydra's grammar reads them back: a comma in a string is quoted
+    assert project.yanex("run", "t.py", "-p", "lr='a,b'", "-t", "text").returncode == 0
+    r = shell(project, 'yanex run t.py -m -p "lr=$(yanex get params.lr -s completed -F sweep)"')
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == sorted(
+        ["lr 0.1", "lr 0.2", "lr 0.3", "lr 'a,b'", "lr 0.1", "lr 0.2"]
+    )
     # an option get does not have fails before anything is printed (stdout stays empty)
     r = shell(project, "yanex get params.lr -s completed --bogus -F sweep")
     assert r.returncode == 2 and r.stdout == "" and "--bogus" in r.stderr

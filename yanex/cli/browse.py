@@ -1335,13 +1335,21 @@ def _print_values(
         if missing:  # a sweep over "nothing" is no value: left out, and said
             shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
             echo_err(f"yanex: {len(missing)} of them have no {out.safe(field)}, left out: {shown}")
-        flat = [
-            item
-            for value in values
-            if value is not None
-            for item in (value if isinstance(value, list) else [value])
-        ]
-        click.echo(",".join(out.full_value(item) for item in flat))
+        present = [value for value in values if value is not None]
+        if field.startswith(("params.", "results.")):
+            # Each value as Hydra's grammar reads it back (a string with a comma quoted), so
+            # that `-p "x=$(yanex get params.x ... -F sweep)" -m` sweeps over exactly these.
+            from yanex.config.overrides import render_value
+
+            with user_errors():
+                click.echo(",".join(out.safe(render_value(value)) for value in present))
+        else:
+            flat = [
+                item
+                for value in present
+                for item in (value if isinstance(value, list) else [value])
+            ]
+            click.echo(",".join(out.full_value(item) for item in flat))
     elif field in _OUTPUTS:
         for value in values:  # the script's output, as it wrote it
             sys.stdout.write(value)
