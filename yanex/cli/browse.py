@@ -52,7 +52,10 @@ def filter_options(command: Callable[..., Any], name_glob: bool = True) -> Calla
             help="Only experiments with this tag (repeatable: all).",
         ),
         click.option(
-            "-n", "--name", metavar="GLOB", help="Only names matching this glob (run-*; '': none)."
+            "-n",
+            "--name",
+            metavar="GLOB",
+            help="Only names matching this glob (run-*; '': unnamed).",
         )
         if name_glob
         else None,
@@ -75,7 +78,7 @@ def filter_options(command: Callable[..., Any], name_glob: bool = True) -> Calla
         click.option(
             "--since",
             metavar="WHEN",
-            help='Created since: an ISO date/time, 30m, 12h, 3d, 2w or "3 days ago" ago, '
+            help='Created since: an ISO date/time, a time ago (30m, 12h, 3d, 2w, "3 days ago"), '
             "today, yesterday.",
         ),
         click.option("--until", metavar="WHEN", help="Created until (same forms as --since)."),
