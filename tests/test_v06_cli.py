@@ -304,6 +304,14 @@ print(json.dumps({
     "ended": exp.completed_at is not None and exp.started_at <= exp.completed_at,
     "same": yanex.Experiment(exp.id).id == exp.id,
 }))
+exp.add_tags(["reviewed"])
+exp.set_name("lr-0.01-best")
+exp.remove_tags(["reviewed"])
+exp.add_tags(["kept"])
+try:
+    exp.set_status("failed")
+except yanex.YanexError as e:
+    print(json.dumps([exp.name, exp.tags, e.format_message().splitlines()[0]]))
 """
     r = subprocess.run(
         [sys.executable, "-c", code],
@@ -314,7 +322,13 @@ print(json.dumps({
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
+    got, changed = map(json.loads, r.stdout.splitlines())
+    assert changed == [
+        "lr-0.01-best",
+        ["kept"],
+        "set_status: a status records how a run ended and is never set by hand",
+    ]
+    assert metadata(project.only_experiment())["tags"] == ["kept"]
     assert got["loss"] == [1.0, 0.5, 1 / 3, 0.25]
     assert got["val"] == [0.75, 0.375]  # logged at steps 2 and 4, merged into those steps
     assert got["final"] == 0.54  # logged once: the value, not a list
