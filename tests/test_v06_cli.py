@@ -405,6 +405,8 @@ def test_08_script_flags_without_the_separator(project: Project) -> None:
     ):
         assert_usage_error(project.yanex("run", "validate_data.py", *args), *needles)
     assert_usage_error(project.yanex("run", "--verbose", "validate_data.py"), "--verbose")
+    r = project.yanex("stage", "validate_data.py", "-j", "2")
+    assert_usage_error(r, "-j is an option of yanex run, not of yanex stage")
     assert project.experiments() == before
 
 

@@ -123,6 +123,11 @@ def check_script_flags(command: click.Command, items: list[tuple[str, str]]) -> 
         flag = text.partition("=")[0]
         if not script_seen:
             raise click.NoSuchOption(flag, possibilities=own)
+        if command is not run and any(flag in p.opts for p in run.params):
+            raise click.UsageError(
+                f"{flag} is an option of yanex run, not of yanex {command.name} (if it is the "
+                f"script's, give it after --)"
+            )
         close = difflib.get_close_matches(flag, own, n=1, cutoff=0.8)
         if close:
             raise click.UsageError(
