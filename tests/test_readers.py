@@ -138,6 +138,24 @@ print(json.dumps(out, default=str))
     assert out["m_dtypes"]["step"] == "Int64" and out["m_dtypes"]["results.count"] == "Int64"
 
 
+def test_json_output_is_strict_json_a_nan_as_its_string(typed_runs: Project) -> None:
+    """Bare NaN is not JSON: `list`, `show` and `compare` print a logged NaN as "NaN", the
+    string results.jsonl holds, so a strict reader (jq, JSON.parse) takes their output."""
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> None:
+            raise AssertionError(f"bare {name} in the JSON printed")
+
+        return json.loads(text, parse_constant=refuse)
+
+    (big,) = ids(typed_runs, "--name", "big")
+    listed = strict(typed_runs.yanex("list", "--format", "json").stdout)
+    assert {row["name"]: row["results"]["score"] for row in listed}["big"] == "NaN"
+    shown = strict(typed_runs.yanex("show", big, "--format", "json").stdout)
+    assert shown["results"]["score"]["last"] == "NaN"
+    strict(typed_runs.yanex("compare", "--format", "json").stdout)
+
+
 def test_dataframe_of_ints_with_one_run_missing_is_int64(typed_runs: Project) -> None:
     code = (
         "import json, yanex.results as yr\n"

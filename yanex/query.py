@@ -797,12 +797,15 @@ def differing_keys(flat: Sequence[Mapping[str, Any]]) -> list[str]:
 # Which way is better for a result, told by the words of its name (val_loss, top1Accuracy).
 _LOWER_IS_BETTER = frozenset(("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity",
                               "ppl", "wer", "cer", "time", "latency", "duration", "regret",
-                              "cost", "neg", "distance", "fid"))  # fmt: skip
+                              "cost", "distance", "fid"))  # fmt: skip
 _HIGHER_IS_BETTER = frozenset(("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc",
                                "map", "iou", "miou", "dice", "bleu", "rouge", "score", "reward",
                                "return", "r2", "psnr", "ssim", "throughput",
                                "fps", "success", "ndcg", "mrr", "likelihood", "elbo", "kappa",
                                "correct"))  # fmt: skip
+# A word that turns the rest around: scikit-learn's scorers are "greater is better", so an
+# error is given negated (neg_mean_squared_error, neg_log_loss); neg_log_likelihood is an NLL.
+_NEGATED = frozenset(("neg", "negative", "negated"))
 _WORD_RE = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 
 
@@ -812,11 +815,14 @@ def better(name: str) -> str | None:
     None when its name says neither or both (``top1_error``): then whoever asks which is best
     must be told (``maximize=``, ``--maximize``). The one rule for ``get_best``, ``compare``
     and the dashboard. Words split at ``_``, ``/``, ``.``, ``-`` and case changes
-    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy."""
+    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy; ``neg`` turns
+    the rest around (scikit-learn's ``neg_mean_squared_error`` is larger-is-better)."""
     words = {word.lower() for word in _WORD_RE.findall(name)}
     lower, higher = bool(words & _LOWER_IS_BETTER), bool(words & _HIGHER_IS_BETTER)
     if lower == higher:
         return None
+    if words & _NEGATED:  # neg_mean_squared_error: larger is better
+        lower = not lower
     return "min" if lower else "max"
 
 

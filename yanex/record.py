@@ -252,6 +252,18 @@ def decode_value(value: Any) -> Any:
     return value
 
 
+def encode_value(node: Any) -> Any:
+    """The inverse of :func:`decode_value`, nested values too: NaN and the infinities as the
+    strings results.jsonl holds, so that JSON yanex prints is strict JSON."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return "NaN" if node != node else ("Infinity" if node > 0 else "-Infinity")
+    if isinstance(node, dict):
+        return {key: encode_value(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [encode_value(value) for value in node]
+    return node
+
+
 def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The whole lines of ``results.jsonl`` bytes, and how many bytes they span.
 
