@@ -355,6 +355,9 @@ def test_a_read_only_store_is_read(read_only_store: Project, tmp_path: Path) -> 
 def test_a_locked_index_names_its_holder_and_gives_up(typed_runs: Project) -> None:
     assert len(ids(typed_runs)) == 4  # the index is built
     path = typed_runs.home / f"index-v{index_module.SCHEMA_VERSION}.sqlite3"
+    from uiserver import Server
+
+    server = Server.start(typed_runs)  # a dashboard that runs when the lock is taken
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -374,7 +377,12 @@ def test_a_locked_index_names_its_holder_and_gives_up(typed_runs: Project) -> No
         assert_usage_error(r, "locked by", f"pid {holder.pid}")
         assert "waiting for the index" in r.stderr and "disk" not in r.stderr
         assert waited < index_module.LOCK_WAIT + 20
+        # the dashboard says the same, as "try again" (503), not as a bad request
+        page = server.get("/")
+        assert page.status == 503 and page.headers.get("retry-after") == "5"
+        assert "locked by" in page.text and f"pid {holder.pid}" in page.text
     finally:
+        server.stop()
         holder.kill()
         holder.wait()
     assert typed_runs.yanex("list").returncode == 0

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import journal, record, store
-from yanex.errors import StoreError
+from yanex.errors import StoreBusy, StoreError
 from yanex.record import Status, fits_int64, leaves
 
 SCHEMA_VERSION = 4
@@ -679,7 +679,7 @@ class Index:
             text = exc.strerror
         lowered = text.lower()
         if "locked" in lowered or "busy" in lowered:
-            return StoreError(
+            return StoreBusy(
                 f"the index {self.path} is locked by {self._holders()}",
                 hint="Wait for it to finish (or stop it), or set "
                 f"{INDEX_ENV} to a file of this command's own.",
