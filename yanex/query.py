@@ -703,7 +703,14 @@ class Lookup:
         by_name = self.named(ref)
         found = {rec.id: rec for rec in [*by_id, *by_name]}
         if by_id and by_name and len(found) > 1:
-            self._refuse(ref, "is an ID prefix and a name", by_id, by_name)
+            hint = None
+            if any(rec.id == ref.lower() for rec in by_id):  # a full ID, taken as a name too
+                named = next(rec for rec in by_name if rec.id != ref.lower())
+                hint = (
+                    f"{named.id} is named {ref!r}: rename it (`yanex update {named.id} --name "
+                    f"NEW`), then {ref.lower()} is found by its ID."
+                )
+            self._refuse(ref, "is an ID prefix and a name", by_id, by_name, hint)
         if len(by_name) > 1 and self.strict:
             self._refuse(ref, f"is the name of {len(by_name)} experiments", [], by_name)
         if by_name:
@@ -753,7 +760,11 @@ class Lookup:
 
     @staticmethod
     def _refuse(
-        ref: str, what: str, by_id: list[record.Record], by_name: list[record.Record]
+        ref: str,
+        what: str,
+        by_id: list[record.Record],
+        by_name: list[record.Record],
+        hint: str | None = None,
     ) -> NoReturn:
         rows = [(rec, "ID") for rec in by_id] + [
             (rec, "name") for rec in by_name if rec.id not in {r.id for r in by_id}
@@ -765,7 +776,8 @@ class Lookup:
         more = "\n  ..." if len(by_id) > 10 or len(by_name) > 10 else ""
         raise QueryError(
             f"{ref!r} {what}; it could mean:\n{shown}{more}",
-            hint="Give the full ID of the one you mean (or rename one with `yanex update ID "
+            hint=hint
+            or "Give the full ID of the one you mean (or rename one with `yanex update ID "
             "--name NEW`).",
         )
 
