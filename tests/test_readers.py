@@ -291,6 +291,19 @@ def test_an_int_past_64_bits_in_metadata_skips_the_folder_with_one_warning(
     r = run_python("import yanex.results as yr\nprint(len(yr.find()))", cwd=typed_runs.path,
                    env=typed_runs.env())  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "3" and "Traceback" not in r.stderr
+    r = typed_runs.yanex("show", folder)  # the folder itself: said why it is not there
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "out of range" in r.stderr and "no experiment has the ID" in r.stderr
+    from uiserver import Server, row_ids
+
+    server = Server.start(typed_runs)  # the dashboard starts, and lists the others
+    try:
+        page = server.get("/")
+        assert page.status == 200 and len(row_ids(page.text)) == 3
+        assert folder not in row_ids(page.text)
+        assert f"skipped experiment folder {folder}" in page.text
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("name", ["results.jsonl", "metadata.json", "params.json"])
