@@ -66,8 +66,8 @@ QUERIES = {
     "null": ["-w", "params.note==null"],
     "nested result": ["-w", "results.val.f1>0.3"],
     "combined, with a tag": ["-t", "baseline", "-w", "params.lr<=0.05", "-w", "results.loss<0.5"],
-    "sort by a nested result": ["-s", "-results.val.f1"],
-    "sort by an int parameter": ["-s", "params.seed"],
+    "sort by a nested result": ["--sort", "-results.val.f1"],
+    "sort by an int parameter": ["--sort", "params.seed"],
     "text search": ["--name", "run-1*"],
 }
 

@@ -41,7 +41,8 @@ CASES = [
     ),
     ("bad env value", ["run", "s.py"], {}, {"YANEX_PARAM_x": "[1,"}, "YANEX_PARAM_x"),
     ("env without key", ["run", "s.py"], {}, {"YANEX_PARAM_": "1"}, "names no parameter"),
-    ("unknown option", ["run", "s.py", "--bogus"], {}, {}, "--bogus"),
+    ("unknown option", ["run", "--bogus", "s.py"], {}, {}, "--bogus"),
+    ("script flag like yanex's", ["run", "s.py", "--tags", "x"], {}, {}, "did you mean --tag"),
     ("unknown command", ["launch-rockets"], {}, {}, "launch-rockets"),
     ("empty tag", ["run", "s.py", "--tag", ""], {}, {}, "tag"),
     (

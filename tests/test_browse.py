@@ -325,7 +325,7 @@ def test_unreadable_folders_are_skipped_with_one_warning_each(project: Project) 
         (["list", "--where", "params.nothing==1"], ["no experiment has a parameter 'nothing'"]),
         (["list", "--where", "params.lrr<1"], ["no experiment has", "Did you mean params.lr?"]),
         (["list", "--sort", "-results.los"], ["no experiment has a result", "results.loss"]),
-        (["list", "--since", "yesterday"], ["neither a date nor a duration", "3d"]),
+        (["list", "--since", "someday"], ["neither a date nor a duration", "3d"]),
         (["list", "--since", "3y"], ["neither a date nor a duration"]),
         (["list", "--format", "xml"], ["'xml' is not one of"]),
         (["list", "--status", "done"], ["'done' is not one of"]),
@@ -334,7 +334,6 @@ def test_unreadable_folders_are_skipped_with_one_warning_each(project: Project) 
         (["show", "ffffffff"], ["no experiment has the ID, ID prefix or name 'ffffffff'"]),
         (["show", "nosuchname"], ["no experiment has the ID"]),
         (["show", "ab"], ["too short"]),
-        (["compare", "--name", "nothing*"], ["no experiments to compare"]),
     ],
 )
 def test_bad_input_is_refused(store: Project, args: list[str], needles: list[str]) -> None:

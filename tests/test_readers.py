@@ -185,8 +185,8 @@ def test_dates_are_whole_days(typed_runs: Project) -> None:
 
 def test_unknown_keys_name_the_close_ones(typed_runs: Project) -> None:
     assert_usage_error(typed_runs.yanex("list", "-w", "params.sed==1"), "params.seed")
-    assert_usage_error(typed_runs.yanex("list", "-s", "results.val.f2"), "results.val.f1")
-    assert_usage_error(typed_runs.yanex("list", "-s", "results.val"), "results.val.f1")
+    assert_usage_error(typed_runs.yanex("list", "--sort", "results.val.f2"), "results.val.f1")
+    assert_usage_error(typed_runs.yanex("list", "--sort", "results.val"), "results.val.f1")
 
 
 # --- plans ------------------------------------------------------------------------------------

@@ -257,7 +257,7 @@ def test_staged_takes_no_script_or_params(project: Project) -> None:
     setup(project)
     assert_usage_error(project.yanex("run", "--staged", "job.py"), "SCRIPT")
     assert_usage_error(project.yanex("run", "--staged", "-p", "x=1"), "--param")
-    assert_usage_error(project.yanex("run", "job.py", "-j", "2"), "--staged")
+    assert_usage_error(project.yanex("run", "job.py", "--stage", "-j", "2"), "--staged")
     assert_usage_error(project.yanex("run"), "SCRIPT")
 
 

@@ -44,7 +44,15 @@ V06_NAMES = frozenset(
     }
 )
 
-__all__ = ["Result", "YanexError", "launch", "results", *api.__all__, *sorted(V06_NAMES)]
+__all__ = [
+    "Experiment",
+    "Result",
+    "YanexError",
+    "launch",
+    "results",
+    *api.__all__,
+    *sorted(V06_NAMES),
+]
 
 TYPE_CHECKING = False  # typing itself costs more to import than yanex
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 
     from yanex import results
     from yanex.launcher import Result, launch
+    from yanex.results import Experiment
     from yanex.v06 import *  # noqa: F403
 
 
@@ -65,6 +74,10 @@ def __getattr__(name: str) -> Any:
         from yanex import v06
 
         return getattr(v06, name)
+    if name == "Experiment":  # yanex 0.6's results object: yanex.Experiment("3f9a")
+        from yanex.results import Experiment
+
+        return Experiment
     if name == "results":  # yanex.results.find(...): the store's experiments, from Python
         from importlib import import_module
 

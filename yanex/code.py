@@ -469,7 +469,7 @@ def require_clean(snap: GitSnapshot) -> None:
     raise GitStateError(
         f"the git working tree at {snap.root} has uncommitted changes:\n" + "\n".join(lines),
         hint="Commit them so the run can be reproduced, or pass --ignore-dirty to run anyway "
-        "(the changes are saved in the experiment's git.patch).",
+        "(the changes are saved in the experiment's git.patch; yanex 0.6 ran without asking).",
     )
 
 

@@ -94,6 +94,37 @@ def of_exit(
     )
 
 
+# What a script asks its ending to be when its exit code cannot say it (yanex 0.6's
+# ``cancel(message)`` under ``yanex run``): ``{"status": "cancelled", "reason": ...}`` in
+# this file of the experiment's folder, written just before the script exits non-zero.
+SCRIPT_ENDING = "ending.json"
+
+
+def asked_by_script(folder: Path, end: Ending) -> Ending:
+    """``end``, or ``cancelled`` with the script's reason when the script asked for that
+    (``yanex.cancel()``) and then exited with an error (a signal-ended or completed run is
+    what happened)."""
+    import json
+
+    if end.status != Status.FAILED or end.exit_code is None or end.exit_code <= 0:
+        return end
+    try:
+        asked = json.loads((folder / SCRIPT_ENDING).read_bytes())
+    except (OSError, ValueError):
+        return end
+    if not isinstance(asked, dict) or asked.get("status") != Status.CANCELLED:
+        return end
+    reason = str(asked.get("reason") or "")
+    return Ending(
+        end.id,
+        Status.CANCELLED,
+        end.exit_code,
+        error=f"cancelled by the script: {reason}" if reason else "cancelled by the script",
+        cli_exit_code=end.cli_exit_code,
+        warnings=end.warnings,
+    )
+
+
 def failed(reason: str) -> Ending:
     """A run that ended before (or without) its script's exit: it could not be started."""
     return Ending(None, Status.FAILED, error=reason, cli_exit_code=1)

@@ -310,8 +310,8 @@ class Launcher:
             raise ParamError(
                 f"the sweeps ({varied}) make a grid of {size:,} experiments, "
                 "which run with -m or are staged with --stage",
-                hint="Add -m to run them now (-j N at a time), or --stage to run them later "
-                "with `yanex run --staged`.",
+                hint="Add -m to run them now (-j N at a time; yanex 0.6 ran them without it), "
+                "or --stage to run them later with `yanex run --staged`.",
             )
         warnings: list[str] = list(resolved.warnings)
         if request.name and not request.name.strip("0123456789abcdefABCDEF"):
@@ -597,6 +597,7 @@ class Launcher:
                 experiment, ending.failed(f"the script could not be started: {exc}"), started
             )
 
+        end = ending.asked_by_script(experiment.dir, end)  # yanex.cancel() under yanex run
         for problem in end.warnings:  # e.g. a full disk: say so, keep the run
             self.echo(f"warning: experiment {experiment.id}: {problem}")
         # a @hydra.main app composed its own config: is it the one recorded?

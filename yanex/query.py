@@ -18,6 +18,7 @@ Which way is better for a result (:func:`better`) is decided here, once, for ``g
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import json
 import math
@@ -91,11 +92,56 @@ _SPANS = (
     (re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}$"), timedelta(seconds=1)),
 )
 _ZONE_RE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+# yanex 0.6's words for a time (it read them with dateparser): "1 hour ago", "3 months ago",
+# "a week ago", "last month", "yesterday", "today", "now".
+_WORDS_AGO_RE = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?|an?)\s+(?P<unit>[a-z]+?)s?\s+ago|last\s+(?P<last>[a-z]+))\s*$",
+    re.IGNORECASE,
+)
+_UNIT_WORDS = {
+    "sec": "s", "second": "s", "min": "m", "minute": "m", "hour": "h", "hr": "h",
+    "day": "d", "week": "w", "month": "month", "year": "year",
+}  # fmt: skip
+_DAY_WORDS = {"today": 0, "yesterday": 1, "tomorrow": -1}
+
+
+def _words_span(text: str) -> tuple[float, float] | None:
+    """The span of one of 0.6's time words, or None: ``today``/``yesterday`` are their whole
+    day (local time), ``now`` and ``N <units> ago`` an instant (months and years by the
+    calendar: ``1 month ago`` on March 31 is February 28)."""
+    word = text.strip().lower()
+    if word == "now":
+        moment = time.time()
+        return moment, math.nextafter(moment, math.inf)
+    if word in _DAY_WORDS:
+        day = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        start = day - timedelta(days=_DAY_WORDS[word])
+        return start.timestamp(), (start + timedelta(days=1)).timestamp()
+    match = _WORDS_AGO_RE.match(word)
+    if match is None:
+        return None
+    unit = _UNIT_WORDS.get(match.group("unit") or match.group("last"))
+    if unit is None:
+        return None
+    count_text = match.group(1)
+    count = 1.0 if count_text in (None, "a", "an") else float(count_text)
+    if unit in ("month", "year"):
+        if count != int(count):
+            return None
+        now = datetime.now()
+        months = now.year * 12 + now.month - 1 - int(count) * (12 if unit == "year" else 1)
+        year, month = divmod(months, 12)
+        last_day = calendar.monthrange(year, month + 1)[1]
+        moment = now.replace(year=year, month=month + 1, day=min(now.day, last_day)).timestamp()
+    else:
+        moment = time.time() - count * _SECONDS[unit]
+    return moment, math.nextafter(moment, math.inf)
 
 
 def parse_time(text: str, option: str = "--since") -> float:
-    """``3d``, ``12h``, ``30m`` (that long ago) or an ISO date/time (local time unless it
-    says its offset): seconds since the epoch (the start of a date)."""
+    """``3d``, ``12h``, ``30m``, ``"3 days ago"`` (that long ago), ``today``, ``yesterday`` or
+    an ISO date/time (local time unless it says its offset): seconds since the epoch (the start
+    of a date)."""
     return parse_span(text, option)[0]
 
 
@@ -107,14 +153,17 @@ def parse_span(text: str, option: str = "--since") -> tuple[float, float]:
     if match:
         moment = time.time() - float(match.group(1)) * _SECONDS[match.group(2)]
         return moment, math.nextafter(moment, math.inf)
+    words = _words_span(text)
+    if words is not None:
+        return words
     try:
         stamp = datetime.fromisoformat(text.strip())
         start = stamp.timestamp()
     except (ValueError, OverflowError, OSError):
         raise QueryError(
             f"{option} {text!r} is neither a date nor a duration",
-            hint="Write an ISO date or time (2026-11-28, 2026-11-28T14:30) or a duration "
-            "ago: 30m, 12h, 3d, 2w.",
+            hint="Write an ISO date or time (2026-11-28, 2026-11-28T14:30), a duration "
+            'ago (30m, 12h, 3d, 2w, "3 days ago", "1 month ago"), today or yesterday.',
         ) from None
     written = text.strip()
     if len(written) > 10:  # an offset follows a time only
@@ -386,6 +435,12 @@ class Filters:
         if self.script is not None:
             if "/" in self.script:
                 add("e.script GLOB ?", str(Path(self.script).absolute()))
+            elif "." not in self.script:  # `--script train`: train.py too (as in yanex 0.6)
+                add(
+                    "(e.script GLOB ? OR e.script GLOB ?)",
+                    f"*/{self.script}",
+                    f"*/{self.script}.py",
+                )
             else:
                 add("e.script GLOB ?", f"*/{self.script}")
         if self.sweep is not None:
@@ -435,12 +490,27 @@ def make_filters(
     archived: bool | None = False,
     ids: Sequence[str] = (),
     text: str | None = None,
+    started_after: str | None = None,
+    started_before: str | None = None,
+    ended_after: str | None = None,
+    ended_before: str | None = None,
 ) -> Filters:
     """Filters from what a user typed (the CLI's options, ``yanex.results.find``'s keywords).
 
     ``text`` is a search: every word of it must appear (any case) in the ID, the name, the
-    description or a tag.
+    description or a tag. ``started_after`` and the like (yanex 0.6's time filters) hold for
+    a start or end at or after / before the time given (a date: its start).
     """
+    times = [
+        Condition(field, op, parse_span(when, option), f"{option} {when}")
+        for field, op, option, when in (
+            ("started", ">=", "--started-after", started_after),
+            ("started", "<", "--started-before", started_before),
+            ("ended", ">=", "--ended-after", ended_after),
+            ("ended", "<", "--ended-before", ended_before),
+        )
+        if when is not None
+    ]
     for value in status:
         if value not in Status.ALL:
             raise QueryError(
@@ -459,7 +529,7 @@ def make_filters(
         sweep=sweep,
         since=parse_span(since, "--since")[0] if since is not None else None,
         until=parse_span(until, "--until")[1] if until is not None else None,
-        where=tuple(parse_where(w) if isinstance(w, str) else w for w in where),
+        where=tuple(parse_where(w) if isinstance(w, str) else w for w in where) + tuple(times),
         project=project,
         archived=archived,
         text=tuple(dict.fromkeys((text or "").split())),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,18 @@ from yanex.index import Index
 from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
 
 __all__ = [
+    "Experiment",
     "Record",
     "compare",
+    "experiment_exists",
     "find",
     "get",
     "get_best",
     "get_experiment",
+    "get_experiment_count",
     "get_experiments",
+    "get_latest",
+    "get_metrics",
     "metric_rows",
     "metrics_dataframe",
     "reason",
@@ -86,7 +92,12 @@ def find(
     archived: bool | None = False,
     all_projects: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
-) -> list[Record]:
+    script_pattern: str | None = None,
+    started_after: str | datetime | None = None,
+    started_before: str | datetime | None = None,
+    ended_after: str | datetime | None = None,
+    ended_before: str | datetime | None = None,
+) -> list[Experiment]:
     """The experiments the filters select, newest first unless ``sort`` says otherwise.
 
         ``ids`` are IDs, unique prefixes or names (looked up as ``yanex show`` does). The other
@@ -94,7 +105,14 @@ def find(
         of conditions, all of which must hold), ``sort="results.accuracy"`` (a result alone: best
     first; ``-``/``+``: descending/ascending); ``until`` a date
         includes that day. ``progress(done, total, why)`` follows a build of the index.
+    yanex 0.6's keywords: ``script_pattern`` (= ``script``), ``started_after``,
+    ``started_before``, ``ended_after``, ``ended_before`` (a datetime, an ISO date or time,
+    ``"1 week ago"``, ``"yesterday"``).
     """
+    if script_pattern is not None:
+        if script is not None:
+            raise query.QueryError("give script or script_pattern, not both")
+        script = script_pattern
     index = _synced_index(progress)
     try:
         project = _project(all_projects)
@@ -113,18 +131,27 @@ def find(
             project=None if ids else project,
             archived=None if ids and archived is False else archived,
             ids=resolved,
+            started_after=_when(started_after),
+            started_before=_when(started_before),
+            ended_after=_when(ended_after),
+            ended_before=_when(ended_before),
         )
         order = tuple(query.parse_sort(key) for key in _as_tuple(sort)) or (query.NEWEST_FIRST,)
-        return query.select(index, filters, sort=order, limit=limit)
+        return [_experiment(rec) for rec in query.select(index, filters, sort=order, limit=limit)]
     finally:
         index.close()
 
 
-def get(ref: str, *, all_projects: bool = False) -> Record:
+def _when(value: str | datetime | None) -> str | None:
+    """A time filter's value as text (a naive datetime is local time)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def get(ref: str, *, all_projects: bool = False) -> Experiment:
     """One experiment by ID, unique ID prefix (4+ characters) or name (the newest with it)."""
     index = _synced_index()
     try:
-        return query.Lookup(index, _project(all_projects)).one(ref)
+        return _experiment(query.Lookup(index, _project(all_projects)).one(ref))
     finally:
         index.close()
 
@@ -333,24 +360,381 @@ def metrics_dataframe(records: Record | Sequence[Record]) -> Any:
 
 
 def compare(
-    records: Sequence[Record] | None = None, *, all_params: bool = False, **filters: Any
+    records: Sequence[Record] | None = None,
+    *,
+    all_params: bool = False,
+    params: str | Sequence[str] = "auto",
+    metrics: str | Sequence[str] = "all",
+    meta: str | Sequence[str] = "all",
+    **filters: Any,
 ) -> Any:
-    """A DataFrame of ``records`` (or of what ``filters`` select), with only the parameters
-    that differ between them (``all_params=True``: all) and every result's last value."""
+    """A DataFrame of ``records`` (or of what ``filters`` select): the parameters that differ
+    between them and every result's last value.
+
+    yanex 0.6's column choices: ``params`` and ``metrics`` are ``"auto"`` (those that
+    differ), ``"all"``, ``"none"`` or a list of keys (globs: ``"*.lr"``); ``meta`` is
+    ``"all"``, ``"none"`` or a list of yanex's own columns (``id`` always stays). Columns keep
+    today's names (``params.lr``, ``results.acc``), not 0.6's (``param:lr``)."""
+    if all_params:
+        params = "all"
     records = list(records) if records is not None else find(**filters)
     frame = to_dataframe(records)
-    if all_params or len(records) < 2:
-        return frame
-    keep = [
-        name
-        for name in frame.columns
-        if not name.startswith("params.")
-        or frame[name].astype(str).nunique(dropna=False) > 1
-        or frame[name].isna().any()
-    ]
-    return frame[keep]
+    names = list(frame.columns)
+    fixed = [n for n in names if not n.startswith(("params.", "results."))]
+    chosen = ["id"] if "id" in names else []
+    chosen += [n for n in _chosen("meta", meta, fixed, frame) if n != "id"]
+    for keyword, spec, prefix in (("params", params, "params."), ("metrics", metrics, "results.")):
+        found = [n for n in names if n.startswith(prefix)]
+        chosen += _chosen(keyword, spec, found, frame, prefix)
+    return frame[chosen]
+
+
+_META_ALIASES = {"started_at": "started", "completed_at": "ended", "created_at": "created"}
+
+
+def _chosen(
+    keyword: str, spec: str | Sequence[str], found: list[str], frame: Any, prefix: str = ""
+) -> list[str]:
+    """compare's ``params=``/``metrics=``/``meta=``: which of the columns ``found`` (a key
+    named without its ``prefix``: ``lr`` for ``params.lr``; globs allowed)."""
+    import fnmatch
+
+    if spec == "all":
+        return found
+    if spec == "none":
+        return []
+    if spec == "auto":
+        if len(frame) < 2:
+            return found
+        return [
+            name
+            for name in found
+            if frame[name].astype(str).nunique(dropna=False) > 1 or frame[name].isna().any()
+        ]
+    if isinstance(spec, str):
+        raise query.QueryError(
+            f"compare({keyword}={spec!r}): give 'auto', 'all', 'none' or a list of names"
+        )
+    chosen: list[str] = []
+    for key in spec:
+        key = _META_ALIASES.get(key, key) if not prefix else key
+        pattern = key if key.startswith(prefix) else prefix + key
+        matches = [name for name in found if fnmatch.fnmatchcase(name, pattern)]
+        if not matches:
+            raise query.QueryError(
+                f"compare({keyword}=[{key!r}]): none of these experiments has it",
+                hint="They have: " + ", ".join(found[:12]) + (", ..." if len(found) > 12 else ""),
+            )
+        chosen += [name for name in matches if name not in chosen]
+    return chosen
 
 
 # yanex 0.6's names, kept so that analysis code written for it runs unchanged.
 get_experiment = get
 get_experiments = find
+
+
+# --- yanex 0.6's results API ------------------------------------------------------------------
+
+
+class Experiment(Record):
+    """One experiment, with yanex 0.6's methods besides today's (a :class:`Record`):
+    ``get_params``, ``get_param``, ``get_metric``, ``get_metrics``, ``started_at``,
+    ``completed_at``, ``script_path``, ``experiment_dir``, ``artifacts_dir``,
+    ``list_artifacts``, ``artifact_exists``, ``load_artifact``, ``to_dict``, and the changes
+    ``set_name``, ``set_description``, ``add_tags``, ``remove_tags``.
+
+    ``Experiment("3f9a")`` looks one up (ID, prefix or name, in every project), as 0.6's
+    did; every function of this module returns them. ``duration`` stays today's seconds
+    (0.6 gave a timedelta: ``timedelta(seconds=exp.duration)``).
+    """
+
+    def __init__(self, experiment_id: str, *fields: Any) -> None:
+        if fields:  # built from an index row, as a Record is
+            Record.__init__(self, experiment_id, *fields)
+            return
+        self.__dict__.update(get(experiment_id, all_projects=True).__dict__)
+
+    # -- 0.6's names of what a Record has
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.started
+
+    @property
+    def completed_at(self) -> datetime | None:
+        return self.ended
+
+    @property
+    def script_path(self) -> Path | None:
+        return Path(self.script) if self.script else None
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self.dir
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.dir / "artifacts"
+
+    @property
+    def dependencies(self) -> dict[str, str]:
+        """The experiments this one depends on, by slot (``{}`` when none)."""
+        found = self.metadata.get("dependencies")
+        return dict(found) if isinstance(found, dict) else {}
+
+    @property
+    def dependency_ids(self) -> list[str]:
+        return list(self.dependencies.values())
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self.dependencies)
+
+    def get_params(self, include_deps: bool = False, transitive: bool = True) -> dict[str, Any]:
+        """A copy of the parameters the experiment ran with."""
+        if include_deps:
+            raise YanexError(
+                "get_params(include_deps=True): the parameters of dependencies are not read yet",
+                hint="Read each dependency's: yr.get_experiment(ID).get_params().",
+            )
+        return json.loads(self.params_json)
+
+    def get_param(self, key: str, default: Any = None, include_deps: bool = False) -> Any:
+        """One parameter by its dotted key (``model.lr``; ``layers.0`` indexes a list)."""
+        node: Any = self.get_params(include_deps=include_deps)
+        for part in key.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif (
+                isinstance(node, list)
+                and part.lstrip("-").isdigit()
+                and -len(node) <= int(part) < len(node)
+            ):
+                node = node[int(part)]
+            else:
+                return default
+        return node
+
+    def _steps(self) -> list[dict[str, Any]]:
+        """The logged results as 0.6 kept them: one dict per step (``step``, ``timestamp``,
+        then each result; results logged at one step in several calls merged, the later
+        value winning), in the order logged."""
+        rows: dict[Any, dict[str, Any]] = {}
+        for i, line in enumerate(self.results):
+            step = line.get("step")
+            key = step if step.__class__ is int else ("line", i)
+            row = rows.setdefault(key, {"step": step})
+            row["timestamp"] = line.get("timestamp")
+            for name, value in (line.get("results") or {}).items():
+                row[name] = decode_value(value)
+        return list(rows.values())
+
+    def get_metrics(self, step: int | None = None, as_dataframe: bool = True) -> Any:
+        """Every logged step (``step=N``: that one) as a DataFrame indexed by step, or with
+        ``as_dataframe=False`` as a list of dicts (one dict for ``step=N``)."""
+        rows = self._steps()
+        if step is not None:
+            rows = [row for row in rows if row.get("step") == step][:1]
+        if not as_dataframe:
+            return (dict(rows[0]) if rows else {}) if step is not None else rows
+        pandas = _pandas()
+        if not rows:
+            return pandas.DataFrame()
+        return pandas.DataFrame(rows).set_index("step")
+
+    def get_metric(self, name: str) -> Any:
+        """A result's value at each step it was logged: the value when logged once, a list
+        when logged more often, None when never (``val.f1`` reads into a logged dict)."""
+        values = []
+        for row in self._steps():
+            if name in row and name not in ("step", "timestamp"):
+                values.append(row[name])
+            elif "." in name:
+                node: Any = row
+                for part in name.split("."):
+                    node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+                if node is not _MISSING:
+                    values.append(node)
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def list_artifacts(self) -> list[str]:
+        """The artifacts' names, sorted (``plots/loss.png`` for one in a folder)."""
+        return sorted(artifact.name for artifact in self.artifacts)
+
+    def artifact_exists(self, filename: str) -> bool:
+        return self._artifact(filename).is_file()
+
+    def load_artifact(self, filename: str, loader: Any = None, format: str | None = None) -> Any:
+        """An artifact read by its extension as ``yanex.load_artifact`` reads it (``loader(
+        path)`` for any other format); None when it does not exist."""
+        from yanex import api
+
+        path = self._artifact(filename)
+        if not path.is_file():
+            return None
+        return (loader or api._loader_for(path, format))(path)
+
+    def _artifact(self, filename: str) -> Path:
+        from yanex import store
+
+        return store.path_inside(self.dir / store.ARTIFACTS, str(filename), "artifact name")
+
+    def get_script_runs(self) -> list[dict[str, Any]]:
+        """0.6's record of ``execute_bash_script`` calls: not kept (their output is in the
+        artifacts ``<prefix>_stdout.txt``/``_stderr.txt``)."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything about the experiment as plain data, with 0.6's keys."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "project": self.project,
+            "description": self.description,
+            "status": self.status,
+            "tags": self.tags,
+            "started_at": self.started.isoformat() if self.started else None,
+            "completed_at": self.ended.isoformat() if self.ended else None,
+            "duration_seconds": self.duration,
+            "script_path": self.script,
+            "archived": self.archived,
+            "params": self.get_params(),
+            "metrics": self.get_metrics(as_dataframe=False),
+            "artifacts": self.list_artifacts(),
+            "script_runs": [],
+            "dependency_ids": self.dependency_ids,
+            "has_dependencies": self.has_dependencies,
+        }
+
+    def refresh(self) -> None:
+        """Read the experiment again (its record is a snapshot of when it was found)."""
+        self.__dict__.update(get(self.id, all_projects=True).__dict__)
+        for name in ("tags", "params", "last", "series", "metadata"):
+            self.__dict__.pop(name, None)
+
+    def _update(self, **changes: Any) -> None:
+        from yanex import manage
+
+        manage.update(self, **changes)
+        self.refresh()
+
+    def set_name(self, name: str) -> None:
+        self._update(name=name)
+
+    def set_description(self, description: str) -> None:
+        self._update(description=description)
+
+    def add_tags(self, tags: Sequence[str]) -> None:
+        self._update(add_tags=list(tags))
+
+    def remove_tags(self, tags: Sequence[str]) -> None:
+        self._update(remove_tags=list(tags))
+
+    def set_status(self, status: str) -> None:
+        raise YanexError(
+            "set_status: a status records how a run ended and is never set by hand",
+            hint="Tag it instead: exp.add_tags([...]).",
+        )
+
+    def __repr__(self) -> str:
+        return f"Experiment(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+
+def _experiment(rec: Record) -> Experiment:
+    """``rec`` with 0.6's methods (the same fields, nothing read again)."""
+    found = object.__new__(Experiment)
+    found.__dict__ = rec.__dict__
+    return found
+
+
+def get_latest(**filters: Any) -> Experiment | None:
+    """The newest experiment ``filters`` select (as in :func:`find`), or None."""
+    found = find(limit=1, **filters)
+    return found[0] if found else None
+
+
+def get_experiment_count(**filters: Any) -> int:
+    """How many experiments ``filters`` select."""
+    return len(find(**filters))
+
+
+def experiment_exists(experiment_id: str, include_archived: bool = True) -> bool:
+    """Whether an experiment has this ID, prefix or name (in any project)."""
+    try:
+        found = get(experiment_id, all_projects=True)
+    except query.QueryError:
+        return False
+    return include_archived or not found.archived
+
+
+def get_metrics(
+    *,
+    metrics: str | Sequence[str] | None = None,
+    params: str | Sequence[str] = "auto",
+    meta: Sequence[str] | None = None,
+    include_dep_params: bool = False,
+    as_dataframe: bool = True,
+    include_params: str | Sequence[str] | None = None,
+    **filters: Any,
+) -> Any:
+    """Every logged value of the experiments ``filters`` select, one row each (long form, for
+    plotting): ``experiment_id``, ``step``, ``metric_name``, ``value``, then the ``meta``
+    fields asked for and the parameters: ``params="auto"`` those that differ, ``"all"``,
+    ``"none"`` or a list of dotted keys (``include_params=``: yanex 0.6.0's name).
+    ``metrics`` keeps only these results. ``as_dataframe=False``: ``{id: [step dicts]}``."""
+    if include_params is not None:
+        params = include_params
+    if include_dep_params:
+        raise YanexError(
+            "get_metrics(include_dep_params=True): the parameters of dependencies are not read yet"
+        )
+    wanted = [metrics] if isinstance(metrics, str) else None if metrics is None else list(metrics)
+    experiments = find(**filters)
+    if not as_dataframe:
+        return {exp.id: exp.get_metrics(as_dataframe=False) for exp in experiments}
+    flat = [dict(leaves(exp.params)) for exp in experiments]
+    if params == "auto":
+        keys = sorted(query.differing_keys(flat))
+    elif params == "all":
+        keys = list(dict.fromkeys(key for row in flat for key in row))
+    elif params == "none":
+        keys = []
+    elif isinstance(params, str):
+        raise query.QueryError(
+            f"get_metrics(params={params!r}): give 'auto', 'all', 'none' or a list of keys"
+        )
+    else:
+        keys = list(params)
+    rows: list[dict[str, Any]] = []
+    for exp, values in zip(experiments, flat, strict=True):
+        shown = {name: _meta_value(exp, name) for name in meta or ()}
+        for step in exp._steps():
+            for name, value in step.items():
+                if name in ("step", "timestamp") or (wanted is not None and name not in wanted):
+                    continue
+                row = {"experiment_id": exp.id, "step": step["step"], "metric_name": name}
+                row["value"] = value
+                row.update(shown)
+                row.update((key, values.get(key)) for key in keys)
+                rows.append(row)
+    pandas = _pandas()
+    columns = ["experiment_id", "step", "metric_name", "value", *(meta or ()), *keys]
+    frame = pandas.DataFrame(rows, columns=columns)
+    if not frame.empty:
+        frame["value"] = pandas.to_numeric(frame["value"], errors="coerce")
+    return frame
+
+
+def _meta_value(exp: Experiment, name: str) -> Any:
+    """A metadata field by 0.6's name (``started_at``, ``script_path``) or today's."""
+    name = {**_META_ALIASES, "script_path": "script"}.get(name, name)
+    if name in ("id", "name", "status", "description", "tags", "project", "archived",
+                "duration", "script", "created", "started", "ended", "sweep"):  # fmt: skip
+        return getattr(exp, name)
+    node: Any = exp.metadata
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node

@@ -126,14 +126,16 @@ def get_cli_args() -> dict[str, Any]:
     meta = _metadata()
     if meta is None:
         return {}
+    # -D as 0.6 gave it: SLOT=ID, each resolved to the full ID this run depends on
+    depends_on = [f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items()]
     handed = os.environ.get(CLI_ARGS_ENV)
     if handed and not _in_process.get("dir"):
         with contextlib.suppress(ValueError):
             found = json.loads(handed)
             if isinstance(found, dict):
-                return found
+                return {**found, "depends_on": depends_on}
     if isinstance(meta.get("cli_args"), dict):
-        return meta["cli_args"]
+        return {**meta["cli_args"], "depends_on": depends_on}
     script = meta.get("script")
     cwd = meta.get("cwd")
     if script and cwd and Path(script).is_relative_to(cwd):
@@ -146,7 +148,7 @@ def get_cli_args() -> dict[str, Any]:
         "name": meta.get("name"),
         "tag": list(meta.get("tags") or []),
         "description": meta.get("description"),
-        "depends_on": [f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items()],
+        "depends_on": depends_on,
         "dry_run": False,
         "stage": False,
         "staged": False,
@@ -627,7 +629,16 @@ def _end_here(status: str, message: str | None) -> None:
             "experiment, and this script runs standalone",
             hint="Run it with `yanex run`, or inside `with yanex.create_experiment(...)`.",
         )
-    # Under `yanex run` the launcher records how the script ended: by its exit code.
+    # Under `yanex run` the launcher records how the script ended: by its exit code, and
+    # for a cancel by what the script leaves in its folder (see ending.asked_by_script).
+    if status == record.Status.CANCELLED:
+        from yanex import ending
+
+        folder = api.experiment_dir()
+        assert folder is not None
+        asked = {"status": status, "reason": message, "pid": os.getpid()}
+        with contextlib.suppress(OSError):  # the run then ends failed, the reason on stderr
+            store.write_bytes_atomic(folder / ending.SCRIPT_ENDING, json.dumps(asked).encode())
     if message:
         print(f"yanex: {status}: {message}", file=sys.stderr, flush=True)
     sys.exit(0 if status == record.Status.COMPLETED else 1)
@@ -646,9 +657,8 @@ def fail(message: str) -> None:
 def cancel(message: str) -> None:
     """End the experiment now as ``cancelled`` with ``message`` as the reason.
 
-    Under ``yanex run`` the script can only end with an exit code: it exits 1 and the run is
-    recorded ``failed``, its reason holding ``cancelled: <message>``. In ``create_experiment``
-    it is recorded ``cancelled``.
+    Under ``yanex run`` the script exits 1 and the run is recorded ``cancelled`` ("cancelled
+    by the script: <message>"); in ``create_experiment`` too.
     """
     _end_here(record.Status.CANCELLED, message)
 

@@ -36,9 +36,12 @@ COMMANDS = {
     "archive": "yanex.cli.browse:archive",
     "unarchive": "yanex.cli.browse:unarchive",
     "delete": "yanex.cli.browse:delete",
+    "open": "yanex.cli.browse:open_command",
     "reindex": "yanex.cli.browse:reindex",
     "ui": "yanex.cli.ui:ui",
 }
+# yanex 0.6's commands that are gone: each says what to do instead (not in `yanex --help`).
+GONE = {"push": "yanex.cli.v06:push", "pull": "yanex.cli.v06:pull"}
 
 
 class UserError(click.ClickException):
@@ -71,7 +74,7 @@ class _LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = COMMANDS.get(cmd_name) or GONE.get(cmd_name)
         if target is None:
             return None
         module, _, name = target.partition(":")

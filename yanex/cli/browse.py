@@ -8,7 +8,9 @@ experiments with their user text escaped (``output.safe``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -30,13 +32,16 @@ DEFAULT_LIMIT = 20
 # --- shared options ---------------------------------------------------------------------------
 
 
-def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The filters list, compare, get, update, archive and delete share."""
+def filter_options(command: Callable[..., Any], name_glob: bool = True) -> Callable[..., Any]:
+    """The filters list, compare, get, update, archive and delete share (yanex 0.6's short
+    flags keep their meaning: -s status, -n name, -c script, -i IDs, -g, -a, -p).
+    ``name_glob=False``: update's, whose --name sets the name (as 0.6's docs use it)."""
     options = [
         click.option(
+            "-s",
             "--status",
             multiple=True,
-            type=click.Choice(Status.ALL),
+            type=click.Choice(Status.ALL, case_sensitive=False),
             help="Only experiments with this status (repeatable: any of them).",
         ),
         click.option(
@@ -46,15 +51,41 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             help="Only experiments with this tag (repeatable: all).",
         ),
-        click.option("--name", metavar="GLOB", help="Only names matching this glob (run-*)."),
-        click.option("--script", help="Only runs of this script (a file name, or a path)."),
+        click.option(
+            "-n",
+            "--name",
+            metavar="GLOB",
+            help="Only names matching this glob (run-*; '': unnamed).",
+        )
+        if name_glob
+        else None,
+        click.option(
+            "-c",
+            "--script",
+            metavar="GLOB",
+            help="Only runs of this script: a file name or glob (train.py, train, '*prep*'), or "
+            "a path.",
+        ),
+        click.option(
+            "-i",
+            "--ids",
+            "id_lists",
+            multiple=True,
+            metavar="ID,...",
+            help="Only these experiments: IDs, prefixes or names, comma-separated (repeatable).",
+        ),
         click.option("--sweep", metavar="ID", help="Only the members of this sweep."),
         click.option(
             "--since",
             metavar="WHEN",
-            help="Created since: an ISO date/time, or 30m, 12h, 3d, 2w ago.",
+            help='Created since: an ISO date/time, a time ago (30m, 12h, 3d, 2w, "3 days ago"), '
+            "today, yesterday.",
         ),
         click.option("--until", metavar="WHEN", help="Created until (same forms as --since)."),
+        click.option("--started-after", metavar="WHEN", help="Started at or after WHEN."),
+        click.option("--started-before", metavar="WHEN", help="Started before WHEN."),
+        click.option("--ended-after", metavar="WHEN", help="Ended at or after WHEN."),
+        click.option("--ended-before", metavar="WHEN", help="Ended before WHEN."),
         click.option(
             "-w",
             "--where",
@@ -65,42 +96,102 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             'in --param. Repeatable: all must hold. E.g. --where "results.loss<0.3".',
         ),
         click.option(
+            "-p",
+            "--project",
+            metavar="NAME",
+            help="Experiments of this project: its repository's folder name, or its path.",
+        ),
+        click.option(
             "-A",
+            "-g",
             "--all-projects",
+            "--global",
+            "all_projects",
             is_flag=True,
             help="Experiments of every project (default: this git repository, else this folder).",
         ),
         click.option(
             "--archived", is_flag=True, help="Archived experiments (which are left out otherwise)."
         ),
+        click.option(
+            "-a",
+            "--include-archived",
+            is_flag=True,
+            help="Archived experiments too (yanex 0.6's -a/--archived).",
+        ),
     ]
     for option in reversed(options):
-        command = option(command)
+        if option is not None:
+            command = option(command)
     return command
 
 
+def _refs(refs: Sequence[str], options: dict[str, Any]) -> list[str]:
+    """The experiments named as arguments, then by ``-i/--ids A,B`` (0.6's way)."""
+    named = [ref for text in options.get("id_lists") or () for ref in text.split(",")]
+    return [*refs, *(ref.strip() for ref in named if ref.strip())]
+
+
+def _project_scope(options: dict[str, Any], index: Index | None) -> str | None:
+    """The project the filters look in: ``--project NAME`` (a folder name or path), every
+    project (``-A``), or the current one."""
+    wanted = options.get("project")
+    if wanted is None:
+        return None if options["all_projects"] else _current_project_name()
+    if options["all_projects"]:
+        raise click.UsageError("--project and -A/--all-projects: give one of them")
+    if not wanted.strip():
+        raise click.BadParameter("give a project's folder name or path", param_hint="'--project'")
+    if index is None:
+        return str(Path(wanted).absolute())
+    known = [row[0] for row in index.conn.execute("SELECT DISTINCT project FROM experiments")]
+    found = [p for p in known if p and (p == wanted or Path(p).name == wanted)]
+    if not found and Path(wanted).exists():
+        return str(Path(wanted).resolve())
+    if len(found) > 1:
+        raise UserError(
+            f"--project {out.safe(wanted)!r} names {len(found)} projects: "
+            + ", ".join(out.safe(p) for p in found[:5])
+            + "\nGive the path of the one you mean."
+        )
+    return found[0] if found else wanted  # a name no project has: nothing matches
+
+
 def _filters(
-    options: dict[str, Any], ids: Sequence[str] = (), archived_default: bool = False
+    options: dict[str, Any],
+    ids: Sequence[str] = (),
+    archived_default: bool = False,
+    index: Index | None = None,
 ) -> query.Filters:
     """The filters the options ask for; named experiments are looked up in the whole store."""
     project = None
-    if not options["all_projects"] and not ids:
-        project = _current_project_name()
+    if not ids:
+        project = _project_scope(options, index)
     archived: bool | None = bool(options["archived"]) or archived_default
+    if options.get("include_archived") and not options["archived"]:
+        archived = None
     if ids:
         archived = True if options["archived"] else None
+    name, where = options.get("name"), list(options["where"])
+    if name == "":  # yanex 0.6: --name '' selects the unnamed ones
+        name = None
+        where.append(query.Condition("name", "==", None, "--name ''"))
     return query.make_filters(
         status=options["status"],
         tags=options["tags"],
-        name=options["name"],
+        name=name,
         script=options["script"],
         sweep=options["sweep"],
         since=options["since"],
         until=options["until"],
-        where=options["where"],
+        where=where,
         project=project,
         archived=archived,
         ids=ids,
+        started_after=options.get("started_after"),
+        started_before=options.get("started_before"),
+        ended_after=options.get("ended_after"),
+        ended_before=options.get("ended_before"),
     )
 
 
@@ -177,10 +268,11 @@ def _selected(
     without refs, the filters' selection of the current project. ``strict``: a command that
     changes them (a name several experiments share is refused, see ``query.Lookup``)."""
     ids: list[str] = []
+    refs = _refs(refs, options)
     if refs:
         scope = None if options["all_projects"] else _current_project_name
         ids = [rec.id for rec in query.Lookup(index, scope, strict).many(refs)]
-    filters = _filters(options, ids, archived_default)
+    filters = _filters(options, ids, archived_default, index)
     if required and not refs and not filters.narrows():
         raise UserError(
             "name the experiments (IDs, prefixes or names) or select them with filters "
@@ -242,7 +334,6 @@ def _flat_params(rec: Record) -> dict[str, Any]:
 @click.command("list", context_settings=CONTEXT_SETTINGS)
 @filter_options
 @click.option(
-    "-s",
     "--sort",
     "sort_key",
     metavar="KEY",
@@ -269,12 +360,13 @@ def _flat_params(rec: Record) -> dict[str, Any]:
 )
 @click.option(
     "-f",
+    "-F",
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "ids"]),
+    type=click.Choice(["table", "json", "csv", "markdown", "ids", "default"], case_sensitive=False),
     default="table",
     show_default=True,
-    help="ids: one ID per line, for shell pipes.",
+    help="ids: one ID per line, for shell pipes (default: table, as yanex 0.6 named it).",
 )
 @click.option(
     "--depends-on",
@@ -309,7 +401,10 @@ def list_command(
       yanex list --depends-on 3f9a       (what was run on 3f9a's output: -D)
     """
     with _index() as index:
-        filters = _filters(options)
+        refs = _refs((), options)
+        scope = None if options["all_projects"] else _current_project_name
+        ids = [rec.id for rec in query.Lookup(index, scope).many(refs)] if refs else []
+        filters = _filters(options, ids, index=index)
         if depends_on:
             upstream = query.Lookup(index, _current_project_name).many(depends_on)
             filters.depends_on = tuple(rec.id for rec in upstream)
@@ -317,6 +412,7 @@ def list_command(
         records = query.select(index, filters, sort=sort, limit=None if show_all else limit)
         total = len(records) if show_all else query.count(index, filters)
         chosen = _list_columns(index, column_keys, records, filters, options)
+        fmt = "table" if fmt.lower() == "default" else fmt.lower()
         if fmt == "json":
             from yanex import dependencies
 
@@ -356,7 +452,9 @@ def list_command(
             headers + [f"params.{k}" for k in keys] + [f"results.{n}" for n in names], rows
         )
         return
-    _print_list(records, chosen)
+    _print_list(records, chosen, markdown=fmt == "markdown")
+    if fmt == "markdown":
+        return
     scope = "all projects" if options["all_projects"] else _current_project_name()
     if not records:
         echo_err(
@@ -394,7 +492,9 @@ def _list_columns(
     return chosen + [col for col in added if col not in chosen]
 
 
-def _print_list(records: Sequence[Record], chosen: Sequence[columns.Column]) -> None:
+def _print_list(
+    records: Sequence[Record], chosen: Sequence[columns.Column], markdown: bool = False
+) -> None:
     titles = [col.title.upper() if col.kind == "field" else out.safe(col.leaf) for col in chosen]
     leading = next((i for i, col in enumerate(chosen) if col.key not in columns.BASE), len(chosen))
     table = out.Table(titles, optional_from=max(1, min(leading, len(chosen))))
@@ -403,7 +503,9 @@ def _print_list(records: Sequence[Record], chosen: Sequence[columns.Column]) -> 
     table.styles = {i: styles[col.key] for i, col in enumerate(chosen) if col.key in styles}
     for rec in records:
         table.rows.append([out.cell(col.key, col.value(rec)) for col in chosen])
-    if records:
+    if markdown:
+        out.print_markdown(table.headers, table.rows)
+    elif records:
         table.print()
 
 
@@ -458,29 +560,79 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
+# The filter options that select experiments (not only say where to look).
+_NARROWING = ("status", "tags", "name", "script", "id_lists", "sweep", "since", "until",
+              "started_after", "started_before", "ended_after", "ended_before", "where",
+              "project")  # fmt: skip
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="[ID]", required=False)
 @click.option(
-    "-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--latest", is_flag=True, help="The newest experiment the filters select (default: all)."
 )
-def show(ref: str, fmt: str) -> None:
+@filter_options
+@click.option(
+    "--metrics",
+    "--show-metric",
+    "metric_names",
+    metavar="NAME,...",
+    help="Only these results in the results table (comma-separated).",
+)
+@click.option(
+    "-f",
+    "-F",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "csv", "default"], case_sensitive=False),
+    default="text",
+    show_default=True,
+)
+def show(ref: str | None, latest: bool, metric_names: str | None, fmt: str, **options: Any) -> None:
     """Show one experiment: status (and why it failed), times, tags, config, results,
     artifacts, git state, environment and folder.
 
     ID is an experiment ID, a unique prefix of one (4+ characters), or a name (the newest
-    experiment of this project with that name).
+    experiment of this project with that name); --latest shows the newest the filters
+    select. An ID finds archived experiments too.
     """
+    narrowing = [_option_flag(name) for name in _NARROWING if options.get(name)]
+    if ref is not None and latest:
+        raise click.UsageError("give an ID or --latest, not both")
+    if ref is None and not latest:
+        raise click.UsageError(
+            "Missing argument 'ID' (or --latest: the newest experiment the filters select)."
+        )
+    if ref is not None and narrowing:
+        raise click.UsageError(
+            f"{', '.join(narrowing)} select{'s' if len(narrowing) == 1 else ''} with --latest; "
+            "an ID names its experiment alone"
+        )
     with _index(verify=False) as index:  # the one shown is checked below
-        rec = query.Lookup(index, _current_project_name).one(ref)
+        if latest:
+            found = _selected(index, (), options, required=False, limit=1)
+            if not found:
+                raise UserError("no experiments match\n`yanex list` shows what there is.")
+            rec = found[0]
+        else:
+            scope = None if options["all_projects"] else _current_project_name
+            rec = query.Lookup(index, scope).one(ref or "")
         index.refresh_if_changed(rec.id)
         rec = query.Lookup(index, None).one(rec.id)
         links = _dependency_links(index, rec)
+    metrics = _metric_names(rec, metric_names)
     if fmt == "json":
         data = _show_json(rec)
         data["dependents"] = [{"id": eid, "slot": slot} for slot, eid, _ in links[1]]
+        if metrics is not None:
+            data["results"] = {n: s for n, s in data["results"].items() if n in metrics}
         out.print_json(data)
-        return
-    _print_show(rec, links)
+    elif fmt == "markdown":
+        _show_markdown(rec, metrics)
+    elif fmt == "csv":
+        _show_csv(rec, metrics)
+    else:
+        _print_show(rec, links, metrics)
 
 
 _Link = tuple[str, str, Record | None]  # (slot, experiment id, its record: None when gone)
@@ -500,6 +652,85 @@ def _link_text(eid: str, other: Record | None) -> str:
     return f"{eid}  {other.status:<9}  {out.safe(script)}{named}"
 
 
+def _option_flag(name: str) -> str:
+    """An option as typed (``started_after`` -> ``--started-after``) of the running command."""
+    for param in click.get_current_context().command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return name
+
+
+def _metric_names(rec: Record, given: str | None) -> list[str] | None:
+    """``--metrics a,b``: the results to show (each one the experiment logged)."""
+    if given is None:
+        return None
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in rec.series]
+    if unknown:
+        known = ", ".join(out.safe(n) for n in rec.series) or "none"
+        raise UserError(
+            f"--metrics: experiment {rec.id} logged no {', '.join(map(repr, unknown))}\n"
+            f"Its results: {known}."
+        )
+    return names
+
+
+def _show_rows(rec: Record, metrics: Sequence[str] | None) -> list[tuple[str, str]]:
+    """show's fields as (name, value) pairs, for --format markdown and csv."""
+    meta = rec.metadata
+    git = meta.get("git") or {}
+    rows = [
+        ("id", rec.id),
+        ("name", rec.name or ""),
+        ("status", rec.status),
+        ("error", (rec.error or "").splitlines()[0] if rec.error else ""),
+        ("description", rec.description or ""),
+        ("tags", ", ".join(rec.tags)),
+        ("script", " ".join([str(rec.script), *(meta.get("args") or [])])),
+        ("created", meta.get("created_at") or ""),
+        ("started", meta.get("started_at") or ""),
+        ("ended", meta.get("ended_at") or ""),
+        ("duration", out.duration(rec.duration)),
+        ("git.commit", git.get("commit") or ""),
+        ("git.branch", git.get("branch") or ""),
+        ("git.dirty", "yes" if git.get("dirty") else "no"),
+        ("dir", str(rec.dir)),
+    ]
+    rows += [(f"params.{k}", out.full_value(v)) for k, v in _flat_params(rec).items()]
+    rows += [
+        (f"results.{n}", out.full_value(s.last))
+        for n, s in rec.series.items()
+        if metrics is None or n in metrics
+    ]
+    return [(name, out.safe(text)) for name, text in rows]
+
+
+def _show_markdown(rec: Record, metrics: Sequence[str] | None) -> None:
+    """One experiment as a markdown section (``show ID -F markdown >> notes.md``)."""
+    click.echo(f"## Experiment {rec.id}" + (f": {out.safe(rec.name)}" if rec.name else ""))
+    click.echo()
+    fields = [(k, v) for k, v in _show_rows(rec, metrics) if not k.startswith("results.")]
+    out.print_markdown(["field", "value"], [(k, v) for k, v in fields if v != ""])
+    series = [(n, s) for n, s in rec.series.items() if metrics is None or n in metrics]
+    if series:
+        click.echo()
+        out.print_markdown(
+            ["result", "last", "min", "max", "steps"],
+            [
+                (out.safe(n), out.value(s.last), out.value(s.min), out.value(s.max), s.count)
+                for n, s in series
+            ],
+        )
+    if rec.artifacts:
+        click.echo()
+        for artifact in rec.artifacts:
+            click.echo(f"- {out.safe(artifact.name)} ({_size(artifact.size)})")
+
+
+def _show_csv(rec: Record, metrics: Sequence[str] | None) -> None:
+    out.print_csv(["field", "value"], _show_rows(rec, metrics))
+
+
 def _config_text(rec: Record) -> str:
     """The config as the run's config.yaml holds it (YAML made again if it is missing)."""
     try:
@@ -510,7 +741,11 @@ def _config_text(rec: Record) -> str:
         return config_yaml(rec.params)
 
 
-def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) -> None:
+def _print_show(
+    rec: Record,
+    links: tuple[list[_Link], list[_Link]] = ([], []),
+    metrics: Sequence[str] | None = None,
+) -> None:
 
     meta = rec.metadata
     lines: list[tuple[str, str]] = []  # (style, text)
@@ -569,12 +804,13 @@ def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) 
         item("overrides", out.safe(" ".join(meta["overrides"])))
 
     head("results")
-    if not rec.series:
+    series = {n: s for n, s in rec.series.items() if metrics is None or n in metrics}
+    if not series:
         lines.append(("", "  (none logged)"))
     else:
-        width = max(len(n) for n in rec.series)
+        width = max(len(n) for n in series)
         lines.append(("dim", f"  {'name':<{width}}  {'last':>10}  {'min':>10}  {'max':>10}  steps"))
-        for name, s in rec.series.items():
+        for name, s in series.items():
             lines.append(
                 (
                     "",
@@ -582,7 +818,7 @@ def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) 
                     f"{out.value(s.min):>10}  {out.value(s.max):>10}  {s.count}",
                 )
             )
-        names = list(rec.series)
+        names = list(series)
         lines.append(("dim", "  last steps:"))
         lines.append(
             ("dim", "    " + "  ".join(["step".rjust(6)] + [out.safe(n).rjust(10) for n in names]))
@@ -646,7 +882,33 @@ def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) 
     "--all-params", is_flag=True, help="Show every parameter, not only those that differ."
 )
 @click.option(
-    "-s",
+    "--params",
+    "param_spec",
+    metavar="auto|all|none|KEY,...",
+    help="Which parameters: auto (those that differ: the default), all, none, or these keys "
+    "(globs: '*.lr').",
+)
+@click.option(
+    "--metrics",
+    "metric_spec",
+    metavar="auto|all|none|NAME,...",
+    help="Which results: all (the default), auto (those that differ), none, or these names.",
+)
+@click.option("--only-different", is_flag=True, help="Only the parameters and results that differ.")
+@click.option("--max-rows", type=click.IntRange(min=1), help="Show at most this many rows.")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the table to this file instead (.csv, .json or .md: its format).",
+)
+@click.option(
+    "--no-interactive",
+    is_flag=True,
+    hidden=True,
+    help="yanex 0.6's static table: the only one there is now.",
+)
+@click.option(
     "--sort",
     "sort_key",
     metavar="KEY",
@@ -660,15 +922,22 @@ def _print_show(rec: Record, links: tuple[list[_Link], list[_Link]] = ([], [])) 
 )
 @click.option(
     "-f",
+    "-F",
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "csv", "json", "markdown", "default"], case_sensitive=False),
     default="table",
     show_default=True,
 )
 def compare(
     refs: tuple[str, ...],
     all_params: bool,
+    param_spec: str | None,
+    metric_spec: str | None,
+    only_different: bool,
+    max_rows: int | None,
+    export_path: Path | None,
+    no_interactive: bool,
     sort_key: str | None,
     minimize: tuple[str, ...],
     maximize: tuple[str, ...],
@@ -689,16 +958,82 @@ def compare(
       yanex compare 3f9a 7c2f
       yanex compare --sweep 81d0 --sort results.loss
     """
+    if all_params and param_spec not in (None, "all"):
+        raise click.UsageError(f"--all-params and --params {param_spec}: give one of them")
+    if export_path is not None and fmt not in ("table", "default"):
+        raise click.UsageError("--export takes its format from the file's suffix; drop -f")
     with _index() as index:
         sort = (query.parse_sort(sort_key),) if sort_key else (query.NEWEST_FIRST,)
         records = _selected(index, refs, options, required=False, sort=sort)
     if not records:
-        raise UserError("no experiments to compare\n`yanex list` shows what there is.")
+        # As `list` and yanex 0.6's compare: an empty selection is an answer, not an error.
+        echo_err("yanex: no experiments match; nothing to compare (`yanex list` shows them)")
+        return
+    if max_rows is not None and len(records) > max_rows:
+        echo_err(f"(the first {max_rows} of {len(records)} experiments; --max-rows)")
+        records = records[:max_rows]
     flat = [_flat_params(rec) for rec in records]
-    keys = list(dict.fromkeys(k for params in flat for k in params))
-    if not all_params and len(records) > 1:
-        keys = query.differing_keys(flat)
-    names = _result_names(records)
+    keys = _columns(
+        "--params",
+        "all" if all_params else param_spec or "auto",
+        list(dict.fromkeys(k for params in flat for k in params)),
+        flat,
+    )
+    lasts = [_flat_last(rec) for rec in records]
+    metric_default = "auto" if only_different else "all"
+    names = _columns("--metrics", metric_spec or metric_default, _result_names(records), lasts)
+    if export_path is not None:
+        suffix = export_path.suffix.lower()
+        fmt = {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(suffix, "csv")
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            _print_compare(records, flat, keys, names, minimize, maximize, fmt)
+        from yanex import store
+
+        with user_errors():
+            try:
+                store.write_bytes_atomic(export_path, buffer.getvalue().encode())
+            except OSError as exc:
+                raise UserError(f"cannot write {export_path}: {exc.strerror or exc}") from exc
+        echo_err(f"yanex: wrote {len(records)} experiments to {out.safe(export_path)} ({fmt})")
+        return
+    _print_compare(records, flat, keys, names, minimize, maximize, fmt)
+
+
+def _columns(option: str, spec: str, found: list[str], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``--params``/``--metrics``: the keys shown of those ``found`` (auto: those whose value
+    differs between the rows; a list: the keys named, globs allowed, each matching one)."""
+    import fnmatch
+
+    if spec == "all":
+        return found
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return query.differing_keys(list(rows)) if len(rows) > 1 else found
+    chosen: list[str] = []
+    for pattern in (part.strip() for part in spec.split(",")):
+        matches = [key for key in found if fnmatch.fnmatchcase(key, pattern)]
+        if not pattern or not matches:
+            shown = ", ".join(out.safe(k) for k in found[:10]) or "none"
+            raise UserError(
+                f"{option} {out.safe(pattern)!r}: none of these experiments has it\n"
+                f"They have: {shown}{', ...' if len(found) > 10 else ''}."
+            )
+        chosen += [key for key in matches if key not in chosen]
+    return chosen
+
+
+def _print_compare(
+    records: Sequence[Record],
+    flat: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    names: Sequence[str],
+    minimize: Sequence[str],
+    maximize: Sequence[str],
+    fmt: str,
+) -> None:
+    """compare's table (or csv, json, markdown) of ``records``."""
     best = query.best_rows(records, names, minimize, maximize)
     codes = _code_labels(records)
     show_code = len(set(codes)) > 1  # two runs of different code never look alike
@@ -740,6 +1075,16 @@ def compare(
         return
     fixed = ["ID", "NAME", "STATUS", *(["CODE"] if show_code else [])]
     headers = [*fixed, *(out.safe(k) for k in keys), *(out.safe(n) for n in names)]
+    if fmt == "markdown":
+        rows = [
+            [rec.id, out.safe(rec.name or ""), rec.status]
+            + ([out.safe(codes[i])] if show_code else [])
+            + [out.value(params[k]) if k in params else "-" for k in keys]
+            + [out.value(_flat_last(rec).get(n)) for n in names]
+            for i, (rec, params) in enumerate(zip(records, flat, strict=True))
+        ]
+        out.print_markdown(headers, rows)
+        return
     table = out.Table(headers, styles={0: "cyan"})
     first_result = len(fixed) + len(keys)
     table.numeric = set(range(first_result, len(headers)))
@@ -755,7 +1100,7 @@ def compare(
             if i in best.get(name, ()):
                 table.best.add((i, first_result + j))
     table.print()
-    if not keys and len(records) > 1:
+    if not keys and len(records) > 1 and not query.differing_keys(list(flat)):
         echo_err("(every parameter is the same; --all-params shows them)")
     unsure = [  # results with values to choose between, but no way to tell the best
         n
@@ -783,10 +1128,38 @@ def _code_labels(records: Sequence[Record]) -> list[str]:
 _GET_FIELDS = ("id", "name", "status", "dir", "description", "tags", "script", "args", "cwd",
                "project", "created", "started", "ended", "duration", "exit_code", "error",
                "sweep", "sweep_index", "git.commit", "git.branch", "git.dirty", "rerun_of",
-               "run-command", "dependencies", "upstream", "downstream",
+               "run-command", "cli-command", "params", "results", "stdout", "stderr",
+               "artifacts", "artifacts-dir", "dependencies", "upstream", "downstream",
                "lineage")  # fmt: skip
 # Fields that walk the dependency graph (the index's): IDs, comma-joined, upstream first.
 _LINEAGE_FIELDS = {"upstream": (True, False), "downstream": (False, True), "lineage": (True, True)}
+# yanex 0.6's names of fields, and its prefixes (metric:x, metrics.x, param:x, meta:x).
+_V06_FIELDS = {"experiment-dir": "dir", "metrics": "results", "script_path": "script",
+               "created_at": "created", "started_at": "started", "completed_at": "ended",
+               "ended_at": "ended", "error_message": "error", "git.commit_hash": "git.commit",
+               "git.has_uncommitted_changes": "git.dirty"}  # fmt: skip
+_V06_PREFIXES = {"metrics.": "results.", "metric:": "results.", "param:": "params.", "meta:": ""}
+# Metadata read by path (``environment.python.version``, ``git.remote_url``).
+_METADATA_PATHS = ("git.", "environment.", "hydra.", "cli_args.", "sweep_values.", "worktree.")
+_OUTPUTS = ("stdout", "stderr")
+
+
+def _get_field(field: str) -> str:
+    """The field as today's ``yanex get`` names it (``metrics.acc`` -> ``results.acc``); a
+    UserError for one it does not know."""
+    for prefix, now in _V06_PREFIXES.items():
+        if field.startswith(prefix) and len(field) > len(prefix):
+            field = now + field[len(prefix) :]
+            break
+    field = _V06_FIELDS.get(field, field)
+    if field.startswith(("params.", "results.")) and field.partition(".")[2]:
+        return field
+    if field in _GET_FIELDS or field.startswith(_METADATA_PATHS):
+        return field
+    raise UserError(
+        f"unknown field {out.safe(field)!r}\n"
+        "Give params.<key>, results.<name>, or one of: " + ", ".join(_GET_FIELDS)
+    )
 
 
 def _get_value(rec: Record, field: str) -> Any:
@@ -795,18 +1168,30 @@ def _get_value(rec: Record, field: str) -> Any:
         return _lookup(rec.params, field[len("params.") :])
     if field.startswith("results."):
         return _flat_last(rec).get(field[len("results.") :])
+    if field == "params":
+        return list(_flat_params(rec))
+    if field == "results":
+        return list(_flat_last(rec))
+    if field == "artifacts":
+        return [str(rec.dir / "artifacts" / artifact.name) for artifact in rec.artifacts]
     if field == "dir":
         return str(rec.dir)
+    if field == "artifacts-dir":
+        return str(rec.dir / "artifacts")
     if field == "tags":
         return ",".join(rec.tags)
     if field == "run-command":
         return run_command(rec)
     if field == "dependencies":
         return " ".join(f"{slot}={eid}" for slot, eid in (meta.get("dependencies") or {}).items())
+    if field == "cli-command":
+        return cli_command(rec)
     if field in ("created", "started", "ended"):
         return meta.get(f"{field}_at")
-    if field.startswith("git."):
+    if field in ("git.commit", "git.branch", "git.dirty"):
         return (meta.get("git") or {}).get(field[4:])
+    if field.startswith(_METADATA_PATHS):
+        return _lookup(meta, field)
     if field == "args":
         return " ".join(meta.get("args") or [])
     return meta.get(field)
@@ -870,6 +1255,83 @@ def run_command(rec: Record) -> str:
     return " ".join(shlex.quote(str(arg)) for arg in argv)
 
 
+def cli_command(rec: Record) -> str:
+    """The command line as it was typed (``cli_args`` in the metadata: sweeps as given),
+    else the one that rebuilds the run (:func:`run_command`)."""
+    import shlex
+
+    given = rec.metadata.get("cli_args")
+    if not isinstance(given, dict) or not given.get("script"):
+        return run_command(rec)
+    argv = ["yanex", "run", str(given["script"])]
+    for flag, key in (("-c", "config"), ("-p", "param"), ("-D", "depends_on")):
+        for value in given.get(key) or []:
+            argv += [flag, str(value)]
+    for flag, key in (("-n", "name"), ("-d", "description"), ("--clone-from", "clone_from")):
+        if given.get(key) is not None:
+            argv += [flag, str(given[key])]
+    for tag in given.get("tag") or []:
+        argv += ["-t", str(tag)]
+    meta = rec.metadata
+    if meta.get("sweep") and not given.get("stage") and given.get("parallel") is None:
+        argv.append("-m")  # a member of a grid run at once
+    if given.get("parallel") is not None:
+        argv += ["-j", str(given["parallel"])]
+    if given.get("stage"):
+        argv.append("--stage")
+    if meta.get("args"):
+        argv += ["--", *map(str, meta["args"])]
+    return " ".join(shlex.quote(arg) for arg in argv)
+
+
+def _output_text(rec: Record, name: str, head: int | None, tail: int | None) -> str:
+    """stdout.txt or stderr.txt as the script wrote it (--head/--tail: its first/last lines)."""
+    try:
+        text = read_regular(rec.dir / f"{name}.txt").decode("utf-8", "replace")
+    except (OSError, BadRecord):
+        return ""
+    if head is None and tail is None:
+        return text
+    lines = text.splitlines(keepends=True)
+    first = lines[:head] if head is not None else []
+    last = lines[len(lines) - tail :] if tail else []
+    if head is not None and tail is not None and head + tail >= len(lines):
+        return "".join(lines)
+    return "".join(first + last if head is not None else last)
+
+
+def _follow(rec: Record, name: str, tail: int | None) -> None:
+    """``get stdout ID -f``: what the script wrote (--tail: its last lines), then what it
+    writes until the experiment ends (Ctrl-C stops following)."""
+    import time
+
+    from yanex.record import read_metadata
+
+    sys.stdout.write(_output_text(rec, name, None, tail))
+    sys.stdout.flush()
+    path = rec.dir / f"{name}.txt"
+    offset = path.stat().st_size if path.exists() else 0
+    try:
+        while True:
+            try:
+                status = read_metadata(rec.dir).get("status")
+            except (OSError, BadRecord):
+                status = None
+            if path.exists() and path.stat().st_size > offset:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+                offset += len(chunk)
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            elif status not in Status.LIVE:
+                return
+            else:
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("field")
 @click.argument("refs", nargs=-1, metavar="[ID]...")
@@ -879,45 +1341,91 @@ def run_command(rec: Record) -> str:
     type=click.IntRange(min=1),
     help="With upstream, downstream or lineage: at most N dependencies away.",
 )
-def get(field: str, refs: tuple[str, ...], depth: int | None, **options: Any) -> None:
+@click.option("-l", "--limit", type=click.IntRange(min=1), help="At most this many experiments.")
+@click.option(
+    "-F",
+    "--format",
+    "fmt",
+    type=click.Choice(["default", "json", "csv", "markdown", "sweep"], case_sensitive=False),
+    default="default",
+    help="sweep: the values comma-separated on one line, for "
+    '-p "lr=$(yanex get params.lr -s completed -F sweep)" -m.',
+)
+@click.option("--default", "missing", metavar="TEXT", help="Print TEXT for a missing value.")
+@click.option("--head", type=click.IntRange(min=0), help="stdout/stderr: its first N lines.")
+@click.option("--tail", type=click.IntRange(min=0), help="stdout/stderr: its last N lines.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="stdout/stderr: follow it until the experiment ends."
+)
+def get(
+    field: str,
+    refs: tuple[str, ...],
+    limit: int | None,
+    fmt: str,
+    missing: str | None,
+    head: int | None,
+    tail: int | None,
+    follow: bool,
+    depth: int | None,
+    **options: Any,
+) -> None:
     """Print one FIELD of each experiment, one line each (for scripts).
 
     \b
     FIELD: params.<key>, results.<name> (its last value), run-command (the `yanex run`
-    command line that rebuilds the experiment), or one of:
+    command line that rebuilds the experiment), cli-command (the one typed), stdout and
+    stderr (--head N, --tail N, -f), params and results (their names), artifacts (their
+    paths), a metadata path (environment.python.version), or one of:
       id name status dir description tags script args cwd project created started ended
       duration exit_code error sweep sweep_index git.commit git.branch git.dirty rerun_of
+      artifacts-dir
+    yanex 0.6's names work too: metrics.<name>, metric:<name>, param:<key>, meta:<field>,
+    experiment-dir, script_path, completed_at, error_message, git.commit_hash.
     dependencies: its -D dependencies, as SLOT=ID; upstream: the IDs of the experiments it
     depends on, directly or not; downstream: of those that depend on it; lineage: both, and
     itself (comma-joined, upstream first; --depth N: at most N steps away).
-    A missing value prints an empty line; error prints the ID and the reason in one line
-    (a tab between). Without IDs, the experiments the filters select.
+    A missing value prints an empty line (--default TEXT); error prints the ID and the
+    reason in one line (a tab between). Without IDs, the experiments the filters select.
     \b
     Examples:
       yanex get results.loss --sweep 81d0
       cd "$(yanex get dir 3f9a)"
       $(yanex get run-command 3f9a)
+      yanex run train.py -m -p "lr=$(yanex get params.lr -s completed -t best -F sweep)"
       yanex run eval.py -D "model=list($(yanex get downstream 3f9a))" -m
     """
-    leaf = field.partition(".")[2] if field.startswith(("params.", "results.")) else None
-    if field not in _GET_FIELDS and not leaf:
-        raise UserError(
-            f"unknown field {out.safe(field)!r}\n"
-            "Give params.<key>, results.<name>, or one of: " + ", ".join(_GET_FIELDS)
-        )
+    field = _get_field(field)
+    for flag, given in (("--head", head is not None), ("--tail", tail is not None)):
+        if given and field not in _OUTPUTS:
+            raise click.UsageError(f"{flag} applies to stdout and stderr, not {field}")
+    if follow and (field not in _OUTPUTS or fmt != "default" or head is not None):
+        raise click.UsageError("-f/--follow follows stdout or stderr (--tail N: from its end)")
     if depth is not None and field not in _LINEAGE_FIELDS:
         raise click.UsageError("--depth applies to upstream, downstream and lineage")
+    fmt = fmt.lower()
     with _index() as index:
-        records = _selected(index, refs, options)
+        records = _selected(index, refs, options, limit=limit)
         if field in _LINEAGE_FIELDS:
-            values = [_lineage_ids(index, rec, field, depth) for rec in records]
-        else:
-            values = [_get_value(rec, field) for rec in records]
-    for rec, value in zip(records, values, strict=True):
-        if field == "error":  # which run, and why it failed in one line
-            click.echo(f"{rec.id}\t{out.safe(columns.reason(rec) or '')}".rstrip("\t"))
-            continue
-        click.echo(out.full_value(value))
+            lineage = [_lineage_ids(index, rec, field, depth) for rec in records]
+    if not records:
+        echo_err("yanex: no experiments match")
+        return
+    if follow:
+        if len(records) > 1:
+            raise UserError("-f/--follow follows one experiment; name it")
+        _follow(records[0], field, tail)
+        return
+    if field in _OUTPUTS:
+        values: list[Any] = [_output_text(rec, field, head, tail) for rec in records]
+    elif field in _LINEAGE_FIELDS:
+        values = lineage
+    elif field == "error":  # the reason in one line, as list and to_dataframe give it
+        values = [columns.reason(rec) for rec in records]
+    else:
+        values = [_get_value(rec, field) for rec in records]
+    if missing is not None:
+        values = [missing if value is None else value for value in values]
+    _print_values(field, records, values, fmt, single=len(_refs(refs, options)) == 1)
 
 
 def _lineage_ids(index: Index, rec: Record, field: str, depth: int | None) -> str:
@@ -927,6 +1435,61 @@ def _lineage_ids(index: Index, rec: Record, field: str, depth: int | None) -> st
     up, down = _LINEAGE_FIELDS[field]
     found = dependencies.lineage(index, [rec.id], up=up, down=down, depth=depth)
     return ",".join(eid for eid in found.ids if field == "lineage" or eid != rec.id)
+
+
+def _print_values(
+    field: str, records: Sequence[Record], values: Sequence[Any], fmt: str, single: bool
+) -> None:
+    """get's values in the format asked for (0.6's json, csv, markdown and sweep too)."""
+    pairs = list(zip(records, values, strict=True))
+    if fmt == "json":
+        found = [{"id": rec.id, "value": value} for rec, value in pairs]
+        out.print_json(found[0] if single and len(found) == 1 else found)
+        return
+
+    def text(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(out.full_value(item) for item in value)
+        return out.full_value(value)
+
+    if fmt == "csv":
+        out.print_csv(["id", field], [[rec.id, text(value)] for rec, value in pairs])
+    elif fmt == "markdown":
+        out.print_markdown(["ID", field], [[rec.id, text(value)] for rec, value in pairs])
+    elif fmt == "sweep":
+        missing = [rec.id for rec, value in pairs if value is None]
+        if missing:  # a sweep over "nothing" is no value: left out, and said
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            echo_err(f"yanex: {len(missing)} of them have no {out.safe(field)}, left out: {shown}")
+        present = [value for value in values if value is not None]
+        if field.startswith(("params.", "results.")):
+            # Each value as Hydra's grammar reads it back (a string with a comma quoted), so
+            # that `-p "x=$(yanex get params.x ... -F sweep)" -m` sweeps over exactly these.
+            from yanex.config.overrides import render_value
+
+            with user_errors():
+                click.echo(",".join(out.safe(render_value(value)) for value in present))
+        else:
+            flat = [
+                item
+                for value in present
+                for item in (value if isinstance(value, list) else [value])
+            ]
+            click.echo(",".join(out.full_value(item) for item in flat))
+    elif field in _OUTPUTS:
+        for value in values:  # the script's output, as it wrote it
+            sys.stdout.write(value)
+        sys.stdout.flush()
+    elif field == "artifacts":
+        for value in values:
+            for path in value:
+                click.echo(out.safe(path))
+    elif field == "error":  # which run, and why it failed
+        for rec, value in pairs:
+            click.echo(f"{rec.id}\t{out.safe(value or '')}".rstrip("\t"))
+    else:
+        for value in values:
+            click.echo(text(value))
 
 
 # --- changes ----------------------------------------------------------------------------------
@@ -948,23 +1511,54 @@ def _confirm(records: Sequence[Record], verb: str, yes: bool) -> bool:
 
 def _apply(
     records: Sequence[Record], verb: str, change: Callable[[Record, Index], Any], index: Index
-) -> None:
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Make the change to each (the index told of each row changed), refusing (and naming)
-    running ones; exit 2 if any refused."""
-    done, refused = 0, 0
+    running ones: the IDs changed, and those refused with why."""
+    done: list[str] = []
+    refused: list[tuple[str, str]] = []
     for rec in records:
         try:
             change(rec, index)
         except manage.RefusedError as exc:
-            refused += 1
+            refused.append((rec.id, exc.format_message()))
             echo_err(f"Error: {exc.format_message()}")
         else:
-            done += 1
+            done.append(rec.id)
     index.sync()
     past = {"archive": "archived", "unarchive": "unarchived", "delete": "deleted"}[verb]
-    echo_err(f"yanex: {past} {done} experiment{'s' if done != 1 else ''}")
-    if refused:
-        sys.exit(2)
+    echo_err(f"yanex: {past} {len(done)} experiment{'s' if len(done) != 1 else ''}")
+    return done, refused
+
+
+def _report(verb: str, done: Sequence[str], refused: Sequence[tuple[str, str]], fmt: str) -> None:
+    """What a change did, for scripts (``-F json``/``csv``/``markdown``, as yanex 0.6 had)."""
+    if fmt == "json":
+        out.print_json(
+            {
+                "success": not refused,
+                "operation": verb,
+                "experiments": list(done),
+                "failed": [{"id": i, "error": why} for i, why in refused],
+                "count": len(done),
+            }
+        )
+        return
+    rows = [[i, "success", ""] for i in done] + [[i, "refused", why] for i, why in refused]
+    if fmt == "csv":
+        out.print_csv(["id", "status", "error"], rows)
+    elif fmt == "markdown":
+        out.print_markdown(["ID", "STATUS", "ERROR"], [[c for c in r] for r in rows])
+
+
+def _format_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-F",
+        "--format",
+        "fmt",
+        type=click.Choice(["default", "json", "csv", "markdown"], case_sensitive=False),
+        default="default",
+        help="Also print what was done on stdout, for scripts.",
+    )(command)
 
 
 def _change_command(
@@ -979,13 +1573,16 @@ def _change_command(
     @click.command(verb, context_settings=CONTEXT_SETTINGS, help=doc)
     @click.argument("refs", nargs=-1, metavar="[ID]...")
     @filter_options
-    @click.option("-y", "--yes", is_flag=True, help="Do it without asking.")
-    def command(refs: tuple[str, ...], yes: bool, **options: Any) -> None:
+    @click.option("-y", "--yes", "--force", "yes", is_flag=True, help="Do it without asking.")
+    @_format_option
+    def command(refs: tuple[str, ...], yes: bool, fmt: str, **options: Any) -> None:
         ignore_dependents = options.pop("ignore_dependents", False)
+        fmt = fmt.lower()
         with _index() as index:
             records = _selected(index, refs, options, archived_default=archived, strict=True)
             if not records:
                 echo_err(f"yanex: no experiments match; nothing was {verb}d")
+                _report(verb, [], [], fmt)
                 return
             running = [rec for rec in records if rec.status == Status.RUNNING]
             if running:
@@ -1001,7 +1598,10 @@ def _change_command(
                         manage.check_dependents(records, index)
                 act = functools.partial(change, ignore_dependents=True)  # checked as a whole
             if _confirm(records, verb, yes):
-                _apply(records, verb, act, index)
+                done, refused = _apply(records, verb, act, index)
+                _report(verb, done, refused, fmt)
+                if refused:
+                    sys.exit(2)
             else:
                 echo_err(f"yanex: nothing was {verb}d")
 
@@ -1040,19 +1640,42 @@ unarchive = _change_command(
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("refs", nargs=-1, required=True, metavar="ID...")
-@click.option("-n", "--name", help='A new name ("" removes it).')
-@click.option("-d", "--description", help='A new description ("" removes it).')
+@click.argument("refs", nargs=-1, metavar="[ID]...")
+@click.option("-n", "--name", "--set-name", "name", help='A new name ("" removes it).')
+@click.option("-d", "--description", "--set-description", "description", help="A new description.")
 @click.option("--add-tag", multiple=True, metavar="TAG", help="Add a tag (repeatable).")
 @click.option("--remove-tag", multiple=True, metavar="TAG", help="Remove a tag (repeatable).")
+@functools.partial(filter_options, name_glob=False)
+@click.option("-y", "--yes", "--force", "yes", is_flag=True, help="Change them without asking.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--set-status", hidden=True, help="yanex 0.6's: refused (a status is what happened).")
+@click.option("--set-project", hidden=True, help="yanex 0.6's: refused (a project is a folder).")
+@_format_option
 def update(
     refs: tuple[str, ...],
     name: str | None,
     description: str | None,
     add_tag: tuple[str, ...],
     remove_tag: tuple[str, ...],
+    yes: bool,
+    dry_run: bool,
+    set_status: str | None,
+    set_project: str | None,
+    fmt: str,
+    **options: Any,
 ) -> None:
-    """Change the name, description or tags of experiments."""
+    """Change the name, description or tags of experiments, named by IDs or selected by
+    filters (several selected by filters are listed and confirmed first; --yes skips)."""
+    if set_status is not None:
+        raise click.UsageError(
+            "--set-status: a status records how a run ended and is never set by hand (yanex "
+            "0.6 allowed it); tag the experiment instead: --add-tag " + out.safe(set_status)
+        )
+    if set_project is not None:
+        raise click.UsageError(
+            "--set-project: an experiment's project is the repository it ran in, not a name "
+            "(yanex 0.6's); list another's with `yanex list -p NAME` or -A"
+        )
     if name is None and description is None and not add_tag and not remove_tag:
         raise click.UsageError(
             "say what to change: --name, --description, --add-tag or --remove-tag"
@@ -1064,7 +1687,18 @@ def update(
     if warning:
         echo_err(f"warning: {out.safe(warning)}")
     with _index() as index:
-        records = query.Lookup(index, _current_project_name, strict=True).many(refs)
+        records = _selected(index, refs, options, strict=True)
+        if not records:
+            echo_err("yanex: no experiments match; nothing was updated")
+            return
+        if dry_run:
+            echo_err(f"dry run: would update {len(records)} experiments; nothing was changed:")
+            for rec in records:
+                echo_err(f"  {_label(rec)}")
+            return
+        if not _refs(refs, options) and len(records) > 1 and not _confirm(records, "update", yes):
+            echo_err("yanex: nothing was updated")
+            return
         for rec in records:
             manage.update(
                 rec,
@@ -1075,6 +1709,7 @@ def update(
                 index=index,
             )
     echo_err(f"yanex: updated {len(records)} experiment{'s' if len(records) != 1 else ''}")
+    _report("update", [rec.id for rec in records], [], fmt.lower())
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -1092,3 +1727,31 @@ def reindex() -> None:
     echo_err(
         f"yanex: indexed {count:,} experiments in {time.monotonic() - started:.1f}s ({index.path})"
     )
+
+
+# --- open -------------------------------------------------------------------------------------
+
+
+@click.command("open", context_settings=CONTEXT_SETTINGS)
+@click.argument("refs", nargs=-1, metavar="[ID]...")
+@click.option("--latest", is_flag=True, help="The newest experiment the filters select.")
+@filter_options
+def open_command(refs: tuple[str, ...], latest: bool, **options: Any) -> None:
+    """Open experiments' folders in the file manager, and print their paths.
+
+    Without a desktop (over SSH, in a container) only the paths are printed:
+    cd "$(yanex open 3f9a)" goes there.
+    """
+    if bool(_refs(refs, options)) == latest:
+        raise click.UsageError("name the experiments (IDs, prefixes or names), or give --latest")
+    with _index() as index:
+        records = _selected(index, refs, options, required=False, limit=1 if latest else None)
+    if not records:
+        raise UserError("no experiments match\n`yanex list` shows what there is.")
+    desktop = sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    for rec in records:
+        click.echo(out.safe(rec.dir))
+        if desktop and click.launch(str(rec.dir)) != 0:
+            echo_err(f"yanex: could not open {out.safe(rec.dir)} in a file manager")

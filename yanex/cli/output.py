@@ -204,3 +204,16 @@ def print_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows(rows)
+
+
+def print_markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A GitHub-flavoured markdown table (``--format markdown``); cells are already escaped
+    user text, ``|`` and line breaks made safe for the table."""
+
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    click.echo("| " + " | ".join(cell(h) for h in headers) + " |")
+    click.echo("|" + "|".join(" --- " for _ in headers) + "|")
+    for row in rows:
+        click.echo("| " + " | ".join(cell(c) for c in row) + " |")

@@ -38,10 +38,14 @@ def is_override(arg: str) -> bool:
 class RunCommand(click.Command):
     """``yanex run`` / ``stage``: arguments before ``--`` that read as overrides are
     overrides, in the order given among the ``--param`` values; the rest, and everything
-    after ``--``, reach the script verbatim."""
+    after ``--``, reach the script verbatim. The script's own ``--flags`` may follow SCRIPT
+    without ``--`` (as in yanex 0.6) when that is unambiguous (see :func:`check_script_flags`)."""
+
+    ignore_unknown_options = True
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         items, separator = scan_args(self, args)
+        check_script_flags(self, items)
         after = args[separator + 1 :] if separator is not None else []
         ctx.meta["yanex.after"] = after
         ctx.meta["yanex.items"] = items
@@ -50,10 +54,14 @@ class RunCommand(click.Command):
 
 def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
     """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("dep",
-    text)`` for each ``-D``, ``("arg", text)`` for each positional argument, in order, and
-    where ``--`` ends the options."""
+    text)`` for each ``-D``, ``("arg", text)`` for each positional argument, ``("flag",
+    text)`` for an option yanex does not have (the script's), in order, and where ``--`` ends
+    the options."""
     takes_value: dict[str, str] = {}
+    known = {"-h", "--help"}
     for param in command.params:
+        if isinstance(param, click.Option):
+            known.update([*param.opts, *param.secondary_opts])
         if isinstance(param, click.Option) and not param.is_flag and not param.count:
             for opt in [*param.opts, *param.secondary_opts]:
                 takes_value[opt] = param.name or ""
@@ -69,12 +77,17 @@ def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, 
             if option in takes_value:
                 name = takes_value[option]
                 value, step = (attached, 1) if eq else (_at(args, i + 1), 2)
+            elif option not in known:
+                items.append(("flag", arg))
         elif arg.startswith("-") and len(arg) > 1:
             for j in range(1, len(arg)):
                 if f"-{arg[j]}" in takes_value:
                     name = takes_value[f"-{arg[j]}"]
                     rest = arg[j + 1 :]
                     value, step = (rest, 1) if rest else (_at(args, i + 1), 2)
+                    break
+                if f"-{arg[j]}" not in known:
+                    items.append(("flag", arg))
                     break
         else:
             items.append(("arg", arg))
@@ -90,6 +103,50 @@ def _at(args: list[str], index: int) -> str | None:
     return args[index] if index < len(args) else None
 
 
+def check_script_flags(command: click.Command, items: list[tuple[str, str]]) -> None:
+    """The script's own flags given without ``--`` (``yanex run t.py --fold 0``, as yanex 0.6
+    passed them) reach the script, unless that could be a mistake: an option before SCRIPT,
+    one close to an option of yanex (``--tags``), or a flag followed by what reads as an
+    override (``--out a=b``: its value, or an override?). Then a UsageError names ``--``."""
+    import difflib
+
+    own = sorted(
+        opt
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in [*param.opts, *param.secondary_opts]
+        if opt.startswith("--")
+    )
+    script_seen = False
+    for i, (kind, text) in enumerate(items):
+        if kind == "arg":
+            script_seen = True
+        if kind != "flag":
+            continue
+        flag = text.partition("=")[0]
+        if not script_seen:
+            raise click.NoSuchOption(flag, possibilities=own)
+        if command is not run and any(flag in p.opts for p in run.params):
+            raise click.UsageError(
+                f"{flag} is an option of yanex run, not of yanex {command.name} (if it is the "
+                f"script's, give it after --)"
+            )
+        close = difflib.get_close_matches(flag, own, n=1, cutoff=0.8)
+        if close:
+            raise click.UsageError(
+                f"{flag} is not an option of yanex {command.name} (did you mean {close[0]}?); "
+                f"if it is the script's, give it after --: yanex {command.name} SCRIPT "
+                f"[OPTIONS] -- {flag} ..."
+            )
+        following = items[i + 1] if i + 1 < len(items) else None
+        if "=" not in text and following and following[0] == "arg" and is_override(following[1]):
+            raise click.UsageError(
+                f"{flag} {following[1]}: is {following[1]!r} the value of the script's {flag}, or "
+                f"an override? Give the script's flags after --: yanex {command.name} SCRIPT "
+                f"[OVERRIDES] -- {flag} VALUE"
+            )
+
+
 def _overrides_and_args(
     params: tuple[str, ...], script_args: tuple[str, ...]
 ) -> tuple[list[str], list[str]]:
@@ -99,7 +156,7 @@ def _overrides_and_args(
     after: list[str] = ctx.meta.get("yanex.after", [])
     items: list[tuple[str, str]] = ctx.meta.get("yanex.items", [])
     before = list(script_args[: len(script_args) - len(after)])
-    scanned = [text for kind, text in items if kind == "arg"][1:]  # the first is SCRIPT
+    scanned = [text for kind, text in items if kind in ("arg", "flag")][1:]  # first: SCRIPT
     if scanned != before or [text for kind, text in items if kind == "param"] != list(params):
         # The scan read the line differently from click: keep click's reading.
         items = [("param", text) for text in params] + [("arg", text) for text in before]
@@ -208,6 +265,17 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
             'yanex.get_dependency("SLOT"). SLOT=list(ID1, ID2) (with -m: SLOT=ID1,ID2) sweeps '
             "the slot. It must be completed (or staged, when this run is staged).",
         ),
+        click.option(
+            "--clone-from",
+            metavar="ID",
+            help="Start from the parameters another experiment ran with (overrides on top); "
+            "yanex rerun ID runs its script again.",
+        ),
+        click.option(
+            "--project",
+            hidden=True,
+            help="yanex 0.6's project name: refused (a run's project is its repository).",
+        ),
         click.option("-n", "--name", help="Name of the experiment."),
         click.option("-d", "--description", help="Description of the experiment."),
         click.option("-t", "--tag", "tags", multiple=True, help="Tag the experiment (repeatable)."),
@@ -249,11 +317,19 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     "oldest first.",
 )
 @click.option(
+    "--id",
+    "staged_ref",
+    metavar="ID",
+    help="Run this one staged experiment (an ID, prefix or name).",
+)
+@click.option(
     "-j",
     "--jobs",
+    "--parallel",
+    "jobs",
     type=click.IntRange(min=0),
     help="With --staged or -m: how many experiments run at once (default 1; 0: one per CPU). "
-    "With "
+    "A sweep given -j N (yanex 0.6's --parallel N) runs at once, as with -m. With "
     "--executor dask: how many are sent to the cluster at once (default: all of them).",
 )
 @click.option(
@@ -305,6 +381,7 @@ def run(
     script_args: tuple[str, ...],
     stage: bool,
     staged: bool,
+    staged_ref: str | None,
     jobs: int | None,
     executor: str,
     scheduler: str | None,
@@ -344,7 +421,15 @@ def run(
       yanex run train.py --dry-run "title='Hello, world'"
       yanex run train.py -- --data ./data --verbose
       yanex run evaluate.py -D model=3f9a    (yanex.get_dependency("model") is 3f9a...)
+      yanex run train.py --data ./data --fold 0   (the script's flags: -- is optional)
     """
+    if staged_ref is not None:
+        given = [name for name, value in options.items() if value and name != "ignore_dirty"]
+        if stage or staged:
+            given.append("stage" if stage else "staged")
+        if script is not None or script_args or given or jobs is not None:
+            raise click.UsageError("--id runs one staged experiment; it takes no other options")
+        sys.exit(_run_staged_one(staged_ref, options["ignore_dirty"]))
     if staged:
         given = [name for name, value in options.items() if value and name != "ignore_dirty"]
         if stage:
@@ -375,12 +460,21 @@ def run(
             "-m with --stage only stages; -j and the executor options apply when the grid "
             "runs: yanex run --staged -j N --executor ..."
         )
+    grid_now = False  # -j N without -m: a sweep runs at once, one run as it is (yanex 0.6)
     if options["multirun"]:
         dask_options = _cluster_options(
             executor, scheduler, resources_given, retries, cluster, cluster_given, jobs
         )
+    elif jobs is not None and stage:
+        raise click.UsageError(
+            "-j/--jobs (yanex 0.6's --parallel) applies when the grid runs: stage it, then "
+            "yanex run --staged -j N"
+        )
     elif jobs is not None:
-        raise click.UsageError("-j/--jobs applies to --staged and -m")
+        grid_now = True
+        dask_options = _cluster_options(
+            executor, scheduler, resources_given, retries, cluster, cluster_given, jobs
+        )
     elif executor_options:
         raise click.UsageError(
             "--executor, --scheduler, --cluster, --resources and --retries apply to --staged and -m"
@@ -392,7 +486,43 @@ def run(
         "executor": executor,
         **dask_options,
     }
-    _launch(script, script_args, stage=stage, at_once=at_once, **options)
+    cli_args = _cli_args(script, options, stage=stage, staged=staged, parallel=jobs)
+    _launch(
+        script,
+        script_args,
+        stage=stage,
+        at_once=at_once,
+        grid_now=grid_now,
+        cli_args=cli_args,
+        **options,
+    )
+
+
+def _cli_args(
+    script: Path | None,
+    options: dict[str, Any],
+    *,
+    stage: bool,
+    staged: bool = False,
+    parallel: int | None = None,
+) -> dict[str, Any]:
+    """The yanex flags of this run in yanex 0.6's shape (``metadata.cli_args``, which
+    ``yanex.get_cli_args()`` returns to the script); ``param`` is completed in ``_launch``."""
+    return {
+        "script": str(script) if script is not None else None,
+        "config": [str(path) for path in options["config_paths"]],
+        "clone_from": options["clone_from"],
+        "param": [],
+        "name": options["name"],
+        "tag": list(options["tags"]),
+        "description": options["description"],
+        "depends_on": [],  # filled from the record: each SLOT=ID resolved
+        "dry_run": options["dry_run"],
+        "stage": stage,
+        "staged": staged,
+        "parallel": parallel,
+        "project": None,
+    }
 
 
 def _cluster_options(
@@ -466,7 +596,9 @@ def stage(script: Path | None, script_args: tuple[str, ...], **options: Any) -> 
     The same as `yanex run SCRIPT ... --stage`: config, metadata and git state are written
     now, with status `staged`; nothing runs.
     """
-    _launch(script, script_args, stage=True, **options)
+    _launch(
+        script, script_args, stage=True, cli_args=_cli_args(script, options, stage=True), **options
+    )
 
 
 def _launch(
@@ -486,17 +618,35 @@ def _launch(
     ignore_dirty: bool,
     dry_run: bool,
     yes: bool,
+    clone_from: str | None = None,
+    project: str | None = None,
     at_once: dict[str, Any] | None = None,
+    grid_now: bool = False,
+    cli_args: dict[str, Any] | None = None,
 ) -> None:
-    """``at_once``: how -m runs the grid it stages (run_queue's options)."""
+    """``at_once``: how -m runs the grid it stages (run_queue's options); ``grid_now``: -j N
+    without -m, which runs a sweep the same way and a single run as it is."""
     from yanex.launcher import RunRequest
 
     if script is None:
         raise click.UsageError("Missing argument 'SCRIPT'.")
+    if project is not None:
+        raise click.UsageError(
+            "--project: a run's project is the git repository it runs in (yanex 0.6 took a "
+            "name); run it from that repository, and see every project's with `yanex list -A`"
+        )
     for tag in tags:
         if not tag.strip():
             raise click.BadParameter("a tag cannot be empty", param_hint="'--tag'")
     overrides, own_args = _overrides_and_args(params, script_args)
+    for text in overrides:
+        key, eq, value = text.partition("=")
+        if eq and not value:
+            echo_err(
+                f"warning: {safe(text)} sets {safe(key)} to an empty string; if a $(...) gave "
+                f"its value, that command printed nothing (write {safe(key)}='' to mean it)"
+            )
+    multirun = multirun or grid_now
     request = RunRequest(
         script=script,
         script_args=own_args,
@@ -514,10 +664,70 @@ def _launch(
         depends_on_after=_dependency_places(depends_on),
         run_at_once=multirun and not stage,
     )
+    if clone_from is not None:
+        request = _cloned(request, clone_from)
+    if cli_args is not None:
+        request.carried["cli_args"] = {**cli_args, "param": overrides}
     # -m without --stage: the grid is staged, then run at once.
     _run_request(
-        request, dry_run=dry_run, yes=yes, at_once=at_once if multirun and not stage else None
+        request,
+        dry_run=dry_run,
+        yes=yes,
+        at_once=at_once if multirun and not stage else None,
+        single_now=grid_now,
     )
+
+
+def _cloned(request: RunRequest, ref: str) -> RunRequest:
+    """``--clone-from ID`` (yanex 0.6): ``request`` starting from the parameters experiment
+    ID ran with, as ``yanex rerun`` starts (its overrides on top), for the script given."""
+    from yanex import query
+    from yanex import rerun as reruns
+    from yanex.cli.browse import _current_project_name, _index
+
+    if request.config_paths or request.config_dir or request.config_name:
+        raise click.UsageError("--clone-from starts from that experiment's config; drop -c")
+    with _index() as index:
+        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with user_errors():
+        plan = reruns.prepare(original, param_texts=request.params, stage=request.stage)
+    cloned = plan.request
+    cloned.script, cloned.cwd, cloned.script_args = request.script, request.cwd, request.script_args
+    cloned.name, cloned.description = request.name, request.description
+    cloned.tags, cloned.ignore_dirty = request.tags, request.ignore_dirty
+    cloned.multirun = request.multirun
+    if request.depends_on:  # -D given with --clone-from: these, not the original's
+        cloned.depends_on = request.depends_on
+        cloned.depends_on_after = request.depends_on_after
+    cloned.carried["cloned_from"] = cloned.carried.pop("rerun_of")
+    return cloned
+
+
+def _run_staged_one(ref: str, ignore_dirty: bool) -> int:
+    """``--id ID`` (yanex 0.6): run one staged experiment now, as ``--staged`` runs it."""
+    from yanex import query
+    from yanex.cli.browse import _current_project_name, _index
+    from yanex.executors import run_queue
+    from yanex.record import Status
+
+    with _index() as index:
+        found = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    if found.status != Status.STAGED:
+        raise UserError(
+            f"experiment {found.id} is {found.status}, not staged; `yanex rerun {found.id}` "
+            "runs it again as a new experiment"
+        )
+    with user_errors():
+        code, _ = run_queue(
+            [(found.dir, found.metadata)],
+            ignore_dirty=ignore_dirty,
+            echo=echo_err,
+            jobs=1,
+            executor="local",
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr.buffer,
+        )
+    return code
 
 
 def _run_request(
@@ -527,11 +737,13 @@ def _run_request(
     yes: bool,
     note: Callable[[Prepared], None] | None = None,
     at_once: dict[str, Any] | None = None,
+    single_now: bool = False,
 ) -> None:
     """Prepare ``request``; then show it (dry run), stage it, or run it and exit as it did.
 
     ``note`` is called with the prepared run before anything is created (rerun's notices);
-    ``at_once`` (-m) runs what was staged at once, with these executor options.
+    ``at_once`` (-m) runs what was staged at once, with these executor options;
+    ``single_now``: a request that is no sweep runs as it is instead (-j N without -m).
     """
     from yanex.launcher import Launcher
 
@@ -542,6 +754,8 @@ def _run_request(
             echo_err(f"warning: {warning}")
         if note is not None:
             note(prepared)
+        if single_now and not prepared.is_sweep:
+            request.stage, at_once = False, None  # one run: -j N changes nothing (as in 0.6)
         if prepared.is_sweep:
             _confirm_grid(prepared.grid.size, yes)
         if dry_run or prepared.resolved.settings.dry_run:  # a config's yanex.dry_run too

@@ -51,7 +51,13 @@ def _one_line(exc: YanexError) -> str:
     help="Show every project's experiments (default: this git repository's, else this "
     "folder's; the dashboard can switch).",
 )
-def ui(port: int, host: str, all_projects: bool, no_token: bool) -> None:
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    hidden=True,
+    help="yanex 0.6's: the dashboard never opens a browser (open the printed URL).",
+)
+def ui(port: int, host: str, all_projects: bool, no_token: bool, no_browser: bool) -> None:
     """Open the dashboard: experiments, metric curves, comparisons, the staged queue.
 
     \b

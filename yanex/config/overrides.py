@@ -402,7 +402,7 @@ def _ambiguous(text: str, value_text: str, source: str) -> ParamError:
         hint="Write it as\n"
         + "\n".join(lines)
         + "\n(a sweep runs with -m, or is staged with --stage; -m also reads a bare comma list "
-        "as a sweep, as Hydra's --multirun does)",
+        "as a sweep, as Hydra's --multirun does and yanex 0.6 did without it)",
     )
 
 
