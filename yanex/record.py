@@ -265,21 +265,28 @@ def update(
     returned otherwise): a run recorded as ended is never reopened by a late writer.
     ``durable=False`` skips waiting for the disk (see ``store.write_bytes_atomic``).
     """
+    if not (folder / _LOCK).exists():  # never locked: it may be 0.6's, which gets no lock file
+        _refuse_v06(folder, store.read_json(folder / store.METADATA))
     with locked(folder):
         meta = store.read_json(folder / store.METADATA)
-        if isinstance(meta, dict) and v06store.is_v06(meta):
-            raise StoreError(
-                f"experiment {folder.name} is a folder of yanex 0.6: it is read as it is, "
-                "never changed",
-                hint=f"`yanex migrate {folder.name}` makes it an experiment of this yanex "
-                "(`--dry-run` first lists what that writes).",
-            )
+        _refuse_v06(folder, meta)
         if only_if and meta.get("status") not in only_if:
             return None
         meta.update(changes(meta) if callable(changes) else changes)
         store.write_bytes_atomic(folder / store.METADATA, store.record_json(meta).encode(), durable)
     journal.note_folder(folder)  # other machines' indexes read it from the journal
     return meta
+
+
+def _refuse_v06(folder: Path, meta: Any) -> None:
+    """A folder of yanex 0.6 is read as it is, never changed (``yanex migrate`` makes it ours)."""
+    if isinstance(meta, dict) and v06store.is_v06(meta):
+        raise StoreError(
+            f"experiment {folder.name} is a folder of yanex 0.6: it is read as it is, "
+            "never changed",
+            hint=f"`yanex migrate {folder.name}` makes it an experiment of this yanex "
+            "(`--dry-run` first lists what that writes).",
+        )
 
 
 # --- results --------------------------------------------------------------------------------
