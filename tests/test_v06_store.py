@@ -154,6 +154,9 @@ def test_v06_store_is_read_as_data_and_never_changed(store: Project) -> None:
     assert store.yanex("get", "params.lr", first).stdout.strip() == "0.05"
     assert store.yanex("get", "results.loss", first).stdout.strip() == "0.3333333333333333"
     assert store.yanex("get", "params.model.name", first).stdout.strip() == "resnet"
+    code_diff = store.yanex("diff", first, dirty)  # dirty: its patch is its code too
+    assert code_diff.returncode == 0, code_diff.stderr
+    assert "+ patch" in code_diff.stdout and "(the same code)" not in code_diff.stdout
     compared = store.yanex("compare", first, dirty)
     assert compared.returncode == 0 and "0.05" in compared.stdout and "0.01" in compared.stdout
 
@@ -263,7 +266,9 @@ def test_interrupted_migration_is_finished_by_a_rerun(store: Project) -> None:
     rerun = store.yanex("migrate", "--yes")
     assert rerun.returncode == 0, rerun.stderr
     assert "migrated 1 folder of yanex 0.6" in rerun.stderr
-    assert (dirty / "git.patch").read_bytes() == (dirty / "artifacts/git_diff.patch").read_bytes()
+    theirs = (dirty / "artifacts/git_diff.patch").read_bytes()
+    assert not theirs.endswith(b"\n")  # 0.6 cut the last newline git needs: ours has it
+    assert (dirty / "git.patch").read_bytes() == theirs + b"\n"
     assert "migrated_from" in json.loads((dirty / "metadata.json").read_text())
 
 
@@ -337,6 +342,10 @@ def test_migrated_staged_run_runs_and_a_rerun_works(
     rerun = Project(proj, project.home).yanex("rerun", ids["first"])
     assert rerun.returncode == 0, rerun.stderr
     assert "training lr 0.05" in rerun.stdout
+    redone = Project(proj, project.home).yanex("rerun", ids["dirty"])  # with 0.6's patch
+    assert redone.returncode == 0, redone.stderr
+    code_diff = Project(proj, project.home).yanex("diff", ids["first"], ids["dirty"])
+    assert "+# an uncommitted change" in code_diff.stdout, code_diff.stdout
 
 
 def test_yanex_experiments_dir_is_the_experiments_folder(project: Project, tmp_path: Path) -> None:

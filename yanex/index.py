@@ -123,9 +123,9 @@ CREATE TABLE experiments (
     last TEXT NOT NULL,              -- {result: its last logged value} (record.Summary)
     series TEXT NOT NULL,            -- {result leaf: [count, min, max, last step]}
     steps INTEGER NOT NULL,          -- lines of results.jsonl read
+    origin TEXT,                     -- NULL: ours; '0.6': a folder of yanex 0.6, read as it is
     fp TEXT NOT NULL,                -- metadata.json's and results.jsonl's (mtime, size, inode)
-    results_offset INTEGER NOT NULL, -- bytes of results.jsonl read into last and series
-    origin TEXT                      -- NULL: ours; '0.6': a folder of yanex 0.6, read as it is
+    results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last and series
 );
 CREATE TABLE tags (id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (id, tag)) WITHOUT ROWID;
 -- Each experiment's dependencies (metadata.dependencies: {slot: upstream id}), in their order.
@@ -165,7 +165,7 @@ CREATE INDEX results_value ON results (key, kind, num, text);
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
     "duration, exit_code, error, sweep, sweep_index, git_commit, git_dirty, host, pid, params, "
-    "last, series, steps, fp, results_offset, origin"
+    "last, series, steps, origin, fp, results_offset"
 )
 _INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 27)})"
 
@@ -411,9 +411,9 @@ class _Row:
             encode(self.summary.last),
             encode(self.summary.stats),
             self.summary.lines,
+            "0.6" if v06store.MARKER in meta else None,
             self.fp,
             self.offset,
-            "0.6" if v06store.MARKER in meta else None,
         )
 
     def rows(self) -> tuple[list[tuple[Any, ...]], ...]:

@@ -176,6 +176,8 @@ def plan(folder: Path, home: Path) -> Plan:
     for ours, theirs in v06store.OUTPUTS.items():
         try:
             writes[ours] = record.read_regular(folder / theirs)
+            if ours == store.GIT_PATCH:
+                writes[ours] = v06store.patch(writes[ours])
         except FileNotFoundError:
             continue
         except (OSError, record.BadRecord) as exc:
@@ -206,6 +208,8 @@ def ours_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     under ``migrated_from`` (the marker of a folder read as it is goes)."""
     ours = dict(meta)
     own = ours.pop(v06store.MARKER, {})
+    if isinstance(ours.get("git"), dict):  # its patch is git.patch now
+        ours["git"] = {k: v for k, v in ours["git"].items() if k != v06store.PATCH_FIELD}
     ours[MIGRATED] = {"yanex": "0.6", "metadata": KEPT_METADATA, **own}
     return ours
 

@@ -40,6 +40,8 @@ OUTPUTS = {
     store.STDERR: "artifacts/stderr.txt",
     store.GIT_PATCH: "artifacts/git_diff.patch",
 }
+# git.<this> of a 0.6 folder read as it is: where its patch is (ours' is git.patch).
+PATCH_FIELD = "patch_file"
 PARAMS_FILES = ("params.yaml", "config.yaml", "config.json")  # newest name first
 METRICS_FILES = ("metrics.json", "results.json")
 DEPENDENCIES = "dependencies.json"
@@ -161,6 +163,7 @@ def _git(git: Any, repository: dict[str, Any]) -> dict[str, Any] | None:
         "branch": git.get("branch"),
         "dirty": bool(git.get("has_uncommitted_changes")),
         "remote_url": public_url(remote) if isinstance(remote, str) else None,
+        **({PATCH_FIELD: OUTPUTS[store.GIT_PATCH]} if git.get("has_uncommitted_changes") else {}),
     }
 
 
@@ -272,6 +275,12 @@ def _finite(node: Any) -> Any:
     if isinstance(node, list):
         return [_finite(value) for value in node]
     return node
+
+
+def patch(data: bytes) -> bytes:
+    """0.6's ``git_diff.patch`` as git applies it: 0.6 cut its last newline, without which git
+    calls the patch corrupt."""
+    return data + b"\n" if data and not data.endswith(b"\n") else data
 
 
 def output_file(folder: Path, name: str) -> Path | None:
