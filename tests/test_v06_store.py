@@ -374,3 +374,25 @@ def test_yanex_experiments_dir_is_the_experiments_folder(project: Project, tmp_p
         tmp_path / "elsewhere", YANEX_EXPERIMENTS_DIR=str(tmp_path / "store" / "experiments")
     )
     assert_usage_error(project.yanex("list", env=both), "name two stores")
+
+
+def test_dashboard_page_of_a_v06_folder_shows_its_output(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's experiment page reads 0.6's outputs where 0.6 kept them."""
+    from yanex import query
+    from yanex.index import Index
+    from yanex.ui import views
+
+    shutil.copytree(FIXTURE / "experiments", project.home / "experiments")
+    monkeypatch.setenv("YANEX_HOME", str(project.home))
+    ids = _by_name(project.home)
+    index = Index(echo=lambda line: None)
+    try:
+        index.sync()
+        page = views.experiment(query.Lookup(index, lambda: None).one(ids["first"]))
+    finally:
+        index.close()
+    assert page.stdout.lines == ["training lr 0.05"]
+    assert page.stderr_last == ["a warning"]
+    assert "lr: 0.05" in page.config_yaml and page.steps == 3
