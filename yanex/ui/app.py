@@ -380,7 +380,7 @@ class Dashboard:
         for name, filename in (("stdout", store.STDOUT), ("stderr", store.STDERR)):
             offset = request.query_params.get(name)
             start = int(offset) if offset and offset.isdigit() else None
-            tail = views.read_tail(rec.dir / filename, start)
+            tail = views.read_tail(rec.output_file(filename), start)
             answer[name] = {"lines": tail.lines, "offset": tail.offset}
         return JSONResponse(answer)
 
