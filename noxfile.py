@@ -24,9 +24,9 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """What yanex costs (start-up, logging, staged batches locally and on Dask, finding
     experiments at 10,000 and 100,000, the dashboard's pages), against bare Python and yanex
-    0.6.1 in its own venv. `nox -s bench -- run` (or `launch`, `browse`, `staged`, `ui`) runs
-    one of them."""
-    which = session.posargs or ["run", "launch", "browse", "staged", "ui"]
+    0.6.1 in its own venv, a results file of 1,000,000 steps. `nox -s bench -- run` (or
+    `launch`, `browse`, `staged`, `ui`, `long`) runs one of them."""
+    which = session.posargs or ["run", "launch", "browse", "staged", "ui", "long"]
     # As users install it: an editable install adds an import hook.
     session.install(".[analysis,dask,ui]")
     old = Path(session.create_tmp()).resolve() / "yanex-0.6.1"
@@ -34,5 +34,5 @@ def bench(session: nox.Session) -> None:
         session.run("python", "-m", "venv", str(old))
         session.run(str(old / "bin" / "pip"), "install", "-q", "yanex==0.6.1", external=True)
     for name in which:
-        against = [] if name == "ui" else ["--old", str(old / "bin" / "python")]
+        against = [] if name in ("ui", "long") else ["--old", str(old / "bin" / "python")]
         session.run("python", f"benchmarks/bench_{name}.py", *against)
