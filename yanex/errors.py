@@ -63,3 +63,12 @@ class AmbiguousArtifactError(YanexError):
 class ExperimentContextError(YanexError):
     """A script-API call made where it cannot work: ``completed()`` with no experiment, or
     ``create_experiment()`` inside a script that ``yanex run`` already tracks (yanex 0.6's name)."""
+
+
+class CodeChangedError(GitStateError):
+    """The code changed while a sweep started by ``yanex.launch`` ran; ``results`` holds the
+    members that ran before the change."""
+
+    def __init__(self, message: str, hint: str, results: list) -> None:
+        super().__init__(message, hint=hint)
+        self.results = results
