@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yanex.display import local_time
+
 # Start times closer than this are the same process's (a reused pid starts later than that).
 _SAME_START = 1.0
 
@@ -184,7 +186,7 @@ class Heartbeat:
         silent = time.time() - renewed
         if silent <= LOST_AFTER_BEATS * every:
             return None
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(renewed))
+        at = local_time(renewed)
         return (
             f"no heartbeat from yanex (pid {launcher.pid} on {launcher.host}) since {at} "
             f"({silent:.0f} s; it renewed it every {every:g} s): its machine died or lost "
