@@ -349,7 +349,7 @@ class Launcher:
         cwd = request.cwd
         found = dependencies.resolve(
             specs,
-            scope=lambda: str(code.repo_root(cwd) or cwd.resolve()),
+            scope=lambda: str(code.project_of(cwd)),
             project=str(prepared.project),
             staging=request.stage and not request.run_at_once,
             echo=self.echo,

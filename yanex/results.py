@@ -59,9 +59,9 @@ __all__ = [
 def _project(all_projects: bool) -> str | None:
     if all_projects:
         return None
-    from yanex.executors import current_project
+    from yanex.code import project_of
 
-    return str(current_project(Path.cwd()))
+    return str(project_of(Path.cwd()))
 
 
 def _synced_index(progress: Callable[[int, int, str], None] | None = None) -> Index:
