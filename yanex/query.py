@@ -32,14 +32,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from yanex import grammar, record, store
-from yanex.errors import YanexError
+from yanex.errors import QueryError
 from yanex.index import Index, canonical_json, typed
 from yanex.record import Status
-
-
-class QueryError(YanexError):
-    """A filter, condition, sort key or experiment name that cannot be used."""
-
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 IS_NUMBER = "is a number"  # a condition no --where writes: get_best's "a number, not NaN"
