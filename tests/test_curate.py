@@ -192,6 +192,11 @@ def test_a_name_that_is_an_id_gets_a_warning_when_set(project: Project) -> None:
     r = project.yanex("update", "b", "--name", ids["a"])
     assert r.returncode == 0, r.stderr
     assert f"warning: the name '{ids['a']}' is the ID of experiment {ids['a']}" in r.stderr
+    # a's full ID is now a's ID and b's name: refused, and the way out is named
+    r = project.yanex("archive", ids["a"], "--yes")
+    assert_usage_error(r, "is an ID prefix and a name", f"yanex update {ids['b']} --name NEW")
+    assert project.yanex("update", ids["b"], "--name", "b-again").returncode == 0
+    assert project.yanex("archive", ids["a"], "--yes").returncode == 0
     r = project.yanex("run", "job.py", "-n", "beef12")
     assert r.returncode == 0 and "'beef12' looks like an experiment ID" in r.stderr, r.stderr
     r = project.yanex("run", "job.py", "-n", "plain-name")

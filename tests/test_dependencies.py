@@ -191,6 +191,42 @@ def test_the_graph_around_the_run(pipeline: Project) -> None:
     assert sorted(json.loads(trains.replace("'", '"'))) == sorted([train, sibling])
 
 
+def test_the_results_api_reads_dependencies_as_0_6_did(pipeline: Project) -> None:
+    """``yr.get_experiment(ID)``'s dependencies, their parameters merged under its own, and
+    ``yr.get_graph``: yanex 0.6's results API over the same pipeline."""
+    prep = run(pipeline, "prep.py", "dataset=cifar", "+shared.a=1", "+shared.b=1")
+    train = run(pipeline, "train.py", "-D", f"data={prep}", "lr=0.5", "+shared.b=2")
+    evaluated = run(pipeline, "eval.py", "-D", f"model={train}")
+    sibling = run(pipeline, "train.py", "-D", f"data={prep}", "lr=0.2")
+    code = f"""
+import json
+import yanex.results as yr
+exp = yr.get_experiment("{evaluated}")
+print(json.dumps({{s: d.id for s, d in exp.get_dependencies().items()}}))
+print(json.dumps([d.id for d in exp.get_dependencies(transitive=True, include_self=True)]))
+print(exp.get_dependency("model").get_param("lr"), exp.get_dependency("nope"))
+train = yr.get_experiment("{train}")
+print(json.dumps(train.get_params(include_deps=True), sort_keys=True))
+print(train.get_param("dataset", include_deps=True), train.get_param("dataset"))
+graph = yr.get_graph("{train}")
+print(json.dumps([graph.ids, [d.id for d in graph.leaves], len(graph.edges)]))
+print(len(yr.get_graph("{train}", weakly_connected=True)))
+print(graph.load_artifact("model.json")["lr"])
+"""
+    r = run_python(code, cwd=pipeline.path, env=pipeline.env())
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert json.loads(lines[0]) == {"model": train}
+    assert json.loads(lines[1]) == [prep, train, evaluated]
+    assert lines[2] == "0.5 None"
+    assert json.loads(lines[3]) == {"dataset": "cifar", "lr": 0.5, "shared": {"a": 1, "b": 2}}
+    assert lines[4] == "cifar None"
+    assert json.loads(lines[5]) == [[prep, train, evaluated], [evaluated], 2]
+    assert lines[6] == "4"  # the sibling's branch too
+    assert lines[7] == "0.5"
+    assert sibling not in lines[5]
+
+
 def test_yanex_launch_and_run_multiple_take_dependencies(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py", "-n", "the-prep")
     code = f"""

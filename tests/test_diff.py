@@ -112,3 +112,22 @@ def test_the_dashboards_compare_has_a_code_row(project: Project) -> None:
     commits = [metadata(project.home / "experiments" / i)["git"]["commit"][:12] for i in (a, b)]
     assert re.search(rf"<td>{commits[0]}</td><td>{commits[1]}</td>", row), row
     assert "(differs)" in row
+
+
+def test_diff_shows_the_packages_that_differ(project: Project, tmp_path) -> None:
+    """Run b with one more package on its path (a real distribution's metadata on
+    PYTHONPATH): the environment section names it, and only it."""
+    project.write("train.py", "import yanex\nyanex.log_results({'score': 1})\n")
+    project.commit()
+    assert project.yanex("run", "train.py", "-n", "a").returncode == 0
+    site = tmp_path / "lib" / "site-packages"  # where installers put distributions
+    (site / "extrapkg-1.2.3.dist-info").mkdir(parents=True)
+    (site / "extrapkg-1.2.3.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: extrapkg\nVersion: 1.2.3\n"
+    )
+    r = project.yanex("run", "train.py", "-n", "b", PYTHONPATH=str(site))
+    assert r.returncode == 0, r.stderr
+    found = json.loads(project.yanex("diff", "a", "b", "--format", "json").stdout)
+    assert found["environment"] == {"package extrapkg": [None, "1.2.3"]}
+    text = project.yanex("diff", "a", "b").stdout
+    assert re.search(r"^package extrapkg\s+.*1\.2\.3$", text, re.M), text

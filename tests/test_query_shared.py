@@ -137,7 +137,11 @@ def test_compare_shows_a_parameter_only_one_experiment_has(project: Project) -> 
         ("speedup", None),  # says neither: whoever asks for a best is asked back
         ("lr", None),
         ("accuracy_loss", None),  # says both
-        ("neg_log_likelihood", None),
+        ("neg_log_likelihood", "min"),  # an NLL
+        ("neg_mean_squared_error", "max"),  # scikit-learn's scorers: greater is better
+        ("neg_log_loss", "max"),
+        ("negative_mse", "max"),
+        ("neg", None),
     ],
 )
 def test_one_rule_says_which_way_is_better(name: str, way: str | None) -> None:

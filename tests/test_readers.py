@@ -138,6 +138,24 @@ print(json.dumps(out, default=str))
     assert out["m_dtypes"]["step"] == "Int64" and out["m_dtypes"]["results.count"] == "Int64"
 
 
+def test_json_output_is_strict_json_a_nan_as_its_string(typed_runs: Project) -> None:
+    """Bare NaN is not JSON: `list`, `show` and `compare` print a logged NaN as "NaN", the
+    string results.jsonl holds, so a strict reader (jq, JSON.parse) takes their output."""
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> None:
+            raise AssertionError(f"bare {name} in the JSON printed")
+
+        return json.loads(text, parse_constant=refuse)
+
+    (big,) = ids(typed_runs, "--name", "big")
+    listed = strict(typed_runs.yanex("list", "--format", "json").stdout)
+    assert {row["name"]: row["results"]["score"] for row in listed}["big"] == "NaN"
+    shown = strict(typed_runs.yanex("show", big, "--format", "json").stdout)
+    assert shown["results"]["score"]["last"] == "NaN"
+    strict(typed_runs.yanex("compare", "--format", "json").stdout)
+
+
 def test_dataframe_of_ints_with_one_run_missing_is_int64(typed_runs: Project) -> None:
     code = (
         "import json, yanex.results as yr\n"
@@ -273,6 +291,19 @@ def test_an_int_past_64_bits_in_metadata_skips_the_folder_with_one_warning(
     r = run_python("import yanex.results as yr\nprint(len(yr.find()))", cwd=typed_runs.path,
                    env=typed_runs.env())  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "3" and "Traceback" not in r.stderr
+    r = typed_runs.yanex("show", folder)  # the folder itself: said why it is not there
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "out of range" in r.stderr and "no experiment has the ID" in r.stderr
+    from uiserver import Server, row_ids
+
+    server = Server.start(typed_runs)  # the dashboard starts, and lists the others
+    try:
+        page = server.get("/")
+        assert page.status == 200 and len(row_ids(page.text)) == 3
+        assert folder not in row_ids(page.text)
+        assert f"skipped experiment folder {folder}" in page.text
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("name", ["results.jsonl", "metadata.json", "params.json"])
@@ -337,6 +368,9 @@ def test_a_read_only_store_is_read(read_only_store: Project, tmp_path: Path) -> 
 def test_a_locked_index_names_its_holder_and_gives_up(typed_runs: Project) -> None:
     assert len(ids(typed_runs)) == 4  # the index is built
     path = typed_runs.home / f"index-v{index_module.SCHEMA_VERSION}.sqlite3"
+    from uiserver import Server
+
+    server = Server.start(typed_runs)  # a dashboard that runs when the lock is taken
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -356,7 +390,12 @@ def test_a_locked_index_names_its_holder_and_gives_up(typed_runs: Project) -> No
         assert_usage_error(r, "locked by", f"pid {holder.pid}")
         assert "waiting for the index" in r.stderr and "disk" not in r.stderr
         assert waited < index_module.LOCK_WAIT + 20
+        # the dashboard says the same, as "try again" (503), not as a bad request
+        page = server.get("/")
+        assert page.status == 503 and page.headers.get("retry-after") == "5"
+        assert "locked by" in page.text and f"pid {holder.pid}" in page.text
     finally:
+        server.stop()
         holder.kill()
         holder.wait()
     assert typed_runs.yanex("list").returncode == 0

@@ -38,6 +38,8 @@ from conftest import (
 )
 from uiserver import Server, row_ids, text
 
+from yanex.index import SCHEMA_VERSION
+
 TRAIN = """
 import struct, sys, zlib, yanex
 lr = yanex.get_param("lr", 0.1)
@@ -763,13 +765,15 @@ def test_files_are_served_only_from_inside_the_folder(
     (folder / "artifacts" / "up").symlink_to(store.home)
     os.mkfifo(folder / "artifacts" / "pipe.txt")
     base = f"/e/{experiment_id}/files"
+    index_file = f"index-v{SCHEMA_VERSION}.sqlite3"
+    assert (store.home / index_file).exists()  # a real file the attempts aim at
     for path in (
         f"{base}/../metadata.json",
         f"{base}/artifacts/../../{experiment_id}/metadata.json",
-        f"{base}/%2e%2e/%2e%2e/index-v4.sqlite3",
+        f"{base}/%2e%2e/%2e%2e/{index_file}",
         f"{base}//etc/passwd",
         f"{base}/artifacts/leak.txt",
-        f"{base}/artifacts/up/index-v4.sqlite3",
+        f"{base}/artifacts/up/{index_file}",
         f"/e/{experiment_id}/view/artifacts/leak.txt",
     ):
         reply = server.get(path)

@@ -746,7 +746,11 @@ def recorded_in(folder: Path, git_meta: Mapping[str, Any] | None) -> Recorded | 
     if not git_meta:
         return None
     patch_file = folder / store.GIT_PATCH
+    if git_meta.get("patch_file") == "artifacts/git_diff.patch":  # yanex 0.6's (v06store)
+        patch_file = folder / "artifacts" / "git_diff.patch"
     before = patch_file.read_bytes() if patch_file.is_file() else b""
+    if before and not before.endswith(b"\n"):  # 0.6 cut the last newline git needs
+        before += b"\n"
     return Recorded.from_metadata(git_meta, before)
 
 

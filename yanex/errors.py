@@ -52,6 +52,10 @@ class StoreError(YanexError):
     """The experiment store cannot be written or read as needed."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the store's index longer than a reader waits: try again."""
+
+
 class ScriptError(YanexError):
     """The script to run does not exist or is not a file."""
 

@@ -26,7 +26,7 @@ vanish, and while one process builds, others wait for it and follow its progress
 Values keep their type: an int is an SQLite INTEGER (compared exactly with floats), one beyond
 64 bits is kept exact as text and compared exactly by :func:`exact_compare`.
 
-Where the index lives: in the store (``$YANEX_HOME/index-v4.sqlite3``) on a local disk the
+Where the index lives: in the store (``$YANEX_HOME/index-v5.sqlite3``) on a local disk the
 user may write; in the user's cache folder (platformdirs) when the store is on a network
 filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable, or read-only (a
 shared archive, a mounted snapshot). ``YANEX_INDEX`` names the file explicitly.
@@ -50,11 +50,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from yanex import journal, record, store
-from yanex.errors import StoreError
+from yanex import journal, record, store, v06store
+from yanex.errors import StoreBusy, StoreError
 from yanex.record import Status, fits_int64, leaves
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 INDEX_ENV = "YANEX_INDEX"
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
 VERIFY_BATCH = 5000
@@ -123,6 +123,7 @@ CREATE TABLE experiments (
     last TEXT NOT NULL,              -- {result: its last logged value} (record.Summary)
     series TEXT NOT NULL,            -- {result leaf: [count, min, max, last step]}
     steps INTEGER NOT NULL,          -- lines of results.jsonl read
+    origin TEXT,                     -- NULL: ours; '0.6': a folder of yanex 0.6, read as it is
     fp TEXT NOT NULL,                -- metadata.json's and results.jsonl's (mtime, size, inode)
     results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last and series
 );
@@ -154,6 +155,7 @@ CREATE INDEX experiments_created ON experiments (archived, created DESC, sweep_i
 CREATE INDEX experiments_status ON experiments (status);
 CREATE INDEX experiments_name ON experiments (name);
 CREATE INDEX experiments_sweep ON experiments (sweep);
+CREATE INDEX experiments_origin ON experiments (origin);
 CREATE INDEX tags_tag ON tags (tag, id);
 CREATE INDEX dependencies_upstream ON dependencies (upstream, id);
 CREATE INDEX params_value ON params (key, kind, num, text);
@@ -163,9 +165,9 @@ CREATE INDEX results_value ON results (key, kind, num, text);
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
     "duration, exit_code, error, sweep, sweep_index, git_commit, git_dirty, host, pid, params, "
-    "last, series, steps, fp, results_offset"
+    "last, series, steps, origin, fp, results_offset"
 )
-_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 27)})"
 
 
 def _log_warning(message: str) -> None:
@@ -368,7 +370,7 @@ class _Row:
     def __init__(self, folder: str, archived: bool) -> None:
         """Read the folder: FileNotFoundError (no metadata yet) or BadRecord."""
         raw, st = record.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
-        self.meta = meta = record.parse_metadata(raw, os.path.basename(folder))
+        self.meta = meta = record.parse_metadata(raw, folder)
         self.id = meta["id"]
         self.archived = archived
         self.params = record.read_params(folder)
@@ -409,6 +411,7 @@ class _Row:
             encode(self.summary.last),
             encode(self.summary.stats),
             self.summary.lines,
+            "0.6" if v06store.MARKER in meta else None,
             self.fp,
             self.offset,
         )
@@ -679,7 +682,7 @@ class Index:
             text = exc.strerror
         lowered = text.lower()
         if "locked" in lowered or "busy" in lowered:
-            return StoreError(
+            return StoreBusy(
                 f"the index {self.path} is locked by {self._holders()}",
                 hint="Wait for it to finish (or stop it), or set "
                 f"{INDEX_ENV} to a file of this command's own.",
@@ -796,6 +799,7 @@ class Index:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         self._tell_skipped()
+        self._tell_v06()
         return self.conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
 
     def refresh(self, ids: list[str]) -> None:
@@ -846,6 +850,7 @@ class Index:
                 self._check_waiting()
         self._reap_dead_launchers()
         self._tell_skipped()
+        self._tell_v06()
 
     def _journal_changes(self) -> tuple[list[str] | None, str | None]:
         """The experiments the store's change journal names since this index last read it
@@ -873,6 +878,30 @@ class Index:
                 f"yanex: skipped experiment folder {experiment_id}: {reason} "
                 "(fix or remove the folder)"
             )
+
+    def _tell_v06(self) -> None:
+        """Say once (until their number changes) that folders of yanex 0.6 are here: read as
+        they are, and what ``yanex migrate`` does."""
+        found = self.conn.execute(
+            "SELECT count(*) FROM experiments WHERE origin IS NOT NULL AND archived = 0"
+        ).fetchone()[0]
+        root = self.record_roots[0]
+        archived = v06store.archived_folders(root)
+        told = f"{found}:{len(archived)}"
+        if told == (self._state("v06") or "0:0"):
+            return
+        with self._transaction():
+            self._set_state("v06", told)
+        if not found and not archived:
+            return
+        many = "experiment" if found == 1 else "experiments"
+        text = f"yanex: {found} {many} of yanex 0.6 found in {root}: read as they are"
+        if archived:
+            text += (
+                f"; {len(archived)} archived by yanex 0.6 in {root / v06store.ARCHIVED} are not "
+                "listed until migrated"
+            )
+        self.echo(f"{text}; `yanex migrate --dry-run` shows what migrating writes")
 
     def _root_key(self, root: Path) -> tuple[str, bool]:
         """The folder's identity and modification time, and whether it is too recent to trust."""

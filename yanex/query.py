@@ -696,7 +696,14 @@ class Lookup:
         by_name = self.named(ref)
         found = {rec.id: rec for rec in [*by_id, *by_name]}
         if by_id and by_name and len(found) > 1:
-            self._refuse(ref, "is an ID prefix and a name", by_id, by_name)
+            hint = None
+            if any(rec.id == ref.lower() for rec in by_id):  # a full ID, taken as a name too
+                named = next(rec for rec in by_name if rec.id != ref.lower())
+                hint = (
+                    f"{named.id} is named {ref!r}: rename it (`yanex update {named.id} --name "
+                    f"NEW`), then {ref.lower()} is found by its ID."
+                )
+            self._refuse(ref, "is an ID prefix and a name", by_id, by_name, hint)
         if len(by_name) > 1 and self.strict:
             self._refuse(ref, f"is the name of {len(by_name)} experiments", [], by_name)
         if by_name:
@@ -746,7 +753,11 @@ class Lookup:
 
     @staticmethod
     def _refuse(
-        ref: str, what: str, by_id: list[record.Record], by_name: list[record.Record]
+        ref: str,
+        what: str,
+        by_id: list[record.Record],
+        by_name: list[record.Record],
+        hint: str | None = None,
     ) -> NoReturn:
         rows = [(rec, "ID") for rec in by_id] + [
             (rec, "name") for rec in by_name if rec.id not in {r.id for r in by_id}
@@ -758,7 +769,8 @@ class Lookup:
         more = "\n  ..." if len(by_id) > 10 or len(by_name) > 10 else ""
         raise QueryError(
             f"{ref!r} {what}; it could mean:\n{shown}{more}",
-            hint="Give the full ID of the one you mean (or rename one with `yanex update ID "
+            hint=hint
+            or "Give the full ID of the one you mean (or rename one with `yanex update ID "
             "--name NEW`).",
         )
 
@@ -790,12 +802,15 @@ def differing_keys(flat: Sequence[Mapping[str, Any]]) -> list[str]:
 # Which way is better for a result, told by the words of its name (val_loss, top1Accuracy).
 _LOWER_IS_BETTER = frozenset(("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity",
                               "ppl", "wer", "cer", "time", "latency", "duration", "regret",
-                              "cost", "neg", "distance", "fid"))  # fmt: skip
+                              "cost", "distance", "fid"))  # fmt: skip
 _HIGHER_IS_BETTER = frozenset(("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc",
                                "map", "iou", "miou", "dice", "bleu", "rouge", "score", "reward",
                                "return", "r2", "psnr", "ssim", "throughput",
                                "fps", "success", "ndcg", "mrr", "likelihood", "elbo", "kappa",
                                "correct"))  # fmt: skip
+# A word that turns the rest around: scikit-learn's scorers are "greater is better", so an
+# error is given negated (neg_mean_squared_error, neg_log_loss); neg_log_likelihood is an NLL.
+_NEGATED = frozenset(("neg", "negative", "negated"))
 _WORD_RE = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 
 
@@ -805,11 +820,14 @@ def better(name: str) -> str | None:
     None when its name says neither or both (``top1_error``): then whoever asks which is best
     must be told (``maximize=``, ``--maximize``). The one rule for ``get_best``, ``compare``
     and the dashboard. Words split at ``_``, ``/``, ``.``, ``-`` and case changes
-    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy."""
+    (``trainError``); ``top1_error`` is an error, ``top1_acc`` an accuracy; ``neg`` turns
+    the rest around (scikit-learn's ``neg_mean_squared_error`` is larger-is-better)."""
     words = {word.lower() for word in _WORD_RE.findall(name)}
     lower, higher = bool(words & _LOWER_IS_BETTER), bool(words & _HIGHER_IS_BETTER)
     if lower == higher:
         return None
+    if words & _NEGATED:  # neg_mean_squared_error: larger is better
+        lower = not lower
     return "min" if lower else "max"
 
 

@@ -24,7 +24,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from yanex import journal, store
+from yanex import journal, store, v06store
+from yanex.errors import StoreError
 
 
 class Status:
@@ -117,18 +118,54 @@ def read_metadata(folder: Path | str) -> dict[str, Any]:
     """The validated metadata of the experiment in ``folder``; BadRecord when unusable,
     FileNotFoundError when the folder holds none (yet)."""
     raw = read_regular(os.path.join(folder, store.METADATA))
-    return parse_metadata(raw, os.path.basename(folder))
+    return parse_metadata(raw, folder)
 
 
-def parse_metadata(raw: bytes, experiment_id: str) -> dict[str, Any]:
-    """The validated metadata in the bytes of a metadata.json; BadRecord when unusable."""
+def parse_metadata(raw: bytes, folder: Path | str) -> dict[str, Any]:
+    """The validated metadata in the bytes of the metadata.json of ``folder`` (a folder of
+    yanex 0.6's read as ours: see ``v06store``); BadRecord when unusable."""
     try:
         meta = json.loads(raw)
     except ValueError as exc:
         raise BadRecord(f"metadata.json is not valid JSON ({exc})") from exc
     except RecursionError:
         raise BadRecord("metadata.json is nested too deeply") from None
-    return validate(meta, experiment_id)
+    if meta.__class__ is dict and v06store.is_v06(meta):
+        meta = _from_v06(meta, folder)
+    return validate(meta, os.path.basename(folder))
+
+
+def _from_v06(meta: dict[str, Any], folder: Path | str) -> dict[str, Any]:
+    """yanex 0.6's metadata (with its folder's dependencies.json) read as ours."""
+    try:
+        depends = read_regular(os.path.join(folder, v06store.DEPENDENCIES))
+    except FileNotFoundError:
+        depends = None
+    try:
+        return v06store.metadata(meta, depends)
+    except ValueError as exc:
+        raise BadRecord(f"a folder of yanex 0.6 whose {exc}") from exc
+
+
+def _v06_file(folder: Path | str, names: tuple[str, ...]) -> tuple[bytes, os.stat_result, str]:
+    """The first of yanex 0.6's files ``names`` the folder holds: its bytes, stat and name
+    (FileNotFoundError when it holds none)."""
+    for name in names:
+        try:
+            return (*read_regular_stat(os.path.join(folder, name)), name)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(names[0])
+
+
+def v06_results(folder: Path | str) -> tuple[bytes, os.stat_result]:
+    """The metrics of a folder of yanex 0.6 (it has no results.jsonl) as results.jsonl lines,
+    and the stat of the file they come from; FileNotFoundError when it has none."""
+    data, st, name = _v06_file(folder, v06store.METRICS_FILES)
+    try:
+        return v06store.results(data, name), st
+    except ValueError as exc:
+        raise BadRecord(f"a folder of yanex 0.6 whose {exc}") from exc
 
 
 # --- reading files that may not be files ------------------------------------------------------
@@ -228,14 +265,28 @@ def update(
     returned otherwise): a run recorded as ended is never reopened by a late writer.
     ``durable=False`` skips waiting for the disk (see ``store.write_bytes_atomic``).
     """
+    if not (folder / _LOCK).exists():  # never locked: it may be 0.6's, which gets no lock file
+        _refuse_v06(folder, store.read_json(folder / store.METADATA))
     with locked(folder):
         meta = store.read_json(folder / store.METADATA)
+        _refuse_v06(folder, meta)
         if only_if and meta.get("status") not in only_if:
             return None
         meta.update(changes(meta) if callable(changes) else changes)
         store.write_bytes_atomic(folder / store.METADATA, store.record_json(meta).encode(), durable)
     journal.note_folder(folder)  # other machines' indexes read it from the journal
     return meta
+
+
+def _refuse_v06(folder: Path, meta: Any) -> None:
+    """A folder of yanex 0.6 is read as it is, never changed (``yanex migrate`` makes it ours)."""
+    if isinstance(meta, dict) and v06store.is_v06(meta):
+        raise StoreError(
+            f"experiment {folder.name} is a folder of yanex 0.6: it is read as it is, "
+            "never changed",
+            hint=f"`yanex migrate {folder.name}` makes it an experiment of this yanex "
+            "(`--dry-run` first lists what that writes).",
+        )
 
 
 # --- results --------------------------------------------------------------------------------
@@ -250,6 +301,18 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, str):
         return _NON_FINITE.get(value, value)
     return value
+
+
+def encode_value(node: Any) -> Any:
+    """The inverse of :func:`decode_value`, nested values too: NaN and the infinities as the
+    strings results.jsonl holds, so that JSON yanex prints is strict JSON."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return "NaN" if node != node else ("Infinity" if node > 0 else "-Infinity")
+    if isinstance(node, dict):
+        return {key: encode_value(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [encode_value(value) for value in node]
+    return node
 
 
 def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -289,7 +352,10 @@ def read_results(folder: Path) -> list[dict[str, Any]]:
     try:
         data = read_regular(folder / store.RESULTS)
     except FileNotFoundError:
-        return []
+        try:
+            data = v06_results(folder)[0]
+        except FileNotFoundError:
+            return []
     lines = parse_results(data)[0]
     for line in lines:
         line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
@@ -474,6 +540,10 @@ def iter_result_bytes(folder: Path | str, offset: int = 0) -> Iterator[bytes]:
     try:
         fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            data = v06_results(folder)[0][offset:]
+            if data:
+                yield data
         return
     try:
         yield from _whole_lines(fd, offset, st.st_size)
@@ -512,7 +582,13 @@ def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
     try:
         fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
-        return offset
+        try:
+            data, st = v06_results(folder)
+        except FileNotFoundError:
+            return offset
+        summary.source = fingerprint(st)
+        summary.add(parse_results(data[offset:])[0])
+        return len(data)
     summary.source = fingerprint(st)
     try:
         parts = _parts(fd, offset, st.st_size)
@@ -581,7 +657,11 @@ def tail_results(folder: Path | str, count: int = 10) -> list[dict[str, Any]]:
     try:
         fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
-        return []
+        try:
+            data = v06_results(folder)[0]
+        except FileNotFoundError:
+            return []
+        return _decoded(parse_results(data)[0][-count:])
     try:
         pos = st.st_size
         data, block = b"", 64 * 1024
@@ -595,7 +675,10 @@ def tail_results(folder: Path | str, count: int = 10) -> list[dict[str, Any]]:
     data = data[: data.rfind(b"\n") + 1]  # a last line being written is left out
     if pos > 0:
         data = data[data.find(b"\n") + 1 :]  # begin at a whole line
-    lines = parse_results(data)[0][-count:]
+    return _decoded(parse_results(data)[0][-count:])
+
+
+def _decoded(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for line in lines:
         line["results"] = {k: decode_value(v) for k, v in line["results"].items()}
     return lines
@@ -666,13 +749,28 @@ def _printable_ascii(node: Any) -> bool:
 
 
 def read_params(folder: Path | str) -> dict[str, Any]:
-    """The run's resolved parameters (``params.json``); {} when missing or not JSON;
-    BadRecord when it is not a file (a FIFO, a device)."""
+    """The run's resolved parameters (``params.json``; in a folder of yanex 0.6, its
+    ``params.yaml``); {} when missing or not JSON; BadRecord when it is not a file (a FIFO, a
+    device), or 0.6's parameters cannot be read."""
     try:
         params = json.loads(read_regular(os.path.join(folder, store.PARAMS)))
-    except (FileNotFoundError, ValueError, RecursionError):
+    except FileNotFoundError:
+        return v06_params(folder)
+    except (ValueError, RecursionError):
         return {}
     return params if isinstance(params, dict) else {}
+
+
+def v06_params(folder: Path | str) -> dict[str, Any]:
+    """The parameters of a folder of yanex 0.6 (it has no params.json); {} when it has none."""
+    try:
+        data, _, name = _v06_file(folder, v06store.PARAMS_FILES)
+    except FileNotFoundError:
+        return {}
+    try:
+        return v06store.params(data, name)
+    except ValueError as exc:
+        raise BadRecord(f"a folder of yanex 0.6 whose {exc}") from exc
 
 
 # --- the reader's view ----------------------------------------------------------------------
@@ -775,6 +873,15 @@ class Record:
     @property
     def artifacts(self) -> list[Artifact]:
         return artifacts(self.dir)
+
+    def output_file(self, name: str) -> Path:
+        """Where its ``stdout.txt``, ``stderr.txt`` or ``git.patch`` is: in its folder; in a
+        folder of yanex 0.6 (read as it is), where 0.6 kept it (``artifacts/``)."""
+        if v06store.MARKER in self.metadata:
+            kept = v06store.output_file(self.dir, name)
+            if kept is not None:
+                return kept
+        return self.dir / name
 
     def __repr__(self) -> str:
         return f"<Record {self.id} {self.status} name={self.name!r}>"

@@ -200,7 +200,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
             raise GitStateError(f"git cannot check out {rerun.commit[:12]}: {message}")
         git_meta = meta.get("git") or {}
         _check_out_submodules(original, project, tree, git_meta.get("submodules"))
-        patch = original.dir / store.GIT_PATCH
+        patch = original.output_file(store.GIT_PATCH)
         if patch.is_file() and patch.stat().st_size:
             applied = code.git(tree, "apply", "--binary", "--whitespace=nowarn", str(patch))
             if applied.returncode != 0:

@@ -24,6 +24,7 @@ Values keep their types: DataFrames use pandas' nullable dtypes (``Int64``, ``Fl
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -47,6 +48,7 @@ __all__ = [
     "get_experiment",
     "get_experiment_count",
     "get_experiments",
+    "get_graph",
     "get_latest",
     "get_metrics",
     "metric_rows",
@@ -492,13 +494,40 @@ class Experiment(Record):
         return bool(self.dependencies)
 
     def get_params(self, include_deps: bool = False, transitive: bool = True) -> dict[str, Any]:
-        """A copy of the parameters the experiment ran with."""
-        if include_deps:
-            raise YanexError(
-                "get_params(include_deps=True): the parameters of dependencies are not read yet",
-                hint="Read each dependency's: yr.get_experiment(ID).get_params().",
-            )
-        return json.loads(self.params_json)
+        """A copy of the parameters the experiment ran with; ``include_deps``: merged over
+        those of the experiments it depends on (``transitive=False``: only the direct ones),
+        upstream first, its own winning, as 0.6 merged them."""
+        own = json.loads(self.params_json)
+        if not include_deps:
+            return own
+        found = self.get_dependencies(transitive=transitive)
+        merged: dict[str, Any] = {}
+        for dep in found.values() if isinstance(found, dict) else found:
+            merged = _merged(merged, dep.get_params())
+        return _merged(merged, own)
+
+    def get_dependency(self, slot: str) -> Experiment | None:
+        """The experiment in dependency slot ``slot`` (``-D data=ID``: ``"data"``), None
+        when it has none there (or it was deleted)."""
+        found = self.dependencies.get(slot)
+        return None if found is None else _by_ids([found]).get(found)
+
+    def get_dependencies(
+        self, transitive: bool = False, include_self: bool = False
+    ) -> dict[str, Experiment] | list[Experiment]:
+        """The experiments it depends on: ``{slot: experiment}``; with ``transitive``, every
+        one it depends on directly or not, upstream first (itself last with
+        ``include_self``). A deleted one is left out."""
+        if not transitive:
+            found = _by_ids(list(self.dependencies.values()))
+            return {s: found[i] for s, i in self.dependencies.items() if i in found}
+        from yanex import dependencies
+
+        with contextlib.closing(_synced_index()) as index:
+            ids = dependencies.lineage(index, [self.id], down=False).ids
+        ids = [i for i in ids if i != self.id] + ([self.id] if include_self else [])
+        found = _by_ids(ids)
+        return [found[i] for i in ids if i in found]
 
     def get_param(self, key: str, default: Any = None, include_deps: bool = False) -> Any:
         """One parameter by its dotted key (``model.lr``; ``layers.0`` indexes a list)."""
@@ -641,6 +670,41 @@ class Experiment(Record):
 
     def __repr__(self) -> str:
         return f"Experiment(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, nested dicts merged key by key (yanex 0.6's deep merge)."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        both = isinstance(below, dict) and isinstance(value, dict)
+        merged[key] = _merged(below, value) if both else value
+    return merged
+
+
+def _by_ids(ids: Sequence[str]) -> dict[str, Experiment]:
+    """The experiments with these full IDs (any project, archived too), by ID."""
+    if not ids:
+        return {}
+    with contextlib.closing(_synced_index()) as index:
+        filters = query.Filters(ids=tuple(ids), archived=None)
+        return {rec.id: _experiment(rec) for rec in query.select(index, filters)}
+
+
+def get_graph(experiment_id: str, *, weakly_connected: bool = False) -> Any:
+    """The experiments ``experiment_id`` depends on and those that depend on it, directly or
+    not, with itself (``weakly_connected``: the whole connected pipeline, its siblings'
+    branches too), as yanex 0.6's ``ExperimentGraph``: ``experiments`` upstream first,
+    ``edges`` as ``(upstream, dependent, slot)``, ``roots``, ``leaves``, ``get(id)``,
+    ``filter(script_pattern=...)``, ``load_artifact(name)``."""
+    from yanex import dependencies
+    from yanex.v06 import Graph
+
+    start = get(experiment_id, all_projects=True)
+    with contextlib.closing(_synced_index()) as index:
+        found = dependencies.lineage(index, [start.id], connected=weakly_connected)
+    by_id = _by_ids(found.ids)
+    return Graph([by_id[i] for i in found.ids if i in by_id], found.edges)
 
 
 def _experiment(rec: Record) -> Experiment:

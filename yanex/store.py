@@ -48,10 +48,52 @@ ID_LENGTH = 8
 _ID_RE = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 
 
+EXPERIMENTS_DIR_ENV = "YANEX_EXPERIMENTS_DIR"  # yanex 0.6's variable: the experiments folder
+
+
 def yanex_home() -> Path:
-    """The store's root: ``$YANEX_HOME`` or ``~/.yanex``."""
+    """The store's root: ``$YANEX_HOME``; else the parent of ``$YANEX_EXPERIMENTS_DIR`` (yanex
+    0.6's variable, which names the experiments folder itself); else ``~/.yanex``.
+
+    yanex keeps its index, change journal, cache and archived experiments beside the
+    experiments folder, in its parent (``~/.yanex`` beside ``~/.yanex/experiments``), and every
+    process finds the store from an experiment's folder the same way (``<home>/experiments/
+    <id>``): so ``YANEX_EXPERIMENTS_DIR`` must name a folder called ``experiments`` (0.6's
+    default and its docs' use), and agree with ``YANEX_HOME`` when both are set. Otherwise
+    a StoreError names the fix, as no store that is half one and half the other is used.
+    """
     home = os.environ.get("YANEX_HOME")
-    return Path(home).expanduser().absolute() if home else Path.home() / ".yanex"
+    found = Path(home).expanduser().absolute() if home else None
+    folder = os.environ.get(EXPERIMENTS_DIR_ENV)
+    if folder:
+        experiments = Path(folder).expanduser().absolute()
+        _check_experiments_dir(experiments, found)
+        return found or experiments.parent
+    return found or Path.home() / ".yanex"
+
+
+def _check_experiments_dir(experiments: Path, home: Path | None) -> None:
+    """Refuse a ``YANEX_EXPERIMENTS_DIR`` that is not ``<home>/experiments``, naming the fix."""
+    if home is not None:
+        if os.path.realpath(home / "experiments") != os.path.realpath(experiments):
+            raise StoreError(
+                f"YANEX_HOME={home} and {EXPERIMENTS_DIR_ENV}={experiments} name two stores "
+                f"(the experiments of YANEX_HOME are in {home / 'experiments'})",
+                hint=f"Unset one of them: {EXPERIMENTS_DIR_ENV} is yanex 0.6's name for the "
+                "experiments folder, YANEX_HOME the folder that holds it.",
+            )
+        return
+    if experiments.name != "experiments":
+        holder = experiments.parent / f"{experiments.name}-yanex"
+        raise StoreError(
+            f"{EXPERIMENTS_DIR_ENV}={experiments}: yanex keeps its index, change journal and "
+            "archived experiments beside the experiments folder, in its parent, so the folder "
+            f"must be named 'experiments' (this one is named {experiments.name!r})",
+            hint=f"Rename it to {experiments.parent / 'experiments'}, or leave it where it is "
+            f"and give it a store folder of its own: `mkdir {holder} && ln -s {experiments} "
+            f"{holder / 'experiments'}`, then set YANEX_HOME={holder} and unset "
+            f"{EXPERIMENTS_DIR_ENV}.",
+        )
 
 
 def experiments_root(home: Path | None = None) -> Path:

@@ -38,6 +38,7 @@ COMMANDS = {
     "delete": "yanex.cli.browse:delete",
     "open": "yanex.cli.browse:open_command",
     "reindex": "yanex.cli.browse:reindex",
+    "migrate": "yanex.cli.migrate:migrate",
     "ui": "yanex.cli.ui:ui",
 }
 # yanex 0.6's commands that are gone: each says what to do instead (not in `yanex --help`).

@@ -514,7 +514,7 @@ def _print_list(
 
 def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
     try:
-        fd, st = open_regular(rec.dir / "stderr.txt")  # never a FIFO left in its place
+        fd, st = open_regular(rec.output_file("stderr.txt"))  # never a FIFO in its place
     except (OSError, BadRecord):
         return []
     try:
@@ -841,10 +841,10 @@ def _print_show(
     else:
         item("commit", git.get("commit") or "(no commit)")
         item("branch", out.safe(git.get("branch") or "(detached HEAD)"))
-        patch = rec.dir / "git.patch"
+        patch = rec.output_file("git.patch")
         dirty = "yes" if git.get("dirty") else "no"
         if patch.exists():
-            dirty += f" (git.patch, {_size(patch.stat().st_size)})"
+            dirty += f" ({patch.relative_to(rec.dir)}, {_size(patch.stat().st_size)})"
         item("dirty", dirty)
         if git.get("remote_url"):
             item("remote", out.safe(git["remote_url"]))
@@ -855,7 +855,8 @@ def _print_show(
     item("python", f"{python.get('version', '?')} ({out.safe(python.get('executable', '?'))})")
     item("platform", out.safe(env.get("platform", "?")))
     item("host", out.safe(env.get("hostname", "?")))
-    item("packages", f"{len(env.get('packages') or {})} installed")
+    if "packages" in env:  # (yanex 0.6 recorded none)
+        item("packages", f"{len(env.get('packages') or {})} installed")
 
     head("folder")
     lines.append(("", f"  {out.safe(rec.dir)}"))

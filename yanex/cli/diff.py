@@ -22,7 +22,15 @@ from yanex.index import param_leaves
 from yanex.record import Record
 from yanex.terminal import safe_lines
 
-_MISSING = "-"
+
+class _Missing:
+    """A key one run does not have: "-" in the text, null in JSON (a string "-" is a value)."""
+
+    def __repr__(self) -> str:
+        return "-"
+
+
+_MISSING = _Missing()
 
 
 def _pairs(a: dict[str, Any], b: dict[str, Any], every: bool = False) -> list[list[Any]]:
@@ -81,11 +89,15 @@ def difference(a: Record, b: Record) -> dict[str, Any]:
     return {
         "a": {"id": a.id, "name": a.name, "status": a.status},
         "b": {"id": b.id, "name": b.name, "status": b.status},
-        "config": {k: [va, vb] for k, va, vb in _pairs(flat_a, flat_b)},
+        "config": _rows(_pairs(flat_a, flat_b)),
         "code": _code(a, b),
-        "environment": {k: [va, vb] for k, va, vb in _pairs(_environment(a), _environment(b))},
-        "results": {k: [va, vb] for k, va, vb in _pairs(a.last, b.last, every=True)},
+        "environment": _rows(_pairs(_environment(a), _environment(b))),
+        "results": _rows(_pairs(a.last, b.last, every=True)),
     }
+
+
+def _rows(pairs: list[list[Any]]) -> dict[str, list[Any]]:
+    return {key: [None if v is _MISSING else v for v in values] for key, *values in pairs}
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -101,7 +113,8 @@ def diff(ref_a: str, ref_b: str, fmt: str) -> None:
     Config: the parameters that differ. Code: each run's commit, patch and submodules, then
     the diff between the two code states (each commit with its git.patch applied), as git
     shows it. Environment: Python, platform and the packages that differ. Results: the last
-    value of each. A and B are IDs, unique prefixes or names, as for `yanex show`.
+    value of each. A and B are IDs, unique prefixes or names, as for `yanex show`. A key
+    one run does not have shows as "-" (in json: null).
     \b
     Examples:
       yanex diff 3f9a 7c2f
@@ -144,7 +157,7 @@ def _section(title: str, rows: dict[str, list[Any]], heads: list[str], none: str
 def _table(rows: list[list[Any]], heads: list[str]) -> None:
     table = out.Table(["", *heads])
     table.rows = [
-        [out.safe(key)] + [v if v == _MISSING else out.value(v) for v in values]
+        [out.safe(key)] + ["-" if v is None else out.value(v) for v in values]
         for key, *values in rows
     ]
     table.print()

@@ -109,7 +109,13 @@ class Table:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Strict JSON (a NaN as the string "NaN", as results.jsonl holds it: bare NaN is not
+    JSON, and strict readers refuse it)."""
+    from yanex.record import encode_value
+
+    click.echo(
+        json.dumps(encode_value(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    )
 
 
 def print_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -51,7 +51,7 @@ def staged_experiments(
     ``running`` by a launcher that died on this host; an interrupted staging is finished
     (or undone) first, so that a grid is run whole or not at all.
     """
-    from yanex import query, staging, store
+    from yanex import query, staging, store, v06store
     from yanex.index import Index
 
     index = Index(echo=echo)
@@ -64,9 +64,16 @@ def staged_experiments(
             found = []
             for rec in query.select(index, filters, sort=order):
                 try:
-                    found.append((rec.dir, record.read_metadata(rec.dir)))
+                    meta = record.read_metadata(rec.dir)
                 except (OSError, record.BadRecord):
                     continue  # gone or broken since it was indexed
+                if v06store.MARKER in meta:  # read as it is, never run in place
+                    echo(
+                        f"yanex: {rec.id} was staged by yanex 0.6 and is left staged; "
+                        f"`yanex migrate {rec.id}` makes it runnable here"
+                    )
+                    continue
+                found.append((rec.dir, meta))
         return found
     finally:
         index.close()

@@ -46,7 +46,7 @@ from starlette.staticfiles import StaticFiles
 
 from yanex import columns, dependencies, manage, query, store
 from yanex.cli import output as out
-from yanex.errors import YanexError
+from yanex.errors import StoreBusy, StoreError, YanexError
 from yanex.index import Index
 from yanex.record import Record, Status
 from yanex.ui import security, views
@@ -380,7 +380,7 @@ class Dashboard:
         for name, filename in (("stdout", store.STDOUT), ("stderr", store.STDERR)):
             offset = request.query_params.get(name)
             start = int(offset) if offset and offset.isdigit() else None
-            tail = views.read_tail(rec.dir / filename, start)
+            tail = views.read_tail(rec.output_file(filename), start)
             answer[name] = {"lines": tail.lines, "offset": tail.offset}
         return JSONResponse(answer)
 
@@ -575,9 +575,16 @@ class Dashboard:
     async def user_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, YanexError)
         status = 409 if isinstance(exc, manage.RefusedError) else 400
+        headers = {}
+        if isinstance(exc, StoreError):  # the server's store, not the request: try again later
+            status = 503
+            if isinstance(exc, StoreBusy):
+                headers["retry-after"] = "5"
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": exc.format_message()}, status)
-        return self.error_page(status, exc.format_message())
+            return JSONResponse({"error": exc.format_message()}, status, headers=headers)
+        page = self.error_page(status, exc.format_message())
+        page.headers.update(headers)
+        return page
 
     def routes(self) -> list[Route | Mount]:
         actions = "{action:str}"

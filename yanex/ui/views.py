@@ -495,7 +495,7 @@ def experiment(rec: Record) -> Experiment:
     summary comes from the index: a run of a million steps is not read again."""
     meta = rec.metadata
     files = folder_files(rec.dir)
-    stderr = read_tail(rec.dir / store.STDERR)
+    stderr = read_tail(rec.output_file(store.STDERR))
     env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
     packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
     return Experiment(
@@ -505,7 +505,7 @@ def experiment(rec: Record) -> Experiment:
         steps=rec.steps,
         files=files,
         artifacts=[f for f in files if f.name.startswith(store.ARTIFACTS + "/")],
-        stdout=read_tail(rec.dir / store.STDOUT),
+        stdout=read_tail(rec.output_file(store.STDOUT)),
         stderr=stderr,
         stderr_last=[line for line in stderr.lines if line.strip()][-10:],
         patches=[f for f in files if f.name in (store.GIT_PATCH, store.GIT_PATCH_AT_STAGING)],
