@@ -698,13 +698,12 @@ def get_graph(experiment_id: str, *, weakly_connected: bool = False) -> Any:
     ``edges`` as ``(upstream, dependent, slot)``, ``roots``, ``leaves``, ``get(id)``,
     ``filter(script_pattern=...)``, ``load_artifact(name)``."""
     from yanex import dependencies
-    from yanex.v06 import Graph
 
     start = get(experiment_id, all_projects=True)
     with contextlib.closing(_synced_index()) as index:
         found = dependencies.lineage(index, [start.id], connected=weakly_connected)
     by_id = _by_ids(found.ids)
-    return Graph([by_id[i] for i in found.ids if i in by_id], found.edges)
+    return dependencies.Graph([by_id[i] for i in found.ids if i in by_id], found.edges)
 
 
 def _experiment(rec: Record) -> Experiment:

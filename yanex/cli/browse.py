@@ -248,9 +248,9 @@ def _index(verify: bool = True) -> Iterator[Index]:
 @functools.cache
 def _current_project_name() -> str:
     """The project the command is run in (one git call, made when first needed)."""
-    from yanex.executors import current_project
+    from yanex.code import project_of
 
-    return str(current_project(Path.cwd()))
+    return str(project_of(Path.cwd()))
 
 
 def _selected(
@@ -552,14 +552,6 @@ def _show_json(rec: Record) -> dict[str, Any]:
     }
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)  # pragma: no cover
-
-
 # The filter options that select experiments (not only say where to look).
 _NARROWING = ("status", "tags", "name", "script", "id_lists", "sweep", "since", "until",
               "started_after", "started_before", "ended_after", "ended_before", "where",
@@ -724,7 +716,7 @@ def _show_markdown(rec: Record, metrics: Sequence[str] | None) -> None:
     if rec.artifacts:
         click.echo()
         for artifact in rec.artifacts:
-            click.echo(f"- {out.safe(artifact.name)} ({_size(artifact.size)})")
+            click.echo(f"- {out.safe(artifact.name)} ({out.size(artifact.size)})")
 
 
 def _show_csv(rec: Record, metrics: Sequence[str] | None) -> None:
@@ -832,7 +824,8 @@ def _print_show(
 
     head("artifacts")
     found = rec.artifacts
-    lines += [("", f"  {out.safe(a.name)}  ({_size(a.size)})") for a in found] or [("", "  (none)")]
+    shown = [("", f"  {out.safe(a.name)}  ({out.size(a.size)})") for a in found]
+    lines += shown or [("", "  (none)")]
 
     head("git")
     git = meta.get("git")
@@ -844,7 +837,7 @@ def _print_show(
         patch = rec.output_file("git.patch")
         dirty = "yes" if git.get("dirty") else "no"
         if patch.exists():
-            dirty += f" ({patch.relative_to(rec.dir)}, {_size(patch.stat().st_size)})"
+            dirty += f" ({patch.relative_to(rec.dir)}, {out.size(patch.stat().st_size)})"
         item("dirty", dirty)
         if git.get("remote_url"):
             item("remote", out.safe(git["remote_url"]))

@@ -14,12 +14,12 @@ from typing import Any
 
 import click
 
-from yanex.display import ago, cell, csv_cell, duration, full_value, value
+from yanex.display import ago, cell, csv_cell, duration, full_value, local_time, size, value
 from yanex.terminal import safe
 
 __all__ = [
     "Table", "ago", "cell", "csv_cell", "duration", "full_value", "is_terminal",
-    "print_csv", "print_json", "print_markdown", "safe", "value",
+    "local_time", "print_csv", "print_json", "print_markdown", "safe", "size", "value",
 ]  # fmt: skip
 
 

@@ -43,9 +43,8 @@ from yanex import claims, ending, record, store
 from yanex.code import CodeCheck
 from yanex.ending import Ending, NotRun
 from yanex.errors import DaskError
-from yanex.executors.base import Executor, Task
+from yanex.executors.base import Executor, Task, usable_cpus
 from yanex.executors.member import record_failed, run_member
-from yanex.executors.runner import usable_cpus
 from yanex.record import Status
 
 # Seconds to reach a scheduler (and hear it answer as one) before saying it cannot be reached.

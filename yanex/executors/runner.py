@@ -10,7 +10,6 @@ what has not started stays staged. At the end, a summary counts how each ended.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -21,25 +20,13 @@ from typing import IO, Any
 
 from yanex import claims, code, processes, record
 from yanex.ending import Ending, NotRun
-from yanex.executors.base import Executor, Task
+from yanex.executors.base import Executor, Task, usable_cpus
 from yanex.executors.member import gone
 from yanex.record import Status
 from yanex.terminal import safe_lines
 
 # What the summary always counts: how each experiment ended, and refusals.
 _COUNTED = (*Status.ENDED, NotRun.REFUSED)
-
-
-def current_project(cwd: Path) -> Path:
-    """The project a runner serves: the git repository it is run in, else the folder."""
-    return code.repo_root(cwd) or cwd.resolve()
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (all of the machine's where that cannot be asked)."""
-    if hasattr(os, "sched_getaffinity") and not os.environ.get(processes.PORTABLE_ENV):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def staged_experiments(
@@ -376,7 +363,7 @@ def run_staged(
 ) -> int:  # fmt: skip
     """``yanex run --staged``: run this project's staged experiments; the exit code. One at a
     time, the scripts' output streams to the terminal as in a direct run."""
-    project = current_project(Path.cwd())
+    project = code.project_of(Path.cwd())
     if executor == "local" and jobs == 1:
         options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
     # A cluster of batch jobs is built for what is staged (no jobs for nothing); any other
