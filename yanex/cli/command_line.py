@@ -1,14 +1,20 @@
-"""Reading a ``yanex run`` command line as click will: which arguments are overrides, which
-are ``-D`` values, and which are the script's own.
+"""A ``yanex run`` command line: read as click will (which arguments are overrides, which are
+``-D`` values, which are the script's own), and rebuilt from an experiment's record.
 
-``yanex run`` and shell completion read a line the same way, both through this module.
+``yanex run`` and shell completion read a line the same way, both through this module;
+``yanex get command`` and ``show`` print the line that runs an experiment again.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from yanex.record import Record
 
 # An argument that reads as a Hydra override: `model=linear`, `+seed=3`, `~data.noise`,
 # `db@backup=mysql`, `model/encoder=small`. Any other argument stays the script's.
@@ -72,3 +78,74 @@ def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, 
 
 def _at(args: list[str], index: int) -> str | None:
     return args[index] if index < len(args) else None
+
+
+def run_command(rec: Record) -> str:
+    """The ``yanex run`` command line that rebuilds this experiment (run from its folder)."""
+    import shlex
+
+    meta = rec.metadata
+    cwd = Path(meta.get("cwd") or ".")
+    script = Path(meta.get("script") or "")
+    try:
+        script_text = str(script.relative_to(cwd))
+    except ValueError:
+        script_text = str(script)
+    argv = ["yanex", "run", script_text]
+    config_file = meta.get("config_file")
+    files = config_file if isinstance(config_file, list) else [config_file] if config_file else []
+    defaults = (cwd / "config.yaml", script.parent / "config.yaml")
+    if files and (len(files) > 1 or Path(files[0]) not in defaults):
+        for path in files:  # several --config files are merged in order
+            argv += ["-c", path]
+    hydra = meta.get("hydra") or {}
+    app = hydra.get("app") or {}
+    found = [cwd / "conf", script.parent / "conf"]  # where yanex looks, or the app's own
+    if app.get("config_path") is not None:
+        found.append((script.parent / app["config_path"]).resolve())
+    if hydra.get("config_dir") and Path(hydra["config_dir"]) not in found:
+        argv += ["--config-dir", hydra["config_dir"]]
+    if hydra.get("config_name") and hydra["config_name"] != "config":
+        argv += ["--config-name", hydra["config_name"]]
+    for text in meta.get("overrides") or []:
+        argv += ["-p", text]
+    for slot, eid in (meta.get("dependencies") or {}).items():
+        argv += ["-D", f"{slot}={eid}"]
+    if meta.get("name"):
+        argv += ["-n", meta["name"]]
+    if meta.get("description"):
+        argv += ["-d", meta["description"]]
+    for tag in meta.get("tags") or []:
+        argv += ["-t", tag]
+    if meta.get("args"):
+        argv += ["--", *meta["args"]]
+    return " ".join(shlex.quote(str(arg)) for arg in argv)
+
+
+def cli_command(rec: Record) -> str:
+    """The command line as it was typed (``cli_args`` in the metadata: sweeps as given),
+    else the one that rebuilds the run (:func:`run_command`)."""
+    import shlex
+
+    given = rec.metadata.get("cli_args")
+    if not isinstance(given, dict) or not given.get("script"):
+        return run_command(rec)
+    argv = ["yanex", "run", str(given["script"])]
+    for flag, key in (("-c", "config"), ("-p", "param"), ("-D", "depends_on")):
+        for value in given.get(key) or []:
+            argv += [flag, str(value)]
+    for flag, key in (("-n", "name"), ("-d", "description"), ("--clone-from", "clone_from")):
+        if given.get(key) is not None:
+            argv += [flag, str(given[key])]
+    for tag in given.get("tag") or []:
+        argv += ["-t", str(tag)]
+    meta = rec.metadata
+    if meta.get("sweep") and not given.get("stage") and given.get("parallel") is None:
+        argv.append("-m")  # a member of a grid run at once
+    if given.get("parallel") is not None:
+        argv += ["-j", str(given["parallel"])]
+    if given.get("stage"):
+        argv.append("--stage")
+    if meta.get("args"):
+        argv += ["--", *map(str, meta["args"])]
+    return " ".join(shlex.quote(arg) for arg in argv)

@@ -620,12 +620,12 @@ def _cloned(request: RunRequest, ref: str) -> RunRequest:
     ID ran with, as ``yanex rerun`` starts (its overrides on top), for the script given."""
     from yanex import query
     from yanex import rerun as reruns
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
 
     if request.config_paths or request.config_dir or request.config_name:
         raise click.UsageError("--clone-from starts from that experiment's config; drop -c")
-    with _index() as index:
-        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        original = query.Lookup(index, current_project_name, strict=True).one(ref)
     with user_errors():
         plan = reruns.prepare(original, param_texts=request.params, stage=request.stage)
     cloned = plan.request
@@ -643,12 +643,12 @@ def _cloned(request: RunRequest, ref: str) -> RunRequest:
 def _run_staged_one(ref: str, ignore_dirty: bool) -> int:
     """``--id ID`` (yanex 0.6): run one staged experiment now, as ``--staged`` runs it."""
     from yanex import query
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
     from yanex.executors import run_queue
     from yanex.record import Status
 
-    with _index() as index:
-        found = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        found = query.Lookup(index, current_project_name, strict=True).one(ref)
     if found.status != Status.STAGED:
         raise UserError(
             f"experiment {found.id} is {found.status}, not staged; `yanex rerun {found.id}` "
@@ -828,7 +828,7 @@ def rerun(
     """
     from yanex import query
     from yanex import rerun as reruns
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
 
     for tag in tags:
         if not tag.strip():
@@ -837,8 +837,8 @@ def rerun(
         raise click.UsageError(
             "--worktree runs at once (its worktree is removed after); it cannot be staged"
         )
-    with _index() as index:
-        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        original = query.Lookup(index, current_project_name, strict=True).one(ref)
         plan = reruns.prepare(
             original,
             param_texts=params,
