@@ -11,7 +11,8 @@ import pytest
 from conftest import Project, assert_usage_error, clean_env, git
 
 from yanex import query
-from yanex.index import Index, param_leaves
+from yanex.index import Index
+from yanex.index_values import param_leaves
 
 JOB = """
 import yanex

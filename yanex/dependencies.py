@@ -520,7 +520,7 @@ class Order:
         meta = read(experiment_id, self.home)
         if folder is None or meta is None or meta.get("status") != Status.RUNNING:
             return False
-        from yanex.index import reap
+        from yanex.record import reap
 
         try:  # a launcher of this host that died leaves it running: recorded failed
             return not reap(folder, os.uname().nodename)

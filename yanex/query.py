@@ -33,7 +33,8 @@ from typing import Any, NoReturn
 
 from yanex import grammar, record, store
 from yanex.errors import QueryError
-from yanex.index import Index, canonical_json, typed
+from yanex.index import Index
+from yanex.index_values import canonical_json, typed
 from yanex.record import Status
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")

@@ -4,8 +4,8 @@
 family lives in its own module (``run`` for running and staging; ``listing``, ``show``,
 ``compare``, ``diff``, ``get``, ``curate`` and ``open`` for finding and changing experiments,
 with what they share in ``selection``), imported only when one of its commands is called (or
-``--help`` lists them). A ``YanexError`` is shown as one ``Error: ...`` line (plus a hint) with exit code 2;
-anything else is a bug and keeps its traceback.
+``--help`` lists them). A ``YanexError`` is shown as one ``Error: ...`` line (plus a hint)
+with exit code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

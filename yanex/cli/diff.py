@@ -18,7 +18,7 @@ from yanex import code, query
 from yanex.cli import CONTEXT_SETTINGS, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.cli.selection import current_project_name, synced_index
-from yanex.index import param_leaves
+from yanex.index_values import param_leaves
 from yanex.record import Record
 from yanex.terminal import safe_lines
 

@@ -16,7 +16,8 @@ import click
 from yanex import query
 from yanex.cli import UserError, echo_err, user_errors
 from yanex.cli import output as out
-from yanex.index import Index, param_leaves
+from yanex.index import Index
+from yanex.index_values import param_leaves
 from yanex.record import Record, Status, leaves
 
 DEFAULT_LIMIT = 20

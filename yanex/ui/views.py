@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 
 from yanex import code, columns, query, record, store
 from yanex.columns import Column
-from yanex.index import Index, epoch, param_leaves
+from yanex.index import Index
+from yanex.index_values import epoch, param_leaves
 from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
