@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -44,6 +45,8 @@ from yanex.record import Status
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
 GRACE_PERIOD_ENV = "YANEX_GRACE_PERIOD"
+
+_log = logging.getLogger("yanex.launcher")
 
 
 @dataclass
@@ -654,10 +657,12 @@ def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
     except OSError as exc:
         # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
-        print(
-            f"yanex: error: cannot record that experiment {experiment.id} {end.status}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
+        # Logged, not printed: with no logging set up, Python writes it to stderr as is.
+        _log.error(
+            "yanex: error: cannot record that experiment %s %s: %s",
+            experiment.id,
+            end.status,
+            exc.strerror or exc,
         )
     finally:
         store.release_room(experiment.dir)

@@ -91,7 +91,10 @@ class StagedRunner:
         started = time.monotonic()
         renew_every = claims.renewal_seconds()
         next_renewal = time.monotonic() + renew_every
-        with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
+        with (
+            processes.Signals() as signals,
+            _Progress(len(queue), executor.slots > 1, self.echo) as progress,
+        ):
             executor.wake = signals.wake
             while executor.busy() or (order.pending() and self._may_start()):
                 while self._may_start() and executor.busy() < executor.slots:
@@ -259,8 +262,9 @@ class _Progress:
     """One live line on a terminal (done / failed / running, elapsed) when runs go in parallel;
     elsewhere, a plain line per finished experiment."""
 
-    def __init__(self, total: int, live: bool) -> None:
+    def __init__(self, total: int, live: bool, echo: Callable[[str], None]) -> None:
         self.total = total
+        self.echo = echo  # where a plain line goes (no terminal: the runner's own messages)
         self.progress: Any = None
         if live and sys.stderr.isatty():
             from rich.console import Console
@@ -306,7 +310,7 @@ class _Progress:
         if self.progress is not None:
             self.progress.console.print(text, markup=False, highlight=False)
         else:
-            print(text, file=sys.stderr, flush=True)
+            self.echo(text)
 
 
 def make_executor(
