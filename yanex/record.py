@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import journal, store, v06store
+from yanex.dotted import leaves
 from yanex.errors import StoreError
 
 
@@ -406,26 +407,6 @@ def summarize(
         for name, value in line["results"].items():
             series.setdefault(name, Series()).add(value, line.get("step"))
     return series
-
-
-def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """The dotted keys of a nested dict and their values (``model.lr``), in order; lists and
-    empty dicts are single values. Without recursion: any depth JSON holds is walked."""
-    if not (isinstance(node, dict) and node):
-        if prefix:
-            yield prefix, node
-        return
-    stack = [(prefix, iter(node.items()))]
-    while stack:
-        base, items = stack[-1]
-        for key, value in items:
-            name = f"{base}.{key}" if base else str(key)
-            if isinstance(value, dict) and value:
-                stack.append((name, iter(value.items())))
-                break
-            yield name, value
-        else:
-            stack.pop()
 
 
 class Summary:

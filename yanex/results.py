@@ -33,6 +33,7 @@ from typing import Any
 
 from yanex import query
 from yanex.columns import reason
+from yanex.dotted import lookup
 from yanex.errors import YanexError
 from yanex.index import Index
 from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
@@ -531,19 +532,7 @@ class Experiment(Record):
 
     def get_param(self, key: str, default: Any = None, include_deps: bool = False) -> Any:
         """One parameter by its dotted key (``model.lr``; ``layers.0`` indexes a list)."""
-        node: Any = self.get_params(include_deps=include_deps)
-        for part in key.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif (
-                isinstance(node, list)
-                and part.lstrip("-").isdigit()
-                and -len(node) <= int(part) < len(node)
-            ):
-                node = node[int(part)]
-            else:
-                return default
-        return node
+        return lookup(self.get_params(include_deps=include_deps), key, default)
 
     def _steps(self) -> list[dict[str, Any]]:
         """The logged results as 0.6 kept them: one dict per step (``step``, ``timestamp``,

@@ -22,6 +22,7 @@ from yanex.cli.selection import (
     selected,
     synced_index,
 )
+from yanex.dotted import lookup
 from yanex.index import Index
 from yanex.record import BadRecord, Record, Status, read_regular
 
@@ -67,7 +68,7 @@ def _get_field(field: str) -> str:
 def _get_value(rec: Record, field: str) -> Any:
     meta = rec.metadata
     if field.startswith("params."):
-        return _lookup(rec.params, field[len("params.") :])
+        return lookup(rec.params, field[len("params.") :])
     if field.startswith("results."):
         return flat_last(rec).get(field[len("results.") :])
     if field == "params":
@@ -93,26 +94,10 @@ def _get_value(rec: Record, field: str) -> Any:
     if field in ("git.commit", "git.branch", "git.dirty"):
         return (meta.get("git") or {}).get(field[4:])
     if field.startswith(_METADATA_PATHS):
-        return _lookup(meta, field)
+        return lookup(meta, field)
     if field == "args":
         return " ".join(meta.get("args") or [])
     return meta.get(field)
-
-
-def _lookup(params: Any, key: str) -> Any:
-    node = params
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif (
-            isinstance(node, list)
-            and part.lstrip("-").isdigit()
-            and -len(node) <= int(part) < len(node)
-        ):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 def _output_text(rec: Record, name: str, head: int | None, tail: int | None) -> str:

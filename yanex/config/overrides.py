@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from yanex.config import sweeps
+from yanex.dotted import nodes
 from yanex.errors import ParamError
 from yanex.grammar import (
     MAX_DEPTH,
@@ -492,15 +493,9 @@ def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
 # --- the keys overrides name ----------------------------------------------------------------
 
 
-def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+def dotted_keys(node: Any) -> list[str]:
     """Every key of a plain config, dotted (``model``, ``model.lr``): what overrides name."""
-    keys = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            keys.append(path)
-            keys.extend(dotted_keys(value, path))
-    return keys
+    return [path for path, _ in nodes(node)]
 
 
 def close_key(key: str, known: list[str]) -> str | None:
