@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_run import git  # the same throwaway-repository git, beside this script
+from bench_run import env_for, git  # the same helpers, beside this script
 
 # The script every launch case runs: what a tracked script does first.
 T_PY = """
@@ -73,6 +73,7 @@ def make_project(root: Path, files: dict[str, str]) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], stdout: Path | None = None) -> float:
+    env = env_for(cmd, env)
     with open(stdout or os.devnull, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)

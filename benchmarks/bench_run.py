@@ -77,7 +77,16 @@ def make_project(root: Path, with_config: bool) -> Path:
     return root
 
 
+def env_for(cmd: list[str], env: dict[str, str]) -> dict[str, str]:
+    """Each yanex its own store's variable: today's yanex refuses yanex 0.6's
+    YANEX_EXPERIMENTS_DIR when it names another store than YANEX_HOME's."""
+    if cmd[0] == sys.executable:
+        return {k: v for k, v in env.items() if k != "YANEX_EXPERIMENTS_DIR"}
+    return env
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    env = env_for(cmd, env)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from conftest import Project, imported_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from yanex import grammar
 from yanex.config import overrides
 
 hydra_parser = pytest.importorskip("hydra.core.override_parser.overrides_parser")
@@ -78,14 +81,14 @@ DECLINED = [
 
 @pytest.mark.parametrize("text", VALUES)
 def test_plain_values_are_typed_as_hydra_types_them(text: str) -> None:
-    accepted, value = overrides.plain_value(text)
+    accepted, value = grammar.plain_value(text)
     assert accepted, text
     assert same(value, hydra_value(text)), (text, value, hydra_value(text))
 
 
 @pytest.mark.parametrize("text", DECLINED)
 def test_anything_else_is_left_to_hydra(text: str) -> None:
-    assert overrides.plain_value(text) == (False, None)
+    assert grammar.plain_value(text) == (False, None)
 
 
 KEYS = ["lr", "model.lr", "layers.0", "a.b.c", "_private", "$special", "x-y", "a1.b2.10", "a.$b"]
@@ -122,7 +125,7 @@ ALPHABET = "abefilnrstuxAEFINTU019_-/+.$%*@?|~=:,'\"[]{}() \\\t"
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=ALPHABET, max_size=12))
 def test_random_values_either_agree_with_hydra_or_are_declined(text: str) -> None:
-    accepted, value = overrides.plain_value(text)
+    accepted, value = grammar.plain_value(text)
     if accepted:
         assert same(value, hydra_value(text)), (text, value)
 
@@ -135,7 +138,7 @@ PLAIN_ALPHABET = "aefilnrstuxAEFINLTU0123_-/+.$%*@?|"
 @given(st.text(alphabet=PLAIN_ALPHABET, min_size=1, max_size=10))
 def test_random_plain_text_is_typed_as_hydra_types_it(text: str) -> None:
     """Text of the plain characters only: the fast path takes all of it."""
-    accepted, value = overrides.plain_value(text)
+    accepted, value = grammar.plain_value(text)
     assert accepted
     assert same(value, hydra_value(text)), (text, value, hydra_value(text))
 
@@ -181,3 +184,26 @@ def test_a_run_without_config_or_params_loads_no_config_machinery(project: Proje
     assert not modules & {"omegaconf", "yaml", "hydra", "importlib.metadata", "numpy"}
     for folder in project.experiments():
         assert json.loads((folder / "results.jsonl").read_text())["results"] == {"x": 1}
+
+
+def test_a_where_value_is_typed_without_the_config_package() -> None:
+    """`--where` types its values by the override grammar (yanex.grammar), below both the
+    config package and the readers: typing one loads no part of yanex.config."""
+    code = (
+        "import sys; from yanex import query; "
+        "c = query.parse_where(\"params.x==[1, 'a b']\"); "
+        "print(c.value, sorted(m for m in sys.modules if m.startswith('yanex.config')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[1, 'a b'] []"
+
+
+@pytest.mark.parametrize("text", ["list(1, 2)", "linspace(0, 1, 3)", "choice(1, 2)", "1,2"])
+def test_a_sweep_is_no_where_value(text: str) -> None:
+    from yanex import query
+    from yanex.errors import YanexError
+
+    with pytest.raises(YanexError, match="a value here is one value, not several"):
+        query.parse_where(f"params.x=={text}")

@@ -100,15 +100,22 @@ def compare(expected: Any, got: Any) -> str:
     return "DISAGREE"
 
 
-def test_override_values_type_as_hydra_types_them(folders: tuple[Path, Path]) -> None:
+# The corpus in shards, so that the suite's workers share it (it is the suite's longest test):
+# each shard takes every SHARDS-th block of four values, a value through a tree among them.
+SHARDS = 4
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_override_values_type_as_hydra_types_them(folders: tuple[Path, Path], shard: int) -> None:
     tree, plain = folders
     values = corpus()
     assert len(values) >= 400 and len({kind for kind, _ in values}) == 7
+    mine = [(i, kind, text) for i, (kind, text) in enumerate(values) if (i // 4) % SHARDS == shard]
     figures: Counter[str] = Counter()
     disagreements = []
     with hydra_at(tree / "conf"):
-        oracle = {text: hydra_compose("config", [f"x={text}"])[0] for _, text in values}
-    for index, (kind, text) in enumerate(values):
+        oracle = {text: hydra_compose("config", [f"x={text}"])[0] for _, _, text in mine}
+    for index, kind, text in mine:
         expected = oracle[text]
         if expected != REFUSED:
             expected = expected["x"]
@@ -122,7 +129,7 @@ def test_override_values_type_as_hydra_types_them(folders: tuple[Path, Path]) ->
             figures[outcome] += 1
             if outcome == "DISAGREE":
                 disagreements.append((kind, where, text, expected, got))
-    print(f"\n{len(values)} values, plain and a quarter through a tree: {dict(figures)}")
+    print(f"\n{len(mine)} values, plain and a quarter through a tree: {dict(figures)}")
     assert not disagreements, disagreements
 
 

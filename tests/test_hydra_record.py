@@ -19,8 +19,9 @@ from conftest import Project, metadata, run_python, same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yanex.config.overrides import parse_value, render_value
+from yanex.config.overrides import render_value
 from yanex.errors import ParamError
+from yanex.grammar import parse_value
 
 SHOW = "import json, yanex; print(json.dumps(yanex.get_params()))\n"
 

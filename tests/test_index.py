@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, metadata
 
-from yanex import index
+from yanex import index, index_location
 
 JOB = """
 import sys, time, yanex
@@ -187,19 +187,20 @@ def test_the_index_is_kept_off_network_filesystems(tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.mkdir()
     mounts = [("/", "ext4"), (str(tmp_path), "nfs4")]
-    assert index.is_network_filesystem(store, mounts)
-    where = index.location(store, mounts)
-    name = f"index-v{index.SCHEMA_VERSION}.sqlite3"
+    assert index_location.is_network_filesystem(store, mounts)
+    name = index.FILE_NAME
+    where = index_location.location(name, store, mounts)
     assert not str(where).startswith(str(tmp_path)) and where.name.endswith(name)
-    assert index.location(store, [("/", "ext4")]) == store / name
-    assert index.location(tmp_path / "other", mounts) != where  # keyed by the store's path
+    assert index_location.location(name, store, [("/", "ext4")]) == store / name
+    other = index_location.location(name, tmp_path / "other", mounts)
+    assert other != where  # keyed by the store's path
     lustre = [("/", "ext4"), (str(tmp_path), "lustre")]
-    assert index.location(store, lustre) == where
+    assert index_location.location(name, store, lustre) == where
 
 
 def test_the_mount_table_is_read_from_this_machine(tmp_path: Path) -> None:
-    kind = index.filesystem_type(tmp_path)
-    assert kind is not None and kind == index.filesystem_type(tmp_path / "not-there-yet")
+    kind = index_location.filesystem_type(tmp_path)
+    assert kind is not None and kind == index_location.filesystem_type(tmp_path / "not-there-yet")
 
 
 def test_yanex_index_names_the_file(project: Project, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from conftest import Project, assert_usage_error, clean_env, git
 
 from yanex import query
-from yanex.index import Index, param_leaves
+from yanex.index import Index
+from yanex.index_values import param_leaves
 
 JOB = """
 import yanex
@@ -171,7 +172,7 @@ def test_a_result_of_no_known_direction_gets_no_best_mark(project: Project) -> N
 def test_a_plain_quoted_string_is_what_hydra_reads(text: str) -> None:
     """`--where` reads a quoted string without escapes itself (Hydra's parser costs more to
     load than the query): the same string Hydra's grammar gives, checked against it."""
-    from yanex.config.overrides import parse_value
+    from yanex.grammar import parse_value
 
     assert query._PLAIN_QUOTED_RE.match(text)
     ours = query.parse_where(f"params.x=={text}").value

@@ -501,8 +501,8 @@ def test_a_build_read_by_worker_processes_indexes_what_one_process_does(
     (root / "aaaa0001").mkdir()  # being created: no metadata yet
     code = """
 import json, sys
-from yanex import index
-index.PARALLEL_FROM = int(sys.argv[1])
+from yanex import index, index_rows
+index_rows.PARALLEL_FROM = int(sys.argv[1])
 built = index.Index(echo=lambda line: None)
 dump = {table: sorted(map(list, built.conn.execute(f"SELECT * FROM {table}")))
         for table in ("experiments", "tags", "params", "results", "pending", "broken")}

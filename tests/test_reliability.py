@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Project, assert_usage_error, metadata, process_gone
+from conftest import Project, assert_usage_error, imported_modules, metadata, process_gone
 
 from yanex.code import find_secrets
 
@@ -63,6 +63,25 @@ def test_a_live_launcher_is_not_reaped(project: Project) -> None:
         launcher.send_signal(signal.SIGTERM)
         launcher.communicate(timeout=30)
     assert metadata(project.only_experiment())["status"] == "cancelled"
+
+
+def test_a_run_records_its_launchers_start_time_without_importing_psutil(
+    project: Project,
+) -> None:
+    """The launcher's start time (what tells its pid from a reused one) is read as psutil
+    reads it, but a run's start does not import psutil: its import costs more than that."""
+    import psutil
+
+    from yanex import identity
+
+    assert identity._own_start_time() == round(psutil.Process().create_time(), 2)
+    project.write("t.py", "print('ok')\n")
+    project.commit()
+    modules, r = imported_modules(project, "run", "t.py")
+    assert r.returncode == 0, r.stderr
+    assert "psutil" not in modules
+    started = metadata(project.only_experiment())["launcher"]["started"]
+    assert isinstance(started, float) and abs(started - time.time()) < 120
 
 
 def test_a_launcher_whose_pid_another_process_took_is_reaped(project: Project) -> None:

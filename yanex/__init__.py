@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from yanex import results
-    from yanex.launcher import Result, launch
+    from yanex.launching import Result, launch
     from yanex.results import Experiment
     from yanex.v06 import *  # noqa: F403
 
@@ -67,9 +67,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # The launcher (and what it imports) is loaded only by scripts that launch runs.
     if name in ("launch", "Result"):
-        from yanex import launcher
+        from yanex import launching
 
-        return getattr(launcher, name)
+        return getattr(launching, name)
     if name in V06_NAMES:
         from yanex import v06
 

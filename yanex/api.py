@@ -218,28 +218,17 @@ def get_params() -> dict[str, Any]:
 
 def get_param(key: str, default: Any = None) -> Any:
     """One parameter by dotted key (``"model.lr"``, ``"layers.0"``), else ``default``."""
-    node: Any = _load_params(_ctx())
-    for part in key.split("."):
-        if _is_mapping(node) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and (index := _list_index(part, len(node))) is not None:
-            node = node[index]
-        else:
-            return default
+    from yanex.dotted import lookup
+
+    missing = object()
+    node = lookup(_load_params(_ctx()), key, missing)
+    if node is missing:
+        return default
     if isinstance(node, (dict, list)):
         from copy import deepcopy
 
         return deepcopy(node)
     return node
-
-
-def _list_index(part: str, length: int) -> int | None:
-    """``part`` as an index of a list of ``length`` items ("0", "-1"), else None."""
-    digits = part[1:] if part.startswith("-") else part
-    if not (digits.isascii() and digits.isdigit()):
-        return None  # "--1", "+1", "\u00b2": not an index, so not a parameter
-    index = int(part)
-    return index if -length <= index < length else None
 
 
 # --- results -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import store
+from yanex.display import local_time
 from yanex.identity import ProcessId
 
 LEASE_ENV = "YANEX_CLAIM_LEASE"
@@ -91,7 +92,7 @@ def describe(claim: Claim) -> str:
     lease = lease_seconds()
     ago = max(0.0, time.time() - claim.renewed)
     expires = claim.renewed + lease
-    at = time.strftime("%H:%M:%S", time.localtime(expires))
+    at = local_time(expires, date=False)
     return (
         f"a runner on {claim.host} (pid {claim.pid}) holds it, its claim last renewed "
         f"{ago:.0f} s ago (every {renewal_seconds():g} s while it holds it); if that runner "

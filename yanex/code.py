@@ -303,6 +303,12 @@ def repo_root(path: Path) -> Path | None:
         return None
 
 
+def project_of(cwd: Path) -> Path:
+    """The project a command in ``cwd`` serves (its runs, its listings, its staged queue):
+    the git repository it is in, else the folder itself."""
+    return repo_root(cwd) or cwd.resolve()
+
+
 def _root(proc: subprocess.Popen[bytes], path: Path) -> Path:
     return _rev_parse(proc, path)[0]
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from yanex import query
 from yanex.ending import Ending
-from yanex.index import Index, param_leaves
+from yanex.index import Index
+from yanex.index_values import param_leaves
 from yanex.record import Record, Status, leaves
 
 # Fields a column can show, with their titles, in the order a picker lists them.

@@ -520,7 +520,7 @@ class Order:
         meta = read(experiment_id, self.home)
         if folder is None or meta is None or meta.get("status") != Status.RUNNING:
             return False
-        from yanex.index import reap
+        from yanex.record import reap
 
         try:  # a launcher of this host that died leaves it running: recorded failed
             return not reap(folder, os.uname().nodename)
@@ -675,3 +675,79 @@ def lineage(
         order = sorted(graph)
     place = {experiment_id: i for i, experiment_id in enumerate(order)}
     return Lineage(order, sorted(edges, key=lambda e: (place[e[0]], place[e[1]], e[2])))
+
+
+class Graph:
+    """A dependency graph of experiments (yanex 0.6's ``ExperimentGraph``, in the part a
+    script uses), each experiment read its own way (a script's ``v06.Dependency``, the results
+    API's ``Experiment``): ``experiments`` upstream first, ``edges`` as ``(upstream,
+    dependent, slot)``, ``roots``, ``leaves``, ``get(id)``, ``filter(...)``,
+    ``load_artifact(name)`` (from the one experiment of the graph that has it)."""
+
+    def __init__(self, experiments: list[Any], edges: list[tuple[str, str, str]]) -> None:
+        self.experiments = experiments
+        self.edges = edges
+        self._by_id = {dep.id: dep for dep in experiments}
+
+    @property
+    def ids(self) -> list[str]:
+        return [dep.id for dep in self.experiments]
+
+    @property
+    def roots(self) -> list[Any]:
+        """Those that depend on none of the graph."""
+        below = {dependent for _, dependent, _ in self.edges}
+        return [dep for dep in self.experiments if dep.id not in below]
+
+    @property
+    def leaves(self) -> list[Any]:
+        """Those none of the graph depends on."""
+        above = {upstream for upstream, _, _ in self.edges}
+        return [dep for dep in self.experiments if dep.id not in above]
+
+    def get(self, experiment_id: str) -> Any:
+        return self._by_id.get(experiment_id)
+
+    def filter(
+        self,
+        script_pattern: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+    ) -> list[Any]:
+        """The experiments whose script file name matches ``script_pattern`` (a glob), with
+        that ``status``, whose name matches ``name`` (a glob)."""
+        import fnmatch
+
+        found = []
+        for dep in self.experiments:
+            script = dep.script_path.name if dep.script_path else ""
+            if script_pattern is not None and not fnmatch.fnmatch(script, script_pattern):
+                continue
+            if status is not None and dep.status != status:
+                continue
+            if name is not None and not fnmatch.fnmatch(dep.name or "", name):
+                continue
+            found.append(dep)
+        return found
+
+    def load_artifact(self, filename: str, loader: Any = None, format: str | None = None) -> Any:
+        """The artifact from the one experiment of the graph that has it; None when none has
+        it; AmbiguousArtifactError when several have."""
+        from yanex.errors import AmbiguousArtifactError
+
+        having = [dep for dep in self.experiments if dep.artifact_exists(filename)]
+        if len(having) > 1:
+            raise AmbiguousArtifactError(filename, [dep.id for dep in having])
+        return having[0].load_artifact(filename, loader, format) if having else None
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    def __iter__(self) -> Any:
+        return iter(self.experiments)
+
+    def __contains__(self, experiment_id: object) -> bool:
+        return experiment_id in self._by_id
+
+    def __repr__(self) -> str:
+        return f"<Graph of {len(self)} experiments, {len(self.edges)} dependencies>"

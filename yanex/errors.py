@@ -1,8 +1,24 @@
-"""Errors a user can cause: one small hierarchy, shown once by the CLI as a short message.
+"""Errors a user can cause: one small hierarchy, shown once at the edge as a short message.
 
-Every ``YanexError`` is a refusal made before anything is created or changed; the CLI prints
-``Error: <message>`` on stderr and exits with ``exit_code`` (2). Any other exception is a bug
-and keeps its traceback.
+Every ``YanexError`` is a refusal that names the problem and the fix; the CLI prints
+``Error: <message>`` on stderr and exits with ``exit_code`` (2), the dashboard answers with
+the same message. Any other exception is a bug and keeps its traceback. ::
+
+    YanexError
+    ├── ParamError              a --param, YANEX_PARAM_* value or config file
+    ├── GitStateError           the repository's state (a dirty tree)
+    │   └── CodeChangedError    the code changed while a yanex.launch sweep ran
+    ├── StoreError              the store cannot be read or written as needed
+    ├── ScriptError             no such script
+    ├── DependencyError         a -D that cannot be used
+    ├── QueryError              a filter, condition, sort key or name
+    ├── RefusedError            a change the experiment's state does not allow
+    │   └── DependentsError     a delete that would orphan dependents
+    ├── RerunError              a rerun that cannot be made as asked
+    ├── DaskError               the Dask executor cannot be used as asked
+    ├── MissingExtra            the dashboard's extra is not installed
+    ├── AmbiguousArtifactError  (yanex 0.6) an artifact found in several dependencies
+    └── ExperimentContextError  (yanex 0.6) a script-API call where it cannot work
 """
 
 from __future__ import annotations
@@ -67,3 +83,36 @@ class AmbiguousArtifactError(YanexError):
 class ExperimentContextError(YanexError):
     """A script-API call made where it cannot work: ``completed()`` with no experiment, or
     ``create_experiment()`` inside a script that ``yanex run`` already tracks (yanex 0.6's name)."""
+
+
+class CodeChangedError(GitStateError):
+    """The code changed while a sweep started by ``yanex.launch`` ran; ``results`` holds the
+    members that ran before the change."""
+
+    def __init__(self, message: str, hint: str, results: list) -> None:
+        super().__init__(message, hint=hint)
+        self.results = results
+
+
+class QueryError(YanexError):
+    """A filter, condition, sort key or experiment name that cannot be used."""
+
+
+class RefusedError(YanexError):
+    """A change that the experiment's state does not allow (it is running, or claimed)."""
+
+
+class DependentsError(RefusedError):
+    """Experiments to delete that others depend on (``yanex delete --ignore-dependents``)."""
+
+
+class DaskError(YanexError):
+    """The Dask executor cannot be used as asked (no extra, no scheduler)."""
+
+
+class RerunError(YanexError):
+    """The recorded experiment cannot be run again as asked."""
+
+
+class MissingExtra(YanexError):
+    """The ``ui`` extra is not installed (or not whole)."""

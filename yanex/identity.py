@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yanex.display import local_time
+
 # Start times closer than this are the same process's (a reused pid starts later than that).
 _SAME_START = 1.0
 
@@ -42,6 +44,23 @@ def _start_time(pid: int) -> float | None:
         return None
 
 
+def _own_start_time() -> float | None:
+    """When this process started, as psutil's ``create_time`` gives it (boot time plus the
+    clock ticks of ``/proc/self/stat``), read without importing psutil: every run's start
+    asks it, and psutil's import costs more than the reading. Elsewhere than Linux: psutil."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/stat", "rb") as f:
+            boot = next(line for line in f if line.startswith(b"btime"))
+        ticks = float(stat[stat.rfind(b")") + 2 :].split()[19])
+        return round(ticks / os.sysconf("SC_CLK_TCK") + float(boot.split()[1]), 2)
+    except (OSError, ValueError, IndexError, StopIteration):
+        with contextlib.suppress(PermissionError):  # (never for this process)
+            return _start_time(os.getpid())
+        return None
+
+
 def hostname() -> str:
     return os.uname().nodename
 
@@ -60,10 +79,7 @@ class ProcessId:
         global _current
         pid = os.getpid()
         if _current is None or _current[0] != pid:
-            started = None
-            with contextlib.suppress(PermissionError):  # (never for this process)
-                started = _start_time(pid)
-            _current = (pid, cls(hostname(), pid, started))
+            _current = (pid, cls(hostname(), pid, _own_start_time()))
         return _current[1]
 
     def is_here(self) -> bool:
@@ -184,7 +200,7 @@ class Heartbeat:
         silent = time.time() - renewed
         if silent <= LOST_AFTER_BEATS * every:
             return None
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(renewed))
+        at = local_time(renewed)
         return (
             f"no heartbeat from yanex (pid {launcher.pid} on {launcher.host}) since {at} "
             f"({silent:.0f} s; it renewed it every {every:g} s): its machine died or lost "

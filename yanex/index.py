@@ -23,13 +23,11 @@ A build writes a new file and puts it in place whole (a rename where there was n
 index, SQLite's backup into the live file for ``reindex``): a reader never sees the index
 vanish, and while one process builds, others wait for it and follow its progress.
 
-Values keep their type: an int is an SQLite INTEGER (compared exactly with floats), one beyond
-64 bits is kept exact as text and compared exactly by :func:`exact_compare`.
-
-Where the index lives: in the store (``$YANEX_HOME/index-v5.sqlite3``) on a local disk the
-user may write; in the user's cache folder (platformdirs) when the store is on a network
-filesystem (NFS, Lustre, GPFS, ...), where SQLite's locking is unreliable, or read-only (a
-shared archive, a mounted snapshot). ``YANEX_INDEX`` names the file explicitly.
+Its neighbours own the rest: ``index_location`` where the file lives (in the store, or a local
+cache folder when the store is on a network filesystem or read-only; ``YANEX_INDEX``),
+``index_values`` how a value is held so that SQL compares it exactly, ``index_rows`` how a
+folder becomes rows (in worker processes for a big build); reaping the runs whose launcher
+died is the record's rule (``record.reap``).
 """
 
 from __future__ import annotations
@@ -38,24 +36,22 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import sqlite3
-import sys
-import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from yanex import journal, record, store, v06store
 from yanex.errors import StoreBusy, StoreError
-from yanex.record import Status, fits_int64, leaves
+from yanex.index_location import INDEX_ENV, is_network_filesystem, location
+from yanex.index_rows import ReadyRow, Row, file_fingerprint, folder_fingerprint, read_all, read_row
+from yanex.index_values import exact_compare, to_json, typed
+from yanex.record import Status, leaves, reap
 
 SCHEMA_VERSION = 5
-INDEX_ENV = "YANEX_INDEX"
+FILE_NAME = f"index-v{SCHEMA_VERSION}.sqlite3"
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
 VERIFY_BATCH = 5000
 # A folder whose modification time is this close to the last look may change again within the
@@ -72,29 +68,6 @@ _WAIT_MS = int(LOCK_WAIT * 1000)
 # Progress of a build is reported every this many folders; rows are inserted this many at once.
 PROGRESS_EVERY = 500
 BATCH = 500
-# Filesystems where SQLite's locks (and WAL's shared memory) cannot be trusted.
-NETWORK_FILESYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "ceph",
-        "fuse.ceph",
-        "glusterfs",
-        "fuse.glusterfs",
-        "fuse.sshfs",
-        "afs",
-        "9p",
-        "panfs",
-        "wekafs",
-    }
-)
-
 _log = logging.getLogger("yanex.index")
 
 _TABLES = """
@@ -179,322 +152,6 @@ def _log_progress(done: int, total: int, why: str) -> None:
         _log.info("indexing %s experiments (%s)", f"{total:,}", why)
 
 
-# --- where the index lives ----------------------------------------------------------------
-
-
-def _mounts() -> list[tuple[str, str]]:
-    """``(mount point, filesystem type)`` of this machine's mounts (psutil; [] if unknown)."""
-    import psutil
-
-    try:
-        return [(part.mountpoint, part.fstype) for part in psutil.disk_partitions(all=True)]
-    except (OSError, RuntimeError):
-        return []
-
-
-def filesystem_type(path: Path, mounts: list[tuple[str, str]] | None = None) -> str | None:
-    """The type of the filesystem ``path`` is on (``ext4``, ``nfs4``, ...), None if unknown."""
-    mounts = _mounts() if mounts is None else mounts
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    resolved = str(probe.resolve())
-    best, kind = -1, None
-    for point, fstype in mounts:
-        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > best:
-            best, kind = len(point), fstype
-    return kind
-
-
-def is_network_filesystem(path: Path, mounts: list[tuple[str, str]] | None = None) -> bool:
-    return filesystem_type(path, mounts) in NETWORK_FILESYSTEMS
-
-
-def _writable(folder: Path, file: Path | None = None) -> bool:
-    """Could this user create (or write) ``file`` in ``folder`` (made if missing)? False on a
-    read-only filesystem too (``access`` says EROFS even to root)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        return True  # not a folder at all: the store's own error says so
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return False
-    return file is None or not file.exists() or os.access(file, os.R_OK | os.W_OK)
-
-
-def _cache_dirs() -> Iterator[Path]:
-    """Local folders for an index kept out of its store: the user's cache folder first."""
-    import platformdirs
-
-    yield Path(platformdirs.user_cache_dir("yanex", appauthor=False))
-    yield Path("/var/tmp") / f"yanex-{os.getuid()}"
-    yield Path(tempfile.gettempdir()) / f"yanex-{os.getuid()}"
-
-
-def location(home: Path | None = None, mounts: list[tuple[str, str]] | None = None) -> Path:
-    """The index file of the store at ``home``: ``$YANEX_INDEX``; else in the store when it is
-    on a local disk this user may write; else in the first local cache folder this user may
-    write, named after the store's path."""
-    explicit = os.environ.get(INDEX_ENV)
-    if explicit:
-        return Path(explicit).expanduser().absolute()
-    home = home or store.yanex_home()
-    name = f"index-v{SCHEMA_VERSION}.sqlite3"
-    mounts = _mounts() if mounts is None else mounts
-    if not is_network_filesystem(home, mounts) and _writable(home, home / name):
-        return home / name
-    key = f"{zlib.crc32(os.fsencode(str(home.resolve()))):08x}"
-    for folder in _cache_dirs():
-        if not is_network_filesystem(folder, mounts) and _writable(folder):
-            return folder / f"store-{key}-{name}"
-    return home / name  # nowhere local: the store itself, with a rollback journal
-
-
-# --- values as the index holds them -----------------------------------------------------------
-
-
-def _fingerprint(path: Path | str) -> str | None:
-    try:
-        return record.fingerprint(os.stat(path))
-    except OSError:
-        return None
-
-
-def _folder_fingerprint(folder: str) -> str | None:
-    """metadata.json's and results.jsonl's: a change to either is seen (None: no metadata)."""
-    meta = _fingerprint(f"{folder}{os.sep}{store.METADATA}")
-    if meta is None:
-        return None
-    return f"{meta}|{_fingerprint(f'{folder}{os.sep}{store.RESULTS}') or '-'}"
-
-
-def epoch(stamp: Any) -> float | None:
-    """An ISO 8601 time from metadata as seconds since the epoch (None when absent or bad)."""
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def big_text(value: int) -> str:
-    """An int beyond 64 bits as text that sorts as the numbers do: sign, length, digits
-    (a negative one's length and digits complemented)."""
-    digits = str(abs(value))
-    if value >= 0:
-        return f"1{len(digits):05d}{digits}"
-    return f"0{99999 - len(digits):05d}{digits.translate(_COMPLEMENT)}"
-
-
-_COMPLEMENT = str.maketrans("0123456789", "9876543210")
-
-
-def big_value(text: str) -> int:
-    """The int :func:`big_text` wrote."""
-    if text[0] == "1":
-        return int(text[6:])
-    return -int(text[6:].translate(_COMPLEMENT))
-
-
-def typed(value: Any) -> tuple[str, Any, str | None]:
-    """``(kind, num, text)``: how one value is stored for comparisons and sorting."""
-    cls = value.__class__
-    if cls is bool:
-        return "bool", int(value), None
-    if cls is int:
-        if fits_int64(value):
-            return "number", value, None
-        try:
-            near = float(value)
-        except OverflowError:
-            near = math.copysign(math.inf, value)
-        return "number", near, big_text(value)
-    if cls is float:
-        return "number", None if value != value else value, None  # NaN: no order
-    if cls is str:
-        return "str", None, value
-    if value is None:
-        return "null", None, None
-    return "json", None, canonical_json(value)
-
-
-def exact_compare(num: Any, text: str | None, op: str, wanted: str) -> int:
-    """SQL function: does a stored number compare with ``wanted`` (JSON text of a number) as
-    ``op`` says, exactly? For the rare comparisons a 64-bit INTEGER or a float cannot decide:
-    an int beyond 64 bits on either side."""
-    value = big_value(text) if text is not None else num
-    if value is None:
-        return 0
-    other = json.loads(wanted)
-    return int(_OPS[op](value, other))
-
-
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def param_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Dotted keys of a parameter dict; lists (and empty dicts) are single values."""
-    return leaves(node, prefix)
-
-
-# Made once: json.dumps with any option builds a new encoder at every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
-
-
-def _json(value: Any) -> str:
-    return _ENCODER.encode(value)
-
-
-# --- reading one folder into rows -----------------------------------------------------------
-
-
-class _Row:
-    """One experiment as read from its folder, ready to be written into the index."""
-
-    __slots__ = ("archived", "fp", "id", "meta", "offset", "params", "summary")
-
-    def __init__(self, folder: str, archived: bool) -> None:
-        """Read the folder: FileNotFoundError (no metadata yet) or BadRecord."""
-        raw, st = record.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
-        self.meta = meta = record.parse_metadata(raw, folder)
-        self.id = meta["id"]
-        self.archived = archived
-        self.params = record.read_params(folder)
-        self.summary = record.Summary()
-        self.offset = record.scan_results(folder, self.summary)
-        # What was read, by the descriptors read from: a later change shows next time.
-        self.fp = f"{record.fingerprint(st)}|{self.summary.source or '-'}"
-
-    def values(self) -> tuple[Any, ...]:
-        meta = self.meta
-        launcher = meta.get("launcher") if isinstance(meta.get("launcher"), dict) else {}
-        pid = launcher.get("pid")
-        git = meta.get("git") or {}
-        commit, dirty = git.get("commit"), git.get("dirty")
-        encode = _ENCODER.encode
-        return (
-            self.id,
-            int(self.archived),
-            meta.get("project"),
-            meta.get("name"),
-            meta.get("description"),
-            meta["status"],
-            meta.get("script"),
-            encode(meta.get("tags") or []),
-            epoch(meta.get("created_at")),
-            epoch(meta.get("started_at")),
-            epoch(meta.get("ended_at")),
-            meta.get("duration"),
-            meta.get("exit_code"),
-            meta.get("error"),
-            meta.get("sweep"),
-            meta.get("sweep_index"),
-            commit if isinstance(commit, str) else None,
-            int(dirty) if isinstance(dirty, bool) else None,
-            launcher.get("hostname") if isinstance(launcher.get("hostname"), str) else None,
-            pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
-            encode(self.params),
-            encode(self.summary.last),
-            encode(self.summary.stats),
-            self.summary.lines,
-            "0.6" if v06store.MARKER in meta else None,
-            self.fp,
-            self.offset,
-        )
-
-    def rows(self) -> tuple[list[tuple[Any, ...]], ...]:
-        """Its rows of the tags, params, results and dependencies tables."""
-        experiment_id = self.id
-        depends = self.meta.get("dependencies") or {}
-        return (
-            [(experiment_id, tag) for tag in dict.fromkeys(self.meta.get("tags") or [])],
-            [(experiment_id, key, *typed(v)) for key, v in leaves(self.params)],
-            [(experiment_id, key, *typed(v)) for key, v in leaves(self.summary.last)],
-            [(experiment_id, slot, up, i) for i, (slot, up) in enumerate(depends.items())],
-        )
-
-
-def read_row(folder: Path | str, archived: bool) -> _Row:
-    """Read one experiment folder; FileNotFoundError (no metadata yet) or BadRecord."""
-    return _Row(str(folder), archived)
-
-
-class _Ready:
-    """A row's values, computed where the folder was read (a build's worker process)."""
-
-    __slots__ = ("archived", "depends", "id", "params", "results", "tags", "vals")
-
-    def __init__(self, row: _Row) -> None:
-        self.id, self.archived = row.id, row.archived
-        self.vals = row.values()
-        self.tags, self.params, self.results, self.depends = row.rows()
-
-    def values(self) -> tuple[Any, ...]:
-        return self.vals
-
-    def rows(self) -> tuple[list[tuple[Any, ...]], ...]:
-        return self.tags, self.params, self.results, self.depends
-
-
-# A build reads folders in processes of their own (fork: nothing is imported again) from
-# this many on, a chunk each, where that is safe: Linux, and no other thread running.
-PARALLEL_FROM = 5000
-_CHUNK = 250
-_Read = _Ready | tuple[str, str, str, bool, str]
-
-
-def _read_folders(folders: list[tuple[str, str, bool]]) -> list[_Read]:
-    """Each folder read: a ready row, ("pending", id, folder, archived, "") when it has no
-    metadata yet, or ("broken", id, folder, archived, why)."""
-    found: list[_Read] = []
-    for experiment_id, folder, archived in folders:
-        try:
-            found.append(_Ready(read_row(folder, archived)))
-        except FileNotFoundError:
-            found.append(("pending", experiment_id, folder, archived, ""))
-        except record.BadRecord as exc:
-            found.append(("broken", experiment_id, folder, archived, str(exc)))
-    return found
-
-
-def _read_all(folders: list[tuple[str, str, bool]]) -> Iterator[_Read]:
-    import threading
-
-    workers = min(os.cpu_count() or 1, 4)
-    parallel = (
-        len(folders) >= PARALLEL_FROM
-        and workers > 1
-        and sys.platform == "linux"
-        and threading.active_count() == 1
-    )
-    if not parallel:
-        for one in folders:
-            yield from _read_folders([one])
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = [folders[i : i + _CHUNK] for i in range(0, len(folders), _CHUNK)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for found in pool.map(_read_folders, chunks):
-            yield from found
-
-
 # --- the index --------------------------------------------------------------------------------
 
 Progress = Callable[[int, int, str], None]
@@ -519,7 +176,7 @@ class Index:
         self.home = home or store.yanex_home()
         self.echo = echo or _log_warning
         self.progress = progress or _log_progress
-        self.path = location(self.home)
+        self.path = location(FILE_NAME, self.home)
         self.hostname = os.uname().nodename
         # Where an indexed experiment's folder is, by its archived flag (0, 1).
         self.record_roots = (store.experiments_root(self.home), store.archived_root(self.home))
@@ -816,7 +473,7 @@ class Index:
         if row is None:
             return
         archived, fp, status = row
-        now = _folder_fingerprint(self._dir(experiment_id, archived))
+        now = folder_fingerprint(self._dir(experiment_id, archived))
         if now == fp:
             return
         with self._transaction():
@@ -867,7 +524,7 @@ class Index:
         row = self.conn.execute(
             "SELECT archived, fp FROM experiments WHERE id = ?", (experiment_id,)
         ).fetchone()
-        if row is not None and _folder_fingerprint(self._dir(experiment_id, row[0])) == row[1]:
+        if row is not None and folder_fingerprint(self._dir(experiment_id, row[0])) == row[1]:
             return
         self._reread(experiment_id)
 
@@ -968,7 +625,7 @@ class Index:
         changes = []
         for experiment_id, archived, status, fp, offset in rows:
             folder = self._dir(experiment_id, archived)
-            meta_fp = _fingerprint(f"{folder}{os.sep}{store.METADATA}")
+            meta_fp = file_fingerprint(f"{folder}{os.sep}{store.METADATA}")
             if meta_fp is None or not fp.startswith(f"{meta_fp}|"):
                 changes.append((experiment_id, bool(archived), False))
             elif status == Status.RUNNING and _size(f"{folder}{os.sep}{store.RESULTS}") != offset:
@@ -1024,7 +681,7 @@ class Index:
         return [
             (experiment_id, bool(archived))
             for experiment_id, archived, fp in rows
-            if _fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp.partition("|")[0]
+            if file_fingerprint(f"{roots[archived]}{experiment_id}{tail}") != fp.partition("|")[0]
         ]
 
     def _has_waiting(self) -> bool:
@@ -1040,7 +697,7 @@ class Index:
             self._reread(experiment_id, bool(archived))
         rows = self.conn.execute("SELECT id, archived, fp FROM broken").fetchall()
         for experiment_id, archived, fp in rows:
-            if (_folder_fingerprint(self._dir(experiment_id, archived)) or "-") != fp:
+            if (folder_fingerprint(self._dir(experiment_id, archived)) or "-") != fp:
                 self._reread(experiment_id, bool(archived))
         if self._next_cursor is not None:
             self._set_state("verify", self._next_cursor)
@@ -1093,9 +750,9 @@ class Index:
     def _add_new(self, folders: list[tuple[str, str, bool]]) -> None:
         """Index folders the index holds nothing of (a build), read by processes of their
         own when there are many, and inserted a batch at a time."""
-        batch: list[_Ready] = []
-        for item in _read_all(folders):
-            if isinstance(item, _Ready):
+        batch: list[ReadyRow] = []
+        for item in read_all(folders):
+            if isinstance(item, ReadyRow):
                 batch.append(item)
             elif item[0] == "pending":
                 if os.path.isdir(item[2]):  # being created: its metadata comes later
@@ -1114,7 +771,7 @@ class Index:
     def _broken(self, experiment_id: str, archived: bool, reason: str, fresh: bool) -> None:
         if not fresh:
             self._delete(experiment_id, archived)
-        fp = _folder_fingerprint(self._dir(experiment_id, archived)) or "-"
+        fp = folder_fingerprint(self._dir(experiment_id, archived)) or "-"
         self.conn.execute(
             "INSERT OR REPLACE INTO broken VALUES (?, ?, ?, ?)",
             (experiment_id, int(archived), fp, reason),
@@ -1143,7 +800,14 @@ class Index:
         self.conn.execute(
             "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ?, fp = ? "
             "WHERE id = ?",
-            (_json(summary.last), _json(summary.stats), summary.lines, offset, fp, experiment_id),
+            (
+                to_json(summary.last),
+                to_json(summary.stats),
+                summary.lines,
+                offset,
+                fp,
+                experiment_id,
+            ),
         )
         self.conn.execute("DELETE FROM results WHERE id = ?", (experiment_id,))
         self.conn.executemany(
@@ -1152,7 +816,7 @@ class Index:
         )
         return True
 
-    def _write(self, row: _Row | _Ready, fresh: bool = False) -> None:
+    def _write(self, row: Row | ReadyRow, fresh: bool = False) -> None:
         """Insert one experiment's rows, all or none: a value SQLite cannot take (text that
         is not Unicode, a hand-made metadata.json's odd value) skips the folder, named."""
         conn = self.conn
@@ -1180,7 +844,7 @@ class Index:
             return
         conn.execute("RELEASE one")
 
-    def _insert(self, rows: list[_Row] | list[_Ready]) -> None:
+    def _insert(self, rows: list[Row] | list[ReadyRow]) -> None:
         conn = self.conn
         conn.executemany(_INSERT, [row.values() for row in rows])
         tags: list[tuple[Any, ...]] = []
@@ -1198,7 +862,7 @@ class Index:
         conn.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
         conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?)", results)
 
-    def _write_batch(self, rows: list[_Ready]) -> None:
+    def _write_batch(self, rows: list[ReadyRow]) -> None:
         """A build's rows, many at once; a batch with a row SQLite refuses goes one by one."""
         conn = self.conn
         conn.execute("SAVEPOINT batch")
@@ -1237,44 +901,6 @@ class Index:
 
     def _set_state(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
-
-
-def reap(folder: Path, hostname: str) -> str | None:
-    """Record a ``running`` experiment as ``failed`` when its launcher is gone, so that no run
-    stays "running" forever: on this host, its process no longer runs (killed with SIGKILL;
-    its pid free or reused since); on another host, its heartbeat was not renewed in time (the
-    machine died or lost the store: see ``identity.Heartbeat``). What happened, when it was
-    reaped; None otherwise."""
-    from yanex import identity
-
-    meta = record.read_metadata(folder)
-    launcher = identity.ProcessId.from_metadata(meta.get("launcher"))
-    if meta.get("status") != Status.RUNNING or launcher is None:
-        return None
-    if launcher.host == hostname:
-        if not launcher.is_gone():
-            return None
-        what = "was left running by a launcher that died"
-        reason = (
-            f"launcher died: yanex (pid {launcher.pid} on {hostname}) stopped without "
-            "recording how the run ended"
-        )
-    else:
-        silent = identity.Heartbeat.silence(folder, launcher)
-        if silent is None:
-            return None
-        what = f"lost its launcher on {launcher.host}"
-        reason = f"launcher lost: {silent}"
-    changes: dict[str, Any] = {"status": Status.FAILED, "ended_at": store.now_iso()}
-    changes["error"] = reason
-    warnings = store.read_warnings(folder)
-    if warnings:
-        changes["warnings"] = [*(meta.get("warnings") or []), *warnings]
-    if record.update(folder, changes, only_if=(Status.RUNNING,)) is None:
-        return None
-    with contextlib.suppress(OSError):  # the dead launcher's, if it left one
-        (folder / identity.HEARTBEAT).unlink()
-    return what
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

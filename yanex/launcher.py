@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
-import re
-import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,13 +38,15 @@ from yanex import (
 )
 from yanex.config import hydra_app, overrides, pipeline, sources, sweeps
 from yanex.ending import Ending
-from yanex.errors import GitStateError, ParamError, ScriptError
+from yanex.errors import ParamError, ScriptError
 from yanex.identity import Heartbeat, ProcessId
 from yanex.record import Status
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
 GRACE_PERIOD_ENV = "YANEX_GRACE_PERIOD"
+
+_log = logging.getLogger("yanex.launcher")
 
 
 @dataclass
@@ -351,7 +352,7 @@ class Launcher:
         cwd = request.cwd
         found = dependencies.resolve(
             specs,
-            scope=lambda: str(code.repo_root(cwd) or cwd.resolve()),
+            scope=lambda: str(code.project_of(cwd)),
             project=str(prepared.project),
             staging=request.stage and not request.run_at_once,
             echo=self.echo,
@@ -656,255 +657,13 @@ def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
     except OSError as exc:
         # Still not writable (not a full disk): the metadata keeps its last whole state
         # ("running"), which the next store reader records as failed once this process ends.
-        print(
-            f"yanex: error: cannot record that experiment {experiment.id} {end.status}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
+        # Logged, not printed: with no logging set up, Python writes it to stderr as is.
+        _log.error(
+            "yanex: error: cannot record that experiment %s %s: %s",
+            experiment.id,
+            end.status,
+            exc.strerror or exc,
         )
     finally:
         store.release_room(experiment.dir)
     return end
-
-
-# --- yanex.launch: the same runs, driven from Python ------------------------------------------
-
-
-_depends = dependencies  # the module, where launch() has a parameter of that name
-
-# One experiment started by :func:`launch`: how it ended (or ``staged``), where it is, its
-# name, how long it ran, why it failed, and the lines it logged (``results``).
-Result = Ending
-
-
-render_value = overrides.render_value  # a Python value as override text
-
-
-def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str]:
-    """``{"model": "large", "opt": {"lr": 0.1}}`` -> ``["model=large", "++opt.lr=0.1"]``:
-    a config group's key selects an option; other keys are set, or added when missing.
-    Strings stay as given, except one that is a whole sweep call (``"list(0.1, 0.01)"``).
-    A key the override grammar cannot name (``1``, ``"a b"``) is set with its parent."""
-    texts = []
-    for key, value in _launch_leaves(dict(cfg)):
-        if isinstance(value, str) and overrides.is_sweep_text(value):
-            shown = value
-        else:
-            shown = overrides.render_value(value)
-        if config_dir is not None and isinstance(value, str) and sources.is_group(config_dir, key):
-            texts.append(f"{key}={shown}")
-        else:
-            texts.append(f"++{key}={shown}")
-    return texts
-
-
-_KEY_PART = re.compile(r"^(?:[A-Za-z_$][A-Za-z0-9_$\-]*|0|[1-9][0-9]*)$")
-
-
-def _launch_leaves(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted.key, value)`` for every leaf the override grammar can name; a mapping whose
-    keys it cannot name is one value of its parent (``{"layers": {0.5: 1}}``)."""
-    found: list[tuple[str, Any]] = []
-    for key, value in node.items():
-        if not (isinstance(key, str) and _KEY_PART.match(key)) or (not prefix and key.isdigit()):
-            if not prefix:
-                raise ParamError(
-                    f"launch: the top-level key {key!r} cannot be named on a command line",
-                    hint="Top-level keys start with a letter or '_'; nest others in one: "
-                    "{'layers': {0: ...}}.",
-                )
-            return [(prefix, dict(node))]
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, Mapping) and value:
-            found.extend(_launch_leaves(value, path))
-        else:
-            found.append((path, value))
-    return found
-
-
-class _TextSink:
-    """Bytes from the script to a text stream (a notebook's stdout has no ``.buffer``)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, data: bytes) -> None:
-        self.stream.write(data.decode("utf-8", "replace"))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _sink(stream: Any) -> Any:
-    return getattr(stream, "buffer", None) or _TextSink(stream)
-
-
-def launch(
-    cfg: Mapping[str, Any] | Any,
-    script: str | os.PathLike[str],
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    tags: Sequence[str] = (),
-    stage: bool = False,
-    ignore_dirty: bool = False,
-    args: Sequence[str] = (),
-    cwd: str | os.PathLike[str] | None = None,
-    jobs: int | None = None,
-    executor: str | None = None,
-    scheduler: str | None = None,
-    resources: Mapping[str, float] | None = None,
-    retries: int = 0,
-    dependencies: Mapping[str, str | Sequence[str]] | None = None,
-) -> Result | list[Result]:
-    """Run ``script`` as a tracked experiment with the parameters ``cfg`` (a dict or an
-    OmegaConf config), as ``yanex run`` would with ``cfg`` given as ``--param`` values.
-
-    The project's config (a ``conf/`` tree or ``config.yaml`` in ``cwd``) is the base and
-    ``cfg`` is merged over it; a config group's key (``{"model": "large"}``) selects an
-    option. Sweep values (``"lr": "list(0.1, 0.01)"``) make a grid: each member runs in turn
-    (or is staged) and a list of results, in grid order, is returned. With ``jobs`` (N at
-    once; 0: one per CPU) or ``executor="dask"`` (``scheduler``: its address; default a local
-    cluster), the grid runs through the same executors as ``yanex run --staged``. Ctrl-C
-    cancels what is running and reaches the caller as KeyboardInterrupt. Bad input raises
-    ``YanexError``.
-
-    ``dependencies``: ``{slot: ID}`` as ``-D slot=ID`` (an ID, a unique prefix or a name); a
-    list of them sweeps the slot, one experiment each.
-    """
-    folder = Path(cwd) if cwd is not None else Path.cwd()
-    if type(cfg).__module__.startswith("omegaconf"):  # a DictConfig (itself a Mapping)
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.to_container(cfg, resolve=False)
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"launch: cfg must be a dict or an OmegaConf config, not {type(cfg)}")
-
-    config_dir = sources.find_source(cwd=folder, script=Path(script)).tree
-    request = RunRequest(
-        script=Path(script),
-        script_args=list(args),
-        params=_override_texts(cfg, config_dir),
-        name=name,
-        description=description,
-        tags=list(tags),
-        ignore_dirty=ignore_dirty,
-        stage=stage,
-        depends_on=[_depends.spell(slot, refs) for slot, refs in (dependencies or {}).items()],
-        cwd=folder,
-        environ={k: v for k, v in os.environ.items() if not k.startswith(overrides.ENV_PREFIX)},
-    )
-    launcher = Launcher(stdout=_sink(sys.stdout), stderr=_sink(sys.stderr), echo=_print_err)
-    prepared = launcher.prepare(request, run_grid=True)
-    for warning in prepared.warnings:
-        _print_err(f"warning: {warning}")
-    if prepared.request.stage:  # stage=True, or the config's yanex.stage
-        staged = launcher.stage(prepared)
-        found = [Ending(e.id, Status.STAGED, None, e.dir, e.metadata["name"]) for e in staged]
-        return found if prepared.is_sweep else found[0]
-    if jobs is not None or executor is not None:
-        found = _run_on_executor(
-            launcher,
-            prepared,
-            jobs=jobs if jobs is not None else (1 if (executor or "local") == "local" else 0),
-            executor=executor or "local",
-            cluster=(
-                {"scheduler": scheduler, "resources": dict(resources or {}), "retries": retries}
-                if executor == "dask"
-                else {}
-            ),
-        )
-        return found if prepared.is_sweep else found[0]
-    outcomes: list[Result] = []
-    baseline, check = _code_at_start(prepared), code.CodeCheck(ignore_dirty)
-    for member, sweep in prepared.numbered():
-        if outcomes:  # the code may have been edited while the earlier members ran
-            _check_code(prepared, check, baseline, outcomes)
-        experiment = launcher.create(prepared, member, sweep=sweep, durable=False)
-        outcome = launcher.execute(experiment, prepared.request, prepared.script)
-        outcomes.append(outcome)
-        if outcome.stopped_by is not None:
-            # Ctrl-C (or a stop signal) stops the whole sweep: the caller gets it once the
-            # running member is recorded (KeyboardInterrupt, for Ctrl-C).
-            signal.raise_signal(outcome.stopped_by)
-    return outcomes if prepared.is_sweep else outcomes[0]
-
-
-def _run_on_executor(
-    launcher: Launcher, prepared: Prepared, *, jobs: int, executor: str, cluster: dict[str, Any]
-) -> list[Result]:
-    """Stage the grid and run exactly those members through an executor, as ``yanex run
-    --staged`` does; the results in grid order (members not run stay ``staged``)."""
-    from yanex.executors import run_queue
-
-    staged = launcher.stage(prepared)
-    queue = [(experiment.dir, experiment.metadata) for experiment in staged]
-    streams = {"stdout": _sink(sys.stdout), "stderr": _sink(sys.stderr)} if jobs == 1 else {}
-    if executor != "local":
-        streams = {}
-    _, runner = run_queue(
-        queue,
-        jobs=jobs,
-        ignore_dirty=prepared.request.ignore_dirty,
-        echo=_print_err,
-        executor=executor,
-        **cluster,
-        **streams,
-    )
-    results = []
-    for experiment in staged:  # each as the batch told it (not run: why, in ``why``)
-        end = runner.ends.get(experiment.id)
-        if end is None:
-            name = experiment.metadata.get("name")
-            end = Ending(experiment.id, Status.STAGED, None, experiment.dir, name)
-        results.append(end)
-    if runner.stopped_by is not None:
-        signal.raise_signal(runner.stopped_by)  # KeyboardInterrupt, for Ctrl-C
-    return results
-
-
-class CodeChangedError(GitStateError):
-    """The code changed while a sweep started by ``yanex.launch`` ran; ``results`` holds the
-    members that ran before the change."""
-
-    def __init__(self, message: str, hint: str, results: list[Result]) -> None:
-        super().__init__(message, hint=hint)
-        self.results = results
-
-
-def _code_at_start(prepared: Prepared) -> code.Recorded | None:
-    return code.Recorded.of(prepared.git) if prepared.git is not None else None
-
-
-def _check_code(
-    prepared: Prepared,
-    check: code.CodeCheck,
-    baseline: code.Recorded | None,
-    done: list[Result],
-) -> None:
-    """Before each further member: the same code as the sweep started with, through the one
-    code check ``run --staged`` uses; with ``ignore_dirty`` the member records what it runs."""
-    if baseline is None:
-        return
-    resolved = prepared.resolved
-    change, now = check.compare(
-        baseline, prepared.script, resolved.config_roots, resolved.reads, "when the sweep started"
-    )
-    if now is None:
-        change = "the script is no longer in a git repository"
-    if change is None:
-        return
-    if not prepared.request.ignore_dirty:
-        raise CodeChangedError(
-            f"the code changed while the sweep ran: {change}; {len(done)} of "
-            f"{len(prepared.expand())} members ran, the rest did not",
-            hint="Keep the code as it is while a sweep runs, or pass ignore_dirty=True to run "
-            "each member with the code there is (each records its own).",
-            results=done,
-        )
-    prepared.git = now  # recorded as what this member ran with
-
-
-def _print_err(message: str) -> None:
-    from yanex.terminal import safe_lines
-
-    print(safe_lines(message), file=sys.stderr, flush=True)

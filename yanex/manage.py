@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from yanex import claims, journal, record, store
-from yanex.errors import YanexError
+from yanex.errors import DependentsError, RefusedError, YanexError
 from yanex.index import Index
 from yanex.record import Record, Status
-
-
-class RefusedError(YanexError):
-    """A change that the experiment's state does not allow (it is running, or claimed)."""
 
 
 def check_changeable(rec: Record, action: str) -> None:
@@ -69,10 +65,6 @@ def _tell(index: Index | None, rec: Record) -> None:
     """Have the index read this one experiment again (its rows only)."""
     if index is not None:
         index.refresh([rec.id])
-
-
-class DependentsError(RefusedError):
-    """Experiments to delete that others depend on (``yanex delete --ignore-dependents``)."""
 
 
 def check_dependents(records: Sequence[Record], index: Index) -> None:

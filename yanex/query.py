@@ -31,15 +31,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
-from yanex import record, store
-from yanex.errors import YanexError
-from yanex.index import Index, canonical_json, typed
+from yanex import grammar, record, store
+from yanex.errors import QueryError
+from yanex.index import Index
+from yanex.index_values import canonical_json, typed
 from yanex.record import Status
-
-
-class QueryError(YanexError):
-    """A filter, condition, sort key or experiment name that cannot be used."""
-
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 IS_NUMBER = "is a number"  # a condition no --where writes: get_best's "a number, not NaN"
@@ -307,12 +303,10 @@ _PLAIN_QUOTED_RE = re.compile(r"""^\s*(?:'([^'\\$]*)'|"([^"\\$]*)")\s*$""")
 
 def _value(text: str, shown: str) -> Any:
     """A condition's value, typed as ``--param`` types it."""
-    from yanex.config.overrides import parse_value
-
     quoted = _PLAIN_QUOTED_RE.match(text)
     if quoted:
         return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
-    return parse_value(text, shown)
+    return grammar.parse_value(text, shown)
 
 
 # --- sorting ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import journal, store, v06store
+from yanex.dotted import leaves
 from yanex.errors import StoreError
 
 
@@ -406,26 +407,6 @@ def summarize(
         for name, value in line["results"].items():
             series.setdefault(name, Series()).add(value, line.get("step"))
     return series
-
-
-def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """The dotted keys of a nested dict and their values (``model.lr``), in order; lists and
-    empty dicts are single values. Without recursion: any depth JSON holds is walked."""
-    if not (isinstance(node, dict) and node):
-        if prefix:
-            yield prefix, node
-        return
-    stack = [(prefix, iter(node.items()))]
-    while stack:
-        base, items = stack[-1]
-        for key, value in items:
-            name = f"{base}.{key}" if base else str(key)
-            if isinstance(value, dict) and value:
-                stack.append((name, iter(value.items())))
-                break
-            yield name, value
-        else:
-            stack.pop()
 
 
 class Summary:
@@ -885,3 +866,44 @@ class Record:
 
     def __repr__(self) -> str:
         return f"<Record {self.id} {self.status} name={self.name!r}>"
+
+
+# --- a run whose launcher is gone ---------------------------------------------------------
+
+
+def reap(folder: Path, hostname: str) -> str | None:
+    """Record a ``running`` experiment as ``failed`` when its launcher is gone, so that no run
+    stays "running" forever: on this host, its process no longer runs (killed with SIGKILL;
+    its pid free or reused since); on another host, its heartbeat was not renewed in time (the
+    machine died or lost the store: see ``identity.Heartbeat``). What happened, when it was
+    reaped; None otherwise."""
+    from yanex import identity
+
+    meta = read_metadata(folder)
+    launcher = identity.ProcessId.from_metadata(meta.get("launcher"))
+    if meta.get("status") != Status.RUNNING or launcher is None:
+        return None
+    if launcher.host == hostname:
+        if not launcher.is_gone():
+            return None
+        what = "was left running by a launcher that died"
+        reason = (
+            f"launcher died: yanex (pid {launcher.pid} on {hostname}) stopped without "
+            "recording how the run ended"
+        )
+    else:
+        silent = identity.Heartbeat.silence(folder, launcher)
+        if silent is None:
+            return None
+        what = f"lost its launcher on {launcher.host}"
+        reason = f"launcher lost: {silent}"
+    changes: dict[str, Any] = {"status": Status.FAILED, "ended_at": store.now_iso()}
+    changes["error"] = reason
+    warnings = store.read_warnings(folder)
+    if warnings:
+        changes["warnings"] = [*(meta.get("warnings") or []), *warnings]
+    if update(folder, changes, only_if=(Status.RUNNING,)) is None:
+        return None
+    with contextlib.suppress(OSError):  # the dead launcher's, if it left one
+        (folder / identity.HEARTBEAT).unlink()
+    return what

@@ -26,12 +26,8 @@ from typing import Any
 
 from yanex import code, record, store
 from yanex.config import overrides, pipeline, sources
-from yanex.errors import GitStateError, YanexError
+from yanex.errors import GitStateError, RerunError
 from yanex.launcher import RunRequest
-
-
-class RerunError(YanexError):
-    """The recorded experiment cannot be run again as asked."""
 
 
 @dataclass

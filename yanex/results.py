@@ -33,6 +33,7 @@ from typing import Any
 
 from yanex import query
 from yanex.columns import reason
+from yanex.dotted import lookup
 from yanex.errors import YanexError
 from yanex.index import Index
 from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
@@ -61,9 +62,9 @@ __all__ = [
 def _project(all_projects: bool) -> str | None:
     if all_projects:
         return None
-    from yanex.executors import current_project
+    from yanex.code import project_of
 
-    return str(current_project(Path.cwd()))
+    return str(project_of(Path.cwd()))
 
 
 def _synced_index(progress: Callable[[int, int, str], None] | None = None) -> Index:
@@ -531,19 +532,7 @@ class Experiment(Record):
 
     def get_param(self, key: str, default: Any = None, include_deps: bool = False) -> Any:
         """One parameter by its dotted key (``model.lr``; ``layers.0`` indexes a list)."""
-        node: Any = self.get_params(include_deps=include_deps)
-        for part in key.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif (
-                isinstance(node, list)
-                and part.lstrip("-").isdigit()
-                and -len(node) <= int(part) < len(node)
-            ):
-                node = node[int(part)]
-            else:
-                return default
-        return node
+        return lookup(self.get_params(include_deps=include_deps), key, default)
 
     def _steps(self) -> list[dict[str, Any]]:
         """The logged results as 0.6 kept them: one dict per step (``step``, ``timestamp``,
@@ -698,13 +687,12 @@ def get_graph(experiment_id: str, *, weakly_connected: bool = False) -> Any:
     ``edges`` as ``(upstream, dependent, slot)``, ``roots``, ``leaves``, ``get(id)``,
     ``filter(script_pattern=...)``, ``load_artifact(name)``."""
     from yanex import dependencies
-    from yanex.v06 import Graph
 
     start = get(experiment_id, all_projects=True)
     with contextlib.closing(_synced_index()) as index:
         found = dependencies.lineage(index, [start.id], connected=weakly_connected)
     by_id = _by_ids(found.ids)
-    return Graph([by_id[i] for i in found.ids if i in by_id], found.edges)
+    return dependencies.Graph([by_id[i] for i in found.ids if i in by_id], found.edges)
 
 
 def _experiment(rec: Record) -> Experiment:

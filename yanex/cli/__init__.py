@@ -1,10 +1,11 @@
 """The ``yanex`` command line: one group whose commands are loaded when they are used.
 
 ``yanex run`` is paid on every run, so the group imports nothing but click: each command
-family lives in its own module (``run`` for running and staging, ``browse`` for finding and
-changing experiments), imported only when one of its commands is called (or ``--help`` lists
-them). A ``YanexError`` is shown as one ``Error: ...`` line (plus a hint) with exit code 2;
-anything else is a bug and keeps its traceback.
+family lives in its own module (``run`` for running and staging; ``listing``, ``show``,
+``compare``, ``diff``, ``get``, ``curate`` and ``open`` for finding and changing experiments,
+with what they share in ``selection``), imported only when one of its commands is called (or
+``--help`` lists them). A ``YanexError`` is shown as one ``Error: ...`` line (plus a hint)
+with exit code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ COMMANDS = {
     "run": "yanex.cli.run:run",
     "stage": "yanex.cli.run:stage",
     "rerun": "yanex.cli.run:rerun",
-    "list": "yanex.cli.browse:list_command",
-    "show": "yanex.cli.browse:show",
-    "compare": "yanex.cli.browse:compare",
+    "list": "yanex.cli.listing:list_command",
+    "show": "yanex.cli.show:show",
+    "compare": "yanex.cli.compare:compare",
     "diff": "yanex.cli.diff:diff",
-    "get": "yanex.cli.browse:get",
-    "update": "yanex.cli.browse:update",
-    "archive": "yanex.cli.browse:archive",
-    "unarchive": "yanex.cli.browse:unarchive",
-    "delete": "yanex.cli.browse:delete",
-    "open": "yanex.cli.browse:open_command",
-    "reindex": "yanex.cli.browse:reindex",
+    "get": "yanex.cli.get:get",
+    "update": "yanex.cli.curate:update",
+    "archive": "yanex.cli.curate:archive",
+    "unarchive": "yanex.cli.curate:unarchive",
+    "delete": "yanex.cli.curate:delete",
+    "open": "yanex.cli.open:open_command",
+    "reindex": "yanex.cli.curate:reindex",
     "migrate": "yanex.cli.migrate:migrate",
     "ui": "yanex.cli.ui:ui",
 }

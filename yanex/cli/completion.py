@@ -98,7 +98,7 @@ def register() -> None:
 def _script_typed(command: click.Command) -> str | None:
     """SCRIPT as typed on the line being completed (click leaves it unparsed when the line
     ends in an option that waits for its value, ``-p <TAB>``)."""
-    from yanex.cli.run import scan_args
+    from yanex.cli.command_line import scan_args
 
     line = os.environ.get("YANEX_COMP_LINE") or os.environ.get("COMP_WORDS", "")
     words = split_arg_string(line)

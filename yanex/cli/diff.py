@@ -17,8 +17,8 @@ import click
 from yanex import code, query
 from yanex.cli import CONTEXT_SETTINGS, echo_err, user_errors
 from yanex.cli import output as out
-from yanex.cli.browse import _current_project_name, _index
-from yanex.index import param_leaves
+from yanex.cli.selection import current_project_name, synced_index
+from yanex.index_values import param_leaves
 from yanex.record import Record
 from yanex.terminal import safe_lines
 
@@ -120,8 +120,8 @@ def diff(ref_a: str, ref_b: str, fmt: str) -> None:
       yanex diff 3f9a 7c2f
       yanex diff best best-rerun-1 --format json
     """
-    with _index(verify=False) as index:
-        lookup = query.Lookup(index, _current_project_name)
+    with synced_index(verify=False) as index:
+        lookup = query.Lookup(index, current_project_name)
         a, b = lookup.one(ref_a), lookup.one(ref_b)
     found = difference(a, b)
     if fmt == "json":

@@ -7,112 +7,24 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import click
 
+from yanex.display import ago, cell, csv_cell, duration, full_value, local_time, size, value
 from yanex.terminal import safe
+
+__all__ = [
+    "Table", "ago", "cell", "csv_cell", "duration", "full_value", "is_terminal",
+    "local_time", "print_csv", "print_json", "print_markdown", "safe", "size", "value",
+]  # fmt: skip
 
 
 def is_terminal() -> bool:
     return sys.stdout.isatty()
-
-
-def ago(when: datetime | None, now: datetime | None = None) -> str:
-    """``3m ago``, ``2h ago``, ``5d ago``; ``-`` for never."""
-    if when is None:
-        return "-"
-    seconds = ((now or datetime.now().astimezone()) - when).total_seconds()
-    if seconds < 60:
-        return f"{max(0, int(seconds))}s ago"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return "-"  # pragma: no cover
-
-
-def duration(seconds: float | None) -> str:
-    """``0.4s``, ``12.3s``, ``3m 05s``, ``2h 03m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def value(item: Any) -> str:
-    """A parameter or result as a table cell: numbers short (4 significant digits), text
-    escaped, lists and dicts as compact JSON; empty for missing."""
-    if item is None:
-        return ""
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, float):
-        if math.isnan(item) or math.isinf(item):
-            return str(item)
-        return f"{item:.4g}"
-    if isinstance(item, (int, str)):
-        return safe(item)
-    return safe(json.dumps(item, ensure_ascii=False, default=str))
-
-
-def full_value(item: Any) -> str:
-    """A value for ``yanex get`` and csv: exact (floats by repr), text escaped."""
-    if item is None:
-        return ""
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, (int, float)):
-        return repr(item)
-    if isinstance(item, str):
-        return safe(item)
-    return safe(json.dumps(item, ensure_ascii=False, default=str))
-
-
-def cell(key: str, item: Any) -> str:
-    """A column's value (``yanex.columns``) as a table shows it: times as how long ago,
-    durations short, a commit by its first 10 digits, paths by their last part, text
-    escaped; a parameter a run lacks as ``-``."""
-    if key.startswith("params."):
-        return "-" if item is None else value(item)
-    if key.startswith("results."):
-        return value(item)
-    if item is None:
-        return ""
-    if key in ("created", "started", "ended"):
-        return ago(datetime.fromtimestamp(item).astimezone())
-    if key == "duration":
-        return duration(item)
-    if key == "tags":
-        return safe(", ".join(item))
-    if key == "commit":
-        return safe(item[:10])
-    if key == "dirty":
-        return "yes" if item else "no"
-    if key in ("project", "script"):
-        return safe(str(item).rstrip("/").rsplit("/", 1)[-1])
-    return safe(str(item))
-
-
-def csv_cell(key: str, item: Any) -> str:
-    """A column's value in a csv file: exact (floats by repr), times in ISO 8601 with their
-    offset, tags joined by ``;``, text escaped."""
-    if item is None:
-        return ""
-    if key in ("created", "started", "ended"):
-        return datetime.fromtimestamp(item).astimezone().isoformat()
-    if key == "tags":
-        return safe(";".join(item))
-    return full_value(item)
 
 
 @dataclass

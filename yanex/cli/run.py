@@ -7,7 +7,6 @@ Messages from yanex itself go to stderr; stdout carries the script's output (or,
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,23 +15,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from yanex.cli import CONTEXT_SETTINGS, UserError, echo_err, user_errors
+from yanex.cli.command_line import is_override, scan_args
 from yanex.config.sweeps import CONFIRM_GRID
 from yanex.terminal import safe
 
 if TYPE_CHECKING:
     from yanex.launcher import Experiment, Prepared, RunRequest
-
-# An argument that reads as a Hydra override: `model=linear`, `+seed=3`, `~data.noise`,
-# `db@backup=mysql`, `model/encoder=small`. Any other argument stays the script's.
-_OVERRIDE = re.compile(
-    r"^(?:~|\+\+|\+)?[A-Za-z_$][\w$\-]*(?:[./](?:[A-Za-z_$][\w$\-]*|\d+))*"
-    r"(?:@[\w$\-.:]*)?(?:=|$)"
-)
-
-
-def is_override(arg: str) -> bool:
-    """Does a positional argument read as an override (``~key`` alone only with its ``~``)?"""
-    return bool(_OVERRIDE.match(arg)) and ("=" in arg or arg.startswith("~"))
 
 
 class RunCommand(click.Command):
@@ -50,57 +38,6 @@ class RunCommand(click.Command):
         ctx.meta["yanex.after"] = after
         ctx.meta["yanex.items"] = items
         return super().parse_args(ctx, args)
-
-
-def scan_args(command: click.Command, args: list[str]) -> tuple[list[tuple[str, str]], int | None]:
-    """Read ``args`` as click will: ``("param", text)`` for each ``--param``, ``("dep",
-    text)`` for each ``-D``, ``("arg", text)`` for each positional argument, ``("flag",
-    text)`` for an option yanex does not have (the script's), in order, and where ``--`` ends
-    the options."""
-    takes_value: dict[str, str] = {}
-    known = {"-h", "--help"}
-    for param in command.params:
-        if isinstance(param, click.Option):
-            known.update([*param.opts, *param.secondary_opts])
-        if isinstance(param, click.Option) and not param.is_flag and not param.count:
-            for opt in [*param.opts, *param.secondary_opts]:
-                takes_value[opt] = param.name or ""
-    items: list[tuple[str, str]] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return items, i
-        step, value, name = 1, None, ""
-        if arg.startswith("--"):
-            option, eq, attached = arg.partition("=")
-            if option in takes_value:
-                name = takes_value[option]
-                value, step = (attached, 1) if eq else (_at(args, i + 1), 2)
-            elif option not in known:
-                items.append(("flag", arg))
-        elif arg.startswith("-") and len(arg) > 1:
-            for j in range(1, len(arg)):
-                if f"-{arg[j]}" in takes_value:
-                    name = takes_value[f"-{arg[j]}"]
-                    rest = arg[j + 1 :]
-                    value, step = (rest, 1) if rest else (_at(args, i + 1), 2)
-                    break
-                if f"-{arg[j]}" not in known:
-                    items.append(("flag", arg))
-                    break
-        else:
-            items.append(("arg", arg))
-        if name == "params" and value is not None:
-            items.append(("param", value))
-        if name == "depends_on" and value is not None:
-            items.append(("dep", value))
-        i += step
-    return items, None
-
-
-def _at(args: list[str], index: int) -> str | None:
-    return args[index] if index < len(args) else None
 
 
 def check_script_flags(command: click.Command, items: list[tuple[str, str]]) -> None:
@@ -683,12 +620,12 @@ def _cloned(request: RunRequest, ref: str) -> RunRequest:
     ID ran with, as ``yanex rerun`` starts (its overrides on top), for the script given."""
     from yanex import query
     from yanex import rerun as reruns
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
 
     if request.config_paths or request.config_dir or request.config_name:
         raise click.UsageError("--clone-from starts from that experiment's config; drop -c")
-    with _index() as index:
-        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        original = query.Lookup(index, current_project_name, strict=True).one(ref)
     with user_errors():
         plan = reruns.prepare(original, param_texts=request.params, stage=request.stage)
     cloned = plan.request
@@ -706,12 +643,12 @@ def _cloned(request: RunRequest, ref: str) -> RunRequest:
 def _run_staged_one(ref: str, ignore_dirty: bool) -> int:
     """``--id ID`` (yanex 0.6): run one staged experiment now, as ``--staged`` runs it."""
     from yanex import query
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
     from yanex.executors import run_queue
     from yanex.record import Status
 
-    with _index() as index:
-        found = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        found = query.Lookup(index, current_project_name, strict=True).one(ref)
     if found.status != Status.STAGED:
         raise UserError(
             f"experiment {found.id} is {found.status}, not staged; `yanex rerun {found.id}` "
@@ -891,7 +828,7 @@ def rerun(
     """
     from yanex import query
     from yanex import rerun as reruns
-    from yanex.cli.browse import _current_project_name, _index
+    from yanex.cli.selection import current_project_name, synced_index
 
     for tag in tags:
         if not tag.strip():
@@ -900,8 +837,8 @@ def rerun(
         raise click.UsageError(
             "--worktree runs at once (its worktree is removed after); it cannot be staged"
         )
-    with _index() as index:
-        original = query.Lookup(index, _current_project_name, strict=True).one(ref)
+    with synced_index() as index:
+        original = query.Lookup(index, current_project_name, strict=True).one(ref)
         plan = reruns.prepare(
             original,
             param_texts=params,

@@ -83,8 +83,8 @@ def ui(port: int, host: str, all_projects: bool, no_token: bool, no_browser: boo
 
         plotly_js = require_extra()
         from yanex import query
-        from yanex.cli.browse import IndexProgress
-        from yanex.executors import current_project
+        from yanex.cli.selection import IndexProgress
+        from yanex.code import project_of
         from yanex.index import Index
         from yanex.ui.server import listen, serve
 
@@ -92,7 +92,7 @@ def ui(port: int, host: str, all_projects: bool, no_token: bool, no_browser: boo
         try:
             index.sync()  # an unreadable store stops us here, not at the first page
             home = index.home
-            project = str(current_project(Path.cwd()))
+            project = str(project_of(Path.cwd()))
             count = query.count(index, query.Filters(project=None if all_projects else project))
         finally:
             index.close()

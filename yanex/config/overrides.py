@@ -25,18 +25,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from yanex.config import sweeps
+from yanex.dotted import nodes
 from yanex.errors import ParamError
+from yanex.grammar import (
+    MAX_DEPTH,
+    QUOTE_HINT,
+    check_plain,
+    clip,
+    grammar_error,
+    number_error,
+    plain_value,
+)
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
 ENV_PREFIX = "YANEX_PARAM_"
-
-# Limits that turn hostile configs into clear errors instead of a crash or a full memory:
-# how deep parameters may nest, and how many values a config may expand to (YAML aliases
-# can make a small file expand to billions).
-MAX_DEPTH = 100
-MAX_VALUES = 1_000_000
 
 Op = Literal["set", "add", "force_add", "delete"]
 _PREFIXES: dict[str, str] = {"set": "", "add": "+", "force_add": "++", "delete": "~"}
@@ -101,34 +105,6 @@ _SEGMENT = r"(?:[A-Za-z_$][A-Za-z0-9_$-]*|0|[1-9](?:_?[0-9])*)"
 # A one-part key must start with a letter, ``_`` or ``$`` (the lexer has no bare-number key).
 _KEY = re.compile(rf"[A-Za-z_$][A-Za-z0-9_$-]*(?:\.{_SEGMENT})*")
 
-_INT_UNSIGNED = r"(?:0|[1-9](?:_?[0-9])*)"
-_DIGITS = r"[0-9](?:_?[0-9])*"
-_POINT_FLOAT = rf"(?:{_INT_UNSIGNED}\.|(?:{_INT_UNSIGNED})?\.{_DIGITS})"
-_EXPONENT_FLOAT = rf"(?:(?:{_POINT_FLOAT}|{_INT_UNSIGNED})[eE][+-]?{_DIGITS})"
-_INT = re.compile(rf"[+-]?{_INT_UNSIGNED}")
-_FLOAT = re.compile(rf"[+-]?(?:{_EXPONENT_FLOAT}|{_POINT_FLOAT}|[Ii][Nn][Ff]|[Nn][Aa][Nn])")
-_BOOLS = {"true": True, "false": False}
-# Characters of IDs, numbers and the grammar's other unquoted characters, but no backslash
-# (escapes), no whitespace, no ':' or '=' (separators inside values).
-_PLAIN = re.compile(r"[A-Za-z0-9_\-/+.$%*@?|]+")
-
-
-def plain_value(text: str) -> tuple[bool, Any]:
-    """``(True, value)`` when ``text`` is a plain value, typed as Hydra types it; else
-    ``(False, None)``: Hydra's parser must read it."""
-    if not _PLAIN.fullmatch(text):
-        return False, None
-    if _INT.fullmatch(text):
-        return True, int(text)
-    if _FLOAT.fullmatch(text):
-        return True, float(text)
-    lowered = text.lower()
-    if lowered in _BOOLS:
-        return True, _BOOLS[lowered]
-    if lowered == "null":
-        return True, None
-    return True, text
-
 
 def plain_override(text: str) -> tuple[str, str, Any, bool] | None:
     """``(prefix, key, value, has_value)`` of a plain override (``+lr=0.1``, ``~layers.0``),
@@ -167,53 +143,14 @@ def _shown(text: str, source: str) -> str:
     return f"{source} {text!r}" if source == "--param" else f"{source}: {text!r}"
 
 
-def _clip(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_plain(value: Any, shown: str) -> None:
-    """Refuse values that are not plain data: a sweep nested inside a value, or a config
-    deeper or larger than the limits (checked without recursion, aliases counted each time)."""
-    stack = [(value, 0)]
-    seen = 0
-    while stack:
-        node, depth = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            raise ParamError(f"{_clip(shown)} expands to more than {MAX_VALUES:,} values")
-        if depth > MAX_DEPTH:
-            raise ParamError(f"{_clip(shown)} nests more than {MAX_DEPTH} levels deep")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-            stack.extend((k, depth + 1) for k in node)
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-        elif not (node is None or isinstance(node, (str, int, float, bool))):
-            if hasattr(node, "list") or hasattr(node, "start"):  # a sweep inside a value
-                raise ParamError(f"{_clip(shown)}: {sweeps.NOT_WHOLE}")
-            raise ParamError(f"{_clip(shown)}: {type(node).__name__} values are not supported")
-
-
-def _number_error(exc: ValueError, shown: str) -> ParamError:
-    """A number longer than Python converts (4,300 digits); any other ValueError is a bug."""
-    if "digits" not in str(exc):
-        raise exc
-    return ParamError(
-        f"{_clip(shown)}: the number has more digits than Python reads from text (4,300)",
-        hint="Quote it to keep it as a string: key='123...'.",
-    )
-
-
 def _grammar_error(exc: Exception, shown: str, hint: str | None = None) -> ParamError:
     """The parser's complaint as a ParamError: a bad sweep says why, anything else is a
     syntax error named by its first line."""
     if isinstance(exc.__cause__, sweeps.SweepValueError):
         return ParamError(f"{shown}: {exc.__cause__}")
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return ParamError(f"{shown} cannot be parsed: {reason}", hint=hint)
+    return grammar_error(exc, shown, hint=hint)
 
 
-_QUOTE_HINT = "Quote a value with special characters: --param \"key='a value: with = signs'\"."
 # A shuffle of a plain list is a value drawn at random: it is recorded as the value drawn.
 _SHUFFLE_CALL = re.compile(r"\bshuffle\s*\(")
 
@@ -237,11 +174,11 @@ def parse_override(
     try:
         plain = plain_override(text)
     except ValueError as exc:
-        raise _number_error(exc, shown) from exc
+        raise number_error(exc, shown) from exc
     if plain is not None:
         prefix, key, value, has_value = plain
         if key.count(".") >= MAX_DEPTH:
-            raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
+            raise ParamError(f"{clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
         op = next(op for op, spelled in _PREFIXES.items() if spelled == prefix)
         return ParamOverride(op, key, value, has_value, text, source)
     from hydra.core.override_parser.types import OverrideType, ValueType
@@ -250,17 +187,17 @@ def parse_override(
     try:
         override = _get_parser().parse_override(text)
     except RecursionError as exc:
-        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
+        raise ParamError(f"{clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
-        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
+        raise _grammar_error(exc, shown, hint=QUOTE_HINT) from exc
     except ValueError as exc:
-        raise _number_error(exc, shown) from exc
+        raise number_error(exc, shown) from exc
 
     key = override.key_or_group
     if not key:
         raise ParamError(f"{shown} has no key before '='")
     if key.count(".") >= MAX_DEPTH:
-        raise ParamError(f"{_clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
+        raise ParamError(f"{clip(shown)}: the key nests more than {MAX_DEPTH} levels deep")
     if override.package is not None and not groups:
         raise ParamError(
             f"{shown}: 'group@package' overrides need a Hydra conf/ folder",
@@ -428,7 +365,7 @@ def render_value(value: Any) -> str:
     if isinstance(value, Mapping):
         items = (f"{_render_key(k)}: {render_value(v)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
-    raise ParamError(f"{type(value).__name__} values cannot be parameters: {_clip(repr(value))}")
+    raise ParamError(f"{type(value).__name__} values cannot be parameters: {clip(repr(value))}")
 
 
 # Text the grammar reads back as this very string when unquoted; words it types otherwise.
@@ -525,48 +462,16 @@ def _read_call(text: str, shown: str, hint: str) -> Any:
     try:
         return _get_parser().parse_rule(text.strip(), "value")
     except RecursionError as exc:
-        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
+        raise ParamError(f"{clip(shown)} nests too deeply to be parsed") from exc
     except HydraException as exc:
         raise _grammar_error(exc, shown, hint=hint) from exc
     except ValueError as exc:
-        raise _number_error(exc, shown) from exc
+        raise number_error(exc, shown) from exc
 
 
 def _yaml_quoted(text: str) -> str:
     """``text`` as a single-quoted YAML string (a quote inside is doubled)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def parse_value(text: str, shown: str) -> Any:
-    """One bare value typed by the override grammar, as ``--param`` types it: ``0.01`` float,
-    ``true`` bool, ``null``, ``'a, b'`` string, ``[1, 2]`` list. Sweeps are not values here."""
-    if not text.strip():
-        return ""
-    try:
-        plain, typed = plain_value(text.strip())
-    except ValueError as exc:
-        raise _number_error(exc, shown) from exc
-    if plain:  # a number, bool, null or plain word: no need of Hydra's parser
-        return typed
-    from hydra.core.override_parser.types import Override
-    from hydra.errors import HydraException
-
-    try:
-        value = _get_parser().parse_rule(text.strip(), "value")
-    except RecursionError as exc:
-        raise ParamError(f"{_clip(shown)} nests too deeply to be parsed") from exc
-    except HydraException as exc:
-        raise _grammar_error(exc, shown, hint=_QUOTE_HINT) from exc
-    except ValueError as exc:
-        raise _number_error(exc, shown) from exc
-    if hasattr(value, "list") or hasattr(value, "start"):  # a sweep: list(...), a bare comma
-        raise ParamError(
-            f"{shown}: a value here is one value, not several",
-            hint="Quote text that holds a comma: 'a, b'.",
-        )
-    value = Override._convert_value(value)  # quoted strings become plain ones
-    check_plain(value, shown)
-    return value
 
 
 def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -588,15 +493,9 @@ def env_override_texts(environ: Mapping[str, str]) -> list[tuple[str, str]]:
 # --- the keys overrides name ----------------------------------------------------------------
 
 
-def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+def dotted_keys(node: Any) -> list[str]:
     """Every key of a plain config, dotted (``model``, ``model.lr``): what overrides name."""
-    keys = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            keys.append(path)
-            keys.extend(dotted_keys(value, path))
-    return keys
+    return [path for path, _ in nodes(node)]
 
 
 def close_key(key: str, known: list[str]) -> str | None:

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from yanex.config import compose, overrides, reads, resolvers, sources, sweeps
+from yanex.dotted import nodes
 from yanex.errors import ParamError
 
 # A fixed order for shuffle() sweeps (by default each grid draws its own seed, recorded).
@@ -286,17 +287,9 @@ def completions(
             if isinstance(node, dict):
                 node.setdefault(leaf, None)
     keys = [
-        f"{key}." if isinstance(value, dict) and value else f"{key}=" for key, value in _walk(data)
+        f"{key}." if isinstance(value, dict) and value else f"{key}=" for key, value in nodes(data)
     ]
     return keys, options
-
-
-def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            yield path, value
-            yield from _walk(value, path)
 
 
 def _shuffle_seed(environ: Mapping[str, str]) -> int:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex.config import hydra_app, overrides, sweeps
+from yanex import grammar
+from yanex.config import hydra_app, sweeps
 from yanex.errors import ParamError
 
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ def load_config_file(path: Path) -> tuple[DictConfig, dict[str, Any]]:
             f"(name, description, tag, ...), not a {type(section).__name__}",
             hint=f"Write it as a mapping: {SETTINGS_KEY}: {{name: baseline, tag: [dev]}}.",
         )
-    overrides.check_plain(data, f"config file {path}")
+    grammar.check_plain(data, f"config file {path}")
     try:
         cfg = OmegaConf.create(data)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from yanex.errors import ParamError
+from yanex.grammar import FUNCTIONS, NOT_WHOLE
 
 # Grids larger than this need a confirmation (``--yes``); larger than MAX_GRID are refused.
 CONFIRM_GRID = 10_000
 MAX_GRID = 100_000
 
-# yanex's sweep functions: in the override grammar beside Hydra's, and as OmegaConf resolvers
-# (``${linspace:0,1,5}``).
-FUNCTIONS = ("list", "range", "linspace", "logspace")
+# yanex's sweep functions (FUNCTIONS) are in the override grammar beside Hydra's, and are
+# OmegaConf resolvers (``${linspace:0,1,5}``).
 # Every function of the override grammar: Hydra's sweeps, casts and helpers, and yanex's.
 GRAMMAR_FUNCTIONS = (
     *("choice", "range", "interval", "glob", "sort", "shuffle", "tag"),
@@ -96,9 +96,6 @@ def globbed(sweep: Sweep, group: str, options: list[str]) -> Sweep:
 
 class SweepValueError(ValueError):
     """A sweep that cannot be expanded; the message names it and why."""
-
-
-NOT_WHOLE = "a sweep must be the whole value"
 
 
 def sweep_error(exc: BaseException) -> SweepValueError | None:

@@ -8,7 +8,6 @@
 """
 
 from yanex.executors.runner import (
-    current_project,
     make_executor,
     run_queue,
     run_staged,
@@ -17,7 +16,6 @@ from yanex.executors.runner import (
 )
 
 __all__ = [
-    "current_project",
     "make_executor",
     "run_queue",
     "run_staged",

@@ -8,13 +8,22 @@ them to a cluster.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from yanex import processes
 from yanex.claims import Claim
 from yanex.ending import Ending
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (all of the machine's where that cannot be asked)."""
+    if hasattr(os, "sched_getaffinity") and not os.environ.get(processes.PORTABLE_ENV):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass

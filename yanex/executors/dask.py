@@ -42,10 +42,9 @@ from typing import Any
 from yanex import claims, ending, record, store
 from yanex.code import CodeCheck
 from yanex.ending import Ending, NotRun
-from yanex.errors import YanexError
-from yanex.executors.base import Executor, Task
+from yanex.errors import DaskError
+from yanex.executors.base import Executor, Task, usable_cpus
 from yanex.executors.member import record_failed, run_member
-from yanex.executors.runner import usable_cpus
 from yanex.record import Status
 
 # Seconds to reach a scheduler (and hear it answer as one) before saying it cannot be reached.
@@ -66,10 +65,6 @@ def lost_after() -> float:
         return max(1.0, float(raw)) if raw else DEFAULT_LOST_AFTER
     except ValueError:
         return DEFAULT_LOST_AFTER
-
-
-class DaskError(YanexError):
-    """The Dask executor cannot be used as asked (no extra, no scheduler)."""
 
 
 def _distributed() -> Any:

@@ -10,7 +10,6 @@ what has not started stays staged. At the end, a summary counts how each ended.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -21,25 +20,13 @@ from typing import IO, Any
 
 from yanex import claims, code, processes, record
 from yanex.ending import Ending, NotRun
-from yanex.executors.base import Executor, Task
+from yanex.executors.base import Executor, Task, usable_cpus
 from yanex.executors.member import gone
 from yanex.record import Status
 from yanex.terminal import safe_lines
 
 # What the summary always counts: how each experiment ended, and refusals.
 _COUNTED = (*Status.ENDED, NotRun.REFUSED)
-
-
-def current_project(cwd: Path) -> Path:
-    """The project a runner serves: the git repository it is run in, else the folder."""
-    return code.repo_root(cwd) or cwd.resolve()
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (all of the machine's where that cannot be asked)."""
-    if hasattr(os, "sched_getaffinity") and not os.environ.get(processes.PORTABLE_ENV):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def staged_experiments(
@@ -104,7 +91,10 @@ class StagedRunner:
         started = time.monotonic()
         renew_every = claims.renewal_seconds()
         next_renewal = time.monotonic() + renew_every
-        with processes.Signals() as signals, _Progress(len(queue), executor.slots > 1) as progress:
+        with (
+            processes.Signals() as signals,
+            _Progress(len(queue), executor.slots > 1, self.echo) as progress,
+        ):
             executor.wake = signals.wake
             while executor.busy() or (order.pending() and self._may_start()):
                 while self._may_start() and executor.busy() < executor.slots:
@@ -272,8 +262,9 @@ class _Progress:
     """One live line on a terminal (done / failed / running, elapsed) when runs go in parallel;
     elsewhere, a plain line per finished experiment."""
 
-    def __init__(self, total: int, live: bool) -> None:
+    def __init__(self, total: int, live: bool, echo: Callable[[str], None]) -> None:
         self.total = total
+        self.echo = echo  # where a plain line goes (no terminal: the runner's own messages)
         self.progress: Any = None
         if live and sys.stderr.isatty():
             from rich.console import Console
@@ -319,7 +310,7 @@ class _Progress:
         if self.progress is not None:
             self.progress.console.print(text, markup=False, highlight=False)
         else:
-            print(text, file=sys.stderr, flush=True)
+            self.echo(text)
 
 
 def make_executor(
@@ -376,7 +367,7 @@ def run_staged(
 ) -> int:  # fmt: skip
     """``yanex run --staged``: run this project's staged experiments; the exit code. One at a
     time, the scripts' output streams to the terminal as in a direct run."""
-    project = current_project(Path.cwd())
+    project = code.project_of(Path.cwd())
     if executor == "local" and jobs == 1:
         options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
     # A cluster of batch jobs is built for what is staged (no jobs for nothing); any other

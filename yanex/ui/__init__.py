@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from yanex.errors import YanexError
+from yanex.errors import MissingExtra
 
 # The modules the dashboard imports, and the distribution that brings each.
 _NEEDED = {
@@ -27,10 +27,6 @@ _NEEDED = {
     "multipart": "python-multipart",
     "plotly": "plotly",
 }
-
-
-class MissingExtra(YanexError):
-    """The ``ui`` extra is not installed (or not whole)."""
 
 
 def _missing() -> list[str]:

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,11 +43,11 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from yanex import columns, dependencies, manage, query, store
-from yanex.cli import output as out
+from yanex import columns, dependencies, display, manage, query, store
 from yanex.errors import StoreBusy, StoreError, YanexError
 from yanex.index import Index
 from yanex.record import Record, Status
+from yanex.terminal import safe
 from yanex.ui import security, views
 
 HERE = Path(__file__).parent
@@ -95,26 +94,12 @@ def _chunks(f: BinaryIO, size: int = 1 << 16) -> Iterator[bytes]:
             yield chunk
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)  # pragma: no cover
-
-
-def _when(stamp: float | None) -> str:
-    if stamp is None:
-        return "-"
-    return datetime.fromtimestamp(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _elapsed(rec: Record) -> str:
     """How long it ran, or has been running."""
     if rec.duration is not None:
-        return out.duration(rec.duration)
+        return display.duration(rec.duration)
     if rec.status == Status.RUNNING and rec.started_ts is not None:
-        return out.duration(max(0.0, time.time() - rec.started_ts))
+        return display.duration(max(0.0, time.time() - rec.started_ts))
     return "-"
 
 
@@ -130,16 +115,16 @@ def _environment(settings: Settings) -> jinja2.Environment:
     except PackageNotFoundError:  # pragma: no cover - run from a source tree
         release = "dev"
     env.filters.update(
-        clean=out.safe,
-        value=out.value,
-        full=out.full_value,
-        ago=out.ago,
-        size=_size,
-        when=_when,
+        clean=safe,
+        value=display.value,
+        full=display.full_value,
+        ago=display.ago,
+        size=display.size,
+        when=display.local_time,
         elapsed=_elapsed,
         basename=lambda path: Path(str(path)).name,
-        clean_lines=lambda text: "\n".join(out.safe(line) for line in str(text).split("\n")),
-        tojson_clean=lambda value: out.safe(json.dumps(value, ensure_ascii=False, default=str)),
+        clean_lines=lambda text: "\n".join(safe(line) for line in str(text).split("\n")),
+        tojson_clean=lambda value: safe(json.dumps(value, ensure_ascii=False, default=str)),
     )
     env.globals.update(
         csrf=settings.csrf,
@@ -153,7 +138,7 @@ def _environment(settings: Settings) -> jinja2.Environment:
         page_sizes=views.PAGE_SIZES,
         lower_is_better=query.lower_is_better,
         now=time.time,
-        cell=out.cell,
+        cell=display.cell,
         reason=columns.reason,
         fields=columns.FIELDS,
     )
@@ -234,7 +219,7 @@ class Dashboard:
 
     def _exact(self, index: Index, experiment_id: str) -> Record:
         if not store.is_valid_id(experiment_id):
-            raise HTTPException(404, f"{out.safe(experiment_id)!r} is not an experiment ID")
+            raise HTTPException(404, f"{safe(experiment_id)!r} is not an experiment ID")
         try:
             return query.Lookup(index, None).exact(experiment_id)
         except query.QueryError as exc:
@@ -367,10 +352,10 @@ class Dashboard:
             "status": rec.status,
             "results": [
                 [
-                    out.safe(name),
-                    out.value(s.last),
-                    out.value(s.min),
-                    out.value(s.max),
+                    safe(name),
+                    display.value(s.last),
+                    display.value(s.min),
+                    display.value(s.max),
                     str(s.count),
                     "" if s.last_step is None else str(s.last_step),
                 ]
@@ -395,7 +380,7 @@ class Dashboard:
         except ValueError as exc:
             raise HTTPException(403, str(exc)) from None
         except FileNotFoundError:
-            raise HTTPException(404, f"experiment {rec.id} has no file {out.safe(name)}") from None
+            raise HTTPException(404, f"experiment {rec.id} has no file {safe(name)}") from None
         return rec, name, fd, info
 
     def file(self, request: Request) -> Response:

@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 
 from yanex import code, columns, query, record, store
 from yanex.columns import Column
-from yanex.index import Index, epoch, param_leaves
+from yanex.index import Index
+from yanex.index_values import epoch, param_leaves
 from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
@@ -317,14 +318,14 @@ def picker(index: Index) -> dict[str, list[str]]:
 def table_csv(index: Index, q: TableQuery, project: str | None, shown: Sequence[Column]) -> str:
     """Every row the table's filters select (not one page), in its order, with ``shown``
     columns: values exact, times in ISO 8601."""
-    from yanex.cli import output as out
+    from yanex import display
 
     filters = q.filters(project)
     lines = [[col.key for col in shown]]
     batch, offset = 2000, 0
     while True:
         rows = query.select(index, filters, q.sorts(), limit=batch, offset=offset)
-        lines += [[out.csv_cell(col.key, col.value(rec)) for col in shown] for rec in rows]
+        lines += [[display.csv_cell(col.key, col.value(rec)) for col in shown] for rec in rows]
         offset += batch
         if len(rows) < batch:
             return csv_text(lines)
@@ -705,7 +706,7 @@ def comparison(records: list[Record]) -> Comparison:
 
 def compare_csv(c: Comparison) -> str:
     """The comparison as ``yanex compare --format csv`` writes it (the code always)."""
-    from yanex.cli import output as out
+    from yanex import display
 
     lines: list[list[str]] = [
         [
@@ -721,8 +722,8 @@ def compare_csv(c: Comparison) -> str:
         last = columns.flat_last(rec)
         lines.append(
             [rec.id, safe(rec.name or ""), rec.status, safe(label_)]
-            + [out.full_value(params.get(k)) for k in c.differing]
-            + [out.full_value(last.get(n)) for n in c.names]
+            + [display.full_value(params.get(k)) for k in c.differing]
+            + [display.full_value(last.get(n)) for n in c.names]
         )
     return csv_text(lines)
 
@@ -731,7 +732,7 @@ def curves_csv(records: Sequence[Record], result: str | None = None) -> str:
     """Every logged step of these experiments, whole (not thinned as drawn): one row per
     experiment and step, ``id, name, step, timestamp`` and a ``results.<name>`` column per
     result (or only ``result``)."""
-    from yanex.cli import output as out
+    from yanex import display
     from yanex.results import metric_rows
 
     rows: list[tuple[Record, dict[str, Any]]] = []
@@ -750,10 +751,10 @@ def curves_csv(records: Sequence[Record], result: str | None = None) -> str:
             [
                 rec.id,
                 safe(rec.name or ""),
-                out.full_value(row.get("step")),
+                display.full_value(row.get("step")),
                 safe(str(row.get("timestamp") or "")),
             ]
-            + [out.full_value(row.get(n)) for n in names]
+            + [display.full_value(row.get(n)) for n in names]
         )
     return csv_text(lines)
 
