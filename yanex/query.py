@@ -746,7 +746,8 @@ class Lookup:
         filters = Filters(project=self.project, archived=None)
         where, params = filters.sql()
         rows = self.index.conn.execute(
-            f"SELECT {_COLUMNS} FROM experiments e WHERE {where} AND e.name = ? "
+            f"SELECT {_COLUMNS} FROM experiments e INDEXED BY experiments_name "
+            f"WHERE {where} AND e.name = ? "
             "ORDER BY e.archived, e.created DESC LIMIT ?",
             [*params, name, limit],
         ).fetchall()
