@@ -34,24 +34,27 @@ def list_index(part: str, length: int) -> int | None:
     return index if -length <= index < length else None
 
 
-def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """The dotted keys of a nested dict and their values (``model.lr``), in order; lists and
-    empty dicts are single values. Without recursion: any depth JSON holds is walked."""
+    empty dicts are single values. Without recursion: any depth JSON holds is walked. A list,
+    not a generator: the index's build and ``to_dataframe`` walk millions of them, and a
+    generator's resumption costs more than the walk."""
     if not (isinstance(node, dict) and node):
-        if prefix:
-            yield prefix, node
-        return
+        return [(prefix, node)] if prefix else []
+    found: list[tuple[str, Any]] = []
+    append = found.append
     stack = [(prefix, iter(node.items()))]
     while stack:
         base, items = stack[-1]
         for key, value in items:
             name = f"{base}.{key}" if base else str(key)
-            if isinstance(value, dict) and value:
+            if value and isinstance(value, dict):
                 stack.append((name, iter(value.items())))
                 break
-            yield name, value
+            append((name, value))
         else:
             stack.pop()
+    return found
 
 
 def nodes(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

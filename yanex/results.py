@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -252,10 +253,11 @@ def to_dataframe(records: Sequence[Record]) -> Any:
     columns["error"] = pandas.array([reason(rec) for rec in records], dtype="string")
     columns["commit"] = pandas.array([rec.git_commit for rec in records], dtype="string")
     columns["dirty"] = column([rec.git_dirty for rec in records])
+    roots = {root: str(root) for root in {rec.root for rec in records}}  # not a Path per row
     for name, texts in (
         ("script", [rec.script for rec in records]),
         ("project", [rec.project for rec in records]),
-        ("folder", [str(rec.dir) for rec in records]),
+        ("folder", [f"{roots[rec.root]}{os.sep}{rec.id}" for rec in records]),
     ):
         columns[name] = pandas.array(texts, dtype="string")
     # Built column by column: a 100,000-row frame from row dicts costs several times more.
