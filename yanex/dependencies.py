@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 FIELD = "dependencies"  # in metadata.json: {slot: full id}
 OPTION = "-D"
-_SLOT = re.compile(r"^[A-Za-z_][\w\-]*$")
+_SLOT = re.compile(r"^[A-Za-z_][\w\-]*\Z")
 _SWEEP_CALL = re.compile(r"^\s*(list|choice)\s*\((.*)\)\s*$", re.DOTALL)
 # Sweep functions that make sense for values, not for a list of experiments.
 _VALUE_SWEEPS = re.compile(

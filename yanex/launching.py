@@ -57,7 +57,7 @@ def _override_texts(cfg: Mapping[str, Any], config_dir: Path | None) -> list[str
     return texts
 
 
-_KEY_PART = re.compile(r"^(?:[A-Za-z_$][A-Za-z0-9_$\-]*|0|[1-9][0-9]*)$")
+_KEY_PART = re.compile(r"^(?:[A-Za-z_$][A-Za-z0-9_$\-]*|0|[1-9][0-9]*)\Z")
 
 
 def _launch_leaves(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

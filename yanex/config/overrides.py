@@ -369,7 +369,7 @@ def render_value(value: Any) -> str:
 
 
 # Text the grammar reads back as this very string when unquoted; words it types otherwise.
-_PLAIN_TEXT = re.compile(r"^[A-Za-z_/][A-Za-z0-9_\-./]*$")
+_PLAIN_TEXT = re.compile(r"[A-Za-z_/][A-Za-z0-9_\-./]*\Z")
 _KEYWORDS = {"true", "false", "null", "nan", "inf"}
 
 
