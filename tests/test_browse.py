@@ -75,6 +75,7 @@ def test_list_shows_the_projects_runs_newest_first_with_their_results(store: Pro
     assert created == sorted(created, reverse=True)
 
 
+@pytest.mark.slow
 def test_limit_all_and_the_count_of_what_is_left_out(store: Project) -> None:
     r = store.yanex("list", "--limit", "3")
     assert len(r.stdout.splitlines()) == 4
@@ -387,6 +388,7 @@ def in_terminal(project: Project, *args: str, columns: int = 80) -> str:
     return output.decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_rich_table_that_fits_and_escaped_text(project: Project) -> None:
     many = ", ".join(f"'metric_number_{i}': {i}" for i in range(12))
     project.write("job.py", f"import yanex\nyanex.log_results({{{many}}})\n")

@@ -35,6 +35,7 @@ def members(project: Project) -> list[Path]:
     return sorted(project.experiments(), key=lambda f: metadata(f)["sweep_index"])
 
 
+@pytest.mark.slow
 def test_a_member_that_edits_the_code_gets_the_next_ones_refused(project: Project) -> None:
     setup(project)
     assert project.yanex("stage", "job.py", "-p", "x=range(3)").returncode == 0
@@ -46,6 +47,7 @@ def test_a_member_that_edits_the_code_gets_the_next_ones_refused(project: Projec
     assert r.stderr.count("uncommitted changes (it was clean at staging)") == 2, r.stderr
 
 
+@pytest.mark.slow
 def test_with_ignore_dirty_each_member_of_m_records_the_code_it_ran(project: Project) -> None:
     setup(project)
     r = project.yanex("run", "job.py", "x=range(3)", "-m", "-j", "1", "--ignore-dirty")

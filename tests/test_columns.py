@@ -90,6 +90,7 @@ def listed(proj: Project, *args: str) -> list[list[str]]:
     return [[line[a:b].strip() for a, b in bounds] for line in lines]
 
 
+@pytest.mark.slow
 def test_a_sweep_lists_the_parameters_it_varies(store: Project) -> None:
     rows = listed(store, "--sweep", sweep_of(store)[:6])
     assert rows[0] == [

@@ -140,6 +140,7 @@ def test_commands_that_change_need_ids_or_filters(project: Project) -> None:
     assert_usage_error(project.yanex("delete", "zzzz", "--yes"), "no experiment has the ID")
 
 
+@pytest.mark.slow
 def test_a_reference_that_is_an_id_prefix_and_a_name_is_refused_everywhere(
     project: Project,
 ) -> None:
@@ -167,6 +168,7 @@ def test_a_reference_that_is_an_id_prefix_and_a_name_is_refused_everywhere(
     assert metadata(project.home / "experiments" / ids["a"])["tags"] == ["x"]
 
 
+@pytest.mark.slow
 def test_a_name_several_experiments_share_is_refused_by_changing_commands(
     project: Project,
 ) -> None:
@@ -187,6 +189,7 @@ def test_a_name_several_experiments_share_is_refused_by_changing_commands(
     assert r.returncode == 0 and r.stdout.strip() == ids["c"]
 
 
+@pytest.mark.slow
 def test_a_name_that_is_an_id_gets_a_warning_when_set(project: Project) -> None:
     ids = setup(project)
     r = project.yanex("update", "b", "--name", ids["a"])

@@ -46,6 +46,7 @@ def py(proj: Project, code: str) -> dict:  # type: ignore[type-arg]
     return json.loads(r.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_dataframe_says_where_each_run_came_from(runs: Project) -> None:
     seen = py(
         runs,

@@ -90,6 +90,7 @@ def pipeline(project: Project) -> Project:
 # --- what -D records, and what the script reads ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dependency_is_recorded_in_full_and_read_by_the_script(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py", "dataset=cifar", "-n", "prep-cifar")
     train = run(pipeline, "train.py", "-D", f"data={prep[:4]}", "lr=0.5")  # a prefix
@@ -128,6 +129,7 @@ def test_standalone_the_dependency_calls_do_nothing(pipeline: Project) -> None:
     assert r.returncode == 0 and r.stdout == "None {} []\n", r.stderr
 
 
+@pytest.mark.slow
 def test_assert_dependency_fails_the_run_with_the_reason(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py")
     train = run(pipeline, "train.py", "-D", f"data={prep}")
@@ -142,6 +144,7 @@ def test_assert_dependency_fails_the_run_with_the_reason(pipeline: Project) -> N
     assert r.returncode == 1 and "Missing required dependency: prep.py" in r.stderr
 
 
+@pytest.mark.slow
 def test_load_artifact_found_in_two_dependencies_is_ambiguous(pipeline: Project) -> None:
     first, second = run(pipeline, "prep.py"), run(pipeline, "prep.py", "dataset=cifar")
     pipeline.write(
@@ -167,6 +170,7 @@ def test_load_artifact_found_in_two_dependencies_is_ambiguous(pipeline: Project)
     assert lines[3] == "None"
 
 
+@pytest.mark.slow
 def test_the_graph_around_the_run(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py")
     train = run(pipeline, "train.py", "-D", f"data={prep}")
@@ -191,6 +195,7 @@ def test_the_graph_around_the_run(pipeline: Project) -> None:
     assert sorted(json.loads(trains.replace("'", '"'))) == sorted([train, sibling])
 
 
+@pytest.mark.slow
 def test_the_results_api_reads_dependencies_as_0_6_did(pipeline: Project) -> None:
     """``yr.get_experiment(ID)``'s dependencies, their parameters merged under its own, and
     ``yr.get_graph``: yanex 0.6's results API over the same pipeline."""
@@ -227,6 +232,7 @@ print(graph.load_artifact("model.json")["lr"])
     assert sibling not in lines[5]
 
 
+@pytest.mark.slow
 def test_yanex_launch_and_run_multiple_take_dependencies(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py", "-n", "the-prep")
     code = f"""
@@ -264,6 +270,7 @@ def refused(project: Project, *args: str, needles: tuple[str, ...]) -> None:
     assert project.store_entries() == before
 
 
+@pytest.mark.slow
 def test_every_refusal_names_the_problem_and_creates_nothing(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py", "-n", "twin")
     run(pipeline, "prep.py", "-n", "twin")
@@ -296,6 +303,7 @@ def test_every_refusal_names_the_problem_and_creates_nothing(pipeline: Project) 
     )  # a sweep needs -m or --stage
 
 
+@pytest.mark.slow
 def test_a_cycle_is_refused_and_never_run(pipeline: Project) -> None:
     """Only metadata edited by hand can make one: `-D` refuses it, and so does the runner."""
     first = run(pipeline, "prep.py")
@@ -338,6 +346,7 @@ def grid_names(project: Project, *args: str) -> list[str]:
     return [line.split(". ", 1)[1] for line in r.stdout.splitlines()[1:]]
 
 
+@pytest.mark.slow
 def test_a_dependency_sweep_is_a_grid_in_the_order_typed(pipeline: Project) -> None:
     a, b = run(pipeline, "prep.py"), run(pipeline, "prep.py", "dataset=cifar")
     # as two --param sweeps typed in the same places vary
@@ -362,6 +371,7 @@ def test_a_dependency_sweep_is_a_grid_in_the_order_typed(pipeline: Project) -> N
     assert {(a, b), (a, a), (b, b), (b, a)} <= made
 
 
+@pytest.mark.slow
 def test_staged_sweep_members_record_each_their_own(pipeline: Project) -> None:
     a, b = run(pipeline, "prep.py"), run(pipeline, "prep.py", "dataset=cifar")
     ids = stage(pipeline, "train.py", "-D", f"data=list({a}, {b})", "lr=list(1, 2)")
@@ -376,6 +386,7 @@ def test_staged_sweep_members_record_each_their_own(pipeline: Project) -> None:
 # --- a staged pipeline: upstream first; a failed dependency fails what depends on it -------
 
 
+@pytest.mark.slow
 def test_a_staged_pipeline_runs_upstream_first_and_stops_at_a_failure(pipeline: Project) -> None:
     good, bad = stage(pipeline, "prep.py", "dataset=list(mnist, bad)")
     trains = stage(pipeline, "train.py", "-D", f"data=list({good}, {bad})", "lr=list(1, 2)")
@@ -406,6 +417,7 @@ def test_a_staged_pipeline_runs_upstream_first_and_stops_at_a_failure(pipeline: 
     )
 
 
+@pytest.mark.slow
 def test_a_dependent_waits_for_a_slow_upstream_while_others_run(pipeline: Project) -> None:
     slow = stage(pipeline, "prep.py", "sleep=1")[0]
     quick = stage(pipeline, "prep.py", "dataset=quick")[0]
@@ -417,6 +429,7 @@ def test_a_dependent_waits_for_a_slow_upstream_while_others_run(pipeline: Projec
     assert when(meta(pipeline, quick)["started_at"]) < when(up["ended_at"])  # no need to wait
 
 
+@pytest.mark.slow
 def test_a_runner_waits_for_a_dependency_another_runner_runs(pipeline: Project) -> None:
     slow = stage(pipeline, "prep.py", "sleep=3")[0]
     dependent = stage(pipeline, "train.py", "-D", f"data={slow}")[0]
@@ -438,6 +451,7 @@ def test_a_runner_waits_for_a_dependency_another_runner_runs(pipeline: Project) 
     assert when(down["started_at"]) >= when(meta(pipeline, slow)["ended_at"])
 
 
+@pytest.mark.slow
 def test_a_dependency_that_did_not_run_leaves_its_dependents_staged(pipeline: Project) -> None:
     upstream = stage(pipeline, "prep.py")[0]
     dependent = stage(pipeline, "train.py", "-D", f"data={upstream}")[0]
@@ -456,6 +470,7 @@ def test_a_dependency_that_did_not_run_leaves_its_dependents_staged(pipeline: Pr
 # --- show, get, list, rerun --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_show_get_and_list_name_them_both_ways(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py", "-n", "the-prep")
     train = run(pipeline, "train.py", "-D", f"data={prep}", "-n", "the-train")
@@ -494,6 +509,7 @@ def test_show_get_and_list_name_them_both_ways(pipeline: Project) -> None:
 # --- delete -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deleting_what_others_depend_on_is_refused_naming_them(pipeline: Project) -> None:
     prep = run(pipeline, "prep.py")
     train = run(pipeline, "train.py", "-D", f"data={prep}")
@@ -520,6 +536,7 @@ def test_deleting_what_others_depend_on_is_refused_naming_them(pipeline: Project
 # --- the dashboard ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_dashboard_links_them_both_ways_and_refuses_the_delete(pipeline: Project) -> None:
     pytest.importorskip("starlette")
     from uiserver import Server, text
@@ -815,6 +832,7 @@ print("✓ Evaluation complete")
 '''
 
 
+@pytest.mark.slow
 def test_yanex_0_6_dependencies_example(project: Project) -> None:
     """0.6's three scripts, unchanged, run with the example's commands (0.6's -D spellings;
     its bare-comma -p sweeps and --parallel in today's spelling: -m / list(), -j)."""

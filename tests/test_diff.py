@@ -31,6 +31,7 @@ def two_runs(project: Project) -> tuple[str, str]:
     return first.name, second.name
 
 
+@pytest.mark.slow
 def test_diff_shows_config_code_and_results_side_by_side(project: Project) -> None:
     a, b = two_runs(project)
     r = project.yanex("diff", "a", "b")
@@ -50,6 +51,7 @@ def test_diff_shows_config_code_and_results_side_by_side(project: Project) -> No
     assert found["environment"] == {}  # one interpreter, one set of packages
 
 
+@pytest.mark.slow
 def test_the_diff_of_two_dirty_states_leaves_the_repository_as_it_was(project: Project) -> None:
     project.write("model.py", "FACTOR = 2\n")
     project.write("train.py", TRAIN)
@@ -69,6 +71,7 @@ def test_the_diff_of_two_dirty_states_leaves_the_repository_as_it_was(project: P
     assert git(project.path, "diff", "--cached") == ""
 
 
+@pytest.mark.slow
 def test_a_commit_that_is_gone_is_said(project: Project) -> None:
     two_runs(project)
     git(project.path, "reset", "-q", "--hard", "HEAD~1")
@@ -79,11 +82,13 @@ def test_a_commit_that_is_gone_is_said(project: Project) -> None:
     assert "is no longer in" in r.stdout and "+FACTOR" not in r.stdout
 
 
+@pytest.mark.slow
 def test_diff_refuses_what_names_no_experiment(project: Project) -> None:
     two_runs(project)
     assert_usage_error(project.yanex("diff", "a", "nothing-like-it"), "no experiment has the ID")
 
 
+@pytest.mark.slow
 def test_compare_shows_the_code_when_it_differs(project: Project) -> None:
     two_runs(project)
     r = project.yanex("compare", "a", "b")
@@ -114,6 +119,7 @@ def test_the_dashboards_compare_has_a_code_row(project: Project) -> None:
     assert "(differs)" in row
 
 
+@pytest.mark.slow
 def test_diff_shows_the_packages_that_differ(project: Project, tmp_path) -> None:
     """Run b with one more package on its path (a real distribution's metadata on
     PYTHONPATH): the environment section names it, and only it."""

@@ -46,6 +46,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_launch_returns_the_ending_the_launcher_recorded(project: Project) -> None:
     project.write("fails.py", FAILS)
     project.commit()

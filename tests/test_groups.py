@@ -55,6 +55,7 @@ def test_the_tree_is_composed_with_its_defaults(project: Project) -> None:
     assert meta["hydra"]["config_dir"] == str(project.path / "conf")
 
 
+@pytest.mark.slow
 def test_overrides_select_change_add_remove_and_place(project: Project) -> None:
     make_tree(project)
     params, meta = run_show(

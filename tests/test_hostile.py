@@ -208,6 +208,7 @@ NUMBER = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.lists(NUMBER, max_size=4), st.sampled_from(sorted(sweeps.FUNCTIONS)))
 def test_sweep_functions_give_values_or_a_sweep_error(args: list, name: str) -> None:

@@ -420,6 +420,7 @@ def test_shell_completion_offers_keys_and_group_options(project: Project) -> Non
     ]
 
 
+@pytest.mark.slow
 def test_shell_completion_from_a_plain_config_or_the_script(project: Project) -> None:
     project.write("config.yaml", "optimizer:\n  lr: 0.1\n")
     project.write("show.py", SHOW)

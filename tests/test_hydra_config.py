@@ -59,6 +59,7 @@ def test_the_tree_next_to_the_script_whichever_folder_yanex_runs_from(project: P
     }
 
 
+@pytest.mark.slow
 def test_the_current_folders_tree_when_the_script_has_none(project: Project) -> None:
     write_tree(project, "conf")
     project.write("scripts/show.py", SHOW)

@@ -231,6 +231,7 @@ def test_two_readers_building_the_index_at_once(project: Project) -> None:
     assert all(sorted(o[0].decode().split()) == sorted(ids) for o in outs)
 
 
+@pytest.mark.slow
 def test_a_folder_being_created_is_indexed_once_it_is_whole(project: Project) -> None:
     ids = setup(project, runs=1)
     root = project.home / "experiments"

@@ -67,6 +67,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_what_runs_and_leaves_the_rest_staged(project: Project) -> None:
     project.write("job.py", JOB)
     project.commit()

@@ -72,6 +72,7 @@ def launch_code(ignore_dirty: bool) -> str:
     )
 
 
+@pytest.mark.slow
 def test_code_edited_between_members_stops_the_sweep(project: Project) -> None:
     project.write("model.py", "FACTOR = 1\n")
     project.write("job.py", EDITS_ITSELF)

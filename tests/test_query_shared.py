@@ -67,6 +67,7 @@ def test_text_search_finds_every_word_in_id_name_description_or_tag(index: Index
     assert query.make_filters(text="vision").narrows()
 
 
+@pytest.mark.slow
 def test_sort_by_tags(index: Index) -> None:
     ordered = query.select(
         index, query.make_filters(status=["completed"]), (query.parse_sort("tags"),)

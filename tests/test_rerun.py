@@ -49,6 +49,7 @@ def test_rerun_repeats_script_args_and_params_with_changes_on_top(project: Proje
     assert newest(project)["overrides"] == ["lr=0.5", "lr=2"]
 
 
+@pytest.mark.slow
 def test_rerun_on_todays_code_says_the_commit_differs(project: Project) -> None:
     setup(project)
     project.write("model.py", "FACTOR = 3\n")
@@ -166,6 +167,7 @@ def test_a_worktree_rerun_can_be_rerun_and_replayed_and_keeps_names_apart(
     assert results(project.experiments()[-1])[0]["results"]["score"] == 1.5  # FACTOR 3
 
 
+@pytest.mark.slow
 def test_a_plain_rerun_says_when_the_uncommitted_code_differs(project: Project) -> None:
     project.write("model.py", MODEL)
     project.write("train.py", TRAIN)

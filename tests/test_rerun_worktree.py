@@ -61,6 +61,7 @@ def test_a_run_records_its_submodules_and_a_dirty_one_is_refused(
     assert len(project.experiments()) == 1
 
 
+@pytest.mark.slow
 def test_a_dirty_submodules_changes_are_kept_and_rebuild_the_code(
     project: Project, tmp_path: Path
 ) -> None:
@@ -83,6 +84,7 @@ def test_a_dirty_submodules_changes_are_kept_and_rebuild_the_code(
     assert (lib / "libmod.py").read_text() == "VALUE = 3\n"  # today's code untouched
 
 
+@pytest.mark.slow
 def test_a_worktree_rerun_checks_out_submodules_at_their_recorded_commits(
     project: Project, tmp_path: Path
 ) -> None:
@@ -114,6 +116,7 @@ def test_a_submodule_that_is_no_longer_checked_out_is_a_clear_error(
     assert "worktree" not in git(project.path, "worktree", "list").split("\n", 1)[-1]
 
 
+@pytest.mark.slow
 def test_a_member_that_edits_a_submodule_gets_the_next_ones_refused(
     project: Project, tmp_path: Path
 ) -> None:
@@ -141,6 +144,7 @@ yanex.log_results({"value": extramod.VALUE})
 """
 
 
+@pytest.mark.slow
 def test_an_import_from_the_live_repository_is_reported(project: Project) -> None:
     project.write("extra/extramod.py", "VALUE = 1\n")
     project.write("live.py", IMPORTS_LIVE)
@@ -154,6 +158,7 @@ def test_an_import_from_the_live_repository_is_reported(project: Project) -> Non
     assert any(said in w for w in metadata(project.experiments()[-1])["warnings"])
 
 
+@pytest.mark.slow
 def test_a_sitecustomize_of_the_users_own_still_runs(project: Project, tmp_path: Path) -> None:
     site = tmp_path / "user-site"
     site.mkdir()

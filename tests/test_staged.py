@@ -227,6 +227,7 @@ def hold_claim(folder: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+@pytest.mark.slow
 def test_a_claim_left_by_a_dead_runner_is_taken_over(project: Project) -> None:
     env = setup(project)
     ids = stage(project, env, "x=1")
@@ -439,6 +440,7 @@ print(json.dumps({"synced": sorted(synced), "dirs": [str(r.dir) for r in staged]
 """
 
 
+@pytest.mark.slow
 def test_staging_fsyncs_what_it_wrote_and_never_syncs_the_machine(project: Project) -> None:
     project.write("job.py", "print('hi')\n")
     project.write("config.yaml", "x: 0\n")

@@ -68,6 +68,7 @@ def test_the_worker_entry_runs_only_what_is_staged_and_claimed_by_its_caller(
     assert (folder / "stdout.txt").read_text() == "ran\n"
 
 
+@pytest.mark.slow
 def test_a_member_whose_folder_is_broken_is_skipped_and_the_rest_run(project: Project) -> None:
     project.write("job.py", "print('ran')\n")
     project.commit()

@@ -40,6 +40,9 @@ from uiserver import Server, row_ids, text
 
 from yanex.index import SCHEMA_VERSION
 
+# Every test here talks to a real `yanex ui` process (a module-wide server): the full suite.
+pytestmark = pytest.mark.slow
+
 TRAIN = """
 import struct, sys, zlib, yanex
 lr = yanex.get_param("lr", 0.1)

@@ -66,6 +66,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_creating_experiments_example(project: Project) -> None:
     project.write("process_data.py", PROCESS_DATA)
     project.commit()
@@ -244,6 +245,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_kfold_example_runs_its_folds_from_a_tracked_orchestrator(project: Project) -> None:
     project.write("train_kfold.py", KFOLD)
     project.commit()
@@ -391,6 +393,7 @@ print("standalone" if yanex.is_standalone() else "All artifacts logged successfu
 """
 
 
+@pytest.mark.slow
 def test_logging_artifacts_example(project: Project) -> None:
     project.write("analyze.py", ANALYZE)
     project.commit()
@@ -447,6 +450,7 @@ def test_multi_step_metrics_example(project: Project) -> None:
 # --- the script API's 0.6 keywords and names --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_0_6_keywords_of_the_script_api(project: Project) -> None:
     project.write("data.txt", "raw\n")
     project.write(

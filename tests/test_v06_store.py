@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import Project, assert_usage_error, clean_env, git
 
+# Every test here writes or copies a whole store of yanex 0.6 (and runs 0.6.1 itself).
+pytestmark = pytest.mark.slow
+
 V06 = Path(os.environ.get("YANEX_06", "/work/venv-06/bin/yanex"))
 live = pytest.mark.skipif(not V06.exists(), reason=f"yanex 0.6.1 is not installed ({V06})")
 FIXTURE = Path(__file__).parent / "data" / "v06_store"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Project, assert_usage_error, metadata
 
 SCRAPE = """
@@ -40,6 +41,7 @@ def scraper(project: Project, config: str = CONFIG) -> None:
     project.commit()
 
 
+@pytest.mark.slow
 def test_the_section_names_describes_and_tags_the_run(project: Project) -> None:
     scraper(project)
     r = project.yanex("run", "scrape.py", "--config", "scraper-config.yaml")
@@ -104,6 +106,7 @@ def test_the_section_can_stage_or_dry_run(project: Project) -> None:
     assert project.experiments() == [folder]
 
 
+@pytest.mark.slow
 def test_keys_yanex_does_not_read_are_said_and_bad_values_refused(project: Project) -> None:
     scraper(project, CONFIG + "  project: my-project\n  scripts: []\n")
     r = project.yanex("run", "scrape.py", "-c", "scraper-config.yaml")
