@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from yanex import record, store
 from yanex.errors import DependencyError
+from yanex.grammar import top_level_items
 from yanex.record import Status
 
 if TYPE_CHECKING:
@@ -149,32 +150,7 @@ def _spec(text: str, slot: str, value: str, multirun: bool) -> Spec:
 
 def _items(text: str) -> list[str]:
     """``text`` split on its commas outside quotes and brackets ([] for none)."""
-    if not text.strip():
-        return []
-    items, current, quote, depth, i = [], [], "", 0, 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            current.append(text[i : i + 2])
-            i += 2
-            continue
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-            i += 1
-            continue
-        current.append(char)
-        i += 1
-    items.append("".join(current))
-    return items
+    return top_level_items(text) if text.strip() else []
 
 
 def _unquote(item: str, text: str) -> str:

@@ -159,3 +159,35 @@ def _not_one_value(shown: str) -> ParamError:
         f"{shown}: a value here is one value, not several",
         hint="Quote text that holds a comma: 'a, b'.",
     )
+
+
+def top_level_items(text: str) -> list[str]:
+    """``text`` split on its commas outside quotes, brackets and calls (Hydra's ``a,b``: a
+    sweep; ``list(a, b)``, ``'a,b'`` and ``[a, b]`` are one item); a backslash keeps the
+    character after it."""
+    items: list[str] = []
+    current: list[str] = []
+    quote, depth, i = "", 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    items.append("".join(current))
+    return items

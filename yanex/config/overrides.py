@@ -35,6 +35,7 @@ from yanex.grammar import (
     grammar_error,
     number_error,
     plain_value,
+    top_level_items,
 )
 
 if TYPE_CHECKING:
@@ -290,24 +291,7 @@ def _sweep_of(found: Any, expr: str, shown: str) -> sweeps.Sweep:
 
 def _top_level_comma(text: str) -> bool:
     """Does ``text`` hold a comma outside brackets, quotes and calls (Hydra's ``a,b``)?"""
-    depth, quote, i = 0, "", 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            return True
-        i += 1
-    return False
+    return len(top_level_items(text)) > 1
 
 
 def _spelled(text: str, source: str) -> str:
