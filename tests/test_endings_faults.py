@@ -116,14 +116,21 @@ def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Pa
     project.write("counter.py", COUNTER)
     project.commit()
     out = tmp_path / "out.txt"
-    r = subprocess.run(
-        ["timeout", "3", sys.executable, "-m", "yanex", "run", "counter.py"],
+    # timeout(1) treats SIGALRM as its timer running out: sending it once the script is
+    # ready makes the expiry land at a known point however slow the machine is.
+    proc = subprocess.Popen(
+        ["timeout", "600", sys.executable, "-m", "yanex", "run", "counter.py"],
         cwd=project.path,
         env=project.env(OUT=str(out)),
-        capture_output=True,
-        timeout=60,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert out.read_text() == "1 cleaned", r.stderr
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGALRM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 124, err  # timeout's own "timed out"
+    assert out.read_text() == "1 cleaned", err
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 

@@ -257,6 +257,42 @@ def test_folder_is_written_before_the_script_starts(project: Project) -> None:
     assert r.stdout.splitlines() == ["running True False", "lr: 0.5"]
 
 
+def test_a_line_written_in_pieces_reaches_the_terminal_whole(tmp_path: Path) -> None:
+    """Runs sharing a terminal (run_multiple, -j) must not cut into each other's lines: an
+    unbuffered print() writes its text and its newline apart, the tee joins them."""
+    from yanex import supervise
+
+    class Terminal:  # no fileno: every write the tee makes is seen as one call
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(bytes(data))
+
+        def flush(self) -> None:
+            pass
+
+    script = "import sys, time\nfor w in ('part ', 'rest', '\\n'):\n"
+    script += "    sys.stdout.write(w); sys.stdout.flush(); time.sleep(0.005)\n"
+    script += "sys.stdout.write('progress 1%'); sys.stdout.flush(); time.sleep(0.5)\n"
+    terminal = Terminal()
+    end = supervise.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout_log=tmp_path / "stdout.txt",
+        stderr_log=tmp_path / "stderr.txt",
+        stdout=terminal,  # type: ignore[arg-type]
+        stderr=None,
+        grace=1.0,
+        next_signal=lambda wait: _time.sleep(min(wait, 0.05)),  # type: ignore[func-returns-value]
+    )
+    assert end.exit_code == 0
+    # the line in one write; a line without its end still shown before the script ends
+    assert terminal.writes == [b"part rest\n", b"progress 1%"]
+    assert (tmp_path / "stdout.txt").read_bytes() == b"part rest\nprogress 1%"
+
+
 def test_output_is_in_the_files_while_the_script_runs(project: Project) -> None:
     project.write(
         "slow.py",

@@ -41,6 +41,28 @@ _TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
 _CHUNK = 1 << 20
 
 
+# How long the tee waits for the rest of a line the script wrote in pieces (an unbuffered
+# print() writes its text and its newline apart): whole lines keep runs that share a terminal
+# (run_multiple, ``-j``) from cutting into each other's lines; a progress bar's ``\r``
+# updates are held at most this long.
+_LINE_WAIT = 0.05
+
+
+def _read_lines(fd: int) -> bytes:
+    """What the pipe holds, up to the end of a line when the rest comes within _LINE_WAIT."""
+    chunk = os.read(fd, _CHUNK)
+    deadline = time.monotonic() + _LINE_WAIT
+    while chunk and not chunk.endswith(b"\n") and len(chunk) < _CHUNK:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        more = os.read(fd, _CHUNK - len(chunk))
+        if not more:  # the end of the output
+            break
+        chunk += more
+    return chunk
+
+
 def _widen(pipe: IO[bytes]) -> None:
     import fcntl
 
@@ -79,7 +101,7 @@ class _Tee(threading.Thread):
     def run(self) -> None:
         fd = self.pipe.fileno()
         try:
-            while chunk := os.read(fd, _CHUNK):
+            while chunk := _read_lines(fd):
                 self._write_log(chunk)
                 self._write_terminal(chunk)
                 if self.tail is not None:
