@@ -468,6 +468,131 @@ def test_a_long_results_file_is_summarized_exactly_a_chunk_at_a_time(
     assert ys[-1] == -xs[-1]
 
 
+def _grow(path: Path, start: int, stop: int) -> None:
+    """Lines as yanex writes them: numbers, NaN, a big int, a nested result, a string."""
+    with open(path, "a") as f:
+        for i in range(start, stop):
+            results: dict = {"loss": 1 / (i + 1), "val": {"f1": i % 17 / 10}}
+            if i % 50 == 0:
+                results |= {"loss": "NaN", "big": 2**70 + i, "note": f"at {i}"}
+            f.write(json.dumps({"step": i, "timestamp": "t", "results": results}) + "\n")
+
+
+def _scan(folder: Path) -> tuple[record.Summary, int]:
+    summary = record.Summary()
+    return summary, record.scan_results(folder, summary)
+
+
+def _same(summary: record.Summary, oracle: record.Summary) -> None:
+    assert json.dumps(summary.last) == json.dumps(oracle.last)  # NaN and 2**70 as they are
+    assert summary.stats == oracle.stats and summary.lines == oracle.lines
+
+
+def test_a_reader_starts_from_the_summary_the_launcher_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary kept while the file grew, plus the rest read by the reader, is exactly
+    the summary of the whole file, and the reader parses only the rest."""
+    from yanex.summary_keeper import SummaryKeeper
+
+    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 20_000)
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    results = folder / "results.jsonl"
+    keeper = SummaryKeeper(folder)
+    _grow(results, 0, 100)  # under the threshold: nothing kept
+    keeper.catch_up(final=False)
+    assert not (folder / ".results-summary.json").exists()
+    _grow(results, 100, 700)
+    keeper.catch_up(final=False)
+    kept = json.loads((folder / ".results-summary.json").read_text())
+    assert kept["offset"] == results.stat().st_size and kept["lines"] == 700
+    _grow(results, 700, 900)  # after the last look: the reader reads these itself
+    with open(results, "a") as f:
+        f.write('{"step": 900, "results": {"loss": -1')  # being written: left out
+    parsed: list[int] = []
+    real = record.parse_results
+    monkeypatch.setattr(record, "parse_results", lambda b: parsed.append(len(b)) or real(b))
+    summary, offset = _scan(folder)
+    assert sum(parsed) == offset - kept["offset"]  # only what came after the kept summary
+    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 10**12)  # the oracle: the whole file
+    oracle, whole = _scan(folder)
+    assert offset == whole and summary.lines == 900
+    _same(summary, oracle)
+    assert summary.series()["loss"].min == 1 / 900 and summary.series()["big"].max == 2**70 + 850
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["replaced", "rewritten in place", "truncated", "garbage", "wrong types", "another inode"],
+)
+def test_a_summary_that_is_not_of_this_file_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    from yanex.summary_keeper import SummaryKeeper
+
+    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 20_000)
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    results, kept = folder / "results.jsonl", folder / ".results-summary.json"
+    _grow(results, 0, 600)
+    SummaryKeeper(folder).catch_up(final=False)
+    saved = json.loads(kept.read_text())
+    if change == "replaced":  # a new file of the same bytes: another inode
+        data = results.read_bytes()
+        results.unlink()
+        results.write_bytes(data)
+    elif change == "rewritten in place":
+        data = results.read_bytes().replace(b'"loss": 0.5,', b'"loss": 9.5,', 1)
+        with open(results, "r+b") as f:
+            f.write(data)
+    elif change == "truncated":
+        os.truncate(results, saved["offset"] // 2)
+    elif change == "garbage":
+        kept.write_text("{not json")
+    elif change == "wrong types":
+        kept.write_text(json.dumps(saved | {"stats": {"loss": [1, "low", None, None]}}))
+    else:
+        kept.write_text(json.dumps(saved | {"inode": saved["inode"] + 1}))
+    _grow(results, 600, 1000)
+    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 1)
+    summary, offset = _scan(folder)
+    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 10**12)
+    oracle, whole = _scan(folder)
+    assert offset == whole
+    _same(summary, oracle)
+    if change == "rewritten in place":
+        assert summary.series()["loss"].max == 9.5
+
+
+@pytest.mark.slow
+def test_a_long_run_leaves_its_summary_and_show_says_the_same_numbers(project: Project) -> None:
+    """A real run past SUMMARY_FILE_BYTES: its launcher keeps the summary to the last line,
+    and `yanex show` says what it says when the whole file is read."""
+    project.write(
+        "long.py",
+        """
+        import yanex
+        for step in range(90_000):
+            yanex.log_results({"loss": 1 / (step + 1), "val": {"f1": step % 7}, "pad": "x" * 40})
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "long.py")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    size = (folder / "results.jsonl").stat().st_size
+    assert size >= record.SUMMARY_FILE_BYTES
+    kept = json.loads((folder / ".results-summary.json").read_text())
+    assert kept["offset"] == size and kept["lines"] == 90_000
+    shown = project.yanex("show", folder.name)
+    assert shown.returncode == 0 and "90,000" in shown.stdout.replace("90000", "90,000")
+    (folder / ".results-summary.json").unlink()
+    project.yanex("reindex")
+    again = project.yanex("show", folder.name)
+    assert again.stdout == shown.stdout
+
+
 def test_reindex_while_others_read(typed_runs: Project) -> None:
     """A rebuild never makes the index vanish under a reader."""
     readers = [typed_runs.popen("list", "--all", "--format", "ids") for _ in range(3)]

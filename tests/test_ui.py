@@ -494,6 +494,13 @@ def test_an_experiment_shows_everything_about_it(store: Project, server: Server)
         assert download.status == 200 and download.body == (folder / name).read_bytes()
         assert download.headers["content-disposition"].startswith("attachment")
     assert server.get(f"/e/{experiment_id}/files/artifacts/missing.txt").status == 404
+    # yanex's own bookkeeping beside metadata.json is not the user's: not listed; a dotfile
+    # the script saved among its artifacts is
+    (folder / ".results-summary.json").write_text("{}")
+    (folder / "artifacts" / ".hidden-by-the-user").write_text("mine")
+    page = server.get(f"/e/{experiment_id}").text
+    assert "/files/.results-summary.json" not in page and "/files/.lock" not in page
+    assert f"/e/{experiment_id}/files/artifacts/.hidden-by-the-user?download=1" in page
 
 
 def test_an_experiment_is_found_by_name_or_prefix(store: Project, server: Server) -> None:

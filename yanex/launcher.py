@@ -41,6 +41,7 @@ from yanex.ending import Ending
 from yanex.errors import ParamError, ScriptError
 from yanex.identity import Heartbeat, ProcessId
 from yanex.record import Status
+from yanex.summary_keeper import SummaryKeeper
 
 # How long a script may take to stop after a forwarded signal before it is killed.
 DEFAULT_GRACE_PERIOD = 10.0
@@ -542,6 +543,9 @@ class Launcher:
                 next_signal = stack.enter_context(processes.Signals()).next
             # Beating before it is recorded running: other hosts know it runs (identity).
             stack.enter_context(Heartbeat(experiment.dir))
+            # A long results.jsonl summarized as it grows, and once more after the ending is
+            # recorded: a first reader parses only the rest.
+            stack.enter_context(SummaryKeeper(experiment.dir))
             try:
                 return self._run_and_record(
                     experiment, request, script, started, next_signal, record_environment

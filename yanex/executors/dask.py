@@ -55,7 +55,14 @@ LOST_AFTER_ENV = "YANEX_DASK_LOST_AFTER"
 DEFAULT_LOST_AFTER = 30.0  # seconds without a scheduler, or without any worker
 _POLL = 0.02  # how often a task looks at its script
 _LINK_POLL = 0.5  # how often a task asks the scheduler whether the client wants it stopped
-_ATTEMPT_FILES = (store.STDOUT, store.STDERR, store.RESULTS, store.WARNINGS, store.ARTIFACTS)
+_ATTEMPT_FILES = (
+    store.STDOUT,
+    store.STDERR,
+    store.RESULTS,
+    store.RESULTS_SUMMARY,
+    store.WARNINGS,
+    store.ARTIFACTS,
+)
 
 
 def lost_after() -> float:

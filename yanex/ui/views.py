@@ -398,12 +398,15 @@ def file_entry(name: str, size: int) -> FileEntry:
 
 
 def folder_files(folder: Path) -> list[FileEntry]:
-    """Every regular file of the folder (symlinks, locks and files being written left out)."""
+    """Every regular file of the folder: symlinks, files being written and yanex's own
+    bookkeeping (the dotfiles beside metadata.json: lock, heartbeat, reserve, results
+    summary) left out."""
     found: list[FileEntry] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
+        top = dirpath == str(folder)
         for filename in sorted(filenames):
-            if filename == ".lock" or (filename.startswith(".") and ".tmp" in filename):
+            if filename.startswith(".") and (top or ".tmp" in filename or filename == ".lock"):
                 continue
             path = os.path.join(dirpath, filename)
             try:
