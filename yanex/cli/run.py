@@ -731,7 +731,9 @@ def _run_at_once(experiments: list[Experiment], options: dict[str, Any], ignore_
 def _ending(status: str, error: str | None) -> str:
     """``completed``, ``failed (exited with code 1: ValueError: bad data)``, ``cancelled (...)``:
     a failure names how it ended and the last line the script wrote to stderr."""
-    if status == "completed" or not error:
+    from yanex.record import Status
+
+    if status == Status.COMPLETED or not error:
         return status
     lines = error.splitlines()
     head = lines[0].rstrip(":")
