@@ -15,6 +15,17 @@ from yanex import api
 from yanex.api import *  # noqa: F403  (the script API; its names are listed in api.__all__)
 from yanex.errors import YanexError as YanexError
 
+
+def _standalone_params(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """YANEX_PARAM_* typed as under ``yanex run``: the config pipeline (Hydra's grammar,
+    OmegaConf), imported only by a standalone script that has such variables."""
+    from yanex.config.pipeline import env_params
+
+    return env_params(environ)
+
+
+api.standalone_params = _standalone_params
+
 # yanex 0.6's names that today's API does not have under another name: loaded with yanex.v06
 # the first time one is used (``yanex.run_multiple``), never by ``import yanex``.
 V06_NAMES = frozenset(
@@ -56,6 +67,7 @@ __all__ = [
 
 TYPE_CHECKING = False  # typing itself costs more to import than yanex
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from yanex import results

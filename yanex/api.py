@@ -193,14 +193,20 @@ def experiment_dir() -> Path | None:
 # --- parameters --------------------------------------------------------------------------
 
 
+# How a standalone run (``python script.py``, no ``yanex run``) types its YANEX_PARAM_*
+# variables: the config pipeline's ``env_params`` (Hydra's grammar, OmegaConf), handed in by
+# the package (yanex/__init__.py). The script API sits below the config pipeline and never
+# imports it (an import-linter contract); the package composes the two.
+standalone_params: Callable[[Mapping[str, str]], tuple[dict[str, Any], list[str]]] | None = None
+
+
 def _load_params(ctx: _Context) -> dict[str, Any]:
     if ctx.params is None:
         if ctx.dir is not None:
             ctx.params = ctx.store.read_json(ctx.dir / ctx.store.PARAMS)
         elif any(name.startswith(ENV_PARAM_PREFIX) for name in os.environ):
-            from yanex.config.pipeline import env_params  # the grammar, OmegaConf: only here
-
-            params, problems = env_params(os.environ)
+            assert standalone_params is not None  # given by the package (yanex/__init__.py)
+            params, problems = standalone_params(os.environ)
             for problem in problems:
                 warnings.warn(problem, RuntimeWarning, stacklevel=3)
             ctx.params = params
@@ -830,15 +836,15 @@ def load_artifact(filename: str, loader: Any = None, format: str | None = None) 
 def _dependency_artifact(name: str) -> Path | None:
     """Where artifact ``name`` is among the experiments this one depends on (yanex 0.6's
     search); None when none has it."""
-    from yanex import dependencies
+    from yanex import record
     from yanex.errors import AmbiguousArtifactError
 
     ctx = _ctx()
     assert ctx.dir is not None and ctx.id is not None
     home = ctx.dir.parent.parent
     found: list[tuple[str, Path]] = []
-    for upstream in dependencies.upstream(ctx.id, home):
-        folder = dependencies.folder_of(upstream, home)
+    for upstream in record.upstream(ctx.id, home):
+        folder = record.folder_by_id(upstream, home)
         if folder is None:
             continue
         candidate = ctx.store.path_inside(folder / ctx.store.ARTIFACTS, str(name), "artifact name")

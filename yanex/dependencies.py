@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yanex import record, store
+from yanex import record
 from yanex.errors import DependencyError
 from yanex.grammar import top_level_items
 from yanex.record import Status
@@ -35,7 +35,7 @@ from yanex.record import Status
 if TYPE_CHECKING:
     from yanex.index import Index
 
-FIELD = "dependencies"  # in metadata.json: {slot: full id}
+FIELD = record.DEPENDENCIES
 OPTION = "-D"
 _SLOT = re.compile(r"^[A-Za-z_][\w\-]*\Z")
 _SWEEP_CALL = re.compile(r"^\s*(list|choice)\s*\((.*)\)\s*$", re.DOTALL)
@@ -287,59 +287,6 @@ def _cycle(index: Index, start: Iterable[str]) -> list[str] | None:
     return None
 
 
-# --- reading them back ----------------------------------------------------------------------
-
-
-def of(meta: Mapping[str, Any]) -> dict[str, str]:
-    """The dependencies a metadata records, ``{slot: id}`` ({} for none)."""
-    found = meta.get(FIELD)
-    return dict(found) if isinstance(found, dict) else {}
-
-
-def folder_of(experiment_id: str, home: Path | None = None) -> Path | None:
-    """Where experiment ``experiment_id`` is (``experiments/`` or ``archived/``), or None."""
-    if not store.is_valid_id(experiment_id):
-        return None
-    for root in (store.experiments_root(home), store.archived_root(home)):
-        if (root / experiment_id / store.METADATA).is_file():
-            return root / experiment_id
-    return None
-
-
-def read(experiment_id: str, home: Path | None = None) -> dict[str, Any] | None:
-    """An experiment's metadata, found in the store (None: gone or unreadable)."""
-    folder = folder_of(experiment_id, home)
-    if folder is None:
-        return None
-    try:
-        return record.read_metadata(folder)
-    except (OSError, record.BadRecord):
-        return None
-
-
-def upstream(experiment_id: str, home: Path | None = None) -> list[str]:
-    """Every experiment ``experiment_id`` depends on, directly or not, upstream first (a
-    topological order), read from the folders. A cycle (metadata edited by hand) raises
-    DependencyError."""
-    graph: dict[str, list[str]] = {}
-    todo = [experiment_id]
-    while todo:
-        current = todo.pop(0)
-        if current in graph:
-            continue
-        meta = read(current, home)
-        ups = list(of(meta).values()) if meta is not None else []
-        graph[current] = ups
-        todo.extend(ups)
-    try:
-        order = list(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError as exc:
-        raise DependencyError(
-            f"the dependencies of {experiment_id} form a cycle: {' -> '.join(exc.args[1])}"
-        ) from None
-    return [found for found in order if found != experiment_id]
-
-
 def describe(slot: str, experiment_id: str, meta: Mapping[str, Any] | None) -> str:
     """``data=3f9a2c1b (prep)``: a dependency as messages name it."""
     name = (meta or {}).get("name")
@@ -354,8 +301,8 @@ def blocking(meta: Mapping[str, Any], home: Path | None = None) -> tuple[str, st
     ``(FAIL, reason)`` when one failed, was cancelled or is gone (it never will run);
     ``(WAIT, reason)`` when one is still staged or running (it may later)."""
     waiting = None
-    for slot, experiment_id in of(meta).items():
-        found = read(experiment_id, home)
+    for slot, experiment_id in record.depends_on(meta).items():
+        found = record.read_by_id(experiment_id, home)
         status = found.get("status") if found is not None else None
         shown = describe(slot, experiment_id, found)
         if found is None:
@@ -427,7 +374,10 @@ class Order:
     def _ranked(self, queue: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[str], list[str]]:
         """The batch upstream first (ties: the queue's order); the members of cycles."""
         ids = [folder.name for folder, _ in queue]
-        ups = {i: [u for u in of(self.items[i][1]).values() if u in self.items] for i in ids}
+        ups = {
+            i: [u for u in record.depends_on(self.items[i][1]).values() if u in self.items]
+            for i in ids
+        }
         downs: dict[str, list[str]] = {i: [] for i in ids}
         for experiment_id, found in ups.items():
             for up in found:
@@ -480,7 +430,7 @@ class Order:
         """(a member of the batch to wait for, the ones to follow, a wait outside the batch)."""
         after: list[str] = []
         outside = False
-        for up in of(self.items[experiment_id][1]).values():
+        for up in record.depends_on(self.items[experiment_id][1]).values():
             state = self.state.get(up)
             if state == _PENDING or (state == _TAKEN and not self.chained):
                 return up, [], False
@@ -492,8 +442,8 @@ class Order:
 
     def _running(self, experiment_id: str) -> bool:
         """Is this experiment (outside the batch) running, by a launcher still alive?"""
-        folder = folder_of(experiment_id, self.home)
-        meta = read(experiment_id, self.home)
+        folder = record.folder_by_id(experiment_id, self.home)
+        meta = record.read_by_id(experiment_id, self.home)
         if folder is None or meta is None or meta.get("status") != Status.RUNNING:
             return False
         from yanex.record import reap

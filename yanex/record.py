@@ -26,7 +26,7 @@ from typing import Any
 
 from yanex import journal, store, v06store
 from yanex.dotted import leaves
-from yanex.errors import StoreError
+from yanex.errors import DependencyError, StoreError
 
 
 class Status:
@@ -977,6 +977,63 @@ class Record:
 
 
 # --- a run whose launcher is gone ---------------------------------------------------------
+
+
+# --- what an experiment depends on ------------------------------------------------------------
+
+DEPENDENCIES = "dependencies"  # in metadata.json: {slot: full id} (``-D``)
+
+
+def depends_on(meta: Mapping[str, Any]) -> dict[str, str]:
+    """The dependencies a metadata records, ``{slot: id}`` ({} for none)."""
+    found = meta.get(DEPENDENCIES)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def folder_by_id(experiment_id: str, home: Path | None = None) -> Path | None:
+    """Where experiment ``experiment_id`` is (``experiments/`` or ``archived/``), or None."""
+    if not store.is_valid_id(experiment_id):
+        return None
+    for root in (store.experiments_root(home), store.archived_root(home)):
+        if (root / experiment_id / store.METADATA).is_file():
+            return root / experiment_id
+    return None
+
+
+def read_by_id(experiment_id: str, home: Path | None = None) -> dict[str, Any] | None:
+    """An experiment's metadata, found in the store (None: gone or unreadable)."""
+    folder = folder_by_id(experiment_id, home)
+    if folder is None:
+        return None
+    try:
+        return read_metadata(folder)
+    except (OSError, BadRecord):
+        return None
+
+
+def upstream(experiment_id: str, home: Path | None = None) -> list[str]:
+    """Every experiment ``experiment_id`` depends on, directly or not, upstream first (a
+    topological order), read from the folders. A cycle (metadata edited by hand) raises
+    DependencyError."""
+    import graphlib
+
+    graph: dict[str, list[str]] = {}
+    todo = [experiment_id]
+    while todo:
+        current = todo.pop(0)
+        if current in graph:
+            continue
+        meta = read_by_id(current, home)
+        ups = list(depends_on(meta).values()) if meta is not None else []
+        graph[current] = ups
+        todo.extend(ups)
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise DependencyError(
+            f"the dependencies of {experiment_id} form a cycle: {' -> '.join(exc.args[1])}"
+        ) from None
+    return [found for found in order if found != experiment_id]
 
 
 def reap(folder: Path, hostname: str) -> str | None:

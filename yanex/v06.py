@@ -304,9 +304,7 @@ def _home_of(folder: Path) -> Path:
 
 def _dependency(experiment_id: str, slot: str | None, near: Path) -> Dependency | None:
     """The experiment ``experiment_id`` of the store ``near`` is in, or None when gone."""
-    from yanex import dependencies
-
-    folder = dependencies.folder_of(experiment_id, _home_of(near))
+    folder = record.folder_by_id(experiment_id, _home_of(near))
     return None if folder is None else Dependency(experiment_id, folder, slot)
 
 
@@ -315,15 +313,13 @@ def _upstream(
 ) -> list[Dependency]:
     """Every experiment one depends on, directly or not, upstream first (this script's
     experiment by default); itself last with ``include_self``."""
-    from yanex import dependencies
-
     if folder is None:
         folder = api.experiment_dir()
         if folder is None:
             return []
         experiment_id = folder.name
     assert experiment_id is not None
-    ids = dependencies.upstream(experiment_id, _home_of(folder))
+    ids = record.upstream(experiment_id, _home_of(folder))
     found = [_dependency(i, None, folder) for i in ids]
     if include_self:
         found.append(Dependency(experiment_id, folder))
