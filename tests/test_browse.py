@@ -112,6 +112,24 @@ def test_filters(store: Project, args: list[str], names: list[str]) -> None:
     assert [e["name"] for e in json.loads(r.stdout)] == names
 
 
+def test_a_null_metadata_number_is_found_with_null(project: Project) -> None:
+    """exit_code==null finds what has not ended (it never matched: the number test came
+    first and compared with NULL)."""
+    project.write("job.py", "print('done')\n")
+    project.commit()
+    assert project.yanex("run", "job.py", "-n", "ran").returncode == 0
+    assert project.yanex("stage", "job.py", "-n", "waiting").returncode == 0
+    for where, names in (
+        ("exit_code==null", ["waiting"]),
+        ("exit_code!=null", ["ran"]),
+        ("exit_code==0", ["ran"]),
+        ("exit_code!=0", []),  # a run without an exit code is not one with another
+    ):
+        r = project.yanex("list", "--where", where, "--format", "json")
+        assert r.returncode == 0, r.stderr
+        assert [e["name"] for e in json.loads(r.stdout)] == names, where
+
+
 @pytest.mark.slow
 def test_sweep_script_and_time_filters(store: Project) -> None:
     sweep = next(metadata(f)["sweep"] for f in store.experiments() if metadata(f)["sweep"])

@@ -196,10 +196,10 @@ class Condition:
             return f"instr(e.{column}, ?) > 0", [str(self.value)]
         if kind == "time":
             return _span_sql(f"e.{column}", op, self.value)
+        if self.value is None:  # any kind: exit_code==null (not ended), dirty==null (no git)
+            return (f"e.{column} IS NULL", []) if op == "=" else (f"e.{column} IS NOT NULL", [])
         if kind in ("number", "bool"):
             return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
-        if self.value is None:
-            return (f"e.{column} IS NULL", []) if op == "=" else (f"e.{column} IS NOT NULL", [])
         return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
 
     def _leaf_sql(self, table: str, key: str, op: str) -> tuple[str, list[Any]]:
