@@ -282,7 +282,12 @@ def log_results(data: Mapping[str, Any], step: int | None = None) -> None:
         try:
             line = ctx.encoder.encode(record)
         except ValueError:  # NaN or infinity (or a value that holds itself)
-            line = ctx.encoder.encode(_finite(record, set()))
+            from yanex.json_policy import encode_value
+
+            try:
+                line = ctx.encoder.encode(encode_value(record, _json_default))
+            except ValueError as exc:
+                raise ValueError(f"log_results: {exc}") from None
         try:
             encoded = (line + "\n").encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -360,7 +365,9 @@ def _json_key(key: object) -> str | None:
     if isinstance(key, int):
         return int.__repr__(key)
     if isinstance(key, float):
-        return _non_finite(key) or float.__repr__(key)
+        from yanex.json_policy import non_finite
+
+        return non_finite(key) or float.__repr__(key)
     return None
 
 
@@ -407,48 +414,6 @@ def _check_distinct(node: dict[Any, Any]) -> None:
                 f'as "{text}"; give them distinct names'
             )
         written[text] = key
-
-
-_INF = float("inf")
-
-
-def _non_finite(number: float) -> str | None:
-    """The string a NaN or an infinity is written as ("NaN", "Infinity", "-Infinity"): bare
-    NaN is not JSON, and strict readers refuse it. None for a finite number."""
-    if number != number:
-        return "NaN"
-    if number == _INF:
-        return "Infinity"
-    if number == -_INF:
-        return "-Infinity"
-    return None
-
-
-def _finite(node: Any, holders: set[int]) -> Any:
-    """``node`` with every NaN and infinity made a string (:func:`_non_finite`), nested values
-    too. The slow path of log_results: only for a line that holds one."""
-    if isinstance(node, float):
-        return _non_finite(node) or node
-    if isinstance(node, (str, int)) or node is None:
-        return node
-    if id(node) in holders:
-        raise ValueError("log_results: a value holds itself (a circular reference)")
-    holders.add(id(node))
-    try:
-        if isinstance(node, dict):
-            return {
-                _finite(key, holders) if isinstance(key, float) else key: _finite(value, holders)
-                for key, value in node.items()
-            }
-        if isinstance(node, (list, tuple)):
-            return [_finite(item, holders) for item in node]
-        try:
-            plain = _json_default(node)
-        except TypeError:
-            return node  # the encoder refuses it, with this error
-        return _finite(plain, holders)
-    finally:
-        holders.discard(id(node))
 
 
 log_metrics = log_results

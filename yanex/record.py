@@ -27,6 +27,7 @@ from typing import Any
 from yanex import journal, store, v06store
 from yanex.dotted import leaves
 from yanex.errors import DependencyError, StoreError
+from yanex.json_policy import NON_FINITE, decode_value
 
 
 class Status:
@@ -292,36 +293,13 @@ def _refuse_v06(folder: Path, meta: Any) -> None:
 
 # --- results --------------------------------------------------------------------------------
 
-# How non-finite numbers are stored in results.jsonl (strict JSON has no NaN), read back as floats.
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def decode_value(value: Any) -> Any:
-    """A logged value as Python sees it: the strings that stand for NaN and infinities become
-    floats again (``json`` already reads a bare ``NaN`` written by older versions)."""
-    if isinstance(value, str):
-        return _NON_FINITE.get(value, value)
-    return value
-
-
-def encode_value(node: Any) -> Any:
-    """The inverse of :func:`decode_value`, nested values too: NaN and the infinities as the
-    strings results.jsonl holds, so that JSON yanex prints is strict JSON."""
-    if isinstance(node, float) and not math.isfinite(node):
-        return "NaN" if node != node else ("Infinity" if node > 0 else "-Infinity")
-    if isinstance(node, dict):
-        return {key: encode_value(value) for key, value in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [encode_value(value) for value in node]
-    return node
-
 
 def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The whole lines of ``results.jsonl`` bytes, and how many bytes they span.
 
     A last line without its newline is being written (or was torn): it is left for later.
     Lines that are not a result object are skipped. Values stand as written (see
-    :func:`decode_value` for NaN and the infinities).
+    :func:`yanex.json_policy.decode_value` for NaN and the infinities).
     """
     end = data.rfind(b"\n") + 1
     if not end:
@@ -452,7 +430,7 @@ class Summary:
                 self._merge(sub, value, f"{prefix}{name}.", step)
                 continue
             if cls is str:
-                value = _NON_FINITE.get(value, value)
+                value = NON_FINITE.get(value, value)
                 cls = value.__class__
             into[name] = value
             key = prefix + name if prefix else name

@@ -37,7 +37,8 @@ from yanex.columns import reason
 from yanex.dotted import lookup
 from yanex.errors import YanexError
 from yanex.index import Index
-from yanex.record import Record, decode_value, fits_int64, iter_results, leaves
+from yanex.json_policy import decode_value
+from yanex.record import Record, fits_int64, iter_results, leaves
 
 __all__ = [
     "Experiment",

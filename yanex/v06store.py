@@ -22,7 +22,6 @@ parameters are YAML).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from datetime import UTC, date, datetime
@@ -31,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from yanex import store
+from yanex.json_policy import encode_value
 
 # The field our metadata of a 0.6 folder carries: what was 0.6's own and has no place in ours.
 MARKER = "yanex_0_6"
@@ -260,21 +260,10 @@ def results(data: bytes, name: str) -> bytes:
         line = {
             "step": step if isinstance(step, int) and not isinstance(step, bool) else None,
             "timestamp": local_time(entry.get("timestamp")),
-            "results": _finite({k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}),
+            "results": encode_value({k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}),
         }
         lines.append(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
     return "".join(lines).encode("utf-8")
-
-
-def _finite(node: Any) -> Any:
-    """NaN and the infinities as the text ours stores for them (strict JSON has none)."""
-    if isinstance(node, float) and not math.isfinite(node):
-        return "NaN" if node != node else ("Infinity" if node > 0 else "-Infinity")
-    if isinstance(node, dict):
-        return {key: _finite(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_finite(value) for value in node]
-    return node
 
 
 def patch(data: bytes) -> bytes:

@@ -111,7 +111,7 @@ class Table:
 def print_json(data: Any) -> None:
     """Strict JSON (a NaN as the string "NaN", as results.jsonl holds it: bare NaN is not
     JSON, and strict readers refuse it)."""
-    from yanex.record import encode_value
+    from yanex.json_policy import encode_value
 
     click.echo(
         json.dumps(encode_value(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)

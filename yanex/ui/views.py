@@ -22,6 +22,7 @@ from yanex import code, columns, query, record, store
 from yanex.columns import Column
 from yanex.index import Index
 from yanex.index_values import epoch, param_leaves
+from yanex.json_policy import decode_value
 from yanex.record import Record, Status, leaves
 from yanex.terminal import safe
 
@@ -668,7 +669,7 @@ def _add_points(points: dict[str, Points], names: list[str], index: int, raw: by
     x = step if isinstance(step, int) and not isinstance(step, bool) else index
     t = epoch(line.get("timestamp"))
     for name in names:
-        value = record.decode_value(values.get(name))
+        value = decode_value(values.get(name))
         if record.is_number(value):
             xs, ys, ts = points[name]
             xs.append(x)
@@ -768,7 +769,7 @@ def curves_csv(records: Sequence[Record], result: str | None = None) -> str:
 def _plain(value: Any) -> Any:
     """A value as the sweep view's JSON holds it: numbers (finite), text, true/false, or null;
     lists and dicts as their JSON text."""
-    value = record.decode_value(value)
+    value = decode_value(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is None or isinstance(value, (bool, int, float, str)):
