@@ -68,7 +68,7 @@ def shell(project: Project, command: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_every_member_of_a_mixed_grid_replays_byte_for_byte(project: Project) -> None:
+def test_every_value_of_a_mixed_grid_replays_byte_for_byte(project: Project) -> None:
     make_tree(project)
     r = project.yanex("run", "show.py", *GRID, "-m", "-j", "2")
     assert r.returncode == 0, r.stderr
@@ -82,8 +82,14 @@ def test_every_member_of_a_mixed_grid_replays_byte_for_byte(project: Project) ->
         assert (folder / ".hydra" / "overrides.yaml").read_text() == yaml.safe_dump(
             meta["overrides"], allow_unicode=True
         )
-    # Replaying the recorded command (`yanex get run-command`) rebuilds each config.
-    for meta in members:
+    # Replaying the recorded command (`yanex get run-command`) rebuilds each config: one
+    # member per title (the values that need quoting), the models and trainings alternating,
+    # so that every value of every swept key is replayed.
+    by_index = {meta["sweep_index"]: meta for meta in members}
+    replayed = [by_index[(t % 2) * 20 + t * 2 + (t // 2) % 2] for t in range(10)]
+    assert {m["overrides"][0] for m in replayed} == {o for m in members for o in m["overrides"][:1]}
+    assert {m["overrides"][2] for m in replayed} == {m["overrides"][2] for m in members}
+    for meta in replayed:
         command = project.yanex("get", "run-command", meta["id"]).stdout.strip()
         replay = shell(project, command)
         assert replay.returncode == 0, (command, replay.stderr)
