@@ -719,10 +719,8 @@ class Index:
         archived: bool | None = None,
         *,
         results_only: bool = False,
-        fresh: bool = False,
     ) -> None:
-        """Index one experiment again from its folder (wherever it is now). ``fresh``: the
-        index holds nothing of it (a build)."""
+        """Index one experiment again from its folder (wherever it is now)."""
         inferred = archived is None
         if archived is None:
             archived = not os.path.isdir(self._dir(experiment_id, False))
@@ -734,22 +732,20 @@ class Index:
             ).fetchone()
             if row is not None and self._add_results(experiment_id, folder, *row):
                 return
-        if not fresh:
-            self._forget_waiting(experiment_id, archived)
+        self._forget_waiting(experiment_id, archived)
         try:
             row = read_row(folder, archived)
         except FileNotFoundError:
-            if not fresh:
-                self._delete(experiment_id, None if inferred else archived)
+            self._delete(experiment_id, None if inferred else archived)
             if os.path.isdir(folder):  # being created: its metadata comes later
                 self.conn.execute(
                     "INSERT OR IGNORE INTO pending VALUES (?, ?)", (experiment_id, int(archived))
                 )
             return
         except record.BadRecord as exc:
-            self._broken(experiment_id, archived, str(exc), fresh)
+            self._broken(experiment_id, archived, str(exc), fresh=False)
             return
-        self._write(row, fresh)
+        self._write(row)
 
     def _add_new(self, folders: list[tuple[str, str, bool]]) -> None:
         """Index folders the index holds nothing of (a build), read by processes of their
