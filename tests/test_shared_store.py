@@ -133,9 +133,9 @@ def ids(result: Result) -> set[str]:
 def test_an_edit_on_one_machine_is_seen_by_the_next_command_on_the_other(
     machines: tuple[Machine, Machine], project: Project
 ) -> None:
-    """More experiments than one command re-checks by itself (index.VERIFY_BATCH): only the
+    """More experiments than one command re-checks by itself (index_sync.VERIFY_BATCH): only the
     store's change journal tells the other index which ones changed."""
-    from yanex.index import VERIFY_BATCH
+    from yanex.index_sync import VERIFY_BATCH
 
     a, b = machines
     project.write("job.py", "import yanex\nyanex.log_results({'loss': 0.5})\n")
