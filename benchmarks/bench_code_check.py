@@ -1,6 +1,6 @@
-"""What the one code check (yanex.code.CodeCheck) costs a staged batch: git commands per member
-of a 1,000-member grid, counted (a `git` first on PATH logs each command), and the in-process
-cost of one check of unchanged code.
+"""What the one code check (yanex.code.check.CodeCheck) costs a staged batch: git commands per
+member of a 1,000-member grid, counted (a `git` first on PATH logs each command), and the
+in-process cost of one check of unchanged code.
 
     python benchmarks/bench_code_check.py [--members 1000] [--files 300]
 
@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="yanex-bench-code-"))
     try:
-        from yanex.code import RACY_SECONDS, CodeCheck
+        from yanex.code.check import RACY_SECONDS, CodeCheck
 
         root = project(work / "proj", args.files)
         time.sleep(RACY_SECONDS + 0.1)  # files older than a racily clean one, as in real use

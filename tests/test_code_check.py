@@ -1,4 +1,4 @@
-"""The one code check (yanex.code.CodeCheck): every member of a staged batch, of `-m` and of a
+"""The one code check (yanex.code.check.CodeCheck): every member of a staged batch, of `-m` and of a
 `yanex.launch` sweep runs the code it records, the check keyed on what git itself would
 notice (the index, HEAD, the files' stat data), never on a clock."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, metadata, results
 
-from yanex.code import RACY_SECONDS
+from yanex.code.check import RACY_SECONDS
 
 # Member 0 edits a tracked file that the later members import.
 EDITS = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, assert_usage_error, git, metadata, run_python
 
-from yanex.code import strip_credentials
+from yanex.code.state import strip_credentials
 
 SCRIPT = "print('hello')\n"
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import Project, assert_usage_error, imported_modules, metadata, process_gone
 
-from yanex.code import find_secrets
+from yanex.code.secrets import find_secrets
 
 SLEEPER = """
 import os, time

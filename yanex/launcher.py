@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from yanex import (
-    code,
     dependencies,
     ending,
     environment,
@@ -36,6 +35,9 @@ from yanex import (
     store,
     supervise,
 )
+from yanex.code import state
+from yanex.code.git import NotARepository
+from yanex.code.secrets import find_secrets
 from yanex.config import hydra_app, overrides, pipeline, sources, sweeps
 from yanex.ending import Ending
 from yanex.errors import ParamError, ScriptError
@@ -93,7 +95,7 @@ class Prepared:
     request: RunRequest
     script: Path
     resolved: pipeline.ResolvedParams
-    git: code.GitSnapshot | None
+    git: state.GitSnapshot | None
     project: Path
     warnings: list[str] = field(default_factory=list)
     members: list[sweeps.Member] = field(default_factory=list)
@@ -321,13 +323,13 @@ class Launcher:
 
             warnings += [w for w in [name_warning(request.name)] if w]
         try:
-            git = code.snapshot(script, resolved.config_roots, resolved.reads)
-        except code.NotARepository as exc:
+            git = state.snapshot(script, resolved.config_roots, resolved.reads)
+        except NotARepository as exc:
             git = None
             warnings.append(f"{exc}; the code of this run is not recorded (git: null)")
         else:
             if not request.ignore_dirty:
-                code.require_clean(git)
+                state.require_clean(git)
         prepared = Prepared(
             request=request,
             script=script.resolve(),
@@ -353,7 +355,7 @@ class Launcher:
         cwd = request.cwd
         found = dependencies.resolve(
             specs,
-            scope=lambda: str(code.project_of(cwd)),
+            scope=lambda: str(state.project_of(cwd)),
             project=str(prepared.project),
             staging=request.stage and not request.run_at_once,
             echo=self.echo,
@@ -395,10 +397,10 @@ class Launcher:
             batch.commit()
         return created
 
-    def _patch(self, git: code.GitSnapshot) -> bytes:
+    def _patch(self, git: state.GitSnapshot) -> bytes:
         """The uncommitted changes for git.patch, with a warning for what looks like a secret."""
-        patch = code.patch(git)
-        for path, line, what in code.find_secrets(patch):
+        patch = state.patch(git)
+        for path, line, what in find_secrets(patch):
             self.echo(
                 f"warning: {path}:{line} may hold {what}; the uncommitted change is saved in "
                 "the experiment's git.patch"

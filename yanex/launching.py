@@ -8,7 +8,7 @@ That last loop is the launcher's own direct run, once per member, not a staged b
 member is created ``running`` by this process when its turn comes, so nothing else can take
 it and no claim is needed, a notebook's ``sys.stdout`` gets the output, and a member never
 started leaves nothing behind. Between members it asks the one code check the executors ask
-(``code.CodeCheck``), against the code the sweep started with.
+(``code.check.CodeCheck``), against the code the sweep started with.
 
 (The module is not named ``launch``: importing a submodule binds its name on the package,
 which would hide the function ``yanex.launch``.)
@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from yanex import code
 from yanex import dependencies as _depends  # launch() has a parameter of that name
+from yanex.code.check import CodeCheck
+from yanex.code.state import Recorded
 from yanex.config import overrides, sources
 from yanex.ending import Ending
 from yanex.errors import CodeChangedError, ParamError
@@ -175,7 +176,7 @@ def launch(
         )
         return found if prepared.is_sweep else found[0]
     outcomes: list[Result] = []
-    baseline, check = _code_at_start(prepared), code.CodeCheck(ignore_dirty)
+    baseline, check = _code_at_start(prepared), CodeCheck(ignore_dirty)
     for member, sweep in prepared.numbered():
         if outcomes:  # the code may have been edited while the earlier members ran
             _check_code(prepared, check, baseline, outcomes)
@@ -222,14 +223,14 @@ def _run_on_executor(
     return results
 
 
-def _code_at_start(prepared: Prepared) -> code.Recorded | None:
-    return code.Recorded.of(prepared.git) if prepared.git is not None else None
+def _code_at_start(prepared: Prepared) -> Recorded | None:
+    return Recorded.of(prepared.git) if prepared.git is not None else None
 
 
 def _check_code(
     prepared: Prepared,
-    check: code.CodeCheck,
-    baseline: code.Recorded | None,
+    check: CodeCheck,
+    baseline: Recorded | None,
     done: list[Result],
 ) -> None:
     """Before each further member: the same code as the sweep started with, through the one

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yanex import code, record, store
+from yanex import record, store
+from yanex.code.diff import recorded_in
+from yanex.code.git import git
+from yanex.code.state import GitSnapshot, changes_since, has_commit, submodule_paths
 from yanex.config import overrides, pipeline, sources
 from yanex.errors import GitStateError, RerunError
 from yanex.launcher import RunRequest
@@ -134,14 +137,14 @@ def prepare(
         request.base_config = escape_interpolations(recorded)
         request.base_overrides = prior
         request.params = list(param_texts)
-    git = meta.get("git") or {}
-    return Rerun(request=request, original=original, commit=git.get("commit"))
+    git_meta = meta.get("git") or {}
+    return Rerun(request=request, original=original, commit=git_meta.get("commit"))
 
 
-def code_change(original: record.Record, now: code.GitSnapshot) -> str | None:
+def code_change(original: record.Record, now: GitSnapshot) -> str | None:
     """How the code ``now`` differs from the code ``original`` recorded, or None."""
-    recorded = code.recorded_in(original.dir, original.metadata.get("git"))
-    return None if recorded is None else code.changes_since(recorded, now, "then")
+    recorded = recorded_in(original.dir, original.metadata.get("git"))
+    return None if recorded is None else changes_since(recorded, now, "then")
 
 
 def escape_interpolations(node: Any) -> Any:
@@ -158,7 +161,7 @@ def escape_interpolations(node: Any) -> Any:
 
 def _git(cwd: Path, *args: str) -> str:
     """Run one git command that must succeed for the worktree; its output."""
-    done = code.git(cwd, *args)
+    done = git(cwd, *args)
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()
         raise GitStateError(f"`git {' '.join(args)}` failed in {cwd}: {message}")
@@ -182,7 +185,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
     project = Path(meta.get("project") or "")
     if not (project / ".git").exists():
         raise RerunError(f"the repository {project} of experiment {original.id} is gone")
-    if not code.has_commit(project, rerun.commit):
+    if not has_commit(project, rerun.commit):
         raise RerunError(
             f"commit {rerun.commit[:12]} of experiment {original.id} is no longer in {project}",
             hint="Fetch it (or the branch that holds it) into the repository, then try again.",
@@ -194,7 +197,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
     holder = Path(tempfile.mkdtemp(prefix=f"yanex-rerun-{original.id}-"))
     tree = holder / "code"
     try:
-        added = code.git(project, "worktree", "add", "--detach", str(tree), rerun.commit)
+        added = git(project, "worktree", "add", "--detach", str(tree), rerun.commit)
         if added.returncode != 0:
             message = added.stderr.decode(errors="replace").strip()
             raise GitStateError(f"git cannot check out {rerun.commit[:12]}: {message}")
@@ -202,7 +205,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
         _check_out_submodules(original, project, tree, git_meta.get("submodules"))
         patch = original.output_file(store.GIT_PATCH)
         if patch.is_file() and patch.stat().st_size:
-            applied = code.git(tree, "apply", "--binary", "--whitespace=nowarn", str(patch))
+            applied = git(tree, "apply", "--binary", "--whitespace=nowarn", str(patch))
             if applied.returncode != 0:
                 raise RerunError(
                     f"the recorded git.patch of experiment {original.id} does not apply to "
@@ -225,7 +228,7 @@ def worktree(rerun: Rerun) -> Iterator[None]:
     finally:
         # `git worktree remove` refuses a worktree with submodules: remove it, then prune.
         shutil.rmtree(holder, ignore_errors=True)
-        code.git(project, "worktree", "prune")
+        git(project, "worktree", "prune")
 
 
 def _check_out_submodules(
@@ -235,10 +238,10 @@ def _check_out_submodules(
     project's own checkout of it holds (no network). A record made before submodules were
     recorded gets the submodules the project has checked out, at the worktree's commits."""
     if recorded is None:
-        listed = code.git(
+        listed = git(
             tree, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"
         )
-        paths = code.submodule_paths(listed.stdout.decode("utf-8", "replace"))
+        paths = submodule_paths(listed.stdout.decode("utf-8", "replace"))
         wanted: dict[str, str | None] = {
             path: None for path in paths if (project / path / ".git").exists()
         }
@@ -256,7 +259,7 @@ def _check_out_submodules(
             )
         source = _git(live, "rev-parse", "--absolute-git-dir").strip()
         where = tree / parent if parent else tree
-        names = code.git(
+        names = git(
             where, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"
         ).stdout.decode("utf-8", "replace")
         name = next(
@@ -281,7 +284,7 @@ def _check_out_submodules(
         )
         commit = wanted[path]
         if commit is not None:
-            if not code.has_commit(tree / path, commit):
+            if not has_commit(tree / path, commit):
                 raise RerunError(
                     f"commit {commit[:12]} of submodule {path} (experiment {original.id}) is "
                     f"no longer in {live}",

@@ -64,7 +64,7 @@ __all__ = [
 def _project(all_projects: bool) -> str | None:
     if all_projects:
         return None
-    from yanex.code import project_of
+    from yanex.code.state import project_of
 
     return str(project_of(Path.cwd()))
 

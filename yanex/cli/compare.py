@@ -267,6 +267,6 @@ def _print_compare(
 
 def _code_labels(records: Sequence[Record]) -> list[str]:
     """Each run's code in one cell (commit, patch hash, submodules): ``compare``'s CODE."""
-    from yanex import code
+    from yanex.code.diff import label, recorded_in
 
-    return [code.label(code.recorded_in(rec.dir, rec.metadata.get("git"))) for rec in records]
+    return [label(recorded_in(rec.dir, rec.metadata.get("git"))) for rec in records]

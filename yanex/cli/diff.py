@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
-from yanex import code, query
+from yanex import query
 from yanex.cli import CONTEXT_SETTINGS, echo_err, user_errors
 from yanex.cli import output as out
 from yanex.cli.selection import current_project_name, synced_index
+from yanex.code.diff import diff_states, label, recorded_in
 from yanex.index_values import param_leaves
 from yanex.record import Record
 from yanex.terminal import safe_lines
@@ -54,11 +55,11 @@ def _environment(rec: Record) -> dict[str, Any]:
 
 def _code(a: Record, b: Record) -> dict[str, Any]:
     """Both code states, their labels, and the diff between them (or why there is none)."""
-    state_a = code.recorded_in(a.dir, a.metadata.get("git"))
-    state_b = code.recorded_in(b.dir, b.metadata.get("git"))
+    state_a = recorded_in(a.dir, a.metadata.get("git"))
+    state_b = recorded_in(b.dir, b.metadata.get("git"))
     found: dict[str, Any] = {
-        "a": code.label(state_a),
-        "b": code.label(state_b),
+        "a": label(state_a),
+        "b": label(state_b),
         "same": state_a == state_b,
         "diff": "",
         "notes": [],
@@ -77,7 +78,7 @@ def _code(a: Record, b: Record) -> dict[str, Any]:
         found["notes"].append(f"the repository {project_a} is gone: only the commits compare")
         return found
     with user_errors():
-        diff, notes = code.diff_states(Path(project_a), state_a, state_b)
+        diff, notes = diff_states(Path(project_a), state_a, state_b)
     found["diff"] = diff.decode("utf-8", "replace")
     found["notes"] += notes
     return found

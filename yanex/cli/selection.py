@@ -242,7 +242,7 @@ def synced_index(verify: bool = True) -> Iterator[Index]:
 @functools.cache
 def current_project_name() -> str:
     """The project the command is run in (one git call, made when first needed)."""
-    from yanex.code import project_of
+    from yanex.code.state import project_of
 
     return str(project_of(Path.cwd()))
 

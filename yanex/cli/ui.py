@@ -84,7 +84,7 @@ def ui(port: int, host: str, all_projects: bool, no_token: bool, no_browser: boo
         plotly_js = require_extra()
         from yanex import query
         from yanex.cli.selection import IndexProgress
-        from yanex.code import project_of
+        from yanex.code.state import project_of
         from yanex.index import Index
         from yanex.ui.server import listen, serve
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from yanex import claims, ending, record, store
-from yanex.code import CodeCheck
+from yanex.code.check import CodeCheck
 from yanex.ending import Ending, NotRun
 from yanex.errors import DaskError
 from yanex.executors.base import Executor, Task, usable_cpus

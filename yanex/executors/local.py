@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import IO
 
-from yanex.code import CodeCheck
+from yanex.code.check import CodeCheck
 from yanex.ending import Ending
 from yanex.executors.base import Executor, Task
 from yanex.executors.member import record_failed, run_member

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from yanex import claims, dependencies, ending, record, store
-from yanex.code import CodeCheck
+from yanex.code.check import CodeCheck
 from yanex.ending import Ending, NotRun
 from yanex.errors import YanexError
 from yanex.record import Status

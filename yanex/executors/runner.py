@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from yanex import claims, code, processes, record
+from yanex import claims, processes, record
+from yanex.code.check import CodeCheck
+from yanex.code.state import project_of
 from yanex.ending import Ending, NotRun
 from yanex.executors.base import Executor, Task, usable_cpus
 from yanex.executors.member import gone
@@ -330,7 +332,7 @@ def make_executor(
     """The executor ``name`` (``local`` or ``dask``), set up for one batch (``stdout`` and
     ``stderr``: where a local batch streams the scripts' output, if anywhere; ``cluster``:
     a cluster of batch jobs dask-jobqueue builds, slurm, pbs, ...)."""
-    check = code.CodeCheck(ignore_dirty)
+    check = CodeCheck(ignore_dirty)
     if name == "dask":
         from yanex.executors.dask import DaskExecutor
 
@@ -367,7 +369,7 @@ def run_staged(
 ) -> int:  # fmt: skip
     """``yanex run --staged``: run this project's staged experiments; the exit code. One at a
     time, the scripts' output streams to the terminal as in a direct run."""
-    project = code.project_of(Path.cwd())
+    project = project_of(Path.cwd())
     if executor == "local" and jobs == 1:
         options.update(stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
     # A cluster of batch jobs is built for what is staged (no jobs for nothing); any other

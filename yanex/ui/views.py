@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from yanex import code, columns, query, record, store
+from yanex import columns, query, record, store
+from yanex.code import diff
 from yanex.columns import Column
 from yanex.index import Index
 from yanex.index_values import epoch, param_leaves
@@ -704,7 +705,7 @@ def comparison(records: list[Record]) -> Comparison:
         params=flat,
         names=names,
         best=query.best_rows(records, names),
-        codes=[code.label(code.recorded_in(r.dir, r.metadata.get("git"))) for r in records],
+        codes=[diff.label(diff.recorded_in(r.dir, r.metadata.get("git"))) for r in records],
     )
 
 
