@@ -731,7 +731,7 @@ def create_experiment(
     project's config below it, git state, environment), so a dirty tree is refused unless
     ``ignore_dirty=True``. Refused inside a script that ``yanex run`` already tracks.
     """
-    import yanex
+    from yanex.launching import launch
 
     if not api.is_standalone():
         raise ExperimentContextError(
@@ -747,7 +747,7 @@ def create_experiment(
             f"{', '.join(swept)}",
             hint="Give one value each, or run the grid with yanex.launch(...).",
         )
-    staged = yanex.launch(
+    staged = launch(
         config or {},
         script_path,
         name=name,
@@ -764,9 +764,9 @@ def create_experiment(
 
 def create_context(experiment_id: str) -> ExperimentContext:
     """Run a staged experiment (by ID, unique prefix or name) in this process."""
-    import yanex.results
+    from yanex import results
 
-    found = yanex.results.get(experiment_id, all_projects=True)
+    found = results.get(experiment_id, all_projects=True)
     return ExperimentContext(found.id, found.dir)
 
 
@@ -840,13 +840,13 @@ def _launch_kwargs(spec: ExperimentSpec) -> dict[str, Any]:
 def _launch_one(kwargs: dict[str, Any], cli_args: dict[str, Any], name: str | None) -> list[Any]:
     """Run one spec with ``yanex.launch``: a list of ExperimentResult fields (several when
     its config holds a sweep). A refusal is one failed result, as 0.6 gave it."""
-    import yanex
+    from yanex.launching import launch
 
     saved = os.environ.get(CLI_ARGS_ENV)
     if cli_args:
         os.environ[CLI_ARGS_ENV] = json.dumps(cli_args)  # the script's environment
     try:
-        found = yanex.launch(kwargs.pop("cfg"), kwargs.pop("script"), **kwargs)
+        found = launch(kwargs.pop("cfg"), kwargs.pop("script"), **kwargs)
     except YanexError as exc:
         return [["unknown", record.Status.FAILED, exc.format_message(), None, name]]
     finally:
