@@ -15,7 +15,7 @@ script or a worker:
   (``record.reap``: on this host, its process is gone; on another, its heartbeat stopped:
   see ``identity.Heartbeat``);
 - finished experiments edited by hand are found by re-checking the least recently checked
-  :data:`VERIFY_BATCH` of them at every sync (all of them in a store that size or smaller;
+  :func:`verify_batch` of them at every sync (all of them in a store that size or smaller;
   ``yanex reindex`` checks everything at once);
 - commands that change experiments (``yanex.manage``) tell the index the rows they changed.
 
@@ -42,8 +42,21 @@ from yanex.index_rows import ReadyRow, Row, file_fingerprint, folder_fingerprint
 from yanex.index_values import to_json, typed
 from yanex.record import Status, leaves, reap
 
-# Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk).
+# Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk;
+# a stat each, so a slow network filesystem may want fewer: YANEX_VERIFY_BATCH).
 VERIFY_BATCH = 5000
+VERIFY_BATCH_ENV = "YANEX_VERIFY_BATCH"
+
+
+def verify_batch() -> int:
+    """How many finished experiments a sync re-checks (``YANEX_VERIFY_BATCH``, at least 1)."""
+    raw = os.environ.get(VERIFY_BATCH_ENV)
+    try:
+        return max(1, int(raw)) if raw else VERIFY_BATCH
+    except ValueError:
+        return VERIFY_BATCH
+
+
 # A folder whose modification time is this close to the last look may change again within the
 # same timestamp tick (coarse on network filesystems): it is looked at again next time.
 _RACY_SECONDS = 2.0
@@ -315,21 +328,22 @@ class Sync:
 
     def _verify_batch(self, skip: bool, everything: bool = False) -> list[tuple[str, bool]]:
         """Finished experiments whose metadata changed since they were read, from the next
-        VERIFY_BATCH in turn (a cursor over IDs that wraps around); ``everything``: all."""
+        verify_batch() in turn (a cursor over IDs that wraps around); ``everything``: all."""
         if everything:
             rows = self.conn.execute("SELECT id, archived, fp FROM experiments").fetchall()
         elif skip:
             return []
         else:
             cursor = self._state("verify") or ""
+            batch = verify_batch()
             rows = self.conn.execute(
                 "SELECT id, archived, fp FROM experiments WHERE id > ? ORDER BY id LIMIT ?",
-                (cursor, VERIFY_BATCH),
+                (cursor, batch),
             ).fetchall()
-            if len(rows) < VERIFY_BATCH:
+            if len(rows) < batch:
                 rows += self.conn.execute(
                     "SELECT id, archived, fp FROM experiments WHERE id <= ? ORDER BY id LIMIT ?",
-                    (cursor, VERIFY_BATCH - len(rows)),
+                    (cursor, batch - len(rows)),
                 ).fetchall()
             if rows:
                 self._next_cursor = rows[-1][0]
