@@ -427,14 +427,15 @@ SHAPES = "#sweep-parcoords .shapelayer path"
 
 def drawn_lines(tab: Any) -> dict[str, int]:
     """The runs' lines drawn in the parallel coordinates (a subpath each, "M" starting it),
-    bright or faint (a stroke at most half opaque)."""
+    bright (in colour) or faint (grey)."""
     return tab.eval_on_selector_all(
         "#sweep-parcoords .scatterlayer path.js-line",
         """paths => {
             const counts = {bright: 0, faint: 0};
             for (const path of paths) {
                 const runs = ((path.getAttribute('d') || '').match(/M/g) || []).length;
-                const faint = Number(getComputedStyle(path).strokeOpacity) <= 0.5;
+                const [r, g, b] = getComputedStyle(path).stroke.match(/[0-9]+/g);
+                const faint = r === g && g === b;
                 counts[faint ? 'faint' : 'bright'] += runs;
             }
             return counts;

@@ -477,8 +477,15 @@ const NONE = "(none)";
 // The parallel coordinates' lines are binned by the result into these colours: plotly's
 // Viridis (its stops are at k/16) at the middles of eight equal bins, stops 1, 3, ..., 15.
 const VIRIDIS_BINS = ["#48186a", "#424086", "#33638d", "#26828e", "#1fa088", "#3fbc73", "#84d44b", "#d8e219"];
-const FAINT = "rgba(140, 140, 140, 0.25)"; // the runs a brush or the scatter's box left out
+// The runs a brush or the scatter's box left out, beneath the others: opaque, since plotly
+// draws each run's line as a path of its own, and translucent ones would darken as they pile.
+const FAINT = "#dadada";
 const Y_RANGE = [-0.04, 1.04]; // every axis runs from 0 to 1
+const PARCOORDS_MARGIN = { l: 70, r: 40, t: 60, b: 20 };
+const PARCOORDS_HEIGHT = 380;
+// The least room between two tick labels of an axis, as a share of its height (11 px).
+const TICK_GAP = (11 * (Y_RANGE[1] - Y_RANGE[0]))
+  / (PARCOORDS_HEIGHT - PARCOORDS_MARGIN.t - PARCOORDS_MARGIN.b);
 
 function shortNumber(value) {
   return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
@@ -546,12 +553,14 @@ function logTicks(lo, hi) {
   return tens;
 }
 
-// About `count` round numbers (steps of 1, 2 or 5 times a power of ten) from lo to hi.
+// About `count` round numbers (steps of 1, 2 or 5 times a power of ten, the nearest to an
+// even split, as d3's ticks) from lo to hi.
 function niceTicks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
   const rough = (hi - lo) / count;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough * (1 - 1e-9));
+  const ratio = rough / power;
+  const step = power * (ratio >= Math.sqrt(50) ? 10 : ratio >= Math.sqrt(10) ? 5 : ratio >= Math.sqrt(2) ? 2 : 1);
   const found = [];
   for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
     found.push(Number((k * step).toPrecision(12)));
@@ -662,19 +671,22 @@ async function setUpSweep() {
   }
 
   // The parallel coordinates' axes: the parameters, then the chosen result; each run's value
-  // on each as a height from 0 (the axis' bottom) to 1 (its top), and the axis' ticks.
+  // on each as a height from 0 (the axis' bottom) to 1 (its top), and the axis' ticks (a
+  // label too close above the one below it is left out: its mark stays).
   function parallelAxes() {
     const chosen = result();
     return [...data.params, ...(chosen ? [chosen] : [])].map((column) => {
       const axis = axisOf(column, column !== chosen);
       const [lo, hi] = axis.range;
       const height = (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
-      return {
-        key: column.key,
-        label: axis.label,
-        ys: axis.values.map(height),
-        ticks: axis.tickvals.map((v, k) => [height(v), axis.ticktext[k]]),
-      };
+      const ticks = axis.tickvals.map((v, k) => [height(v), axis.ticktext[k]])
+        .sort(([a], [b]) => a - b);
+      let below = -Infinity;
+      for (const tick of ticks) {
+        if (tick[0] - below < TICK_GAP) tick[1] = "";
+        else below = tick[0];
+      }
+      return { key: column.key, label: axis.label, ys: axis.values.map(height), ticks };
     });
   }
 
@@ -728,7 +740,8 @@ async function setUpSweep() {
   }
 
   // A run's line: through its height on each axis, then a gap (null) before the next run's.
-  function lineTrace(members, colour, opacity) {
+  // Each trace is see-through as a whole (its runs' lines do not darken where they pile).
+  function lineTrace(members, colour) {
     const x = [];
     const y = [];
     for (const i of members) {
@@ -737,7 +750,7 @@ async function setUpSweep() {
       y.push(null);
     }
     const one = state.axes.length === 1; // a line needs two axes: one axis has dots
-    return { type: "scatter", mode: one ? "markers" : "lines", x, y, opacity, hoverinfo: "skip",
+    return { type: "scatter", mode: one ? "markers" : "lines", x, y, opacity: 0.85, hoverinfo: "skip",
              line: { color: colour, width: 1.2 }, marker: { color: colour, size: 5 } };
   }
 
@@ -784,10 +797,9 @@ async function setUpSweep() {
       if (!kept.has(i)) faint.push(i);
       else groups[bins ? bins[i] : 0].push(i);
     });
-    const opacity = runs.length > 200 ? 0.55 : 0.9;
     const traces = [
-      lineTrace(faint, FAINT, 1),
-      ...groups.map((members, k) => lineTrace(members, bins ? VIRIDIS_BINS[k] : "#2f5bd3", opacity)),
+      lineTrace(faint, FAINT),
+      ...groups.map((members, k) => lineTrace(members, bins ? VIRIDIS_BINS[k] : "#2f5bd3")),
       { // the ticks: a mark across the axis, its text left of it (haloed in white: yanex.css)
         type: "scatter", mode: "markers+text", cliponaxis: false, hoverinfo: "skip",
         marker: { symbol: "line-ew-open", size: 10, color: "#555", line: { width: 1.5 } },
@@ -800,8 +812,8 @@ async function setUpSweep() {
     ].filter((trace) => trace.x.length > 0);
     state.drawn = linesKey();
     await Plotly.react(parcoords, traces, {
-      height: 380,
-      margin: { l: 70, r: 40, t: 60, b: 20 },
+      height: PARCOORDS_HEIGHT,
+      margin: PARCOORDS_MARGIN,
       showlegend: false,
       hovermode: false,
       dragmode: false, // a drag along an axis brushes it (setUpBrushing)
