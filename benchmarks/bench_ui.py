@@ -156,8 +156,9 @@ def measure(size: int, repeat: int, templates: list[Path], work: Path, project: 
         drawn = drawn_in_browser(port, min(repeat, 5))
         if drawn is not None:
             rows.append(("the sweep view of 1,000 runs, drawn in Chromium", drawn["whole"], GOAL))
-            # Headless Chromium on a machine without a GPU draws WebGL in software
-            # (SwiftShader): the parallel coordinates' share is what a GPU makes small.
+            # Its parts, as the page measures them: the data, the parallel coordinates (SVG:
+            # no GPU needed, which headless Chromium would emulate in software), the
+            # scatter, the table.
             rows += [(f"  of which: {name}", seconds, None)
                      for name, seconds in drawn.items() if name != "whole"]  # fmt: skip
         else:

@@ -371,34 +371,22 @@ def test_a_sweep_at_a_glance(page: Any, store: Project, tmp_path: Path) -> None:
     visit(page, f"/sweep?sweep={grid(store)}")
     page.wait_for_selector("#sweep[data-drawn]", state="attached")
     # Parallel coordinates of the three parameters and the chosen result, a line per run.
-    dims = page.eval_on_selector(
-        "#sweep-parcoords", "p => p._fullData[0].dimensions.map(d => [d.label, d.values.length])"
-    )
-    assert dims == [["lr", 12], ["width", 12], ["optimizer", 12], ["loss", 12]]
-    assert page.locator("#sweep-parcoords canvas").count() > 0
+    labels = page.locator("#sweep-parcoords .annotation-text").all_text_contents()
+    assert labels == ["lr", "width", "optimizer", "loss"]
+    assert drawn_lines(page) == {"bright": 12, "faint": 0}
     expect(page.locator("#sweep-result")).to_have_value("results.loss")  # a result said better
     rows = page.locator("#sweep-table tbody tr")
     expect(rows).to_have_count(12)
     expect(page.locator("#sweep-count")).to_have_text("12 of 12 runs kept")
     # Brushing: drag along the lr axis over its top value (0.2, on a log axis).
-    brush = page.locator("#sweep-parcoords .axis-brush rect.background").nth(0)
-    box = brush.bounding_box()
-    x = box["x"] + box["width"] / 2
-    page.mouse.move(x, box["y"] + 2)
-    page.mouse.down()
-    page.mouse.move(x, box["y"] + box["height"] * 0.2, steps=6)
-    page.mouse.up()
+    brush_axis(page, 0, 0.0, 0.2)
     expect(page.locator("#sweep-count")).to_have_text("4 of 12 runs kept")
     expect(rows).to_have_count(4)
-    lr_at = header_index(page, "#sweep-table", "lr")
-    assert (
-        page.eval_on_selector_all(
-            "#sweep-table tbody tr", f"rs => rs.map(r => r.cells[{lr_at}].textContent)"
-        )
-        == ["0.2"] * 4
-    )
+    assert column_texts(page, "lr") == ["0.2"] * 4
     selected = page.eval_on_selector("#sweep-scatter", "p => p.data[0].selectedpoints.length")
     assert selected == 4  # the scatter shows the same runs
+    assert drawn_lines(page) == {"bright": 4, "faint": 8}  # the others faint behind them
+    assert brushes(page) == 1
     shot(page, "sweep", tmp_path, full_page=True)
     # The rows kept download as CSV.
     with page.expect_download() as download:
@@ -407,14 +395,75 @@ def test_a_sweep_at_a_glance(page: Any, store: Project, tmp_path: Path) -> None:
     assert table[0][:6] == ["id", "name", "status", "params.lr", "params.width",
                             "params.optimizer"]  # fmt: skip
     assert len(table) == 5 and all(row[3] == "0.2" for row in table[1:])
+    # A second brush, on width's top value (256): both hold.
+    brush_axis(page, 1, 0.0, 0.2)
+    expect(page.locator("#sweep-count")).to_have_text("2 of 12 runs kept")
+    assert column_texts(page, "lr") == ["0.2"] * 2 and column_texts(page, "width") == ["256"] * 2
+    assert drawn_lines(page) == {"bright": 2, "faint": 10}
+    assert brushes(page) == 2
+    # A click on the width axis, no drag, clears its brush alone.
+    brush_axis(page, 1, 0.5, 0.5)
+    expect(page.locator("#sweep-count")).to_have_text("4 of 12 runs kept")
+    assert brushes(page) == 1
     page.get_by_role("button", name="Clear the brushing").click()
     expect(rows).to_have_count(12)
+    expect(page.locator("#sweep-count")).to_have_text("12 of 12 runs kept")
+    assert brushes(page) == 0 and drawn_lines(page) == {"bright": 12, "faint": 0}
     # Another result and parameter: kept in the address.
     page.locator("#sweep-result").select_option("results.accuracy")
     page.locator("#sweep-x").select_option("params.width")
     expect(page).to_have_url(re.compile(r"result=results.accuracy.*x=params.width"))
+    labels = page.locator("#sweep-parcoords .annotation-text").all_text_contents()
+    assert labels == ["lr", "width", "optimizer", "accuracy"]
     assert page.eval_on_selector("#sweep-scatter", "p => p._fullLayout.xaxis.title.text") == (
         "width"
+    )
+
+
+# The sweep view's parallel coordinates are plotly scatter traces and shapes in SVG: the
+# axes are its first shapes (lines), the brushes the filled rectangles after them.
+SHAPES = "#sweep-parcoords .shapelayer path"
+
+
+def drawn_lines(tab: Any) -> dict[str, int]:
+    """The runs' lines drawn in the parallel coordinates (a subpath each, "M" starting it),
+    bright (in colour) or faint (grey)."""
+    return tab.eval_on_selector_all(
+        "#sweep-parcoords .scatterlayer path.js-line",
+        """paths => {
+            const counts = {bright: 0, faint: 0};
+            for (const path of paths) {
+                const runs = ((path.getAttribute('d') || '').match(/M/g) || []).length;
+                const [r, g, b] = getComputedStyle(path).stroke.match(/[0-9]+/g);
+                const faint = r === g && g === b;
+                counts[faint ? 'faint' : 'bright'] += runs;
+            }
+            return counts;
+        }""",
+    )
+
+
+def brushes(tab: Any) -> int:
+    return tab.eval_on_selector_all(
+        SHAPES, "ps => ps.filter(p => Number(getComputedStyle(p).fillOpacity) > 0).length"
+    )
+
+
+def brush_axis(tab: Any, axis: int, top: float, bottom: float) -> None:
+    """Drag along a parallel coordinates' axis from `top` to `bottom` (fractions of its
+    height from the top); the same twice is a click."""
+    box = tab.locator(f"{SHAPES}[data-index='{axis}']").bounding_box()
+    x = box["x"] + box["width"] / 2
+    tab.mouse.move(x, box["y"] + top * box["height"])
+    tab.mouse.down()
+    tab.mouse.move(x, box["y"] + bottom * box["height"], steps=6)
+    tab.mouse.up()
+
+
+def column_texts(tab: Any, title: str) -> list[str]:
+    at = header_index(tab, "#sweep-table", title)
+    return tab.eval_on_selector_all(
+        "#sweep-table tbody tr", f"rs => rs.map(r => r.cells[{at}].textContent)"
     )
 
 

@@ -308,7 +308,7 @@ class Dashboard:
 
     def sweep(self, request: Request) -> Response:
         q = self._query(request)
-        page = self.render(
+        return self.render(
             "sweep.html",
             nav="sweep",
             q=q,
@@ -316,8 +316,6 @@ class Dashboard:
             result=request.query_params.get("result", ""),
             x=request.query_params.get("x", ""),
         )
-        page.headers["content-security-policy"] = security.WEBGL_PAGE_POLICY
-        return page
 
     def sweep_data(self, request: Request) -> Response:
         q = self._query(request)

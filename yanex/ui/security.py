@@ -40,9 +40,6 @@ PAGE_POLICY = (
     "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# The sweep view draws parallel coordinates with WebGL: plotly's regl compiles its drawing
-# code with Function(), which needs 'unsafe-eval'; still only the dashboard's own scripts run.
-WEBGL_PAGE_POLICY = PAGE_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
 # Files from experiment folders: shown, never run (a sandboxed document has no scripts).
 FILE_POLICY = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
 

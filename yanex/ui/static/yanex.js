@@ -474,6 +474,18 @@ function setUpExperiment() {
 // --- the sweep view: parameters against a result, brushing that filters the table ----------
 
 const NONE = "(none)";
+// The parallel coordinates' lines are binned by the result into these colours: plotly's
+// Viridis (its stops are at k/16) at the middles of eight equal bins, stops 1, 3, ..., 15.
+const VIRIDIS_BINS = ["#48186a", "#424086", "#33638d", "#26828e", "#1fa088", "#3fbc73", "#84d44b", "#d8e219"];
+// The runs a brush or the scatter's box left out, beneath the others: opaque, since plotly
+// draws each run's line as a path of its own, and translucent ones would darken as they pile.
+const FAINT = "#dadada";
+const Y_RANGE = [-0.04, 1.04]; // every axis runs from 0 to 1
+const PARCOORDS_MARGIN = { l: 70, r: 40, t: 60, b: 20 };
+const PARCOORDS_HEIGHT = 380;
+// The least room between two tick labels of an axis, as a share of its height (11 px).
+const TICK_GAP = (11 * (Y_RANGE[1] - Y_RANGE[0]))
+  / (PARCOORDS_HEIGHT - PARCOORDS_MARGIN.t - PARCOORDS_MARGIN.b);
 
 function shortNumber(value) {
   return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
@@ -481,7 +493,8 @@ function shortNumber(value) {
 
 // One axis of the parallel coordinates: numbers as they are (a log axis when they are all
 // positive and span a decade or more), anything else as categories; a run without the value
-// at "(none)", below the others. A parameter's few values are its ticks.
+// at "(none)", below the others. A parameter's few values are its ticks; otherwise round
+// numbers (powers of ten on a log axis).
 function spansDecades(values) {
   const present = values.filter((v) => v !== null);
   return present.length > 0 && present.every((v) => typeof v === "number" && v > 0)
@@ -499,20 +512,17 @@ function axisOf(column, valueTicks = true) {
     const f = log ? Math.log10 : (v) => v;
     const span = f(hi) - f(lo) || 1;
     const none = f(lo) - span * 0.15;
-    const ticks = valueTicks && distinct.length <= 12 ? distinct
-      : log ? decades(lo, hi) : null;
-    const tickvals = ticks ? ticks.map(f) : undefined;
-    const ticktext = ticks ? ticks.map(shortNumber) : undefined;
+    const own = valueTicks && distinct.length <= 12 ? distinct : undefined;
+    const ticks = own || (log ? logTicks(lo, hi) : niceTicks(lo, hi));
     const hasNone = present.length < values.length;
     return {
       label: esc(column.title),
       values: values.map((v) => (v === null ? none : f(v))),
       range: [hasNone ? none : f(lo), f(hi)],
-      tickvals: hasNone && ticks ? [none, ...tickvals] : tickvals,
-      ticktext: hasNone && ticks ? [NONE, ...ticktext] : ticktext,
-      tickformat: log && !ticks ? ".2~e" : undefined,
+      tickvals: [...(hasNone ? [none] : []), ...ticks.map(f)],
+      ticktext: [...(hasNone ? [NONE] : []), ...ticks.map(shortNumber)],
       text: values.map((v) => (v === null ? NONE : shortNumber(v))),
-      ticks: valueTicks && distinct.length <= 12 ? distinct : undefined, // for the scatter
+      ticks: own, // for the scatter
     };
   }
   const names = values.map((v) => (v === null ? NONE : String(v)));
@@ -530,6 +540,31 @@ function axisOf(column, valueTicks = true) {
 function decades(lo, hi) {
   const found = [];
   for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e += 1) found.push(10 ** e);
+  return found;
+}
+
+// The ticks of a log axis from lo to hi: its powers of ten (every other one past eight), or,
+// when there are fewer than three, 1, 2 and 5 times them.
+function logTicks(lo, hi) {
+  const inside = (ticks) => ticks.filter((v) => v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9));
+  let tens = inside(decades(lo, hi));
+  if (tens.length < 3) return inside(decades(lo, hi).flatMap((d) => [d, 2 * d, 5 * d]));
+  while (tens.length > 8) tens = tens.filter((_, i) => i % 2 === 0);
+  return tens;
+}
+
+// About `count` round numbers (steps of 1, 2 or 5 times a power of ten, the nearest to an
+// even split, as d3's ticks) from lo to hi.
+function niceTicks(lo, hi, count = 5) {
+  if (!(hi > lo)) return [lo];
+  const rough = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const ratio = rough / power;
+  const step = power * (ratio >= Math.sqrt(50) ? 10 : ratio >= Math.sqrt(10) ? 5 : ratio >= Math.sqrt(2) ? 2 : 1);
+  const found = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
+    found.push(Number((k * step).toPrecision(12)));
+  }
   return found;
 }
 
@@ -584,7 +619,10 @@ async function setUpSweep() {
   const xPick = document.getElementById("sweep-x");
   const clear = document.getElementById("sweep-clear");
   const note = document.getElementById("sweep-note");
-  const state = { boxed: null, sort: null, kept: runs.map((_, i) => i), shown: "all" };
+  // brushes: an axis' key -> the range kept on it, from 0 (its bottom) to 1 (its top);
+  // axes: the parallel coordinates' axes as drawn; drawn: what their lines show (linesKey).
+  const state = { boxed: null, sort: null, kept: runs.map((_, i) => i), shown: "all",
+                  brushes: new Map(), axes: [], xRange: [0, 1], drawn: null };
   const notes = [];
   if (data.total > runs.length) notes.push(`The first ${runs.length.toLocaleString()} of ${data.total.toLocaleString()} experiments are drawn: narrow the selection to see the rest.`);
   if (!runs.length) notes.push("No experiments match.");
@@ -632,21 +670,233 @@ async function setUpSweep() {
     };
   }
 
-  function axes() {
+  // The parallel coordinates' axes: the parameters, then the chosen result; each run's value
+  // on each as a height from 0 (the axis' bottom) to 1 (its top), and the axis' ticks (a
+  // label too close above the one below it is left out: its mark stays).
+  function parallelAxes() {
     const chosen = result();
-    return [...data.params.map((p) => axisOf(p)), ...(chosen ? [axisOf(chosen, false)] : [])];
+    return [...data.params, ...(chosen ? [chosen] : [])].map((column) => {
+      const axis = axisOf(column, column !== chosen);
+      const [lo, hi] = axis.range;
+      const height = (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
+      const ticks = axis.tickvals.map((v, k) => [height(v), axis.ticktext[k]])
+        .sort(([a], [b]) => a - b);
+      let below = -Infinity;
+      for (const tick of ticks) {
+        if (tick[0] - below < TICK_GAP) tick[1] = "";
+        else below = tick[0];
+      }
+      return { key: column.key, label: axis.label, ys: axis.values.map(height), ticks };
+    });
   }
 
   function keptByAxes() {
-    const dims = (parcoords.data && parcoords.data[0] && parcoords.data[0].dimensions) || [];
-    return runs.map((_, i) => i).filter((i) => dims.every((dim) => inRanges(dim.values[i], dim.constraintrange)));
+    return runs.map((_, i) => i).filter(
+      (i) => state.axes.every((axis) => inRanges(axis.ys[i], state.brushes.get(axis.key))));
+  }
+
+  // Each run's colour bin by the chosen result, from 0 (the worst) to the best: the best
+  // bright whichever way is better (as colours() for the scatter), a run without it the worst.
+  function colourBins() {
+    const chosen = result();
+    if (!chosen) return null;
+    const present = chosen.values.filter((v) => v !== null);
+    const lo = Math.min(...present);
+    const hi = Math.max(...present);
+    const last = VIRIDIS_BINS.length - 1;
+    return chosen.values.map((v) => {
+      if (v === null) return 0;
+      const fraction = hi > lo ? (v - lo) / (hi - lo) : 0;
+      const good = chosen.better === "min" ? 1 - fraction : fraction;
+      return Math.min(last, Math.floor(good * VIRIDIS_BINS.length));
+    });
+  }
+
+  // The colour bar of the lines: an invisible point whose marker scale steps through the
+  // bins as the result's values do (the best at the top when more is better, else at the
+  // bottom).
+  function colourBar() {
+    const chosen = result();
+    const present = chosen.values.filter((v) => v !== null);
+    const lo = Math.min(...present);
+    const hi = Math.max(...present);
+    const n = VIRIDIS_BINS.length;
+    const steps = VIRIDIS_BINS.flatMap((_, k) => {
+      const colour = VIRIDIS_BINS[chosen.better === "min" ? n - 1 - k : k];
+      return [[k / n, colour], [(k + 1) / n, colour]];
+    });
+    return {
+      type: "scatter",
+      mode: "markers",
+      x: [0],
+      y: [0.5],
+      hoverinfo: "skip",
+      marker: {
+        color: [lo], cmin: lo, cmax: hi > lo ? hi : lo + 1, colorscale: steps, opacity: 0,
+        showscale: true,
+        colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, len: 0.9 },
+      },
+    };
+  }
+
+  // A run's line: through its height on each axis, then a gap (null) before the next run's.
+  // Each trace is see-through as a whole (its runs' lines do not darken where they pile).
+  function lineTrace(members, colour) {
+    const x = [];
+    const y = [];
+    for (const i of members) {
+      state.axes.forEach((axis, a) => { x.push(a); y.push(axis.ys[i]); });
+      x.push(null);
+      y.push(null);
+    }
+    const one = state.axes.length === 1; // a line needs two axes: one axis has dots
+    return { type: "scatter", mode: one ? "markers" : "lines", x, y, opacity: 0.85, hoverinfo: "skip",
+             line: { color: colour, width: 1.2 }, marker: { color: colour, size: 5 } };
+  }
+
+  // What the lines show: which runs are kept, and the brushes.
+  function linesKey() {
+    return `${state.kept.join(",")}|${JSON.stringify([...state.brushes])}`;
+  }
+
+  // Each axis a vertical line, and its brush (or the one being dragged) a translucent box.
+  function axisShapes(dragging) {
+    const shapes = state.axes.map((_, a) => ({
+      type: "line", layer: "above", x0: a, x1: a, y0: 0, y1: 1, line: { color: "#555", width: 1.5 },
+    }));
+    state.axes.forEach((axis, a) => {
+      const range = dragging && dragging.key === axis.key
+        ? [Math.min(dragging.from, dragging.to), Math.max(dragging.from, dragging.to)]
+        : state.brushes.get(axis.key);
+      if (!range) return;
+      shapes.push({
+        type: "rect", layer: "above", xsizemode: "pixel", xanchor: a, x0: -6, x1: 6,
+        y0: range[0], y1: range[1], fillcolor: "rgba(47, 91, 211, 0.2)",
+        line: { color: "#2f5bd3", width: 1 },
+      });
+    });
+    return shapes;
+  }
+
+  // Parallel coordinates in SVG, with plotly's ordinary scatter traces (its parcoords trace
+  // is WebGL, which a machine without a GPU draws slowly in software): axis a at x = a, a
+  // run a line through its heights, the runs in one trace per colour bin (1,000 runs are a
+  // few paths), the kept runs bright above the others, faint.
+  async function drawParcoords() {
+    if (!data.params.length && !result()) return;
+    state.axes = parallelAxes();
+    const keys = new Set(state.axes.map((axis) => axis.key));
+    for (const key of state.brushes.keys()) if (!keys.has(key)) state.brushes.delete(key);
+    const last = state.axes.length - 1;
+    state.xRange = last ? [-0.04 * last, last * 1.04] : [-1, 1];
+    const kept = new Set(state.kept);
+    const bins = colourBins();
+    const groups = VIRIDIS_BINS.map(() => []);
+    const faint = [];
+    runs.forEach((_, i) => {
+      if (!kept.has(i)) faint.push(i);
+      else groups[bins ? bins[i] : 0].push(i);
+    });
+    const traces = [
+      lineTrace(faint, FAINT),
+      ...groups.map((members, k) => lineTrace(members, bins ? VIRIDIS_BINS[k] : "#2f5bd3")),
+      { // the ticks: a mark across the axis, its text left of it (haloed in white: yanex.css)
+        type: "scatter", mode: "markers+text", cliponaxis: false, hoverinfo: "skip",
+        marker: { symbol: "line-ew-open", size: 10, color: "#555", line: { width: 1.5 } },
+        x: state.axes.flatMap((axis, a) => axis.ticks.map(() => a)),
+        y: state.axes.flatMap((axis) => axis.ticks.map(([height]) => height)),
+        text: state.axes.flatMap((axis) => axis.ticks.map(([, text]) => text)),
+        textposition: "middle left", textfont: { size: 10, color: "#333" },
+      },
+      ...(bins ? [colourBar()] : []),
+    ].filter((trace) => trace.x.length > 0);
+    state.drawn = linesKey();
+    await Plotly.react(parcoords, traces, {
+      height: PARCOORDS_HEIGHT,
+      margin: PARCOORDS_MARGIN,
+      showlegend: false,
+      hovermode: false,
+      dragmode: false, // a drag along an axis brushes it (setUpBrushing)
+      xaxis: { range: state.xRange, visible: false, fixedrange: true },
+      yaxis: { range: Y_RANGE, visible: false, fixedrange: true },
+      shapes: axisShapes(null),
+      annotations: state.axes.map((axis, a) => ({
+        x: a, y: 1, xref: "x", yref: "paper", yanchor: "bottom", yshift: 6, showarrow: false,
+        text: axis.label, font: { size: 12 }, textangle: state.axes.length > 8 ? -20 : 0,
+      })),
+    }, { responsive: true, displaylogo: false, modeBarButtons: [["toImage"]] });
+    parcoords.dataset.lines = String(runs.length);
+  }
+
+  // Where a pointer is on the parallel coordinates: the axis within 12 px of it (its index,
+  // or -1 for none) and its height there, from 0 to 1 (within 6 px of an end, that end: a
+  // brush from there keeps the values on it). Pixels map through plotly's plot area
+  // (_fullLayout._size: the margins after the colour bar took its room, and the size).
+  function pointerAt(event) {
+    const full = parcoords._fullLayout;
+    if (!full || !full._size || !state.axes.length) return null;
+    const size = full._size;
+    const box = parcoords.getBoundingClientRect();
+    const px = event.clientX - box.left - parcoords.clientLeft - size.l;
+    const py = event.clientY - box.top - parcoords.clientTop - size.t;
+    const [x0, x1] = state.xRange;
+    const index = Math.round(x0 + (px / size.w) * (x1 - x0));
+    const near = index >= 0 && index < state.axes.length && py >= -8 && py <= size.h + 8
+      && Math.abs(((index - x0) / (x1 - x0)) * size.w - px) <= 12;
+    const perPixel = (Y_RANGE[1] - Y_RANGE[0]) / size.h;
+    const height = Y_RANGE[1] - py * perPixel;
+    const snapped = height > 1 - 6 * perPixel ? 1 : height < 6 * perPixel ? 0 : height;
+    return { index: near ? index : -1, height: snapped };
+  }
+
+  // Brushing: a drag along an axis keeps the runs in that range of it (a new drag replaces
+  // the axis' brush; brushes on several axes all hold); a click on an axis, no drag, clears
+  // its brush. The box follows the pointer; the runs are filtered when it is let go.
+  function setUpBrushing() {
+    let dragging = null;
+    let frame = 0;
+    const showDrag = () => {
+      if (frame) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        Plotly.relayout(parcoords, { shapes: axisShapes(dragging) });
+      });
+    };
+    parcoords.addEventListener("pointerdown", (event) => {
+      const at = event.button === 0 ? pointerAt(event) : null;
+      if (!at || at.index < 0) return;
+      event.preventDefault(); // no text selection, and plotly sees no mouse drag
+      parcoords.setPointerCapture(event.pointerId);
+      dragging = { key: state.axes[at.index].key, from: at.height, to: at.height,
+                   startY: event.clientY, moved: false };
+    });
+    parcoords.addEventListener("pointermove", (event) => {
+      const at = pointerAt(event);
+      parcoords.classList.toggle("on-axis", Boolean(dragging || (at && at.index >= 0)));
+      if (!dragging || !at) return;
+      dragging.to = at.height;
+      dragging.moved = dragging.moved || Math.abs(event.clientY - dragging.startY) > 3;
+      if (dragging.moved) showDrag();
+    });
+    parcoords.addEventListener("pointerup", () => {
+      if (!dragging) return;
+      const { key, from, to, moved } = dragging;
+      dragging = null;
+      if (moved) state.brushes.set(key, [Math.min(from, to), Math.max(from, to)]);
+      else state.brushes.delete(key);
+      update();
+    });
+    parcoords.addEventListener("pointercancel", () => {
+      dragging = null;
+      showDrag();
+    });
   }
 
   function update() {
     const byAxes = new Set(keptByAxes());
     state.kept = runs.map((_, i) => i).filter((i) => byAxes.has(i) && (!state.boxed || state.boxed.has(i)));
     const narrowed = state.kept.length < runs.length;
-    clear.disabled = !narrowed;
+    clear.disabled = !narrowed && !state.brushes.size && !state.boxed;
     document.getElementById("sweep-count").textContent = `${state.kept.length} of ${runs.length} runs kept`;
     root.dataset.kept = String(state.kept.length);
     const shown = narrowed ? state.kept.join(",") : "all";
@@ -654,22 +904,8 @@ async function setUpSweep() {
       Plotly.restyle(scatter, { selectedpoints: [narrowed ? state.kept : null] });
     }
     state.shown = shown;
+    if (state.axes.length && linesKey() !== state.drawn) drawParcoords(); // the kept bright
     drawTable();
-  }
-
-  async function drawParcoords() {
-    if (!data.params.length && !result()) return;
-    await Plotly.react(parcoords, [{
-      type: "parcoords",
-      dimensions: axes(),
-      line: colours(),
-      labelangle: data.params.length > 7 ? -20 : 0,
-      labelside: "top",
-    }], {
-      height: 380,
-      margin: { l: 70, r: 110, t: 70, b: 30 },
-    }, { responsive: true, displaylogo: false });
-    parcoords.dataset.lines = String(parcoords._fullData[0].dimensions[0]?.values.length ?? 0);
   }
 
   async function drawScatter() {
@@ -813,9 +1049,9 @@ async function setUpSweep() {
     await drawScatter();
   });
   clear.addEventListener("click", async () => {
+    state.brushes.clear();
     state.boxed = null;
-    await drawParcoords(); // fresh axes: their brushes go
-    await drawScatter();
+    await drawScatter(); // its box goes
     update();
   });
 
@@ -825,7 +1061,7 @@ async function setUpSweep() {
   since = timed("scatter", since);
   update();
   timed("table", since);
-  parcoords.on && parcoords.on("plotly_restyle", update);
+  setUpBrushing();
   if (scatter.on) {
     scatter.on("plotly_selected", (event) => {
       state.boxed = event && event.points.length ? new Set(event.points.map((p) => p.pointIndex)) : null;
