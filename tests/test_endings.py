@@ -271,7 +271,7 @@ def test_interrupted_launcher_never_leaves_running(project: Project, tmp_path: P
     project.commit()
     proc = start(project, "quick.py")
     proc.send_signal(signal.SIGTERM)
-    proc.send_signal(signal.SIGTERM)  # the second signal kills the script at once
+    proc.send_signal(signal.SIGTERM)  # a copy of the first, as timeout(1) sends: one stop
     proc.communicate(timeout=30)
     assert proc.returncode == 143
     assert metadata(project.only_experiment())["status"] == "cancelled"

@@ -134,6 +134,33 @@ def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Pa
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 
+IGNORES_SIGTERM = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_stop_kills_and_a_copy_of_the_first_does_not(project: Project) -> None:
+    """The same signal again at once is a copy (timeout(1) signals yanex and its group); a
+    second stop after that kills a script that does not stop, long before the grace ends."""
+    from yanex.supervise import SAME_STOP
+
+    project.write("stubborn.py", IGNORES_SIGTERM)
+    project.commit()
+    proc = start(project, "stubborn.py", YANEX_GRACE_PERIOD="600")
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # a copy: the script is not killed for it
+    time.sleep(SAME_STOP + 1)
+    assert proc.poll() is None  # still in its grace period
+    proc.send_signal(signal.SIGTERM)  # a second stop
+    proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    meta = metadata(project.only_experiment())
+    assert meta["status"] == "cancelled" and meta["exit_code"] == -signal.SIGKILL
+
+
 @pytest.mark.slow
 def test_nothing_the_script_started_outlives_a_stop(project: Project, tmp_path: Path) -> None:
     project.write("spawner.py", SPAWNER)

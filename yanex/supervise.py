@@ -34,6 +34,9 @@ STDERR_TAIL_BYTES = 8192
 # ended (a process that left the group may hold them) before yanex stops waiting for them.
 DRAIN_TIMEOUT = 5.0
 _TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
+# The same stop signal again within this many seconds is a copy of the first (timeout(1) and
+# job schedulers send it to yanex and to yanex's group, microseconds apart), not a second stop.
+SAME_STOP = 0.3
 
 
 # How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
@@ -250,6 +253,7 @@ class Child:
         )
         self.pgid = self.proc.pid
         self.grace = grace
+        self.received_at = 0.0  # when (monotonic) the first stop signal came
         self.marker = marker
         self.typed: _TerminalInput | None = None
         self.received: signal.Signals | None = None
@@ -286,10 +290,14 @@ class Child:
         if not processes.is_stop(signum):
             processes.signal_group(self.pgid, signum)  # Ctrl-Z and fg
             return
+        now = time.monotonic()
         if self.received is None:
             self.received = signal.Signals(signum)
-            self.kill_at = time.monotonic() + self.grace
+            self.received_at = now
+            self.kill_at = now + self.grace
             processes.signal_group(self.pgid, signum)
+        elif signum == self.received and now - self.received_at < SAME_STOP:
+            return  # a copy of the first: timeout(1) signals yanex and its group at once
         else:
             self.kill()
 
