@@ -466,24 +466,20 @@ def _write_via_temp(
         raise ValueError(
             f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
         )
-    # ".yanex-<hex>.tmp<ext>": readers leave it out (a dot name with ".tmp"), and a saver
-    # that looks at the extension (numpy adds ".npy" to a path without it) sees the real one.
-    tmp = target.parent / f".yanex-{os.urandom(6).hex()}.tmp{target.suffix[:32]}"
+    # The temp name ends with the real extension: numpy adds ".npy" to a path without it.
     try:
-        if write_path is None:
-            assert write is not None
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with open(fd, "wb") as f:
-                write(f)
-        else:
-            write_path(tmp)
-            if not tmp.is_file():
-                raise ValueError(f"{what}: the saver wrote no file at the path it was given")
-            os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
+        with ctx.store.replacing(target, durable=False, suffix=target.suffix[:32]) as tmp:
+            if write_path is None:
+                assert write is not None
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(fd, "wb") as f:
+                    write(f)
+            else:
+                write_path(tmp)
+                if not tmp.is_file():
+                    raise ValueError(f"{what}: the saver wrote no file at the path it was given")
+                os.chmod(tmp, 0o600)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         if isinstance(exc, OSError):
             problem = f"artifact {name.as_posix()!r} was not saved: {exc.strerror or exc}"
             _report(ctx, ctx.dir, problem, what)

@@ -209,17 +209,12 @@ class Index:
                 return
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, f"{os.getpid()} 0 0\n".encode(), 0)
-            tmp = folder / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-            try:
+            with store.replacing(self.path, durable=False) as tmp:  # readers: old or new
                 self._fill(tmp, why, lock_fd)
                 if replace:
                     for suffix in ("-wal", "-shm", "-journal"):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(f"{self.path}{suffix}")
-                os.replace(tmp, self.path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
         except OSError as exc:
             raise self._store_error(exc) from exc
         except sqlite3.DatabaseError as exc:

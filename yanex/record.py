@@ -764,7 +764,8 @@ class Artifact:
 
 
 def artifacts(folder: Path) -> list[Artifact]:
-    """The experiment's artifacts, by name; files being written (``.name.tmp``) are left out."""
+    """The experiment's artifacts, by name; files being written (``.yanex-<hex>.tmp``, see
+    store.replacing) are left out."""
     root = folder / store.ARTIFACTS
     found = []
     for dirpath, dirnames, filenames in os.walk(root):

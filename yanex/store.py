@@ -24,6 +24,7 @@ from yanex.errors import StoreError
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 # File names inside one experiment folder.
@@ -224,14 +225,38 @@ def remove_experiment_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+@contextlib.contextmanager
+def replacing(path: Path, durable: bool = True, suffix: str = "") -> Iterator[Path]:
+    """The one atomic write: a temp path beside ``path`` for the new file, renamed over
+    ``path`` when the block ends, removed if it raises. A reader sees the old file or the
+    new one, never part of one.
 
-    ``durable``: the data reaches the disk before the rename (fsync), so that even a power
-    loss leaves the old file or the new one; files that matter only while yanex runs (claims)
-    skip it."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    ``durable``: the new file reaches the disk before the rename (fsync), so that even a power
+    loss leaves one or the other; files that matter only while yanex runs (claims, caches)
+    skip it. The temp name is a dot name holding ``.tmp``, which every reader leaves out;
+    ``suffix`` ends it (a saver that looks at the extension, as numpy does, sees the real one).
+    """
+    # Short, so that any name a file can have fits: ".yanex-<hex>.tmp<suffix>".
+    tmp = path.with_name(f".yanex-{os.urandom(6).hex()}.tmp{suffix}")
     try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through :func:`replacing` (synced from the descriptor that
+    wrote it, when ``durable``)."""
+    with replacing(path, durable=False) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)
@@ -241,11 +266,6 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def write_new(path: Path, data: bytes) -> None:

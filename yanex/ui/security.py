@@ -176,12 +176,10 @@ def open_inside(folder: Path, name: str) -> tuple[int, os.stat_result]:
     no regular file there (a FIFO or a device is never opened for reading: O_NONBLOCK, then
     fstat).
     """
+    store.check_name(name, "file name")  # empty, NUL, absolute, "", "." and ".." parts
+    if "\\" in name:  # a URL's name is "/"-separated: a backslash is someone's trick
+        raise ValueError(f"{name!r} is not a file name inside the folder")
     parts = name.split("/")
-    if not name or "\x00" in name or name.startswith("/") or "\\" in name:
-        raise ValueError(f"{name!r} is not a file name inside the folder")
-    if any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"{name!r} is not a file name inside the folder")
-    store.check_name(name, "file name")
     nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | nofollow)
