@@ -653,6 +653,9 @@ try:
     with yanex.create_experiment(Path(__file__), name=how, config={"lr": 0.1}) as ctx:
         yanex.log_metrics({"lr": yanex.get_param("lr")})
         print("status", yanex.get_status(), ctx.experiment_id == yanex.get_experiment_id())
+        launcher = yanex.get_metadata()["launcher"]  # this process, by pid and start time
+        beating = (yanex.get_experiment_dir() / ".heartbeat").is_file()
+        print("beating", beating and sorted(launcher) == ["hostname", "pid", "started"])
         try:
             if how == "completed":
                 yanex.completed()
@@ -704,13 +707,14 @@ def test_create_experiment_records_how_the_block_ended(
         args=[how],
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["status running True", *printed, "after True"]
+    assert r.stdout.splitlines() == ["status running True", "beating True", *printed, "after True"]
     folder = project.only_experiment()
     meta = metadata(folder)
     assert (meta["name"], meta["status"], meta["error"]) == (how, status, error)
     assert meta["ended_at"] >= meta["started_at"] >= meta["created_at"]
     assert [x["results"] for x in results(folder)] == [{"lr": 0.1}]
     assert not (folder / "claim.json").exists() and not (folder / ".reserve").exists()
+    assert not (folder / ".heartbeat").exists()  # ended: no longer beating
     assert f"yanex: experiment {folder.name} {status}" in r.stderr
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from yanex import api, record, store
 from yanex.dependencies import Graph
 from yanex.errors import ExperimentContextError, YanexError
+from yanex.identity import Heartbeat, ProcessId
 
 __all__ = [
     "ExperimentContext",
@@ -600,6 +601,7 @@ class ExperimentContext:
         self._started = 0.0
         self._previous: Any = None
         self._claim: Any = None
+        self._heartbeat: Heartbeat | None = None
         self._entered = False
 
     def _take(self) -> None:
@@ -621,7 +623,8 @@ class ExperimentContext:
             self.dir,
             {
                 "status": record.Status.RUNNING,
-                "launcher": {"pid": os.getpid(), "hostname": os.uname().nodename},
+                # this process, by pid and start time: a reused pid is not taken for it
+                "launcher": ProcessId.current().to_metadata(),
             },
             only_if=(record.Status.STAGED,),
             durable=False,
@@ -649,6 +652,9 @@ class ExperimentContext:
                 hint="Create a new experiment with yanex.create_experiment(...).",
             )
         self._take()
+        # Beating while it runs: another host sharing the store can tell it from a lost one.
+        self._heartbeat = Heartbeat(self.dir)
+        self._heartbeat.__enter__()
         self._entered = True
         record.update(self.dir, {"started_at": store.now_iso()}, durable=False)
         store.reserve_room(self.dir)
@@ -674,6 +680,8 @@ class ExperimentContext:
         finally:
             _in_process.pop("dir", None)
             api._untrack(self._previous)
+            if self._heartbeat is not None:
+                self._heartbeat.__exit__(None, None, None)
             claims.release(self.dir, self._claim)
             store.release_room(self.dir)
         print(f"yanex: experiment {self.experiment_id} {status}", file=sys.stderr, flush=True)
