@@ -213,6 +213,29 @@ def test_migrate_dry_run_lists_and_writes_nothing(store: Project) -> None:
     assert _tree(root) == before
 
 
+def test_migrate_takes_0_6s_all_and_the_filters(store: Project) -> None:
+    """`--all` (0.6's way to say every folder) and the filters `yanex list` takes select what
+    is migrated; `--all` beside IDs or filters is refused."""
+    root = store.home / "experiments"
+    before = _tree(root)
+    ids = _by_name(store.home)
+    everything = store.yanex("migrate", "--dry-run")
+    assert everything.returncode == 0, everything.stderr
+    every_id = sorted(line.split()[0].rstrip(":") for line in everything.stdout.splitlines())
+    with_all = store.yanex("migrate", "--all", "--dry-run")
+    assert sorted(line.split()[0].rstrip(":") for line in with_all.stdout.splitlines()) == every_id
+    named = store.yanex("migrate", "--dry-run", "-A", "-n", "first")
+    assert named.returncode == 0, named.stderr
+    assert [line.split()[0].rstrip(":") for line in named.stdout.splitlines()] == [ids["first"]]
+    listed = store.yanex("migrate", "--dry-run", "-A", "-i", f"{ids['first']},{ids['dirty']}")
+    assert sorted(line.split()[0].rstrip(":") for line in listed.stdout.splitlines()) == sorted(
+        [ids["first"], ids["dirty"]]
+    )
+    assert_usage_error(store.yanex("migrate", "--all", "-n", "first"), "--all selects every")
+    assert_usage_error(store.yanex("migrate", "--all", ids["first"]), "--all selects every")
+    assert _tree(root) == before
+
+
 def test_migrate_makes_them_ours_keeping_theirs(store: Project) -> None:
     root = store.home / "experiments"
     ids = _by_name(store.home)
