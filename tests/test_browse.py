@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,10 +126,29 @@ def test_a_null_metadata_number_is_found_with_null(project: Project) -> None:
         ("exit_code!=null", ["ran"]),
         ("exit_code==0", ["ran"]),
         ("exit_code!=0", []),  # a run without an exit code is not one with another
+        ("ended==null", ["waiting"]),
+        ("ended!=null", ["ran"]),
     ):
         r = project.yanex("list", "--where", where, "--format", "json")
         assert r.returncode == 0, r.stderr
         assert [e["name"] for e in json.loads(r.stdout)] == names, where
+
+
+def test_dirty_null_finds_the_runs_without_git(project: Project, tmp_path: Path) -> None:
+    project.write("job.py", "print('x')\n")
+    project.commit()
+    assert project.yanex("run", "job.py", "-n", "git").returncode == 0
+    nogit = tmp_path / "nogit"
+    nogit.mkdir()
+    (nogit / "job.py").write_text("print('x')\n")
+    ran = subprocess.run(
+        [sys.executable, "-m", "yanex", "run", "job.py", "-n", "nogit"],
+        cwd=nogit, env=project.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    r = project.yanex("list", "-A", "--where", "dirty==null", "--format", "json")
+    assert [e["name"] for e in json.loads(r.stdout)] == ["nogit"], r.stderr
+    assert_usage_error(project.yanex("list", "--where", "ended<null"), "not null")
 
 
 @pytest.mark.slow

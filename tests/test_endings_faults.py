@@ -134,6 +134,20 @@ def test_timeout_stops_the_script_with_one_signal(project: Project, tmp_path: Pa
     assert metadata(project.only_experiment())["status"] == "cancelled"
 
 
+def test_ctrl_c_pressed_twice_fast_kills(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Ctrl-C 0.1 s apart (a person's fastest): the second kills, it is no copy."""
+    from yanex import processes, supervise
+
+    sent: list[int] = []
+    monkeypatch.setattr(processes, "signal_group", lambda pgid, signum: sent.append(signum))
+    child = object.__new__(supervise.Child)
+    child.pgid, child.grace, child.received, child.received_at = 1, 10.0, None, 0.0
+    child.forward(signal.SIGINT)
+    time.sleep(0.1)
+    child.forward(signal.SIGINT)
+    assert sent == [signal.SIGINT, signal.SIGKILL]
+
+
 IGNORES_SIGTERM = """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -152,8 +166,9 @@ def test_a_second_stop_kills_and_a_copy_of_the_first_does_not(project: Project) 
     proc = start(project, "stubborn.py", YANEX_GRACE_PERIOD="600")
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)  # a copy: the script is not killed for it
-    time.sleep(SAME_STOP + 1)
+    time.sleep(1)
     assert proc.poll() is None  # still in its grace period
+    time.sleep(SAME_STOP)
     proc.send_signal(signal.SIGTERM)  # a second stop
     proc.communicate(timeout=30)
     assert proc.returncode == 143

@@ -524,7 +524,15 @@ def test_a_reader_starts_from_the_summary_the_launcher_kept(
 
 @pytest.mark.parametrize(
     "change",
-    ["replaced", "rewritten in place", "truncated", "garbage", "wrong types", "another inode"],
+    [
+        "replaced",
+        "rewritten in place",
+        "truncated",
+        "garbage",
+        "wrong types",
+        "another inode",
+        "edited by hand",
+    ],
 )
 def test_a_summary_that_is_not_of_this_file_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
@@ -552,8 +560,10 @@ def test_a_summary_that_is_not_of_this_file_is_ignored(
         kept.write_text("{not json")
     elif change == "wrong types":
         kept.write_text(json.dumps(saved | {"stats": {"loss": [1, "low", None, None]}}))
-    else:
+    elif change == "another inode":
         kept.write_text(json.dumps(saved | {"inode": saved["inode"] + 1}))
+    else:  # numbers changed, the checksums of the file's bytes kept
+        kept.write_text(json.dumps(saved | {"stats": saved["stats"] | {"loss": [7, 0, 9, 49]}}))
     _grow(results, 600, 1000)
     monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 1)
     summary, offset = _scan(folder)
@@ -591,6 +601,31 @@ def test_a_long_run_leaves_its_summary_and_show_says_the_same_numbers(project: P
     project.yanex("reindex")
     again = project.yanex("show", folder.name)
     assert again.stdout == shown.stdout
+
+
+def test_a_result_beyond_float_range_does_not_break_every_reader(project: Project) -> None:
+    project.write("job.py", "import yanex\nyanex.log_results({'n': 10**400, 'm': -(10**400)})\n")
+    project.commit()
+    assert project.yanex("run", "job.py").returncode == 0
+    r = project.yanex("list", "-w", "results.n>1e300", "--format", "ids")
+    assert r.returncode == 0 and r.stdout.strip() == project.only_experiment().name, r.stderr
+    assert project.yanex("get", "results.m", project.only_experiment().name).stdout.strip() == (
+        str(-(10**400))
+    )
+
+
+def test_nested_nan_reads_back_as_nan(project: Project) -> None:
+    """Every reader turns the strings NaN and the infinities are written as back into floats,
+    nested in lists and dicts too."""
+    project.write(
+        "job.py",
+        "import yanex\nyanex.log_results({'v': [1.0, float('nan')], 'd': {'x': float('inf')}})\n",
+    )
+    project.commit()
+    assert project.yanex("run", "job.py").returncode == 0
+    results = record.read_results(project.only_experiment())[0]["results"]
+    assert results["d"]["x"] == math.inf
+    assert results["v"][0] == 1.0 and math.isnan(results["v"][1])
 
 
 def test_reindex_while_others_read(typed_runs: Project) -> None:

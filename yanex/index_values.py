@@ -55,7 +55,7 @@ def typed(value: Any) -> tuple[str, Any, str | None]:
         try:
             near = float(value)
         except OverflowError:
-            near = math.copysign(math.inf, value)
+            near = math.inf if value > 0 else -math.inf  # copysign would convert it again
         return "number", near, big_text(value)
     if cls is float:
         return "number", None if value != value else value, None  # NaN: no order

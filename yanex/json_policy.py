@@ -25,9 +25,15 @@ NON_FINITE: dict[str, float] = {"NaN": math.nan, "Infinity": math.inf, "-Infinit
 
 def decode_value(value: Any) -> Any:
     """A stored value as Python sees it: the strings that stand for NaN and the infinities
-    become floats again (``json`` already reads a bare ``NaN`` written by older versions)."""
-    if isinstance(value, str):
+    become floats again, nested values too (``json`` already reads a bare ``NaN`` written
+    by older versions)."""
+    cls = value.__class__
+    if cls is str:
         return NON_FINITE.get(value, value)
+    if cls is list:
+        return [decode_value(item) for item in value]
+    if cls is dict:
+        return {key: decode_value(item) for key, item in value.items()}
     return value
 
 

@@ -194,10 +194,10 @@ class Condition:
         column, kind = _field(self.key) or ("", "")
         if self.op == CONTAINS and kind == "text":
             return f"instr(e.{column}, ?) > 0", [str(self.value)]
+        if self.value is None:  # any kind: exit_code==null, dirty==null (no git), ended==null
+            return (f"e.{column} IS NULL", []) if op == "=" else (f"e.{column} IS NOT NULL", [])
         if kind == "time":
             return _span_sql(f"e.{column}", op, self.value)
-        if self.value is None:  # any kind: exit_code==null (not ended), dirty==null (no git)
-            return (f"e.{column} IS NULL", []) if op == "=" else (f"e.{column} IS NOT NULL", [])
         if kind in ("number", "bool"):
             return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
         return f"(e.{column} IS NOT NULL AND e.{column} {op} ?)", [self.value]
@@ -281,6 +281,12 @@ def parse_where(text: str) -> Condition:
     if found is None:
         raise QueryError(f"{shown}: unknown key {key!r}", hint=_key_help())
     name, kind = _FIELD_ALIASES.get(key, key), found[1]
+    if value_text.strip() == "null" and kind in ("time", "bool", "number"):
+        if op not in ("==", "!="):
+            raise QueryError(
+                f"{shown}: {op} compares values, not null", hint="Use == null or != null."
+            )
+        return Condition(name, op, None, text)  # not ended, no git, no exit code...
     if kind == "time":
         return Condition(name, op, parse_span(value_text.strip().strip("'\""), shown), text)
     value = _value(value_text, shown)

@@ -659,9 +659,18 @@ def save_summary(
         "lines": summary.lines,
         "last": summary.last,
         "stats": summary.stats,
+        "summary_crc32": _summary_crc(summary.lines, summary.last, summary.stats),
     }
     text = json.dumps(saved, ensure_ascii=False, separators=(",", ":"))
     store.write_bytes_atomic(Path(folder) / store.RESULTS_SUMMARY, text.encode(), durable=False)
+
+
+def _summary_crc(lines: int, last: dict[str, Any], stats: dict[str, Any]) -> int:
+    """The CRC-32 of the summary itself: an edit by hand is seen (the file is read instead)."""
+    import zlib
+
+    text = json.dumps([lines, last, stats], ensure_ascii=False, separators=(",", ":"))
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def _crc32(fd: int, stop: int) -> int:
@@ -698,6 +707,7 @@ def _saved_summary(
             and stats.__class__ is dict
             and lines.__class__ is int
             and all(_is_stat(stat) for stat in stats.values())
+            and _summary_crc(lines, last, stats) == saved["summary_crc32"]
             and _crc32(fd, at) == saved["crc32"]
         ):
             return None

@@ -35,8 +35,9 @@ STDERR_TAIL_BYTES = 8192
 DRAIN_TIMEOUT = 5.0
 _TICK = 0.5  # how often the wait loop looks at the clock when no signal comes
 # The same stop signal again within this many seconds is a copy of the first (timeout(1) and
-# job schedulers send it to yanex and to yanex's group, microseconds apart), not a second stop.
-SAME_STOP = 0.3
+# job schedulers send it to yanex and to yanex's group, microseconds apart), not a second stop;
+# a person's second Ctrl-C comes 0.1 s or more after the first, and kills.
+SAME_STOP = 0.05
 
 
 # How much the tee reads at once, and asks the pipe to hold (Linux: F_SETPIPE_SZ): large
@@ -55,9 +56,13 @@ def _read_lines(fd: int) -> bytes:
     """What the pipe holds, up to the end of a line when the rest comes within _LINE_WAIT."""
     chunk = os.read(fd, _CHUNK)
     deadline = time.monotonic() + _LINE_WAIT
+    waiting = None
     while chunk and not chunk.endswith(b"\n") and len(chunk) < _CHUNK:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if waiting is None:
+            waiting = select.poll()  # not select(): a descriptor past 1023 is fine
+            waiting.register(fd, select.POLLIN)
+        if left <= 0 or not waiting.poll(left * 1000):
             break
         more = os.read(fd, _CHUNK - len(chunk))
         if not more:  # the end of the output
