@@ -37,11 +37,7 @@ _MARKER = ".claim-generation-"
 
 def lease_seconds() -> float:
     """How long a claim holds for other hosts without renewal (``YANEX_CLAIM_LEASE``)."""
-    raw = os.environ.get(LEASE_ENV)
-    try:
-        return max(1.0, float(raw)) if raw else DEFAULT_LEASE
-    except ValueError:
-        return DEFAULT_LEASE
+    return store.env_number(LEASE_ENV, DEFAULT_LEASE, 1.0)
 
 
 def renewal_seconds() -> float:

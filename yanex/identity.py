@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yanex import store
 from yanex.display import local_time
 
 # Start times closer than this are the same process's (a reused pid starts later than that).
@@ -127,11 +128,7 @@ HEARTBEAT = ".heartbeat"  # in the experiment folder, while it runs
 
 def heartbeat_interval() -> float:
     """How often this process renews the heartbeats of its runs (``YANEX_HEARTBEAT``)."""
-    raw = os.environ.get(HEARTBEAT_ENV)
-    try:
-        return max(0.1, float(raw)) if raw else DEFAULT_HEARTBEAT
-    except ValueError:
-        return DEFAULT_HEARTBEAT
+    return store.env_number(HEARTBEAT_ENV, DEFAULT_HEARTBEAT, 0.1)
 
 
 _beats_lock = threading.Lock()

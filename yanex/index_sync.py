@@ -50,11 +50,7 @@ VERIFY_BATCH_ENV = "YANEX_VERIFY_BATCH"
 
 def verify_batch() -> int:
     """How many finished experiments a sync re-checks (``YANEX_VERIFY_BATCH``, at least 1)."""
-    raw = os.environ.get(VERIFY_BATCH_ENV)
-    try:
-        return max(1, int(raw)) if raw else VERIFY_BATCH
-    except ValueError:
-        return VERIFY_BATCH
+    return store.env_number(VERIFY_BATCH_ENV, VERIFY_BATCH, 1)
 
 
 # A folder whose modification time is this close to the last look may change again within the

@@ -232,11 +232,7 @@ def _apply_settings(request: RunRequest, settings: sources.Settings) -> None:
 
 
 def _grace_period(environ: Mapping[str, str]) -> float:
-    raw = environ.get(GRACE_PERIOD_ENV)
-    try:
-        return max(0.0, float(raw)) if raw else DEFAULT_GRACE_PERIOD
-    except ValueError:
-        return DEFAULT_GRACE_PERIOD
+    return store.env_number(GRACE_PERIOD_ENV, DEFAULT_GRACE_PERIOD, 0.0, environ)
 
 
 def _hydra_yaml(config: Mapping[str, Any]) -> str:

@@ -24,7 +24,7 @@ from yanex.errors import StoreError
 
 TYPE_CHECKING = False  # typing itself costs more to import than this whole module
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
 # File names inside one experiment folder.
@@ -52,6 +52,18 @@ _ID_RE = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 
 
 EXPERIMENTS_DIR_ENV = "YANEX_EXPERIMENTS_DIR"  # yanex 0.6's variable: the experiments folder
+
+
+def env_number(
+    name: str, default: float, least: float, environ: Mapping[str, str] | None = None
+) -> Any:
+    """A number yanex reads from the environment (``YANEX_HEARTBEAT``, ...), of ``default``'s
+    type and at least ``least``; unset, empty or not a number: ``default``."""
+    raw = (os.environ if environ is None else environ).get(name)
+    try:
+        return max(least, type(default)(raw)) if raw else default
+    except ValueError:
+        return default
 
 
 def yanex_home() -> Path:

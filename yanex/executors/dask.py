@@ -67,11 +67,7 @@ _ATTEMPT_FILES = (
 
 def lost_after() -> float:
     """How long a scheduler (or every worker) may be gone before its members are given up."""
-    raw = os.environ.get(LOST_AFTER_ENV)
-    try:
-        return max(1.0, float(raw)) if raw else DEFAULT_LOST_AFTER
-    except ValueError:
-        return DEFAULT_LOST_AFTER
+    return store.env_number(LOST_AFTER_ENV, DEFAULT_LOST_AFTER, 1.0)
 
 
 def _distributed() -> Any:
