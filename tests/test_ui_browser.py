@@ -452,12 +452,25 @@ def brushes(tab: Any) -> int:
 def brush_axis(tab: Any, axis: int, top: float, bottom: float) -> None:
     """Drag along a parallel coordinates' axis from `top` to `bottom` (fractions of its
     height from the top); the same twice is a click."""
-    box = tab.locator(f"{SHAPES}[data-index='{axis}']").bounding_box()
+    box = axis_box(tab, axis)
     x = box["x"] + box["width"] / 2
     tab.mouse.move(x, box["y"] + top * box["height"])
     tab.mouse.down()
     tab.mouse.move(x, box["y"] + bottom * box["height"], steps=6)
     tab.mouse.up()
+
+
+def axis_box(tab: Any, axis: int) -> dict[str, float]:
+    """Where an axis is drawn. Plotly redraws its shapes on a resize (a full-page screenshot
+    resizes the window), and a shape being redrawn has no box for a moment: wait it out."""
+    shape = tab.locator(f"{SHAPES}[data-index='{axis}']")
+    for _ in range(50):
+        shape.wait_for(state="attached", timeout=5_000)
+        box = shape.bounding_box()
+        if box is not None:
+            return box
+        tab.wait_for_timeout(100)
+    raise AssertionError(f"axis {axis} of the parallel coordinates is never drawn")
 
 
 def column_texts(tab: Any, title: str) -> list[str]:
