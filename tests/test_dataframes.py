@@ -113,3 +113,17 @@ def test_metrics_of_many_experiments_are_one_long_table(runs: Project) -> None:
     assert seen["acc"] == pytest.approx([None, None, 0.6, None, None, 0.7, None, None, 0.8])
     assert seen["grouped"] == {a: 3, b: 3, c: 3}
     assert seen["one"] == ["step", "timestamp", "results.loss", "results.acc"]  # as before
+
+
+def test_reading_leaves_the_scripts_garbage_collector_as_it_was(runs: Project) -> None:
+    """find() and to_dataframe() pause the cyclic collector while they build (gc_pause): a
+    script's collector is on again after, and one the script turned off stays off."""
+    seen = py(
+        runs,
+        "import gc\n"
+        "on = [gc.isenabled()]\n"
+        "df = yr.to_dataframe(yr.find()); on.append(gc.isenabled())\n"
+        "gc.disable(); yr.to_dataframe(yr.find()); on.append(gc.isenabled())\n"
+        "print(json.dumps({'on': on, 'rows': len(df)}))",
+    )
+    assert seen == {"on": [True, True, False], "rows": 3}

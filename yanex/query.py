@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 from yanex import grammar, record, store
 from yanex.errors import QueryError
+from yanex.gc_pause import gc_paused
 from yanex.index import Index
 from yanex.index_values import canonical_json, typed
 from yanex.record import Status
@@ -581,7 +582,8 @@ def select(
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-    return [_record(index, row) for row in index.conn.execute(sql, [*join_params, *params])]
+    with gc_paused():  # 100,000 records and their fields: see gc_pause
+        return [_record(index, row) for row in index.conn.execute(sql, [*join_params, *params])]
 
 
 def count(index: Index, filters: Filters) -> int:

@@ -36,6 +36,7 @@ from yanex import query
 from yanex.columns import reason
 from yanex.dotted import lookup
 from yanex.errors import YanexError
+from yanex.gc_pause import gc_paused
 from yanex.index import Index
 from yanex.json_policy import decode_value
 from yanex.record import Record, fits_int64, iter_results, leaves
@@ -142,7 +143,9 @@ def find(
             ended_before=_when(ended_before),
         )
         order = tuple(query.parse_sort(key) for key in _as_tuple(sort)) or (query.NEWEST_FIRST,)
-        return [_experiment(rec) for rec in query.select(index, filters, sort=order, limit=limit)]
+        found = query.select(index, filters, sort=order, limit=limit)
+        with gc_paused():
+            return [_experiment(rec) for rec in found]
     finally:
         index.close()
 
@@ -221,6 +224,11 @@ def to_dataframe(records: Sequence[Record]) -> Any:
     meets a parameter's or a result's. Columns have pandas' nullable dtypes (see
     :func:`column`). Needs pandas (``pip install "yanex[analysis]"``)."""
     pandas = _pandas()
+    with gc_paused():  # millions of small objects: see gc_pause
+        return _dataframe(pandas, records)
+
+
+def _dataframe(pandas: Any, records: Sequence[Record]) -> Any:
     count = len(records)
     # The index's JSON of all records decoded in one call each: 100,000 small parses cost more.
     tags, params, lasts = (
