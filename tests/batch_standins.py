@@ -61,7 +61,9 @@ def submit(script):
     kept.write_bytes(Path(script).read_bytes())  # the batch system keeps its own copy
     out = open(JOBS / f"{{job}}.out", "wb")
     env = {{**os.environ, "{job_env}": str(job)}}
-    proc = subprocess.Popen(["bash", str(kept)], stdout=out, stderr=subprocess.STDOUT,
+    # The job: its script, then its exit status kept (what squeue -j tells of an ended job).
+    proc = subprocess.Popen(["bash", "-c", 'bash "$0"; echo $? > "$1"', str(kept),
+                             str(JOBS / f"{{job}}.exit")], stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     (JOBS / f"{{job}}.pid").write_text(str(proc.pid))
     log("{submit}", job)
@@ -77,9 +79,29 @@ print({submitted!r}.format(id=job))
 """
 
 _STATUS = """
-print("JOBID STATE")
-for job in live_jobs():
-    print(f"{{job}} RUNNING")
+def state(job):
+    if alive(int((JOBS / f"{{job}}.pid").read_text())):
+        return "RUNNING"
+    code = JOBS / f"{{job}}.exit"
+    if not code.exists():
+        return "CANCELLED"  # killed: cancelled or preempted
+    return "COMPLETED" if code.read_text().strip() == "0" else "FAILED"
+
+
+args = sys.argv[1:]
+log("{status}", *args)
+shape = args[args.index("-o") + 1] if "-o" in args else "%i %T"
+if "-j" in args:  # these jobs, ended ones too (a job Slurm forgot: an error)
+    jobs = args[args.index("-j") + 1].split(",")
+    if any(not (JOBS / f"{{job}}.pid").exists() for job in jobs):
+        print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
+        sys.exit(1)
+else:
+    jobs = live_jobs()
+if "-h" not in args:
+    print("JOBID STATE")
+for job in jobs:
+    print(shape.replace("%i", job).replace("%T", state(job)))
 """
 
 _CANCEL = """
@@ -186,7 +208,7 @@ def install(kind: str, root: Path) -> BatchSystem:
             submit=spec["submit"], job_env=spec["job_env"], submitted=spec["submitted"],
             stdin=spec["stdin"],
         ),
-        spec["status"]: _STATUS.format(),
+        spec["status"]: _STATUS.format(status=spec["status"]),
         spec["cancel"]: _CANCEL.format(cancel=spec["cancel"]),
     }  # fmt: skip
     for name, body in bodies.items():

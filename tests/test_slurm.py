@@ -187,6 +187,40 @@ def test_a_preempted_job_is_replaced_while_members_remain(site: Site) -> None:
     wait_for(lambda: not site.batch.live(), 30, "every job ended")
 
 
+def test_a_job_that_ends_before_its_worker_joins_is_replaced(site: Site) -> None:
+    """A job script that fails at once (here the first job's only): squeue says the job
+    FAILED, and a new job runs the members."""
+    flag = site.batch.state / "failed-once"
+    site.jobqueue_yaml(
+        SMALL_JOBS + f"    job-script-prologue: ['test -e {flag} || {{ touch {flag}; exit 3; }}']\n"
+    )
+    staged = site.stage("-p", "x=range(2)")
+    r = site.yanex("run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert "1 slurm job (SLURMCluster-0: job 1 FAILED) ended before its worker joined; " \
+        "submitted a new one" in r.stderr  # fmt: skip
+    assert "2 completed" in r.stderr
+    assert [site.status(i) for i in staged] == ["completed", "completed"]
+    assert site.batch.submitted() == ["1", "2"]
+    assert sorted(run["job"] for run in site.runs()) == ["2", "2"]
+
+
+def test_jobs_that_never_start_a_worker_end_the_batch(site: Site) -> None:
+    """Every job's script fails at once: after three in a row yanex stops submitting, says
+    so, and the members stay staged."""
+    site.jobqueue_yaml(SMALL_JOBS + "    job-script-prologue: ['exit 3']\n")
+    staged = site.stage("-p", "x=range(2)")
+    r = site.yanex("run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1")
+    assert r.returncode == 1, r.stderr
+    assert "3 slurm jobs in a row ended before their Dask worker joined " \
+        "(the last: SLURMCluster-0: job 3 FAILED): their job script cannot start a worker; " \
+        "see a job's output (--cluster-option log_directory=DIR keeps it)" in r.stderr  # fmt: skip
+    assert "what had not started stays staged" in r.stderr and "Traceback" not in r.stderr
+    assert [site.status(i) for i in staged] == ["staged", "staged"]
+    assert site.batch.submitted() == ["1", "2", "3"]
+    assert not site.runs()
+
+
 def test_pbs_takes_the_same_path(project: Project, tmp_path: Path) -> None:
     site = Site(project, tmp_path, "pbs")
     try:

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -368,6 +369,35 @@ JOBQUEUE_CLUSTERS = {
 }
 
 
+# A Slurm job whose worker never joined is asked after with squeue every STATUS_EVERY
+# seconds: one that ended (its job script failed at once, its node failed at boot, it was
+# cancelled while queued) is replaced as a preempted one is, up to UNJOINED_LIMIT in a row.
+STATUS_EVERY = 30.0
+UNJOINED_LIMIT = 3
+SLURM_ENDED = frozenset((
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "SPECIAL_EXIT", "TIMEOUT",
+))  # fmt: skip
+
+
+def slurm_ended(job_id: str) -> str | None:
+    """The final state of Slurm job ``job_id`` (``FAILED``, ``gone``: no longer known), or
+    None while it is queued or runs, or when squeue gives no clear answer."""
+    try:
+        done = subprocess.run(
+            ["squeue", "-h", "-o", "%T", "-j", job_id],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return "gone" if "invalid job id" in done.stderr.lower() else None
+    state = done.stdout.strip().split()[:1]
+    if not state:
+        return "gone"  # purged from Slurm's memory
+    return state[0] if state[0] in SLURM_ENDED else None
+
+
 class BatchJobs:
     """A Dask cluster of batch jobs (Slurm, PBS, SGE, LSF, ...), built by dask-jobqueue for
     one batch of members, and closed (its jobs cancelled) when the batch ends.
@@ -379,6 +409,8 @@ class BatchJobs:
     thread, so ``ceil(slots / threads per job)`` jobs. A job whose workers all left (its job
     preempted, killed, out of walltime) is replaced by a new one once Dask's own grace for a
     lost worker (``distributed.deploy.lost-worker-timeout``) has passed, while members remain.
+    A Slurm job that ends before its worker joins is replaced too (see ``STATUS_EVERY``);
+    ``UNJOINED_LIMIT`` such jobs in a row end the batch: its job script cannot start a worker.
     """
 
     def __init__(
@@ -423,6 +455,9 @@ class BatchJobs:
         self.grace = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout"))
         self.seen: set[str] = set()  # jobs whose workers have joined
         self.missing: dict[str, float] = {}  # jobs whose workers all left: since when
+        self.asked: dict[str, float] = {}  # jobs never joined: when the batch system was asked
+        self.unjoined = 0  # jobs in a row that ended before their workers joined
+        self.ended = slurm_ended if kind == "slurm" else None
         try:
             job = self.cluster._dummy_job  # the jobs' shape (what cluster.job_script() shows)
             self.threads = max(1, job.worker_processes * job.worker_process_threads)
@@ -475,15 +510,30 @@ class BatchJobs:
 
     def replace_lost(self, workers: set[str]) -> None:
         """Replace the jobs whose workers all left the scheduler (``workers``: the names of
-        those it has) for longer than the grace."""
+        those it has) for longer than the grace, and the jobs that ended before theirs
+        joined (``UNJOINED_LIMIT`` of those in a row: a DaskError)."""
         now = time.monotonic()
-        lost = []
+        left: list[str] = []
+        unjoined: dict[str, str] = {}  # job: its state, as the batch system says
         for job in list(self.cluster.worker_spec):
             if self._names(job) & workers:
                 self.seen.add(job)
                 self.missing.pop(job, None)
-            elif job in self.seen and now - self.missing.setdefault(job, now) > self.grace:
-                lost.append(job)
+                self.unjoined = 0
+            elif job in self.seen:
+                if now - self.missing.setdefault(job, now) > self.grace:
+                    left.append(job)
+            elif state := self._ended_unjoined(job, now):
+                unjoined[job] = state
+        self.unjoined += len(unjoined)
+        if self.unjoined >= UNJOINED_LIMIT:
+            raise DaskError(
+                f"{self.unjoined} {self.kind} jobs in a row ended before their Dask worker "
+                f"joined (the last: {', '.join(unjoined.values())}): their job script cannot "
+                "start a worker; see a job's output (--cluster-option log_directory=DIR keeps "
+                "it) and its script (dask-jobqueue's cluster.job_script())"
+            )
+        lost = left + list(unjoined)
         if not lost:
             return
         with contextlib.suppress(Exception):  # (a job already gone cannot be cancelled)
@@ -491,7 +541,15 @@ class BatchJobs:
         for job in lost:
             self.seen.discard(job)
             self.missing.pop(job, None)
-        what = f"{len(lost)} {self.kind} job{'s' if len(lost) > 1 else ''} ({', '.join(lost)})"
+            self.asked.pop(job, None)
+        why = []
+        if left:
+            why.append(f"{_jobs(self.kind, left)} lost its workers (preempted, killed or out of "
+                       "time)")  # fmt: skip
+        if unjoined:
+            why.append(f"{_jobs(self.kind, list(unjoined.values()))} ended before its worker "
+                       "joined")  # fmt: skip
+        what = "; ".join(why)
         self.cluster.scale(jobs=self.jobs)
         try:
             self._submitted()
@@ -500,17 +558,31 @@ class BatchJobs:
             self.cluster.scale(jobs=self.jobs)
             if self.jobs <= 0:
                 raise
-            self.echo(f"yanex: {what} lost, and not replaced: {exc.message}")
+            self.echo(f"yanex: {what}, and not replaced: {exc.message}")
             return
-        self.echo(
-            f"yanex: {what} lost its workers (preempted, killed or out of time); "
-            f"submitted {'new ones' if len(lost) > 1 else 'a new one'}"
-        )
+        self.echo(f"yanex: {what}; submitted {'new ones' if len(lost) > 1 else 'a new one'}")
+
+    def _ended_unjoined(self, job: str, now: float) -> str | None:
+        """The batch system's final state of ``job``, whose worker never joined (asked every
+        STATUS_EVERY seconds; None when not asked, still queued or running)."""
+        if self.ended is None or now - self.asked.get(job, 0.0) < STATUS_EVERY:
+            return None
+        self.asked[job] = now
+        job_id = getattr(self.cluster.workers.get(job), "job_id", None)
+        if not job_id:
+            return None  # not submitted yet
+        state = self.ended(str(job_id))
+        return f"{job}: job {job_id} {state}" if state else None
 
     def close(self) -> None:
         """Cancel every job of the cluster and stop its scheduler."""
         with contextlib.suppress(Exception):
             self.cluster.close()
+
+
+def _jobs(kind: str, names: list[str]) -> str:
+    """``1 slurm job (SLURMCluster-0)``, ``2 slurm jobs (...)``."""
+    return f"{len(names)} {kind} job{'s' if len(names) > 1 else ''} ({', '.join(names)})"
 
 
 def _drop_failed_submissions(loop: Any) -> None:
