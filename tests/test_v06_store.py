@@ -320,15 +320,18 @@ def test_values_match_yanex_0_6_own_answers(
     fields = {"params.lr": "params.lr", "metrics.loss": "results.loss", "status": "status",
               "name": "name", "description": "description", "params.model.layers":
               "params.model.layers"}  # fmt: skip
-    for name in ("first", "dirty", "eval"):
-        for theirs, ours in fields.items():
-            expected = v06(proj, home, "get", theirs, ids[name]).strip()
-            got = project.yanex("get", ours, ids[name])
-            assert got.returncode == 0, (name, ours, got.stderr)
-            if expected in ("None", "-", "", "[not_found]"):  # 0.6 says so for none
-                assert got.stdout.strip() in ("", "-", "None"), (name, ours, got.stdout)
+    chosen = ",".join(ids[name] for name in ("first", "dirty", "eval"))
+    for theirs, ours in fields.items():  # each field of the three in one call of each
+        expected = json.loads(v06(proj, home, "get", theirs, "--ids", chosen, "-F", "json"))
+        got = project.yanex("get", ours, "--ids", chosen, "-F", "json")
+        assert got.returncode == 0, (ours, got.stderr)
+        answers = {row["id"]: row["value"] for row in json.loads(got.stdout)}
+        assert len(expected) == len(answers) == 3, (theirs, expected, answers)
+        for row in expected:
+            if row["value"] in (None, "None", "-", "", "[not_found]"):  # 0.6 says so for none
+                assert answers[row["id"]] in (None, "", "-"), (theirs, row, answers)
             else:
-                assert got.stdout.strip() == expected, (name, theirs, got.stdout)
+                assert answers[row["id"]] == row["value"], (theirs, row, answers)
 
 
 @live
