@@ -38,11 +38,11 @@ FILE_NAME = f"index-v{SCHEMA_VERSION}.sqlite3"
 # How long a command waits for another process's lock on the index: any statement (a reader
 # meets one while the last connection checkpoints as it closes, or a first one recovers the
 # WAL: a moment, longer on a slow disk under load), and a write transaction (it says who holds
-# it after LOCK_NOTICE, waiting in steps of _BUSY_MS).
+# it after LOCK_NOTICE, waiting in steps of _BUSY_MS). YANEX_INDEX_WAIT sets it, in seconds.
 LOCK_WAIT = 10.0
+LOCK_WAIT_ENV = "YANEX_INDEX_WAIT"
 LOCK_NOTICE = 1.0
 _BUSY_MS = 500
-_WAIT_MS = int(LOCK_WAIT * 1000)
 # Progress of a build is reported every this many folders.
 PROGRESS_EVERY = 500
 _log = logging.getLogger("yanex.index")
@@ -148,6 +148,7 @@ class Index:
         self.echo = echo or _log_warning
         self.progress = progress or _log_progress
         self.path = location(FILE_NAME, self.home)
+        self.lock_wait = store.env_number(LOCK_WAIT_ENV, LOCK_WAIT, 0.5)
         # Where an indexed experiment's folder is, by its archived flag (0, 1).
         self.record_roots = (store.experiments_root(self.home), store.archived_root(self.home))
         self._sync = Sync(self)
@@ -175,8 +176,8 @@ class Index:
 
     def _connect(self, path: Path, *, building: bool = False) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
+            conn = sqlite3.connect(path, timeout=self.lock_wait, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_wait * 1000)}")
             if building:
                 for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
                     conn.execute(f"PRAGMA {pragma}")
@@ -326,7 +327,7 @@ class Index:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction, taken at once (BEGIN IMMEDIATE) so that concurrent syncs
-        queue; a lock held by another process is waited for LOCK_WAIT seconds, saying who
+        queue; a lock held by another process is waited for ``lock_wait`` seconds, saying who
         holds it, then a StoreError names it."""
         conn = self.conn
         if conn.in_transaction:
@@ -344,16 +345,16 @@ class Index:
                     if "locked" not in str(exc) and "busy" not in str(exc):
                         raise
                     waited = time.monotonic() - started
-                    if waited >= LOCK_WAIT:
+                    if waited >= self.lock_wait:
                         raise self._store_error(exc) from exc
                     if not told and waited >= LOCK_NOTICE:
                         self.echo(
                             f"yanex: waiting for the index, which {self._holders()} is writing "
-                            f"(at most {LOCK_WAIT:.0f} s)"
+                            f"(at most {self.lock_wait:g} s)"
                         )
                         told = True
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_wait * 1000)}")
         try:
             yield
         except BaseException:
