@@ -413,6 +413,72 @@ def test_an_artifact_name_in_the_way_of_a_folder_or_file_is_refused(project: Pro
     ], r.stdout + r.stderr
 
 
+def listed_artifacts(project: Project, folder: Path) -> list[str]:
+    """What ``yanex get artifacts`` shows, relative to the artifacts folder."""
+    r = project.yanex("get", "artifacts", folder.name)
+    assert r.returncode == 0, r.stderr
+    return [str(Path(line).relative_to(folder / "artifacts")) for line in r.stdout.splitlines()]
+
+
+def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project) -> None:
+    """A saver that makes a folder (and fails, or not), writes beside the path it is given
+    (numpy adds ".npy" to a name without it) or writes several files: the artifact is the one
+    file it wrote, under the name asked for, or the save fails; no temp file or folder stays."""
+    project.write(
+        "s.py",
+        """
+        import os
+        import numpy as np
+        import yanex
+
+        def folder_then_fail(obj, path):
+            os.mkdir(path)
+            with open(os.path.join(path, "part.bin"), "w") as f:
+                f.write("x")
+            raise RuntimeError("the saver broke")
+
+        def folder(obj, path):
+            os.mkdir(path)
+            with open(os.path.join(path, "part.bin"), "w") as f:
+                f.write("x")
+
+        def two_files(obj, path):
+            for name in (path, f"{path}.meta"):
+                with open(name, "w") as f:
+                    f.write("x")
+
+        for name, saver in [
+            ("broken.ckpt", folder_then_fail),
+            ("dir.ckpt", folder),
+            ("pair.ckpt", two_files),
+            ("weights", lambda obj, path: np.save(path, obj)),
+            ("w.dat", lambda obj, path: np.save(path, obj)),
+        ]:
+            try:
+                yanex.save_artifact(np.arange(3), name, saver=saver)
+                print("saved", name, yanex.load_artifact(name, loader=np.load).tolist())
+            except (RuntimeError, ValueError) as exc:
+                print("raised", exc)
+        print(sorted(os.listdir(yanex.experiment_dir() / "artifacts")))
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "raised the saver broke",
+        "raised save_artifact: the saver made a folder at the path it was given, not a file; "
+        "save one file (an archive of the folder), or each of its files with log_artifact",
+        "raised save_artifact: the saver wrote 'pair.ckpt', 'pair.ckpt.meta', not one file at "
+        "the path it was given; save each file as an artifact of its own",
+        "saved weights [0, 1, 2]",
+        "saved w.dat [0, 1, 2]",
+        "['w.dat', 'weights']",  # nothing hidden
+    ], r.stdout + r.stderr
+    folder = project.only_experiment()
+    assert listed_artifacts(project, folder) == ["w.dat", "weights"]
+
+
 def test_standalone_refuses_the_names_a_tracked_run_would(plain_dir: Project) -> None:
     code = (
         "import yanex\n"

@@ -442,9 +442,10 @@ def _write_via_temp(
     """Write an artifact through a temp file and a rename: no half-written artifact is seen.
 
     ``write`` fills an open file; ``write_path`` (a custom saver) writes a path of its own,
-    which ends with the artifact's extension. Folders are made user-only, like the
-    experiment's; the temp file's name is short, so any name a file can have fits. An artifact
-    the disk cannot take is recorded in ``metadata.warnings`` before the error is raised.
+    which has the artifact's name. Folders are made user-only, like the experiment's; the
+    temp name is short, so any name a file can have fits. Nothing is left behind when the
+    write fails. An artifact the disk cannot take is recorded in ``metadata.warnings``
+    before the error is raised.
     """
     import contextlib  # loaded with the store already
 
@@ -466,9 +467,9 @@ def _write_via_temp(
         raise ValueError(
             f"{what}: {name.as_posix()!r} is a folder in artifacts/; name a file inside it"
         )
-    # The temp name ends with the real extension: numpy adds ".npy" to a path without it.
+    # A custom saver is given the artifact's own name, in a temp folder (see _saver_wrote).
     try:
-        with ctx.store.replacing(target, durable=False, suffix=target.suffix[:32]) as tmp:
+        with ctx.store.replacing(target, durable=False, in_folder=write is None) as tmp:
             if write_path is None:
                 assert write is not None
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -476,14 +477,42 @@ def _write_via_temp(
                     write(f)
             else:
                 write_path(tmp)
-                if not tmp.is_file():
-                    raise ValueError(f"{what}: the saver wrote no file at the path it was given")
+                _saver_wrote(tmp, what)
                 os.chmod(tmp, 0o600)
     except BaseException as exc:
         if isinstance(exc, OSError):
             problem = f"artifact {name.as_posix()!r} was not saved: {exc.strerror or exc}"
             _report(ctx, ctx.dir, problem, what)
         raise
+
+
+def _saver_wrote(tmp: Path, what: str) -> None:
+    """Make ``tmp`` the one file a custom saver wrote, or refuse what it wrote (ValueError).
+
+    ``tmp`` is the artifact's name alone in a temp folder, so whatever the saver wrote is
+    there: a library that adds its extension to a name without it (``numpy.save`` writes
+    ``weights.npy`` when given ``weights``) wrote one file, kept under the name asked for;
+    a folder, or several files, are not one artifact.
+    """
+    written = sorted(os.listdir(tmp.parent))
+    if written == [tmp.name] and tmp.is_file():
+        return
+    if len(written) == 1 and written[0].startswith(tmp.name):
+        moved = tmp.parent / written[0]
+        if moved.is_file():
+            os.rename(moved, tmp)
+            return
+    if not written:
+        raise ValueError(f"{what}: the saver wrote no file at the path it was given")
+    if written == [tmp.name] and tmp.is_dir():
+        raise ValueError(
+            f"{what}: the saver made a folder at the path it was given, not a file; "
+            "save one file (an archive of the folder), or each of its files with log_artifact"
+        )
+    raise ValueError(
+        f"{what}: the saver wrote {', '.join(map(repr, written))}, not one file at the path "
+        "it was given; save each file as an artifact of its own"
+    )
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:

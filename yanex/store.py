@@ -237,20 +237,44 @@ def remove_experiment_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def temp_path(path: Path) -> Path:
+    """A new temp name beside ``path``, for a file to be put in its place: a dot name holding
+    ``.tmp``, which every reader leaves out. Short, so that any name a file can have fits."""
+    return path.with_name(f".yanex-{os.urandom(6).hex()}.tmp")
+
+
+def remove_temp(path: Path) -> None:
+    """Remove a temp path, whatever a writer left there: a file, a link, or a folder (a
+    custom artifact saver may make one). Best effort: it is hidden from readers anyway."""
+    import shutil
+    import stat
+
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 @contextlib.contextmanager
-def replacing(path: Path, durable: bool = True, suffix: str = "") -> Iterator[Path]:
+def replacing(path: Path, durable: bool = True, *, in_folder: bool = False) -> Iterator[Path]:
     """The one atomic write: a temp path beside ``path`` for the new file, renamed over
-    ``path`` when the block ends, removed if it raises. A reader sees the old file or the
-    new one, never part of one.
+    ``path`` when the block ends, removed (whatever it is) if it raises. A reader sees the old
+    file or the new one, never part of one.
 
     ``durable``: the new file reaches the disk before the rename (fsync), so that even a power
     loss leaves one or the other; files that matter only while yanex runs (claims, caches)
-    skip it. The temp name is a dot name holding ``.tmp``, which every reader leaves out;
-    ``suffix`` ends it (a saver that looks at the extension, as numpy does, sees the real one).
+    skip it. ``in_folder``: the temp path is ``path``'s own name in a temp folder of its own,
+    for a writer that goes by the name or writes beside it (numpy adds ".npy" to a name
+    without it): all it wrote is in that folder, removed when the block ends.
     """
-    # Short, so that any name a file can have fits: ".yanex-<hex>.tmp<suffix>".
-    tmp = path.with_name(f".yanex-{os.urandom(6).hex()}.tmp{suffix}")
+    temp = temp_path(path)
+    tmp = temp / path.name if in_folder else temp
     try:
+        if in_folder:
+            os.mkdir(temp, 0o700)
         yield tmp
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
@@ -260,9 +284,10 @@ def replacing(path: Path, durable: bool = True, suffix: str = "") -> Iterator[Pa
                 os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        remove_temp(temp)
         raise
+    if in_folder:
+        remove_temp(temp)
 
 
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
