@@ -479,6 +479,40 @@ def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project
     assert listed_artifacts(project, folder) == ["w.dat", "weights"]
 
 
+def test_only_yanex_temp_names_are_hidden_from_the_artifacts(project: Project) -> None:
+    """A user's dotfiles with ".tmp" in them are artifacts like any other; yanex's own temp
+    names (a file or a folder a crash left) are never listed, and cannot be taken by one."""
+    project.write(
+        "s.py",
+        """
+        import yanex
+        for name in (".tmp_notes.txt", ".cache.tmp.json", "sub/.lock", "sub/.x.tmp"):
+            yanex.save_artifact("mine", name, saver=lambda obj, path: path.write_text(obj))
+        try:
+            yanex.save_artifact("x", ".yanex-0123456789ab.tmp.txt")
+        except ValueError as exc:
+            print(exc)
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode == 0, r.stderr
+    folder = project.only_experiment()
+    left = folder / "artifacts" / ".yanex-0123456789ab.tmp.ckpt"  # what a killed save leaves
+    left.mkdir()
+    (left / "part.bin").write_text("half")
+    (folder / "artifacts" / "sub" / ".yanex-ba9876543210.tmp").write_text("half")
+    mine = [".cache.tmp.json", ".tmp_notes.txt", "sub/.lock", "sub/.x.tmp"]
+    assert listed_artifacts(project, folder) == mine
+    code = f"import yanex.results as r; print(r.get({folder.name!r}).list_artifacts())"
+    shown = run_python(code, cwd=project.path, env=project.env())
+    assert shown.stdout.strip() == repr(mine), shown.stderr
+    assert r.stdout.startswith(
+        "invalid artifact name '.yanex-0123456789ab.tmp.txt': '.yanex-0123456789ab.tmp.txt' is "
+        "a name yanex keeps for its temp files"
+    ), r.stdout + r.stderr
+
+
 def test_standalone_refuses_the_names_a_tracked_run_would(plain_dir: Project) -> None:
     code = (
         "import yanex\n"

@@ -802,6 +802,29 @@ def test_files_are_served_only_from_inside_the_folder(
     assert shown.headers["x-content-type-options"] == "nosniff"
 
 
+def test_the_files_listed_are_the_users_not_yanex_temp_files(
+    store: Project, server: Server
+) -> None:
+    """A user's dotfiles holding ".tmp" (or named .lock) are listed; yanex's temp files and a
+    temp folder a killed save left are not, nor served."""
+    experiment_id = by_name(store)["scratch-files"]
+    art = store.home / "experiments" / experiment_id / "artifacts"
+    mine = [".tmp_notes.txt", ".cache.tmp.json", "sub/.lock"]
+    for name in mine:
+        (art / name).parent.mkdir(exist_ok=True)
+        (art / name).write_text("mine")
+    left = art / ".yanex-0123456789ab.tmp.ckpt"
+    left.mkdir()
+    (left / "part.bin").write_text("half")
+    (art / "sub" / ".yanex-ba9876543210.tmp").write_text("half")
+    page = server.get(f"/e/{experiment_id}").text
+    for name in mine:
+        assert f"/e/{experiment_id}/files/artifacts/{name}?download=1" in page, name
+    assert ".yanex-" not in page
+    hidden = f"/e/{experiment_id}/files/artifacts/.yanex-0123456789ab.tmp.ckpt/part.bin"
+    assert server.get(hidden).status != 200
+
+
 def test_a_link_swapped_in_while_a_file_is_served_never_leads_out(
     store: Project, server: Server, tmp_path: Path
 ) -> None:

@@ -774,14 +774,14 @@ class Artifact:
 
 
 def artifacts(folder: Path) -> list[Artifact]:
-    """The experiment's artifacts, by name; files being written (``.yanex-<hex>.tmp``, see
-    store.replacing) are left out."""
+    """The experiment's artifacts, by name; yanex's temp files and folders (being written, or
+    left by a crash: see store.is_temp_name) are left out."""
     root = folder / store.ARTIFACTS
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(name for name in dirnames if not store.is_temp_name(name))
         for filename in sorted(filenames):
-            if filename.startswith(".") and ".tmp" in filename:
+            if store.is_temp_name(filename):
                 continue
             path = Path(dirpath) / filename
             with contextlib.suppress(OSError):

@@ -237,10 +237,21 @@ def remove_experiment_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# yanex's temp names: ".yanex-<12 hex>.tmp", then an extension or nothing (earlier versions
+# ended an artifact's with its own). Short, so that any name a file can have fits beside one.
+# Only yanex makes such names (an artifact may not have one: see check_name), so a reader
+# leaves out exactly these, a folder of them too (a write in progress, or what a crash left).
+_TEMP_NAME = re.compile(r"\.yanex-[0-9a-f]{12}\.tmp(\.[^/]*)?")
+
+
 def temp_path(path: Path) -> Path:
-    """A new temp name beside ``path``, for a file to be put in its place: a dot name holding
-    ``.tmp``, which every reader leaves out. Short, so that any name a file can have fits."""
+    """A new temp name beside ``path``, for a file to be put in its place."""
     return path.with_name(f".yanex-{os.urandom(6).hex()}.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    """Is this file or folder name one of yanex's temp names (see :func:`temp_path`)?"""
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 def remove_temp(path: Path) -> None:
@@ -427,6 +438,8 @@ def _name_problem(name: str) -> str | None:
     for part in name.split("/"):
         if part in ("", ".", ".."):
             return "it has an empty, '.' or '..' part"
+        if is_temp_name(part):
+            return f"{part!r} is a name yanex keeps for its temp files"
         try:
             size = len(os.fsencode(part))
         except UnicodeEncodeError:

@@ -400,15 +400,15 @@ def file_entry(name: str, size: int) -> FileEntry:
 
 
 def folder_files(folder: Path) -> list[FileEntry]:
-    """Every regular file of the folder: symlinks, files being written and yanex's own
-    bookkeeping (the dotfiles beside metadata.json: lock, heartbeat, reserve, results
-    summary) left out."""
+    """Every regular file of the folder: symlinks, yanex's temp files and folders (see
+    store.is_temp_name) and its own bookkeeping (the dotfiles beside metadata.json: lock,
+    heartbeat, reserve, results summary) left out."""
     found: list[FileEntry] = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
+        dirnames[:] = sorted(name for name in dirnames if not store.is_temp_name(name))
         top = dirpath == str(folder)
         for filename in sorted(filenames):
-            if filename.startswith(".") and (top or ".tmp" in filename or filename == ".lock"):
+            if (top and filename.startswith(".")) or store.is_temp_name(filename):
                 continue
             path = os.path.join(dirpath, filename)
             try:
