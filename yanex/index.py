@@ -387,9 +387,14 @@ class Index:
 
     def reindex(self) -> int:
         """Build the whole index again from the folders, into a new file copied into the live
-        one at once (readers go on with the old until then); the number of experiments."""
-        folder = self.path.parent
-        tmp = folder / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        one at once (readers go on with the old until then); the number of experiments.
+
+        Not store.replacing: a rename would leave the processes that have the index open on
+        the old file, sharing its ``-wal`` and ``-shm`` (named by path) with the new one,
+        which corrupts it. SQLite's backup writes into the file they have open, under its
+        lock. The new file is built beside it, under store's temp name.
+        """
+        tmp = store.temp_path(self.path)
         live = self.conn
         lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -405,8 +410,7 @@ class Index:
         finally:
             self.conn = live
             os.close(lock_fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            store.remove_temp(tmp)
         self._sync.tell()
         return self.conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
 
