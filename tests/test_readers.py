@@ -695,10 +695,10 @@ def test_a_big_results_file_summarized_in_parts_equals_one_pass(tmp_path: Path) 
             f.write(json.dumps({"step": i, "results": line}) + "\n")
     code = """
 import json, sys
-from yanex import record
+from yanex import record, regular_files
 record.PARALLEL_BYTES = 10_000
 whole = record.Summary()
-fd, st = record.open_regular(sys.argv[1] + "/results.jsonl")
+fd, st = regular_files.open_regular(sys.argv[1] + "/results.jsonl")
 parts = record._parts(fd, 0, st.st_size)
 end = record.scan_results(sys.argv[1], whole)
 record.PARALLEL_BYTES = 10**15

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from yanex import record, store, v06store
+from yanex import record, regular_files, store, v06store
 from yanex.index_values import ENCODER, epoch, typed
 from yanex.record import leaves
 
 
 def file_fingerprint(path: Path | str) -> str | None:
     try:
-        return record.fingerprint(os.stat(path))
+        return regular_files.fingerprint(os.stat(path))
     except OSError:
         return None
 
@@ -37,7 +37,7 @@ class Row:
 
     def __init__(self, folder: str, archived: bool) -> None:
         """Read the folder: FileNotFoundError (no metadata yet) or BadRecord."""
-        raw, st = record.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
+        raw, st = regular_files.read_regular_stat(f"{folder}{os.sep}{store.METADATA}")
         self.meta = meta = record.parse_metadata(raw, folder)
         self.id = meta["id"]
         self.archived = archived
@@ -45,7 +45,7 @@ class Row:
         self.summary = record.Summary()
         self.offset = record.scan_results(folder, self.summary)
         # What was read, by the descriptors read from: a later change shows next time.
-        self.fp = f"{record.fingerprint(st)}|{self.summary.source or '-'}"
+        self.fp = f"{regular_files.fingerprint(st)}|{self.summary.source or '-'}"
 
     def values(self) -> tuple[Any, ...]:
         meta = self.meta

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yanex import journal, record, store, v06store
+from yanex import journal, record, regular_files, store, v06store
 from yanex.errors import StoreError
 
 # 0.6's metadata.json, kept beside ours once migrated.
@@ -69,7 +69,7 @@ def v06_folders(home: Path) -> list[Path]:
     root = store.experiments_root(home)
     for folder in [*_ids_in(root), *v06store.archived_folders(root)]:
         try:
-            raw = record.read_regular(folder / store.METADATA)
+            raw = regular_files.read_regular(folder / store.METADATA)
         except (OSError, record.BadRecord):
             if folder.parent.name == v06store.ARCHIVED:
                 found.append(folder)  # unreadable: planned, to be named with why
@@ -136,7 +136,7 @@ def plan(folder: Path, home: Path) -> Plan:
             return result
         result.move_to = target
     try:
-        raw = record.read_regular(folder / store.METADATA)
+        raw = regular_files.read_regular(folder / store.METADATA)
     except FileNotFoundError:
         result.refusal = "it has no metadata.json"
         return result
@@ -175,7 +175,7 @@ def plan(folder: Path, home: Path) -> Plan:
         writes[store.RESULTS] = results
     for ours, theirs in v06store.OUTPUTS.items():
         try:
-            writes[ours] = record.read_regular(folder / theirs)
+            writes[ours] = regular_files.read_regular(folder / theirs)
             if ours == store.GIT_PATCH:
                 writes[ours] = v06store.patch(writes[ours])
         except FileNotFoundError:

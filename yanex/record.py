@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,13 @@ from yanex import journal, store, v06store
 from yanex.dotted import leaves
 from yanex.errors import DependencyError, StoreError
 from yanex.json_policy import NON_FINITE, decode_value
+from yanex.regular_files import (
+    BadRecord,
+    fingerprint,
+    first_of,
+    open_regular,
+    read_regular,
+)
 
 
 class Status:
@@ -42,10 +48,6 @@ class Status:
     ALL = (STAGED, RUNNING, COMPLETED, FAILED, CANCELLED)
     ENDED = (COMPLETED, FAILED, CANCELLED)
     LIVE = (STAGED, RUNNING)  # still expected to change on their own
-
-
-class BadRecord(Exception):
-    """An experiment folder whose metadata cannot be used; the message says why."""
 
 
 _LOCK = ".lock"
@@ -149,90 +151,14 @@ def _from_v06(meta: dict[str, Any], folder: Path | str) -> dict[str, Any]:
         raise BadRecord(f"a folder of yanex 0.6 whose {exc}") from exc
 
 
-def _v06_file(folder: Path | str, names: tuple[str, ...]) -> tuple[bytes, os.stat_result, str]:
-    """The first of yanex 0.6's files ``names`` the folder holds: its bytes, stat and name
-    (FileNotFoundError when it holds none)."""
-    for name in names:
-        try:
-            return (*read_regular_stat(os.path.join(folder, name)), name)
-        except FileNotFoundError:
-            continue
-    raise FileNotFoundError(names[0])
-
-
 def v06_results(folder: Path | str) -> tuple[bytes, os.stat_result]:
     """The metrics of a folder of yanex 0.6 (it has no results.jsonl) as results.jsonl lines,
     and the stat of the file they come from; FileNotFoundError when it has none."""
-    data, st, name = _v06_file(folder, v06store.METRICS_FILES)
+    data, st, name = first_of(folder, v06store.METRICS_FILES)
     try:
         return v06store.results(data, name), st
     except ValueError as exc:
         raise BadRecord(f"a folder of yanex 0.6 whose {exc}") from exc
-
-
-# --- reading files that may not be files ------------------------------------------------------
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a device"),
-    (stat.S_ISBLK, "a device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a folder"),
-)
-
-
-def _not_a_file(path: Path | str, mode: int) -> BadRecord:
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-    return BadRecord(f"{os.path.basename(path)} is {kind}, not a file")
-
-
-def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
-    """A read-only descriptor of ``path``, a regular file (or a link to one), and its stat.
-
-    A FIFO, device or socket put in an experiment folder is never read from: a FIFO would
-    block the reader for ever, a device never end. It is opened without blocking (which a
-    FIFO with no writer allows at once) and refused (BadRecord) by what ``fstat`` says.
-    FileNotFoundError when there is nothing; BadRecord for any other reason it cannot be read.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise _not_a_file(path, st.st_mode)
-    return fd, st
-
-
-def read_regular(path: Path | str) -> bytes:
-    """The bytes of a regular file (see :func:`open_regular`)."""
-    return read_regular_stat(path)[0]
-
-
-def read_regular_stat(path: Path | str) -> tuple[bytes, os.stat_result]:
-    """The bytes of a regular file and its stat, from one descriptor (see
-    :func:`open_regular`)."""
-    fd, st = open_regular(path)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, max(st.st_size + 1, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), st
-    except OSError as exc:
-        raise BadRecord(f"{os.path.basename(path)} cannot be read: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-
-
-def fingerprint(st: os.stat_result) -> str:
-    """What changes when a file is written or replaced: its mtime, size and inode."""
-    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
 @contextlib.contextmanager
@@ -842,7 +768,7 @@ def read_params(folder: Path | str) -> dict[str, Any]:
 def v06_params(folder: Path | str) -> dict[str, Any]:
     """The parameters of a folder of yanex 0.6 (it has no params.json); {} when it has none."""
     try:
-        data, _, name = _v06_file(folder, v06store.PARAMS_FILES)
+        data, _, name = first_of(folder, v06store.PARAMS_FILES)
     except FileNotFoundError:
         return {}
     try:

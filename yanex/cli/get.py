@@ -24,7 +24,8 @@ from yanex.cli.selection import (
 )
 from yanex.dotted import lookup
 from yanex.index import Index
-from yanex.record import BadRecord, Record, Status, read_regular
+from yanex.record import Record, Status
+from yanex.regular_files import BadRecord, read_regular
 
 # --- get --------------------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from yanex.cli.selection import (
     synced_index,
 )
 from yanex.index import Index
-from yanex.record import BadRecord, Record, Status, leaves, open_regular, read_regular
+from yanex.record import Record, Status, leaves
+from yanex.regular_files import BadRecord, open_regular, read_regular
 
 
 def _stderr_tail(rec: Record, lines: int = 10) -> list[str]:
