@@ -20,7 +20,7 @@ import pytest
 from conftest import Project, assert_usage_error, metadata, run_python
 
 from yanex import index as index_module
-from yanex import query, record
+from yanex import query, record, results_file
 
 # Every test here makes real runs or reads a long file: a second or more each.
 pytestmark = pytest.mark.slow
@@ -446,16 +446,16 @@ def test_a_long_results_file_is_summarized_exactly_a_chunk_at_a_time(
             line = {"loss": value, "n": i} if i % 3 else {"loss": value, "nested": {"x": -i}}
             f.write(json.dumps({"step": i, "timestamp": "t", "results": line}) + "\n")
         f.write('{"step": 99999, "results": {"loss": -1e9')  # being written: left out
-    monkeypatch.setattr(record, "RESULTS_CHUNK", 1000)
-    summary = record.Summary()
-    offset = record.scan_results(folder, summary)
+    monkeypatch.setattr(results_file, "RESULTS_CHUNK", 1000)
+    summary = results_file.Summary()
+    offset = results_file.scan_results(folder, summary)
     assert offset == (folder / "results.jsonl").read_bytes().rfind(b"\n") + 1
-    whole = record.summarize(record.read_results(folder))  # the oracle
+    whole = results_file.summarize(results_file.read_results(folder))  # the oracle
     series = summary.series()
     assert series["loss"].to_json() == whole["loss"].to_json()
     assert series["n"].to_json() == whole["n"].to_json()
     assert series["nested.x"].count == len(values[::3]) and series["nested.x"].min == -20_010
-    assert record.tail_results(folder, 3) == record.read_results(folder)[-3:]
+    assert results_file.tail_results(folder, 3) == results_file.read_results(folder)[-3:]
     rec = record.Record(
         "0123abcd", False, "completed", None, None, "[]", None, None, None, None, None, None,
         None, None, None, None, "{}", json.dumps(summary.last), json.dumps(summary.stats),
@@ -480,12 +480,12 @@ def _grow(path: Path, start: int, stop: int) -> None:
             f.write(json.dumps({"step": i, "timestamp": "t", "results": results}) + "\n")
 
 
-def _scan(folder: Path) -> tuple[record.Summary, int]:
-    summary = record.Summary()
-    return summary, record.scan_results(folder, summary)
+def _scan(folder: Path) -> tuple[results_file.Summary, int]:
+    summary = results_file.Summary()
+    return summary, results_file.scan_results(folder, summary)
 
 
-def _same(summary: record.Summary, oracle: record.Summary) -> None:
+def _same(summary: results_file.Summary, oracle: results_file.Summary) -> None:
     assert json.dumps(summary.last) == json.dumps(oracle.last)  # NaN and 2**70 as they are
     assert summary.stats == oracle.stats and summary.lines == oracle.lines
 
@@ -497,7 +497,7 @@ def test_a_reader_starts_from_the_summary_the_launcher_kept(
     the summary of the whole file, and the reader parses only the rest."""
     from yanex.summary_keeper import SummaryKeeper
 
-    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 20_000)
+    monkeypatch.setattr(results_file, "SUMMARY_FILE_BYTES", 20_000)
     folder = tmp_path / "0123abcd"
     folder.mkdir()
     results = folder / "results.jsonl"
@@ -513,11 +513,11 @@ def test_a_reader_starts_from_the_summary_the_launcher_kept(
     with open(results, "a") as f:
         f.write('{"step": 900, "results": {"loss": -1')  # being written: left out
     parsed: list[int] = []
-    real = record.parse_results
-    monkeypatch.setattr(record, "parse_results", lambda b: parsed.append(len(b)) or real(b))
+    real = results_file.parse_results
+    monkeypatch.setattr(results_file, "parse_results", lambda b: parsed.append(len(b)) or real(b))
     summary, offset = _scan(folder)
     assert sum(parsed) == offset - kept["offset"]  # only what came after the kept summary
-    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 10**12)  # the oracle: the whole file
+    monkeypatch.setattr(results_file, "SUMMARY_FILE_BYTES", 10**12)  # the oracle: the whole file
     oracle, whole = _scan(folder)
     assert offset == whole and summary.lines == 900
     _same(summary, oracle)
@@ -541,7 +541,7 @@ def test_a_summary_that_is_not_of_this_file_is_ignored(
 ) -> None:
     from yanex.summary_keeper import SummaryKeeper
 
-    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 20_000)
+    monkeypatch.setattr(results_file, "SUMMARY_FILE_BYTES", 20_000)
     folder = tmp_path / "0123abcd"
     folder.mkdir()
     results, kept = folder / "results.jsonl", folder / ".results-summary.json"
@@ -567,9 +567,9 @@ def test_a_summary_that_is_not_of_this_file_is_ignored(
     else:  # numbers changed, the checksums of the file's bytes kept
         kept.write_text(json.dumps(saved | {"stats": saved["stats"] | {"loss": [7, 0, 9, 49]}}))
     _grow(results, 600, 1000)
-    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 1)
+    monkeypatch.setattr(results_file, "SUMMARY_FILE_BYTES", 1)
     summary, offset = _scan(folder)
-    monkeypatch.setattr(record, "SUMMARY_FILE_BYTES", 10**12)
+    monkeypatch.setattr(results_file, "SUMMARY_FILE_BYTES", 10**12)
     oracle, whole = _scan(folder)
     assert offset == whole
     _same(summary, oracle)
@@ -594,7 +594,7 @@ def test_a_long_run_leaves_its_summary_and_show_says_the_same_numbers(project: P
     assert r.returncode == 0, r.stderr
     folder = project.only_experiment()
     size = (folder / "results.jsonl").stat().st_size
-    assert size >= record.SUMMARY_FILE_BYTES
+    assert size >= results_file.SUMMARY_FILE_BYTES
     kept = json.loads((folder / ".results-summary.json").read_text())
     assert kept["offset"] == size and kept["lines"] == 90_000
     shown = project.yanex("show", folder.name)
@@ -625,7 +625,7 @@ def test_nested_nan_reads_back_as_nan(project: Project) -> None:
     )
     project.commit()
     assert project.yanex("run", "job.py").returncode == 0
-    results = record.read_results(project.only_experiment())[0]["results"]
+    results = results_file.read_results(project.only_experiment())[0]["results"]
     assert results["d"]["x"] == math.inf
     assert results["v"][0] == 1.0 and math.isnan(results["v"][1])
 
@@ -695,15 +695,15 @@ def test_a_big_results_file_summarized_in_parts_equals_one_pass(tmp_path: Path) 
             f.write(json.dumps({"step": i, "results": line}) + "\n")
     code = """
 import json, sys
-from yanex import record, regular_files
-record.PARALLEL_BYTES = 10_000
-whole = record.Summary()
+from yanex import regular_files, results_file
+results_file.PARALLEL_BYTES = 10_000
+whole = results_file.Summary()
 fd, st = regular_files.open_regular(sys.argv[1] + "/results.jsonl")
-parts = record._parts(fd, 0, st.st_size)
-end = record.scan_results(sys.argv[1], whole)
-record.PARALLEL_BYTES = 10**15
-one = record.Summary()
-assert record.scan_results(sys.argv[1], one) == end
+parts = results_file._parts(fd, 0, st.st_size)
+end = results_file.scan_results(sys.argv[1], whole)
+results_file.PARALLEL_BYTES = 10**15
+one = results_file.Summary()
+assert results_file.scan_results(sys.argv[1], one) == end
 same_last = json.dumps(whole.last) == json.dumps(one.last)  # NaN is NaN
 print(json.dumps([len(parts), whole.stats == one.stats, same_last, whole.lines == one.lines,
                   one.lines]))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from yanex import query
+from yanex.dotted import leaves
 from yanex.ending import Ending
 from yanex.index import Index
 from yanex.index_values import param_leaves
-from yanex.record import Record, Status, leaves
+from yanex.record import Record, Status
 
 # Fields a column can show, with their titles, in the order a picker lists them.
 FIELDS = {

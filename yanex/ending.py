@@ -48,9 +48,9 @@ class Ending:
     def results(self) -> list[dict[str, Any]]:
         """The lines the script logged with ``log_results``, oldest first (a line still being
         written is left out)."""
-        from yanex import record
+        from yanex import results_file
 
-        return record.read_results(self.dir) if self.dir is not None else []
+        return results_file.read_results(self.dir) if self.dir is not None else []
 
     @property
     def reason(self) -> str | None:

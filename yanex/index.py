@@ -70,7 +70,7 @@ CREATE TABLE experiments (
     host TEXT,                       -- the launcher's host and pid, to find dead launchers
     pid INTEGER,
     params TEXT NOT NULL,            -- params.json, as JSON text
-    last TEXT NOT NULL,              -- {result: its last logged value} (record.Summary)
+    last TEXT NOT NULL,              -- {result: its last logged value} (results_file.Summary)
     series TEXT NOT NULL,            -- {result leaf: [count, min, max, last step]}
     steps INTEGER NOT NULL,          -- lines of results.jsonl read
     origin TEXT,                     -- NULL: ours; '0.6': a folder of yanex 0.6, read as it is

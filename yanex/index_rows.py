@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from yanex import record, regular_files, store, v06store
+from yanex import record, regular_files, results_file, store, v06store
+from yanex.dotted import leaves
 from yanex.index_values import ENCODER, epoch, typed
-from yanex.record import leaves
 
 
 def file_fingerprint(path: Path | str) -> str | None:
@@ -42,8 +42,8 @@ class Row:
         self.id = meta["id"]
         self.archived = archived
         self.params = record.read_params(folder)
-        self.summary = record.Summary()
-        self.offset = record.scan_results(folder, self.summary)
+        self.summary = results_file.Summary()
+        self.offset = results_file.scan_results(folder, self.summary)
         # What was read, by the descriptors read from: a later change shows next time.
         self.fp = f"{regular_files.fingerprint(st)}|{self.summary.source or '-'}"
 

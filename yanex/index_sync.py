@@ -36,11 +36,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from yanex import journal, record, store, v06store
+from yanex import journal, record, results_file, store, v06store
+from yanex.dotted import leaves
 from yanex.errors import StoreError
 from yanex.index_rows import ReadyRow, Row, file_fingerprint, folder_fingerprint, read_all, read_row
 from yanex.index_values import to_json, typed
-from yanex.record import Status, leaves, reap
+from yanex.record import Status, reap
 
 # Finished experiments re-checked per sync for changes made by hand (about 20 ms on a local disk;
 # a stat each, so a slow network filesystem may want fewer: YANEX_VERIFY_BATCH).
@@ -455,9 +456,9 @@ class Sync:
         the file was rewritten, read it all again)."""
         if _size(f"{folder}{os.sep}{store.RESULTS}") < offset:
             return False
-        summary = record.Summary(json.loads(last), json.loads(series), steps)
+        summary = results_file.Summary(json.loads(last), json.loads(series), steps)
         try:
-            offset = record.scan_results(folder, summary, offset)
+            offset = results_file.scan_results(folder, summary, offset)
         except record.BadRecord:
             return False
         fp = f"{fp.partition('|')[0]}|{summary.source or '-'}"

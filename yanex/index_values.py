@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from yanex.record import fits_int64, leaves
+from yanex.dotted import leaves
+from yanex.record import fits_int64
 
 
 def epoch(stamp: Any) -> float | None:

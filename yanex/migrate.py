@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yanex import journal, record, regular_files, store, v06store
+from yanex import journal, record, regular_files, results_file, store, v06store
 from yanex.errors import StoreError
 
 # 0.6's metadata.json, kept beside ours once migrated.
@@ -155,7 +155,7 @@ def plan(folder: Path, home: Path) -> Plan:
         meta = record.parse_metadata(raw, folder)
         params = record.v06_params(folder)
         try:
-            results, _ = record.v06_results(folder)
+            results, _ = results_file.v06_results(folder)
         except FileNotFoundError:
             results = None
     except (OSError, record.BadRecord) as exc:

@@ -31,7 +31,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
-from yanex import grammar, record, store
+from yanex import grammar, record, results_file, store
+from yanex.dotted import leaves
 from yanex.errors import QueryError
 from yanex.gc_pause import gc_paused
 from yanex.index import Index
@@ -291,7 +292,7 @@ def parse_where(text: str) -> Condition:
     if kind == "time":
         return Condition(name, op, parse_span(value_text.strip().strip("'\""), shown), text)
     value = _value(value_text, shown)
-    if kind == "number" and not (record.is_number(value) or value is None):
+    if kind == "number" and not (results_file.is_number(value) or value is None):
         raise QueryError(f"{shown}: {key} is a number; compare it with a number")
     if kind == "bool" and not (isinstance(value, bool) and op in ("==", "!=")):
         raise QueryError(f"{shown}: {key} is true or false", hint=f"Write {key}==true.")
@@ -871,7 +872,7 @@ def best_rows(
     best. Only numbers (not NaN) take part, and a result with fewer than two different values
     has no best."""
     best: dict[str, set[int]] = {}
-    flat = [dict(record.leaves(rec.last)) for rec in records]  # val.f1 of a nested result
+    flat = [dict(leaves(rec.last)) for rec in records]  # val.f1 of a nested result
     for name in names:
         way = direction(name, minimize, maximize)
         if way is None:
@@ -879,7 +880,7 @@ def best_rows(
         values = [
             (i, last[name])
             for i, last in enumerate(flat)
-            if name in last and record.is_number(last[name]) and not math.isnan(last[name])
+            if name in last and results_file.is_number(last[name]) and not math.isnan(last[name])
         ]
         if len(values) < 2 or len({v for _, v in values}) < 2:
             continue  # nothing to choose between

@@ -34,12 +34,13 @@ from typing import Any
 
 from yanex import query
 from yanex.columns import reason
-from yanex.dotted import lookup
+from yanex.dotted import leaves, lookup
 from yanex.errors import YanexError
 from yanex.gc_pause import gc_paused
 from yanex.index import Index
 from yanex.json_policy import decode_value
-from yanex.record import Record, fits_int64, iter_results, leaves
+from yanex.record import Record, fits_int64
+from yanex.results_file import iter_results
 
 __all__ = [
     "Experiment",

@@ -39,7 +39,7 @@ GIT_PATCH = "git.patch"
 GIT_PATCH_AT_STAGING = "git.staged.patch"
 CLAIM = "claim.json"  # who runs a staged experiment
 RESERVE = ".reserve"  # room kept on the disk for recording how a run ended
-# What a long results.jsonl comes to, kept beside it while it grows (see record.save_summary)
+# What a long results.jsonl comes to, kept beside it while it grows (see results_file.save_summary)
 RESULTS_SUMMARY = ".results-summary.json"
 # Problems the script met and went on from (a log line that could not be written), one JSON
 # line each; the script never writes metadata.json, so the launcher merges these into

@@ -3,8 +3,8 @@
 A run of a million steps logs 120 MB; a reader that meets it first (``yanex show``, the
 dashboard, an index on another machine) would parse all of it, seconds of work. The launcher
 is idle while its script runs, so it reads the file as it grows, a few MB at a time, and
-keeps the summary beside it (``record.save_summary``): the reader parses only what came
-after. Short runs never reach ``record.SUMMARY_FILE_BYTES`` and cost a stat every few
+keeps the summary beside it (``results_file.save_summary``): the reader parses only what came
+after. Short runs never reach ``results_file.SUMMARY_FILE_BYTES`` and cost a stat every few
 seconds. Nothing here can fail a run: a problem only means readers parse the file themselves.
 """
 
@@ -15,7 +15,7 @@ import os
 import threading
 from pathlib import Path
 
-from yanex import record, store
+from yanex import results_file, store
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,12 @@ EVERY = 2.0  # seconds between two looks at the file's size
 
 class SummaryKeeper:
     """A context manager around a run: summarizes its results.jsonl from every
-    ``record.SUMMARY_FILE_BYTES`` of growth on, and once more when the run has ended."""
+    ``results_file.SUMMARY_FILE_BYTES`` of growth on, and once more when the run has ended."""
 
     def __init__(self, folder: Path, every: float = EVERY) -> None:
         self.folder = folder
         self.every = every
-        self.summary = record.Summary()
+        self.summary = results_file.Summary()
         self.offset = self.crc = 0
         self.inode: int | None = None
         self.given_up = False
@@ -57,21 +57,21 @@ class SummaryKeeper:
         try:
             st = os.stat(self.folder / store.RESULTS)
             if st.st_ino != self.inode or st.st_size < self.offset:  # new, or replaced
-                self.summary, self.offset, self.crc = record.Summary(), 0, 0
+                self.summary, self.offset, self.crc = results_file.Summary(), 0, 0
                 self.inode = st.st_ino
             grown = st.st_size - self.offset
-            if grown < record.SUMMARY_FILE_BYTES and not (
-                final and grown > 0 and st.st_size >= record.SUMMARY_FILE_BYTES
+            if grown < results_file.SUMMARY_FILE_BYTES and not (
+                final and grown > 0 and st.st_size >= results_file.SUMMARY_FILE_BYTES
             ):
                 return
-            read = record.summarize_more(
+            read = results_file.summarize_more(
                 self.folder, self.summary, self.offset, self.crc, st.st_ino
             )
             if read is None:  # replaced meanwhile: started again at the next look
                 self.inode = None
                 return
             self.offset, self.crc = read
-            record.save_summary(self.folder, self.summary, self.offset, self.crc, st)
+            results_file.save_summary(self.folder, self.summary, self.offset, self.crc, st)
         except FileNotFoundError:
             return  # nothing logged yet
         except Exception as exc:  # never a reason for the run to fail

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yanex import api, record, store
+from yanex import api, record, results_file, store
 from yanex.dependencies import Graph
 from yanex.errors import ExperimentContextError, YanexError
 from yanex.identity import Heartbeat, ProcessId
@@ -261,7 +261,7 @@ class Dependency:
         at several steps, None when never (yanex 0.6's meaning)."""
         values = [
             line["results"][name]
-            for line in record.read_results(self.experiment_dir)
+            for line in results_file.read_results(self.experiment_dir)
             if isinstance(line.get("results"), dict) and name in line["results"]
         ]
         if not values:

@@ -16,9 +16,10 @@ import click
 from yanex import query
 from yanex.cli import UserError, echo_err, user_errors
 from yanex.cli import output as out
+from yanex.dotted import leaves
 from yanex.index import Index
 from yanex.index_values import param_leaves
-from yanex.record import Record, Status, leaves
+from yanex.record import Record, Status
 
 DEFAULT_LIMIT = 20
 

@@ -21,8 +21,9 @@ from yanex.cli.selection import (
     selected,
     synced_index,
 )
+from yanex.dotted import leaves
 from yanex.index import Index
-from yanex.record import Record, Status, leaves
+from yanex.record import Record, Status
 from yanex.regular_files import BadRecord, open_regular, read_regular
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from yanex import columns, query, record, store
+from yanex import columns, query, record, results_file, store
 from yanex.code import diff
 from yanex.columns import Column
+from yanex.dotted import leaves
 from yanex.index import Index
 from yanex.index_values import epoch, param_leaves
 from yanex.json_policy import decode_value
-from yanex.record import Record, Status, leaves
+from yanex.record import Record, Status
 from yanex.terminal import safe
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -476,7 +477,7 @@ class Experiment:
 
     rec: Record
     meta: dict[str, Any]
-    series: dict[str, record.Series]
+    series: dict[str, results_file.Series]
     steps: int
     files: list[FileEntry]
     artifacts: list[FileEntry]
@@ -596,7 +597,7 @@ def _traces(rec: Record) -> dict[str, Points]:
     counts = {
         name: s.count
         for name, s in rec.series.items()
-        if s.min is not None or (record.is_number(s.last) and s.count)
+        if s.min is not None or (results_file.is_number(s.last) and s.count)
     }
     if not counts:
         return {}
@@ -611,7 +612,7 @@ def _traces(rec: Record) -> dict[str, Points]:
     held: dict[str, tuple[int, bytes]] = {}  # a sparse curve's last line not drawn yet
     base = 0
     tail: list[bytes] = []
-    for data in record.iter_result_bytes(rec.dir):
+    for data in results_file.iter_result_bytes(rec.dir):
         raws = data.split(b"\n")[:-1]
         if dense:
             first = -base % stride
@@ -671,7 +672,7 @@ def _add_points(points: dict[str, Points], names: list[str], index: int, raw: by
     t = epoch(line.get("timestamp"))
     for name in names:
         value = decode_value(values.get(name))
-        if record.is_number(value):
+        if results_file.is_number(value):
             xs, ys, ts = points[name]
             xs.append(x)
             ys.append(value if math.isfinite(value) else None)
@@ -793,13 +794,13 @@ def sweep_data(index: Index, q: TableQuery, project: str | None) -> dict[str, An
     results = []
     for name in names:
         values = [_plain(last.get(name)) for last in lasts]
-        if any(record.is_number(v) for v in values):
+        if any(results_file.is_number(v) for v in values):
             results.append(
                 {
                     "key": f"results.{name}",
                     "title": safe(name),
                     "better": query.better(name),
-                    "values": [v if record.is_number(v) else None for v in values],
+                    "values": [v if results_file.is_number(v) else None for v in values],
                 }
             )
     return {
