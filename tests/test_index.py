@@ -336,3 +336,80 @@ def test_first_commands_at_once_on_a_fresh_store_all_work(project: Project) -> N
         assert proc.returncode == 0, err.decode()
         assert b"locked" not in err and b"Traceback" not in err
     assert all(metadata(f)["status"] == "completed" for f in project.experiments())
+
+
+def _running(home: Path) -> Path:
+    """A run in progress, made by hand: its launcher is this very process (never reaped)."""
+    from yanex.identity import ProcessId
+
+    folder = home / "experiments" / "0123abcd"
+    folder.mkdir(parents=True)
+    meta = {
+        "id": "0123abcd",
+        "status": "running",
+        "script": "train.py",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "launcher": ProcessId.current().to_metadata(),
+    }
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    return folder
+
+
+def _lines(values: list[dict]) -> str:
+    return "".join(
+        json.dumps({"step": i, "timestamp": "t", "results": v}) + "\n" for i, v in enumerate(values)
+    )
+
+
+def _indexed(home: Path) -> tuple[dict, str, int]:
+    """What the index says of the run (brought up to date as `yanex list` does)."""
+    idx = index.Index(home, echo=lambda line: None)
+    try:
+        idx.sync()
+        last, series, steps = idx.conn.execute(
+            "SELECT last, series, steps FROM experiments WHERE id = '0123abcd'"
+        ).fetchone()
+    finally:
+        idx.close()
+    return json.loads(last), series, steps
+
+
+@pytest.mark.parametrize("how", ["longer", "the same size", "longer, a big file"])
+def test_a_running_results_file_rewritten_in_place_is_read_again_from_its_start(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script that reopens results.jsonl with "w" and logs more: the index reads the new
+    file from its start, not on from where it had read the old one (whose lines are gone)."""
+    from yanex import results_file
+
+    home = tmp_path / "home"
+    folder = _running(home)
+    results = folder / "results.jsonl"
+    pad = "x" * 200 if "big" in how else ""  # past the bytes checked at both ends
+    before = [{"loss": 1.0 * i, "acc": 0.5, "pad": pad} for i in range(1000 if pad else 3)]
+    results.write_text(_lines(before))
+    assert _indexed(home)[0]["loss"] == before[-1]["loss"]
+    if pad:
+        assert results.stat().st_size > 2 * results_file.CHECK_BYTES
+    after = [{"loss": -1.0 * i, "acc": 0.9, "pad": pad} for i in range(len(before))]
+    after[-1]["pad"] = pad + "y" * (1 if how == "the same size" else 5000)
+    text = _lines(after)
+    if how == "the same size":
+        text = text[: results.stat().st_size]
+        text = text[: text.rfind("\n") + 1]
+        text += "#" * (results.stat().st_size - len(text) - 1) + "\n"  # a bad line, skipped
+        assert len(text) == results.stat().st_size
+    with open(results, "w") as f:  # the same inode, truncated, then written past the offset
+        f.write(text)
+    oracle = results_file.Summary()
+    oracle.add(results_file.read_results(folder))
+    last, series, steps = _indexed(home)
+    assert last == oracle.last and json.loads(series) == oracle.stats and steps == oracle.lines
+    # Growing on, as runs do: only what was appended is parsed.
+    with open(results, "a") as f:
+        f.write(_lines([{"loss": 42.0}]))
+    parsed: list[int] = []
+    real = results_file.parse_results
+    monkeypatch.setattr(results_file, "parse_results", lambda b: parsed.append(len(b)) or real(b))
+    assert _indexed(home)[0]["loss"] == 42.0
+    assert sum(parsed) == len(_lines([{"loss": 42.0}]))

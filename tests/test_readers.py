@@ -669,7 +669,7 @@ built = index.Index(echo=lambda line: None)
 dump = {table: sorted(map(list, built.conn.execute(f"SELECT * FROM {table}")))
         for table in ("experiments", "tags", "params", "results", "pending", "broken")}
 for row in dump["experiments"]:
-    row[-2] = row[-2].split("|")[0]  # fingerprints: the same files
+    row[-3] = row[-3].split("|")[0]  # fingerprints: the same files
 print(json.dumps(dump))
 """
     dumps = []

@@ -33,7 +33,7 @@ from yanex.index_location import INDEX_ENV, is_network_filesystem, location
 from yanex.index_sync import Sync
 from yanex.index_values import exact_compare
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 FILE_NAME = f"index-v{SCHEMA_VERSION}.sqlite3"
 # How long a command waits for another process's lock on the index: any statement (a reader
 # meets one while the last connection checkpoints as it closes, or a first one recovers the
@@ -75,7 +75,8 @@ CREATE TABLE experiments (
     steps INTEGER NOT NULL,          -- lines of results.jsonl read
     origin TEXT,                     -- NULL: ours; '0.6': a folder of yanex 0.6, read as it is
     fp TEXT NOT NULL,                -- metadata.json's and results.jsonl's (mtime, size, inode)
-    results_offset INTEGER NOT NULL  -- bytes of results.jsonl read into last and series
+    results_offset INTEGER NOT NULL, -- bytes of results.jsonl read into last and series
+    results_check INTEGER            -- a CRC-32 of those bytes' ends: read on only while the same
 );
 CREATE TABLE tags (id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (id, tag)) WITHOUT ROWID;
 -- Each experiment's dependencies (metadata.dependencies: {slot: upstream id}), in their order.

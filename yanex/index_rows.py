@@ -82,6 +82,7 @@ class Row:
             "0.6" if v06store.MARKER in meta else None,
             self.fp,
             self.offset,
+            self.summary.check,
         )
 
     def rows(self) -> tuple[list[tuple[Any, ...]], ...]:

@@ -63,9 +63,9 @@ BATCH = 500
 _EXPERIMENT_COLUMNS = (
     "id, archived, project, name, description, status, script, tags, created, started, ended, "
     "duration, exit_code, error, sweep, sweep_index, git_commit, git_dirty, host, pid, params, "
-    "last, series, steps, origin, fp, results_offset"
+    "last, series, steps, origin, fp, results_offset, results_check"
 )
-_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 27)})"
+_INSERT = f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES ({', '.join('?' * 28)})"
 _TWICE = "its ID is in both experiments/ and archived/ (keep one of the two folders)"
 
 
@@ -285,18 +285,21 @@ class Sync:
         """Staged and running experiments whose files changed: ``(id, archived, results
         only)``."""
         rows = self.conn.execute(
-            "SELECT id, archived, status, fp, results_offset FROM experiments "
+            "SELECT id, archived, status, fp FROM experiments "
             "INDEXED BY experiments_status WHERE status IN (?, ?)",
             Status.LIVE,
         ).fetchall()
         changes = []
-        for experiment_id, archived, status, fp, offset in rows:
+        for experiment_id, archived, status, fp in rows:
             folder = self._dir(experiment_id, archived)
             meta_fp = file_fingerprint(f"{folder}{os.sep}{store.METADATA}")
             if meta_fp is None or not fp.startswith(f"{meta_fp}|"):
                 changes.append((experiment_id, bool(archived), False))
-            elif status == Status.RUNNING and _size(f"{folder}{os.sep}{store.RESULTS}") != offset:
-                changes.append((experiment_id, bool(archived), True))
+            elif status == Status.RUNNING:
+                # Grown, or rewritten (at the same size too): its file is not the one read.
+                now = file_fingerprint(f"{folder}{os.sep}{store.RESULTS}") or "-"
+                if now != fp.partition("|")[2]:
+                    changes.append((experiment_id, bool(archived), True))
         return changes
 
     def _reap_dead_launchers(self) -> None:
@@ -392,7 +395,8 @@ class Sync:
         folder = self._dir(experiment_id, archived)
         if results_only:
             row = self.conn.execute(
-                "SELECT last, series, steps, results_offset, fp FROM experiments WHERE id = ?",
+                "SELECT last, series, steps, results_offset, results_check, fp FROM experiments "
+                "WHERE id = ?",
                 (experiment_id,),
             ).fetchone()
             if row is not None and self._add_results(experiment_id, folder, *row):
@@ -450,26 +454,29 @@ class Sync:
         series: str,
         steps: int,
         offset: int,
+        check: int | None,
         fp: str,
     ) -> bool:
-        """A running experiment's results, read on from where the last look stopped (False:
-        the file was rewritten, read it all again)."""
+        """A running experiment's results, read on from where the last look stopped, or from
+        the start when the bytes read then were rewritten since (False: the file shrank or
+        cannot be read, read the whole folder again)."""
         if _size(f"{folder}{os.sep}{store.RESULTS}") < offset:
             return False
         summary = results_file.Summary(json.loads(last), json.loads(series), steps)
         try:
-            offset = results_file.scan_results(folder, summary, offset)
+            offset = results_file.scan_results(folder, summary, offset, check)
         except record.BadRecord:
             return False
         fp = f"{fp.partition('|')[0]}|{summary.source or '-'}"
         self.conn.execute(
-            "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ?, fp = ? "
-            "WHERE id = ?",
+            "UPDATE experiments SET last = ?, series = ?, steps = ?, results_offset = ?, "
+            "results_check = ?, fp = ? WHERE id = ?",
             (
                 to_json(summary.last),
                 to_json(summary.stats),
                 summary.lines,
                 offset,
+                summary.check,
                 fp,
                 experiment_id,
             ),

@@ -10,12 +10,13 @@ launcher's ``summary_keeper`` writes the kept summary through here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ class Summary:
         self.stats: dict[str, list[Any]] = stats if stats is not None else {}  # count, min,
         self.lines = lines  # max, last step
         self.source: str | None = None  # the fingerprint of the results.jsonl read last
+        self.check: int | None = None  # and the check of the bytes read (see scan_results)
 
     def add(self, lines: list[dict[str, Any]]) -> None:
         merge, last = self._merge, self.last
@@ -276,10 +278,18 @@ def _whole_lines(fd: int, start: int, stop: int) -> Iterator[bytes]:
 PARALLEL_BYTES = 32 * 1024 * 1024
 
 
-def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
+def scan_results(
+    folder: Path | str, summary: Summary, offset: int = 0, check: int | None = None
+) -> int:
     """Add to ``summary`` the whole lines ``results.jsonl`` holds past ``offset``; the offset
-    after the last whole line. BadRecord when it is not a file."""
-    summary.source = None
+    after the last whole line. BadRecord when it is not a file.
+
+    ``check`` is ``summary.check`` of the read that stopped at ``offset``: when the bytes
+    before ``offset`` are no longer those (a script reopened the file with "w" and wrote past
+    that point), ``summary`` is emptied and the file read from its start. ``summary.check``
+    is then set for the next read.
+    """
+    summary.source = summary.check = None
     try:
         fd, st = open_regular(os.path.join(folder, store.RESULTS))
     except FileNotFoundError:
@@ -288,23 +298,58 @@ def scan_results(folder: Path | str, summary: Summary, offset: int = 0) -> int:
         except FileNotFoundError:
             return offset
         summary.source = fingerprint(st)
+        read = data.__getitem__
+        if offset and check is not None and _covered_check(read, offset) != check:
+            summary.last, summary.stats, summary.lines, offset = {}, {}, 0, 0
         summary.add(parse_results(data[offset:])[0])
+        summary.check = _covered_check(read, len(data))
         return len(data)
     summary.source = fingerprint(st)
+    read = functools.partial(_pread, fd)
     try:
+        if offset and check is not None and _covered_check(read, offset) != check:
+            summary.last, summary.stats, summary.lines, offset = {}, {}, 0, 0
         saved = _saved_summary(folder, fd, st, offset)
         if saved is not None:  # it covers more of the file than ``summary``: start from it
             kept, offset = saved
             summary.last, summary.stats, summary.lines = kept.last, kept.stats, kept.lines
         parts = _parts(fd, offset, st.st_size)
         if len(parts) > 1:
-            return _scan_parallel(fd, parts, summary)
-        for data in _whole_lines(fd, offset, st.st_size):
-            summary.add(parse_results(data)[0])
-            offset += len(data)
+            offset = _scan_parallel(fd, parts, summary)
+        else:
+            for data in _whole_lines(fd, offset, st.st_size):
+                summary.add(parse_results(data)[0])
+                offset += len(data)
+        summary.check = _covered_check(read, offset)
         return offset
     finally:
         os.close(fd)
+
+
+# A reader that reads on from where it stopped (the index, at every look at a running run)
+# first checks that the bytes it read are still there: their first and last CHECK_BYTES, by
+# a CRC-32 kept with what it read. Two small reads, whatever the size of the file.
+CHECK_BYTES = 64 * 1024
+
+
+def _covered_check(read: Callable[[slice], bytes], offset: int) -> int:
+    """The CRC-32 of the first and the last CHECK_BYTES of the first ``offset`` bytes (all of
+    them when fewer); ``read`` gives the bytes of a slice of the file."""
+    import zlib
+
+    head = read(slice(0, min(offset, CHECK_BYTES)))
+    tail = read(slice(max(CHECK_BYTES, offset - CHECK_BYTES), offset))
+    return zlib.crc32(tail, zlib.crc32(head))
+
+
+def _pread(fd: int, part: slice) -> bytes:
+    """The bytes of ``part`` of the file open as ``fd`` (fewer when it is shorter now)."""
+    if part.stop <= part.start:
+        return b""
+    try:
+        return os.pread(fd, part.stop - part.start, part.start)
+    except OSError as exc:
+        raise BadRecord(f"{store.RESULTS} cannot be read: {exc.strerror or exc}") from exc
 
 
 def _parts(fd: int, start: int, stop: int) -> list[tuple[int, int]]:
