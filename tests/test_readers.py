@@ -714,6 +714,79 @@ print(json.dumps([len(parts), whole.stats == one.stats, same_last, whole.lines =
     assert parts > 1 and all(same) and lines == 30_011
 
 
+_PARTS_AGAINST_ONE_PASS = """
+import json, sys
+from yanex import regular_files, results_file
+results_file.PARALLEL_BYTES = 10_000
+fd, st = regular_files.open_regular(sys.argv[1] + "/results.jsonl")
+parts = results_file._parts(fd, 0, st.st_size)
+whole = results_file.Summary()
+end = results_file.scan_results(sys.argv[1], whole)
+results_file.PARALLEL_BYTES = 10**15
+one = results_file.Summary()
+assert results_file.scan_results(sys.argv[1], one) == end
+print(json.dumps([len(parts), whole.last, one.last, whole.stats == one.stats,
+                  whole.lines == one.lines]))
+"""
+
+
+def _in_parts_and_in_one_pass(folder: Path) -> tuple[dict, dict]:
+    """The last values of results.jsonl summarized in parts, and in one pass (the oracle)."""
+    r = run_python(_PARTS_AGAINST_ONE_PASS, cwd=folder, env=dict(os.environ), args=[str(folder)])
+    assert r.returncode == 0, r.stderr
+    parts, in_parts, in_one, same_stats, same_lines = json.loads(r.stdout)
+    assert parts > 1 and same_stats and same_lines
+    return in_parts, in_one
+
+
+def test_results_replaced_then_nested_again_in_a_later_part_merge_as_one_pass(
+    tmp_path: Path,
+) -> None:
+    """A nested result replaced by a plain value (or an empty dict) and then nested again in
+    a later part: its leaves before the replacement are gone, in parts as in one pass."""
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    lines = [{"a": {"b": 1}, "e": {"x": {"y": 1}}, "g": {"h": 1}}]  # in the first part
+    lines += [{"filler": i} for i in range(3600)]  # the last part begins here (at 3/4 or less)
+    lines += [{"a": 5, "e": {"x": {}}, "g": {}}]
+    lines += [{"filler": i} for i in range(3600, 3700)]
+    lines += [{"a": {"c": 2}, "e": {"x": {"z": 2}}, "g": {"k": 2}}]
+    lines += [{"filler": i} for i in range(3700, 3800)]
+    with open(folder / "results.jsonl", "w") as f:
+        for i, line in enumerate(lines):
+            f.write(json.dumps({"step": i, "results": line}) + "\n")
+    in_parts, in_one = _in_parts_and_in_one_pass(folder)
+    assert in_one["a"] == {"c": 2} and in_one["e"] == {"x": {"z": 2}} and in_one["g"] == {"k": 2}
+    assert in_parts == in_one
+    assert json.dumps(in_parts) == json.dumps(in_one)  # in the same order
+
+
+def test_any_mix_of_nested_and_plain_results_merges_in_parts_as_one_pass(
+    tmp_path: Path,
+) -> None:
+    """Results that change shape at random (nested, plain, empty, absent), cut anywhere."""
+    import random
+
+    chance = random.Random(7)
+
+    def value(depth: int) -> object:
+        kind = chance.choice(["plain", "nested", "nested", "empty", "none"] if depth else ["plain"])
+        if kind == "nested":
+            return {k: value(depth - 1) for k in chance.sample("pqrstuvw", chance.randint(1, 2))}
+        return {"plain": chance.randint(0, 9), "empty": {}, "none": None}[kind]
+
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    names = [f"m{i}" for i in range(60)]  # each changed now and then: leaves outlive a part
+    with open(folder / "results.jsonl", "w") as f:
+        for i in range(6000):
+            line = {k: value(3) for k in chance.sample(names, chance.randint(0, 2))}
+            f.write(json.dumps({"step": i, "results": line}) + "\n")
+    in_parts, in_one = _in_parts_and_in_one_pass(folder)
+    assert in_parts == in_one
+    assert json.dumps(in_parts) == json.dumps(in_one)  # in the same order
+
+
 def test_a_command_started_during_a_build_follows_it_then_answers(typed_runs: Project) -> None:
     """While another process builds the index (it holds the build lock and writes its
     progress there), a reader says whose build it waits for and how far it is, then answers."""

@@ -138,6 +138,11 @@ class Summary:
 
     The index keeps it, so ``yanex show`` and the dashboard say these exact numbers of a run
     of a million steps without reading its file again.
+
+    ``in_part``: the summary of a part of the file read by a process of its own, to be merged
+    after the parts before it (:meth:`merge`). A nested result begun again in it (where the
+    part had logged a plain value, None or an empty dict under its name) holds the key
+    ``BEGUN_AGAIN``: it replaces what the parts before left, as reading in one pass does.
     """
 
     def __init__(
@@ -145,10 +150,13 @@ class Summary:
         last: dict[str, Any] | None = None,
         stats: dict[str, list[Any]] | None = None,
         lines: int = 0,
+        *,
+        in_part: bool = False,
     ) -> None:
         self.last: dict[str, Any] = last if last is not None else {}
         self.stats: dict[str, list[Any]] = stats if stats is not None else {}  # count, min,
         self.lines = lines  # max, last step
+        self.in_part = in_part
         self.source: str | None = None  # the fingerprint of the results.jsonl read last
         self.check: int | None = None  # and the check of the bytes read (see scan_results)
 
@@ -169,8 +177,9 @@ class Summary:
             cls = value.__class__
             if cls is dict and value:
                 sub = into.get(name)
-                if sub.__class__ is not dict:
-                    sub = into[name] = {}
+                if sub.__class__ is not dict or not sub:  # none yet, a plain value or {}
+                    begun_again = self.in_part and name in into
+                    sub = into[name] = {BEGUN_AGAIN: True} if begun_again else {}
                 self._merge(sub, value, f"{prefix}{name}.", step)
                 continue
             if cls is str:
@@ -194,7 +203,8 @@ class Summary:
                     stat[2] = value
 
     def merge(self, later: Summary) -> None:
-        """Add the summary of the lines that came after these (a part read elsewhere)."""
+        """Add the summary of the lines that came after these (a part read elsewhere, whose
+        summary is ``in_part``)."""
         _merge_last(self.last, later.last)
         for key, (count, low, high, step) in later.stats.items():
             stat = self.stats.get(key)
@@ -219,12 +229,35 @@ class Summary:
         return found
 
 
+# The key of a nested result begun again in a part (see Summary): no JSON object has it, as
+# JSON's keys are strings, and it never leaves the part's summary (merge takes it out).
+BEGUN_AGAIN = 0
+
+
 def _merge_last(into: dict[str, Any], later: dict[str, Any]) -> None:
+    """The last values of the lines after ``into``'s added to it: a nested result's leaves
+    to those it had, unless it was begun again in those lines (then it replaces them)."""
     for name, value in later.items():
-        if value.__class__ is dict and value and into.get(name).__class__ is dict:
+        if name.__class__ is not str:  # BEGUN_AGAIN
+            continue
+        if (
+            value.__class__ is dict
+            and value
+            and BEGUN_AGAIN not in value
+            and into.get(name).__class__ is dict
+        ):
             _merge_last(into[name], value)
         else:
-            into[name] = value
+            into[name] = _unmarked(value)
+
+
+def _unmarked(value: Any) -> Any:
+    """``value`` (a part's, nested) without the BEGUN_AGAIN keys in it."""
+    if value.__class__ is dict:
+        value.pop(BEGUN_AGAIN, None)
+        for sub in value.values():
+            _unmarked(sub)
+    return value
 
 
 RESULTS_CHUNK = 4 * 1024 * 1024  # bytes of results.jsonl parsed at a time (memory stays flat)
@@ -394,7 +427,7 @@ def _scan_parallel(fd: int, parts: list[tuple[int, int]], summary: Summary) -> i
 
 def _summarize_part(job: tuple[int, int, int]) -> tuple[Summary, int]:
     fd, start, stop = job
-    part, used = Summary(), 0
+    part, used = Summary(in_part=True), 0
     for data in _whole_lines(fd, start, stop):
         part.add(parse_results(data)[0])
         used += len(data)
