@@ -787,6 +787,74 @@ def test_any_mix_of_nested_and_plain_results_merges_in_parts_as_one_pass(
     assert json.dumps(in_parts) == json.dumps(in_one)  # in the same order
 
 
+# Lines that are not one JSON object each, or only just are: each is one line, counted or
+# skipped by itself, wherever a chunk, a part or the tail begins.
+_ODD_LINES = [
+    '{"results": {"a": 1}},{"results": {"a": 2}}',  # two objects on a line: skipped
+    '{"results": {"a": 3}}{"results": {"a": 4}}',
+    '{"results": {"a": 5}} trailing',
+    '{"results": {"l": [[1',  # a list cut by a newline: two bad lines
+    "2]]}}",
+    '{"results": {"s": "cut',  # a string cut by a newline
+    'here"}}',
+    "",
+    '[{"results": {"a": 6}}]',  # a list, not an object
+    '{"results": {"s": "x\u2028y\u0085z"}}',  # line separators inside a string: one line
+    '  {"results": {"w": 1}}  \r',  # blanks around: one line
+    '{"results": {"n": NaN, "z": "\\u0000"}}',
+]
+
+
+def _one_line_each(data: bytes) -> list[dict]:
+    """The rule: each line (the bytes up to a newline) is a result when it is one JSON object
+    with an object "results"; anything else is one bad line, skipped."""
+    found = []
+    for raw in data.split(b"\n")[:-1]:
+        try:
+            line = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("results"), dict):
+            found.append(line)
+    return found
+
+
+def test_a_line_is_read_as_one_line_wherever_a_chunk_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Odd lines among good ones are counted (or skipped) the same by every reader: the
+    whole file, its parts cut at any line, chunks of any size, the tail, parallel parts."""
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    good = [json.dumps({"step": i, "results": {"a": 100 + i}}) for i in range(4)]
+    lines = [*good[:2], *_ODD_LINES, *good[2:]]
+    data = ("\n".join(lines) + "\n").encode()
+    (folder / "results.jsonl").write_bytes(data)
+    oracle = _one_line_each(data)
+    assert len(oracle) == 7  # the good ones, the line separators, the blanks, NaN
+    assert results_file.parse_results(data)[0] == oracle
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    for cut in ends:  # two chunks, cut at every line end
+        head, rest = results_file.parse_results(data[:cut]), results_file.parse_results(data[cut:])
+        assert head[1] == cut and head[0] + rest[0] == oracle
+    whole = results_file.Summary()
+    whole.add(oracle)
+    for chunk in (1, 7, 50, 200, len(data)):
+        monkeypatch.setattr(results_file, "RESULTS_CHUNK", chunk)
+        summary = results_file.Summary()
+        assert results_file.scan_results(folder, summary) == len(data)
+        assert json.dumps(summary.last) == json.dumps(whole.last) and summary.stats == whole.stats
+        assert summary.lines == len(oracle)
+    decoded = results_file.read_results(folder)
+    assert len(decoded) == len(oracle)
+    for count in range(1, len(oracle) + 1):
+        assert json.dumps(results_file.tail_results(folder, count)) == json.dumps(decoded[-count:])
+    # Parallel parts, cut wherever the file's size puts them.
+    with open(folder / "results.jsonl", "a") as f:
+        f.write(("\n".join([*good, *_ODD_LINES]) + "\n") * 300)
+    _in_parts_and_in_one_pass(folder)
+
+
 def test_a_command_started_during_a_build_follows_it_then_answers(typed_runs: Project) -> None:
     """While another process builds the index (it holds the build lock and writes its
     progress there), a reader says whose build it waits for and how far it is, then answers."""

@@ -2,6 +2,8 @@
 the summary kept beside a long one, ``.results-summary.json``: reading its lines, whole or a
 chunk at a time or from the end, and what they come to (each result's last value, count,
 smallest, largest and last step), serially, in parallel parts, or on from a kept summary.
+Every way of reading gives the same answer: a line is a result by itself (see
+:func:`parse_results`), and parts merge as one pass reads (see :class:`Summary`).
 
 ``record.Record``, the index, the dashboard and ``yanex.results`` read results here; the
 launcher's ``summary_keeper`` writes the kept summary through here.
@@ -40,24 +42,55 @@ def v06_results(folder: Path | str) -> tuple[bytes, os.stat_result]:
 def parse_results(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The whole lines of ``results.jsonl`` bytes, and how many bytes they span.
 
-    A last line without its newline is being written (or was torn): it is left for later.
-    Lines that are not a result object are skipped. Values stand as written (see
-    :func:`yanex.json_policy.decode_value` for NaN and the infinities).
+    A line is the bytes up to a newline, and a result when it is one JSON object with an
+    object ``results``; any other line (two objects, a part of one, not JSON) is skipped, by
+    itself: however the file is cut into chunks, parts or a tail, the same lines count. A
+    last line without its newline is being written (or was torn): it is left for later.
+    Values stand as written (see :func:`yanex.json_policy.decode_value` for NaN and the
+    infinities).
     """
     end = data.rfind(b"\n") + 1
     if not end:
         return [], 0
-    text = data[:end].decode("utf-8", "replace")
-    try:  # one parse for the whole file: the common case, and much faster than line by line
-        lines = json.loads("[" + text.rstrip().replace("\n", ",") + "]")
-    except (ValueError, RecursionError):
+    text = data[: end - 1].decode("utf-8", "replace")
+    lines = _one_parse(text)
+    if lines is None:  # a line that is not one JSON value: each line parsed by itself
         lines = []
-        for raw in text.splitlines():
+        for raw in text.split("\n"):
             with contextlib.suppress(ValueError, RecursionError):
                 lines.append(json.loads(raw))
     return [
         line for line in lines if isinstance(line, dict) and isinstance(line.get("results"), dict)
     ], end
+
+
+# Put between two lines for the one parse of many: a JSON string of one NUL character, which
+# a line can only write as the escape \u0000 (a JSON string holds no raw control character).
+_BETWEEN = ',"\\u0000",\n'
+_NUL = "\0"
+
+
+def _one_parse(lines: str) -> list[Any] | None:
+    """The JSON value of each of the newline-separated ``lines`` in one parse, much faster
+    than one per line; None unless each line is exactly one value.
+
+    Joined by commas alone, a line of two values (``{..},{..}``) would count twice and a list
+    cut by a newline once. Joined by ``_BETWEEN``, the parse is the lines' own only when it
+    gives a value, a NUL string, a value and so on, one value per line: no line writes a NUL
+    string (checked first), so each NUL between values is one ``_BETWEEN``, and a value that
+    swallowed one (a list cut by a newline) leaves one missing. A newline inside a string is
+    an error either way.
+    """
+    if "\\u0000" in lines:
+        return None
+    try:
+        values = json.loads("[" + lines.replace("\n", _BETWEEN) + "]")
+    except (ValueError, RecursionError):
+        return None
+    count = lines.count("\n") + 1
+    if len(values) != 2 * count - 1 or values[1::2].count(_NUL) != count - 1:
+        return None
+    return values[::2]
 
 
 def last_values(lines: list[dict[str, Any]], into: dict[str, Any] | None = None) -> dict[str, Any]:
