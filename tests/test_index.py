@@ -75,6 +75,21 @@ def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
     assert r.stdout.split() == ids and f"it has schema 99, not {index.SCHEMA_VERSION}" in r.stderr
 
 
+def test_an_older_yanexs_index_files_are_removed_when_ours_is_built(project: Project) -> None:
+    """After an upgrade the older schema's index (over 100 MB at 100,000 experiments) is not
+    left beside the new one; a newer yanex's, and other files, are kept."""
+    ids = setup(project)
+    index_file(project).unlink()
+    older = [f"index-v{index.SCHEMA_VERSION - 1}.sqlite3{end}" for end in ("", "-wal", ".lock")]
+    kept = [f"index-v{index.SCHEMA_VERSION + 1}.sqlite3", "index-notes.txt"]
+    for name in older + kept:
+        (project.home / name).write_bytes(b"x" * 1000)
+    r = project.yanex("list", "--format", "ids")
+    assert r.returncode == 0 and r.stdout.split() == ids, r.stderr
+    left = {path.name for path in project.home.iterdir()}
+    assert not left & set(older) and set(kept) <= left and index_file(project).name in left
+
+
 @pytest.mark.slow
 def test_folders_copied_in_removed_or_edited_by_hand_are_seen(
     project: Project, tmp_path: Path

@@ -217,12 +217,26 @@ class Index:
                     for suffix in ("-wal", "-shm", "-journal"):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(f"{self.path}{suffix}")
+            self._remove_older_schemas()
         except OSError as exc:
             raise self._store_error(exc) from exc
         except sqlite3.DatabaseError as exc:
             raise self._store_error(exc) from exc
         finally:
             os.close(lock_fd)  # releases the lock
+
+    def _remove_older_schemas(self) -> None:
+        """Remove the index files an older yanex made beside this one (``index-v5.sqlite3``
+        and its -wal, -shm and .lock): after an upgrade nothing reads them, and at 100,000
+        experiments one is over 100 MB. A process that has one open keeps reading it."""
+        if os.environ.get(INDEX_ENV) or not self.path.name.endswith(FILE_NAME):
+            return  # YANEX_INDEX names a file of the user's: its folder is theirs
+        prefix = self.path.name[: -len(FILE_NAME)] + "index-v"  # (a cache folder's: store-<key>-)
+        for old in self.path.parent.glob(f"{prefix}*.sqlite3*"):
+            version = old.name[len(prefix) :].split(".", 1)[0]
+            if version.isdigit() and int(version) < SCHEMA_VERSION:
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
     def _take_build_lock(self, lock_fd: int) -> bool:
         """Take the lock builds hold (True); or wait until another process's build is done,
