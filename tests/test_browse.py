@@ -148,7 +148,15 @@ def test_dirty_null_finds_the_runs_without_git(project: Project, tmp_path: Path)
     assert ran.returncode == 0, ran.stderr
     r = project.yanex("list", "-A", "--where", "dirty==null", "--format", "json")
     assert [e["name"] for e in json.loads(r.stdout)] == ["nogit"], r.stderr
+    # null in any case, as the grammar reads it (NULL was "dirty is true or false").
+    r = project.yanex("list", "-A", "--where", "dirty==NULL", "--format", "json")
+    assert [e["name"] for e in json.loads(r.stdout)] == ["nogit"], r.stderr
     assert_usage_error(project.yanex("list", "--where", "ended<null"), "not null")
+    assert_usage_error(
+        project.yanex("list", "--where", "dirty==unknown"),
+        "dirty is true or false (null: unknown)",
+        "dirty==null",
+    )
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 import pytest
 from conftest import (
@@ -396,6 +396,66 @@ def test_a_bad_column_filter_is_a_clear_error(server: Server) -> None:
     assert reply.status == 400 and "cannot be parsed" in text(reply.text)
     reply = server.get("/?f.bogus=1")
     assert reply.status == 400 and "unknown column 'bogus'" in text(reply.text)
+
+
+@pytest.fixture(scope="module")
+def dirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Server]]:
+    """A clean run, a dirty one and one outside git (dirty: null), and a dashboard of them."""
+    root = tmp_path_factory.mktemp("dirt")
+    proj = Project(root / "proj", root / "home")
+    proj.path.mkdir()
+    git(proj.path, "init", "-q", "-b", "main")
+    proj.write("job.py", "print('ran')\n")
+    proj.commit("job")
+    run_ok(proj, "run", "job.py", "-n", "clean")
+    proj.write("job.py", "print('ran')\n# an uncommitted change\n")
+    run_ok(proj, "run", "job.py", "--ignore-dirty", "-n", "dirty")
+    plain = Project(root / "plain", proj.home)
+    plain.path.mkdir()
+    plain.write("job.py", "print('ran')\n")
+    run_ok(plain, "run", "job.py", "-n", "no-git")
+    srv = Server.start(proj, "--all-projects")
+    yield proj, srv
+    srv.stop()
+    assert "Traceback" not in "".join(srv.stderr), "".join(srv.stderr)
+
+
+@pytest.mark.parametrize(
+    ("typed", "where", "name"),
+    [
+        ("null", "dirty==null", "no-git"),
+        ("NULL", "dirty==null", "no-git"),
+        ("yes", "dirty==true", "dirty"),
+        ("True", "dirty==true", "dirty"),
+        ("no", "dirty==false", "clean"),
+        ("false", "dirty==false", "clean"),
+        ("!=null", "dirty!=null", None),  # the clean run and the dirty one
+        ("!=yes", "dirty!=true", "clean"),  # a missing value never matches, != included
+    ],
+)
+def test_the_dirty_filter_means_what_where_dirty_means(
+    dirt: tuple[Project, Server], typed: str, where: str, name: str | None
+) -> None:
+    proj, srv = dirt
+    expected = cli_ids(proj, "--all-projects", "--where", where)
+    assert page_ids(srv, f"col=name,dirty&f.dirty={quote(typed)}") == expected
+    if name is not None:
+        assert [metadata(proj.home / "experiments" / i)["name"] for i in expected] == [name]
+    else:
+        assert len(expected) == 2
+
+
+@pytest.mark.parametrize("typed", ["unknown", "nul", "1", "maybe", "<yes", "!=", "'true'"])
+def test_any_other_dirty_filter_is_an_error_not_the_clean_runs(
+    dirt: tuple[Project, Server], typed: str
+) -> None:
+    _, srv = dirt
+    reply = srv.get(f"/?col=name,dirty&f.dirty={quote(typed)}")
+    shown = text(reply.text)
+    assert reply.status == 400, shown[:500]
+    assert f"the Dirty filter {typed!r} is not yes, no or null" in shown
+    assert "null (no git: blank in the table)" in shown
+    assert row_ids(reply.text) == []
 
 
 def csv_rows(reply: Any) -> list[list[str]]:

@@ -283,7 +283,7 @@ def parse_where(text: str) -> Condition:
     if found is None:
         raise QueryError(f"{shown}: unknown key {key!r}", hint=_key_help())
     name, kind = _FIELD_ALIASES.get(key, key), found[1]
-    if value_text.strip() == "null" and kind in ("time", "bool", "number"):
+    if value_text.strip().lower() == "null" and kind in ("time", "bool", "number"):
         if op not in ("==", "!="):
             raise QueryError(
                 f"{shown}: {op} compares values, not null", hint="Use == null or != null."
@@ -295,7 +295,10 @@ def parse_where(text: str) -> Condition:
     if kind == "number" and not (results_file.is_number(value) or value is None):
         raise QueryError(f"{shown}: {key} is a number; compare it with a number")
     if kind == "bool" and not (isinstance(value, bool) and op in ("==", "!=")):
-        raise QueryError(f"{shown}: {key} is true or false", hint=f"Write {key}==true.")
+        raise QueryError(
+            f"{shown}: {key} is true or false (null: unknown)",
+            hint=f"Write {key}==true, {key}==false or {key}==null.",
+        )
     if kind == "text" and value is not None:
         value = str(value)
     if value is None and op not in ("==", "!="):

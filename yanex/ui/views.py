@@ -214,7 +214,8 @@ def column_filter(
     """A column's filter as the table's filters: ``<0.3``, ``>=2026-01-01``, ``!=adam`` (an
     operator first) compare as ``--where`` does; a bare value is ``==`` for a parameter, a
     result, a number or a time (a date is its day), one of the statuses or tags (``failed,
-    cancelled``), and what a text field contains (name, reason, script, ...)."""
+    cancelled``), yes, no or null for Dirty (:func:`_dirty_filter`), and what a text field
+    contains (name, reason, script, ...)."""
     key = columns.ALIASES.get(key, key)
     columns.parse([key])  # an unknown column is named
     text = text.strip()
@@ -223,14 +224,34 @@ def column_filter(
         status.extend(words([text]))
     elif key == "tags":
         tags.extend(words([text]))
+    elif key == "dirty":
+        where.append(_dirty_filter(text))
     elif starts is not None:
         where.append(query.parse_where(f"{key}{text}"))
     elif key.startswith(("params.", "results.")) or key in columns.NUMERIC | columns.TIMES:
         where.append(query.parse_where(f"{key}=={text}"))
-    elif key == "dirty":
-        where.append(query.parse_where(f"dirty=={'true' if text in ('yes', 'true') else 'false'}"))
     else:
         where.append(query.Condition(key, query.CONTAINS, text, f"{key} contains {text!r}"))
+
+
+# The table shows a run's dirty state as yes or no (blank: no git): its filter takes those
+# words beside the values ``--where dirty==...`` takes (true, false, null).
+_DIRTY_WORDS = {"yes": "true", "no": "false"}
+
+
+def _dirty_filter(text: str) -> query.Condition:
+    """The Dirty column's filter: yes/true, no/false or null (no git), ``!=`` first to negate
+    one, as ``--where dirty==null`` selects; anything else is a QueryError, never "clean"."""
+    op = "!=" if text.startswith("!=") else "=="
+    word = text[2:].strip() if text.startswith(("==", "!=")) else text
+    try:
+        return query.parse_where(f"dirty{op}{_DIRTY_WORDS.get(word.lower(), word)}")
+    except query.QueryError:
+        raise query.QueryError(
+            f"the Dirty filter {text!r} is not yes, no or null",
+            hint="Filter it by yes (or true: uncommitted changes), no (or false: clean) or "
+            "null (no git: blank in the table); !=null: the runs with git.",
+        ) from None
 
 
 def _positive(text: str | None, default: int) -> int:
