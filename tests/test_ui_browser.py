@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import re
 import shutil
@@ -720,3 +721,83 @@ def test_the_dirty_filter_takes_null_and_refuses_other_words(
             "the Dirty filter 'unknown' is not yes, no or null"
         )
         expect(rows).to_have_count(0)  # not the clean runs
+
+
+def edges_sweep(proj: Project) -> str:
+    sweeps = {metadata(f)["sweep"] for f in proj.experiments() if metadata(f)["sweep"]}
+    assert len(sweeps) == 1, sweeps
+    return sweeps.pop()
+
+
+def tick_labels(tab: Any) -> list[list[str]]:
+    """The tick labels each axis of the parallel coordinates shows, bottom to top (the SVG
+    text beside it: one column of labels an axis)."""
+    found = tab.eval_on_selector_all(
+        "#sweep-parcoords .scatterlayer .textpoint text",
+        """ts => ts.filter(t => t.textContent).map(t => {
+               const box = t.getBoundingClientRect();
+               return [Math.round(box.right), box.top, t.textContent];
+           })""",
+    )
+    axes: dict[int, list[tuple[float, str]]] = {}
+    for right, top, label in found:
+        axes.setdefault(right, []).append((top, label))
+    return [[label for _, label in sorted(axes[x], reverse=True)] for x in sorted(axes)]
+
+
+def line_heights(tab: Any) -> list[list[float]]:
+    """Each run's heights on the axes, as its line is drawn (the page's traces: null
+    separates runs)."""
+    return tab.eval_on_selector(
+        "#sweep-parcoords",
+        """p => {
+            const runs = [];
+            for (const t of p._fullData.filter(t => t.mode === 'lines')) {
+                let run = [];
+                for (const y of t.y) {
+                    if (y === null) { runs.push(run); run = []; } else run.push(y);
+                }
+            }
+            return runs;
+        }""",
+    )
+
+
+@pytest.mark.parametrize("result", ["huge", "tiny", "exact", "vast"])
+def test_a_sweep_at_the_edges_of_the_doubles_draws(
+    browser: Any, edges: Project, edges_server: Server, result: str
+) -> None:
+    from playwright.sync_api import expect
+
+    with tab_of(browser, edges_server) as page:
+        visit(page, f"/sweep?sweep={edges_sweep(edges)}&result=results.{result}&x=params.big")
+        page.wait_for_selector("#sweep[data-drawn]", state="attached")
+        assert drawn_lines(page) == {"bright": 3, "faint": 0}
+        heights = line_heights(page)
+        assert len(heights) == 3 and all(len(run) == 2 for run in heights)
+        assert all(0 <= y <= 1 for run in heights for y in run)
+        # 2**60, +1 and +2 apart on their axis, labelled with their own digits.
+        assert sorted(run[0] for run in heights) == [0, 0.5, 1]
+        big_ticks, result_ticks = tick_labels(page)
+        assert big_ticks == [str(n) for n in BIG]
+        assert len(set(result_ticks)) == len(result_ticks) >= 2
+        if result != "vast":  # past the doubles, a label is 1.000e+400, and no double
+            assert all(math.isfinite(float(label)) for label in result_ticks)
+            # Each run at its own height, in its value's order.
+            assert sorted(heights, key=lambda run: run[0]) == sorted(heights, key=lambda r: r[1])
+            assert len({run[1] for run in heights}) == 3
+        if result == "exact":
+            assert result_ticks == [str(n) for n in BIG]
+        # The table and the scatter's hover show each value exactly.
+        expect(page.locator("#sweep-table tbody tr")).to_have_count(3)
+        assert sorted(column_texts(page, "big")) == [str(n) for n in BIG]
+        assert sorted(column_texts(page, "exact")) == [str(n) for n in BIG]
+        vast = [-(10**400), 10**400, 10**400 + 1]
+        assert sorted(map(int, column_texts(page, "vast"))) == vast
+        hover = page.eval_on_selector("#sweep-scatter", "p => p.data[0].customdata.map(c => c[0])")
+        assert sorted(hover) == [str(n) for n in BIG]
+        with page.expect_download() as download:
+            page.locator("#sweep-csv").click()
+        table = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+        assert sorted(int(row["params.big"]) for row in table) == BIG
+        assert sorted(int(row["results.vast"]) for row in table) == vast

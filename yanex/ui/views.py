@@ -12,6 +12,7 @@ import json
 import math
 import os
 import stat
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ MAX_PICKER_KEYS = 500  # parameters (and results) the column picker lists
 FILTER_PREFIX = "f."  # a column's filter in the address: f.params.lr=<0.1
 MAX_SWEEP_RUNS = 5000  # drawn by the sweep view
 MAX_SWEEP_PARAMS = 30  # axes of its parallel coordinates
+MAX_EXACT_DOUBLE = 2**53  # ints past it reach the sweep view as digits too (JS rounds them)
 TAIL_BYTES = 64 * 1024  # of stdout and stderr shown, and sent per live update
 MAX_POINTS = 5000  # per curve; longer ones are thinned evenly (the last point is kept)
 MAX_FILES = 1000  # listed per experiment folder
@@ -800,10 +802,34 @@ def _plain(value: Any) -> Any:
     return query.canonical(value)
 
 
+def _column(values: list[Any]) -> dict[str, Any]:
+    """A column of the sweep view's JSON: its values and, when an int among them is one a
+    double cannot hold (past 2**53, where JavaScript rounds 2**60 + 1 to 2**60, or past the
+    doubles' range), ``exact``: its digits (null for the others), the nearest double in
+    ``values`` for the page to scale by."""
+    exact = [str(v) if _inexact(v) else None for v in values]
+    if not any(exact):
+        return {"values": values}
+    nearest = [_nearest(v) if e else v for v, e in zip(values, exact, strict=True)]
+    return {"values": nearest, "exact": exact}
+
+
+def _inexact(value: Any) -> bool:
+    return value.__class__ is int and abs(value) > MAX_EXACT_DOUBLE
+
+
+def _nearest(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # past the doubles' range: the largest, on its side
+        return sys.float_info.max if value > 0 else -sys.float_info.max
+
+
 def sweep_data(index: Index, q: TableQuery, project: str | None) -> dict[str, Any]:
     """What the sweep view draws, for the selection of the table's filters (a sweep, a tag,
     any): each run, the parameters that vary among them and every numeric result, a column
-    of values each, in the runs' order (at most MAX_SWEEP_RUNS runs)."""
+    of values each, in the runs' order (at most MAX_SWEEP_RUNS runs; ints exact:
+    :func:`_column`)."""
     filters = q.filters(project)
     total = query.count(index, filters)
     order = q.sorts() if q.sort else (query.Sort("created"), query.Sort("sweep_index"))
@@ -821,7 +847,7 @@ def sweep_data(index: Index, q: TableQuery, project: str | None) -> dict[str, An
                     "key": f"results.{name}",
                     "title": safe(name),
                     "better": query.better(name),
-                    "values": [v if results_file.is_number(v) else None for v in values],
+                    **_column([v if results_file.is_number(v) else None for v in values]),
                 }
             )
     return {
@@ -840,7 +866,7 @@ def sweep_data(index: Index, q: TableQuery, project: str | None) -> dict[str, An
             {
                 "key": f"params.{key}",
                 "title": safe(key),
-                "values": [_plain(params.get(key)) for params in flat],
+                **_column([_plain(params.get(key)) for params in flat]),
             }
             for key in varying
         ],

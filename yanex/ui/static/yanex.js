@@ -483,18 +483,56 @@ const FAINT = "#dadada";
 const Y_RANGE = [-0.04, 1.04]; // every axis runs from 0 to 1
 const PARCOORDS_MARGIN = { l: 70, r: 40, t: 60, b: 20 };
 const PARCOORDS_HEIGHT = 380;
+const TICK_CHAR_PX = 6.2; // the width of a tick label's character (10 px type), about
+const MAX_LEFT_MARGIN = 200;
+const SCATTER_CHAR_PX = 7; // the scatter's (12 px type)
 // The least room between two tick labels of an axis, as a share of its height (11 px).
 const TICK_GAP = (11 * (Y_RANGE[1] - Y_RANGE[0]))
   / (PARCOORDS_HEIGHT - PARCOORDS_MARGIN.t - PARCOORDS_MARGIN.b);
+// A numeric axis with runs at "(none)": that at its bottom, the values above it.
+const NONE_SHARE = 0.15 / 1.15;
+// An int a double cannot hold is placed by its exact value, to a 2**-53 of its axis.
+const FRACTION_STEPS = 2n ** 53n;
 
-function shortNumber(value) {
-  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+// A column's values as the page compares them: numbers, and, for an int a double cannot
+// hold (past 2**53 JavaScript reads 2**60 + 1 as 2**60), a BigInt of the digits the server
+// sends beside it in `exact`. < and > compare a BigInt and a number exactly.
+function exactValues(column) {
+  const exact = column.exact;
+  return column.values.map((v, i) => (exact && exact[i] !== null ? BigInt(exact[i]) : v));
+}
+
+function isNumber(value) {
+  return typeof value === "number" || typeof value === "bigint";
+}
+
+function compareNumbers(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// A number as a tick or a label shows it: an int whole (up to 21 digits), others to `digits`
+// significant digits.
+function shortNumber(value, digits = 4) {
+  if (typeof value === "bigint") {
+    const text = String(value);
+    const sign = value < 0n ? "-" : "";
+    const whole = text.slice(sign.length);
+    if (whole.length <= 21) return text;
+    return `${sign}${whole[0]}.${whole.slice(1, digits)}e+${whole.length - 1}`;
+  }
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(digits)));
+}
+
+// A number in full, as the table shows it: an int's every digit.
+function fullNumber(value) {
+  return typeof value === "bigint" ? String(value) : shortNumber(value);
 }
 
 // One axis of the parallel coordinates: numbers as they are (a log axis when they are all
 // positive and span a decade or more), anything else as categories; a run without the value
 // at "(none)", below the others. A parameter's few values are its ticks; otherwise round
-// numbers (powers of ten on a log axis).
+// numbers (powers of ten on a log axis). Each run's place on it (`at`) and each tick's is a
+// fraction from 0 (the axis' bottom) to 1 (its top); `at` null: at "(none)".
 function spansDecades(values) {
   const present = values.filter((v) => v !== null);
   return present.length > 0 && present.every((v) => typeof v === "number" && v > 0)
@@ -504,37 +542,94 @@ function spansDecades(values) {
 function axisOf(column, valueTicks = true) {
   const values = column.values;
   const present = values.filter((v) => v !== null);
-  if (present.length && present.every((v) => typeof v === "number")) {
-    const distinct = [...new Set(present)].sort((a, b) => a - b);
-    const lo = distinct[0];
-    const hi = distinct[distinct.length - 1];
+  if (present.length && present.every(isNumber)) {
+    const distinct = present.slice().sort(compareNumbers)
+      .filter((v, k, sorted) => k === 0 || compareNumbers(sorted[k - 1], v) !== 0);
     const log = spansDecades(values);
-    const f = log ? Math.log10 : (v) => v;
-    const span = f(hi) - f(lo) || 1;
-    const none = f(lo) - span * 0.15;
+    const place = placement(distinct, log);
     const own = valueTicks && distinct.length <= 12 ? distinct : undefined;
-    const ticks = own || (log ? logTicks(lo, hi) : niceTicks(lo, hi));
-    const hasNone = present.length < values.length;
+    const ticks = own || roundTicks(distinct, log);
     return {
       label: esc(column.title),
-      values: values.map((v) => (v === null ? none : f(v))),
-      range: [hasNone ? none : f(lo), f(hi)],
-      tickvals: [...(hasNone ? [none] : []), ...ticks.map(f)],
-      ticktext: [...(hasNone ? [NONE] : []), ...ticks.map(shortNumber)],
-      text: values.map((v) => (v === null ? NONE : shortNumber(v))),
-      ticks: own, // for the scatter
+      at: values.map((v) => (v === null ? null : place(v))),
+      none: present.length < values.length,
+      ticks: tickLabels(ticks).map((text, k) => [place(ticks[k]), text]),
+      text: values.map((v) => (v === null ? NONE : shortNumber(v, 6))),
+      numeric: true,
     };
   }
   const names = values.map((v) => (v === null ? NONE : String(v)));
   const cats = [...new Set(names)].sort((a, b) => (a === NONE) - (b === NONE) || a.localeCompare(b));
+  const top = Math.max(cats.length - 0.7, 0.3);
+  const place = (k) => (k + 0.3) / (top + 0.3);
   return {
     label: esc(column.title),
-    values: names.map((name) => cats.indexOf(name)),
-    range: [-0.3, Math.max(cats.length - 0.7, 0.3)],
-    tickvals: cats.map((_, i) => i),
-    ticktext: cats.map(esc), // user text: shown as text, never as plotly's HTML
+    at: names.map((name) => place(cats.indexOf(name))),
+    none: false, // "(none)" is one of the categories
+    ticks: cats.map((name, k) => [place(k), esc(name)]), // user text: as text, never plotly's HTML
     text: names.map(esc),
+    numeric: false,
   };
+}
+
+// Ticks' labels, with as many digits as tell them apart (1e10 and 1e10 + 2e-6: 16), or four
+// when none do (10**400 and 10**400 + 1, one height apart on their axis).
+function tickLabels(ticks) {
+  const apart = (texts) => new Set(texts).size === ticks.length;
+  for (let digits = 4; digits <= 17; digits += 1) {
+    const texts = ticks.map((v) => shortNumber(v, digits));
+    if (apart(texts)) return texts;
+  }
+  return ticks.map((v) => shortNumber(v));
+}
+
+// A fraction of an axis as a height on it, above its "(none)" when it has one.
+function heightOn(axis, fraction) {
+  const base = axis.none ? NONE_SHARE : 0;
+  return fraction === null ? 0 : base + (1 - base) * fraction;
+}
+
+// Where a number sits on an axis of `distinct` (sorted), from 0 (the least) to 1 (the
+// most): by its value (its log on a log axis) without overflow (±1e308 are 2e308 apart,
+// their halves 1e308) and subnormals as well (their differences are exact); ints by their
+// exact values when a double cannot hold one of them; fractions among such ints by rank.
+function placement(distinct, log) {
+  const lo = distinct[0];
+  const hi = distinct[distinct.length - 1];
+  if (compareNumbers(lo, hi) === 0) return () => 0.5;
+  if (distinct.every((v) => typeof v === "number")) {
+    const f = log ? Math.log10 : (v) => v;
+    const a = f(lo);
+    const b = f(hi);
+    if (Number.isFinite(b - a)) return (v) => (f(v) - a) / (b - a);
+    return (v) => (f(v) / 2 - a / 2) / (b / 2 - a / 2);
+  }
+  if (distinct.every((v) => typeof v === "bigint" || Number.isInteger(v))) {
+    const a = BigInt(lo);
+    const span = BigInt(hi) - a;
+    return (v) => Number(((BigInt(v) - a) * FRACTION_STEPS) / span) / Number(FRACTION_STEPS);
+  }
+  return (v) => rankOf(distinct, v) / (distinct.length - 1);
+}
+
+function rankOf(sorted, value) {
+  let [low, high] = [0, sorted.length - 1];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (compareNumbers(sorted[middle], value) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+// A result's ticks: round numbers between its least and most values, or, when some of them
+// are ints a double cannot hold, five of the values themselves (the least and the most).
+function roundTicks(distinct, log) {
+  const lo = distinct[0];
+  const hi = distinct[distinct.length - 1];
+  if (distinct.every((v) => typeof v === "number")) return log ? logTicks(lo, hi) : niceTicks(lo, hi);
+  const last = distinct.length - 1;
+  return [...new Set([0, 1, 2, 3, 4].map((k) => Math.round((k * last) / 4)))].map((k) => distinct[k]);
 }
 
 function decades(lo, hi) {
@@ -544,28 +639,38 @@ function decades(lo, hi) {
 }
 
 // The ticks of a log axis from lo to hi: its powers of ten (every other one past eight), or,
-// when there are fewer than three, 1, 2 and 5 times them.
+// when there are fewer than three, 1, 2 and 5 times them (none past the doubles: 10 ** -324
+// is 0, 10 ** 309 Infinity).
 function logTicks(lo, hi) {
-  const inside = (ticks) => ticks.filter((v) => v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9));
+  const inside = (ticks) => ticks.filter(
+    (v) => v > 0 && Number.isFinite(v) && v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9));
   let tens = inside(decades(lo, hi));
-  if (tens.length < 3) return inside(decades(lo, hi).flatMap((d) => [d, 2 * d, 5 * d]));
+  if (tens.length < 3) tens = inside(decades(lo, hi).flatMap((d) => [d, 2 * d, 5 * d]));
   while (tens.length > 8) tens = tens.filter((_, i) => i % 2 === 0);
-  return tens;
+  return tens.length ? tens : [lo, hi];
 }
 
 // About `count` round numbers (steps of 1, 2 or 5 times a power of ten, the nearest to an
-// even split, as d3's ticks) from lo to hi.
+// even split, as d3's ticks) from lo to hi; lo and hi when no step is a double (a span of a
+// few subnormals: its fifth is 0).
 function niceTicks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
-  const rough = (hi - lo) / count;
+  const span = hi - lo;
+  const rough = Number.isFinite(span) ? span / count : hi / count - lo / count;
   const power = 10 ** Math.floor(Math.log10(rough));
   const ratio = rough / power;
   const step = power * (ratio >= Math.sqrt(50) ? 10 : ratio >= Math.sqrt(10) ? 5 : ratio >= Math.sqrt(2) ? 2 : 1);
+  if (!(step > 0 && Number.isFinite(step))) return [lo, hi];
   const found = [];
-  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
-    found.push(Number((k * step).toPrecision(12)));
+  const first = Math.ceil(lo / step - 1e-9);
+  // k * step - hi, not hi + a hair: that is Infinity next to the largest double.
+  for (let k = first; k * step - hi <= step * 1e-9 && k <= first + 4 * count; k += 1) {
+    const raw = k * step;
+    const tidy = Number(raw.toPrecision(12)); // 0.3, not 0.30000000000000004
+    const tick = Math.abs(tidy - raw) <= step * 1e-6 ? tidy : raw; // 1e10 + 2e-6 kept
+    if (Number.isFinite(tick)) found.push(tick);
   }
-  return found;
+  return found.length ? found : [lo, hi];
 }
 
 function inRanges(value, range) {
@@ -613,6 +718,7 @@ async function setUpSweep() {
     return;
   }
   const runs = data.runs;
+  for (const column of [...data.params, ...data.results]) column.values = exactValues(column);
   const parcoords = document.getElementById("sweep-parcoords");
   const scatter = document.getElementById("sweep-scatter");
   const resultPick = document.getElementById("sweep-result");
@@ -652,21 +758,18 @@ async function setUpSweep() {
     history.replaceState(null, "", url);
   }
 
+  // The scatter's colours: each run's place on the result's axis (the runs without it the
+  // worst), the best bright whichever way is better.
   function colours() {
     const chosen = result();
     if (!chosen) return { color: "#2f5bd3" };
-    const present = chosen.values.filter((v) => v !== null);
-    const lo = Math.min(...present);
-    const hi = Math.max(...present);
-    const worst = chosen.better === "max" ? lo : hi;
+    const worst = chosen.better === "max" ? 0 : 1;
     return {
-      color: chosen.values.map((v) => (v === null ? worst : v)),
+      color: axisOf(chosen, false).at.map((at) => (at === null ? worst : at)),
       colorscale: "Viridis",
-      reversescale: chosen.better === "min", // the best runs bright, whichever way is better
-      cmin: lo,
-      cmax: hi === lo ? lo + 1 : hi,
-      showscale: true,
-      colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, x: 1.06 },
+      reversescale: chosen.better === "min",
+      cmin: 0,
+      cmax: 1,
     };
   }
 
@@ -677,16 +780,16 @@ async function setUpSweep() {
     const chosen = result();
     return [...data.params, ...(chosen ? [chosen] : [])].map((column) => {
       const axis = axisOf(column, column !== chosen);
-      const [lo, hi] = axis.range;
-      const height = (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
-      const ticks = axis.tickvals.map((v, k) => [height(v), axis.ticktext[k]])
+      const marks = [...(axis.none ? [[0, NONE]] : []),
+                     ...axis.ticks.map(([at, text]) => [heightOn(axis, at), text])]
         .sort(([a], [b]) => a - b);
       let below = -Infinity;
-      for (const tick of ticks) {
-        if (tick[0] - below < TICK_GAP) tick[1] = "";
-        else below = tick[0];
+      for (const mark of marks) {
+        if (mark[0] - below < TICK_GAP) mark[1] = "";
+        else below = mark[0];
       }
-      return { key: column.key, label: axis.label, ys: axis.values.map(height), ticks };
+      return { key: column.key, label: axis.label, ys: axis.at.map((at) => heightOn(axis, at)),
+               at: axis.at, ticks: axis.ticks, marks };
     });
   }
 
@@ -695,31 +798,26 @@ async function setUpSweep() {
       (i) => state.axes.every((axis) => inRanges(axis.ys[i], state.brushes.get(axis.key))));
   }
 
-  // Each run's colour bin by the chosen result, from 0 (the worst) to the best: the best
-  // bright whichever way is better (as colours() for the scatter), a run without it the worst.
+  // Each run's colour bin by its place on the result's axis (the last one), from 0 (the
+  // worst) to the best: the best bright whichever way is better (as colours() for the
+  // scatter), a run without it the worst.
   function colourBins() {
     const chosen = result();
     if (!chosen) return null;
-    const present = chosen.values.filter((v) => v !== null);
-    const lo = Math.min(...present);
-    const hi = Math.max(...present);
     const last = VIRIDIS_BINS.length - 1;
-    return chosen.values.map((v) => {
-      if (v === null) return 0;
-      const fraction = hi > lo ? (v - lo) / (hi - lo) : 0;
-      const good = chosen.better === "min" ? 1 - fraction : fraction;
+    return state.axes[state.axes.length - 1].at.map((at) => {
+      if (at === null) return 0;
+      const good = chosen.better === "min" ? 1 - at : at;
       return Math.min(last, Math.floor(good * VIRIDIS_BINS.length));
     });
   }
 
   // The colour bar of the lines: an invisible point whose marker scale steps through the
-  // bins as the result's values do (the best at the top when more is better, else at the
-  // bottom).
+  // bins as the result's axis does, with its ticks (the best at the top when more is better,
+  // else at the bottom).
   function colourBar() {
     const chosen = result();
-    const present = chosen.values.filter((v) => v !== null);
-    const lo = Math.min(...present);
-    const hi = Math.max(...present);
+    const axis = state.axes[state.axes.length - 1];
     const n = VIRIDIS_BINS.length;
     const steps = VIRIDIS_BINS.flatMap((_, k) => {
       const colour = VIRIDIS_BINS[chosen.better === "min" ? n - 1 - k : k];
@@ -732,9 +830,11 @@ async function setUpSweep() {
       y: [0.5],
       hoverinfo: "skip",
       marker: {
-        color: [lo], cmin: lo, cmax: hi > lo ? hi : lo + 1, colorscale: steps, opacity: 0,
+        color: [0], cmin: 0, cmax: 1, colorscale: steps, opacity: 0,
         showscale: true,
-        colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, len: 0.9 },
+        colorbar: { title: { text: esc(chosen.title), side: "right" }, thickness: 12, len: 0.9,
+                    tickvals: axis.ticks.map(([at]) => at),
+                    ticktext: axis.ticks.map(([, text]) => text) },
       },
     };
   }
@@ -778,6 +878,12 @@ async function setUpSweep() {
     return shapes;
   }
 
+  // Room left of the first axis for its tick labels (an int of 19 digits is 120 px).
+  function leftMargin(axis) {
+    const widest = Math.max(0, ...axis.marks.map(([, text]) => String(text).length));
+    return Math.min(MAX_LEFT_MARGIN, Math.max(PARCOORDS_MARGIN.l, 20 + widest * TICK_CHAR_PX));
+  }
+
   // Parallel coordinates in SVG, with plotly's ordinary scatter traces (its parcoords trace
   // is WebGL, which a machine without a GPU draws slowly in software): axis a at x = a, a
   // run a line through its heights, the runs in one trace per colour bin (1,000 runs are a
@@ -803,9 +909,9 @@ async function setUpSweep() {
       { // the ticks: a mark across the axis, its text left of it (haloed in white: yanex.css)
         type: "scatter", mode: "markers+text", cliponaxis: false, hoverinfo: "skip",
         marker: { symbol: "line-ew-open", size: 10, color: "#555", line: { width: 1.5 } },
-        x: state.axes.flatMap((axis, a) => axis.ticks.map(() => a)),
-        y: state.axes.flatMap((axis) => axis.ticks.map(([height]) => height)),
-        text: state.axes.flatMap((axis) => axis.ticks.map(([, text]) => text)),
+        x: state.axes.flatMap((axis, a) => axis.marks.map(() => a)),
+        y: state.axes.flatMap((axis) => axis.marks.map(([height]) => height)),
+        text: state.axes.flatMap((axis) => axis.marks.map(([, text]) => text)),
         textposition: "middle left", textfont: { size: 10, color: "#333" },
       },
       ...(bins ? [colourBar()] : []),
@@ -813,7 +919,7 @@ async function setUpSweep() {
     state.drawn = linesKey();
     await Plotly.react(parcoords, traces, {
       height: PARCOORDS_HEIGHT,
-      margin: PARCOORDS_MARGIN,
+      margin: { ...PARCOORDS_MARGIN, l: leftMargin(state.axes[0]) },
       showlegend: false,
       hovermode: false,
       dragmode: false, // a drag along an axis brushes it (setUpBrushing)
@@ -915,27 +1021,39 @@ async function setUpSweep() {
       scatter.hidden = true;
       return;
     }
+    // Both numeric axes as the parallel coordinates' (numbers placed by placement(), with
+    // their ticks): plotly scales by doubles, which ±1e308 overflow and 2**60 + 1 is not.
     const axis = axisOf(across);
-    const numeric = across.values.every((v) => v === null || typeof v === "number");
-    const log = numeric && spansDecades(across.values);
+    const y = axisOf(chosen, false);
+    const numbered = (at) => ({
+      tickvals: at.ticks.map(([v]) => v),
+      ticktext: at.ticks.map(([, t]) => t),
+      zeroline: false, // 0 is the least value, not zero
+    });
+    // Room for long labels (19 digits), those across slanted: one at the right end would
+    // overflow the chart, and plotly hides it. (Plotly's automargin would draw it twice.)
+    const widest = (at) => Math.max(0, ...at.ticks.map(([, t]) => t.length));
+    const slanted = axis.numeric && widest(axis) > 10;
+    const margin = { l: Math.max(60, 30 + widest(y) * SCATTER_CHAR_PX), r: 20, t: 40,
+                     b: slanted ? 40 + widest(axis) * SCATTER_CHAR_PX * 0.5 : 50 };
     await Plotly.react(scatter, [{
       type: "scatter",
       mode: "markers",
-      x: numeric ? across.values : axis.text,
-      y: chosen.values,
+      x: axis.numeric ? axis.at : axis.text,
+      y: y.at,
       text: runs.map((run) => esc(run.label)),
-      hovertemplate: `%{text}<br>${esc(across.title)} %{x}<br>${esc(chosen.title)} %{y:.6g}<extra></extra>`,
+      customdata: runs.map((_, i) => [axis.text[i], y.text[i]]),
+      hovertemplate: `%{text}<br>${esc(across.title)} %{customdata[0]}<br>${esc(chosen.title)} %{customdata[1]}<extra></extra>`,
       marker: { ...colours(), showscale: false, size: 9, line: { width: 0.5, color: "#333" } },
       selectedpoints: state.kept.length < runs.length ? state.kept : null,
       unselected: { marker: { opacity: 0.12 } },
     }], {
       title: { text: `${esc(chosen.title)} against ${esc(across.title)}`, x: 0.02 },
-      xaxis: { title: { text: esc(across.title) }, type: log ? "log" : numeric ? "linear" : "category",
-               tickvals: numeric ? axis.ticks : undefined,
-               ticktext: numeric && axis.ticks ? axis.ticks.map(shortNumber) : undefined },
-      yaxis: { title: { text: esc(chosen.title) } },
+      xaxis: { title: { text: esc(across.title) }, type: axis.numeric ? "linear" : "category",
+               ...(axis.numeric ? numbered(axis) : {}), ...(slanted ? { tickangle: -30 } : {}) },
+      yaxis: { title: { text: esc(chosen.title) }, type: "linear", ...numbered(y) },
       height: 380,
-      margin: { l: 60, r: 20, t: 40, b: 50 },
+      margin,
       dragmode: "select",
     }, { responsive: true, displaylogo: false });
   }
@@ -963,7 +1081,7 @@ async function setUpSweep() {
       const vb = column.value(b);
       if (va === null || va === "" || va === undefined) return vb === null || vb === "" ? 0 : 1;
       if (vb === null || vb === "" || vb === undefined) return -1;
-      if (typeof va === "number" && typeof vb === "number") return (va - vb) * way;
+      if (isNumber(va) && isNumber(vb)) return compareNumbers(va, vb) * way;
       return String(va).localeCompare(String(vb)) * way;
     });
   }
@@ -1016,7 +1134,7 @@ async function setUpSweep() {
           cell.appendChild(badge);
         } else {
           cell.textContent = value === null ? (column.kind === "param" ? "-" : "")
-            : typeof value === "number" ? shortNumber(value) : String(value);
+            : isNumber(value) ? fullNumber(value) : String(value);
           if (column.num) cell.className = "num";
           if (column.key === "error") { cell.className = "reason"; cell.title = value; }
         }
@@ -1095,6 +1213,12 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpTable();
   setUpPlots();
   setUpExperiment();
-  setUpSweep().catch(() => {});
+  setUpSweep().catch((error) => { // shown, and logged for the browser tests to see
+    const note = document.getElementById("sweep-note");
+    note.hidden = false;
+    note.className = "error";
+    note.textContent = `This selection could not be drawn: ${error}`;
+    console.error(error);
+  });
   document.documentElement.dataset.ready = "1"; // for tests: the page is wired up
 });
