@@ -447,10 +447,23 @@ def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project
                 with open(name, "w") as f:
                     f.write("x")
 
+        def other_name(obj, path):
+            with open(path.with_suffix(".pt"), "w") as f:
+                f.write("x")
+
+        mine = os.path.abspath("mine.bin")  # a file of the user's, outside the experiment
+        with open(mine, "w") as f:
+            f.write("the user's")
+        os.chmod(mine, 0o644)
         for name, saver in [
             ("broken.ckpt", folder_then_fail),
             ("dir.ckpt", folder),
             ("pair.ckpt", two_files),
+            ("model.ckpt", other_name),
+            ("m", lambda obj, path: open(f"{path}_final", "w").close()),
+            ("link.bin", lambda obj, path: os.symlink(mine, path)),
+            ("hard.bin", lambda obj, path: os.link(mine, path)),
+            ("pipe.bin", lambda obj, path: os.mkfifo(path)),
             ("weights", lambda obj, path: np.save(path, obj)),
             ("w.dat", lambda obj, path: np.save(path, obj)),
         ]:
@@ -460,6 +473,7 @@ def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project
             except (RuntimeError, ValueError) as exc:
                 print("raised", exc)
         print(sorted(os.listdir(yanex.experiment_dir() / "artifacts")))
+        print(oct(os.stat(mine).st_mode & 0o777), open(mine).read())
         """,
     )
     project.commit()
@@ -471,9 +485,21 @@ def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project
         "save one file (an archive of the folder), or each of its files with log_artifact",
         "raised save_artifact: the saver wrote 'pair.ckpt', 'pair.ckpt.meta', not one file at "
         "the path it was given; save each file as an artifact of its own",
+        "raised save_artifact: the saver wrote 'model.pt', not the path it was given "
+        "('model.ckpt'); write to that path as it is",
+        "raised save_artifact: the saver wrote 'm_final', not the path it was given ('m'); "
+        "write to that path as it is",
+        *2
+        * [
+            "raised save_artifact: the saver made a link at the path it was given, not a file "
+            "of its own; write the data there, or copy a file in with log_artifact(path)"
+        ],
+        "raised save_artifact: the saver made something that is not a file at the path it "
+        "was given (a FIFO, socket or device); write a regular file there",
         "saved weights [0, 1, 2]",
         "saved w.dat [0, 1, 2]",
         "['w.dat', 'weights']",  # nothing hidden
+        "0o644 the user's",  # the user's file as it was
     ], r.stdout + r.stderr
     folder = project.only_experiment()
     assert listed_artifacts(project, folder) == ["w.dat", "weights"]

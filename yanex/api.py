@@ -492,27 +492,43 @@ def _saver_wrote(tmp: Path, what: str) -> None:
     ``tmp`` is the artifact's name alone in a temp folder, so whatever the saver wrote is
     there: a library that adds its extension to a name without it (``numpy.save`` writes
     ``weights.npy`` when given ``weights``) wrote one file, kept under the name asked for;
-    a folder, or several files, are not one artifact.
+    a folder, several files, a file of another name, a link (symbolic or hard: the artifact
+    would be, or change with, a file outside the experiment) or a FIFO are not an artifact.
     """
+    import stat
+
     written = sorted(os.listdir(tmp.parent))
-    if written == [tmp.name] and tmp.is_file():
-        return
-    if len(written) == 1 and written[0].startswith(tmp.name):
-        moved = tmp.parent / written[0]
-        if moved.is_file():
-            os.rename(moved, tmp)
-            return
     if not written:
         raise ValueError(f"{what}: the saver wrote no file at the path it was given")
-    if written == [tmp.name] and tmp.is_dir():
+    if len(written) > 1:
+        raise ValueError(
+            f"{what}: the saver wrote {', '.join(map(repr, written))}, not one file at the "
+            "path it was given; save each file as an artifact of its own"
+        )
+    made = tmp.parent / written[0]
+    if written[0] != tmp.name and not written[0].startswith(f"{tmp.name}."):
+        raise ValueError(
+            f"{what}: the saver wrote {written[0]!r}, not the path it was given "
+            f"({tmp.name!r}); write to that path as it is"
+        )
+    st = os.lstat(made)
+    if stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1):
+        raise ValueError(
+            f"{what}: the saver made a link at the path it was given, not a file of its own; "
+            "write the data there, or copy a file in with log_artifact(path)"
+        )
+    if stat.S_ISDIR(st.st_mode):
         raise ValueError(
             f"{what}: the saver made a folder at the path it was given, not a file; "
             "save one file (an archive of the folder), or each of its files with log_artifact"
         )
-    raise ValueError(
-        f"{what}: the saver wrote {', '.join(map(repr, written))}, not one file at the path "
-        "it was given; save each file as an artifact of its own"
-    )
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(
+            f"{what}: the saver made something that is not a file at the path it was given "
+            "(a FIFO, socket or device); write a regular file there"
+        )
+    if made != tmp:  # an extension the library added: kept under the name asked for
+        os.rename(made, tmp)
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> None:
