@@ -660,6 +660,7 @@ yanex.log_results({
     "tiny": [5e-324, 1e-322, 1e-320][i],  # subnormal
     "exact": big,
     "vast": [-(10**400), 10**400, 10**400 + 1][i],  # past the doubles' range
+    "decades": [1, 1000, big + 5][i],  # decades up to an int past 2**53: a log axis
 })
 """
 BIG = [2**60, 2**60 + 1, 2**60 + 2]
@@ -763,7 +764,7 @@ def line_heights(tab: Any) -> list[list[float]]:
     )
 
 
-@pytest.mark.parametrize("result", ["huge", "tiny", "exact", "vast"])
+@pytest.mark.parametrize("result", ["huge", "tiny", "exact", "vast", "decades"])
 def test_a_sweep_at_the_edges_of_the_doubles_draws(
     browser: Any, edges: Project, edges_server: Server, result: str
 ) -> None:
@@ -788,6 +789,8 @@ def test_a_sweep_at_the_edges_of_the_doubles_draws(
             assert len({run[1] for run in heights}) == 3
         if result == "exact":
             assert result_ticks == [str(n) for n in BIG]
+        if result == "decades":  # a log axis: 1000 a sixth of the way from 1 to 2**60
+            assert sorted(round(run[1], 3) for run in heights) == [0, 0.166, 1]
         # The table and the scatter's hover show each value exactly.
         expect(page.locator("#sweep-table tbody tr")).to_have_count(3)
         assert sorted(column_texts(page, "big")) == [str(n) for n in BIG]

@@ -535,8 +535,17 @@ function fullNumber(value) {
 // fraction from 0 (the axis' bottom) to 1 (its top); `at` null: at "(none)".
 function spansDecades(values) {
   const present = values.filter((v) => v !== null);
-  return present.length > 0 && present.every((v) => typeof v === "number" && v > 0)
-    && Math.max(...present) / Math.min(...present) >= 10;
+  if (!present.length || !present.every((v) => (typeof v === "number" || typeof v === "bigint") && v > 0)) return false;
+  const logs = present.map(log10Of);
+  return Math.max(...logs) - Math.min(...logs) >= 1;
+}
+
+// log10 of a positive number, or of an int a double cannot hold (a BigInt, past the doubles'
+// range too: its digits' count and its leading digits).
+function log10Of(v) {
+  if (typeof v === "number") return Math.log10(v);
+  const digits = v.toString();
+  return digits.length - 1 + Math.log10(Number(`${digits[0]}.${digits.slice(1, 17) || "0"}`));
 }
 
 function axisOf(column, valueTicks = true) {
@@ -603,6 +612,11 @@ function placement(distinct, log) {
     const b = f(hi);
     if (Number.isFinite(b - a)) return (v) => (f(v) - a) / (b - a);
     return (v) => (f(v) / 2 - a / 2) / (b / 2 - a / 2);
+  }
+  if (log) { // all positive, some past the doubles: by their logs
+    const a = log10Of(lo);
+    const b = log10Of(hi);
+    return (v) => (log10Of(v) - a) / (b - a);
   }
   if (distinct.every((v) => typeof v === "bigint" || Number.isInteger(v))) {
     const a = BigInt(lo);
