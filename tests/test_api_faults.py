@@ -505,6 +505,30 @@ def test_a_custom_saver_leaves_nothing_behind_whatever_it_wrote(project: Project
     assert listed_artifacts(project, folder) == ["w.dat", "weights"]
 
 
+def test_a_save_killed_midway_leaves_nothing_once_the_run_has_ended(project: Project) -> None:
+    """The temp file and folder of a save whose process was killed are removed when the
+    run's end is recorded; the artifacts saved before stay."""
+    project.write(
+        "s.py",
+        """
+        import os, signal, yanex
+        yanex.save_artifact("kept", "plots/a.txt")
+        def killed(obj, path):
+            path.write_bytes(b"x" * 1000)
+            os.kill(os.getpid(), signal.SIGKILL)
+        yanex.save_artifact(None, "plots/k.bin", saver=killed)
+        """,
+    )
+    project.commit()
+    r = project.yanex("run", "s.py")
+    assert r.returncode != 0 and "killed by signal SIGKILL" in r.stderr, r.stderr
+    artifacts = project.only_experiment() / "artifacts"
+    assert sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*")) == [
+        "plots",
+        "plots/a.txt",
+    ]
+
+
 def test_only_yanex_temp_names_are_hidden_from_the_artifacts(project: Project) -> None:
     """A user's dotfiles with ".tmp" in them are artifacts like any other; yanex's own temp
     names (a file or a folder a crash left) are never listed, and cannot be taken by one."""

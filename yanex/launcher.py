@@ -646,6 +646,7 @@ def _finish(experiment: Experiment, end: Ending, started: float) -> Ending:
         "exit_code": end.exit_code,
         "error": end.error,
     }
+    store.remove_temps(experiment.dir / "artifacts")  # an artifact's save killed midway
     # What the script itself could not write (reported in warnings.jsonl), and the logs.
     warnings = [*store.read_warnings(experiment.dir), *end.warnings]
     if warnings:

@@ -269,6 +269,15 @@ def remove_temp(path: Path) -> None:
         pass
 
 
+def remove_temps(folder: Path) -> None:
+    """Remove the temp files and folders writers killed mid-write left anywhere under
+    ``folder`` (a run's ``artifacts/`` when it has ended: nothing of it writes any more)."""
+    for root, dirs, files in os.walk(folder):
+        for name in [d for d in dirs if is_temp_name(d)] + [f for f in files if is_temp_name(f)]:
+            remove_temp(Path(root) / name)
+        dirs[:] = [d for d in dirs if not is_temp_name(d)]
+
+
 @contextlib.contextmanager
 def replacing(path: Path, durable: bool = True, *, in_folder: bool = False) -> Iterator[Path]:
     """The one atomic write: a temp path beside ``path`` for the new file, renamed over
