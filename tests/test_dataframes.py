@@ -127,3 +127,36 @@ def test_reading_leaves_the_scripts_garbage_collector_as_it_was(runs: Project) -
         "print(json.dumps({'on': on, 'rows': len(df)}))",
     )
     assert seen == {"on": [True, True, False], "rows": 3}
+
+
+def test_overlapping_pauses_in_threads_put_the_collector_back_once() -> None:
+    """The dashboard's threads read at once: the collector stays off until the last pause
+    ends, and is then on again as the first found it."""
+    import gc
+    import threading
+
+    from yanex.gc_pause import gc_paused
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with gc_paused():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with gc_paused():
+            second_in.set()
+            first_out.wait(10)
+            seen.append(gc.isenabled())  # the first ended: still paused for this one
+
+    assert gc.isenabled()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [False] and gc.isenabled()

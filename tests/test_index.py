@@ -75,13 +75,25 @@ def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
     assert r.stdout.split() == ids and f"it has schema 99, not {index.SCHEMA_VERSION}" in r.stderr
 
 
+@pytest.mark.parametrize("wait", ["inf", "nan", "-3", "0", "soon", "1e300"])
+def test_any_index_wait_setting_is_taken_or_left(project: Project, wait: str) -> None:
+    """YANEX_INDEX_WAIT that is not a finite number of seconds is the default (10 s), one
+    under 0.5 is 0.5: never a traceback."""
+    ids = setup(project)
+    r = project.yanex("list", "--format", "ids", env=project.env(YANEX_INDEX_WAIT=wait))
+    assert r.returncode == 0 and r.stdout.split() == ids, r.stderr
+
+
 def test_an_older_yanexs_index_files_are_removed_when_ours_is_built(project: Project) -> None:
     """After an upgrade the older schema's index (over 100 MB at 100,000 experiments) is not
-    left beside the new one; a newer yanex's, and other files, are kept."""
+    left beside the new one; a newer yanex's, its lock (an old process may hold it), a
+    backup and other files are kept."""
     ids = setup(project)
     index_file(project).unlink()
-    older = [f"index-v{index.SCHEMA_VERSION - 1}.sqlite3{end}" for end in ("", "-wal", ".lock")]
-    kept = [f"index-v{index.SCHEMA_VERSION + 1}.sqlite3", "index-notes.txt"]
+    old = f"index-v{index.SCHEMA_VERSION - 1}.sqlite3"
+    older = [old, f"{old}-wal", f"{old}-journal"]
+    kept = [f"index-v{index.SCHEMA_VERSION + 1}.sqlite3", "index-notes.txt", f"{old}.bak",
+            f"{old}.lock", f"index-v0{index.SCHEMA_VERSION - 1}.sqlite3"]  # fmt: skip
     for name in older + kept:
         (project.home / name).write_bytes(b"x" * 1000)
     r = project.yanex("list", "--format", "ids")

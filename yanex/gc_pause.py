@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
+
+_lock = threading.Lock()
+_pausing = 0  # blocks inside gc_paused, in every thread
+_was_enabled = False  # the collector's state when the first of them began
 
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """The cyclic collector off for the ``with`` block (reference counting still frees)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    """The cyclic collector off for the ``with`` block (reference counting still frees). The
+    dashboard's threads overlap: the last block to end puts back the state the first found."""
+    global _pausing, _was_enabled
+    with _lock:
+        if _pausing == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _pausing += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _lock:
+            _pausing -= 1
+            if _pausing == 0 and _was_enabled:
+                gc.enable()

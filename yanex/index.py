@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -150,6 +151,7 @@ class Index:
         self.progress = progress or _log_progress
         self.path = location(FILE_NAME, self.home)
         self.lock_wait = store.env_number(LOCK_WAIT_ENV, LOCK_WAIT, 0.5)
+        self._wait_ms = min(int(self.lock_wait * 1000), 2**31 - 1)  # SQLite's busy_timeout
         # Where an indexed experiment's folder is, by its archived flag (0, 1).
         self.record_roots = (store.experiments_root(self.home), store.archived_root(self.home))
         self._sync = Sync(self)
@@ -178,7 +180,7 @@ class Index:
     def _connect(self, path: Path, *, building: bool = False) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(path, timeout=self.lock_wait, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_wait * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {self._wait_ms}")
             if building:
                 for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
                     conn.execute(f"PRAGMA {pragma}")
@@ -227,14 +229,16 @@ class Index:
 
     def _remove_older_schemas(self) -> None:
         """Remove the index files an older yanex made beside this one (``index-v5.sqlite3``
-        and its -wal, -shm and .lock): after an upgrade nothing reads them, and at 100,000
-        experiments one is over 100 MB. A process that has one open keeps reading it."""
+        and its -wal, -shm and -journal; its .lock stays, an old process may hold it): after
+        an upgrade nothing reads them, and at 100,000 experiments one is over 100 MB. A
+        process that has one open keeps reading it."""
         if os.environ.get(INDEX_ENV) or not self.path.name.endswith(FILE_NAME):
             return  # YANEX_INDEX names a file of the user's: its folder is theirs
         prefix = self.path.name[: -len(FILE_NAME)] + "index-v"  # (a cache folder's: store-<key>-)
+        ours = re.compile(re.escape(prefix) + r"([0-9]+)\.sqlite3(-wal|-shm|-journal)?")
         for old in self.path.parent.glob(f"{prefix}*.sqlite3*"):
-            version = old.name[len(prefix) :].split(".", 1)[0]
-            if version.isdigit() and int(version) < SCHEMA_VERSION:
+            found = ours.fullmatch(old.name)  # exactly the names yanex gave (a .bak is kept)
+            if found and int(found[1]) < SCHEMA_VERSION and found[1] == str(int(found[1])):
                 with contextlib.suppress(OSError):
                     old.unlink()
 
@@ -369,7 +373,7 @@ class Index:
                         )
                         told = True
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_wait * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {self._wait_ms}")
         try:
             yield
         except BaseException:

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import re
 import time
@@ -58,12 +59,13 @@ def env_number(
     name: str, default: float, least: float, environ: Mapping[str, str] | None = None
 ) -> Any:
     """A number yanex reads from the environment (``YANEX_HEARTBEAT``, ...), of ``default``'s
-    type and at least ``least``; unset, empty or not a number: ``default``."""
+    type and at least ``least``; unset, empty or not a finite number: ``default``."""
     raw = (os.environ if environ is None else environ).get(name)
     try:
-        return max(least, type(default)(raw)) if raw else default
+        value = type(default)(raw) if raw else default
     except ValueError:
         return default
+    return max(least, value) if math.isfinite(value) else default  # (inf, nan: not a number)
 
 
 def yanex_home() -> Path:
