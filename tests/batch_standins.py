@@ -101,7 +101,7 @@ else:
 if "-h" not in args:
     print("JOBID STATE")
 for job in jobs:
-    print(shape.replace("%i", job).replace("%T", state(job)))
+    print(shape.replace("%i", job).replace("%T", state(job)).replace("%r", "None"))
 """
 
 _CANCEL = """

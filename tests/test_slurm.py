@@ -195,7 +195,10 @@ def test_a_job_that_ends_before_its_worker_joins_is_replaced(site: Site) -> None
         SMALL_JOBS + f"    job-script-prologue: ['test -e {flag} || {{ touch {flag}; exit 3; }}']\n"
     )
     staged = site.stage("-p", "x=range(2)")
-    r = site.yanex("run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1")
+    r = site.yanex(
+        "run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1",
+        YANEX_BATCH_POLL="1",
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "1 slurm job (SLURMCluster-0: job 1 FAILED) ended before its worker joined; " \
         "submitted a new one" in r.stderr  # fmt: skip
@@ -210,7 +213,10 @@ def test_jobs_that_never_start_a_worker_end_the_batch(site: Site) -> None:
     so, and the members stay staged."""
     site.jobqueue_yaml(SMALL_JOBS + "    job-script-prologue: ['exit 3']\n")
     staged = site.stage("-p", "x=range(2)")
-    r = site.yanex("run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1")
+    r = site.yanex(
+        "run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "1",
+        YANEX_BATCH_POLL="1",
+    )  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "3 slurm jobs in a row ended before their Dask worker joined " \
         "(the last: SLURMCluster-0: job 3 FAILED): their job script cannot start a worker; " \
@@ -219,6 +225,32 @@ def test_jobs_that_never_start_a_worker_end_the_batch(site: Site) -> None:
     assert [site.status(i) for i in staged] == ["staged", "staged"]
     assert site.batch.submitted() == ["1", "2", "3"]
     assert not site.runs()
+
+
+def test_jobs_that_never_start_beside_a_working_one_leave_it_the_batch(site: Site) -> None:
+    """Job 1 works, every later job's script fails at once: after three in a row no more are
+    submitted, and the members run on job 1 (its member was never cut off)."""
+    site.jobqueue_yaml(
+        SMALL_JOBS + "    job-script-prologue: ['test \"$SLURM_JOB_ID\" -lt 2 || exit 3']\n"
+    )
+    staged = site.stage("-p", "x=range(3)")
+    runner = site.project.popen(
+        "run", "--staged", "--executor", "dask", "--cluster", "slurm", "-j", "2",
+        env=site.env(RELEASE=str(site.release), YANEX_BATCH_POLL="1"),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(site.batch.submitted()) >= 4, 120, "three failed jobs")
+        time.sleep(4)  # four polls: no fifth job
+        assert site.batch.submitted() == ["1", "2", "3", "4"]
+    finally:
+        site.release.touch()
+    _out, err = runner.communicate(timeout=120)
+    stderr = err.decode()
+    assert runner.returncode == 0, stderr
+    assert "3 slurm jobs in a row ended before their Dask worker joined" in stderr
+    assert "going on with the 1 slurm job (SLURMCluster-0) left" in stderr
+    assert [site.status(i) for i in staged] == ["completed"] * 3
+    assert {run["job"] for run in site.runs()} == {"1"}
 
 
 def test_pbs_takes_the_same_path(project: Project, tmp_path: Path) -> None:

@@ -369,33 +369,53 @@ JOBQUEUE_CLUSTERS = {
 }
 
 
-# A Slurm job whose worker never joined is asked after with squeue every STATUS_EVERY
-# seconds: one that ended (its job script failed at once, its node failed at boot, it was
-# cancelled while queued) is replaced as a preempted one is, up to UNJOINED_LIMIT in a row.
+# A Slurm job whose worker has not joined is asked after with one squeue for all of them,
+# STATUS_EVERY seconds after its submission and every STATUS_EVERY seconds since
+# (YANEX_BATCH_POLL): one that ended (its job script failed at once, its node failed at boot,
+# it was cancelled while queued, requeued and held) is replaced as a preempted one is;
+# UNJOINED_LIMIT in a row (no worker joining between them) are not replaced again.
 STATUS_EVERY = 30.0
+STATUS_EVERY_ENV = "YANEX_BATCH_POLL"
 UNJOINED_LIMIT = 3
 SLURM_ENDED = frozenset((
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
-    "PREEMPTED", "SPECIAL_EXIT", "TIMEOUT",
+    "PREEMPTED", "REQUEUE_HOLD", "SPECIAL_EXIT", "TIMEOUT",
 ))  # fmt: skip
 
 
-def slurm_ended(job_id: str) -> str | None:
-    """The final state of Slurm job ``job_id`` (``FAILED``, ``gone``: no longer known), or
-    None while it is queued or runs, or when squeue gives no clear answer."""
+def slurm_ended(job_ids: list[str]) -> dict[str, str]:
+    """The Slurm jobs of ``job_ids`` that ended, with their final state (``FAILED``; ``gone``:
+    no longer known; ``REQUEUE_HOLD``: requeued and held, which runs no more by itself); the
+    others are queued or run, or squeue gave no clear answer."""
     try:
         done = subprocess.run(
-            ["squeue", "-h", "-o", "%T", "-j", job_id],
-            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+            ["squeue", "-h", "-a", "-o", "%i %T %r", "-j", ",".join(job_ids)],
+            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return None
+        return {}
     if done.returncode != 0:
-        return "gone" if "invalid job id" in done.stderr.lower() else None
-    state = done.stdout.strip().split()[:1]
-    if not state:
-        return "gone"  # purged from Slurm's memory
-    return state[0] if state[0] in SLURM_ENDED else None
+        if "invalid job id" not in done.stderr.lower():
+            return {}
+        if len(job_ids) == 1:
+            return {job_ids[0]: "gone"}
+        ended: dict[str, str] = {}  # one of them Slurm forgot: each on its own
+        for job_id in job_ids:
+            ended.update(slurm_ended([job_id]))
+        return ended
+    states: dict[str, tuple[str, str]] = {}
+    for line in done.stdout.splitlines():
+        words = line.split(None, 2)
+        if len(words) >= 2:
+            states[words[0]] = (words[1], words[2] if len(words) > 2 else "")
+    ended = {}
+    for job_id in job_ids:
+        state, reason = states.get(job_id, ("gone", ""))
+        if state == "PENDING" and "requeued held" in reason.lower():
+            state = "REQUEUE_HOLD"
+        if state == "gone" or state in SLURM_ENDED:
+            ended[job_id] = state
+    return ended
 
 
 class BatchJobs:
@@ -455,9 +475,10 @@ class BatchJobs:
         self.grace = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout"))
         self.seen: set[str] = set()  # jobs whose workers have joined
         self.missing: dict[str, float] = {}  # jobs whose workers all left: since when
-        self.asked: dict[str, float] = {}  # jobs never joined: when the batch system was asked
+        self.asked: dict[str, float] = {}  # jobs never joined: submitted, or last asked after
         self.unjoined = 0  # jobs in a row that ended before their workers joined
         self.ended = slurm_ended if kind == "slurm" else None
+        self.poll = store.env_number(STATUS_EVERY_ENV, STATUS_EVERY, 1.0)
         try:
             job = self.cluster._dummy_job  # the jobs' shape (what cluster.job_script() shows)
             self.threads = max(1, job.worker_processes * job.worker_process_threads)
@@ -511,28 +532,43 @@ class BatchJobs:
     def replace_lost(self, workers: set[str]) -> None:
         """Replace the jobs whose workers all left the scheduler (``workers``: the names of
         those it has) for longer than the grace, and the jobs that ended before theirs
-        joined (``UNJOINED_LIMIT`` of those in a row: a DaskError)."""
+        joined. ``UNJOINED_LIMIT`` of those in a row (no worker joining between them) are not
+        replaced: the batch goes on with the jobs left, or, with none left, ends (DaskError)."""
         now = time.monotonic()
         left: list[str] = []
-        unjoined: dict[str, str] = {}  # job: its state, as the batch system says
+        waiting: list[str] = []  # jobs whose workers have not joined yet
         for job in list(self.cluster.worker_spec):
             if self._names(job) & workers:
+                if job not in self.seen:
+                    self.unjoined = 0  # a job's worker joined: the job script works
                 self.seen.add(job)
                 self.missing.pop(job, None)
-                self.unjoined = 0
+                self.asked.pop(job, None)
             elif job in self.seen:
                 if now - self.missing.setdefault(job, now) > self.grace:
                     left.append(job)
-            elif state := self._ended_unjoined(job, now):
-                unjoined[job] = state
+            else:
+                waiting.append(job)
+        unjoined = self._ended_unjoined(waiting, now)  # job: its state, as Slurm says
         self.unjoined += len(unjoined)
-        if self.unjoined >= UNJOINED_LIMIT:
-            raise DaskError(
+        if self.unjoined >= UNJOINED_LIMIT and unjoined:
+            others = [job for job in self.cluster.worker_spec if job not in unjoined]
+            advice = (
                 f"{self.unjoined} {self.kind} jobs in a row ended before their Dask worker "
                 f"joined (the last: {', '.join(unjoined.values())}): their job script cannot "
                 "start a worker; see a job's output (--cluster-option log_directory=DIR keeps "
                 "it) and its script (dask-jobqueue's cluster.job_script())"
             )
+            if not others:
+                raise DaskError(advice)
+            with contextlib.suppress(Exception):
+                self.cluster.sync(self.cluster.scale_down, list(unjoined))
+            for job in unjoined:
+                self.asked.pop(job, None)
+            self.jobs = len(others)
+            self.cluster.scale(jobs=self.jobs)
+            self.echo(f"yanex: {advice}; going on with the {_jobs(self.kind, others)} left")
+            unjoined = {}
         lost = left + list(unjoined)
         if not lost:
             return
@@ -541,7 +577,7 @@ class BatchJobs:
         for job in lost:
             self.seen.discard(job)
             self.missing.pop(job, None)
-            self.asked.pop(job, None)
+            self.asked[job] = now  # its replacement (of the same name): asked after later
         why = []
         if left:
             why.append(f"{_jobs(self.kind, left)} lost its workers (preempted, killed or out of "
@@ -562,17 +598,26 @@ class BatchJobs:
             return
         self.echo(f"yanex: {what}; submitted {'new ones' if len(lost) > 1 else 'a new one'}")
 
-    def _ended_unjoined(self, job: str, now: float) -> str | None:
-        """The batch system's final state of ``job``, whose worker never joined (asked every
-        STATUS_EVERY seconds; None when not asked, still queued or running)."""
-        if self.ended is None or now - self.asked.get(job, 0.0) < STATUS_EVERY:
-            return None
-        self.asked[job] = now
-        job_id = getattr(self.cluster.workers.get(job), "job_id", None)
-        if not job_id:
-            return None  # not submitted yet
-        state = self.ended(str(job_id))
-        return f"{job}: job {job_id} {state}" if state else None
+    def _ended_unjoined(self, jobs: list[str], now: float) -> dict[str, str]:
+        """Of ``jobs`` (whose workers never joined), those the batch system says ended, with
+        their state: each asked after ``poll`` seconds after its submission and every
+        ``poll`` seconds since, all in one call."""
+        if self.ended is None:
+            return {}
+        due: dict[str, str] = {}  # job id: job
+        for job in jobs:
+            if now - self.asked.setdefault(job, now) < self.poll:
+                continue
+            job_id = getattr(self.cluster.workers.get(job), "job_id", None)
+            if job_id:  # (none yet: not submitted)
+                due[str(job_id)] = job
+                self.asked[job] = now
+        if not due:
+            return {}
+        ended = self.ended(list(due))
+        return {
+            due[job_id]: f"{due[job_id]}: job {job_id} {state}" for job_id, state in ended.items()
+        }
 
     def close(self) -> None:
         """Cancel every job of the cluster and stop its scheduler."""
