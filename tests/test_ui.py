@@ -614,6 +614,36 @@ def test_curves_are_each_result_against_its_step(store: Project, server: Server)
     assert trace["start"] == datetime.fromisoformat(started).timestamp() and trace["n"] == 0
 
 
+def test_curves_count_a_results_line_as_every_reader_does(store: Project, server: Server) -> None:
+    """A first line after a byte-order mark, a line with bytes that are not UTF-8, and one
+    whose results are not an object: the curve has the points `yanex show` counts."""
+    import shutil
+
+    from yanex.results_file import parse_results
+
+    target = store.home / "experiments" / "c0ffee00"
+    shutil.copytree(store.home / "experiments" / by_name(store)["base"], target)
+    try:
+        meta = metadata(target)
+        meta.update(id="c0ffee00", name="odd-lines")
+        (target / "metadata.json").write_text(json.dumps(meta))
+        (target / "results.jsonl").write_bytes(
+            b'\xef\xbb\xbf{"step": 0, "results": {"loss": 1.0}}\n'
+            b'{"step": 1, "results": {"loss": 2.0, "note": "\xff"}}\n'
+            b'{"step": 2, "results": 3}\n'
+            b'{"step": 3, "results": {"loss": 4.0}}\n'
+        )
+        counted, _ = parse_results((target / "results.jsonl").read_bytes())
+        data = json.loads(server.get("/api/curves?id=c0ffee00").body)
+        (trace,) = next(r for r in data["results"] if r["name"] == "loss")["traces"]
+        assert trace["x"] == [line["step"] for line in counted] == [1, 3]
+        assert trace["y"] == [2.0, 4.0]
+        shown = store.yanex("show", "c0ffee00")
+        assert shown.returncode == 0 and re.search(r"loss\s+4\b", shown.stdout), shown.stdout
+    finally:
+        shutil.rmtree(target)
+
+
 def test_curves_and_comparisons_download_as_csv(store: Project, server: Server) -> None:
     names = by_name(store)
     base, small = names["base"], names["small"]

@@ -684,12 +684,15 @@ def _add_last(
 
 def _add_points(points: dict[str, Points], names: list[str], index: int, raw: bytes) -> None:
     """Each of ``names`` from one raw line of results.jsonl, at its step (else its index) and
-    its time; a value that is not a finite number is a gap (None)."""
+    its time; a value that is not a finite number is a gap (None). The line counts as
+    ``results_file.parse_results`` counts it (its bytes read as UTF-8 with replacement)."""
     try:
-        line = json.loads(raw)
-        values = dict(leaves(line["results"]))
-    except (ValueError, RecursionError, TypeError, KeyError):
+        line = json.loads(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
         return
+    if not (isinstance(line, dict) and isinstance(line.get("results"), dict)):
+        return
+    values = dict(leaves(line["results"]))
     step = line.get("step")
     x = step if isinstance(step, int) and not isinstance(step, bool) else index
     t = epoch(line.get("timestamp"))
