@@ -761,6 +761,23 @@ def test_results_replaced_then_nested_again_in_a_later_part_merge_as_one_pass(
     assert json.dumps(in_parts) == json.dumps(in_one)  # in the same order
 
 
+def test_a_part_too_deep_to_send_back_is_read_in_one_pass(tmp_path: Path) -> None:
+    """A result nested 800 deep in a later part cannot come back from its process (pickle's
+    depth): the file is read in one pass instead, never a traceback."""
+    folder = tmp_path / "0123abcd"
+    folder.mkdir()
+    deep = "1"
+    for _ in range(800):
+        deep = '{"d": ' + deep + "}"
+    with open(folder / "results.jsonl", "w") as f:
+        for i in range(3700):
+            f.write(json.dumps({"step": i, "results": {"filler": i}}) + "\n")
+        f.write('{"step": 3700, "results": {"deep": ' + deep + "}}\n")
+        f.write(json.dumps({"step": 3701, "results": {"filler": 3701}}) + "\n")
+    in_parts, in_one = _in_parts_and_in_one_pass(folder)
+    assert in_parts == in_one and in_one["filler"] == 3701 and "deep" in in_one
+
+
 def test_any_mix_of_nested_and_plain_results_merges_in_parts_as_one_pass(
     tmp_path: Path,
 ) -> None:

@@ -380,8 +380,9 @@ def scan_results(
             kept, offset = saved
             summary.last, summary.stats, summary.lines = kept.last, kept.stats, kept.lines
         parts = _parts(fd, offset, st.st_size)
-        if len(parts) > 1:
-            offset = _scan_parallel(fd, parts, summary)
+        scanned = _scan_parallel(fd, parts, summary) if len(parts) > 1 else None
+        if scanned is not None:
+            offset = scanned
         else:
             for data in _whole_lines(fd, offset, st.st_size):
                 summary.add(parse_results(data)[0])
@@ -444,13 +445,19 @@ def _parts(fd: int, start: int, stop: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def _scan_parallel(fd: int, parts: list[tuple[int, int]], summary: Summary) -> int:
+def _scan_parallel(fd: int, parts: list[tuple[int, int]], summary: Summary) -> int | None:
+    """``parts`` summarized by processes of their own, merged into ``summary``; the offset
+    after them. None, ``summary`` untouched, when a part cannot come back (a result nested
+    past what pickle can send, a worker killed): the caller reads the file in one pass."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork")  # the descriptor is shared, nothing imported
-    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
-        found = list(pool.map(_summarize_part, [(fd, a, b) for a, b in parts]))
+    try:
+        with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+            found = list(pool.map(_summarize_part, [(fd, a, b) for a, b in parts]))
+    except Exception:  # (BrokenProcessPool, RecursionError while pickling, ...)
+        return None
     end = parts[0][0]
     for part, used in found:
         summary.merge(part)
