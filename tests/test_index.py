@@ -75,6 +75,26 @@ def test_an_index_of_another_schema_is_rebuilt(project: Project) -> None:
     assert r.stdout.split() == ids and f"it has schema 99, not {index.SCHEMA_VERSION}" in r.stderr
 
 
+def test_a_folder_the_build_cannot_take_leaves_the_others_of_its_batch_whole(
+    project: Project,
+) -> None:
+    """Results holding text that is not Unicode (a lone surrogate) skip that folder, named,
+    once; the folders built beside it are not left half-written (every later command then
+    said they were in both experiments/ and archived/)."""
+    ids = setup(project, runs=4)
+    bad = sorted(ids)[-1]
+    with open(project.home / "experiments" / bad / "results.jsonl", "a") as f:
+        f.write('{"step": 9, "results": {"note": "\\ud800"}}\n')
+    index_file(project).unlink()
+    first = project.yanex("list", "--all", "--format", "ids")
+    assert first.returncode == 0 and sorted(first.stdout.split()) == sorted(set(ids) - {bad})
+    assert bad in first.stderr and "not valid Unicode" in first.stderr, first.stderr
+    for _ in range(2):
+        again = project.yanex("list", "--all", "--format", "ids")
+        assert "in both" not in again.stderr, again.stderr
+        assert sorted(again.stdout.split()) == sorted(set(ids) - {bad})
+
+
 @pytest.mark.parametrize("wait", ["inf", "nan", "-3", "0", "soon", "1e300"])
 def test_any_index_wait_setting_is_taken_or_left(project: Project, wait: str) -> None:
     """YANEX_INDEX_WAIT that is not a finite number of seconds is the default (10 s), one

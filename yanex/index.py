@@ -181,8 +181,9 @@ class Index:
         try:
             conn = sqlite3.connect(path, timeout=self.lock_wait, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {self._wait_ms}")
-            if building:
-                for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
+            if building:  # a new file, renamed in when whole: no journal on disk; one in
+                # memory, so that a batch a folder spoils rolls back (OFF kept half of it)
+                for pragma in ("journal_mode = MEMORY", "synchronous = OFF", "cache_size = -65536"):
                     conn.execute(f"PRAGMA {pragma}")
             else:
                 conn.execute("PRAGMA synchronous = NORMAL")
