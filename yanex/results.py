@@ -230,7 +230,6 @@ def to_dataframe(records: Sequence[Record]) -> Any:
 
 
 def _dataframe(pandas: Any, records: Sequence[Record]) -> Any:
-    count = len(records)
     # The index's JSON of all records decoded in one call each: 100,000 small parses cost more.
     tags, params, lasts = (
         json.loads("[" + ",".join(texts) + "]")
@@ -273,12 +272,7 @@ def _dataframe(pandas: Any, records: Sequence[Record]) -> Any:
     # Built column by column: a 100,000-row frame from row dicts costs several times more.
     spread: dict[str, list[Any]] = {}
     for prefix, rows in (("params", params), ("results", lasts)):
-        for row, values in enumerate(rows):
-            for leaf, value in leaves(values, prefix):
-                found = spread.get(leaf)
-                if found is None:
-                    found = spread[leaf] = [_MISSING] * count
-                found[row] = value
+        _spread(rows, prefix, spread)
     columns.update((name, column(values)) for name, values in spread.items())
     return pandas.DataFrame(columns)
 
@@ -291,6 +285,31 @@ class _Missing:
 
 
 _MISSING = _Missing()
+
+
+def _spread(rows: list[dict[str, Any]], prefix: str, into: dict[str, list[Any]]) -> None:
+    """Each row's leaves into a column per dotted name (``_MISSING`` where a row has none).
+    A row's top-level values are taken as they are unless a nested dict is walked (with
+    :func:`yanex.dotted.leaves`): 100,000 rows of the same keys make each column once."""
+    count = len(rows)
+    columns: dict[str, list[Any]] = {}  # a top-level key: its column
+
+    def of(name: str) -> list[Any]:
+        found = into.get(name)
+        if found is None:
+            found = into[name] = [_MISSING] * count
+        return found
+
+    for row, node in enumerate(rows):
+        for key, value in node.items():
+            if value and value.__class__ is dict:
+                for leaf, inner in leaves(value, f"{prefix}.{key}"):
+                    of(leaf)[row] = inner
+                continue
+            found = columns.get(key)
+            if found is None:
+                found = columns[key] = of(f"{prefix}.{key}")
+            found[row] = value
 
 
 def column(values: list[Any]) -> Any:
