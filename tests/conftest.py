@@ -149,6 +149,24 @@ class Project:
         return found[0]
 
 
+def runs_of_each_git_state(proj: Project) -> None:
+    """Runs of ``proj``'s committed job.py named clean, dirty (an uncommitted change,
+    ``--ignore-dirty``) and, from a folder beside it outside git, no-git: git.dirty false,
+    true and null, in one store."""
+
+    def run(where: Project, *args: str) -> None:
+        r = where.yanex("run", "job.py", *args)
+        assert r.returncode == 0, r.stderr
+
+    run(proj, "-n", "clean")
+    proj.write("job.py", (proj.path / "job.py").read_text() + "# an uncommitted change\n")
+    run(proj, "--ignore-dirty", "-n", "dirty")
+    plain = Project(proj.path.parent / "plain", proj.home)
+    plain.path.mkdir()
+    plain.write("job.py", "print('ran')\n")
+    run(plain, "-n", "no-git")
+
+
 def metadata(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "metadata.json").read_text())
 

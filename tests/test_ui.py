@@ -35,6 +35,7 @@ from conftest import (
     metadata,
     results,
     run_python,
+    runs_of_each_git_state,
 )
 from uiserver import Server, row_ids, text
 
@@ -407,13 +408,7 @@ def dirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Se
     git(proj.path, "init", "-q", "-b", "main")
     proj.write("job.py", "print('ran')\n")
     proj.commit("job")
-    run_ok(proj, "run", "job.py", "-n", "clean")
-    proj.write("job.py", "print('ran')\n# an uncommitted change\n")
-    run_ok(proj, "run", "job.py", "--ignore-dirty", "-n", "dirty")
-    plain = Project(root / "plain", proj.home)
-    plain.path.mkdir()
-    plain.write("job.py", "print('ran')\n")
-    run_ok(plain, "run", "job.py", "-n", "no-git")
+    runs_of_each_git_state(proj)
     srv = Server.start(proj, "--all-projects")
     yield proj, srv
     srv.stop()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, git, metadata, results
+from conftest import Project, git, metadata, results, runs_of_each_git_state
 from uiserver import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -678,13 +678,7 @@ def edges(tmp_path_factory: pytest.TempPathFactory) -> Project:
     proj.write("job.py", "print('ran')\n")
     proj.commit("edges")
     run_ok(proj, "run", "edges.py", "-m", "-p", f"big=list({', '.join(map(str, BIG))})")
-    run_ok(proj, "run", "job.py", "-n", "clean")
-    proj.write("job.py", "print('ran')\n# an uncommitted change\n")
-    run_ok(proj, "run", "job.py", "--ignore-dirty", "-n", "dirty")
-    plain = Project(root / "plain", proj.home)
-    plain.path.mkdir()
-    plain.write("job.py", "print('ran')\n")
-    run_ok(plain, "run", "job.py", "-n", "no-git")
+    runs_of_each_git_state(proj)
     return proj
 
 
